@@ -1,0 +1,280 @@
+package feature
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"golang.org/x/text/encoding/charmap"
+)
+
+// Row is one input row: one field per column of the schema, as raw bytes.
+//
+// A Row handed out by [Rows] is only valid until the next call to Next; the
+// byte slices it returns alias the engine's buffers. Copy what you keep
+// (string(b), or [Row.String], which always copies).
+type Row struct {
+	// Fields holds the raw bytes of each column, in schema order.
+	Fields [][]byte
+	// Encoding is the text encoding of the file the row came from.
+	Encoding Encoding
+	// Schema names the columns. It may be nil in tests; errors then name
+	// the column by position.
+	Schema *Schema
+}
+
+// ErrEmpty is returned by the typed accessors for an empty field.
+var ErrEmpty = errors.New("empty field")
+
+// FieldError reports a field that could not be read as the asked type.
+type FieldError struct {
+	Column string
+	Value  string
+	Err    error
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("column %s: cannot parse %q: %v", e.Column, e.Value, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func (r *Row) fieldErr(i int, err error) error {
+	name := "#" + strconv.Itoa(i+1)
+	if r.Schema != nil && i < r.Schema.Len() {
+		name = r.Schema.Name(i)
+	}
+	v := r.Fields[i]
+	if len(v) > 64 {
+		v = v[:64]
+	}
+	return &FieldError{Column: name, Value: string(v), Err: err}
+}
+
+// Bytes returns field i as it was in the file (not decoded). It aliases the
+// engine's buffer: valid until the iterator moves on.
+func (r *Row) Bytes(i int) []byte { return r.Fields[i] }
+
+// String returns field i as UTF-8 text, decoding cp1252 when the file (or,
+// with auto encoding, the field) is cp1252. It always returns a copy.
+func (r *Row) String(i int) string { return DecodeText(r.Fields[i], r.Encoding) }
+
+// DecodeText returns b as a UTF-8 string, decoding it from cp1252 when enc
+// says so (or, for EncodingAuto, when b is not valid UTF-8). Invalid UTF-8
+// in an EncodingUTF8 field becomes U+FFFD.
+func DecodeText(b []byte, enc Encoding) string {
+	if isASCII(b) {
+		return string(b)
+	}
+	switch enc {
+	case EncodingCP1252:
+		return decodeCP1252(b)
+	case EncodingUTF8:
+		if utf8.Valid(b) {
+			return string(b)
+		}
+		return string([]rune(string(b))) // replaces invalid bytes with U+FFFD
+	default:
+		if utf8.Valid(b) {
+			return string(b)
+		}
+		return decodeCP1252(b)
+	}
+}
+
+func decodeCP1252(b []byte) string {
+	out, err := charmap.Windows1252.NewDecoder().Bytes(b)
+	if err != nil { // Windows1252 decodes every byte; this is our bug.
+		panic("BUG: cp1252 decode: " + err.Error())
+	}
+	return string(out)
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// unsafeString views b as a string without copying, for parsing only: the
+// result must not outlive the call.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// Int parses field i as a base-10 integer.
+func (r *Row) Int(i int) (int64, error) {
+	b := r.Fields[i]
+	if len(b) == 0 {
+		return 0, r.fieldErr(i, ErrEmpty)
+	}
+	v, err := strconv.ParseInt(unsafeString(b), 10, 64)
+	if err != nil {
+		return 0, r.fieldErr(i, errors.Unwrap(err))
+	}
+	return v, nil
+}
+
+// Float parses field i as a decimal number ("1234.5", "-3", "1e3").
+func (r *Row) Float(i int) (float64, error) {
+	b := r.Fields[i]
+	if len(b) == 0 {
+		return 0, r.fieldErr(i, ErrEmpty)
+	}
+	v, err := strconv.ParseFloat(unsafeString(b), 64)
+	if err != nil {
+		return 0, r.fieldErr(i, errors.Unwrap(err))
+	}
+	return v, nil
+}
+
+// Decimal parses field i as a fixed-point decimal with the given number of
+// fraction digits (0 to 9) and returns it scaled: with digits=4, "12.5"
+// becomes 125000. More fraction digits than asked for are an error, so that
+// sums of Decimals are exact and do not depend on the order of rows.
+func (r *Row) Decimal(i int, digits int) (int64, error) {
+	v, err := ParseDecimal(r.Fields[i], digits)
+	if err != nil {
+		return 0, r.fieldErr(i, err)
+	}
+	return v, nil
+}
+
+var errDecimal = errors.New("not a decimal number")
+
+// ParseDecimal parses b as a fixed-point decimal scaled by 10^digits.
+func ParseDecimal(b []byte, digits int) (int64, error) {
+	if digits < 0 || digits > 9 {
+		return 0, fmt.Errorf("decimal digits %d out of range 0..9", digits)
+	}
+	if len(b) == 0 {
+		return 0, ErrEmpty
+	}
+	neg := false
+	switch b[0] {
+	case '-':
+		neg = true
+		b = b[1:]
+	case '+':
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return 0, errDecimal
+	}
+	var v int64
+	frac := -1
+	nd := 0
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			if frac >= 0 {
+				if frac == digits {
+					return 0, fmt.Errorf("more than %d fraction digits", digits)
+				}
+				frac++
+			}
+			if v > (1<<63-1)/10-10 {
+				return 0, errors.New("decimal out of range")
+			}
+			v = v*10 + int64(c-'0')
+			nd++
+		case c == '.' && frac < 0:
+			frac = 0
+		default:
+			return 0, errDecimal
+		}
+	}
+	if nd == 0 {
+		return 0, errDecimal
+	}
+	if frac < 0 {
+		frac = 0
+	}
+	for ; frac < digits; frac++ {
+		if v > (1<<63-1)/10 {
+			return 0, errors.New("decimal out of range")
+		}
+		v *= 10
+	}
+	if neg {
+		v = -v
+	}
+	return v, nil
+}
+
+// Time parses field i as a timestamp: "2006-01-02T15:04:05" or with a space
+// instead of T, optional fraction and zone ("Z", "+01:00"), or a date
+// "2006-01-02" alone. Times without a zone are UTC.
+func (r *Row) Time(i int) (time.Time, error) {
+	t, err := ParseTime(r.Fields[i])
+	if err != nil {
+		return time.Time{}, r.fieldErr(i, err)
+	}
+	return t, nil
+}
+
+var errTime = errors.New("not a timestamp (want YYYY-MM-DD[ T]hh:mm:ss)")
+
+// ParseTime parses a timestamp in the forms Row.Time accepts.
+func ParseTime(b []byte) (time.Time, error) {
+	if len(b) == 0 {
+		return time.Time{}, ErrEmpty
+	}
+	// Fast path: exactly "YYYY-MM-DD hh:mm:ss" or with T, UTC.
+	if (len(b) == 19 || len(b) == 10) && b[4] == '-' && b[7] == '-' {
+		y, ok1 := digits(b[0:4])
+		mo, ok2 := digits(b[5:7])
+		d, ok3 := digits(b[8:10])
+		if ok1 && ok2 && ok3 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 {
+			if len(b) == 10 {
+				return time.Date(y, time.Month(mo), d, 0, 0, 0, 0, time.UTC), nil
+			}
+			if (b[10] == 'T' || b[10] == ' ') && b[13] == ':' && b[16] == ':' {
+				h, ok4 := digits(b[11:13])
+				mi, ok5 := digits(b[14:16])
+				s, ok6 := digits(b[17:19])
+				if ok4 && ok5 && ok6 && h < 24 && mi < 60 && s < 61 {
+					t := time.Date(y, time.Month(mo), d, h, mi, s, 0, time.UTC)
+					if t.Day() == d { // rejects 2023-02-30
+						return t, nil
+					}
+				}
+			}
+		}
+	}
+	s := unsafeString(b)
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, errTime
+}
+
+var timeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02 15:04:05Z07:00",
+	"2006-01-02",
+}
+
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}

@@ -1,0 +1,373 @@
+package feature
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Rows iterates over one user's rows, in file order. It may stream them
+// from disk: each row is valid only until the next call to Next.
+//
+//	for rows.Next() {
+//		row := rows.Row()
+//		...
+//	}
+//	if err := rows.Err(); err != nil { ... }
+type Rows interface {
+	// Next advances to the next row and reports whether there is one.
+	Next() bool
+	// Row returns the current row. It is overwritten by the next Next.
+	Row() *Row
+	// Err returns the error that stopped the iteration early, if any.
+	Err() error
+	// Schema returns the schema of the rows.
+	Schema() *Schema
+}
+
+// User identifies the group being reduced.
+type User struct {
+	// Key is the grouping key: the user column, or what Map returned.
+	// It is valid only during the call; copy it to keep it.
+	Key []byte
+	// File is the base name of the input file the rows come from, or ""
+	// when a job reduces a user across all files.
+	File string
+	// Params holds the job's --param values.
+	Params Params
+}
+
+// Aggregator is the mergeable form of a feature set: the engine may feed
+// parts of one user's rows to several Aggregators (on several workers) and
+// Merge them before Finish. Merge must give the same result whatever the
+// split, so that huge users can be spread over idle workers.
+type Aggregator interface {
+	// Add adds one row. The row is only valid during the call.
+	Add(row *Row) error
+	// Merge folds another Aggregator of the same Spec into this one.
+	Merge(other Aggregator) error
+	// Finish writes the features into out.
+	Finish(out *Record) error
+}
+
+// MapFunc sees every row before grouping. It returns keep=false to drop the
+// row, and a non-nil key to group the row under that key instead of the
+// user column. The key may alias the row; mce copies it.
+type MapFunc func(row *Row, p Params) (key []byte, keep bool)
+
+// ReduceFunc computes one user's features from its rows into out.
+type ReduceFunc func(u *User, rows Rows, out *Record) error
+
+// Spec is a feature job.
+type Spec struct {
+	// Name names the feature set in logs and outputs.
+	Name string
+	// Schema is the input columns; nil means InvoiceSchema.
+	Schema *Schema
+	// Columns are the output features, in output order.
+	Columns []Column
+	// Map, if set, filters and re-keys rows before grouping.
+	Map MapFunc
+	// Reduce computes one user's features. Set Reduce or NewAggregator.
+	Reduce ReduceFunc
+	// NewAggregator, if set, makes the feature set mergeable.
+	NewAggregator func(u *User) Aggregator
+}
+
+// Validate checks the Spec and fills defaults.
+func (s *Spec) Validate() error {
+	if s.Name == "" {
+		return errors.New("feature spec has no Name")
+	}
+	if s.Schema == nil {
+		s.Schema = InvoiceSchema
+	}
+	if len(s.Columns) == 0 {
+		return fmt.Errorf("feature spec %s has no Columns", s.Name)
+	}
+	seen := map[string]bool{}
+	for _, c := range s.Columns {
+		if c.Name == "" || strings.ContainsAny(c.Name, ",\"\n\r") {
+			return fmt.Errorf("feature spec %s: bad column name %q", s.Name, c.Name)
+		}
+		if seen[c.Name] {
+			return fmt.Errorf("feature spec %s: column %q appears twice", s.Name, c.Name)
+		}
+		seen[c.Name] = true
+		if c.Type < TypeInt || c.Type > TypeTime {
+			return fmt.Errorf("feature spec %s: column %q has no type", s.Name, c.Name)
+		}
+	}
+	if (s.Reduce == nil) == (s.NewAggregator == nil) {
+		return fmt.Errorf("feature spec %s: set exactly one of Reduce and NewAggregator", s.Name)
+	}
+	return nil
+}
+
+// Mergeable reports whether the engine may split a user across workers.
+func (s *Spec) Mergeable() bool { return s.NewAggregator != nil }
+
+// NewRecord returns an empty output record for this Spec.
+func (s *Spec) NewRecord() *Record { return NewRecord(s.Columns) }
+
+// PanicError is a panic in user feature code, recovered by mce.
+type PanicError struct {
+	Value any
+	Stack string
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("panic: %v", e.Value)
+}
+
+// ReduceUser runs the Spec on one user: Reduce, or for a mergeable Spec
+// one Aggregator fed with all rows. A panic in user code is returned as a
+// *PanicError; out is reset first.
+func (s *Spec) ReduceUser(u *User, rows Rows, out *Record) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: string(debug.Stack())}
+		}
+	}()
+	out.Reset()
+	if s.Reduce != nil {
+		if err := s.Reduce(u, rows, out); err != nil {
+			return err
+		}
+		return rows.Err()
+	}
+	agg := s.NewAggregator(u)
+	for rows.Next() {
+		if err := agg.Add(rows.Row()); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return agg.Finish(out)
+}
+
+// Guard runs f, turning a panic in user code into a *PanicError.
+func Guard(f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: string(debug.Stack())}
+		}
+	}()
+	return f()
+}
+
+// Type is the type of an output feature.
+type Type uint8
+
+// Output feature types.
+const (
+	TypeInt Type = iota + 1
+	TypeFloat
+	TypeString
+	TypeTime
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeInt:
+		return "int"
+	case TypeFloat:
+		return "float"
+	case TypeString:
+		return "string"
+	case TypeTime:
+		return "time"
+	}
+	return fmt.Sprintf("Type(%d)", uint8(t))
+}
+
+// Column is one output feature.
+type Column struct {
+	Name string
+	Type Type
+	Doc  string
+}
+
+// Record holds one user's output features. Unset features are written as
+// empty fields.
+type Record struct {
+	cols []Column
+	set  []bool
+	ints []int64
+	flts []float64
+	strs []string
+}
+
+// NewRecord returns an empty record with the given columns.
+func NewRecord(cols []Column) *Record {
+	return &Record{
+		cols: cols,
+		set:  make([]bool, len(cols)),
+		ints: make([]int64, len(cols)),
+		flts: make([]float64, len(cols)),
+		strs: make([]string, len(cols)),
+	}
+}
+
+// Columns returns the record's columns.
+func (r *Record) Columns() []Column { return r.cols }
+
+// Reset clears every feature.
+func (r *Record) Reset() {
+	for i := range r.set {
+		r.set[i] = false
+		r.strs[i] = ""
+	}
+}
+
+func (r *Record) index(name string, t Type) int {
+	for i, c := range r.cols {
+		if c.Name == name {
+			if c.Type != t {
+				panic(fmt.Sprintf("feature %q is %s, set as %s", name, c.Type, t))
+			}
+			return i
+		}
+	}
+	panic(fmt.Sprintf("feature %q is not one of the Spec's Columns", name))
+}
+
+// SetInt sets the named int feature. Setting an unknown name or the wrong
+// type panics (a bug in the feature code, reported with its file and user).
+func (r *Record) SetInt(name string, v int64) { r.SetIntAt(r.index(name, TypeInt), v) }
+
+// SetFloat sets the named float feature.
+func (r *Record) SetFloat(name string, v float64) { r.SetFloatAt(r.index(name, TypeFloat), v) }
+
+// SetString sets the named string feature.
+func (r *Record) SetString(name string, v string) { r.SetStringAt(r.index(name, TypeString), v) }
+
+// SetTime sets the named time feature.
+func (r *Record) SetTime(name string, v time.Time) { r.SetTimeAt(r.index(name, TypeTime), v) }
+
+// SetIntAt sets feature i (an int).
+func (r *Record) SetIntAt(i int, v int64) { r.ints[i], r.set[i] = v, true }
+
+// SetFloatAt sets feature i (a float).
+func (r *Record) SetFloatAt(i int, v float64) { r.flts[i], r.set[i] = v, true }
+
+// SetStringAt sets feature i (a string).
+func (r *Record) SetStringAt(i int, v string) { r.strs[i], r.set[i] = v, true }
+
+// SetTimeAt sets feature i (a time), kept to the nanosecond in UTC.
+func (r *Record) SetTimeAt(i int, v time.Time) { r.ints[i], r.set[i] = v.UnixNano(), true }
+
+// IsSet reports whether feature i was set.
+func (r *Record) IsSet(i int) bool { return r.set[i] }
+
+// AppendField appends feature i formatted for a CSV file (without
+// quoting): ints in base 10, floats in the shortest form that reads back
+// exactly ("NaN", "+Inf" for those), times as RFC 3339 in UTC, and nothing
+// for an unset feature.
+func (r *Record) AppendField(dst []byte, i int) []byte {
+	if !r.set[i] {
+		return dst
+	}
+	switch r.cols[i].Type {
+	case TypeInt:
+		return strconv.AppendInt(dst, r.ints[i], 10)
+	case TypeFloat:
+		f := r.flts[i]
+		if math.IsNaN(f) {
+			return append(dst, "NaN"...)
+		}
+		return strconv.AppendFloat(dst, f, 'g', -1, 64)
+	case TypeString:
+		return append(dst, r.strs[i]...)
+	case TypeTime:
+		return time.Unix(0, r.ints[i]).UTC().AppendFormat(dst, time.RFC3339Nano)
+	}
+	panic("BUG: record column without type")
+}
+
+// Params are the job's --param key=value pairs.
+type Params map[string]string
+
+// ParseParams reads "key=value" strings, as given to --param.
+func ParseParams(kvs []string) (Params, error) {
+	p := Params{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--param %q: want key=value", kv)
+		}
+		p[k] = v
+	}
+	return p, nil
+}
+
+// Get returns the value of key, or def when it is absent.
+func (p Params) Get(key, def string) string {
+	if v, ok := p[key]; ok {
+		return v
+	}
+	return def
+}
+
+// Int returns key as an int, def when absent, and an error when it is not
+// a number.
+func (p Params) Int(key string, def int64) (int64, error) {
+	v, ok := p[key]
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("param %s=%q: not an integer", key, v)
+	}
+	return n, nil
+}
+
+// Float returns key as a float, def when absent, and an error when it is
+// not a number.
+func (p Params) Float(key string, def float64) (float64, error) {
+	v, ok := p[key]
+	if !ok {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil {
+		return 0, fmt.Errorf("param %s=%q: not a number", key, v)
+	}
+	return f, nil
+}
+
+// SliceRows is a Rows over rows held in memory, for tests and examples.
+type SliceRows struct {
+	schema *Schema
+	rows   []Row
+	i      int
+}
+
+// NewSliceRows returns a Rows over the given field lists.
+func NewSliceRows(schema *Schema, enc Encoding, rows [][][]byte) *SliceRows {
+	s := &SliceRows{schema: schema, i: -1}
+	for _, f := range rows {
+		s.rows = append(s.rows, Row{Fields: f, Encoding: enc, Schema: schema})
+	}
+	return s
+}
+
+// Next implements Rows.
+func (s *SliceRows) Next() bool { s.i++; return s.i < len(s.rows) }
+
+// Row implements Rows.
+func (s *SliceRows) Row() *Row { return &s.rows[s.i] }
+
+// Err implements Rows.
+func (s *SliceRows) Err() error { return nil }
+
+// Schema implements Rows.
+func (s *SliceRows) Schema() *Schema { return s.schema }

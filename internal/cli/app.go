@@ -1,0 +1,119 @@
+// Package cli is the mce command line: it binds flags into each package's
+// Options and maps errors to exit codes. The mce binary and every compiled
+// features binary (`--features f.go`) run the same Main, the latter with the
+// user's Spec instead of the built-in one.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/mce-engine/mce/engine/feature"
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=...".
+var Version = "dev"
+
+// Env is what every command gets: the feature Spec this binary carries and
+// the logger.
+type Env struct {
+	// Spec is the feature set compiled into this binary: the built-in
+	// invoice set for mce, the user's for a features binary.
+	Spec feature.Spec
+	// FeaturesBinary is true in a binary compiled from a user's f.go.
+	FeaturesBinary bool
+	Logger         *slog.Logger
+}
+
+// ExitError carries an exit code through urfave/cli.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Main runs the mce command line with the given feature Spec and returns
+// the process exit code. Ctrl-C (SIGINT) or SIGTERM cancels the context.
+func Main(args []string, spec feature.Spec) int {
+	return run(args, &Env{Spec: spec})
+}
+
+// FeaturesMain is Main for a binary compiled from a user's f.go.
+func FeaturesMain(args []string, spec feature.Spec) int {
+	return run(args, &Env{Spec: spec, FeaturesBinary: true})
+}
+
+func run(args []string, env *Env) int {
+	if err := env.Spec.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "mce:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := newApp(env)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return 0
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintln(os.Stderr, "mce:", ee.Err)
+		}
+		return ee.Code
+	}
+	fmt.Fprintln(os.Stderr, "mce:", err)
+	if ctx.Err() != nil {
+		return 130
+	}
+	return 1
+}
+
+func newApp(env *Env) *ucli.App {
+	return &ucli.App{
+		Name:    "mce",
+		Usage:   "map-reduce of per-user features over many large files on one machine",
+		Version: Version,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json (logs go to stderr)"},
+		},
+		Before: func(c *ucli.Context) error {
+			l, err := newLogger(c.String("log-level"), c.String("log-format"))
+			if err != nil {
+				return err
+			}
+			env.Logger = l
+			slog.SetDefault(l)
+			return nil
+		},
+		Commands:               commands(env),
+		UseShortOptionHandling: true,
+		HideHelpCommand:        false,
+		ExitErrHandler:         func(*ucli.Context, error) {}, // errors are handled by run
+	}
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

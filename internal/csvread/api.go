@@ -1,0 +1,105 @@
+// Package csvread reads raw delimited files (invoices) fast: one shared
+// reader for `mce run` and `mce partition`.
+//
+// TODO(helper): this file fixes the API; the implementation goes beside it.
+package csvread
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mce-engine/mce/engine/feature"
+)
+
+// Options says how to read files. The zero value reads the invoice schema
+// with sniffed delimiter and automatic encoding.
+type Options struct {
+	// Schema is the job's columns; nil means feature.InvoiceSchema.
+	Schema *feature.Schema
+	// Aliases maps a canonical column name to other header names it may
+	// have in a file (compared case-insensitively, ignoring surrounding
+	// spaces). They are added to DefaultAliases.
+	Aliases map[string][]string
+	// Delimiter is the field separator; 0 sniffs it per file among
+	// ',', ';', '|' and '\t'.
+	Delimiter byte
+	// Encoding of text fields; EncodingUTF8 counts rows with invalid UTF-8
+	// as bad.
+	Encoding feature.Encoding
+	// MaxBadRowShare fails a file whose share of bad rows exceeds it.
+	// 0 means the default (0.01); a negative value never fails a file.
+	MaxBadRowShare float64
+	// SampleBadRows is how many bad rows are kept as samples (default 5).
+	SampleBadRows int
+	// MaxRowBytes bounds one row (default 64 MiB); a longer row (an
+	// unterminated quote) fails the file.
+	MaxRowBytes int
+	// ChunkBytes is the size of the blocks handed to parsers (default 4 MiB).
+	ChunkBytes int
+}
+
+// DefaultAliases are the header names mce knows for the invoice columns.
+var DefaultAliases = map[string][]string{
+	feature.ColInvoiceID:   {"id", "invoice", "folio", "uuid", "invoice_uuid"},
+	feature.ColIssuer:      {"issuer_id", "user_id", "user", "rfc", "rfc_emisor", "emisor", "issuer_rfc"},
+	feature.ColReceiver:    {"receiver_id", "rfc_receptor", "receptor", "receiver_rfc", "customer"},
+	feature.ColIssuedAt:    {"issue_time", "issued", "fecha", "fecha_emision", "date", "timestamp", "issue_ts"},
+	feature.ColAmount:      {"total", "monto", "importe", "amount_total"},
+	feature.ColCurrency:    {"moneda", "ccy"},
+	feature.ColDescription: {"descripcion", "concepto", "desc", "text"},
+}
+
+// File is an opened input file whose header has been read.
+type File struct {
+	Path        string
+	Size        int64  // bytes on disk
+	Compression string // "", "gzip" or "zstd"
+	Delimiter   byte
+	Encoding    feature.Encoding
+	Header      []string // as written in the file
+	Schema      *feature.Schema
+}
+
+// Stats counts what Scan read.
+type Stats struct {
+	Rows    int64 // good rows handed to fn
+	BadRows int64
+	Bytes   int64 // uncompressed bytes read, header included
+	Lines   int64
+	Samples []*RowError // the first SampleBadRows bad rows
+}
+
+// RowError is a bad row: where it is and why.
+type RowError struct {
+	File string
+	Line int64
+	Err  error
+	Text string // the start of the row, at most 120 bytes, for the log
+}
+
+func (e *RowError) Error() string { return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err) }
+func (e *RowError) Unwrap() error { return e.Err }
+
+// FileError fails a whole file; Line is 0 when no line is to blame.
+type FileError struct {
+	File string
+	Line int64
+	Err  error
+}
+
+func (e *FileError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.File, e.Err)
+}
+func (e *FileError) Unwrap() error { return e.Err }
+
+// Batch is the good rows of one chunk of a file. Each row has one field per
+// schema column, in schema order; the user field is normalised to UTF-8.
+// A Batch is valid only during the call to Scan's fn.
+type Batch struct {
+	// implementation fields
+}
+
+var _ = context.Background
