@@ -7,6 +7,7 @@ func commands(env *Env) []*ucli.Command {
 	var cmds []*ucli.Command
 	for _, f := range []func(*Env) *ucli.Command{
 		genCommand,
+		featuresCommand,
 	} {
 		if f != nil {
 			cmds = append(cmds, f(env))

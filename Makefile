@@ -1,0 +1,57 @@
+# mce: build, test, demo, benchmark. `make help` lists the targets.
+SHELL   := /bin/bash
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/mce-engine/mce/internal/cli.Version=$(VERSION)
+BIN     := bin/mce
+DEMO    ?= demo
+# Packages whose concurrency runs under the race detector in `make test`.
+RACE_PKGS ?= ./engine/... ./internal/csvread/... ./store/... ./partition/...
+FUZZTIME ?= 30s
+
+.PHONY: help build test test-race test-short fuzz fuzz-short bench demo lint faults clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## build bin/mce with its own source embedded (for --features)
+	$(GO) generate ./internal/srctree
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mce
+
+test: build ## the test suite CI runs: vet, unit and end-to-end tests, race detector, short fuzzing
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -race -short -timeout 10m $(RACE_PKGS)
+	$(MAKE) fuzz-short
+
+test-short: ## quick tests only
+	$(GO) test -short ./...
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run=NONE -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$pkg >/dev/null || \
+	      { echo "FAIL: fuzz $$pkg $$t"; $(GO) test -run=NONE -fuzz="^$$t\$$" -fuzztime=1s $$pkg; exit 1; }; \
+	  done; \
+	done
+
+bench: build ## Go micro-benchmarks, then the mode-vs-mode benchmark
+	$(GO) test -run=NONE -bench=. -benchmem ./...
+
+demo: build ## generate demo invoice files and run mce on them
+	@rm -rf $(DEMO)/data
+	$(BIN) gen --out $(DEMO)/data --seed 1 --files 6 --size 60MB --messy
+	$(BIN) run --out $(DEMO)/out --job demo $(DEMO)/data
+	@echo "outputs: $$(ls -d $(DEMO)/out/demo* | sort -V | tail -1)"
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin $(DEMO)
