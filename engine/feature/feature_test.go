@@ -1,0 +1,248 @@
+package feature
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseDecimal(t *testing.T) {
+	f := func(in string, digits int, want int64, wantErr bool) {
+		t.Helper()
+		got, err := ParseDecimal([]byte(in), digits)
+		if (err != nil) != wantErr || (!wantErr && got != want) {
+			t.Errorf("ParseDecimal(%q, %d) = %d, %v; want %d, err=%v", in, digits, got, err, want, wantErr)
+		}
+	}
+	f("12.5", 4, 125000, false)
+	f("12", 2, 1200, false)
+	f("-0.01", 2, -1, false)
+	f("+3.10", 2, 310, false)
+	f(".5", 1, 5, false)
+	f("5.", 1, 50, false)
+	f("1.234", 2, 0, true) // more digits than kept: no silent rounding
+	f("", 2, 0, true)
+	f("-", 2, 0, true)
+	f(".", 2, 0, true)
+	f("1e3", 2, 0, true)
+	f("1.2.3", 2, 0, true)
+	f("99999999999999999999", 2, 0, true)
+	f(" 1", 2, 0, true)
+}
+
+func TestParseTime(t *testing.T) {
+	f := func(in string, want string, wantErr bool) {
+		t.Helper()
+		got, err := ParseTime([]byte(in))
+		if (err != nil) != wantErr {
+			t.Fatalf("ParseTime(%q) err = %v, wantErr %v", in, err, wantErr)
+		}
+		if !wantErr && got.Format(time.RFC3339Nano) != want {
+			t.Errorf("ParseTime(%q) = %s, want %s", in, got.Format(time.RFC3339Nano), want)
+		}
+	}
+	f("2024-01-15 13:45:12", "2024-01-15T13:45:12Z", false)
+	f("2024-01-15T13:45:12", "2024-01-15T13:45:12Z", false)
+	f("2024-01-15", "2024-01-15T00:00:00Z", false)
+	f("2024-01-15T13:45:12+01:00", "2024-01-15T12:45:12Z", false)
+	f("2024-01-15T13:45:12.5Z", "2024-01-15T13:45:12.5Z", false)
+	f("2024-01-15 13:45:12.25", "2024-01-15T13:45:12.25Z", false)
+	f("2023-02-30 10:00:00", "", true)
+	f("2024-13-01", "", true)
+	f("15/01/2024", "", true)
+	f("", "", true)
+}
+
+func TestRow_Accessors(t *testing.T) {
+	s := InvoiceSchema
+	row := &Row{Schema: s, Encoding: EncodingCP1252, Fields: [][]byte{
+		[]byte("7"), []byte("ABC010101XY1"), []byte("R1"), []byte("2024-03-01 10:00:00"),
+		[]byte("10.50"), []byte("MXN"), []byte("Compa\xf1\xeda de caf\xe9"),
+	}}
+	if n, err := row.Int(0); err != nil || n != 7 {
+		t.Errorf("Int = %d, %v", n, err)
+	}
+	if v, err := row.Float(4); err != nil || v != 10.5 {
+		t.Errorf("Float = %v, %v", v, err)
+	}
+	if got := row.String(6); got != "Compañía de café" {
+		t.Errorf("String(cp1252) = %q", got)
+	}
+	if _, err := row.Int(1); err == nil || !strings.Contains(err.Error(), "column issuer") {
+		t.Errorf("Int(issuer) error should name the column: %v", err)
+	}
+	var fe *FieldError
+	if _, err := row.Time(2); !errors.As(err, &fe) || fe.Column != "receiver" {
+		t.Errorf("Time(receiver) = %v", err)
+	}
+}
+
+func TestDecodeText(t *testing.T) {
+	f := func(in string, enc Encoding, want string) {
+		t.Helper()
+		if got := DecodeText([]byte(in), enc); got != want {
+			t.Errorf("DecodeText(%q, %s) = %q, want %q", in, enc, got, want)
+		}
+	}
+	f("plain", EncodingAuto, "plain")
+	f("se\xf1or", EncodingAuto, "señor")     // invalid UTF-8: cp1252
+	f("señor", EncodingAuto, "señor")        // valid UTF-8 stays
+	f("se\xf1or", EncodingCP1252, "señor")   // forced
+	f("se\xf1or", EncodingUTF8, "se\ufffdor") // invalid bytes replaced
+	f("\x80", EncodingCP1252, "€")
+}
+
+func TestSpec_Validate(t *testing.T) {
+	red := func(*User, Rows, *Record) error { return nil }
+	f := func(s Spec, want string) {
+		t.Helper()
+		err := s.Validate()
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("Validate(%s) = %v, want %q", s.Name, err, want)
+		}
+	}
+	cols := []Column{{Name: "n", Type: TypeInt}}
+	f(Spec{Name: "ok", Columns: cols, Reduce: red}, "")
+	f(Spec{Columns: cols, Reduce: red}, "no Name")
+	f(Spec{Name: "x", Reduce: red}, "no Columns")
+	f(Spec{Name: "x", Columns: cols}, "exactly one")
+	f(Spec{Name: "x", Columns: []Column{{Name: "a,b", Type: TypeInt}}, Reduce: red}, "bad column name")
+	f(Spec{Name: "x", Columns: []Column{{Name: "a", Type: TypeInt}, {Name: "a", Type: TypeInt}}, Reduce: red}, "twice")
+	f(Spec{Name: "x", Columns: []Column{{Name: "a"}}, Reduce: red}, "no type")
+	inv := Invoice()
+	f(inv, "")
+}
+
+func TestSpec_ReduceUserRecoversPanic(t *testing.T) {
+	s := Spec{Name: "p", Columns: []Column{{Name: "n", Type: TypeInt}},
+		Reduce: func(u *User, rows Rows, out *Record) error {
+			var m map[string]int
+			m["boom"]++ // nil map write
+			return nil
+		}}
+	err := s.ReduceUser(&User{Key: []byte("u")}, NewSliceRows(InvoiceSchema, EncodingAuto, nil), s.NewRecord())
+	var pe *PanicError
+	if !errors.As(err, &pe) || !strings.Contains(pe.Stack, "feature_test.go") {
+		t.Fatalf("want *PanicError with stack, got %v", err)
+	}
+}
+
+// invoiceRows makes n random invoice rows for one user.
+func invoiceRows(r *rand.Rand, n int) [][][]byte {
+	rows := make([][][]byte, n)
+	for i := range rows {
+		amount := strconv.FormatFloat(float64(r.IntN(10_000_000))/100, 'f', 2, 64)
+		day := 1 + r.IntN(28)
+		rows[i] = [][]byte{
+			[]byte(strconv.Itoa(i)), []byte("U1"), []byte("R" + strconv.Itoa(r.IntN(7))),
+			[]byte("2024-02-" + twoDigits(day) + " 10:00:00"), []byte(amount), []byte("MXN"), []byte("x"),
+		}
+		if r.IntN(50) == 0 {
+			rows[i][4] = []byte("n/a")
+		}
+	}
+	return rows
+}
+
+func twoDigits(n int) string {
+	if n < 10 {
+		return "0" + strconv.Itoa(n)
+	}
+	return strconv.Itoa(n)
+}
+
+func format(r *Record) string {
+	var b []byte
+	for i := range r.Columns() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = r.AppendField(b, i)
+	}
+	return string(b)
+}
+
+// TestInvoice_MergeEqualsSequential checks that splitting a user's rows
+// over any number of aggregators and merging gives exactly (bit for bit)
+// what one aggregator over all rows gives: what lets the engine split a
+// huge user across workers and still match `mce reduce`.
+func TestInvoice_MergeEqualsSequential(t *testing.T) {
+	spec := Invoice()
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for trial := 0; trial < 50; trial++ {
+		rows := invoiceRows(r, 1+r.IntN(500))
+		u := &User{Key: []byte("U1")}
+		whole := spec.NewRecord()
+		if err := spec.ReduceUser(u, NewSliceRows(InvoiceSchema, EncodingAuto, rows), whole); err != nil {
+			t.Fatal(err)
+		}
+		// Split into k shuffled parts, merged in another order.
+		k := 1 + r.IntN(6)
+		parts := make([]Aggregator, k)
+		for i := range parts {
+			parts[i] = spec.NewAggregator(u)
+		}
+		for _, fields := range rows {
+			if err := parts[r.IntN(k)].Add(&Row{Fields: fields, Schema: InvoiceSchema}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := k - 1; i > 0; i-- {
+			if err := parts[0].Merge(parts[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		merged := spec.NewRecord()
+		if err := parts[0].Finish(merged); err != nil {
+			t.Fatal(err)
+		}
+		if a, b := format(whole), format(merged); a != b {
+			t.Fatalf("trial %d: merged differs\nwhole  %s\nmerged %s", trial, a, b)
+		}
+	}
+}
+
+func TestInvoice_Figures(t *testing.T) {
+	spec := Invoice()
+	spec.Validate()
+	rows := [][][]byte{
+		{[]byte("1"), []byte("U"), []byte("B"), []byte("2024-01-03 00:00:00"), []byte("10.00"), []byte("MXN"), nil},
+		{[]byte("2"), []byte("U"), []byte("A"), []byte("2024-01-01 00:00:00"), []byte("20.00"), []byte("MXN"), nil},
+		{[]byte("3"), []byte("U"), []byte("B"), []byte("2024-01-02 00:00:00"), []byte("10.00"), []byte("MXN"), nil},
+		{[]byte("4"), []byte("U"), []byte("C"), []byte("bad"), []byte("x"), []byte("MXN"), nil},
+	}
+	out := spec.NewRecord()
+	if err := spec.ReduceUser(&User{Key: []byte("U")}, NewSliceRows(InvoiceSchema, EncodingAuto, rows), out); err != nil {
+		t.Fatal(err)
+	}
+	// Ties on top receiver (A=20, B=20) go to the smaller name.
+	want := "4,40,13.333333333333334,5.773502691896258,10,20,2,2024-01-01T00:00:00Z,2024-01-03T00:00:00Z,A,20,1"
+	if got := format(out); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestParams(t *testing.T) {
+	p, err := ParseParams([]string{"a=1", "b=x=y", "c="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Get("b", "") != "x=y" || p.Get("c", "d") != "" || p.Get("z", "d") != "d" {
+		t.Errorf("params %v", p)
+	}
+	if n, err := p.Int("a", 0); err != nil || n != 1 {
+		t.Errorf("Int = %d, %v", n, err)
+	}
+	if _, err := p.Float("b", 0); err == nil {
+		t.Errorf("Float(b) should fail")
+	}
+	if _, err := ParseParams([]string{"novalue"}); err == nil {
+		t.Errorf("want error for novalue")
+	}
+}
