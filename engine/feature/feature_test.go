@@ -88,9 +88,9 @@ func TestDecodeText(t *testing.T) {
 		}
 	}
 	f("plain", EncodingAuto, "plain")
-	f("se\xf1or", EncodingAuto, "señor")     // invalid UTF-8: cp1252
-	f("señor", EncodingAuto, "señor")        // valid UTF-8 stays
-	f("se\xf1or", EncodingCP1252, "señor")   // forced
+	f("se\xf1or", EncodingAuto, "señor")      // invalid UTF-8: cp1252
+	f("señor", EncodingAuto, "señor")         // valid UTF-8 stays
+	f("se\xf1or", EncodingCP1252, "señor")    // forced
 	f("se\xf1or", EncodingUTF8, "se\ufffdor") // invalid bytes replaced
 	f("\x80", EncodingCP1252, "€")
 }

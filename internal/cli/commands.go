@@ -8,6 +8,12 @@ func commands(env *Env) []*ucli.Command {
 	for _, f := range []func(*Env) *ucli.Command{
 		genCommand,
 		featuresCommand,
+		debugCommand,
+		runCommand,
+		workerCommand,
+		benchCommand,
+		partitionCommand,
+		storeCommand,
 	} {
 		if f != nil {
 			cmds = append(cmds, f(env))

@@ -1,12 +1,10 @@
-// Package csvread reads raw delimited files (invoices) fast: one shared
-// reader for `mce run` and `mce partition`.
-//
-// TODO(helper): this file fixes the API; the implementation goes beside it.
 package csvread
 
 import (
-	"context"
 	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
 
 	"github.com/mce-engine/mce/engine/feature"
 )
@@ -17,21 +15,24 @@ type Options struct {
 	// Schema is the job's columns; nil means feature.InvoiceSchema.
 	Schema *feature.Schema
 	// Aliases maps a canonical column name to other header names it may
-	// have in a file (compared case-insensitively, ignoring surrounding
-	// spaces). They are added to DefaultAliases.
+	// have in a file. They are tried before DefaultAliases; a key that is
+	// not a schema column is an error. Names are compared folded: case,
+	// surrounding spaces and Spanish accents ignored, and ' ', '-' and '.'
+	// taken as '_' ("Fecha Emisión" matches fecha_emision).
 	Aliases map[string][]string
 	// Delimiter is the field separator; 0 sniffs it per file among
 	// ',', ';', '|' and '\t'.
 	Delimiter byte
 	// Encoding of text fields; EncodingUTF8 counts rows with invalid UTF-8
-	// as bad.
+	// as bad. EncodingAuto sniffs the first MiB of each file: cp1252 when
+	// it is not valid UTF-8, else automatic per field.
 	Encoding feature.Encoding
 	// MaxBadRowShare fails a file whose share of bad rows exceeds it.
 	// 0 means the default (0.01); a negative value never fails a file.
 	MaxBadRowShare float64
 	// SampleBadRows is how many bad rows are kept as samples (default 5).
 	SampleBadRows int
-	// MaxRowBytes bounds one row (default 64 MiB); a longer row (an
+	// MaxRowBytes bounds one row (default 64 MiB); a longer row (often an
 	// unterminated quote) fails the file.
 	MaxRowBytes int
 	// ChunkBytes is the size of the blocks handed to parsers (default 4 MiB).
@@ -39,6 +40,7 @@ type Options struct {
 }
 
 // DefaultAliases are the header names mce knows for the invoice columns.
+// Read it, do not modify it: add names through Options.Aliases.
 var DefaultAliases = map[string][]string{
 	feature.ColInvoiceID:   {"id", "invoice", "folio", "uuid", "invoice_uuid"},
 	feature.ColIssuer:      {"issuer_id", "user_id", "user", "rfc", "rfc_emisor", "emisor", "issuer_rfc"},
@@ -52,20 +54,35 @@ var DefaultAliases = map[string][]string{
 // File is an opened input file whose header has been read.
 type File struct {
 	Path        string
-	Size        int64  // bytes on disk
-	Compression string // "", "gzip" or "zstd"
-	Delimiter   byte
-	Encoding    feature.Encoding
-	Header      []string // as written in the file
+	Size        int64            // bytes on disk
+	Compression string           // "", "gzip" or "zstd"
+	Delimiter   byte             // given or sniffed
+	Encoding    feature.Encoding // given, or CP1252 or Auto as sniffed
+	Header      []string         // the header's fields, unquoted and decoded to UTF-8
 	Schema      *feature.Schema
+
+	opts        Options // with defaults filled in
+	osFile      *os.File
+	src         io.Reader // the uncompressed stream after the bytes in head
+	closeDecomp func()    // releases the decompressor, nil for plain files
+	head        []byte    // bytes read by Open after the header line
+	headEOF     bool      // head is the rest of the stream
+	colOf       []int     // header column of each schema column
+	nHeader     int       // fields in the header
+	dataLine    int64     // physical line of the first byte of head
+	headerLines int64     // physical lines up to the end of the header
+	scanned     bool
+
+	bytesRead     atomic.Int64 // uncompressed bytes consumed
+	diskBytesRead atomic.Int64 // on-disk bytes consumed
 }
 
 // Stats counts what Scan read.
 type Stats struct {
 	Rows    int64 // good rows handed to fn
 	BadRows int64
-	Bytes   int64 // uncompressed bytes read, header included
-	Lines   int64
+	Bytes   int64       // uncompressed bytes read, header included
+	Lines   int64       // physical lines, header and empty lines included
 	Samples []*RowError // the first SampleBadRows bad rows
 }
 
@@ -96,10 +113,19 @@ func (e *FileError) Error() string {
 func (e *FileError) Unwrap() error { return e.Err }
 
 // Batch is the good rows of one chunk of a file. Each row has one field per
-// schema column, in schema order; the user field is normalised to UTF-8.
-// A Batch is valid only during the call to Scan's fn.
+// schema column, in schema order, as raw bytes; User gives the user field
+// normalised to UTF-8. A Batch is valid only during the call to Scan's fn.
 type Batch struct {
-	// implementation fields
-}
+	file  *File
+	seq   int64
+	ncols int
+	user  int
 
-var _ = context.Background
+	// buf holds the rows one after another: each row's fields in schema
+	// order, then the user field converted to UTF-8 when it had to be.
+	// ends holds the end offset in buf of each of these ncols+1 slots per
+	// row (the last slot is empty when the user needed no conversion).
+	buf   []byte
+	ends  []uint32
+	lines []int64 // 1-based physical line of each row
+}

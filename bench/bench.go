@@ -1,0 +1,331 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Report is everything one benchmark measured.
+type Report struct {
+	Date    time.Time
+	Machine Machine
+	Config  Config
+	MCE     string // mce's version line
+	Data    *Dataset
+	// Results are the systems at Config.CPUs, in AllSystems order.
+	Results []*Result
+	// Sweep holds run and reduce at 1, 2, … all cores (with --sweep).
+	Sweep []SweepPoint
+	// Gate says what was compared with what.
+	Gate []string
+	// Profile is `go tool pprof -top` of one mce run, or why there is none.
+	Profile string
+	Targets []Target
+}
+
+// SweepPoint is run and reduce at one CPU count.
+type SweepPoint struct {
+	CPUs        int
+	Run, Reduce *Result
+}
+
+// Machine describes where the figures come from.
+type Machine struct {
+	Host      string
+	CPUModel  string
+	Cores     int
+	RAMBytes  int64
+	Kernel    string
+	GoVersion string
+	// LoadStart and LoadEnd are the 1-minute load averages: other work on
+	// the machine makes every figure slower.
+	LoadStart, LoadEnd string
+}
+
+// Result returns the result of system at Config.CPUs, or nil.
+func (r *Report) Result(system string) *Result {
+	for _, res := range r.Results {
+		if res.System == system {
+			return res
+		}
+	}
+	return nil
+}
+
+// Run runs the benchmark: it prepares the data, measures every system,
+// checks that their features agree, and writes the report to cfg.Stdout and
+// cfg.Results. A disagreement returns an error wrapping the
+// *MismatchError, and no figures are printed. Systems that failed are in
+// the report, and make Run return an error after writing it.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Work, 0o755); err != nil {
+		return nil, fmt.Errorf("work folder: %w", err)
+	}
+	rep := &Report{Date: time.Now(), Machine: readMachine(), Config: cfg}
+	mce := probeMCE(ctx, cfg.MCE)
+	rep.MCE = mce.version
+	if mce.err != nil {
+		cfg.Logger.Warn("bench: " + mce.err.Error())
+	}
+	data, err := prepareData(ctx, &cfg, mce)
+	if err != nil {
+		return nil, err
+	}
+	rep.Data = data
+	defer func() {
+		if !cfg.KeepData {
+			os.RemoveAll(filepath.Join(cfg.Work, "out"))
+			os.RemoveAll(filepath.Join(cfg.Work, "store"))
+			if data.Generated {
+				os.RemoveAll(data.Dir)
+				os.RemoveAll(filepath.Join(cfg.Work, "truth"))
+			}
+		}
+	}()
+
+	r := &runner{cfg: &cfg, mce: mce, data: data}
+	byName := map[string]*Result{}
+	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysPartition, SysReduce, SysUnix, SysDuckDB} {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if cfg.skipped(sys) {
+			byName[sys] = &Result{System: sys, CPUs: cfg.CPUs, Status: StatusSkipped, Reason: "--skip"}
+			continue
+		}
+		if p := byName[SysPartition]; sys == SysReduce && !p.OK() {
+			// A store left from another bench may hold other data.
+			byName[sys] = &Result{System: sys, CPUs: cfg.CPUs, Status: StatusUnavailable,
+				Reason: "needs the store of this bench's mce partition, which is " + p.Status.String()}
+			continue
+		}
+		byName[sys] = r.measure(ctx, sys, cfg.CPUs)
+		if res := byName[sys]; res.Status != StatusOK {
+			cfg.Logger.Warn("bench: "+res.Status.String(), "system", sys, "reason", firstLine(res.Reason))
+		}
+	}
+	for _, sys := range AllSystems() {
+		rep.Results = append(rep.Results, byName[sys])
+	}
+
+	ref, gateErr := gate(rep)
+	if gateErr != nil {
+		return rep, gateErr
+	}
+	if cfg.Sweep {
+		if err := sweep(ctx, r, rep, ref); err != nil {
+			return rep, err
+		}
+	}
+	if cfg.Profile && rep.Result(SysRun).OK() {
+		top, err := r.profileRun(ctx, cfg.CPUs)
+		if err != nil {
+			top = "no profile: " + err.Error()
+		}
+		rep.Profile = top
+	}
+	rep.Machine.LoadEnd = loadAverage()
+	rep.Targets = evaluate(rep)
+
+	md := rep.Markdown()
+	fmt.Fprint(cfg.Stdout, md)
+	if cfg.Results != "-" {
+		paths, err := rep.WriteFiles(cfg.Results)
+		if err != nil {
+			return rep, err
+		}
+		cfg.Logger.Info("bench: report written", "files", strings.Join(paths, " "))
+	}
+	var failed []string
+	for _, res := range rep.Results {
+		if res.Status == StatusFailed {
+			failed = append(failed, res.System)
+		}
+	}
+	for _, p := range rep.Sweep {
+		for _, res := range []*Result{p.Run, p.Reduce} {
+			if res != nil && res.Status == StatusFailed {
+				failed = append(failed, fmt.Sprintf("%s at %d CPUs", res.System, p.CPUs))
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return rep, fmt.Errorf("%d measurements failed: %s (see the report)", len(failed), strings.Join(failed, ", "))
+	}
+	return rep, nil
+}
+
+// measure runs one system at cpus.
+func (r *runner) measure(ctx context.Context, system string, cpus int) *Result {
+	switch system {
+	case SysFloor:
+		return r.runFloor(ctx, cpus)
+	case SysCSVFloor:
+		return r.runCSVFloor(ctx, cpus)
+	case SysRun, SysReduce:
+		return r.runMCE(ctx, system, cpus)
+	case SysPartition:
+		return r.runPartition(ctx, cpus)
+	case SysUnix:
+		return r.runUnix(ctx, cpus)
+	case SysDuckDB:
+		return r.runDuckDB(ctx, cpus)
+	}
+	panic("BUG: unknown system " + system)
+}
+
+// gate compares the features of every system with the reference (mce run,
+// or the first measured system with every feature) and with truth.csv. It
+// returns the reference.
+func gate(rep *Report) (*Features, error) {
+	var ref *Features
+	for _, sys := range []string{SysRun, SysReduce, SysDuckDB} {
+		if res := rep.Result(sys); res.OK() && res.Features != nil {
+			ref = res.Features
+			break
+		}
+	}
+	var errs []error
+	check := func(want, got *Features) {
+		if err := Compare(want, got, DefaultRelTol); err != nil {
+			errs = append(errs, err)
+			return
+		}
+		rep.Gate = append(rep.Gate, fmt.Sprintf("%s agrees with %s on %d rows (%s)",
+			got.System, want.System, len(want.Rows), fieldList(want.Fields&got.Fields)))
+	}
+	if rep.Data.Truth != "" {
+		truth, err := ReadTruth(rep.Data.Truth)
+		if err != nil {
+			return nil, fmt.Errorf("truth: %w", err)
+		}
+		if ref != nil {
+			check(truth, ref)
+		} else {
+			ref = truth
+		}
+	}
+	for _, res := range rep.Results {
+		if res.OK() && res.Features != nil && res.Features != ref {
+			if ref == nil {
+				ref = res.Features
+				continue
+			}
+			check(ref, res.Features)
+		}
+	}
+	if len(errs) > 0 {
+		return ref, fmt.Errorf("correctness gate: %w", errors.Join(errs...))
+	}
+	if ref == nil {
+		rep.Gate = append(rep.Gate, "no system produced features and there is no truth.csv: nothing was compared")
+	}
+	return ref, nil
+}
+
+// sweep measures run and reduce at 1, 2, … all cores; the point at
+// Config.CPUs is the main measurement.
+func sweep(ctx context.Context, r *runner, rep *Report, ref *Features) error {
+	var errs []error
+	for c := 1; c <= runtime.NumCPU(); c++ {
+		p := SweepPoint{CPUs: c}
+		if c == r.cfg.CPUs {
+			p.Run, p.Reduce = rep.Result(SysRun), rep.Result(SysReduce)
+		} else {
+			for _, sys := range []string{SysRun, SysReduce} {
+				main := rep.Result(sys)
+				var res *Result
+				if main.OK() {
+					res = r.measure(ctx, sys, c)
+					if res.OK() && ref != nil && res.Features != nil {
+						if err := Compare(ref, res.Features, DefaultRelTol); err != nil {
+							errs = append(errs, fmt.Errorf("at %d CPUs: %w", c, err))
+						}
+					}
+				} else {
+					res = &Result{System: sys, CPUs: c, Status: main.Status, Reason: main.Reason}
+				}
+				if sys == SysRun {
+					p.Run = res
+				} else {
+					p.Reduce = res
+				}
+			}
+		}
+		rep.Sweep = append(rep.Sweep, p)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("correctness gate: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}
+
+// readMachine describes this machine from /proc.
+func readMachine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadAverage()}
+	m.Host, _ = os.Hostname()
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = "Linux " + strings.TrimSpace(string(b))
+	}
+	scanKV := func(path string, fn func(k, v string) bool) {
+		f, err := os.Open(path)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			k, v, ok := strings.Cut(sc.Text(), ":")
+			if ok && !fn(strings.TrimSpace(k), strings.TrimSpace(v)) {
+				return
+			}
+		}
+	}
+	scanKV("/proc/cpuinfo", func(k, v string) bool {
+		if k == "model name" {
+			m.CPUModel = v
+			return false
+		}
+		return true
+	})
+	scanKV("/proc/meminfo", func(k, v string) bool {
+		if k == "MemTotal" {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+			m.RAMBytes = kb * 1024
+			return false
+		}
+		return true
+	})
+	return m
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}

@@ -1,0 +1,224 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// writeTruth writes truth.csv for the fixture files as the generator does
+// (file,user,rows,amount_total), with the total of one user changed by
+// offCents.
+func writeTruth(t *testing.T, dir string, fs *Features, offCents int64) {
+	t.Helper()
+	keys := make([]Key, 0, len(fs.Rows))
+	for k := range fs.Rows {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].File+keys[i].User < keys[j].File+keys[j].User })
+	var b strings.Builder
+	b.WriteString("file,user,rows,amount_total\n")
+	for i, k := range keys {
+		v := fs.Rows[k]
+		total := v.Total
+		if i == 1 {
+			total += offCents * 100
+		}
+		fmt.Fprintf(&b, "%s.csv,%q,%d,%s\n", k.File, k.User, v.Count, formatUnits(total))
+	}
+	writeFile(t, dir, "truth.csv", b.String())
+}
+
+func testConfig(t *testing.T, data string) (Config, *bytes.Buffer) {
+	t.Helper()
+	var out bytes.Buffer
+	work := t.TempDir()
+	return Config{
+		MCE:     filepath.Join(work, "no-mce"),
+		Work:    work,
+		Results: filepath.Join(work, "results"),
+		Data:    data,
+		Runs:    1,
+		CPUs:    2,
+		Skip:    []string{SysDuckDB, SysCSVFloor},
+		Self:    []string{testExe(t)},
+		Stdout:  &out,
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, &out
+}
+
+func TestRun_WithoutMCE(t *testing.T) {
+	data := t.TempDir()
+	paths := writeInvoices(t, data, 2, 1500, 5)
+	writeTruth(t, data, oracle(t, paths), 0)
+	cfg, out := testConfig(t, data)
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.Result(SysRun); got.Status != StatusUnavailable {
+		t.Errorf("run: %v, want not available without an mce binary", got.Status)
+	}
+	for _, sys := range []string{SysUnix, SysFloor} {
+		if got := rep.Result(sys); !got.OK() || len(got.Runs) != 1 {
+			t.Errorf("%s: %v %s, %d runs", sys, got.Status, got.Reason, len(got.Runs))
+		}
+	}
+	if got := rep.Result(SysDuckDB); got.Status != StatusSkipped {
+		t.Errorf("duckdb: %v, want skipped", got.Status)
+	}
+	md := out.String()
+	for _, want := range []string{"| unix |", "| floor |", "unix agrees with truth", "not available: no mce binary", "## Targets"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	for _, name := range []string{"latest.md", "latest.svg", rep.baseName() + ".md", rep.baseName() + ".svg"} {
+		if _, err := os.Stat(filepath.Join(cfg.Results, name)); err != nil {
+			t.Error(err)
+		}
+	}
+	latest, _ := os.ReadFile(filepath.Join(cfg.Results, "latest.md"))
+	if !strings.Contains(string(latest), "](latest.svg)") {
+		t.Error("latest.md does not show latest.svg")
+	}
+	// Without --keep-data the outputs are gone; the given data stays.
+	if _, err := os.Stat(filepath.Join(cfg.Work, "out")); !os.IsNotExist(err) {
+		t.Errorf("outputs left in the work folder: %v", err)
+	}
+	if _, err := os.Stat(paths[0]); err != nil {
+		t.Errorf("--data files removed: %v", err)
+	}
+}
+
+func TestRun_GateFails(t *testing.T) {
+	data := t.TempDir()
+	paths := writeInvoices(t, data, 1, 500, 6)
+	writeTruth(t, data, oracle(t, paths), 1) // one cent off
+	cfg, out := testConfig(t, data)
+	cfg.Skip = append(cfg.Skip, SysFloor)
+	_, err := Run(context.Background(), cfg)
+	var me *MismatchError
+	if !errors.As(err, &me) {
+		t.Fatalf("err %v, want a *MismatchError", err)
+	}
+	if me.Count != 1 || me.First[0].Field != "amount_total" || me.System != "unix" || me.Ref != "truth" {
+		t.Errorf("mismatch %+v", me)
+	}
+	if out.Len() != 0 {
+		t.Errorf("figures printed despite the disagreement:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Results, "latest.md")); !os.IsNotExist(err) {
+		t.Errorf("a report was written despite the disagreement: %v", err)
+	}
+}
+
+func TestConfig_Validate(t *testing.T) {
+	f := func(mod func(*Config), wantErr string) {
+		t.Helper()
+		cfg := Config{Src: t.TempDir()}
+		mod(&cfg)
+		_, err := cfg.withDefaults()
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("err %v, want one with %q", err, wantErr)
+		}
+	}
+	f(func(c *Config) { c.Size = "lots" }, "--size")
+	f(func(c *Config) { c.Skip = []string{"spark"} }, `--skip "spark"`)
+	f(func(c *Config) { c.Encoding = "latin1" }, "--encoding")
+	f(func(c *Config) { c.PartitionMem = "-1" }, "--partition-mem")
+	f(func(c *Config) { c.Runs = -1 }, "--runs")
+}
+
+func TestParseBytes(t *testing.T) {
+	f := func(in string, want int64) {
+		t.Helper()
+		got, err := ParseBytes(in)
+		if want < 0 {
+			if err == nil {
+				t.Errorf("ParseBytes(%q) = %d, want an error", in, got)
+			}
+			return
+		}
+		if err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	f("300MB", 300e6)
+	f("256MiB", 256<<20)
+	f("1G", 1<<30)
+	f("2.5GB", 2.5e9)
+	f("1024", 1024)
+	f("12 kb", 12e3)
+	f("0", -1)
+	f("MB", -1)
+	f("5 parsecs", -1)
+}
+
+func TestMain_Flags(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := Main(context.Background(), []string{"--runs", "x"}, nil, &out, &errOut); code != 2 {
+		t.Errorf("bad flag: exit %d, want 2", code)
+	}
+	if code := Main(context.Background(), []string{"extra"}, nil, &out, &errOut); code != 2 {
+		t.Errorf("extra argument: exit %d, want 2", code)
+	}
+	errOut.Reset()
+	if code := Main(context.Background(), []string{"-h"}, nil, &out, &errOut); code != 0 || !strings.Contains(errOut.String(), "-sweep") {
+		t.Errorf("-h: exit %d, usage %q", code, errOut.String())
+	}
+}
+
+// TestRun_WithMCE builds mce from this repository and runs the benchmark
+// on a small generated dataset: whatever mce commands exist are measured
+// and must agree with the baselines and the truth.
+func TestRun_WithMCE(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds mce; skipped with -short")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no Go toolchain")
+	}
+	cfg, out := testConfig(t, "")
+	wd, _ := os.Getwd()
+	src, err := findModuleRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", cfg.MCE, "./cmd/mce")
+	cmd.Dir = src
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("mce does not build right now: %v\n%s", err, b)
+	}
+	cfg.Size, cfg.Files = "4MB", 3
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, res := range rep.Results {
+		if res.Status == StatusFailed {
+			t.Errorf("%s failed: %s", res.System, res.Reason)
+		}
+	}
+	if !rep.Result(SysRun).OK() {
+		t.Fatalf("mce run was not measured: %s", rep.Result(SysRun).Reason)
+	}
+	md := out.String()
+	for _, want := range []string{"run agrees with truth", "unix agrees with run", "| run | mce run"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if rep.Result(SysRun).Skew == nil {
+		t.Errorf("no skew from mce run's timings.csv: %s", rep.Result(SysRun).Note)
+	}
+}

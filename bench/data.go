@@ -1,0 +1,204 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Dataset is the input every system reads.
+type Dataset struct {
+	Dir       string
+	Files     []string // invoice files, sorted by name
+	RawBytes  int64    // uncompressed bytes, headers included
+	DiskBytes int64
+	Rows      int64 // data rows; 0 when unknown
+	// Plain is true when every file is uncompressed.
+	Plain bool
+	// Truth and TruthFiles are the generator's truth files, or "".
+	Truth, TruthFiles string
+	// Generated says the bench wrote it, and how long `mce gen` took.
+	Generated  bool
+	GenSeconds float64
+	Desc       string
+}
+
+// genStamp records the settings that made a generated dataset, so that a
+// kept dataset is reused only for the same settings.
+type genStamp struct {
+	Size       string  `json:"size"`
+	Files      int     `json:"files"`
+	Seed       uint64  `json:"seed"`
+	HeavyShare float64 `json:"heavy_share"`
+	Messy      bool    `json:"messy"`
+	Encoding   string  `json:"encoding"`
+	MCE        string  `json:"mce_version"`
+}
+
+const stampName = "bench-gen.json"
+
+// prepareData generates the dataset with `mce gen` (or reuses a kept one
+// made with the same settings) or opens cfg.Data.
+func prepareData(ctx context.Context, cfg *Config, mce *mceInfo) (*Dataset, error) {
+	if cfg.Data != "" {
+		d, err := openDataset(cfg.Data, cfg.Data)
+		if err != nil {
+			return nil, err
+		}
+		d.Desc = "existing files in " + cfg.Data
+		return d, nil
+	}
+	dir := filepath.Join(cfg.Work, "data")
+	truthDir := filepath.Join(cfg.Work, "truth")
+	stamp := genStamp{Size: cfg.Size, Files: cfg.Files, Seed: cfg.Seed, HeavyShare: cfg.HeavyShare, Messy: cfg.Messy, Encoding: cfg.Encoding, MCE: mce.version}
+	want, _ := json.Marshal(stamp)
+	desc := fmt.Sprintf("`mce gen --seed %d --files %d --size %s --heavy-share %g --encoding %s%s`",
+		cfg.Seed, cfg.Files, cfg.Size, cfg.HeavyShare, cfg.Encoding, map[bool]string{true: " --messy"}[cfg.Messy])
+	if have, err := os.ReadFile(filepath.Join(truthDir, stampName)); err == nil && string(have) == string(want) {
+		if d, err := openDataset(dir, truthDir); err == nil && len(d.Files) > 0 {
+			cfg.Logger.Info("bench: reusing kept data", "dir", dir)
+			d.Generated, d.Desc = true, desc+" (kept from an earlier bench)"
+			return d, nil
+		}
+	}
+	if !mce.has("gen") {
+		return nil, fmt.Errorf("mce gen is not available in %s, so there is no data to measure: build a newer mce or give --data DIR", cfg.MCE)
+	}
+	for _, d := range []string{dir, truthDir} {
+		if err := os.RemoveAll(d); err != nil {
+			return nil, err
+		}
+	}
+	args := []string{cfg.MCE, "gen", "--out", dir, "--seed", strconv.FormatUint(cfg.Seed, 10),
+		"--files", strconv.Itoa(cfg.Files), "--size", cfg.Size, "--heavy-share", strconv.FormatFloat(cfg.HeavyShare, 'g', -1, 64), "--encoding", cfg.Encoding}
+	if cfg.Messy {
+		args = append(args, "--messy")
+	}
+	cfg.Logger.Info("bench: generating data", "size", cfg.Size, "files", cfg.Files, "dir", dir)
+	s, err := Measure(ctx, Command{Args: args})
+	if err != nil {
+		return nil, fmt.Errorf("generate data: %w", err)
+	}
+	// truth*.csv are CSV files too; move them out of the input folder so
+	// that every system reads the folder as it is.
+	if err := os.MkdirAll(truthDir, 0o755); err != nil {
+		return nil, err
+	}
+	for _, name := range []string{"truth.csv", "truth_files.csv"} {
+		if err := os.Rename(filepath.Join(dir, name), filepath.Join(truthDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("move %s: %w", name, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(truthDir, stampName), want, 0o644); err != nil {
+		return nil, err
+	}
+	d, err := openDataset(dir, truthDir)
+	if err != nil {
+		return nil, err
+	}
+	d.Generated, d.GenSeconds, d.Desc = true, s.Wall.Seconds(), desc
+	return d, nil
+}
+
+// isInput says whether name is an invoice file the systems read.
+func isInput(name string) bool {
+	n := strings.ToLower(name)
+	if strings.HasPrefix(n, "truth") {
+		return false
+	}
+	for _, ext := range []string{".csv", ".tsv", ".txt"} {
+		for _, c := range []string{"", ".gz", ".zst"} {
+			if strings.HasSuffix(n, ext+c) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// openDataset lists the input files of dir and reads the truth files in
+// truthDir when there are any.
+func openDataset(dir, truthDir string) (*Dataset, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	d := &Dataset{Dir: dir, Plain: true}
+	for _, e := range ents {
+		if e.IsDir() || !isInput(e.Name()) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		st, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		d.Files = append(d.Files, p)
+		d.DiskBytes += st.Size()
+		if strings.HasSuffix(p, ".gz") || strings.HasSuffix(p, ".zst") {
+			d.Plain = false
+		}
+	}
+	if len(d.Files) == 0 {
+		return nil, fmt.Errorf("data %s: no .csv/.tsv/.txt files", dir)
+	}
+	sort.Strings(d.Files)
+	d.RawBytes = d.DiskBytes
+	if p := filepath.Join(truthDir, "truth.csv"); fileExists(p) {
+		d.Truth = p
+	}
+	if p := filepath.Join(truthDir, "truth_files.csv"); fileExists(p) {
+		d.TruthFiles = p
+		var raw, rows int64
+		err := csvTable(p, func(col map[string]int, rec []string) error {
+			for name, dst := range map[string]*int64{"bytes": &raw, "rows": &rows, "bad_rows": &rows} {
+				if i, ok := col[name]; ok {
+					v, err := strconv.ParseInt(rec[i], 10, 64)
+					if err != nil {
+						return fmt.Errorf("%s: %w", name, err)
+					}
+					*dst += v
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if raw > 0 {
+			d.RawBytes = raw
+		}
+		d.Rows = rows
+	}
+	return d, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// dirBytes sums the sizes of the regular files under dir.
+func dirBytes(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.Type().IsRegular() {
+			st, err := e.Info()
+			if err != nil {
+				return err
+			}
+			n += st.Size()
+		}
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,413 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Verdict says whether a target is met.
+type Verdict uint8
+
+// Verdicts.
+const (
+	NotMeasured Verdict = iota
+	Met
+	NotMet
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Met:
+		return "met"
+	case NotMet:
+		return "not met"
+	}
+	return "not measured"
+}
+
+// Target is one goal from the issues, with the figure that decides it.
+type Target struct {
+	Name    string
+	Figure  string
+	Verdict Verdict
+	Note    string
+}
+
+func verdict(ok bool) Verdict {
+	if ok {
+		return Met
+	}
+	return NotMet
+}
+
+// mbPerSec is the raw input throughput of a wall time.
+func (r *Report) mbPerSec(res *Result) float64 {
+	if !res.OK() || res.Wall <= 0 {
+		return 0
+	}
+	return float64(r.Data.RawBytes) / 1e6 / res.Wall.Seconds()
+}
+
+// rows is the number of data rows, from the truth file, the reference's
+// counts or the floor.
+func (r *Report) rows() int64 {
+	if r.Data.Rows > 0 {
+		return r.Data.Rows
+	}
+	for _, sys := range []string{SysRun, SysReduce, SysDuckDB, SysUnix} {
+		if res := r.Result(sys); res.OK() && res.Features != nil {
+			var n int64
+			for _, v := range res.Features.Rows {
+				n += v.Count
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// BreakEven returns the smallest number of feature jobs k for which
+// partition + k·reduce takes less time than k·run, or 0 when reduce is not
+// faster than run.
+func BreakEven(partition, run, reduce float64) int {
+	if reduce >= run || run <= 0 {
+		return 0
+	}
+	return int(math.Floor(partition/(run-reduce))) + 1
+}
+
+// evaluate states every target of the issues against the figures.
+func evaluate(r *Report) []Target {
+	run, part, red := r.Result(SysRun), r.Result(SysPartition), r.Result(SysReduce)
+	duck, floor := r.Result(SysDuckDB), r.Result(SysFloor)
+	var ts []Target
+	add := func(name string, measured bool, ok bool, figure, note string) {
+		t := Target{Name: name, Figure: figure, Note: note}
+		if measured {
+			t.Verdict = verdict(ok)
+		}
+		ts = append(ts, t)
+	}
+
+	// Issue 3: at least 150 MB/s on 2 cores.
+	run2 := run
+	if r.Config.CPUs != 2 {
+		run2 = nil
+		for _, p := range r.Sweep {
+			if p.CPUs == 2 {
+				run2 = p.Run
+			}
+		}
+	}
+	switch {
+	case run2.OK():
+		mb := r.mbPerSec(run2)
+		add("mce run ≥ 150 MB/s on 2 cores (issue 3)", true, mb >= 150, fmt.Sprintf("%.0f MB/s", mb), "")
+	case run2 == nil:
+		add("mce run ≥ 150 MB/s on 2 cores (issue 3)", false, false, "–", "needs a run at 2 CPUs (--cpus 2 or --sweep)")
+	default:
+		add("mce run ≥ 150 MB/s on 2 cores (issue 3)", false, false, "–", unmeasured(run2))
+	}
+	ratio := func(slow, fast *Result) float64 { return slow.Wall.Seconds() / fast.Wall.Seconds() }
+	if run.OK() && duck.OK() {
+		x := ratio(duck, run)
+		add("mce run ≥ 2× DuckDB, same files and threads (issue 6)", true, x >= 2, fmt.Sprintf("%.2f×", x), "")
+	} else {
+		add("mce run ≥ 2× DuckDB, same files and threads (issue 6)", false, false, "–", unmeasured(run, duck))
+	}
+	if run.OK() && red.OK() {
+		x := ratio(run, red)
+		add("mce reduce ≥ 2× mce run (issues 5, 6)", true, x >= 2, fmt.Sprintf("%.2f×", x), "")
+	} else {
+		add("mce reduce ≥ 2× mce run (issues 5, 6)", false, false, "–", unmeasured(run, red))
+	}
+	if red.OK() {
+		mib := mibOf(red.PeakRSSBytes)
+		note := ""
+		if r.Data.RawBytes < 2<<30 {
+			note = fmt.Sprintf("the target is stated for ≥ 2 GiB raw; this data is %.2f GiB", float64(r.Data.RawBytes)/(1<<30))
+		}
+		add("mce reduce peak RSS ≤ 256 MiB (issue 5)", true, mib <= 256, fmt.Sprintf("%.0f MiB", mib), note)
+	} else {
+		add("mce reduce peak RSS ≤ 256 MiB (issue 5)", false, false, "–", unmeasured(red))
+	}
+	if part.OK() && part.StoreBytes > 0 {
+		share := float64(part.StoreBytes) / float64(r.Data.RawBytes)
+		add("store ≤ 50% of raw (issue 4)", true, share <= 0.5, fmt.Sprintf("%.1f%%", 100*share), "")
+	} else {
+		add("store ≤ 50% of raw (issue 4)", false, false, "–", unmeasured(part))
+	}
+	if part.OK() {
+		mem, _ := ParseBytes(r.Config.PartitionMem)
+		x := float64(part.PeakRSSBytes) / float64(mem)
+		add("partition peak RSS ≤ 1.5× --mem (issue 4)", true, x <= 1.5,
+			fmt.Sprintf("%.0f MiB = %.2f× of %s", mibOf(part.PeakRSSBytes), x, r.Config.PartitionMem), "")
+	} else {
+		add("partition peak RSS ≤ 1.5× --mem (issue 4)", false, false, "–", unmeasured(part))
+	}
+	if part.OK() && run.OK() {
+		x := ratio(part, run)
+		add("partition ≤ 2 mce run passes (issue 4)", true, x <= 2, fmt.Sprintf("%.2f passes", x), "")
+	} else {
+		add("partition ≤ 2 mce run passes (issue 4)", false, false, "–", unmeasured(part, run))
+	}
+	if run.OK() && floor.OK() {
+		x := r.mbPerSec(run) / r.mbPerSec(floor)
+		note := ""
+		if x < 0.6 {
+			note = "the rest goes to parsing quotes, decoding, grouping and the features; see csvfloor for the reader's share"
+		}
+		add("mce run ≥ 60% of the floor per core (issue 6)", true, x >= 0.6, fmt.Sprintf("%.0f%%", 100*x), note)
+	} else {
+		add("mce run ≥ 60% of the floor per core (issue 6)", false, false, "–", unmeasured(run, floor))
+	}
+	for _, res := range []*Result{run, red} {
+		name := fmt.Sprintf("mce %s skew: slowest worker ≤ 1.15× the mean (issue 3)", res.System)
+		if res.OK() && res.Skew != nil && res.Skew.Files > 0 {
+			sk := res.Skew
+			add(name, true, sk.Overall <= 1.15,
+				fmt.Sprintf("%.2f× over all files (largest file %.2f×, worst %.2f× in %s)", sk.Overall, sk.HeavyMax, sk.Max, sk.MaxFile),
+				"Σ slowest worker s / Σ mean worker s from timings.csv; it cannot credit the heavy user's own time, which timings.csv does not give")
+		} else {
+			why := unmeasured(res)
+			if res.OK() {
+				why = "no timings.csv with worker times"
+				if res.Note != "" {
+					why = res.Note
+				}
+			}
+			add(name, false, false, "–", why)
+		}
+	}
+	return ts
+}
+
+func unmeasured(rs ...*Result) string {
+	var parts []string
+	for _, r := range rs {
+		if !r.OK() {
+			parts = append(parts, fmt.Sprintf("%s %s", r.System, r.Status))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Markdown is the report: machine, data, method, the table, store, skew,
+// break-even, targets and the sweep.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "# mce benchmark, %s\n\n", r.Date.Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "- **Machine**: %d cores (%s), %.1f GiB RAM, %s, %s; load average %s at the start, %s at the end",
+		m.Cores, orDash(m.CPUModel), float64(m.RAMBytes)/(1<<30), orDash(m.Kernel), m.GoVersion, orDash(m.LoadStart), orDash(m.LoadEnd))
+	if load, err := parseFloat(m.LoadStart); err == nil && load >= 0.5*float64(m.Cores) {
+		b.WriteString(" (other work was running: the figures are indicative)")
+	}
+	b.WriteString(".\n")
+	fmt.Fprintf(&b, "- **mce**: %s.\n", orDash(r.MCE))
+	d := r.Data
+	fmt.Fprintf(&b, "- **Data**: %d files, %.1f MB raw", len(d.Files), float64(d.RawBytes)/1e6)
+	if d.DiskBytes != d.RawBytes {
+		fmt.Fprintf(&b, " (%.1f MB on disk)", float64(d.DiskBytes)/1e6)
+	}
+	if rows := r.rows(); rows > 0 {
+		fmt.Fprintf(&b, ", %s rows", human(float64(rows)))
+	}
+	fmt.Fprintf(&b, "; %s", d.Desc)
+	if d.GenSeconds > 0 {
+		fmt.Fprintf(&b, " in %.1f s", d.GenSeconds)
+	}
+	b.WriteString(".\n")
+	fmt.Fprintf(&b, "- **Method**: every system gets %d CPUs (threads, cluster size or sort --parallel); each runs %d times "+
+		"and every figure is the median of its runs, figure by figure; warm page cache (caches cannot be dropped without root); "+
+		"CPU is user+sys of the whole process tree (CPU use: CPU s / (wall s × CPUs)), peak RSS the peak of the tree's summed RSS sampled every 50 ms; MB/s is of raw input bytes.\n",
+		r.Config.CPUs, r.Config.Runs)
+	fmt.Fprintf(&b, "- **Correctness**: %s.\n\n", strings.Join(r.Gate, "; "))
+
+	b.WriteString("| system | what | wall s | CPU s | CPU use | peak RSS MiB | MB/s | rows/s | notes |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|---|\n")
+	rows := r.rows()
+	for _, res := range r.Results {
+		if !res.OK() {
+			what := res.What
+			if what == "" {
+				what = systemWhat(res.System)
+			}
+			fmt.Fprintf(&b, "| %s | %s | | | | | | | %s: %s |\n", res.System, cell(what), res.Status, cell(res.Reason))
+			continue
+		}
+		rps := "–"
+		if rows > 0 {
+			rps = human(float64(rows) / res.Wall.Seconds())
+		}
+		note := res.Note
+		if res.System == SysPartition && res.StoreBytes > 0 {
+			note = joinNote(note, fmt.Sprintf("store %.1f MB = %.1f%% of raw", float64(res.StoreBytes)/1e6, 100*float64(res.StoreBytes)/float64(r.Data.RawBytes)))
+		}
+		if res.Skew != nil && res.Skew.Files > 0 {
+			note = joinNote(note, fmt.Sprintf("skew %.2f× (largest file %.2f×)", res.Skew.Overall, res.Skew.HeavyMax))
+		}
+		// CPU use is the share of the CPUs given that the system kept busy.
+		use := res.CPU.Seconds() / (res.Wall.Seconds() * float64(max(res.CPUs, 1)))
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.0f%% | %.0f | %.0f | %s | %s |\n", res.System, cell(res.What),
+			res.Wall.Seconds(), res.CPU.Seconds(), 100*use, mibOf(res.PeakRSSBytes), r.mbPerSec(res), rps, cell(note))
+	}
+	b.WriteString("\n")
+
+	run, part, red := r.Result(SysRun), r.Result(SysPartition), r.Result(SysReduce)
+	if run.OK() && part.OK() && red.OK() {
+		P, R, D := part.Wall.Seconds(), run.Wall.Seconds(), red.Wall.Seconds()
+		if k := BreakEven(P, R, D); k > 0 {
+			fmt.Fprintf(&b, "**Break-even**: partition + k·reduce < k·run from **k = %d** feature jobs on the same data "+
+				"(%.2f + %d×%.2f = %.2f s against %d×%.2f = %.2f s).\n\n", k, P, k, D, P+float64(k)*D, k, R, float64(k)*R)
+		} else {
+			fmt.Fprintf(&b, "**Break-even**: never: reduce (%.2f s) is not faster than run (%.2f s).\n\n", D, R)
+		}
+	}
+
+	b.WriteString("## Targets\n\n| target | figure | status | note |\n|---|---|---|---|\n")
+	for _, t := range r.Targets {
+		fmt.Fprintf(&b, "| %s | %s | **%s** | %s |\n", t.Name, t.Figure, t.Verdict, cell(t.Note))
+	}
+	b.WriteString("\n")
+
+	if len(r.Sweep) > 0 {
+		b.WriteString("## CPU sweep\n\n| CPUs | run wall s | run speed-up | run MB/s | reduce wall s | reduce speed-up | reduce MB/s |\n|--:|--:|--:|--:|--:|--:|--:|\n")
+		var run1, red1 float64
+		for _, p := range r.Sweep {
+			if p.CPUs == 1 {
+				if p.Run.OK() {
+					run1 = p.Run.Wall.Seconds()
+				}
+				if p.Reduce.OK() {
+					red1 = p.Reduce.Wall.Seconds()
+				}
+			}
+		}
+		col := func(res *Result, base float64) string {
+			if !res.OK() {
+				return fmt.Sprintf("%s | | ", res.Status)
+			}
+			w := res.Wall.Seconds()
+			sp := "–"
+			if base > 0 {
+				sp = fmt.Sprintf("%.2f×", base/w)
+			}
+			return fmt.Sprintf("%.2f | %s | %.0f", w, sp, r.mbPerSec(res))
+		}
+		for _, p := range r.Sweep {
+			fmt.Fprintf(&b, "| %d | %s | %s |\n", p.CPUs, col(p.Run, run1), col(p.Reduce, red1))
+		}
+		b.WriteString("\n")
+	}
+	if r.Profile != "" {
+		fmt.Fprintf(&b, "## Where mce run's CPU goes\n\nOne extra run with %s set (not one of the measured runs), all its processes' profiles together:\n\n```\n%s\n```\n\n",
+			ProfileEnv, strings.TrimSpace(r.Profile))
+	}
+	if name := r.chartName(); name != "" {
+		fmt.Fprintf(&b, "![wall time and peak RSS per system](%s)\n", name)
+	}
+	return b.String()
+}
+
+func (r *Report) baseName() string {
+	host := regexp.MustCompile(`[^A-Za-z0-9._-]+`).ReplaceAllString(r.Machine.Host, "_")
+	if host == "" {
+		host = "host"
+	}
+	return r.Date.Format("2006-01-02") + "-" + host
+}
+
+func (r *Report) chartName() string {
+	if r.Config.Results == "-" {
+		return ""
+	}
+	return r.baseName() + ".svg"
+}
+
+// WriteFiles writes the report and the chart under dir as
+// <date>-<host>.md and .svg, and copies them to latest.md and latest.svg.
+func (r *Report) WriteFiles(dir string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	md := r.Markdown()
+	svg := r.SVG()
+	latest := strings.Replace(md, "]("+r.chartName()+")", "](latest.svg)", 1)
+	files := []struct{ name, body string }{
+		{r.baseName() + ".md", md}, {r.chartName(), svg}, {"latest.md", latest}, {"latest.svg", svg},
+	}
+	var paths []string
+	for _, f := range files {
+		p := filepath.Join(dir, f.name)
+		if err := os.WriteFile(p, []byte(f.body), 0o644); err != nil {
+			return paths, err
+		}
+		paths = append(paths, p)
+	}
+	return paths, nil
+}
+
+// systemWhat describes a system that was not measured.
+func systemWhat(system string) string {
+	switch system {
+	case SysRun:
+		return "mce run (built-in features)"
+	case SysPartition:
+		return "mce partition into a fresh store"
+	case SysReduce:
+		return "mce reduce from the store"
+	case SysUnix:
+		return "sort | awk per file"
+	case SysDuckDB:
+		return "DuckDB SQL"
+	case SysFloor:
+		return "read + split on '\\n' and ','"
+	case SysCSVFloor:
+		return "mce's CSV reader, no-op callback"
+	}
+	return ""
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+func joinNote(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// cell makes s fit in one Markdown table cell.
+func cell(s string) string {
+	s = strings.ReplaceAll(firstLine(s), "|", `\|`)
+	return truncate(s, 300)
+}
+
+func parseFloat(s string) (float64, error) {
+	var f float64
+	_, err := fmt.Sscanf(s, "%g", &f)
+	return f, err
+}
+
+// human writes a count with a k/M/G suffix.
+func human(x float64) string {
+	switch {
+	case x >= 1e9:
+		return fmt.Sprintf("%.2fG", x/1e9)
+	case x >= 1e6:
+		return fmt.Sprintf("%.2fM", x/1e6)
+	case x >= 1e3:
+		return fmt.Sprintf("%.1fk", x/1e3)
+	}
+	return fmt.Sprintf("%.0f", x)
+}

@@ -1,0 +1,149 @@
+package bench
+
+import (
+	"encoding/xml"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBreakEven(t *testing.T) {
+	f := func(partition, run, reduce float64, want int) {
+		t.Helper()
+		if got := BreakEven(partition, run, reduce); got != want {
+			t.Errorf("BreakEven(%v, %v, %v) = %d, want %d", partition, run, reduce, got, want)
+		}
+	}
+	f(10, 4, 1, 4)  // 10+4·1 = 14 < 16; 10+3 = 13 ≥ 12
+	f(9, 4, 1, 4)   // 9+3 = 12 is not < 12
+	f(0.5, 4, 1, 1) // cheaper from the first job
+	f(10, 4, 4, 0)  // reduce not faster: never
+	f(10, 4, 5, 0)
+	f(10, 0, 0, 0)
+}
+
+func res(system string, wallS float64, rssMiB int64) *Result {
+	return &Result{System: system, What: system, CPUs: 2, Status: StatusOK,
+		Wall: time.Duration(wallS * float64(time.Second)), CPU: time.Duration(wallS * 1.5 * float64(time.Second)),
+		PeakRSSBytes: rssMiB << 20}
+}
+
+// testReport is a report of 300 MB on 2 CPUs with made-up figures.
+func testReport() *Report {
+	run, part, red := res(SysRun, 1.5, 400), res(SysPartition, 2.5, 300), res(SysReduce, 0.5, 100)
+	part.StoreBytes = 120e6
+	run.Skew = &Skew{Files: 6, Overall: 1.05, HeavyMax: 1.1, Max: 1.3, MaxFile: "invoices_2024_07"}
+	red.Skew = &Skew{Files: 6, Overall: 1.4, HeavyMax: 1.6, Max: 1.6, MaxFile: "invoices_2024_12"}
+	duck := res(SysDuckDB, 4, 900)
+	duck.Note = "DuckDB v1.5.6"
+	return &Report{
+		Date:    time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC),
+		Machine: Machine{Host: "box 1", Cores: 2, RAMBytes: 8 << 30, CPUModel: "Test CPU", LoadStart: "3.0"},
+		Config:  Config{CPUs: 2, Runs: 3, PartitionMem: "256MiB", Results: "x"},
+		Data:    &Dataset{Files: make([]string, 6), RawBytes: 300e6, DiskBytes: 300e6, Rows: 2e6, Desc: "test data"},
+		Results: []*Result{run, part, red,
+			{System: SysUnix, Status: StatusFailed, Reason: "bash sort: exit status 2: sort: cannot | read\nmore"},
+			duck, res(SysFloor, 1, 10),
+			{System: SysCSVFloor, Status: StatusUnavailable, Reason: "no Go"}},
+		Gate: []string{"unix agrees with run on 10 rows"},
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	rep := testReport()
+	got := map[string]Target{}
+	for _, tg := range evaluate(rep) {
+		got[tg.Name] = tg
+	}
+	f := func(prefix string, want Verdict, figure string) {
+		t.Helper()
+		for name, tg := range got {
+			if strings.HasPrefix(name, prefix) {
+				if tg.Verdict != want || !strings.Contains(tg.Figure, figure) {
+					t.Errorf("%s: %v %q, want %v %q", name, tg.Verdict, tg.Figure, want, figure)
+				}
+				return
+			}
+		}
+		t.Errorf("no target %q in %v", prefix, got)
+	}
+	f("mce run ≥ 150 MB/s", Met, "200 MB/s")
+	f("mce run ≥ 2× DuckDB", Met, "2.67×")
+	f("mce reduce ≥ 2× mce run", Met, "3.00×")
+	f("mce reduce peak RSS", Met, "100 MiB")
+	f("store ≤ 50%", Met, "40.0%")
+	f("partition peak RSS", Met, "1.17×")
+	f("partition ≤ 2", Met, "1.67 passes")
+	f("mce run ≥ 60% of the floor", Met, "67%")
+	f("mce run skew", Met, "1.05×")
+	f("mce reduce skew", NotMet, "1.40×")
+
+	// Another CPU count and no sweep: the 2-core target is not measured.
+	rep.Config.CPUs = 4
+	for _, tg := range evaluate(rep) {
+		if strings.HasPrefix(tg.Name, "mce run ≥ 150") && tg.Verdict != NotMeasured {
+			t.Errorf("150 MB/s target judged at 4 CPUs: %+v", tg)
+		}
+	}
+	// The sweep's 2-CPU point decides it then.
+	rep.Sweep = []SweepPoint{{CPUs: 2, Run: res(SysRun, 3, 100), Reduce: res(SysReduce, 1, 50)}}
+	for _, tg := range evaluate(rep) {
+		if strings.HasPrefix(tg.Name, "mce run ≥ 150") && (tg.Verdict != NotMet || tg.Figure != "100 MB/s") {
+			t.Errorf("150 MB/s target from the sweep: %+v", tg)
+		}
+	}
+}
+
+func TestReport_Markdown(t *testing.T) {
+	rep := testReport()
+	rep.Targets = evaluate(rep)
+	rep.Sweep = []SweepPoint{
+		{CPUs: 1, Run: res(SysRun, 3, 100), Reduce: res(SysReduce, 1, 50)},
+		{CPUs: 2, Run: rep.Result(SysRun), Reduce: rep.Result(SysReduce)},
+	}
+	md := rep.Markdown()
+	for _, want := range []string{
+		"2 cores (Test CPU), 8.0 GiB RAM",
+		"other work was running",
+		"| run | run | 1.50 | 2.25 | 75% | 400 | 200 | 1.33M | skew 1.05× (largest file 1.10×) |",
+		"store 120.0 MB = 40.0% of raw",
+		`| unix | sort \| awk per file | | | | | | | failed: bash sort: exit status 2: sort: cannot \| read … |`,
+		"| csvfloor | mce's CSV reader, no-op callback | | | | | | | not available: no Go |",
+		"**k = 3**", // 2.5 + 3·0.5 = 4 < 4.5
+		"| mce reduce skew: slowest worker ≤ 1.15× the mean (issue 3) | 1.40×",
+		"**not met**",
+		"| 1 | 3.00 | 1.00× | 100 | 1.00 | 1.00× | 300 |",
+		"| 2 | 1.50 | 2.00× | 200 | 0.50 | 2.00× | 600 |",
+		"(2026-01-02-box_1.svg)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestReport_SVG(t *testing.T) {
+	for _, rep := range []*Report{testReport(), {Data: &Dataset{}, Config: Config{Runs: 1}}} {
+		svg := rep.SVG()
+		d := xml.NewDecoder(strings.NewReader(svg))
+		for {
+			_, err := d.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("SVG is not well-formed XML: %v\n%s", err, svg)
+			}
+		}
+	}
+	svg := testReport().SVG()
+	for _, want := range []string{">duckdb<", ">4.00 s<", ">900 MiB<", "peak RSS"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+	if strings.Contains(svg, ">unix<") {
+		t.Error("SVG draws a failed system")
+	}
+}

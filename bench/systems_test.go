@@ -1,0 +1,205 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// testRunner is a runner over fixture files, with no mce binary.
+func testRunner(t *testing.T, paths []string) *runner {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := findModuleRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{Src: src, Work: t.TempDir(), Runs: 1, SortMem: "64M", Encoding: "utf8",
+		Self: []string{testExe(t)}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	data := &Dataset{Dir: filepath.Dir(paths[0]), Files: paths, Plain: true}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data.RawBytes += st.Size()
+	}
+	return &runner{cfg: cfg, mce: probeMCE(context.Background(), filepath.Join(cfg.Work, "no-mce")), data: data}
+}
+
+func TestRunner_Unix(t *testing.T) {
+	paths := writeInvoices(t, t.TempDir(), 3, 2000, 1)
+	r := testRunner(t, paths)
+	res := r.runUnix(context.Background(), 2)
+	if !res.OK() {
+		t.Fatalf("unix: %v: %s", res.Status, res.Reason)
+	}
+	want := oracle(t, paths)
+	if err := Compare(want, res.Features, DefaultRelTol); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Features.Rows) != len(want.Rows) {
+		t.Errorf("unix has %d rows, oracle %d", len(res.Features.Rows), len(want.Rows))
+	}
+	// The tie rule: the smallest receiver name wins.
+	if v := res.Features.Rows[Key{File: "invoices_2024_12", User: "SOLO010101ZZ9"}]; v == nil || v.Top != "CLI010101AA1" {
+		t.Errorf("tie: top receiver %+v, want CLI010101AA1", v)
+	}
+}
+
+func TestRunner_DuckDB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("installs DuckDB with npm; skipped with -short")
+	}
+	for _, tool := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	paths := writeInvoices(t, t.TempDir(), 2, 3000, 2)
+	r := testRunner(t, paths)
+	if err := installDuckDB(context.Background(), r.duckDBDir()); err != nil {
+		t.Skipf("DuckDB cannot be installed here (no network?): %v", err)
+	}
+	res := r.runDuckDB(context.Background(), 2)
+	if !res.OK() {
+		t.Fatalf("duckdb: %v: %s", res.Status, res.Reason)
+	}
+	if err := Compare(oracle(t, paths), res.Features, DefaultRelTol); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(res.Note, "DuckDB v") {
+		t.Errorf("note %q, want the DuckDB version", res.Note)
+	}
+}
+
+func TestRunner_Floor(t *testing.T) {
+	paths := writeInvoices(t, t.TempDir(), 2, 1000, 3)
+	r := testRunner(t, paths)
+	res := r.runFloor(context.Background(), 2)
+	if !res.OK() {
+		t.Fatalf("floor: %v: %s", res.Status, res.Reason)
+	}
+	// 2 files of a header, 1000 rows and the 3 tie rows.
+	if !strings.HasPrefix(res.Note, "2008 lines,") {
+		t.Errorf("floor note %q, want 2008 lines", res.Note)
+	}
+}
+
+func TestRunner_MCEUnavailable(t *testing.T) {
+	paths := writeInvoices(t, t.TempDir(), 1, 10, 4)
+	r := testRunner(t, paths)
+	for _, sys := range []string{SysRun, SysReduce, SysPartition} {
+		res := r.measure(context.Background(), sys, 1)
+		if res.Status != StatusUnavailable || !strings.Contains(res.Reason, "no mce binary") {
+			t.Errorf("%s: %v %q, want not available for lack of mce", sys, res.Status, res.Reason)
+		}
+	}
+}
+
+func TestParseCommands(t *testing.T) {
+	help := `NAME:
+   mce - map-reduce of per-user features
+
+USAGE:
+   mce [global options] command [command options]
+
+COMMANDS:
+   gen       generate realistic monthly invoice files
+   run       compute per-user features for every input file
+             on clusters of CPUs
+   store:
+     info    what a store holds
+   help, h   Shows a list of commands or help for one command
+
+GLOBAL OPTIONS:
+   --log-level value   debug, info, warn or error (default: "info")
+`
+	got := parseCommands(help)
+	for _, want := range []string{"gen", "run", "info", "help", "h"} {
+		if !got[want] {
+			t.Errorf("command %q not found in %v", want, got)
+		}
+	}
+	for _, not := range []string{"on", "--log-level", "store", "mce"} {
+		if got[not] {
+			t.Errorf("%q taken for a command", not)
+		}
+	}
+}
+
+func TestReadTimings(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "timings.csv")
+	body := "file,cluster,bytes,rows,bad_rows,users,map_seconds,reduce_seconds,peak_rss_mib,worker_max_seconds,worker_mean_seconds,skew,status\n" +
+		"/d/invoices_2024_12.csv,0,100,1000,0,10,1.0,2.0,50.0,2.200,2.000,1.100,done\n" +
+		"/d/invoices_2024_11.csv,0,50,400,0,10,0.5,1.0,40.0,1.300,1.000,1.300,done\n" +
+		"/d/invoices_2024_10.csv,0,50,400,0,10,0.5,1.0,40.0,9.000,1.000,9.000,failed\n"
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sk, err := ReadTimings(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sk.Files != 2 || sk.MaxFile != "invoices_2024_11" || sk.Max != 1.3 || sk.HeavyMax != 1.1 {
+		t.Errorf("skew %+v", sk)
+	}
+	if want := 3.5 / 3.0; sk.Overall < want-1e-9 || sk.Overall > want+1e-9 {
+		t.Errorf("overall %v, want %v", sk.Overall, want)
+	}
+	if err := os.WriteFile(p, []byte("file,skew\nx,1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadTimings(p); err == nil || !strings.Contains(err.Error(), "worker_max_seconds") {
+		t.Errorf("err %v, want one naming the missing column", err)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	f := func(xs []float64, want float64) {
+		t.Helper()
+		in := append([]float64(nil), xs...)
+		if got := Median(xs); got != want {
+			t.Errorf("Median(%v) = %v, want %v", xs, got, want)
+		}
+		for i := range xs {
+			if xs[i] != in[i] {
+				t.Fatalf("Median modified its input: %v", xs)
+			}
+		}
+	}
+	f(nil, 0)
+	f([]float64{5}, 5)
+	f([]float64{3, 1, 2}, 2)
+	f([]float64{4, 1, 3, 2}, 2.5)
+	f([]float64{9, 1, 1}, 1)
+}
+
+func TestResult_SetMedians(t *testing.T) {
+	r := &Result{Runs: []Sample{
+		{Wall: 3e9, UserCPU: 1e9, PeakRSSBytes: 300},
+		{Wall: 1e9, UserCPU: 5e9, PeakRSSBytes: 100},
+		{Wall: 2e9, UserCPU: 2e9, SysCPU: 1e9, PeakRSSBytes: 200},
+	}}
+	r.setMedians()
+	if r.Wall != 2e9 || r.CPU != 3e9 || r.PeakRSSBytes != 200 {
+		t.Errorf("medians wall %v cpu %v rss %d, want 2s 3s 200 (each figure on its own)", r.Wall, r.CPU, r.PeakRSSBytes)
+	}
+}
+
+func TestExitError(t *testing.T) {
+	err := error(&ExitError{Args: []string{"/x/bin/mce", "run", "--out", "o"}, Err: errors.New("exit status 1"), Stderr: "a\nmce: input x: no such file\n\n"})
+	if got, want := err.Error(), "mce run: exit status 1: mce: input x: no such file"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,802 @@
+package engine_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/internal/gen"
+)
+
+// The end-to-end tests run the real mce binary (and a features binary
+// that panics on demand), built once by TestMain.
+var (
+	mceBin     string
+	panickyBin string
+	binDir     string
+)
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		dir, err := os.MkdirTemp("", "mce-engine-test-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binDir = dir
+		mceBin = filepath.Join(dir, "mce")
+		panickyBin = filepath.Join(dir, "panicky")
+		for bin, pkg := range map[string]string{mceBin: "../cmd/mce", panickyBin: "./testdata/panicky"} {
+			out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// genData writes generated invoice files into a new folder and returns it
+// with the data files, largest first.
+func genData(t *testing.T, o gen.Options) (string, []string) {
+	t.Helper()
+	o.Dir = filepath.Join(t.TempDir(), "data")
+	o.NoSync = true
+	o.Logger = slog.New(slog.DiscardHandler)
+	s, err := gen.Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, f := range s.Files {
+		files = append(files, filepath.Join(o.Dir, f.Name))
+	}
+	return o.Dir, files
+}
+
+type mceResult struct {
+	stdout, stderr string
+	code           int
+	runDir         string
+}
+
+// runMCE runs a binary (mce or a features binary) to completion.
+func runMCE(t *testing.T, bin string, args ...string) mceResult {
+	t.Helper()
+	t.Cleanup(func() { checkNoOrphans(t, bin) })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	r := mceResult{stdout: so.String(), stderr: se.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("run %s: %v", bin, err)
+	}
+	if m := regexp.MustCompile(`(?m)^run folder: (.*)$`).FindStringSubmatch(r.stdout); m != nil {
+		r.runDir = m[1]
+	}
+	if r.code != 0 || testing.Verbose() {
+		t.Logf("%s %s: exit %d\nstdout:\n%s\nstderr (tail):\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, r.stdout, tail(r.stderr, 3000))
+	}
+	return r
+}
+
+// skipShort skips the tests that only run the built binary: -short (with
+// -race) keeps the ones whose code runs in the test process.
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test of the built binary")
+	}
+}
+
+// runArgs is `run FILES... FLAGS...`.
+func runArgs(files []string, flags ...string) []string {
+	return append(append([]string{"run"}, files...), flags...)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// checkNoOrphans fails the test if any process of the binary is still
+// running (zombies, already dead, are fine).
+func checkNoOrphans(t *testing.T, bin string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		live := liveProcs(bin)
+		if len(live) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range live {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Errorf("processes of %s still running after the run: %v", filepath.Base(bin), live)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// liveProcs lists the pids of running processes whose executable is bin.
+func liveProcs(bin string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || strings.TrimSuffix(exe, " (deleted)") != bin {
+			continue
+		}
+		if procState(pid) == "Z" {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
+}
+
+type userFeatures struct {
+	count  int64
+	amount float64
+}
+
+// readFeatures reads a features file: user -> invoice_count, amount_total.
+func readFeatures(t *testing.T, path string) map[string]userFeatures {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	hdr, err := r.Read()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if hdr[0] != "user" || hdr[1] != "invoice_count" || hdr[2] != "amount_total" {
+		t.Fatalf("%s: header %v", path, hdr)
+	}
+	out := map[string]userFeatures{}
+	prev := ""
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if len(out) > 0 && rec[0] <= prev {
+			t.Fatalf("%s: users not sorted: %q after %q", path, rec[0], prev)
+		}
+		prev = rec[0]
+		n, err1 := strconv.ParseInt(rec[1], 10, 64)
+		a, err2 := strconv.ParseFloat(rec[2], 64)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s: bad line %v", path, rec)
+		}
+		out[rec[0]] = userFeatures{n, a}
+	}
+	return out
+}
+
+// checkTruth compares the features files of the given inputs in runDir with
+// the generator's truth: every user's invoice count and amount total.
+func checkTruth(t *testing.T, dataDir, runDir string, only ...string) {
+	t.Helper()
+	truth, err := gen.ReadTruth(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]userFeatures{}
+	for _, tr := range truth {
+		name := engine.OutputName(tr.File)
+		if len(only) > 0 && !slices.Contains(only, tr.File) {
+			continue
+		}
+		if want[name] == nil {
+			want[name] = map[string]userFeatures{}
+		}
+		want[name][tr.User] = userFeatures{tr.Rows, float64(tr.AmountCents) / 100}
+	}
+	if len(want) == 0 {
+		t.Fatal("no truth to check")
+	}
+	for name, users := range want {
+		got := readFeatures(t, filepath.Join(runDir, name))
+		if len(got) != len(users) {
+			t.Errorf("%s: %d users, want %d", name, len(got), len(users))
+		}
+		bad := 0
+		for u, w := range users {
+			g, ok := got[u]
+			if !ok || g.count != w.count || math.Abs(g.amount-w.amount) > 1e-6*math.Max(1, math.Abs(w.amount)) {
+				if bad++; bad <= 3 {
+					t.Errorf("%s: user %q: got %+v (found %v), want %+v", name, u, g, ok, w)
+				}
+			}
+		}
+		if bad > 0 {
+			t.Errorf("%s: %d users differ from the truth", name, bad)
+		}
+	}
+}
+
+type assignment struct {
+	file    string
+	cluster int
+	alone   bool
+}
+
+var assignRE = regexp.MustCompile(`file (.+) \(#(\d+)\) -> cluster (\d+)( \(retry \d+, alone\))?$`)
+
+// assignments reads the order in which files went to clusters.
+func assignments(t *testing.T, runDir string) []assignment {
+	t.Helper()
+	var out []assignment
+	for _, ln := range logLines(t, runDir, engine.StatusLog) {
+		if m := assignRE.FindStringSubmatch(ln); m != nil {
+			c, _ := strconv.Atoi(m[3])
+			out = append(out, assignment{file: m[1], cluster: c, alone: m[4] != ""})
+		}
+	}
+	return out
+}
+
+func logLines(t *testing.T, runDir, name string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(runDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+}
+
+func readSummary(t *testing.T, runDir string) *engine.Summary {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(runDir, engine.SummaryJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &engine.Summary{}
+	if err := json.Unmarshal(b, s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestRun_featuresMatchTruth runs messy generated files (gzip, zstd, four
+// delimiters, cp1252 and UTF-8, renamed headers, bad rows) on two clusters
+// at once and checks every user's features against the generator's truth.
+func TestRun_featuresMatchTruth(t *testing.T) {
+	skipShort(t)
+	data, files := genData(t, gen.Options{Seed: 7, Files: 5, Size: gen.Size{Bytes: 6 << 20}, Messy: true})
+	out := t.TempDir()
+	r := runMCE(t, mceBin, runArgs(files, "--out", out, "--job", "truth", "--clusters", "2,1", "--poll", "100ms", "--no-progress")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	if r.runDir != filepath.Join(out, "truth0") {
+		t.Fatalf("run folder %q, want %s", r.runDir, filepath.Join(out, "truth0"))
+	}
+	if got := lastLine(r.stdout); got != "all 5 files ok" {
+		t.Errorf("last line %q", got)
+	}
+	checkTruth(t, data, r.runDir)
+
+	// Both clusters worked at the same time: the first two files were
+	// handed out before either finished.
+	lines := logLines(t, r.runDir, engine.StatusLog)
+	var seen []string
+	for _, ln := range lines {
+		switch {
+		case assignRE.MatchString(ln):
+			seen = append(seen, "assign")
+		case strings.Contains(ln, ") done on cluster"):
+			seen = append(seen, "done")
+		}
+	}
+	if len(seen) < 2 || seen[0] != "assign" || seen[1] != "assign" {
+		t.Errorf("the clusters did not start together: %v", seen)
+	}
+	used := map[int]bool{}
+	for _, a := range assignments(t, r.runDir) {
+		used[a.cluster] = true
+	}
+	if !used[0] || !used[1] {
+		t.Errorf("clusters used: %v, want 0 and 1", used)
+	}
+
+	s := readSummary(t, r.runDir)
+	if s.Files != 5 || s.Done != 5 || s.Failed != 0 || s.Rows == 0 || s.BadRows == 0 {
+		t.Errorf("summary: %d files, %d done, %d failed, %d rows, %d bad rows", s.Files, s.Done, s.Failed, s.Rows, s.BadRows)
+	}
+	timings := logLines(t, r.runDir, engine.TimingsCSV)
+	if timings[0] != engine.TimingsHeader || len(timings) != 6 {
+		t.Errorf("timings.csv:\n%s", strings.Join(timings, "\n"))
+	}
+	for _, ln := range timings[1:] {
+		if f := strings.Split(ln, ","); f[len(f)-1] != "done" || f[8] == "0.0" {
+			t.Errorf("timings row %q: want status done and a peak RSS", ln)
+		}
+	}
+	ram := logLines(t, r.runDir, engine.RAMLog)
+	if len(ram) < 2 || ram[0] != "time,cluster,pid,file,rss_mib,total_mib" {
+		t.Errorf("ram_usage.log: %q", ram)
+	}
+	if b, _ := os.ReadFile(filepath.Join(r.runDir, engine.FailureLog)); len(b) != 0 {
+		t.Errorf("failure.log is not empty:\n%s", b)
+	}
+
+	// A second run never overwrites the first.
+	r2 := runMCE(t, mceBin, "run", files[len(files)-1], "--out", out, "--job", "truth", "--no-progress")
+	if r2.runDir != filepath.Join(out, "truth1") || r2.code != 0 {
+		t.Errorf("second run: folder %q, exit %d; want truth1, 0", r2.runDir, r2.code)
+	}
+}
+
+// checkDeque checks the document's double-ended queue: cluster 0 takes a
+// prefix of the size-sorted files from the large end, in order; the other
+// clusters together take the rest from the small end, in order.
+func checkDeque(t *testing.T, as []assignment, files []string) {
+	t.Helper()
+	var big, small []string
+	for _, a := range as {
+		if a.cluster == 0 {
+			big = append(big, a.file)
+		} else {
+			small = append(small, a.file)
+		}
+	}
+	if len(big)+len(small) != len(files) {
+		t.Fatalf("%d assignments, want %d", len(big)+len(small), len(files))
+	}
+	for i, f := range big {
+		if f != files[i] {
+			t.Errorf("cluster 0's file %d is %s, want %s (from the large end)", i, filepath.Base(f), filepath.Base(files[i]))
+		}
+	}
+	for i, f := range small {
+		if want := files[len(files)-1-i]; f != want {
+			t.Errorf("the small clusters' file %d is %s, want %s (from the small end)", i, filepath.Base(f), filepath.Base(want))
+		}
+	}
+	if len(big) == 0 || len(small) == 0 {
+		t.Errorf("cluster 0 took %d files, the others %d: want both ends used", len(big), len(small))
+	}
+}
+
+func TestRun_dequeOrder(t *testing.T) {
+	skipShort(t)
+	_, files := genData(t, gen.Options{Seed: 8, Files: 9, Size: gen.Size{Bytes: 3 << 20}})
+	r := runMCE(t, mceBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1,1,1", "--queue", "deque", "--no-progress")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	as := assignments(t, r.runDir)
+	checkDeque(t, as, files)
+	for _, a := range as {
+		if a.cluster > 2 || a.alone {
+			t.Errorf("unexpected assignment %+v", a)
+		}
+	}
+}
+
+// TestRun_fifoAndRecycle checks the plain queue (files in size order,
+// whatever the cluster) and that --recycle-after restarts clusters.
+func TestRun_fifoAndRecycle(t *testing.T) {
+	skipShort(t)
+	data, files := genData(t, gen.Options{Seed: 9, Files: 6, Size: gen.Size{Bytes: 2 << 20}})
+	r := runMCE(t, mceBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1,1", "--queue", "fifo",
+		"--recycle-after", "2", "--no-progress")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	var order []string
+	for _, a := range assignments(t, r.runDir) {
+		order = append(order, a.file)
+	}
+	if !slices.Equal(order, files) {
+		t.Errorf("fifo order:\n%s\nwant:\n%s", strings.Join(order, "\n"), strings.Join(files, "\n"))
+	}
+	status := strings.Join(logLines(t, r.runDir, engine.StatusLog), "\n")
+	if !strings.Contains(status, "recycled after 2 files") || !strings.Contains(status, "restarted (recycled after 2 files)") {
+		t.Errorf("no recycling in status.log:\n%s", status)
+	}
+	checkTruth(t, data, r.runDir)
+}
+
+// TestRun_ramLimitKillsCluster sets a RAM limit that only a cluster busy
+// with the big file passes: that cluster is killed (failure.log says which
+// file), started again, and the file retried alone, which ends either
+// correct or as the only failed file.
+func TestRun_ramLimitKillsCluster(t *testing.T) {
+	skipShort(t)
+	data, files := genData(t, gen.Options{Seed: 10, Files: 1, Size: gen.Size{Bytes: 40 << 20}})
+	_, small := genData(t, gen.Options{Seed: 11, Files: 4, Size: gen.Size{Bytes: 400 << 10}})
+	big := files[0]
+	all := append([]string{big}, small...)
+	r := runMCE(t, mceBin, runArgs(all, "--out", t.TempDir(), "--clusters", "1,1", "--ram-limit", "64MiB",
+		"--poll", "50ms", "--no-progress")...)
+
+	failures := logLines(t, r.runDir, engine.FailureLog)
+	killRE := regexp.MustCompile(`cluster (\d) file ` + regexp.QuoteMeta(big) + `: killed over the RAM limit: cluster \d used [\d.]+ MiB, all clusters [\d.]+ MiB > limit 64.0 MiB`)
+	m := killRE.FindStringSubmatch(failures[0])
+	if m == nil {
+		t.Fatalf("failure.log does not start with the kill of the big file's cluster:\n%s", strings.Join(failures, "\n"))
+	}
+	killed := m[1]
+	status := logLines(t, r.runDir, engine.StatusLog)
+	joined := strings.Join(status, "\n")
+	for _, want := range []string{
+		"cluster " + killed + " killed (pid ",
+		"cluster " + killed + " restarted (self-regeneration)",
+		"file " + big + " (#0) will be retried alone on cluster " + killed,
+		"file " + big + " (#0) -> cluster " + killed + " (retry 1, alone)",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("status.log lacks %q:\n%s", want, joined)
+		}
+	}
+	// While the big file ran alone, no other file was running or handed out.
+	running := map[string]bool{}
+	for _, ln := range status {
+		if a := assignRE.FindStringSubmatch(ln); a != nil {
+			if a[4] != "" && len(running) > 0 {
+				t.Errorf("retried alone while %v ran", running)
+			}
+			running[a[1]] = true
+			continue
+		}
+		for f := range running {
+			if strings.Contains(ln, "file "+f+" (#") && (strings.Contains(ln, ") done on") || strings.Contains(ln, ") failed on") ||
+				strings.Contains(ln, ") will be retried")) {
+				delete(running, f)
+			}
+		}
+	}
+	s := readSummary(t, r.runDir)
+	var bigTask engine.TaskSummary
+	for _, ts := range s.Tasks {
+		if ts.Input == big {
+			bigTask = ts
+		} else if ts.Status != engine.TaskDone {
+			t.Errorf("small file %s: %s, want done", ts.Input, ts.Status)
+		}
+	}
+	if bigTask.Attempts != 2 {
+		t.Errorf("big file attempts %d, want 2", bigTask.Attempts)
+	}
+	switch bigTask.Status {
+	case engine.TaskDone:
+		checkTruth(t, data, r.runDir)
+	case engine.TaskFailed:
+		if r.code != 1 || lastLine(r.stdout) != "1 of 5 files failed" {
+			t.Errorf("exit %d, last line %q; want 1, \"1 of 5 files failed\"", r.code, lastLine(r.stdout))
+		}
+		if !strings.Contains(bigTask.Error.Message, "killed over the RAM limit again while running alone") {
+			t.Errorf("big file error %q", bigTask.Error.Message)
+		}
+		if _, err := os.Stat(filepath.Join(r.runDir, engine.OutputName(big))); err == nil {
+			t.Error("a failed file has a features file")
+		}
+	default:
+		t.Errorf("big file status %s", bigTask.Status)
+	}
+	if s.Restarts < 1 {
+		t.Errorf("summary restarts %d", s.Restarts)
+	}
+	tmps, _ := filepath.Glob(filepath.Join(r.runDir, "*"+engine.TempSuffix))
+	if len(tmps) > 0 {
+		t.Errorf("temporary files left: %v", tmps)
+	}
+}
+
+// TestRun_panicInFeatures runs a features binary whose feature function
+// panics on one user: the files holding that user fail with the user and
+// the file in failure.log; the other files complete.
+func TestRun_panicInFeatures(t *testing.T) {
+	skipShort(t)
+	data, files := genData(t, gen.Options{Seed: 12, Files: 4, Size: gen.Size{Bytes: 2 << 20}})
+	truth, err := gen.ReadTruth(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A user found in exactly one file.
+	inFiles := map[string][]string{}
+	for _, tr := range truth {
+		inFiles[tr.User] = append(inFiles[tr.User], tr.File)
+	}
+	victim, victimFile := "", ""
+	for _, tr := range truth {
+		if len(inFiles[tr.User]) == 1 && tr.File == filepath.Base(files[1]) {
+			victim, victimFile = tr.User, filepath.Join(data, tr.File)
+			break
+		}
+	}
+	if victim == "" {
+		t.Fatal("no user found in one file only")
+	}
+	r := runMCE(t, panickyBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1,1",
+		"--param", "panic_user="+victim, "--no-progress")...)
+	if r.code != 1 || lastLine(r.stdout) != "1 of 4 files failed" {
+		t.Fatalf("exit %d, last line %q; want 1, \"1 of 4 files failed\"", r.code, lastLine(r.stdout))
+	}
+	failures := strings.Join(logLines(t, r.runDir, engine.FailureLog), "\n")
+	want := fmt.Sprintf("file %s user %q: panic: panicky: refusing user %s", victimFile, victim, victim)
+	if !strings.Contains(failures, want) {
+		t.Errorf("failure.log lacks %q:\n%s", want, failures)
+	}
+	if !strings.Contains(failures, "\tmain.main.func1") {
+		t.Errorf("failure.log lacks the panic's stack:\n%s", failures)
+	}
+	var others []string
+	for _, f := range files {
+		if f != victimFile {
+			others = append(others, filepath.Base(f))
+		}
+	}
+	checkTruth(t, data, r.runDir, others...)
+	if _, err := os.Stat(filepath.Join(r.runDir, engine.OutputName(victimFile))); err == nil {
+		t.Error("the failed file has a features file")
+	}
+	s := readSummary(t, r.runDir)
+	if s.Feature != "panicky" || s.Failed != 1 {
+		t.Errorf("summary feature %q, failed %d", s.Feature, s.Failed)
+	}
+}
+
+// TestRun_recycleRSS runs a features binary that leaks memory on every
+// user: a cluster whose RSS between files passes --recycle-rss is
+// restarted, and the results stay right.
+func TestRun_recycleRSS(t *testing.T) {
+	skipShort(t)
+	data, files := genData(t, gen.Options{Seed: 15, Files: 3, Size: gen.Size{Bytes: 3 << 20}})
+	r := runMCE(t, panickyBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1",
+		"--param", "leak_kib=64", "--recycle-rss", "40MiB", "--no-progress")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	status := strings.Join(logLines(t, r.runDir, engine.StatusLog), "\n")
+	if n := strings.Count(status, "restarted (recycled: RSS between files"); n != 2 {
+		t.Errorf("%d restarts for RSS, want 2 (after each file but the last):\n%s", n, status)
+	}
+	checkTruth(t, data, r.runDir)
+}
+
+// TestRun_killParentThenResume SIGKILLs mce in the middle of a run: no
+// cluster process may survive it and no features file may be partial;
+// --resume then finishes the run with the right results.
+func TestRun_killParentThenResume(t *testing.T) {
+	skipShort(t)
+	data, files := genData(t, gen.Options{Seed: 13, Files: 8, Size: gen.Size{Bytes: 48 << 20}})
+	out := t.TempDir()
+	t.Cleanup(func() { checkNoOrphans(t, mceBin) })
+	cmd := exec.Command(mceBin, runArgs(files, "--out", out, "--clusters", "1,1", "--no-progress")...)
+	var se bytes.Buffer
+	cmd.Stderr = &se
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	runDir := filepath.Join(out, engine.DefaultJobName+"0")
+	// Wait until one file is done and others are being worked on.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(runDir, engine.StatusLog))
+		if strings.Count(string(b), ") done on cluster") >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("no file done in time; stderr:\n%s", tail(se.String(), 2000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(150 * time.Millisecond)
+	pids := clusterPIDs(t, runDir)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	checkNoOrphans(t, mceBin)
+	// A killed process with a large heap takes a moment to exit.
+	for _, pid := range pids {
+		for end := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			st := procState(pid)
+			if st == "" || st == "Z" {
+				break
+			}
+			if time.Now().After(end) {
+				t.Errorf("cluster process %d is still running (state %s)", pid, st)
+				break
+			}
+		}
+	}
+	s := readSummary(t, runDir)
+	if s.Done == len(files) {
+		t.Fatal("the run finished before it was killed; make the data bigger")
+	}
+	complete, _ := filepath.Glob(filepath.Join(runDir, "*"+engine.FeaturesSuffix))
+	var names []string
+	for _, f := range complete {
+		name := strings.TrimSuffix(filepath.Base(f), engine.FeaturesSuffix)
+		names = append(names, name)
+	}
+	if len(names) > 0 {
+		checkTruth(t, data, runDir, names...) // every features file there is whole
+	}
+	t.Logf("killed with %d of %d files done", len(names), len(files))
+
+	r := runMCE(t, mceBin, "run", "--resume", runDir, "--no-progress")
+	if r.code != 0 || r.runDir != runDir {
+		t.Fatalf("resume: exit %d, folder %q", r.code, r.runDir)
+	}
+	checkTruth(t, data, runDir)
+	s = readSummary(t, runDir)
+	if s.Skipped != len(names) || s.Done != len(files)-len(names) || s.Failed != 0 {
+		t.Errorf("after resume: %d skipped, %d done, %d failed; want %d, %d, 0", s.Skipped, s.Done, s.Failed, len(names), len(files)-len(names))
+	}
+	tmps, _ := filepath.Glob(filepath.Join(runDir, "*"+engine.TempSuffix))
+	if len(tmps) > 0 {
+		t.Errorf("temporary files left after resume: %v", tmps)
+	}
+}
+
+// clusterPIDs reads the cluster processes' pids from status.log.
+func clusterPIDs(t *testing.T, runDir string) []int {
+	t.Helper()
+	re := regexp.MustCompile(`cluster \d+ (?:started|restarted[^:]*): pid (\d+)`)
+	var pids []int
+	for _, ln := range logLines(t, runDir, engine.StatusLog) {
+		if m := re.FindStringSubmatch(ln); m != nil {
+			pid, _ := strconv.Atoi(m[1])
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) == 0 {
+		t.Fatal("no cluster pids in status.log")
+	}
+	return pids
+}
+
+// TestRun_interrupt sends SIGINT (Ctrl-C) to mce mid-run: it kills its
+// clusters, removes partial outputs, records the interruption and exits
+// with 130.
+func TestRun_interrupt(t *testing.T) {
+	skipShort(t)
+	_, files := genData(t, gen.Options{Seed: 14, Files: 4, Size: gen.Size{Bytes: 24 << 20}})
+	out := t.TempDir()
+	t.Cleanup(func() { checkNoOrphans(t, mceBin) })
+	cmd := exec.Command(mceBin, runArgs(files, "--out", out, "--clusters", "1,1", "--no-progress")...)
+	var so bytes.Buffer
+	cmd.Stdout = &so
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	runDir := filepath.Join(out, engine.DefaultJobName+"0")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(runDir, engine.StatusLog))
+		if strings.Contains(string(b), "-> cluster 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("no file started in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Errorf("exit: %v, want status 130", err)
+	}
+	checkNoOrphans(t, mceBin)
+	s := readSummary(t, runDir)
+	if !s.Interrupted {
+		t.Error("summary does not say interrupted")
+	}
+	tmps, _ := filepath.Glob(filepath.Join(runDir, "*"+engine.TempSuffix))
+	if len(tmps) > 0 {
+		t.Errorf("temporary files left: %v", tmps)
+	}
+	sc := bufio.NewScanner(strings.NewReader(so.String()))
+	var last string
+	for sc.Scan() {
+		last = sc.Text()
+	}
+	if !strings.HasPrefix(last, "interrupted: ") {
+		t.Errorf("last line %q", last)
+	}
+}
+
+// TestRun_inProcess runs the parent in the test process (so that the race
+// detector sees the scheduler, the monitor and the pipes) with mce's worker
+// for the clusters, and checks the plain progress lines.
+func TestRun_inProcess(t *testing.T) {
+	data, _ := genData(t, gen.Options{Seed: 16, Files: 3, Size: gen.Size{Bytes: 6 << 20}})
+	t.Cleanup(func() { checkNoOrphans(t, mceBin) })
+	var progress bytes.Buffer
+	s, err := engine.Run(context.Background(), engine.Options{
+		Paths: []string{data}, Out: t.TempDir(), JobName: "inproc", Clusters: []int{1, 1},
+		WorkerExe: mceBin, WorkerArgs: []string{"--log-level", "warn", "worker"},
+		RAMLimitBytes: 8 << 30, Poll: 20 * time.Millisecond,
+		Progress: &progress, ProgressEvery: 20 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The folder also holds truth.csv and truth_files.csv, which are no
+	// invoice files: they fail alone, as any bad file does.
+	if s.Files != 5 || s.Done != 3 || s.Failed != 2 || s.LastLine() != "2 of 5 files failed" {
+		t.Errorf("summary: %d files, %d done, %d failed, %q", s.Files, s.Done, s.Failed, s.LastLine())
+	}
+	for _, ts := range s.Tasks {
+		if (ts.Status == engine.TaskFailed) != strings.HasPrefix(filepath.Base(ts.Input), "truth") {
+			t.Errorf("%s: %s (%v)", ts.Input, ts.Status, ts.Error)
+		}
+	}
+	checkTruth(t, data, s.RunDir)
+	p := progress.String()
+	if !strings.Contains(p, "progress: cluster 0 (1 CPU): ") || !strings.Contains(p, "files done") {
+		t.Errorf("progress lines:\n%s", tail(p, 2000))
+	}
+}

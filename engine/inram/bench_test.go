@@ -1,0 +1,88 @@
+package inram
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/internal/gen"
+)
+
+// BenchmarkJob is the map and reduce of one generated file (13% of its
+// rows from one bank) inside one cluster: read once, parsed and grouped on
+// `workers` goroutines, reduced with the built-in invoice features. It
+// reports MB/s of raw CSV, rows/s, the reduce skew (slowest worker over
+// the mean) and the reduce wall time over the ideal (total reduce CPU over
+// the workers).
+func BenchmarkJob(b *testing.B) {
+	dir := b.TempDir()
+	ctx := context.Background()
+	sum, err := gen.Run(ctx, gen.Options{
+		Dir: dir, Seed: 1, Files: 1, Size: gen.Size{Bytes: 64 << 20}, HeavyShare: 0.13,
+		NoSync: true, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, sum.Files[0].Name)
+	ws := slices.Compact([]int{1, 2, runtime.GOMAXPROCS(0)})
+	for _, workers := range ws {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			b.SetBytes(sum.Bytes)
+			b.ReportAllocs()
+			var skew, overIdeal, rows float64
+			var mapTime, reduceTime time.Duration
+			for i := 0; i < b.N; i++ {
+				st, n, scan := mapReduceFile(b, path, workers)
+				skew += st.Skew()
+				overIdeal += st.OverIdeal()
+				rows += float64(n)
+				mapTime += scan + st.IndexTime
+				reduceTime += st.ReduceTime + st.WriteTime
+			}
+			n := float64(b.N)
+			b.ReportMetric(skew/n, "skew")
+			b.ReportMetric(rows/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(mapTime.Seconds()/n, "map-s/op")
+			b.ReportMetric(reduceTime.Seconds()/n, "reduce-s/op")
+			b.ReportMetric(overIdeal/n, "reduce-over-ideal")
+		})
+	}
+}
+
+func mapReduceFile(b *testing.B, path string, workers int) (Stats, int64, time.Duration) {
+	spec := feature.Invoice()
+	if err := spec.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	f, err := csvread.Open(path, csvread.Options{Schema: spec.Schema})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	j, err := New(Options{Spec: &spec, Workers: workers, File: filepath.Base(path), Encoding: f.Encoding})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	rs, err := f.Scan(context.Background(), workers, func(bt *csvread.Batch) error { return j.Add(bt) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	scan := time.Since(t0)
+	w := bufio.NewWriterSize(io.Discard, 1<<20)
+	st, err := j.Finish(context.Background(), w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st, rs.Rows, scan
+}

@@ -1,0 +1,52 @@
+package inram
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/mce-engine/mce/engine/feature"
+)
+
+// Header returns the features file's header line: `user,<columns>\n`.
+func Header(spec *feature.Spec) string {
+	var b strings.Builder
+	b.WriteString("user")
+	for _, c := range spec.Columns {
+		b.WriteByte(',')
+		b.WriteString(string(AppendCSVField(nil, []byte(c.Name))))
+	}
+	b.WriteByte('\n')
+	return b.String()
+}
+
+// AppendRecord appends one features line (key, then every feature of rec,
+// then '\n') to dst. scratch is reused for formatting and returned.
+func AppendRecord(dst, scratch, key []byte, rec *feature.Record) (line, scratchOut []byte) {
+	dst = AppendCSVField(dst, key)
+	for i := range rec.Columns() {
+		dst = append(dst, ',')
+		scratch = rec.AppendField(scratch[:0], i)
+		dst = AppendCSVField(dst, scratch)
+	}
+	return append(dst, '\n'), scratch
+}
+
+// AppendCSVField appends f to dst as one CSV field, quoted (with inner
+// quotes doubled) when it holds a comma, a quote or a line break.
+func AppendCSVField(dst, f []byte) []byte {
+	if bytes.IndexAny(f, ",\"\r\n") < 0 {
+		return append(dst, f...)
+	}
+	dst = append(dst, '"')
+	for {
+		i := bytes.IndexByte(f, '"')
+		if i < 0 {
+			break
+		}
+		dst = append(dst, f[:i+1]...)
+		dst = append(dst, '"')
+		f = f[i+1:]
+	}
+	dst = append(dst, f...)
+	return append(dst, '"')
+}

@@ -1,0 +1,42 @@
+// Package inram is the map and reduce of one file inside one cluster of
+// `mce run`: the file's rows are grouped by user in RAM and each user's rows
+// go through the feature function, on as many workers as the cluster has
+// CPUs.
+//
+// # Map
+//
+// The reader calls [Job.Add] concurrently, once per batch of rows. Each row
+// is owned by the worker userhash.Partition(key, workers) picks (the same
+// stable hash the store uses). Add encodes the batch's rows into one byte
+// buffer per owning worker and hands each buffer over whole, so rows cross
+// goroutines in batches, never one by one. A row is stored as
+//
+//	uvarint bodyLen
+//	uvarint keyTag            0: the key is the user field; else len(key)+1
+//	key bytes                 only when keyTag > 0
+//	nf × (uvarint len, bytes) the fields, in schema order
+//
+// so a file costs about its own size in RAM plus a few bytes per row, with no
+// heap object per row or field.
+//
+// # Index
+//
+// After the scan every worker sorts its buffers by batch sequence (batches
+// arrive out of order), which restores file order, then gives each user one
+// contiguous run of row references (a counting sort: one []uint64 for the
+// whole partition, no slice per user).
+//
+// # Reduce
+//
+// All users of all workers are put in one list, biggest first, and the
+// workers pull from it through one atomic cursor: an idle worker takes the
+// next user whatever partition it came from, so one huge user does not leave
+// the other CPUs idle. With a mergeable Spec, a user with more rows than
+// total/(2·workers) is cut into pieces that several workers aggregate at
+// once; the worker that finishes the last piece merges the parts in order
+// and finishes the user. Rows reach the feature function through a
+// feature.Rows iterator over the stored bytes; nothing is copied per user.
+//
+// The output is one CSV line per user, sorted by user key: each worker
+// sorts its own users and a k-way merge writes them.
+package inram

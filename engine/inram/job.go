@@ -1,0 +1,840 @@
+package inram
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/userhash"
+)
+
+// Batch is one batch of parsed rows, as the reader hands them out
+// (*csvread.Batch has these methods). It is valid only during Add.
+type Batch interface {
+	// Seq is the batch's index in file order, from 0.
+	Seq() int64
+	// Len is the number of rows.
+	Len() int
+	// Field returns row i, schema column j.
+	Field(i, j int) []byte
+	// User returns row i's user field, normalised to UTF-8.
+	User(i int) []byte
+	// Line returns the 1-based line where row i starts.
+	Line(i int) int64
+	// Row fills r with row i.
+	Row(i int, r *feature.Row)
+}
+
+// Options configure a Job.
+type Options struct {
+	// Spec is the feature set; it must have been validated.
+	Spec *feature.Spec
+	// Params are the job's --param values.
+	Params feature.Params
+	// Workers is the number of partitions and of reduce goroutines (the
+	// cluster's CPUs); 0 means 1.
+	Workers int
+	// File is the input's base name: feature.User.File and error messages.
+	File string
+	// Encoding is the text encoding of the file's fields.
+	Encoding feature.Encoding
+	// SplitRows is the row count above which a user of a mergeable Spec is
+	// cut into pieces reduced on several workers: 0 means
+	// total/(2·Workers), negative never splits.
+	SplitRows int64
+}
+
+// UserError is an error or a panic of the feature code on one user (in
+// Reduce or an Aggregator) or on one row (in Map).
+type UserError struct {
+	File string
+	User string
+	Line int64 // the row's line for an error in Map; 0 in reduce
+	Err  error
+}
+
+func (e *UserError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: user %q: map: %v", e.File, e.Line, e.User, e.Err)
+	}
+	return fmt.Sprintf("%s: user %q: %v", e.File, e.User, e.Err)
+}
+
+func (e *UserError) Unwrap() error { return e.Err }
+
+// Stats describes a finished Job.
+type Stats struct {
+	Rows       int64 // rows grouped (after Map)
+	Dropped    int64 // rows Map dropped
+	Users      int64
+	SplitUsers int   // users reduced in pieces on several workers
+	ArenaBytes int64 // bytes of stored rows
+	IndexTime  time.Duration
+	ReduceTime time.Duration
+	WriteTime  time.Duration
+	// WorkerBusy is each reduce worker's time from the start of the reduce
+	// until it found the queue empty.
+	WorkerBusy []time.Duration
+	// LongestItem is the longest single piece of reduce work (one user, or
+	// one piece of a split user): no schedule can end the reduce sooner.
+	LongestItem time.Duration
+}
+
+// OverIdeal is the reduce's wall time over the best any schedule could do:
+// the larger of the mean worker time and the longest single item.
+func (s *Stats) OverIdeal() float64 {
+	_, mean := s.BusyMaxMean()
+	ideal := max(mean, s.LongestItem)
+	if ideal <= 0 {
+		return 1
+	}
+	return float64(s.ReduceTime) / float64(ideal)
+}
+
+// BusyMaxMean returns the slowest reduce worker's time and the mean.
+func (s *Stats) BusyMaxMean() (maxBusy, mean time.Duration) {
+	if len(s.WorkerBusy) == 0 {
+		return 0, 0
+	}
+	var sum time.Duration
+	for _, d := range s.WorkerBusy {
+		sum += d
+		maxBusy = max(maxBusy, d)
+	}
+	return maxBusy, sum / time.Duration(len(s.WorkerBusy))
+}
+
+// Skew is the slowest reduce worker's time over the mean (1 is perfect).
+func (s *Stats) Skew() float64 {
+	mx, mean := s.BusyMaxMean()
+	if mean <= 0 {
+		return 1
+	}
+	return float64(mx) / float64(mean)
+}
+
+// Job groups one file's rows by user and reduces them. Add may be called
+// from many goroutines; Finish once, after the last Add.
+type Job struct {
+	opts    Options
+	spec    *feature.Spec
+	nf      int
+	userCol int
+	parts   []*partition
+	scratch sync.Pool
+
+	dropped    atomic.Int64
+	usersTotal atomic.Int64
+	usersDone  atomic.Int64
+	stop       atomic.Bool
+
+	errOnce sync.Once
+	err     error
+}
+
+// chunk is the rows of one batch owned by one partition.
+type chunk struct {
+	seq  int64
+	data []byte
+	rows int
+}
+
+// partition is one worker's share of the users.
+type partition struct {
+	mu     sync.Mutex
+	chunks []chunk
+
+	// Filled by index.
+	data   [][]byte // chunks' data, in file order
+	refs   []uint64 // row references (chunk<<32 | offset), grouped by user
+	users  []user
+	bySize []int32 // user ids, most rows first
+	byKey  []int32 // user ids, by key
+}
+
+type user struct {
+	key         string
+	start, n    uint32 // the user's run in refs
+	fill        uint32 // cursor while indexing
+	outW        uint16 // worker whose lines hold the output
+	outBlk, off uint32
+	outLen      uint32
+}
+
+type scratch struct {
+	part   []int32  // owning partition per row; -1: dropped
+	size   []uint32 // encoded body length per row
+	keyOff []int32  // -1: key is the user field; else offset in keyBuf
+	keyLen []uint32
+	keyBuf []byte
+	sizes  []int // encoded bytes per partition
+	rows   []int // rows per partition
+	bufs   [][]byte
+	row    feature.Row
+}
+
+// New returns a Job.
+func New(opts Options) (*Job, error) {
+	if opts.Spec == nil {
+		return nil, errors.New("inram: no Spec")
+	}
+	if opts.Spec.Schema == nil {
+		return nil, errors.New("inram: Spec has no Schema (not validated)")
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 1
+	}
+	if opts.Workers > 1<<16-1 {
+		return nil, fmt.Errorf("inram: %d workers is too many", opts.Workers)
+	}
+	j := &Job{
+		opts:    opts,
+		spec:    opts.Spec,
+		nf:      opts.Spec.Schema.Len(),
+		userCol: opts.Spec.Schema.User(),
+		parts:   make([]*partition, opts.Workers),
+	}
+	for i := range j.parts {
+		j.parts[i] = &partition{}
+	}
+	j.scratch.New = func() any { return &scratch{} }
+	return j, nil
+}
+
+// UsersTotal returns the number of users once indexing is done (0 before).
+func (j *Job) UsersTotal() int64 { return j.usersTotal.Load() }
+
+// UsersDone returns how many users have been reduced so far.
+func (j *Job) UsersDone() int64 { return j.usersDone.Load() }
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// uvarint is binary.Uvarint with a fast path for one byte.
+func uvarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	return binary.Uvarint(b)
+}
+
+// Add groups one batch. It may be called concurrently. An error (a panic
+// or error in Map) is a *UserError and should stop the scan.
+func (j *Job) Add(b Batch) error {
+	n := b.Len()
+	if n == 0 {
+		return nil
+	}
+	sc := j.scratch.Get().(*scratch)
+	defer j.scratch.Put(sc)
+	sc.part = slices.Grow(sc.part[:0], n)[:n]
+	sc.size = slices.Grow(sc.size[:0], n)[:n]
+	sc.keyOff = slices.Grow(sc.keyOff[:0], n)[:n]
+	sc.keyLen = slices.Grow(sc.keyLen[:0], n)[:n]
+	sc.keyBuf = sc.keyBuf[:0]
+	P := len(j.parts)
+	if cap(sc.sizes) < P {
+		sc.sizes = make([]int, P)
+		sc.rows = make([]int, P)
+		sc.bufs = make([][]byte, P)
+	}
+	sizes, rows := sc.sizes[:P], sc.rows[:P]
+	clear(sizes)
+	clear(rows)
+
+	if err := j.route(b, sc, sizes); err != nil {
+		return err
+	}
+
+	bufs := sc.bufs[:P]
+	for p := range bufs {
+		bufs[p] = nil
+		if sizes[p] > 0 {
+			bufs[p] = make([]byte, 0, sizes[p])
+		}
+	}
+	for i := 0; i < n; i++ {
+		p := sc.part[i]
+		if p < 0 {
+			continue
+		}
+		buf := binary.AppendUvarint(bufs[p], uint64(sc.size[i]))
+		if sc.keyOff[i] < 0 {
+			buf = append(buf, 0)
+		} else {
+			kl := sc.keyLen[i]
+			buf = binary.AppendUvarint(buf, uint64(kl)+1)
+			buf = append(buf, sc.keyBuf[sc.keyOff[i]:sc.keyOff[i]+int32(kl)]...)
+		}
+		for c := 0; c < j.nf; c++ {
+			f := b.Field(i, c)
+			buf = binary.AppendUvarint(buf, uint64(len(f)))
+			buf = append(buf, f...)
+		}
+		bufs[p] = buf
+		rows[p]++
+	}
+	seq := b.Seq()
+	for p, buf := range bufs {
+		if buf == nil {
+			continue
+		}
+		if len(buf) != sizes[p] {
+			panic(fmt.Sprintf("BUG: inram: partition %d encoded %d bytes, sized %d", p, len(buf), sizes[p]))
+		}
+		part := j.parts[p]
+		part.mu.Lock()
+		part.chunks = append(part.chunks, chunk{seq: seq, data: buf, rows: rows[p]})
+		part.mu.Unlock()
+		bufs[p] = nil
+	}
+	return nil
+}
+
+// route finds each row's key and owning partition and its encoded size.
+// A panic in Map is recovered and returned as a *UserError naming the row.
+func (j *Job) route(b Batch, sc *scratch, sizes []int) (err error) {
+	i := 0
+	if j.spec.Map != nil {
+		defer func() {
+			if v := recover(); v != nil {
+				err = &UserError{File: j.opts.File, User: string(b.User(i)), Line: b.Line(i),
+					Err: &feature.PanicError{Value: v, Stack: string(debug.Stack())}}
+			}
+		}()
+	}
+	P := len(j.parts)
+	for n := b.Len(); i < n; i++ {
+		raw := b.Field(i, j.userCol)
+		key := b.User(i)
+		if j.spec.Map != nil {
+			b.Row(i, &sc.row)
+			k, keep := j.spec.Map(&sc.row, j.opts.Params)
+			if !keep {
+				sc.part[i] = -1
+				j.dropped.Add(1)
+				continue
+			}
+			if k != nil {
+				key = k
+			}
+		}
+		bodyLen := 1 // keyTag 0
+		if string(key) == string(raw) {
+			sc.keyOff[i] = -1
+		} else {
+			sc.keyOff[i] = int32(len(sc.keyBuf))
+			sc.keyLen[i] = uint32(len(key))
+			sc.keyBuf = append(sc.keyBuf, key...)
+			bodyLen = uvarintLen(uint64(len(key))+1) + len(key)
+		}
+		for c := 0; c < j.nf; c++ {
+			l := len(b.Field(i, c))
+			bodyLen += uvarintLen(uint64(l)) + l
+		}
+		p := userhash.Partition(key, P)
+		sc.part[i] = int32(p)
+		sc.size[i] = uint32(bodyLen)
+		sizes[p] += uvarintLen(uint64(bodyLen)) + bodyLen
+	}
+	return nil
+}
+
+// rowKey returns the grouping key of an encoded row body.
+func rowKey(body []byte, userCol int) []byte {
+	tag, k := uvarint(body)
+	if tag > 0 {
+		return body[k : k+int(tag-1)]
+	}
+	pos := k
+	for c := 0; c < userCol; c++ {
+		l, kk := uvarint(body[pos:])
+		pos += kk + int(l)
+	}
+	l, kk := uvarint(body[pos:])
+	return body[pos+kk : pos+kk+int(l)]
+}
+
+// index sorts the partition's chunks into file order and groups the rows
+// by user.
+func (p *partition) index(userCol int) {
+	slices.SortFunc(p.chunks, func(a, b chunk) int {
+		switch {
+		case a.seq < b.seq:
+			return -1
+		case a.seq > b.seq:
+			return 1
+		}
+		return 0
+	})
+	nrows := 0
+	p.data = make([][]byte, len(p.chunks))
+	for i, c := range p.chunks {
+		nrows += c.rows
+		p.data[i] = c.data
+	}
+	p.chunks = nil
+	keyIdx := make(map[string]int32)
+	userOf := make([]int32, nrows)
+	r := 0
+	for _, d := range p.data {
+		for off := 0; off < len(d); {
+			bl, k := uvarint(d[off:])
+			body := d[off+k : off+k+int(bl)]
+			key := rowKey(body, userCol)
+			uid, ok := keyIdx[string(key)]
+			if !ok {
+				uid = int32(len(p.users))
+				s := string(key)
+				keyIdx[s] = uid
+				p.users = append(p.users, user{key: s})
+			}
+			p.users[uid].n++
+			userOf[r] = uid
+			r++
+			off += k + int(bl)
+		}
+	}
+	var start uint32
+	for u := range p.users {
+		p.users[u].start = start
+		p.users[u].fill = start
+		start += p.users[u].n
+	}
+	p.refs = make([]uint64, nrows)
+	r = 0
+	for ci, d := range p.data {
+		for off := 0; off < len(d); {
+			bl, k := uvarint(d[off:])
+			u := &p.users[userOf[r]]
+			p.refs[u.fill] = uint64(ci)<<32 | uint64(off)
+			u.fill++
+			r++
+			off += k + int(bl)
+		}
+	}
+	p.bySize = make([]int32, len(p.users))
+	for i := range p.bySize {
+		p.bySize[i] = int32(i)
+	}
+	slices.SortFunc(p.bySize, func(a, b int32) int {
+		na, nb := p.users[a].n, p.users[b].n
+		switch {
+		case na > nb:
+			return -1
+		case na < nb:
+			return 1
+		}
+		return strings.Compare(p.users[a].key, p.users[b].key)
+	})
+}
+
+// parallel runs f(0..n-1) on n goroutines and waits.
+func parallel(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(i)
+		}()
+	}
+	wg.Wait()
+}
+
+func (j *Job) fail(err error) {
+	j.errOnce.Do(func() { j.err = err })
+	j.stop.Store(true)
+}
+
+// Finish indexes the grouped rows, reduces every user and writes the
+// features as CSV (header `user,<columns>`, one line per user, sorted by
+// user key) to w. The Job's memory is released when it returns.
+func (j *Job) Finish(ctx context.Context, w io.Writer) (Stats, error) {
+	var st Stats
+	defer func() { j.parts = nil }()
+	st.Dropped = j.dropped.Load()
+
+	t0 := time.Now()
+	parallel(len(j.parts), func(i int) { j.parts[i].index(j.userCol) })
+	for _, p := range j.parts {
+		st.Rows += int64(len(p.refs))
+		st.Users += int64(len(p.users))
+		for _, d := range p.data {
+			st.ArenaBytes += int64(len(d))
+		}
+	}
+	j.usersTotal.Store(st.Users)
+	st.IndexTime = time.Since(t0)
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
+
+	t1 := time.Now()
+	items, nsplit := j.plan(st.Rows)
+	st.SplitUsers = nsplit
+	lines := make([]lineBuf, len(j.parts))
+	st.WorkerBusy = make([]time.Duration, len(j.parts))
+	longest := make([]time.Duration, len(j.parts))
+	var next atomic.Int64
+	parallel(len(j.parts), func(w int) {
+		st.WorkerBusy[w], longest[w] = j.reduceWorker(ctx, w, items, &next, &lines[w])
+	})
+	st.LongestItem = slices.Max(longest)
+	st.ReduceTime = time.Since(t1)
+	if j.err != nil {
+		return st, j.err
+	}
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
+
+	t2 := time.Now()
+	for _, p := range j.parts {
+		p.data, p.refs = nil, nil // the rows are no longer needed
+	}
+	err := j.write(w, lines)
+	st.WriteTime = time.Since(t2)
+	return st, err
+}
+
+// item is one unit of reduce work: a whole user, or a piece of a split one.
+type item struct {
+	p, uid int32
+	lo, hi uint32 // rows [lo, hi) of the user's run
+	split  *splitUser
+	piece  int32
+}
+
+type splitUser struct {
+	parts []feature.Aggregator
+	left  atomic.Int32
+}
+
+// plan lists the reduce work, biggest users first, splitting huge users of
+// a mergeable Spec into pieces.
+func (j *Job) plan(totalRows int64) ([]item, int) {
+	W := len(j.parts)
+	threshold := j.opts.SplitRows
+	if threshold == 0 {
+		threshold = totalRows / int64(2*W)
+	}
+	canSplit := j.spec.Mergeable() && W > 1 && threshold > 0
+	pieceRows := max(threshold/2, 1)
+
+	// Merge the partitions' size-sorted lists.
+	var n int
+	for _, p := range j.parts {
+		n += len(p.users)
+	}
+	items := make([]item, 0, n)
+	heads := make([]int, len(j.parts))
+	nsplit := 0
+	for {
+		best := -1
+		var bestN uint32
+		for pi, p := range j.parts {
+			if heads[pi] < len(p.bySize) {
+				u := p.users[p.bySize[heads[pi]]].n
+				if best < 0 || u > bestN {
+					best, bestN = pi, u
+				}
+			}
+		}
+		if best < 0 {
+			break
+		}
+		uid := j.parts[best].bySize[heads[best]]
+		heads[best]++
+		if canSplit && int64(bestN) > threshold {
+			k := (int64(bestN) + pieceRows - 1) / pieceRows
+			su := &splitUser{parts: make([]feature.Aggregator, k)}
+			su.left.Store(int32(k))
+			for i := int64(0); i < k; i++ {
+				lo := uint32(i * int64(bestN) / k)
+				hi := uint32((i + 1) * int64(bestN) / k)
+				items = append(items, item{p: int32(best), uid: uid, lo: lo, hi: hi, split: su, piece: int32(i)})
+			}
+			nsplit++
+			continue
+		}
+		items = append(items, item{p: int32(best), uid: uid, lo: 0, hi: bestN})
+	}
+	return items, nsplit
+}
+
+// reduceWorker pulls items until the list is empty and returns how long it
+// was busy and its longest item.
+func (j *Job) reduceWorker(ctx context.Context, w int, items []item, next *atomic.Int64, out *lineBuf) (busy, longest time.Duration) {
+	start := time.Now()
+	last := start
+	rec := j.spec.NewRecord()
+	rows := &arenaRows{schema: j.spec.Schema, nf: j.nf}
+	rows.row.Fields = make([][]byte, j.nf)
+	rows.row.Encoding = j.opts.Encoding
+	rows.row.Schema = j.spec.Schema
+	u := &feature.User{File: j.opts.File, Params: j.opts.Params}
+	var keyBuf, line, field []byte
+	for k := 0; !j.stop.Load(); k++ {
+		i := next.Add(1) - 1
+		if i >= int64(len(items)) {
+			break
+		}
+		if k%64 == 0 && ctx.Err() != nil {
+			j.fail(ctx.Err())
+			break
+		}
+		now := time.Now() // the previous item ended
+		longest = max(longest, now.Sub(last))
+		last = now
+		it := &items[i]
+		p := j.parts[it.p]
+		us := &p.users[it.uid]
+		keyBuf = append(keyBuf[:0], us.key...)
+		u.Key = keyBuf
+		rows.reset(p.data, p.refs[us.start+it.lo:us.start+it.hi])
+		if it.split == nil {
+			if err := j.spec.ReduceUser(u, rows, rec); err != nil {
+				j.fail(&UserError{File: j.opts.File, User: us.key, Err: err})
+				break
+			}
+		} else {
+			agg, err := j.aggregatePiece(u, rows)
+			if err != nil {
+				j.fail(&UserError{File: j.opts.File, User: us.key, Err: err})
+				break
+			}
+			it.split.parts[it.piece] = agg
+			if it.split.left.Add(-1) != 0 {
+				continue // another worker finishes this user
+			}
+			if err := mergeFinish(it.split.parts, rec); err != nil {
+				j.fail(&UserError{File: j.opts.File, User: us.key, Err: err})
+				break
+			}
+		}
+		line, field = AppendRecord(line[:0], field, keyBuf, rec)
+		us.outW = uint16(w)
+		us.outBlk, us.off = out.add(line)
+		us.outLen = uint32(len(line))
+		j.usersDone.Add(1)
+	}
+	end := time.Now()
+	return end.Sub(start), max(longest, end.Sub(last))
+}
+
+// aggregatePiece feeds one piece of a user to a fresh Aggregator.
+func (j *Job) aggregatePiece(u *feature.User, rows feature.Rows) (agg feature.Aggregator, err error) {
+	err = feature.Guard(func() error {
+		agg = j.spec.NewAggregator(u)
+		for rows.Next() {
+			if err := agg.Add(rows.Row()); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	return agg, err
+}
+
+// mergeFinish merges the pieces in order (so the result does not depend on
+// which worker ended last) and finishes the user.
+func mergeFinish(parts []feature.Aggregator, rec *feature.Record) error {
+	return feature.Guard(func() error {
+		rec.Reset()
+		for _, o := range parts[1:] {
+			if err := parts[0].Merge(o); err != nil {
+				return err
+			}
+		}
+		return parts[0].Finish(rec)
+	})
+}
+
+// write sorts each partition's users by key and merges them into w.
+func (j *Job) write(w io.Writer, lines []lineBuf) error {
+	parallel(len(j.parts), func(i int) {
+		p := j.parts[i]
+		p.byKey = make([]int32, len(p.users))
+		for k := range p.byKey {
+			p.byKey[k] = int32(k)
+		}
+		slices.SortFunc(p.byKey, func(a, b int32) int { return strings.Compare(p.users[a].key, p.users[b].key) })
+	})
+	bw, ok := w.(interface {
+		io.Writer
+		io.StringWriter
+	})
+	if !ok {
+		return errors.New("BUG: inram: writer must implement io.StringWriter (use bufio.Writer)")
+	}
+	if _, err := bw.WriteString(Header(j.spec)); err != nil {
+		return err
+	}
+	h := &keyHeap{parts: j.parts}
+	for pi, p := range j.parts {
+		if len(p.byKey) > 0 {
+			h.items = append(h.items, heapItem{p: pi})
+		}
+	}
+	h.init()
+	for len(h.items) > 0 {
+		top := &h.items[0]
+		p := j.parts[top.p]
+		u := &p.users[p.byKey[top.i]]
+		blk := lines[u.outW].blocks[u.outBlk]
+		if _, err := bw.Write(blk[u.off : u.off+u.outLen]); err != nil {
+			return err
+		}
+		top.i++
+		if top.i == len(p.byKey) {
+			h.pop()
+		} else {
+			h.fix()
+		}
+	}
+	return nil
+}
+
+// lineBuf holds output lines in blocks, so that growing it never copies.
+type lineBuf struct {
+	blocks [][]byte
+}
+
+const lineBlockBytes = 1 << 20
+
+func (b *lineBuf) add(line []byte) (blk, off uint32) {
+	n := len(b.blocks)
+	if n == 0 || len(b.blocks[n-1])+len(line) > cap(b.blocks[n-1]) {
+		b.blocks = append(b.blocks, make([]byte, 0, max(lineBlockBytes, len(line))))
+		n++
+	}
+	last := &b.blocks[n-1]
+	off = uint32(len(*last))
+	*last = append(*last, line...)
+	return uint32(n - 1), off
+}
+
+type heapItem struct{ p, i int }
+
+// keyHeap is a min-heap of partition cursors by user key.
+type keyHeap struct {
+	parts []*partition
+	items []heapItem
+}
+
+func (h *keyHeap) key(k int) string {
+	it := h.items[k]
+	p := h.parts[it.p]
+	return p.users[p.byKey[it.i]].key
+}
+
+func (h *keyHeap) init() {
+	for i := len(h.items)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h *keyHeap) fix() { h.down(0) }
+
+func (h *keyHeap) pop() {
+	last := len(h.items) - 1
+	h.items[0] = h.items[last]
+	h.items = h.items[:last]
+	if last > 0 {
+		h.down(0)
+	}
+}
+
+func (h *keyHeap) down(i int) {
+	n := len(h.items)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && h.key(r) < h.key(l) {
+			m = r
+		}
+		if h.key(i) <= h.key(m) {
+			return
+		}
+		h.items[i], h.items[m] = h.items[m], h.items[i]
+		i = m
+	}
+}
+
+// prefetchAhead is how many rows ahead arenaRows prefetches.
+const prefetchAhead = 6
+
+// arenaRows is a feature.Rows over stored rows.
+type arenaRows struct {
+	data   [][]byte
+	refs   []uint64
+	i      int
+	row    feature.Row
+	schema *feature.Schema
+	nf     int
+}
+
+func (r *arenaRows) reset(data [][]byte, refs []uint64) {
+	r.data, r.refs, r.i = data, refs, 0
+}
+
+// Next implements feature.Rows.
+func (r *arenaRows) Next() bool {
+	if r.i >= len(r.refs) {
+		return false
+	}
+	ref := r.refs[r.i]
+	r.i++
+	// A user's rows are spread over the whole file: ask for a row a few
+	// ahead now, so that it is in cache when its turn comes.
+	if k := r.i + prefetchAhead; k < len(r.refs) {
+		ahead := r.refs[k]
+		prefetch(unsafe.Pointer(&r.data[ahead>>32][uint32(ahead)]))
+	}
+	d := r.data[ref>>32]
+	off := int(uint32(ref))
+	bl, k := uvarint(d[off:])
+	body := d[off+k : off+k+int(bl)]
+	tag, pos := uvarint(body)
+	if tag > 0 {
+		pos += int(tag - 1)
+	}
+	fields := r.row.Fields[:r.nf]
+	for c := range fields {
+		l, kk := uvarint(body[pos:])
+		pos += kk
+		end := pos + int(l)
+		fields[c] = body[pos:end:end]
+		pos = end
+	}
+	return true
+}
+
+// Row implements feature.Rows.
+func (r *arenaRows) Row() *feature.Row { return &r.row }
+
+// Err implements feature.Rows.
+func (r *arenaRows) Err() error { return nil }
+
+// Schema implements feature.Rows.
+func (r *arenaRows) Schema() *feature.Schema { return r.schema }

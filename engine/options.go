@@ -1,0 +1,222 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shirou/gopsutil/v3/mem"
+
+	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/csvread"
+)
+
+// Queue orders.
+const (
+	// QueueDeque is the original engine's double-ended queue: files sorted
+	// largest first; cluster 0 takes from the large end, every other
+	// cluster from the small end, so the largest files do not all sit in
+	// RAM at once.
+	QueueDeque = "deque"
+	// QueueFIFO hands out files in size order (largest first) to whichever
+	// cluster is free, so results arrive in a predictable order.
+	QueueFIFO = "fifo"
+)
+
+// Defaults.
+const (
+	DefaultJobName       = "job"
+	DefaultPoll          = time.Second
+	DefaultRAMShare      = 0.8 // of physical RAM, as the original engine advises
+	DefaultProgressEvery = 5 * time.Second
+	DefaultStartTimeout  = 30 * time.Second
+)
+
+// Options configure Run. The zero value (with Paths or Inputs) works.
+type Options struct {
+	// Paths are files and folders to read (folders recursively), listed
+	// with csvread.ListInputs.
+	Paths []string
+	// Inputs are already listed input files; they are added to Paths'.
+	Inputs []csvread.Input
+	// Tasks replace Paths and Inputs for other kinds of work than raw
+	// files (`mce reduce`): they are run in size order by the same
+	// clusters, with the same logs and resume.
+	Tasks []Task
+
+	// Out is the folder in which the run directory JobName<n> is made
+	// (default ".").
+	Out string
+	// JobName names the run (default "job").
+	JobName string
+	// Resume names the run directory of an interrupted run to finish:
+	// its plan is read from it; Paths, Inputs, Tasks, Out and JobName are
+	// then ignored.
+	Resume string
+
+	// Clusters gives the CPUs of each cluster. Default: one cluster of all
+	// CPUs on a machine of up to 4, else one of all but one.
+	Clusters []int
+	// Queue is QueueDeque (default) or QueueFIFO.
+	Queue string
+	// RAMLimitBytes is the total RSS of all clusters above which the
+	// cluster using the most is killed (default 80% of physical RAM).
+	RAMLimitBytes int64
+	// Poll is how often RSS is measured (default 1s).
+	Poll time.Duration
+	// RecycleAfter restarts a cluster after this many files (0: never).
+	RecycleAfter int
+	// RecycleRSSBytes restarts a cluster whose RSS between files exceeds
+	// it (0: never), against leaks in feature code.
+	RecycleRSSBytes int64
+
+	// WorkerExe is the binary whose worker command runs a cluster
+	// (default: this executable); WorkerArgs its arguments (default
+	// ["worker"]).
+	WorkerExe  string
+	WorkerArgs []string
+	// WorkerEnv is added to each worker's environment.
+	WorkerEnv []string
+
+	// Reader says how raw files are read (its Schema is ignored: the
+	// worker's Spec decides).
+	Reader csvread.Options
+	// Params are the job's --param values.
+	Params feature.Params
+	// FeatureName names the feature set in the plan and summary.
+	FeatureName string
+
+	// Logger gets the engine's log and the workers'; nil: slog.Default().
+	Logger *slog.Logger
+	// Progress, if set, gets a live view (on a terminal) or a plain
+	// progress line every ProgressEvery.
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	// StartTimeout bounds a cluster's start (default 30s).
+	StartTimeout time.Duration
+}
+
+// DefaultClusters returns the default cluster layout for n CPUs.
+func DefaultClusters(n int) []int {
+	if n <= 4 {
+		return []int{max(n, 1)}
+	}
+	return []int{n - 1}
+}
+
+// PhysicalRAM returns the machine's RAM in bytes.
+func PhysicalRAM() (int64, error) {
+	vm, err := mem.VirtualMemory()
+	if err != nil {
+		return 0, fmt.Errorf("read physical RAM: %w", err)
+	}
+	return int64(vm.Total), nil
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Out == "" {
+		o.Out = "."
+	}
+	if o.JobName == "" {
+		o.JobName = DefaultJobName
+	}
+	if strings.ContainsAny(o.JobName, `/\`) {
+		return o, fmt.Errorf("job name %q: no slashes", o.JobName)
+	}
+	if len(o.Clusters) == 0 {
+		o.Clusters = DefaultClusters(runtime.NumCPU())
+	}
+	for i, n := range o.Clusters {
+		if n < 1 {
+			return o, fmt.Errorf("cluster %d has %d CPUs: want at least 1", i, n)
+		}
+	}
+	switch o.Queue {
+	case "":
+		o.Queue = QueueDeque
+	case QueueDeque, QueueFIFO:
+	default:
+		return o, fmt.Errorf("queue %q: want deque or fifo", o.Queue)
+	}
+	if o.RAMLimitBytes < 0 {
+		return o, fmt.Errorf("RAM limit %d: want a positive size", o.RAMLimitBytes)
+	}
+	if o.RAMLimitBytes == 0 {
+		total, err := PhysicalRAM()
+		if err != nil {
+			return o, err
+		}
+		o.RAMLimitBytes = int64(float64(total) * DefaultRAMShare)
+	}
+	if o.Poll <= 0 {
+		o.Poll = DefaultPoll
+	}
+	if o.RecycleAfter < 0 || o.RecycleRSSBytes < 0 {
+		return o, errors.New("recycle bounds must not be negative")
+	}
+	if o.WorkerExe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return o, fmt.Errorf("find own binary: %w", err)
+		}
+		o.WorkerExe = exe
+	}
+	if o.WorkerArgs == nil {
+		o.WorkerArgs = []string{"worker"}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = DefaultProgressEvery
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = DefaultStartTimeout
+	}
+	return o, nil
+}
+
+// ParseClusters reads a cluster layout: CPUs per cluster, comma separated
+// ("3,2,1").
+func ParseClusters(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("clusters %q: want CPUs per cluster like 3,2,1", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// ParseRAMLimit reads a RAM limit: a share of physical RAM ("80%") or a
+// size in bytes, with parse reading the size.
+func ParseRAMLimit(s string, parse func(string) (int64, error)) (int64, error) {
+	t := strings.TrimSpace(s)
+	if pct, ok := strings.CutSuffix(t, "%"); ok {
+		v, err := strconv.ParseFloat(strings.TrimSpace(pct), 64)
+		if err != nil || v <= 0 || v > 100 {
+			return 0, fmt.Errorf("RAM limit %q: want a share like 80%% or a size like 12GiB", s)
+		}
+		total, err := PhysicalRAM()
+		if err != nil {
+			return 0, err
+		}
+		return int64(float64(total) * v / 100), nil
+	}
+	n, err := parse(t)
+	if err != nil {
+		return 0, fmt.Errorf("RAM limit %q: want a share like 80%% or a size like 12GiB", s)
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("RAM limit %q: want more than 0", s)
+	}
+	return n, nil
+}

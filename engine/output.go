@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// TempSuffix ends the name of an output while it is being written. A file
+// with this suffix is never a result; --resume removes it.
+const TempSuffix = ".tmp"
+
+// Output is a file written under a temporary name and renamed to its final
+// name only when complete (Commit), so that a killed writer never leaves a
+// partial file under the final name.
+type Output struct {
+	f          *os.File
+	final, tmp string
+	closed     bool
+}
+
+// CreateOutput starts writing the file final (as final+TempSuffix).
+func CreateOutput(final string) (*Output, error) {
+	tmp := final + TempSuffix
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create output: %w", err)
+	}
+	return &Output{f: f, final: final, tmp: tmp}, nil
+}
+
+// Name returns the final name.
+func (o *Output) Name() string { return o.final }
+
+// Write implements io.Writer.
+func (o *Output) Write(p []byte) (int, error) { return o.f.Write(p) }
+
+// Commit syncs the file, renames it to its final name and syncs the folder.
+func (o *Output) Commit() error {
+	o.closed = true
+	if err := o.f.Sync(); err != nil {
+		o.f.Close()
+		os.Remove(o.tmp)
+		return fmt.Errorf("sync %s: %w", o.tmp, err)
+	}
+	if err := o.f.Close(); err != nil {
+		os.Remove(o.tmp)
+		return fmt.Errorf("close %s: %w", o.tmp, err)
+	}
+	if err := os.Rename(o.tmp, o.final); err != nil {
+		os.Remove(o.tmp)
+		return fmt.Errorf("rename output: %w", err)
+	}
+	return syncDir(filepath.Dir(o.final))
+}
+
+// Abort removes the temporary file unless Commit was called.
+func (o *Output) Abort() {
+	if o.closed {
+		return
+	}
+	o.closed = true
+	o.f.Close()
+	os.Remove(o.tmp)
+}
+
+// WriteFileAtomic writes data to path through a synced temporary file and a
+// rename.
+func WriteFileAtomic(path string, data []byte) error {
+	o, err := CreateOutput(path)
+	if err != nil {
+		return err
+	}
+	if _, err := o.Write(data); err != nil {
+		o.Abort()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return o.Commit()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// removeTemps removes leftover temporary outputs in dir and returns their
+// names.
+func removeTemps(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range ents {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), TempSuffix) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !os.IsNotExist(err) {
+				return removed, err
+			}
+			removed = append(removed, e.Name())
+		}
+	}
+	return removed, nil
+}

@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/csvread"
+)
+
+// KindFile is the kind of task that map-reduces one raw input file.
+const KindFile = "file"
+
+// Task is one unit of work the parent hands to a cluster: for `mce run`
+// one raw input file; other modes add kinds of their own (with a Handler in
+// the worker).
+type Task struct {
+	// ID is the task's position in the plan (largest first), from 0.
+	ID int `json:"id"`
+	// Kind picks the worker's Handler.
+	Kind string `json:"kind"`
+	// Input is what to read: for KindFile the file's path.
+	Input string `json:"input"`
+	// Size is the input's size in bytes: the scheduling order and the
+	// progress view's denominator.
+	Size int64 `json:"size"`
+	// Output is the final output file's name in the run directory. A task
+	// whose output exists is complete (--resume skips it).
+	Output string `json:"output"`
+	// Args carries handler-specific settings.
+	Args map[string]string `json:"args,omitempty"`
+}
+
+// Name returns a short name of the task's input for logs.
+func (t *Task) Name() string { return filepath.Base(t.Input) }
+
+// Result is what a Handler reports for a finished task. Fields that do not
+// apply stay zero.
+type Result struct {
+	Bytes             int64    `json:"bytes"` // uncompressed input bytes read
+	Rows              int64    `json:"rows"`
+	BadRows           int64    `json:"bad_rows"`
+	DroppedRows       int64    `json:"dropped_rows,omitempty"`
+	Users             int64    `json:"users"`
+	SplitUsers        int      `json:"split_users,omitempty"`
+	MapSeconds        float64  `json:"map_seconds"`
+	ReduceSeconds     float64  `json:"reduce_seconds"`
+	WorkerMaxSeconds  float64  `json:"worker_max_seconds"`
+	WorkerMeanSeconds float64  `json:"worker_mean_seconds"`
+	PeakRSSBytes      int64    `json:"peak_rss_bytes,omitempty"` // measured in the worker
+	BadRowSamples     []string `json:"bad_row_samples,omitempty"`
+}
+
+// Skew is the slowest worker's time over the mean.
+func (r *Result) Skew() float64 {
+	if r.WorkerMeanSeconds <= 0 {
+		return 1
+	}
+	return r.WorkerMaxSeconds / r.WorkerMeanSeconds
+}
+
+// TaskError is why a task failed, as failure.log records it.
+type TaskError struct {
+	Input   string `json:"input"`
+	User    string `json:"user,omitempty"` // the user whose features failed, if any
+	Line    int64  `json:"line,omitempty"`
+	Message string `json:"message"`
+	Stack   string `json:"stack,omitempty"` // of a panic in feature code
+}
+
+func (e *TaskError) Error() string {
+	s := e.Input
+	if e.Line > 0 {
+		s = fmt.Sprintf("%s:%d", s, e.Line)
+	}
+	if e.User != "" {
+		s += fmt.Sprintf(": user %q", e.User)
+	}
+	return s + ": " + e.Message
+}
+
+// Progress holds a running task's counters; the handler updates them and
+// the worker reports them to the parent a few times a second.
+type Progress struct {
+	Phase      atomic.Value // string: "map", "reduce", "write"
+	Bytes      atomic.Int64 // uncompressed bytes read
+	DiskBytes  atomic.Int64 // on-disk bytes read (the denominator is Task.Size)
+	UsersDone  atomic.Int64
+	UsersTotal atomic.Int64
+}
+
+func (p *Progress) snapshot() progressMsg {
+	ph, _ := p.Phase.Load().(string)
+	return progressMsg{
+		Phase: ph, Bytes: p.Bytes.Load(), DiskBytes: p.DiskBytes.Load(),
+		UsersDone: p.UsersDone.Load(), UsersTotal: p.UsersTotal.Load(),
+	}
+}
+
+// TaskEnv is what a Handler gets besides its Task.
+type TaskEnv struct {
+	// Spec is the feature set this worker binary carries (validated).
+	Spec *feature.Spec
+	// Params are the job's --param values.
+	Params feature.Params
+	// Reader is how raw files are read; its Schema is Spec.Schema.
+	Reader csvread.Options
+	// RunDir is the run directory; outputs go there.
+	RunDir string
+	// Cluster is this cluster's number and CPUs its number of CPUs (the
+	// number of workers a handler should use).
+	Cluster, CPUs int
+	// Progress is where the handler reports progress.
+	Progress *Progress
+	Logger   *slog.Logger
+}
+
+// OutputPath returns where the task's final output goes.
+func (e *TaskEnv) OutputPath(t *Task) string { return filepath.Join(e.RunDir, t.Output) }
+
+// Handler runs one kind of task inside a cluster process. An error fails
+// the task; a *TaskError says which user and line. Handlers must write
+// outputs through CreateOutput so that a killed cluster leaves no partial
+// output under the final name.
+type Handler interface {
+	Run(ctx context.Context, env *TaskEnv, t *Task) (*Result, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, env *TaskEnv, t *Task) (*Result, error)
+
+// Run implements Handler.
+func (f HandlerFunc) Run(ctx context.Context, env *TaskEnv, t *Task) (*Result, error) {
+	return f(ctx, env, t)
+}
+
+// The protocol between the parent and a cluster is JSON lines: the parent
+// writes a config message and then one task message at a time on the
+// worker's stdin; the worker answers with ready, progress and result
+// messages on its stdout. The worker exits when its stdin closes.
+
+// workerConfig is the first message to a worker.
+type workerConfig struct {
+	Cluster         int               `json:"cluster"`
+	CPUs            int               `json:"cpus"`
+	RunDir          string            `json:"run_dir"`
+	Params          feature.Params    `json:"params,omitempty"`
+	Reader          csvread.Options   `json:"reader"` // Schema is not sent
+	ProgressEveryMS int64             `json:"progress_every_ms"`
+	Extra           map[string]string `json:"extra,omitempty"`
+}
+
+type toWorker struct {
+	Type   string        `json:"type"` // "config" or "task"
+	Config *workerConfig `json:"config,omitempty"`
+	Task   *Task         `json:"task,omitempty"`
+}
+
+type progressMsg struct {
+	Phase      string `json:"phase,omitempty"`
+	Bytes      int64  `json:"bytes"`
+	DiskBytes  int64  `json:"disk_bytes"`
+	UsersDone  int64  `json:"users_done"`
+	UsersTotal int64  `json:"users_total"`
+}
+
+type fromWorker struct {
+	Type     string       `json:"type"` // "ready", "progress" or "result"
+	PID      int          `json:"pid,omitempty"`
+	Task     int          `json:"task"`
+	Progress *progressMsg `json:"progress,omitempty"`
+	Result   *Result      `json:"result,omitempty"`
+	Error    *TaskError   `json:"error,omitempty"`
+}

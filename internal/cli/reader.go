@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/csvread"
+)
+
+// readerFlags are the raw-file reading flags shared by run, partition and
+// debug.
+func readerFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "delimiter", Usage: "field separator: , ; | tab (default: sniffed per file)"},
+		&ucli.StringFlag{Name: "encoding", Value: "auto", Usage: "text encoding: auto (UTF-8 when valid, else cp1252), utf8 or cp1252"},
+		&ucli.StringSliceFlag{Name: "alias", Usage: "`column=header` maps a file's header name to a column (repeatable), e.g. --alias issuer=rfc_emisor"},
+		&ucli.StringFlag{Name: "user-col", Usage: "header `name` of the user column in the files (an alias of the schema's user column)"},
+		&ucli.Float64Flag{Name: "max-bad-rows", Value: 0.01, Usage: "fail a file whose share of malformed rows exceeds this (negative: never)"},
+	}
+}
+
+// readerOptions reads the readerFlags.
+func readerOptions(c *ucli.Context, schema *feature.Schema) (csvread.Options, error) {
+	if schema == nil {
+		schema = feature.InvoiceSchema
+	}
+	o := csvread.Options{Schema: schema, MaxBadRowShare: c.Float64("max-bad-rows")}
+	if o.MaxBadRowShare == 0 {
+		o.MaxBadRowShare = 1e-12 // 0 means "no bad rows at all", not the default
+	}
+	switch d := c.String("delimiter"); d {
+	case "":
+	case ",", ";", "|":
+		o.Delimiter = d[0]
+	case "tab", "\\t", "\t":
+		o.Delimiter = '\t'
+	default:
+		return o, fmt.Errorf("--delimiter %q: want , ; | or tab", d)
+	}
+	enc, err := feature.ParseEncoding(c.String("encoding"))
+	if err != nil {
+		return o, fmt.Errorf("--encoding: %w", err)
+	}
+	o.Encoding = enc
+	o.Aliases = map[string][]string{}
+	for _, kv := range c.StringSlice("alias") {
+		col, header, ok := strings.Cut(kv, "=")
+		col = strings.ToLower(strings.TrimSpace(col))
+		if !ok || col == "" || strings.TrimSpace(header) == "" {
+			return o, fmt.Errorf("--alias %q: want column=header", kv)
+		}
+		if schema.Index(col) < 0 {
+			return o, fmt.Errorf("--alias %q: no column %q in the schema (%s)", kv, col, schema)
+		}
+		o.Aliases[col] = append(o.Aliases[col], header)
+	}
+	if u := c.String("user-col"); u != "" {
+		o.Aliases[schema.UserName()] = append(o.Aliases[schema.UserName()], u)
+	}
+	return o, nil
+}
+
+// ParseBytes reads a size: "512MiB", "2GB", "1.5GiB", "1048576".
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   float64
+	}{
+		{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+		{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
+		{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40}, {"b", 1},
+	}
+	mult := 1.0
+	lower := strings.ToLower(t)
+	for _, u := range units {
+		if strings.HasSuffix(lower, u.suffix) {
+			mult = u.mult
+			t = strings.TrimSpace(t[:len(t)-len(u.suffix)])
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("size %q: want a number of bytes like 512MiB or 2GB", s)
+	}
+	return int64(v * mult), nil
+}
+
+// baseName is a file's name without its folder and without .gz/.zst.
+func baseName(path string) string {
+	b := filepath.Base(path)
+	for _, ext := range []string{".gz", ".zst", ".zstd"} {
+		b = strings.TrimSuffix(b, ext)
+	}
+	return b
+}
+
+// appendCSVField appends b as one CSV field, quoted when it has to be.
+func appendCSVField(dst, b []byte) []byte {
+	needs := false
+	for _, c := range b {
+		if c == ',' || c == '"' || c == '\n' || c == '\r' {
+			needs = true
+			break
+		}
+	}
+	if !needs {
+		return append(dst, b...)
+	}
+	dst = append(dst, '"')
+	for _, c := range b {
+		if c == '"' {
+			dst = append(dst, '"')
+		}
+		dst = append(dst, c)
+	}
+	return append(dst, '"')
+}

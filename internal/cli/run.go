@@ -1,0 +1,234 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+
+	ucli "github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/engine/feature"
+)
+
+// runCommand is `mce run`: the Multiple Cluster Engine over raw files.
+func runCommand(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "run",
+		Usage:     "compute per-user features for every input file on clusters of CPUs (the Multiple Cluster Engine)",
+		ArgsUsage: "FILE|DIR...",
+		Description: `Reads every input file (.csv .tsv .txt, optionally .gz or .zst; folders recursively) and
+writes one features file per input: one line per user, sorted by user. Each cluster is one
+worker process with --clusters' CPUs; a file is read once by one cluster, its users split
+among the cluster's CPUs by a stable hash, then reduced biggest user first with work stealing.
+
+Files are sorted by size, largest first. With --queue deque (the default, as in the original
+engine) cluster 0 takes files from the large end and the other clusters from the small end,
+so give cluster 0 the most CPUs; --queue fifo hands files out in size order.
+
+Every --poll the RSS of each cluster goes to ram_usage.log; above --ram-limit the busy cluster
+using the most is killed (failure.log says which file), started again, and its file retried
+once alone. A failing file (a panic in the features, a bad file) is logged in failure.log
+with its user and does not stop the others. The exit status is 1 when any file failed; the
+last line says how many.
+
+Each run makes a new folder OUT/JOBNAME<n> with the features files, status.log, failure.log,
+ram_usage.log, timings.csv and summary.json. --resume OUT/JOBNAME<n> finishes an interrupted
+run.
+
+Examples:
+  mce run data/ --out runs --job jan --clusters 3,2,1
+  mce run data/ --features f.go --param min_amount=100
+  mce run --resume runs/jan0`,
+		Flags: append(append([]ucli.Flag{
+			&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "`DIR` in which the run folder JOBNAME<n> is made"},
+			&ucli.StringFlag{Name: "job", Value: engine.DefaultJobName, Usage: "job `NAME`: the run folder is NAME0, NAME1, ... (never overwritten)"},
+			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder); no inputs then"},
+			featuresFlag,
+			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
+		}, clusterFlags()...), readerFlags()...),
+		Action: func(c *ucli.Context) error {
+			paths, err := argsAndLateFlags(c)
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			if c.String(featuresFlag.Name) != "" && !env.FeaturesBinary {
+				return execFeaturesBinary(c, env)
+			}
+			opts, err := runOptions(c, env, paths)
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			s, err := engine.Run(c.Context, opts)
+			return finishRun(s, err)
+		},
+	}
+}
+
+// clusterFlags are the flags of the engine's clusters, shared by the
+// commands that run on them.
+func clusterFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "clusters", Usage: "`CPUS` per cluster, comma separated, e.g. 3,2,1 (default: one cluster of all CPUs up to 4 CPUs, else all but one)"},
+		&ucli.StringFlag{Name: "queue", Value: engine.QueueDeque, Usage: "file `ORDER`: deque (cluster 0 takes the largest files, the others the smallest) or fifo (largest first to any free cluster)"},
+		&ucli.StringFlag{Name: "ram-limit", Value: "80%", Usage: "total RSS of all clusters above which the biggest busy one is killed: a share of physical RAM (80%) or a `SIZE` (12GiB)"},
+		&ucli.DurationFlag{Name: "poll", Value: engine.DefaultPoll, Usage: "`INTERVAL` at which each cluster's RSS is measured, logged to ram_usage.log and checked against --ram-limit"},
+		&ucli.IntFlag{Name: "recycle-after", Usage: "restart a cluster after `N` files (0: never), against leaks"},
+		&ucli.StringFlag{Name: "recycle-rss", Usage: "restart a cluster whose RSS between files exceeds `SIZE` (e.g. 2GiB; default: never)"},
+		&ucli.BoolFlag{Name: "no-progress", Usage: "no progress view on stderr"},
+	}
+}
+
+// clusterOptions reads clusterFlags into engine options.
+func clusterOptions(c *ucli.Context, env *Env, o *engine.Options) error {
+	var err error
+	if s := c.String("clusters"); s != "" {
+		if o.Clusters, err = engine.ParseClusters(s); err != nil {
+			return fmt.Errorf("--clusters: %w", err)
+		}
+	}
+	o.Queue = c.String("queue")
+	if o.Queue != engine.QueueDeque && o.Queue != engine.QueueFIFO {
+		return fmt.Errorf("--queue %q: want deque or fifo", o.Queue)
+	}
+	if o.RAMLimitBytes, err = engine.ParseRAMLimit(c.String("ram-limit"), ParseBytes); err != nil {
+		return fmt.Errorf("--ram-limit: %w", err)
+	}
+	o.Poll = c.Duration("poll")
+	if o.Poll <= 0 {
+		return fmt.Errorf("--poll %s: want a positive duration", o.Poll)
+	}
+	o.RecycleAfter = c.Int("recycle-after")
+	if o.RecycleAfter < 0 {
+		return fmt.Errorf("--recycle-after %d: want 0 or more", o.RecycleAfter)
+	}
+	if s := c.String("recycle-rss"); s != "" {
+		if o.RecycleRSSBytes, err = ParseBytes(s); err != nil {
+			return fmt.Errorf("--recycle-rss: %w", err)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary: %w", err)
+	}
+	o.WorkerExe = exe
+	o.WorkerArgs = []string{"--log-format", "json", "--log-level", c.String("log-level"), "worker"}
+	o.Logger = env.Logger
+	if !c.Bool("no-progress") {
+		o.Progress = os.Stderr
+	}
+	o.FeatureName = env.Spec.Name
+	return nil
+}
+
+func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, error) {
+	o := engine.Options{Paths: paths}
+	var err error
+	o.Out, o.JobName, o.Resume = c.String("out"), c.String("job"), c.String("resume")
+	if o.Resume != "" && len(o.Paths) > 0 {
+		return o, fmt.Errorf("--resume %s takes no input files (the run folder's plan names them)", o.Resume)
+	}
+	if o.Resume == "" && len(o.Paths) == 0 {
+		return o, errors.New("run: give input files or folders (or --resume DIR)")
+	}
+	if o.Params, err = feature.ParseParams(c.StringSlice("param")); err != nil {
+		return o, err
+	}
+	if o.Reader, err = readerOptions(c, env.Spec.Schema); err != nil {
+		return o, err
+	}
+	if err := clusterOptions(c, env, &o); err != nil {
+		return o, err
+	}
+	if o.Progress != nil && !term.IsTerminal(int(os.Stderr.Fd())) {
+		o.ProgressEvery = engine.DefaultProgressEvery
+	}
+	return o, nil
+}
+
+// finishRun prints the run folder and the last line, and maps the outcome
+// to the exit status: 1 when any file failed, 130 when interrupted.
+func finishRun(s *engine.Summary, err error) error {
+	if s != nil {
+		fmt.Printf("run folder: %s\n", s.RunDir)
+		fmt.Println(s.LastLine())
+	}
+	if err != nil {
+		code := 1
+		if s != nil && s.Interrupted {
+			code = 130
+		}
+		return &ExitError{Code: code, Err: err}
+	}
+	if s.Failed > 0 {
+		return &ExitError{Code: 1}
+	}
+	return nil
+}
+
+// execFeaturesBinary compiles --features and replaces this process with
+// the features binary's own `run` (same arguments, without --features), so
+// that the user's Spec decides the schema, the aliases and the workers, and
+// no extra process stands between the user and the clusters.
+func execFeaturesBinary(c *ucli.Context, env *Env) error {
+	exe, err := WorkerExe(c, env)
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	args := append([]string{exe}, dropFlag(os.Args[1:], featuresFlag.Name)...)
+	if err := syscall.Exec(exe, args, os.Environ()); err != nil {
+		return &ExitError{Code: 1, Err: fmt.Errorf("run features binary %s: %w", exe, err)}
+	}
+	return nil // not reached
+}
+
+// argsAndLateFlags returns the command's positional arguments and applies
+// the flags written after them (urfave/cli stops parsing flags at the
+// first argument, but `mce run data/ --out runs` is how people write it).
+func argsAndLateFlags(c *ucli.Context) ([]string, error) {
+	isBool := map[string]bool{}
+	known := map[string]bool{}
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			known[n] = true
+			if _, ok := f.(*ucli.BoolFlag); ok {
+				isBool[n] = true
+			}
+		}
+	}
+	var pos []string
+	args := c.Args().Slice()
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !known[name] {
+			return nil, fmt.Errorf("flag provided but not defined: %s", a)
+		}
+		if !hasVal {
+			if isBool[name] {
+				val = "true"
+			} else {
+				if i+1 >= len(args) {
+					return nil, fmt.Errorf("flag needs an argument: %s", a)
+				}
+				i++
+				val = args[i]
+			}
+		}
+		if err := c.Set(name, val); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", a, val, err)
+		}
+	}
+	return pos, nil
+}

@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/engine/feature"
+)
+
+// parseRun parses `mce run` arguments into engine options without running.
+func parseRun(t *testing.T, args ...string) (engine.Options, error) {
+	t.Helper()
+	env := &Env{Spec: feature.Invoice(), Logger: slog.New(slog.DiscardHandler)}
+	cmd := runCommand(env)
+	var opts engine.Options
+	var perr error
+	cmd.Action = func(c *ucli.Context) error {
+		paths, err := argsAndLateFlags(c)
+		if err != nil {
+			perr = err
+			return nil
+		}
+		opts, perr = runOptions(c, env, paths)
+		return nil
+	}
+	app := &ucli.App{
+		Name:     "mce",
+		Flags:    []ucli.Flag{&ucli.StringFlag{Name: "log-level", Value: "info"}},
+		Commands: []*ucli.Command{cmd},
+	}
+	if err := app.Run(append([]string{"mce", "run"}, args...)); err != nil {
+		return opts, err
+	}
+	return opts, perr
+}
+
+func TestRunCommand_flags(t *testing.T) {
+	o, err := parseRun(t, "a.csv", "--out", "runs", "dir/", "--clusters", "3,2,1", "--queue=fifo",
+		"--param", "k=v", "--param", "x=1", "--ram-limit", "12GiB", "--poll", "250ms", "--recycle-after", "4",
+		"--recycle-rss", "2GiB", "--no-progress", "--job", "jan", "--alias", "issuer=rfc", "--delimiter", ";")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.Paths, []string{"a.csv", "dir/"}) || o.Out != "runs" || o.JobName != "jan" {
+		t.Errorf("paths %v, out %q, job %q", o.Paths, o.Out, o.JobName)
+	}
+	if !slices.Equal(o.Clusters, []int{3, 2, 1}) || o.Queue != engine.QueueFIFO || o.RAMLimitBytes != 12<<30 ||
+		o.Poll != 250*time.Millisecond || o.RecycleAfter != 4 || o.RecycleRSSBytes != 2<<30 || o.Progress != nil {
+		t.Errorf("cluster options %+v", o)
+	}
+	if o.Params["k"] != "v" || o.Params["x"] != "1" || len(o.Params) != 2 {
+		t.Errorf("params %v", o.Params)
+	}
+	if o.Reader.Delimiter != ';' || !slices.Contains(o.Reader.Aliases["issuer"], "rfc") {
+		t.Errorf("reader %+v", o.Reader)
+	}
+	if o.FeatureName != "invoice" || len(o.WorkerArgs) == 0 || o.WorkerArgs[len(o.WorkerArgs)-1] != "worker" {
+		t.Errorf("feature %q, worker args %v", o.FeatureName, o.WorkerArgs)
+	}
+}
+
+func TestRunCommand_badFlags(t *testing.T) {
+	f := func(args ...string) {
+		t.Helper()
+		if _, err := parseRun(t, args...); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+	f()                                   // no inputs
+	f("a.csv", "--resume", "runs/job0")   // inputs with --resume
+	f("a.csv", "--clusters", "2,x")       // bad layout
+	f("a.csv", "--queue", "lifo")         // bad queue
+	f("a.csv", "--ram-limit", "lots")     // bad limit
+	f("a.csv", "--poll", "0s")            // no poll
+	f("a.csv", "--recycle-after", "-1")   // negative
+	f("a.csv", "--param", "novalue")      // bad param
+	f("a.csv", "--nope")                  // unknown late flag
+	f("a.csv", "--out")                   // late flag without its value
+	f("a.csv", "--alias", "nocolumn=hdr") // unknown column
+}

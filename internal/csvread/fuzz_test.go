@@ -1,0 +1,61 @@
+package csvread
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzReadRow reads arbitrary files. It checks that nothing panics, that
+// the chunk size and the number of workers do not change what is read, and
+// that in a file without quotes every non-empty line after the header is a
+// row or a bad row.
+func FuzzReadRow(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.*sv")
+	for _, path := range seeds {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data, uint16(7))
+	}
+	f.Add([]byte("id,user,amount\n1,u,2\n\"3\",\"u\"\"\",\"4\n5\"\n"), uint16(1))
+	f.Add([]byte("id;user;amount\r\n1;u;2\r\n\r\n3;u\r\n"), uint16(3))
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint16) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "f.csv")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		opts := Options{Schema: smallSchema, MaxBadRowShare: -1, SampleBadRows: 3, MaxRowBytes: 1 << 20}
+		base, err := scanFile(t, path, opts, 1)
+		want := dump(base, err)
+		opts.ChunkBytes = 1 + int(chunk%512)
+		other, err2 := scanFile(t, path, opts, 3)
+		if got := dump(other, err2); got != want {
+			t.Fatalf("chunk %d gives\n%s\nthe default gives\n%s", opts.ChunkBytes, got, want)
+		}
+		if err != nil || bytes.IndexByte(data, '"') >= 0 {
+			return
+		}
+		// Lines after the header line (the first non-empty one).
+		rest := data
+		for len(rest) > 0 {
+			line := rest
+			nl := bytes.IndexByte(rest, '\n')
+			if nl >= 0 {
+				line, rest = rest[:nl], rest[nl+1:]
+			} else {
+				rest = nil
+			}
+			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+			if nonEmptyLines(line) > 0 {
+				break
+			}
+		}
+		if want := nonEmptyLines(rest); base.stats.Rows+base.stats.BadRows != want {
+			t.Fatalf("%d rows and %d bad rows for %d non-empty lines", base.stats.Rows, base.stats.BadRows, want)
+		}
+	})
+}

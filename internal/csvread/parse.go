@@ -1,0 +1,247 @@
+package csvread
+
+import (
+	"bytes"
+	"fmt"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/charmap"
+
+	"github.com/mce-engine/mce/engine/feature"
+)
+
+// span is a field's [a, b) in a line.
+type span struct{ a, b int }
+
+// parser turns chunks into batches; one per parser goroutine.
+type parser struct {
+	f     *File
+	delim byte
+	enc   feature.Encoding
+	nh    int   // fields per record
+	colOf []int // header column of each schema column
+	userH int   // header column of the user
+
+	bounds  []span   // the fields of a fast-path line
+	scratch []byte   // the unescaped fields of a quoted record
+	sends   []uint32 // their ends in scratch
+
+	bad        int64
+	samples    []*RowError // bad rows of the current chunk, at most maxSamples
+	maxSamples int
+}
+
+func newParser(f *File) *parser {
+	return &parser{
+		f:          f,
+		delim:      f.Delimiter,
+		enc:        f.Encoding,
+		nh:         f.nHeader,
+		colOf:      f.colOf,
+		userH:      f.colOf[f.Schema.User()],
+		bounds:     make([]span, f.nHeader),
+		maxSamples: f.opts.SampleBadRows,
+	}
+}
+
+// parse appends the good rows of c to b and counts the bad ones.
+func (p *parser) parse(c *chunk, b *Batch) {
+	data := c.data
+	line := c.line
+	pos := 0
+	nq := -1 // index of the first '"' at or after pos (len(data) if none)
+	for pos < len(data) {
+		end, next := len(data), len(data)
+		if nl := bytes.IndexByte(data[pos:], '\n'); nl >= 0 {
+			end = pos + nl
+			next = end + 1
+		}
+		if nq < pos {
+			nq = bytes.IndexByte(data[pos:], '"')
+			if nq < 0 {
+				nq = len(data)
+			} else {
+				nq += pos
+			}
+		}
+		if nq >= end { // no quote on this line: the fast path
+			ln := data[pos:end]
+			if n := len(ln); n > 0 && ln[n-1] == '\r' {
+				ln = ln[:n-1]
+			}
+			if len(ln) > 0 {
+				p.fastRow(ln, line, b)
+			}
+			pos = next
+			line++
+			continue
+		}
+		start := pos
+		p.scratch, p.sends = p.scratch[:0], p.sends[:0]
+		next, closed := parseRecord(data, pos, p.delim, &p.scratch, &p.sends)
+		if !closed {
+			// A quote left open at the end of the file swallowed the
+			// rest: one bad row per non-empty line, reported at its start.
+			p.badRow(line, ErrUnterminatedQuote, data[start:])
+			p.bad += nonEmptyLines(data[start:]) - 1
+			return
+		}
+		rec := data[start:next]
+		if n := len(rec); n > 0 && rec[n-1] == '\n' {
+			rec = rec[:n-1]
+		}
+		p.quotedRow(rec, line, b)
+		line += 1 + int64(bytes.Count(rec, []byte{'\n'}))
+		pos = next
+	}
+}
+
+// fastRow parses a line without quotes; ln has no '\n' and no final '\r'.
+func (p *parser) fastRow(ln []byte, line int64, b *Batch) {
+	if p.enc == feature.EncodingUTF8 && !utf8.Valid(ln) {
+		p.badRow(line, ErrInvalidUTF8, ln)
+		return
+	}
+	bd := p.bounds
+	last := p.nh - 1
+	s, nf := 0, 0
+	for {
+		i := bytes.IndexByte(ln[s:], p.delim)
+		if i < 0 {
+			if nf <= last {
+				bd[nf] = span{s, len(ln)}
+			}
+			nf++
+			break
+		}
+		if nf == last { // one field too many at least
+			nf = p.nh + 1 + bytes.Count(ln[s+i+1:], []byte{p.delim})
+			break
+		}
+		bd[nf] = span{s, s + i}
+		nf++
+		s += i + 1
+	}
+	if nf != p.nh {
+		p.badRow(line, fieldCountError(nf, p.nh), ln)
+		return
+	}
+	for _, h := range p.colOf {
+		b.buf = append(b.buf, ln[bd[h].a:bd[h].b]...)
+		b.ends = append(b.ends, uint32(len(b.buf)))
+	}
+	b.addUser(ln[bd[p.userH].a:bd[p.userH].b], p.enc, line)
+}
+
+// quotedRow takes the fields parseRecord left in p.scratch; rec is the raw
+// record without its final '\n'.
+func (p *parser) quotedRow(rec []byte, line int64, b *Batch) {
+	if p.enc == feature.EncodingUTF8 && !utf8.Valid(rec) {
+		p.badRow(line, ErrInvalidUTF8, rec)
+		return
+	}
+	if len(p.sends) != p.nh {
+		p.badRow(line, fieldCountError(len(p.sends), p.nh), rec)
+		return
+	}
+	for _, h := range p.colOf {
+		b.buf = append(b.buf, p.field(h)...)
+		b.ends = append(b.ends, uint32(len(b.buf)))
+	}
+	b.addUser(p.field(p.userH), p.enc, line)
+}
+
+// field returns field h of the record parseRecord left in p.scratch.
+func (p *parser) field(h int) []byte {
+	var s uint32
+	if h > 0 {
+		s = p.sends[h-1]
+	}
+	return p.scratch[s:p.sends[h]]
+}
+
+func fieldCountError(got, want int) error {
+	return fmt.Errorf("%w: %d, the header has %d", ErrFieldCount, got, want)
+}
+
+// badRow counts a bad row and keeps it as a sample while there is room.
+func (p *parser) badRow(line int64, reason error, text []byte) {
+	p.bad++
+	if len(p.samples) >= p.maxSamples {
+		return
+	}
+	p.samples = append(p.samples, &RowError{File: p.f.Path, Line: line, Err: reason, Text: sampleText(text, p.enc)})
+}
+
+// sampleText is the start of a bad row as UTF-8, for a log line.
+func sampleText(b []byte, enc feature.Encoding) string {
+	if nl := bytes.IndexByte(b, '\n'); nl >= 0 && nl < sampleTextBytes {
+		b = b[:nl]
+	}
+	if len(b) > sampleTextBytes {
+		b = b[:sampleTextBytes]
+		if enc != feature.EncodingCP1252 {
+			b = trimPartialRune(b)
+		}
+	}
+	return feature.DecodeText(bytes.TrimRight(b, "\r"), enc)
+}
+
+// nonEmptyLines counts the lines of b that are not empty once a final '\r'
+// is dropped.
+func nonEmptyLines(b []byte) int64 {
+	var n int64
+	for len(b) > 0 {
+		ln := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			ln, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		if !isEmptyLine(ln) {
+			n++
+		}
+	}
+	return n
+}
+
+// isEmptyLine reports whether a line without its '\n' is empty once a
+// final '\r' is dropped; such lines are skipped.
+func isEmptyLine(ln []byte) bool {
+	return len(ln) == 0 || len(ln) == 1 && ln[0] == '\r'
+}
+
+// addUser ends the row the fields of which were just appended: it appends
+// the user field converted to UTF-8 when that is needed (the file is cp1252,
+// or the encoding is automatic and the field is not valid UTF-8), or an
+// empty slot when the field is fine as it is, and the row's line.
+func (b *Batch) addUser(fld []byte, enc feature.Encoding, line int64) {
+	if enc != feature.EncodingUTF8 && !isASCII(fld) &&
+		(enc == feature.EncodingCP1252 || !utf8.Valid(fld)) {
+		b.buf = appendCP1252(b.buf, fld)
+	}
+	b.ends = append(b.ends, uint32(len(b.buf)))
+	b.lines = append(b.lines, line)
+}
+
+// appendCP1252 appends cp1252 text as UTF-8, the way feature.DecodeText
+// does (undefined bytes become U+FFFD).
+func appendCP1252(dst, src []byte) []byte {
+	for _, c := range src {
+		if c < utf8.RuneSelf {
+			dst = append(dst, c)
+			continue
+		}
+		dst = utf8.AppendRune(dst, charmap.Windows1252.DecodeByte(c))
+	}
+	return dst
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,357 @@
+package gen
+
+import (
+	"math"
+	"math/rand/v2"
+)
+
+// Shapes of the values.
+const (
+	// Issuers other than the bank: P(rank k) ∝ (zipfV + k)^-zipfS.
+	zipfS, zipfV = 1.25, 6.0
+	// Amounts in cents are exp(N(mu, sigma)): a median of 2,500.00 for
+	// ordinary issuers, 150.00 for the bank's fees.
+	amountMu, amountSigma         = 12.43, 1.4
+	bankAmountMu, bankAmountSigma = 9.6, 1.1
+	maxCents                      = 5_000_000_000 // 50 million; sums of 10^8 rows stay far from overflow
+	// repeatCustomers: an issuer's invoices go to one of its few regular
+	// receivers this often (in percent), otherwise to anyone.
+	repeatCustomersPct = 50
+	suffixPct          = 35
+)
+
+// users are the issuers, in both encodings: users[0] is the bank when
+// there is a heavy issuer.
+type users struct {
+	n   int
+	ids [2][]byte   // [encIndex] all ids, concatenated
+	off [2][]uint32 // [encIndex] id i is ids[off[i]:off[i+1]]
+}
+
+func newUsers(n int, seed uint64, heavy bool) *users {
+	u := &users{n: n}
+	salt := mix64(seed ^ saltUsers)
+	for e := 0; e < 2; e++ {
+		u.ids[e] = make([]byte, 0, n*14)
+		u.off[e] = make([]uint32, 1, n+1)
+	}
+	bank := [2][]byte{encodeRFC(bankID, 0), encodeRFC(bankID, 1)}
+	for i := 0; i < n; i++ {
+		for e := 0; e < 2; e++ {
+			if heavy && i == 0 {
+				u.ids[e] = append(u.ids[e], bank[e]...)
+			} else {
+				x := uint64(i)
+				start := len(u.ids[e])
+				u.ids[e] = appendRFC(u.ids[e], x, salt, e)
+				if heavy && string(u.ids[e][start:]) == string(bank[e]) {
+					// Never give an ordinary issuer the bank's id: take
+					// a number no other issuer has.
+					u.ids[e] = appendRFC(u.ids[e][:start], x+uint64(n), salt, e)
+				}
+			}
+			u.off[e] = append(u.off[e], uint32(len(u.ids[e])))
+		}
+	}
+	return u
+}
+
+func encodeRFC(s string, e int) []byte {
+	if e == 1 {
+		return []byte(s)
+	}
+	p, err := newPhrase(s)
+	if err != nil {
+		panic(err.Error())
+	}
+	return p.enc[0]
+}
+
+func (u *users) id(i int32, e int) []byte { return u.ids[e][u.off[e][i]:u.off[e][i+1]] }
+
+// UTF8 returns issuer i's id in UTF-8.
+func (u *users) utf8(i int32) string { return string(u.id(i, 1)) }
+
+// generator holds what every worker reads: the plan and the tables.
+type generator struct {
+	o         Options
+	text      *text
+	users     *users
+	files     []*fileSpec
+	receivers uint64 // the receivers' id space
+}
+
+// userAcc is one issuer's good rows and amount in a chunk or a file.
+type userAcc struct {
+	user  int32
+	rows  int64
+	cents int64
+}
+
+// chunkOut is a generated chunk: its bytes and its truth.
+type chunkOut struct {
+	buf       *[]byte
+	users     []userAcc
+	rows, bad int64 // good and bad data rows
+	multiline int64 // good rows whose description holds a line break
+}
+
+// worker generates chunks; it is used by one goroutine at a time.
+type worker struct {
+	g *generator
+	// Dense per-issuer accumulators, reset after each chunk through
+	// touched, so a chunk costs its rows, not the number of issuers.
+	rows, cents []int64
+	touched     []int32
+}
+
+func newWorker(g *generator) *worker {
+	return &worker{g: g, rows: make([]int64, g.users.n), cents: make([]int64, g.users.n)}
+}
+
+// chunkRand returns chunk c of file f's random stream.
+func chunkRand(seed uint64, file, c int, salt uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(mix64(seed^salt), mix64(uint64(file)<<32|uint64(c))))
+}
+
+// heavyBefore returns how many of a file's first k rows the bank issues.
+func heavyBefore(k int64, share float64) int64 { return int64(float64(k) * share) }
+
+// chunk generates rows [start, end) of file f, appending to buf, with
+// random stream r.
+func (w *worker) chunk(f *fileSpec, start, end int64, r *rand.Rand, out *chunkOut) {
+	g := w.g
+	e := encIndex(f.enc)
+	eol := f.eol()
+	buf := *out.buf
+	heavy := g.o.HeavyShare > 0
+	bankLeft := heavyBefore(end, g.o.HeavyShare) - heavyBefore(start, g.o.HeavyShare)
+	nOthers := uint64(g.users.n)
+	if heavy {
+		nOthers--
+	}
+	zipf := rand.NewZipf(r, zipfS, zipfV, nOthers-1)
+	receiverSalt := mix64(g.o.Seed ^ saltReceiver)
+	var pos [numColumns + 1]int
+	for k := start; k < end; k++ {
+		// Draw every value first, in a fixed order, then write them in
+		// the file's column order.
+		var user int32
+		isBank := bankLeft > 0 && r.Int64N(end-k) < bankLeft
+		switch {
+		case isBank:
+			user = 0
+			bankLeft--
+		case heavy:
+			user = int32(1 + zipf.Uint64())
+		default:
+			user = int32(zipf.Uint64())
+		}
+		bad := f.badShare > 0 && r.Float64() < f.badShare
+		id1, id2 := r.Uint64(), r.Uint64()
+		var receiver uint64
+		if r.Uint64N(100) < repeatCustomersPct {
+			receiver = mix64(uint64(user)<<4|r.Uint64N(8)) % g.receivers
+		} else {
+			receiver = r.Uint64N(g.receivers)
+		}
+		secs := r.Uint64N(f.monthSecs)
+		var cents int64
+		if isBank {
+			cents = int64(math.Exp(bankAmountMu + bankAmountSigma*r.NormFloat64()))
+		} else {
+			cents = int64(math.Exp(amountMu + amountSigma*r.NormFloat64()))
+		}
+		currency := "MXN"
+		if !isBank {
+			switch c := r.Uint64N(100); {
+			case c >= 98:
+				currency = "EUR"
+				cents /= 20
+			case c >= 92:
+				currency = "USD"
+				cents /= 18
+			}
+		}
+		cents = min(max(cents, 1), maxCents)
+		var subject phrase
+		if isBank {
+			subject = g.text.bankSubjects[r.IntN(len(g.text.bankSubjects))]
+		} else {
+			subject = g.text.subjects[r.IntN(len(g.text.subjects))]
+		}
+		suffix, second := -1, -1
+		if r.Uint64N(100) < suffixPct {
+			suffix = r.IntN(len(g.text.suffixes))
+		}
+		if f.multiline > 0 && r.Float64() < f.multiline && !bad {
+			second = r.IntN(len(g.text.secondLines))
+		}
+		extra := r.IntN(len(g.text.extra))
+
+		for j, c := range f.cols {
+			if j > 0 {
+				buf = append(buf, f.delim)
+			}
+			pos[j] = len(buf)
+			switch c {
+			case colInvoiceID:
+				buf = appendUUID(buf, id1, id2)
+			case colIssuer:
+				buf = append(buf, g.users.id(user, e)...)
+			case colReceiver:
+				buf = appendRFC(buf, receiver, receiverSalt, e)
+			case colIssuedAt:
+				buf = appendTime(buf, f.month, secs)
+			case colAmount:
+				buf = appendCents(buf, cents)
+			case colCurrency:
+				buf = append(buf, currency...)
+			case colDescription:
+				buf = w.appendDescription(buf, f, e, eol, subject, suffix, second)
+			case colExtra:
+				buf = append(buf, g.text.extra[extra].enc[e]...)
+			}
+		}
+		if bad {
+			// Too few or too many fields, never an open quote: the
+			// malformed row must not swallow its neighbours.
+			if r.IntN(2) == 0 {
+				keep := 1 + r.IntN(len(f.cols)-1)
+				buf = buf[:pos[keep]-1]
+			} else {
+				for n := 1 + r.IntN(2); n > 0; n-- {
+					buf = append(buf, f.delim)
+					buf = append(buf, g.text.extra[r.IntN(len(g.text.extra))].enc[e]...)
+				}
+			}
+			out.bad++
+		} else {
+			out.rows++
+			if second >= 0 {
+				out.multiline++
+			}
+			if w.rows[user] == 0 {
+				w.touched = append(w.touched, user)
+			}
+			w.rows[user]++
+			w.cents[user] += cents
+		}
+		buf = append(buf, eol...)
+	}
+	*out.buf = buf
+	out.users = out.users[:0]
+	for _, u := range w.touched {
+		out.users = append(out.users, userAcc{user: u, rows: w.rows[u], cents: w.cents[u]})
+		w.rows[u], w.cents[u] = 0, 0
+	}
+	w.touched = w.touched[:0]
+}
+
+func (w *worker) appendDescription(buf []byte, f *fileSpec, e int, eol []byte, subject phrase, suffix, second int) []byte {
+	t := w.g.text
+	special := subject.special
+	if suffix >= 0 {
+		special |= t.suffixes[suffix].special
+	}
+	if second >= 0 {
+		special |= hasNewline
+	}
+	if special&(f.delimBit|hasQuote|hasNewline) == 0 {
+		buf = append(buf, subject.enc[e]...)
+		if suffix >= 0 {
+			buf = append(buf, t.suffixes[suffix].enc[e]...)
+		}
+		return buf
+	}
+	buf = append(buf, '"')
+	buf = appendQuoted(buf, subject.enc[e])
+	if suffix >= 0 {
+		buf = appendQuoted(buf, t.suffixes[suffix].enc[e])
+	}
+	if second >= 0 {
+		buf = append(buf, eol...)
+		buf = appendQuoted(buf, t.secondLines[second].enc[e])
+	}
+	return append(buf, '"')
+}
+
+// appendQuoted appends s with each double quote doubled (RFC 4180).
+func appendQuoted(dst, s []byte) []byte {
+	for _, c := range s {
+		if c == '"' {
+			dst = append(dst, '"')
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+const hexUpper = "0123456789ABCDEF"
+
+// appendUUID appends a version 4 UUID made of a and b, upper case, as CFDI
+// folios are written.
+func appendUUID(dst []byte, a, b uint64) []byte {
+	a = a&^(0xf<<12) | 0x4<<12 // version 4
+	b = b&^(0x3<<62) | 0x2<<62 // variant 10
+	for i := 15; i >= 0; i-- {
+		dst = append(dst, hexUpper[a>>(4*uint(i))&0xf])
+		if i == 8 || i == 4 || i == 0 {
+			dst = append(dst, '-')
+		}
+	}
+	for i := 15; i >= 0; i-- {
+		dst = append(dst, hexUpper[b>>(4*uint(i))&0xf])
+		if i == 12 {
+			dst = append(dst, '-')
+		}
+	}
+	return dst
+}
+
+// appendTime appends "YYYY-MM-DD hh:mm:ss" for secs seconds into the month
+// whose "YYYY-MM-" prefix is month.
+func appendTime(dst, month []byte, secs uint64) []byte {
+	dst = append(dst, month...)
+	day := secs / 86400
+	s := secs % 86400
+	dst = append2(dst, int(day)+1)
+	dst = append(dst, ' ')
+	dst = append2(dst, int(s/3600))
+	dst = append(dst, ':')
+	dst = append2(dst, int(s/60%60))
+	dst = append(dst, ':')
+	return append2(dst, int(s%60))
+}
+
+// appendCents appends a non-negative number of cents as a decimal with 2
+// fraction digits.
+func appendCents(dst []byte, cents int64) []byte {
+	dst = appendUint(dst, uint64(cents/100))
+	dst = append(dst, '.')
+	return append2(dst, int(cents%100))
+}
+
+func appendUint(dst []byte, v uint64) []byte {
+	var tmp [20]byte
+	i := len(tmp)
+	for v >= 10 {
+		i--
+		tmp[i] = byte('0' + v%10)
+		v /= 10
+	}
+	i--
+	tmp[i] = byte('0' + v)
+	return append(dst, tmp[i:]...)
+}
+
+// formatCents writes cents as a decimal with 2 fraction digits, with a
+// sign when negative.
+func formatCents(cents int64) string {
+	var b []byte
+	if cents < 0 {
+		b = append(b, '-')
+		return string(appendCents(b, -cents))
+	}
+	return string(appendCents(b, cents))
+}

@@ -1,0 +1,521 @@
+package partition
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/mce-engine/mce/store"
+)
+
+// fileStats is what the merge wrote of one file.
+type fileStats struct {
+	rows, blocks, users, stored int64
+	heavy                       map[string]*store.HeavyPart
+}
+
+// mergeStats is what one or more merge tasks wrote.
+type mergeStats struct {
+	files    map[store.FileID]*fileStats
+	newHeavy map[string]int                     // users that became heavy, with their shard
+	moved    map[store.FileID][]store.HeavyPart // older files' rows of those users
+}
+
+func newMergeStats() *mergeStats {
+	return &mergeStats{files: map[store.FileID]*fileStats{}, newHeavy: map[string]int{}, moved: map[store.FileID][]store.HeavyPart{}}
+}
+
+func (m *mergeStats) file(id store.FileID) *fileStats {
+	f := m.files[id]
+	if f == nil {
+		f = &fileStats{heavy: map[string]*store.HeavyPart{}}
+		m.files[id] = f
+	}
+	return f
+}
+
+func (m *mergeStats) add(o *mergeStats) {
+	for id, f := range o.files {
+		t := m.file(id)
+		t.rows += f.rows
+		t.blocks += f.blocks
+		t.users += f.users
+		t.stored += f.stored
+		for u, p := range f.heavy {
+			t.heavy[u] = p
+		}
+	}
+	for u, s := range o.newHeavy {
+		m.newHeavy[u] = s
+	}
+	for id, ps := range o.moved {
+		m.moved[id] = append(m.moved[id], ps...)
+	}
+}
+
+// mergeJob is the shared state of the merge phase.
+type mergeJob struct {
+	db           *store.DB
+	loader       *store.Loader
+	runs         []*run
+	schemaCols   int
+	userCol      int
+	blockBytes   int
+	codec        store.Codec
+	failed       map[uint32]bool // files whose rows must be dropped
+	forcedHeavy  map[string]bool
+	heavyMinRows int64
+	heavyRows    int64 // a user with more rows than this is heavy
+	tableBytes   int64
+	crash        *crasher
+}
+
+// task is a shard range [lo, hi) merged into its own tables.
+type task struct{ lo, hi int }
+
+// planTasks cuts the shards into ranges of about equal run bytes, several
+// per worker so that a range holding a heavy user does not hold up the
+// rest.
+func planTasks(runs []*run, shards, workers int) []task {
+	per := make([]int64, shards)
+	var total int64
+	for _, r := range runs {
+		for s := 0; s < shards; s++ {
+			b := r.bytesIn(s, s+1)
+			per[s] += b
+			total += b
+		}
+	}
+	target := max(total/int64(4*workers), 1)
+	var out []task
+	lo := 0
+	var acc int64
+	for s := 0; s < shards; s++ {
+		acc += per[s]
+		if acc >= target || s == shards-1 {
+			out = append(out, task{lo, s + 1})
+			lo, acc = s+1, 0
+		}
+	}
+	// Biggest first.
+	size := func(t task) int64 {
+		var n int64
+		for s := t.lo; s < t.hi; s++ {
+			n += per[s]
+		}
+		return n
+	}
+	sort.SliceStable(out, func(i, j int) bool { return size(out[i]) > size(out[j]) })
+	return out
+}
+
+// runMerge merges every task on up to workers goroutines.
+func (j *mergeJob) runMerge(ctx context.Context, tasks []task, workers int) (*mergeStats, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan task)
+	var (
+		mu    sync.Mutex
+		total = newMergeStats()
+		first error
+		wg    sync.WaitGroup
+	)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range ch {
+				st, err := j.mergeTask(ctx, t)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+					cancel()
+				}
+				if err == nil {
+					total.add(st)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, t := range tasks {
+		select {
+		case ch <- t:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(ch)
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return total, nil
+}
+
+// groupHeap orders run readers by their current group's (shard, user).
+type groupHeap []*runReader
+
+func (h groupHeap) Len() int { return len(h) }
+func (h groupHeap) Less(i, k int) bool {
+	if h[i].shard != h[k].shard {
+		return h[i].shard < h[k].shard
+	}
+	return bytes.Compare(h[i].user, h[k].user) < 0
+}
+func (h groupHeap) Swap(i, k int) { h[i], h[k] = h[k], h[i] }
+func (h *groupHeap) Push(x any)   { *h = append(*h, x.(*runReader)) }
+func (h *groupHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// rowHeap orders the readers of one group by their current row's (file,
+// line).
+type rowHeap []*runReader
+
+func (h rowHeap) Len() int { return len(h) }
+func (h rowHeap) Less(i, k int) bool {
+	if h[i].file != h[k].file {
+		return h[i].file < h[k].file
+	}
+	return h[i].line < h[k].line
+}
+func (h rowHeap) Swap(i, k int) { h[i], h[k] = h[k], h[i] }
+func (h *rowHeap) Push(x any)   { *h = append(*h, x.(*runReader)) }
+func (h *rowHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// groupMerge merges the runs' readers of one shard range: group by group
+// in (shard, user) order, and within a group row by row in (file, line)
+// order.
+type groupMerge struct {
+	gh   groupHeap
+	rh   rowHeap
+	done []*runReader
+	cur  *runReader // the reader of the last row returned
+	// The current group.
+	shard int
+	user  []byte // a copy, valid until the next group
+	rows  int64  // its rows in all runs
+}
+
+func newGroupMerge(readers []*runReader) (*groupMerge, error) {
+	m := &groupMerge{}
+	for _, rr := range readers {
+		if rr.nextGroup() {
+			m.gh = append(m.gh, rr)
+		} else if rr.err != nil {
+			return nil, rr.err
+		}
+	}
+	heap.Init(&m.gh)
+	return m, nil
+}
+
+// nextGroup moves to the next group, skipping what is left of the current
+// one; false at the end.
+func (m *groupMerge) nextGroup() (bool, error) {
+	for {
+		ok, err := m.nextRow()
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			break
+		}
+	}
+	for _, rr := range m.done {
+		if rr.nextGroup() {
+			heap.Push(&m.gh, rr)
+		} else if rr.err != nil {
+			return false, rr.err
+		}
+	}
+	m.done = m.done[:0]
+	if m.gh.Len() == 0 {
+		return false, nil
+	}
+	// Every reader whose current group is the smallest (shard, user).
+	first := heap.Pop(&m.gh).(*runReader)
+	m.rh = append(m.rh[:0], first)
+	for m.gh.Len() > 0 && m.gh[0].shard == first.shard && bytes.Equal(m.gh[0].user, first.user) {
+		m.rh = append(m.rh, heap.Pop(&m.gh).(*runReader))
+	}
+	m.shard = first.shard
+	m.user = append(m.user[:0], first.user...)
+	m.rows = 0
+	for _, rr := range m.rh {
+		m.rows += rr.left
+	}
+	live := m.rh[:0]
+	for _, rr := range m.rh {
+		if rr.nextRow() {
+			live = append(live, rr)
+		} else if rr.err != nil {
+			return false, rr.err
+		} else {
+			m.done = append(m.done, rr)
+		}
+	}
+	m.rh = live
+	heap.Init(&m.rh)
+	m.cur = nil
+	return true, nil
+}
+
+// nextRow moves to the group's next row, whose reader it returns: its
+// file, line and val are valid until the next call.
+func (m *groupMerge) nextRow() (bool, error) {
+	if rr := m.cur; rr != nil {
+		m.cur = nil
+		if rr.nextRow() {
+			heap.Fix(&m.rh, 0)
+		} else {
+			if rr.err != nil {
+				return false, rr.err
+			}
+			heap.Pop(&m.rh)
+			m.done = append(m.done, rr)
+		}
+	}
+	if m.rh.Len() == 0 {
+		return false, nil
+	}
+	m.cur = m.rh[0]
+	return true, nil
+}
+
+// mergeTask merges the rows of one shard range from every run into
+// blocks, written through two streams (normal and heavy range).
+func (j *mergeJob) mergeTask(ctx context.Context, t task) (*mergeStats, error) {
+	st := newMergeStats()
+	normal := j.loader.NewStream(j.tableBytes)
+	heavy := j.loader.NewStream(j.tableBytes)
+	normal.OnTable = func(string) { j.crash.point("merge") }
+	heavy.OnTable = normal.OnTable
+	readers := make([]*runReader, len(j.runs))
+	for i, r := range j.runs {
+		readers[i] = r.reader(t.lo, t.hi)
+	}
+	m, err := newGroupMerge(readers)
+	if err != nil {
+		return nil, err
+	}
+	comp := j.db.Compressor()
+	w := store.NewBlockWriter(j.schemaCols)
+	fields := make([][]byte, j.schemaCols)
+	var value []byte
+	for n := 1; ; n++ {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		ok, err := m.nextGroup()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		user, shard := m.user, m.shard
+		isHeavy := j.db.IsHeavy(user) || j.forcedHeavy[string(user)] ||
+			(m.rows > j.heavyRows && m.rows >= j.heavyMinRows)
+		s := normal
+		if isHeavy {
+			s = heavy
+			if !j.db.IsHeavy(user) {
+				st.newHeavy[string(user)] = shard
+				moved, err := j.db.CopyToHeavy(ctx, user, heavy)
+				if err != nil {
+					return nil, err
+				}
+				for id, hf := range moved {
+					st.moved[id] = append(st.moved[id], store.HeavyPart{User: string(user), Rows: hf.Rows, Blocks: hf.Blocks})
+				}
+			}
+		}
+		// The group's rows, by (file, line), into blocks per file.
+		key := store.Key{Heavy: isHeavy, Shard: shard, User: user}
+		var fs *fileStats
+		var part *store.HeavyPart
+		flush := func() error {
+			if w.Rows() == 0 {
+				return nil
+			}
+			value = w.AppendValue(value[:0], j.codec, comp)
+			if err := s.AddBlock(key, value); err != nil {
+				return err
+			}
+			fs.blocks++
+			fs.stored += int64(len(value))
+			if part != nil {
+				part.Blocks++
+			}
+			key.Seq++
+			w.Reset()
+			return nil
+		}
+		started := false
+		for {
+			ok, err := m.nextRow()
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				break
+			}
+			rr := m.cur
+			if j.failed[rr.file] {
+				continue
+			}
+			if !started || store.FileID(rr.file) != key.File {
+				if started {
+					if err := flush(); err != nil {
+						return nil, err
+					}
+				}
+				started = true
+				key.File, key.Seq = store.FileID(rr.file), 0
+				fs = st.file(key.File)
+				fs.users++
+				part = nil
+				if isHeavy {
+					part = &store.HeavyPart{User: string(user)}
+					fs.heavy[string(user)] = part
+				}
+			}
+			f, err := decodeValue(rr.val, user, j.userCol, fields)
+			if err != nil {
+				return nil, fmt.Errorf("run %s: user %q: %w", rr.r.path, user, err)
+			}
+			w.Add(rr.line, f)
+			fs.rows++
+			if part != nil {
+				part.Rows++
+			}
+			if w.RawBytes() >= j.blockBytes {
+				if err := flush(); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if started {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := normal.Close(); err != nil {
+		return nil, err
+	}
+	if err := heavy.Close(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// readerBytes is about what one run reader holds: a decoded frame and its
+// compressed form.
+const readerBytes = 2 * frameRawBytes
+
+// narrowRuns merges runs into fewer, bigger runs until at most fanIn
+// remain, fanIn at a time, so that the final merge's readers fit in the
+// memory budget whatever the number of spills.
+func narrowRuns(ctx context.Context, runs []*run, fanIn int, dir string, shards int) ([]*run, error) {
+	fanIn = max(fanIn, 2)
+	for pass := 0; len(runs) > fanIn; pass++ {
+		var next []*run
+		for i := 0; i < len(runs); i += fanIn {
+			batch := runs[i:min(i+fanIn, len(runs))]
+			if len(batch) == 1 {
+				next = append(next, batch[0])
+				continue
+			}
+			path := filepath.Join(dir, fmt.Sprintf("merged-%d-%05d", pass, i/fanIn))
+			r, err := mergeRuns(ctx, batch, path, shards)
+			if err != nil {
+				for _, x := range append(next, runs[i:]...) {
+					x.close()
+				}
+				return nil, err
+			}
+			for _, x := range batch {
+				x.close()
+				os.Remove(x.path)
+			}
+			next = append(next, r)
+		}
+		runs = next
+	}
+	return runs, nil
+}
+
+// mergeRuns merges runs into one run at path.
+func mergeRuns(ctx context.Context, runs []*run, path string, shards int) (*run, error) {
+	readers := make([]*runReader, len(runs))
+	for i, r := range runs {
+		readers[i] = r.reader(0, shards)
+	}
+	m, err := newGroupMerge(readers)
+	if err != nil {
+		return nil, err
+	}
+	w, err := newRunWriter(path, shards)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*run, error) {
+		w.f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	for n := 1; ; n++ {
+		if n%256 == 0 && ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
+		ok, err := m.nextGroup()
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			break
+		}
+		if err := w.group(m.shard, m.user, m.rows); err != nil {
+			return fail(err)
+		}
+		for {
+			ok, err := m.nextRow()
+			if err != nil {
+				return fail(err)
+			}
+			if !ok {
+				break
+			}
+			if err := w.row(m.cur.file, m.cur.line, m.cur.val); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if _, err := w.finish(); err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	return openRun(path, shards)
+}

@@ -1,0 +1,148 @@
+package partition
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultMemBytes   = 1 << 30
+	DefaultHeavyShare = 0.005
+	// DefaultHeavyMinRows keeps small users out of the heavy range even
+	// in a small run where they pass the share: below this a user is not
+	// worth splitting.
+	DefaultHeavyMinRows = 10_000
+	// DefaultCompactLayers: see Options.CompactLayers.
+	DefaultCompactLayers = 4
+	// MinMemBytes is the smallest --mem that works.
+	MinMemBytes = 8 << 20
+)
+
+// Options says what to partition and how. The zero value with Inputs and
+// Store set works.
+type Options struct {
+	// Inputs are files and directories (walked recursively for data files).
+	// A file's name in the store is its path relative to the directory it
+	// was found under (its base name when given directly).
+	Inputs []string
+	// Store is the store directory; it is created if missing.
+	Store string
+	// CPUs bounds parallel work (default GOMAXPROCS).
+	CPUs int
+	// MemBytes is the memory budget for sorting (default 1 GiB): rows are
+	// buffered up to it, then spilled to sorted runs on disk.
+	MemBytes int64
+	// Codec is the compression of the new blocks (store.ParseCompression:
+	// table-zstd, zstd, s2 or none); "" means the store's (table-zstd for
+	// a new store).
+	Codec string
+	// HeavyShare: a user with more than this share of the rows of a run
+	// goes to the heavy range (default 0.005; negative turns it off).
+	HeavyShare float64
+	// HeavyMinRows: ... and at least this many rows (default 10000).
+	HeavyMinRows int64
+	// HeavyUsers are users put in the heavy range whatever their share.
+	HeavyUsers []string
+	// Replace allows a file whose content changed under the same name: its
+	// old rows are deleted and the new content ingested. Without it such a
+	// file fails.
+	Replace bool
+	// CompactLayers: after an ingest that leaves readers merging this many
+	// layers of tables or more (each incremental run adds one), the store
+	// is compacted (default 4; negative never). Compact forces it.
+	CompactLayers int
+	Compact       bool
+	// FullHash fingerprints new files by hashing all their bytes instead of
+	// sampling them (see Fingerprint).
+	FullHash bool
+	// Read says how to read the files (schema, delimiter, encoding,
+	// aliases, bad rows).
+	Read csvread.Options
+	// Shards and BlockBytes configure a new store (0: the store's
+	// defaults); an existing store keeps its own.
+	Shards     int
+	BlockBytes int
+	// CrashAt makes the process kill itself with SIGKILL at a point of the
+	// run, for crash tests: "phase:n" with phase one of read, spill, merge,
+	// ingest, ingested, delete (see crash.go). Empty in normal use.
+	CrashAt string
+	Logger  *slog.Logger
+
+	// maxReaders overrides the merge's fan-in in tests.
+	maxReaders int
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if len(o.Inputs) == 0 {
+		return o, errors.New("no inputs: give files or directories to partition")
+	}
+	if o.Store == "" {
+		return o, errors.New("no store directory (--out)")
+	}
+	if o.CPUs <= 0 {
+		o.CPUs = runtime.GOMAXPROCS(0)
+	}
+	if o.MemBytes == 0 {
+		o.MemBytes = DefaultMemBytes
+	}
+	if o.MemBytes < MinMemBytes {
+		return o, fmt.Errorf("--mem %d: want at least %d MiB", o.MemBytes, MinMemBytes>>20)
+	}
+	if o.HeavyShare == 0 {
+		o.HeavyShare = DefaultHeavyShare
+	}
+	if o.HeavyShare >= 1 {
+		return o, fmt.Errorf("--heavy-share %g: want a share below 1 (e.g. 0.005)", o.HeavyShare)
+	}
+	if o.CompactLayers == 0 {
+		o.CompactLayers = DefaultCompactLayers
+	}
+	if o.HeavyMinRows == 0 {
+		o.HeavyMinRows = DefaultHeavyMinRows
+	}
+	if o.Codec != "" {
+		if _, err := store.ParseCompression(o.Codec); err != nil {
+			return o, fmt.Errorf("--codec: %w", err)
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if _, _, err := parseCrashAt(o.CrashAt); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// ReadHeavyUsers reads a --heavy-users file: one user per line; blank
+// lines and lines starting with '#' are skipped, spaces around are trimmed.
+func ReadHeavyUsers(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("heavy users: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		out = append(out, l)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("heavy users %s: %w", path, err)
+	}
+	return out, nil
+}

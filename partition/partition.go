@@ -1,0 +1,597 @@
+package partition
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/internal/userhash"
+	"github.com/mce-engine/mce/store"
+)
+
+// File statuses in a Result.
+const (
+	StatusIngested = "ingested"
+	StatusReplaced = "replaced" // ingested after deleting an older content
+	StatusSkipped  = "skipped"  // already in the store, unchanged
+	StatusFailed   = "failed"
+)
+
+// FileResult is what happened to one input file.
+type FileResult struct {
+	Name      string
+	Path      string
+	Status    string
+	ID        store.FileID // 0 unless ingested (or skipped: the stored file's)
+	Rows      int64
+	BadRows   int64
+	RawBytes  int64 // uncompressed bytes read
+	DiskBytes int64
+	Err       error // why it failed
+}
+
+// Result says what a Run did.
+type Result struct {
+	Store string
+	Files []FileResult // in input order: largest first
+	// Of the files ingested by this run:
+	Ingested  int
+	Rows      int64
+	RawBytes  int64 // uncompressed
+	DiskBytes int64
+	// Spilled runs and ingested tables.
+	Runs       int
+	SpillBytes int64
+	Tables     int
+	NewHeavy   []string
+	Skipped    int
+	Failed     int
+	// Phase durations.
+	ReadTime, MergeTime, IngestTime, CompactTime, Elapsed time.Duration
+	// PeakRSSBytes is the process's peak resident set (VmHWM) at the end of
+	// the run, 0 where the system does not say.
+	PeakRSSBytes int64
+}
+
+// MBPerSec is the raw (uncompressed) input rate of the run in MB/s.
+func (r *Result) MBPerSec() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.RawBytes) / 1e6 / r.Elapsed.Seconds()
+}
+
+// FilesError reports the input files that failed; the others were
+// ingested.
+type FilesError struct {
+	Failed []FileResult
+}
+
+func (e *FilesError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d file(s) failed and were not ingested:", len(e.Failed))
+	for _, f := range e.Failed {
+		fmt.Fprintf(&b, "\n  %s: %v", f.Name, f.Err)
+	}
+	return b.String()
+}
+
+// ErrChanged is wrapped by the error of a file whose content changed since
+// it was ingested (without Options.Replace).
+var ErrChanged = errors.New("content changed since it was ingested")
+
+// Run partitions the input files into the store: it ingests new files,
+// skips files already ingested unchanged, and fails (or with Replace,
+// replaces) files whose content changed. A file that fails is not
+// recorded; the others are ingested, and Run returns a *FilesError naming
+// the failures.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	p := &job{o: o, log: o.Logger, crash: newCrasher(o.CrashAt), res: &Result{Store: o.Store}}
+	defer func() { p.res.Elapsed = time.Since(t0) }()
+	ins, err := listInputs(o.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	if len(ins) == 0 {
+		return nil, fmt.Errorf("no data files (.csv .tsv .txt, optionally .gz or .zst) in %s", strings.Join(o.Inputs, ", "))
+	}
+	if err := p.open(); err != nil {
+		return nil, err
+	}
+	defer p.db.Close()
+	if err := p.finishDeletions(ctx); err != nil {
+		return nil, err
+	}
+	todo, err := p.classify(ctx, ins)
+	if err != nil {
+		return nil, err
+	}
+	if len(todo) > 0 {
+		if err := p.ingest(ctx, todo); err != nil {
+			return p.res, err
+		}
+	}
+	p.res.PeakRSSBytes = peakRSS()
+	p.res.Elapsed = time.Since(t0)
+	p.log.Info("partition done", "store", o.Store, "ingested", p.res.Ingested, "skipped", p.res.Skipped,
+		"failed", p.res.Failed, "rows", p.res.Rows, "raw_mb", p.res.RawBytes/1e6,
+		"mb_per_s", fmt.Sprintf("%.1f", p.res.MBPerSec()), "peak_rss_mib", p.res.PeakRSSBytes>>20,
+		"took", p.res.Elapsed.Round(time.Millisecond))
+	var failed []FileResult
+	for _, f := range p.res.Files {
+		if f.Status == StatusFailed {
+			failed = append(failed, f)
+		}
+	}
+	if len(failed) > 0 {
+		return p.res, &FilesError{Failed: failed}
+	}
+	return p.res, nil
+}
+
+type job struct {
+	o     Options
+	log   *slog.Logger
+	crash *crasher
+	db    *store.DB
+	res   *Result
+	comp  store.Compression
+}
+
+func (p *job) open() error {
+	schema := p.o.Read.Schema
+	if schema == nil {
+		schema = feature.InvoiceSchema
+	}
+	cfg := store.Config{
+		Schema: slices.Clone(schema.Columns()), UserColumn: schema.UserName(),
+		Codec: p.o.Codec, Shards: p.o.Shards, BlockBytes: p.o.BlockBytes,
+	}
+	db, err := store.Open(p.o.Store, &store.Options{Create: &cfg, Logger: p.log, Concurrency: p.o.CPUs, CacheBytes: 8 << 20})
+	if err != nil {
+		return err
+	}
+	have := db.Config()
+	if !slices.Equal(have.Schema, cfg.Schema) || have.UserColumn != cfg.UserColumn {
+		db.Close()
+		return fmt.Errorf("store %s holds rows of columns %v (user %s); this run reads %v (user %s)",
+			p.o.Store, have.Schema, have.UserColumn, cfg.Schema, cfg.UserColumn)
+	}
+	codec := have.Codec
+	if p.o.Codec != "" {
+		codec = p.o.Codec
+	}
+	if p.comp, err = store.ParseCompression(codec); err != nil {
+		db.Close()
+		return fmt.Errorf("store %s: %w", p.o.Store, err)
+	}
+	p.db = db
+	return nil
+}
+
+// finishDeletions completes --replace deletions a killed run left.
+func (p *job) finishDeletions(ctx context.Context) error {
+	for _, f := range p.db.Deleting() {
+		p.log.Info("finishing the deletion of a replaced file", "file", f.Name, "id", f.ID)
+		if _, err := p.db.DeleteFile(ctx, f.ID); err != nil {
+			return fmt.Errorf("delete old rows of %s: %w", f.Name, err)
+		}
+	}
+	return nil
+}
+
+// todoFile is a file to ingest.
+type todoFile struct {
+	in  input
+	fp  string
+	res *FileResult
+	id  store.FileID
+	csv *csvread.File
+	st  csvread.Stats
+}
+
+// classify decides for each input: skip, ingest, replace or fail. It
+// deletes the old rows of files being replaced.
+func (p *job) classify(ctx context.Context, ins []input) ([]*todoFile, error) {
+	var todo []*todoFile
+	p.res.Files = make([]FileResult, len(ins))
+	for i, in := range ins {
+		r := &p.res.Files[i]
+		*r = FileResult{Name: in.name, Path: in.path, DiskBytes: in.size}
+		old, exists := p.db.FileByName(in.name)
+		kind := fpSampled
+		if p.o.FullHash {
+			kind = fpFull
+		}
+		if exists {
+			kind = fingerprintKind(old.Fingerprint)
+		}
+		fp, err := Fingerprint(in.path, kind)
+		if err != nil {
+			r.Status, r.Err = StatusFailed, err
+			p.res.Failed++
+			continue
+		}
+		switch {
+		case exists && old.Fingerprint == fp:
+			r.Status, r.ID, r.Rows, r.BadRows, r.RawBytes = StatusSkipped, old.ID, old.Rows, old.BadRows, old.RawBytes
+			p.res.Skipped++
+			p.log.Info("file unchanged; skipped", "file", in.name, "id", old.ID)
+			continue
+		case exists && !p.o.Replace:
+			r.Status = StatusFailed
+			r.Err = fmt.Errorf("%w (fingerprint %s, now %s; size %d, now %d); rerun with --replace to replace its rows",
+				ErrChanged, old.Fingerprint, fp, old.Size, in.size)
+			p.res.Failed++
+			p.log.Error("file changed since it was ingested", "file", in.name, "err", r.Err)
+			continue
+		case exists:
+			p.log.Info("file changed; deleting its old rows", "file", in.name, "id", old.ID)
+			if err := p.db.MarkDeleting(old.ID); err != nil {
+				return nil, err
+			}
+			p.crash.point("delete")
+			n, err := p.db.DeleteFile(ctx, old.ID)
+			if err != nil {
+				return nil, fmt.Errorf("delete old rows of %s: %w", in.name, err)
+			}
+			p.log.Info("old rows deleted", "file", in.name, "users", n)
+			r.Status = StatusReplaced
+		}
+		todo = append(todo, &todoFile{in: in, fp: fp, res: r})
+	}
+	// IDs follow the names' order (monthly files sort by date), so that a
+	// user's rows come in that order.
+	byName := slices.Clone(todo)
+	sort.Slice(byName, func(i, j int) bool { return byName[i].in.name < byName[j].in.name })
+	next := p.db.NextFileID()
+	for i, t := range byName {
+		t.id = next + store.FileID(i)
+	}
+	return todo, nil
+}
+
+// memPlan splits the memory budget.
+type memPlan struct {
+	filesAtOnce, workersPerFile int
+	chunkBytes                  int
+	arenaBytes                  int64
+}
+
+func planMemory(memBytes int64, cpus, files int) memPlan {
+	var m memPlan
+	m.filesAtOnce = max(1, min(files, cpus/2))
+	m.workersPerFile = max(1, cpus/m.filesAtOnce)
+	// Each file being read holds about (2·workers+2) chunks in the reader
+	// and one slab per worker here; give that an eighth of the budget.
+	perChunk := int64(m.filesAtOnce * (3*m.workersPerFile + 2))
+	m.chunkBytes = int(min(max(memBytes/8/perChunk, 256<<10), 4<<20))
+	readBytes := perChunk*int64(m.chunkBytes) + int64(m.filesAtOnce)*(4<<20)
+	const fixed = 24 << 20 // pebble cache, codec state, runtime
+	m.arenaBytes = max((memBytes-readBytes-fixed)/2, memBytes/8)
+	return m
+}
+
+// ingest reads, sorts, merges and ingests the files of todo.
+func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
+	cfg := p.db.Config()
+	userCol := cfg.UserIndex()
+	ncols := len(cfg.Schema)
+	shards := cfg.Shards
+	plan := planMemory(p.o.MemBytes, p.o.CPUs, len(todo))
+	p.log.Info("partition plan", "files", len(todo), "files_at_once", plan.filesAtOnce, "workers_per_file", plan.workersPerFile,
+		"sort_buffer_mib", 2*plan.arenaBytes>>20, "chunk_kib", plan.chunkBytes>>10, "codec", p.comp)
+
+	runDir, err := p.db.TempDir("runs")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(runDir)
+
+	// Read.
+	t0 := time.Now()
+	srt := newSorter(runDir, shards, p.o.CPUs, plan.arenaBytes, p.log, p.crash)
+	readOpts := p.o.Read
+	if readOpts.ChunkBytes == 0 {
+		readOpts.ChunkBytes = plan.chunkBytes
+	}
+	// One slab per parser goroutine at most; a free list (not a
+	// sync.Pool, which drops them at every GC) keeps their buffers grown.
+	slabs := make(chan *slab, plan.filesAtOnce*plan.workersPerFile+1)
+	sem := make(chan struct{}, plan.filesAtOnce)
+	var wg sync.WaitGroup
+	var fatalMu sync.Mutex
+	var fatal error
+	for _, t := range todo {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(t *todoFile) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			err := p.readFile(ctx, t, readOpts, plan.workersPerFile, srt, slabs, shards, userCol, ncols)
+			if err == nil {
+				return
+			}
+			if srtErr := srt.getErr(); srtErr != nil || ctx.Err() != nil {
+				fatalMu.Lock()
+				if fatal == nil {
+					fatal = errors.Join(srtErr, ctx.Err())
+				}
+				fatalMu.Unlock()
+				return
+			}
+			t.res.Status, t.res.Err = StatusFailed, err
+			p.log.Error("file failed; it is not ingested", "file", t.in.name, "err", err)
+		}(t)
+	}
+	wg.Wait()
+	if fatal != nil || ctx.Err() != nil {
+		srt.abort()
+		return errors.Join(fatal, ctx.Err())
+	}
+	runPaths, err := srt.finish()
+	if err != nil {
+		return fmt.Errorf("sort: %w", err)
+	}
+	p.res.Runs, p.res.SpillBytes = len(runPaths), srt.spillBytes
+	srt = nil
+	debug.FreeOSMemory() // the sort buffers are garbage now; give them back
+	p.res.ReadTime = time.Since(t0)
+
+	failed := map[uint32]bool{}
+	var good []*todoFile
+	for _, t := range todo {
+		if t.res.Status == StatusFailed {
+			failed[uint32(t.id)] = true
+			p.res.Failed++
+		} else {
+			good = append(good, t)
+		}
+	}
+	if len(good) == 0 {
+		return nil
+	}
+
+	// Merge.
+	t1 := time.Now()
+	runs := make([]*run, 0, len(runPaths))
+	defer func() {
+		for _, r := range runs {
+			r.close()
+		}
+	}()
+	var total int64
+	for _, path := range runPaths {
+		r, err := openRun(path, shards)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+	}
+	for _, t := range good {
+		total += t.st.Rows
+	}
+	loader, err := p.db.NewLoader(p.comp)
+	if err != nil {
+		return err
+	}
+	defer loader.Close()
+	forced := map[string]bool{}
+	for _, u := range p.o.HeavyUsers {
+		forced[u] = true
+	}
+	heavyRows := int64(1<<62 - 1)
+	if p.o.HeavyShare > 0 {
+		heavyRows = int64(p.o.HeavyShare * float64(total))
+	}
+	j := &mergeJob{
+		db: p.db, loader: loader, runs: runs, schemaCols: ncols, userCol: userCol,
+		blockBytes: cfg.BlockBytes, codec: p.comp.Value, failed: failed, forcedHeavy: forced,
+		heavyMinRows: p.o.HeavyMinRows, heavyRows: heavyRows, tableBytes: 128 << 20, crash: p.crash,
+	}
+	// Each merging worker holds a reader per run; half the budget goes to
+	// them. Too many runs for that are first merged into fewer.
+	maxReaders := max(2, int(p.o.MemBytes/2/readerBytes))
+	if p.o.maxReaders > 0 {
+		maxReaders = p.o.maxReaders
+	}
+	if len(runs) > maxReaders {
+		p.log.Info("too many runs to merge at once; merging them into fewer first", "runs", len(runs), "fan_in", maxReaders)
+		if runs, err = narrowRuns(ctx, runs, maxReaders, runDir, shards); err != nil {
+			return fmt.Errorf("merge runs: %w", err)
+		}
+	}
+	j.runs = runs
+	workers := max(1, min(p.o.CPUs, maxReaders/max(1, len(runs))))
+	tasks := planTasks(runs, shards, workers)
+	st, err := j.runMerge(ctx, tasks, workers)
+	if err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
+	p.res.MergeTime = time.Since(t1)
+	p.res.Tables = loader.Tables()
+
+	// Ingest the tables with the file records.
+	t2 := time.Now()
+	commit := store.Commit{NewHeavy: st.newHeavy}
+	now := time.Now().UTC()
+	for _, t := range good {
+		fs := st.files[t.id]
+		if fs == nil {
+			fs = &fileStats{}
+		}
+		if fs.rows != t.st.Rows {
+			return fmt.Errorf("BUG: %s: read %d rows but merged %d", t.in.name, t.st.Rows, fs.rows)
+		}
+		fe := store.FileEntry{
+			ID: t.id, Name: t.in.name, Path: t.in.path, Size: t.in.size, ModTime: t.in.modTime,
+			Fingerprint: t.fp, Compression: t.csv.Compression, Delimiter: delimName(t.csv.Delimiter),
+			Encoding: t.csv.Encoding.String(), Rows: t.st.Rows, BadRows: t.st.BadRows, RawBytes: t.st.Bytes,
+			Users: fs.users, Blocks: fs.blocks, StoredBytes: fs.stored, Codec: p.comp.String(), Ingested: now,
+		}
+		for _, hp := range fs.heavy {
+			fe.Heavy = append(fe.Heavy, *hp)
+		}
+		sort.Slice(fe.Heavy, func(a, b int) bool { return fe.Heavy[a].User < fe.Heavy[b].User })
+		commit.Files = append(commit.Files, fe)
+	}
+	for id, parts := range st.moved {
+		old, ok := p.db.File(id)
+		if !ok {
+			return fmt.Errorf("BUG: rows of unknown file %d moved to the heavy range", id)
+		}
+		old.Heavy = append(old.Heavy, parts...)
+		sort.Slice(old.Heavy, func(a, b int) bool { return old.Heavy[a].User < old.Heavy[b].User })
+		commit.Files = append(commit.Files, old)
+	}
+	p.crash.point("ingest")
+	if err := loader.Ingest(ctx, commit); err != nil {
+		return err
+	}
+	p.crash.point("ingested")
+	if err := p.db.WriteManifest(); err != nil {
+		return err
+	}
+	p.res.IngestTime = time.Since(t2)
+	if layers := p.db.Layers(); p.o.Compact || (p.o.CompactLayers > 0 && layers >= p.o.CompactLayers) {
+		t3 := time.Now()
+		p.log.Info("compacting the store", "layers", layers)
+		if err := p.db.Compact(ctx); err != nil {
+			return err
+		}
+		p.res.CompactTime = time.Since(t3)
+		p.log.Info("compacted", "layers", p.db.Layers(), "took", p.res.CompactTime.Round(time.Millisecond))
+	}
+	for u := range st.newHeavy {
+		p.res.NewHeavy = append(p.res.NewHeavy, u)
+	}
+	sort.Strings(p.res.NewHeavy)
+	for _, t := range good {
+		if t.res.Status == "" {
+			t.res.Status = StatusIngested
+		}
+		t.res.ID = t.id
+		p.res.Ingested++
+		p.res.Rows += t.st.Rows
+		p.res.RawBytes += t.st.Bytes
+		p.res.DiskBytes += t.in.size
+	}
+	if len(st.newHeavy) > 0 {
+		p.log.Info("heavy users", "new", strings.Join(p.res.NewHeavy, ", "))
+	}
+	p.log.Info("ingested", "files", len(good), "rows", p.res.Rows, "tables", p.res.Tables, "runs", p.res.Runs,
+		"spill_mib", p.res.SpillBytes>>20, "read", p.res.ReadTime.Round(time.Millisecond),
+		"merge", p.res.MergeTime.Round(time.Millisecond), "ingest", p.res.IngestTime.Round(time.Millisecond))
+	return nil
+}
+
+// readFile reads one file into the sorter.
+func (p *job) readFile(ctx context.Context, t *todoFile, ro csvread.Options, workers int, srt *sorter, slabs chan *slab, shards, userCol, ncols int) error {
+	t0 := time.Now()
+	f, err := csvread.Open(t.in.path, ro)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	t.csv = f
+	id := uint32(t.id)
+	p.log.Info("reading", "file", t.in.name, "id", t.id, "mb", t.in.size/1e6, "compression", f.Compression,
+		"delimiter", delimName(f.Delimiter), "encoding", f.Encoding)
+	st, err := f.Scan(ctx, workers, func(b *csvread.Batch) error {
+		var sl *slab
+		select {
+		case sl = <-slabs:
+			sl.reset()
+		default:
+			sl = &slab{}
+		}
+		defer func() {
+			select {
+			case slabs <- sl:
+			default:
+			}
+		}()
+		fields := make([][]byte, 0, ncols)
+		for i := 0; i < b.Len(); i++ {
+			u := b.User(i)
+			var rawUser []byte
+			if raw := b.Field(i, userCol); !bytes.Equal(raw, u) {
+				rawUser = raw
+			}
+			fields = fields[:0]
+			for c := 0; c < ncols; c++ {
+				if c != userCol {
+					fields = append(fields, b.Field(i, c))
+				}
+			}
+			sl.add(int(userhash.Sum(u)%uint64(shards)), id, b.Line(i), u, rawUser, fields)
+		}
+		if err := srt.add(ctx, sl); err != nil {
+			return err
+		}
+		p.crash.point("read")
+		return nil
+	})
+	t.st = st
+	t.res.Rows, t.res.BadRows, t.res.RawBytes = st.Rows, st.BadRows, st.Bytes
+	if err != nil {
+		return err
+	}
+	for _, s := range st.Samples {
+		p.log.Warn("bad row", "file", t.in.name, "line", s.Line, "err", s.Err, "text", s.Text)
+	}
+	p.log.Info("read", "file", t.in.name, "rows", st.Rows, "bad_rows", st.BadRows,
+		"mb", st.Bytes/1e6, "took", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+func delimName(d byte) string {
+	switch d {
+	case '\t':
+		return "tab"
+	case 0:
+		return ""
+	}
+	return string(d)
+}
+
+// peakRSS returns the process's peak resident set size from
+// /proc/self/status (VmHWM), or 0.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) >= 1 {
+				kb, err := strconv.ParseInt(f[0], 10, 64)
+				if err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,322 @@
+package partition
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/klauspost/compress/s2"
+)
+
+// A run is a file of rows sorted by (shard, user, file, line), written by a
+// spill and read back by the merge, shard range by shard range:
+//
+//	run    = frame* | index | rows (u64) | magic "MCERUN01"
+//	frame  = rawLen (u32) | compLen (u32) | s2(raw)
+//	index  = (shards+1) × u64: the offset of the first frame of each shard
+//	         (of the next shard with rows when a shard has none), then the
+//	         end of the frames
+//	raw    = record*, never split across frames; a frame holds one shard
+//	record = group | row
+//	group  = uvarint(shard) | uvarint(len) | user | uvarint(rows)   then that many rows
+//	row    = uvarint(file) | uvarint(line) | uvarint(len) | value
+//
+// The group header carries the user's row count in the run, so the merge
+// knows a user's total rows (the sum over runs) before it writes the
+// user's first block, and can decide there whether the user is heavy.
+const (
+	runMagic      = "MCERUN01"
+	frameRawBytes = 64 << 10
+	frameHdrBytes = 8
+)
+
+// runWriter writes one run. It is not safe for concurrent use.
+type runWriter struct {
+	f      *os.File
+	w      *bufio.Writer
+	path   string
+	off    int64
+	index  []int64
+	shard  int
+	raw    []byte
+	comp   []byte
+	rows   int64
+	frames int
+}
+
+func newRunWriter(path string, shards int) (*runWriter, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create run: %w", err)
+	}
+	w := &runWriter{f: f, w: bufio.NewWriterSize(f, 1<<20), path: path, index: make([]int64, shards+1), shard: -1}
+	for i := range w.index {
+		w.index[i] = -1
+	}
+	return w, nil
+}
+
+func (w *runWriter) need(n int) error {
+	if len(w.raw) > 0 && len(w.raw)+n > frameRawBytes {
+		return w.flushFrame()
+	}
+	return nil
+}
+
+func (w *runWriter) flushFrame() error {
+	if len(w.raw) == 0 {
+		return nil
+	}
+	w.comp = s2.Encode(w.comp[:cap(w.comp)], w.raw)
+	var hdr [frameHdrBytes]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(len(w.raw)))
+	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(w.comp)))
+	if _, err := w.w.Write(hdr[:]); err != nil {
+		return fmt.Errorf("write run %s: %w", w.path, err)
+	}
+	if _, err := w.w.Write(w.comp); err != nil {
+		return fmt.Errorf("write run %s: %w", w.path, err)
+	}
+	w.off += int64(frameHdrBytes + len(w.comp))
+	w.raw = w.raw[:0]
+	w.frames++
+	return nil
+}
+
+// group starts a user's rows; n is how many rows follow.
+func (w *runWriter) group(shard int, user []byte, n int64) error {
+	if shard != w.shard {
+		if err := w.flushFrame(); err != nil {
+			return err
+		}
+		if shard < w.shard {
+			return fmt.Errorf("BUG: run shard %d after %d", shard, w.shard)
+		}
+		w.shard = shard
+		w.index[shard] = w.off
+	}
+	if err := w.need(3*binary.MaxVarintLen64 + len(user)); err != nil {
+		return err
+	}
+	w.raw = binary.AppendUvarint(w.raw, uint64(shard))
+	w.raw = binary.AppendUvarint(w.raw, uint64(len(user)))
+	w.raw = append(w.raw, user...)
+	w.raw = binary.AppendUvarint(w.raw, uint64(n))
+	return nil
+}
+
+func (w *runWriter) row(file uint32, line int64, val []byte) error {
+	if err := w.need(3*binary.MaxVarintLen64 + len(val)); err != nil {
+		return err
+	}
+	w.raw = binary.AppendUvarint(w.raw, uint64(file))
+	w.raw = binary.AppendUvarint(w.raw, uint64(line))
+	w.raw = binary.AppendUvarint(w.raw, uint64(len(val)))
+	w.raw = append(w.raw, val...)
+	w.rows++
+	return nil
+}
+
+// finish writes the index and closes the file. Runs are scratch: they are
+// not synced (a crash discards them all).
+func (w *runWriter) finish() (size int64, err error) {
+	defer func() {
+		if err != nil {
+			w.f.Close()
+		}
+	}()
+	if err := w.flushFrame(); err != nil {
+		return 0, err
+	}
+	n := len(w.index) - 1
+	w.index[n] = w.off
+	for s := n - 1; s >= 0; s-- {
+		if w.index[s] < 0 {
+			w.index[s] = w.index[s+1]
+		}
+	}
+	tail := make([]byte, 0, (n+1)*8+16)
+	for _, o := range w.index {
+		tail = binary.LittleEndian.AppendUint64(tail, uint64(o))
+	}
+	tail = binary.LittleEndian.AppendUint64(tail, uint64(w.rows))
+	tail = append(tail, runMagic...)
+	if _, err := w.w.Write(tail); err != nil {
+		return 0, fmt.Errorf("write run %s: %w", w.path, err)
+	}
+	if err := w.w.Flush(); err != nil {
+		return 0, fmt.Errorf("write run %s: %w", w.path, err)
+	}
+	if err := w.f.Close(); err != nil {
+		return 0, fmt.Errorf("close run %s: %w", w.path, err)
+	}
+	return w.off + int64(len(tail)), nil
+}
+
+// run is a finished run opened for reading; its file is shared by the
+// readers of every shard range (ReadAt is safe for concurrent use).
+type run struct {
+	path  string
+	f     *os.File
+	index []int64
+	rows  int64
+}
+
+func openRun(path string, shards int) (*run, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open run: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open run: %w", err)
+	}
+	tailLen := int64((shards+1)*8 + 16)
+	if st.Size() < tailLen {
+		f.Close()
+		return nil, fmt.Errorf("run %s: truncated", path)
+	}
+	tail := make([]byte, tailLen)
+	if _, err := f.ReadAt(tail, st.Size()-tailLen); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read run %s: %w", path, err)
+	}
+	if string(tail[len(tail)-8:]) != runMagic {
+		f.Close()
+		return nil, fmt.Errorf("run %s: bad magic", path)
+	}
+	r := &run{path: path, f: f, index: make([]int64, shards+1)}
+	for i := range r.index {
+		r.index[i] = int64(binary.LittleEndian.Uint64(tail[i*8:]))
+	}
+	r.rows = int64(binary.LittleEndian.Uint64(tail[(shards+1)*8:]))
+	return r, nil
+}
+
+func (r *run) close() error { return r.f.Close() }
+
+// bytesIn returns the compressed bytes of shards [lo, hi).
+func (r *run) bytesIn(lo, hi int) int64 { return r.index[hi] - r.index[lo] }
+
+// runReader reads the records of one shard range of a run.
+type runReader struct {
+	r        *run
+	pos, end int64
+	frame    []byte
+	comp     []byte
+	p        int
+	hdr      [frameHdrBytes]byte
+	err      error
+
+	// The current group and row.
+	shard int
+	user  []byte
+	left  int64 // rows of the group not yet read
+	file  uint32
+	line  int64
+	val   []byte
+}
+
+func (r *run) reader(lo, hi int) *runReader {
+	return &runReader{r: r, pos: r.index[lo], end: r.index[hi]}
+}
+
+// fill makes sure unread bytes are in the frame buffer; false at the end
+// of the range or on error.
+func (rr *runReader) fill() bool {
+	if rr.p < len(rr.frame) {
+		return true
+	}
+	if rr.pos >= rr.end || rr.err != nil {
+		return false
+	}
+	if _, err := rr.r.f.ReadAt(rr.hdr[:], rr.pos); err != nil {
+		rr.err = fmt.Errorf("read run %s: %w", rr.r.path, err)
+		return false
+	}
+	rawLen := int(binary.LittleEndian.Uint32(rr.hdr[:]))
+	compLen := int(binary.LittleEndian.Uint32(rr.hdr[4:]))
+	if int64(compLen) > rr.end-rr.pos {
+		rr.err = fmt.Errorf("run %s: frame at %d overruns its range", rr.r.path, rr.pos)
+		return false
+	}
+	if cap(rr.comp) < compLen {
+		rr.comp = make([]byte, compLen)
+	}
+	rr.comp = rr.comp[:compLen]
+	if _, err := rr.r.f.ReadAt(rr.comp, rr.pos+frameHdrBytes); err != nil && !errors.Is(err, io.EOF) {
+		rr.err = fmt.Errorf("read run %s: %w", rr.r.path, err)
+		return false
+	}
+	if cap(rr.frame) < rawLen {
+		rr.frame = make([]byte, rawLen)
+	}
+	out, err := s2.Decode(rr.frame[:cap(rr.frame)], rr.comp)
+	if err != nil || len(out) != rawLen {
+		rr.err = fmt.Errorf("run %s: bad frame at %d: %v", rr.r.path, rr.pos, err)
+		return false
+	}
+	rr.frame = out
+	rr.p = 0
+	rr.pos += int64(frameHdrBytes + compLen)
+	return true
+}
+
+func (rr *runReader) uvarint() uint64 {
+	v, n := binary.Uvarint(rr.frame[rr.p:])
+	if n <= 0 {
+		if rr.err == nil {
+			rr.err = fmt.Errorf("run %s: bad record near %d", rr.r.path, rr.pos)
+		}
+		return 0
+	}
+	rr.p += n
+	return v
+}
+
+func (rr *runReader) bytes(n uint64) []byte {
+	if n > uint64(len(rr.frame)-rr.p) {
+		if rr.err == nil {
+			rr.err = fmt.Errorf("run %s: record overruns its frame near %d", rr.r.path, rr.pos)
+		}
+		return nil
+	}
+	b := rr.frame[rr.p : rr.p+int(n)]
+	rr.p += int(n)
+	return b
+}
+
+// nextGroup reads the next group header; false at the end (check err).
+// The user aliases the frame: valid until the reader moves on.
+func (rr *runReader) nextGroup() bool {
+	if rr.left != 0 {
+		rr.err = fmt.Errorf("BUG: run %s: next group with %d rows left", rr.r.path, rr.left)
+		return false
+	}
+	if !rr.fill() {
+		return false
+	}
+	rr.shard = int(rr.uvarint())
+	rr.user = rr.bytes(rr.uvarint())
+	rr.left = int64(rr.uvarint())
+	return rr.err == nil
+}
+
+// nextRow reads the group's next row; false when the group has no more.
+func (rr *runReader) nextRow() bool {
+	if rr.left == 0 || !rr.fill() {
+		if rr.left != 0 && rr.err == nil {
+			rr.err = fmt.Errorf("run %s: group of %q ends early", rr.r.path, rr.user)
+		}
+		return false
+	}
+	rr.left--
+	rr.file = uint32(rr.uvarint())
+	rr.line = int64(rr.uvarint())
+	rr.val = rr.bytes(rr.uvarint())
+	return rr.err == nil
+}

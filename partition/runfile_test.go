@@ -1,0 +1,134 @@
+package partition
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mce-engine/mce/internal/userhash"
+)
+
+// TestRuns_SortSpillNarrowMerge feeds records through the sorter with a
+// tiny buffer (many runs), narrows the runs two at a time, and checks that
+// the merge yields every record once, grouped by (shard, user) with the
+// right counts, rows in (file, line) order.
+func TestRuns_SortSpillNarrowMerge(t *testing.T) {
+	const shards = 8
+	dir := t.TempDir()
+	r := rand.New(rand.NewPCG(3, 4))
+	type rec struct {
+		file uint32
+		line int64
+		val  string
+	}
+	want := map[string][]rec{} // by "shard/user"
+	srt := newSorter(dir, shards, 2, 64<<10, quiet(), nil)
+	var sl slab
+	for b := 0; b < 40; b++ {
+		sl.reset()
+		for i := 0; i < 200; i++ {
+			user := []byte(fmt.Sprintf("u%03d", r.IntN(150)))
+			if r.IntN(10) == 0 {
+				user = append(user, 0, 'x') // a user with a NUL byte
+			}
+			shard := int(userhash.Sum(user) % shards)
+			file := uint32(1 + r.IntN(3))
+			line := int64(b*1000 + i + 2)
+			val := strings.Repeat("v", r.IntN(40))
+			sl.add(shard, file, line, user, nil, [][]byte{[]byte(val)})
+			k := fmt.Sprintf("%02d/%s", shard, user)
+			want[k] = append(want[k], rec{file, line, val})
+		}
+		if err := srt.add(context.Background(), &sl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths, err := srt.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) < 8 {
+		t.Fatalf("%d runs; want many", len(paths))
+	}
+	var runs []*run
+	for _, p := range paths {
+		rn, err := openRun(p, shards)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, rn)
+	}
+	runs, err = narrowRuns(context.Background(), runs, 2, dir, shards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, rn := range runs {
+			rn.close()
+		}
+	}()
+	if len(runs) > 2 {
+		t.Fatalf("%d runs after narrowing to 2", len(runs))
+	}
+	// Merge two shard ranges separately, as merge tasks do.
+	got := map[string][]rec{}
+	var order []string
+	for _, tk := range []task{{0, 3}, {3, shards}} {
+		var readers []*runReader
+		for _, rn := range runs {
+			readers = append(readers, rn.reader(tk.lo, tk.hi))
+		}
+		m, err := newGroupMerge(readers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			ok, err := m.nextGroup()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			if m.shard < tk.lo || m.shard >= tk.hi {
+				t.Fatalf("shard %d in task %v", m.shard, tk)
+			}
+			k := fmt.Sprintf("%02d/%s", m.shard, m.user)
+			order = append(order, k)
+			for {
+				ok, err := m.nextRow()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ok {
+					break
+				}
+				fs, err := decodeValue(m.cur.val, m.user, 0, make([][]byte, 2))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got[k] = append(got[k], rec{m.cur.file, m.cur.line, string(fs[1])})
+			}
+			if int64(len(got[k])) != m.rows {
+				t.Errorf("%q: header says %d rows, %d read", k, m.rows, len(got[k]))
+			}
+		}
+	}
+	if !slices.IsSorted(order) || len(order) != len(want) {
+		t.Errorf("groups out of order or missing: %d groups, want %d", len(order), len(want))
+	}
+	for k, w := range want {
+		slices.SortFunc(w, func(a, b rec) int {
+			if a.file != b.file {
+				return int(a.file) - int(b.file)
+			}
+			return int(a.line - b.line)
+		})
+		if !slices.Equal(got[k], w) {
+			t.Errorf("%q: got %v\nwant %v", k, got[k], w)
+		}
+	}
+}

@@ -1,0 +1,463 @@
+package partition
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// An arena buffers rows until it is full, then is sorted and spilled as a
+// run. A record in buf is
+//
+//	shard (2 B BE) | file (4 B BE) | line (8 B BE) | user | uvarint(len) | value
+//
+// and its entry holds the sort prefix (shard and the user's first six
+// bytes), the record's offset and the user's length, so that most
+// comparisons touch only the entries.
+type arena struct {
+	buf     []byte
+	entries []entry
+	// writers counts copies into reserved room still running.
+	writers sync.WaitGroup
+}
+
+type entry struct {
+	pfx  uint64
+	off  uint32
+	ulen uint32
+}
+
+const recHdr = 14 // shard, file, line
+
+// maxArenaBytes keeps record offsets within uint32.
+const maxArenaBytes = 3 << 30
+
+func newArena(bufBytes, entries int) *arena {
+	return &arena{buf: make([]byte, 0, bufBytes), entries: make([]entry, 0, entries)}
+}
+
+// fits reports whether n more bytes in k more records fit.
+func (a *arena) fits(n, k int) bool {
+	return len(a.buf)+n <= cap(a.buf) && len(a.entries)+k <= cap(a.entries)
+}
+
+func (a *arena) user(e entry) []byte {
+	s := int(e.off) + recHdr
+	return a.buf[s : s+int(e.ulen)]
+}
+
+func (a *arena) less(x, y entry) int {
+	if x.pfx != y.pfx {
+		return cmp.Compare(x.pfx, y.pfx)
+	}
+	if c := bytes.Compare(a.user(x), a.user(y)); c != 0 {
+		return c
+	}
+	// file and line: 12 bytes big-endian after the shard.
+	return bytes.Compare(a.buf[x.off+2:x.off+recHdr], a.buf[y.off+2:y.off+recHdr])
+}
+
+func sortPrefix(shard int, user []byte) uint64 {
+	p := uint64(shard) << 48
+	for i := 0; i < 6 && i < len(user); i++ {
+		p |= uint64(user[i]) << (40 - 8*i)
+	}
+	return p
+}
+
+// slab is one batch's records, built without a lock, then copied into the
+// arena. Its entries' offsets are relative to its own buf.
+type slab struct {
+	buf     []byte
+	entries []entry
+}
+
+func (s *slab) reset() { s.buf, s.entries = s.buf[:0], s.entries[:0] }
+
+// add appends a record. fields excludes the user column; rawUser is the
+// user field as it was in the file when it differs from user (nil else).
+func (s *slab) add(shard int, file uint32, line int64, user, rawUser []byte, fields [][]byte) {
+	off := len(s.buf)
+	s.buf = binary.BigEndian.AppendUint16(s.buf, uint16(shard))
+	s.buf = binary.BigEndian.AppendUint32(s.buf, file)
+	s.buf = binary.BigEndian.AppendUint64(s.buf, uint64(line))
+	s.buf = append(s.buf, user...)
+	s.buf = appendValue(s.buf, rawUser, fields)
+	s.entries = append(s.entries, entry{pfx: sortPrefix(shard, user), off: uint32(off), ulen: uint32(len(user))})
+}
+
+// Row values in runs: flag | (uvarint(len) | bytes) per field. The flag
+// says whether the user field as written in the file differs from the
+// user key (a cp1252 user, converted to UTF-8 for the key); if so it comes
+// first. The other fields follow in schema order without the user column.
+func appendValue(dst, rawUser []byte, fields [][]byte) []byte {
+	size := 1
+	if rawUser != nil {
+		size += uvarintLen(uint64(len(rawUser))) + len(rawUser)
+	}
+	for _, f := range fields {
+		size += uvarintLen(uint64(len(f))) + len(f)
+	}
+	dst = binary.AppendUvarint(dst, uint64(size))
+	if rawUser != nil {
+		dst = append(dst, 1)
+		dst = binary.AppendUvarint(dst, uint64(len(rawUser)))
+		dst = append(dst, rawUser...)
+	} else {
+		dst = append(dst, 0)
+	}
+	for _, f := range fields {
+		dst = binary.AppendUvarint(dst, uint64(len(f)))
+		dst = append(dst, f...)
+	}
+	return dst
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+// decodeValue fills fields (one per schema column) from a run value: the
+// user column gets rawUser when the value has one, else user.
+func decodeValue(val, user []byte, userCol int, fields [][]byte) ([][]byte, error) {
+	if len(val) == 0 {
+		return nil, fmt.Errorf("empty row value")
+	}
+	p := val[1:]
+	next := func() ([]byte, error) {
+		l, n := binary.Uvarint(p)
+		if n <= 0 || l > uint64(len(p)-n) {
+			return nil, fmt.Errorf("bad row value")
+		}
+		b := p[n : n+int(l)]
+		p = p[n+int(l):]
+		return b, nil
+	}
+	u := user
+	if val[0] == 1 {
+		var err error
+		if u, err = next(); err != nil {
+			return nil, err
+		}
+	}
+	for j := range fields {
+		if j == userCol {
+			fields[j] = u
+			continue
+		}
+		f, err := next()
+		if err != nil {
+			return nil, err
+		}
+		fields[j] = f
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("row value has %d extra bytes", len(p))
+	}
+	return fields, nil
+}
+
+// sorter collects rows from concurrent readers into arenas and spills
+// each full arena as a sorted run, in the background, while the other
+// arena fills.
+type sorter struct {
+	dir    string
+	shards int
+	cpus   int
+	logger *slog.Logger
+	crash  *crasher
+
+	bufBytes, entryCap int
+
+	mu     sync.Mutex
+	cur    *arena
+	nalloc int
+	free   chan *arena
+	spills chan *arena
+	done   chan struct{}
+
+	errMu sync.Mutex
+	err   error
+
+	runs       []string
+	spillBytes int64
+}
+
+// newSorter makes a sorter with two arenas of arenaBytes each (buffer and
+// entries together).
+func newSorter(dir string, shards, cpus int, arenaBytes int64, logger *slog.Logger, crash *crasher) *sorter {
+	// Give entries (16 B each) an eighth of the arena: records of 112
+	// bytes or more on average (an invoice row is ~150) fill the buffer
+	// before the entries; smaller ones just make smaller runs.
+	entryCap := int(arenaBytes / 8 / 16)
+	bufBytes := int(min(arenaBytes-int64(entryCap)*16, maxArenaBytes))
+	s := &sorter{
+		dir: dir, shards: shards, cpus: cpus, logger: logger, crash: crash,
+		bufBytes: bufBytes, entryCap: entryCap,
+		free: make(chan *arena, 2), spills: make(chan *arena, 1), done: make(chan struct{}),
+	}
+	go s.spiller()
+	return s
+}
+
+func (s *sorter) setErr(err error) {
+	s.errMu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.errMu.Unlock()
+}
+
+func (s *sorter) getErr() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+// getArena returns an empty arena: a new one while fewer than two exist,
+// else the next one the spiller frees.
+func (s *sorter) getArena(ctx context.Context) (*arena, error) {
+	if s.nalloc < 2 {
+		s.nalloc++
+		return newArena(s.bufBytes, s.entryCap), nil
+	}
+	select {
+	case a := <-s.free:
+		return a, nil
+	case <-s.done:
+		if err := s.getErr(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("BUG: spiller stopped")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// add copies a slab's records into the current arena, rotating arenas as
+// they fill. It blocks while both arenas are full (one being spilled).
+//
+// Only the reservation of room happens under the lock; the copy runs
+// outside it, so that parsers copy in parallel. A spill waits for the
+// copies into its arena (arena.writers). A caller never waits for an arena
+// while it holds a reservation, so the spiller cannot wait on it in turn.
+func (s *sorter) add(ctx context.Context, sl *slab) error {
+	es := sl.entries
+	for len(es) > 0 {
+		a, dst, at, ents, k, err := s.reserve(ctx, sl, es)
+		if err != nil {
+			return err
+		}
+		start := int(es[0].off)
+		end := len(sl.buf)
+		if k < len(es) {
+			end = int(es[k].off)
+		}
+		copy(dst, sl.buf[start:end])
+		shift := uint32(at) - uint32(start)
+		for i, e := range es[:k] {
+			e.off += shift
+			ents[i] = e
+		}
+		a.writers.Done()
+		es = es[k:]
+	}
+	return nil
+}
+
+// reserve takes room in the current arena for the longest prefix of es
+// that fits (rotating arenas when none does) and returns the arena, the
+// bytes reserved and their offset, the entries reserved, and how many
+// records they hold. The slices are taken under the lock: another add may
+// extend a.buf meanwhile.
+func (s *sorter) reserve(ctx context.Context, sl *slab, es []entry) (*arena, []byte, int, []entry, int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.getErr(); err != nil {
+		return nil, nil, 0, nil, 0, err
+	}
+	// The records of es[:k] run from es[0].off to es[k].off, or to the
+	// end of the slab.
+	end := func(k int) int {
+		if k == len(es) {
+			return len(sl.buf)
+		}
+		return int(es[k].off)
+	}
+	start := int(es[0].off)
+	for {
+		if s.cur == nil {
+			a, err := s.getArena(ctx)
+			if err != nil {
+				return nil, nil, 0, nil, 0, err
+			}
+			s.cur = a
+		}
+		k := len(es)
+		for k > 0 && !s.cur.fits(end(k)-start, k) {
+			k /= 2
+		}
+		if k == 0 {
+			if len(s.cur.entries) == 0 {
+				return nil, nil, 0, nil, 0, fmt.Errorf("a row of %d bytes does not fit in the sort buffer; raise --mem", end(1)-start)
+			}
+			s.spillLocked()
+			continue
+		}
+		a := s.cur
+		n := end(k) - start
+		b0, e0 := len(a.buf), len(a.entries)
+		a.buf = a.buf[:b0+n]
+		a.entries = a.entries[:e0+k]
+		a.writers.Add(1)
+		return a, a.buf[b0 : b0+n], b0, a.entries[e0 : e0+k], k, nil
+	}
+}
+
+func (s *sorter) spillLocked() {
+	if s.cur != nil && len(s.cur.entries) > 0 {
+		s.spills <- s.cur
+		s.cur = nil
+	}
+}
+
+// finish spills what is buffered, waits for the spiller and returns the
+// runs' paths.
+func (s *sorter) finish() ([]string, error) {
+	s.mu.Lock()
+	s.spillLocked()
+	s.mu.Unlock()
+	close(s.spills)
+	<-s.done
+	return s.runs, s.getErr()
+}
+
+// abort stops the spiller without spilling.
+func (s *sorter) abort() {
+	s.mu.Lock()
+	s.cur = nil
+	s.mu.Unlock()
+	close(s.spills)
+	<-s.done
+}
+
+func (s *sorter) spiller() {
+	defer close(s.done)
+	for a := range s.spills {
+		a.writers.Wait()
+		if s.getErr() == nil {
+			t0 := time.Now()
+			path := filepath.Join(s.dir, fmt.Sprintf("run-%05d", len(s.runs)))
+			size, err := s.spill(a, path)
+			if err != nil {
+				s.setErr(err)
+			} else {
+				s.runs = append(s.runs, path)
+				s.spillBytes += size
+				s.logger.Debug("spilled run", "run", len(s.runs), "rows", len(a.entries), "buffer_mib", len(a.buf)>>20,
+					"run_mib", size>>20, "took", time.Since(t0).Round(time.Millisecond))
+			}
+		}
+		// Always give the arena back: a reader waiting for one then sees
+		// the error instead of waiting for ever.
+		a.buf, a.entries = a.buf[:0], a.entries[:0]
+		s.free <- a
+	}
+}
+
+// spill sorts an arena and writes it as a run. The entries are cut into
+// one piece per CPU, sorted in parallel, and merged while the run is
+// written.
+func (s *sorter) spill(a *arena, path string) (int64, error) {
+	es := a.entries
+	p := max(1, min(s.cpus, len(es)/4096))
+	pieces := make([][]entry, p)
+	var wg sync.WaitGroup
+	for i := range pieces {
+		pieces[i] = es[i*len(es)/p : (i+1)*len(es)/p]
+		wg.Add(1)
+		go func(pc []entry) {
+			defer wg.Done()
+			slices.SortFunc(pc, a.less)
+		}(pieces[i])
+	}
+	wg.Wait()
+	w, err := newRunWriter(path, s.shards)
+	if err != nil {
+		return 0, err
+	}
+	half, written := len(es)/2, 0
+	ends := make([]int, p) // per piece: the end of the current group
+	for {
+		// The smallest (shard, user) among the pieces' heads.
+		var first *entry
+		for _, pc := range pieces {
+			if len(pc) > 0 && (first == nil || groupCmp(a, pc[0], *first) < 0) {
+				first = &pc[0]
+			}
+		}
+		if first == nil {
+			break
+		}
+		g := *first
+		var n int64
+		for i, pc := range pieces {
+			k := 0
+			for k < len(pc) && groupCmp(a, pc[k], g) == 0 {
+				k++
+			}
+			ends[i] = k
+			n += int64(k)
+		}
+		if err := w.group(int(g.pfx>>48), a.user(g), n); err != nil {
+			return 0, err
+		}
+		// The group's rows by (file, line) across the pieces.
+		for {
+			best := -1
+			for i, pc := range pieces {
+				if ends[i] > 0 && (best < 0 || bytes.Compare(a.buf[pc[0].off+2:pc[0].off+recHdr], a.buf[pieces[best][0].off+2:pieces[best][0].off+recHdr]) < 0) {
+					best = i
+				}
+			}
+			if best < 0 {
+				break
+			}
+			r := pieces[best][0]
+			pieces[best] = pieces[best][1:]
+			ends[best]--
+			off := int(r.off)
+			file := binary.BigEndian.Uint32(a.buf[off+2:])
+			line := int64(binary.BigEndian.Uint64(a.buf[off+6:]))
+			q := off + recHdr + int(r.ulen)
+			vl, m := binary.Uvarint(a.buf[q:])
+			if err := w.row(file, line, a.buf[q+m:q+m+int(vl)]); err != nil {
+				return 0, err
+			}
+			if written++; written == half {
+				s.crash.point("spill")
+			}
+		}
+	}
+	return w.finish()
+}
+
+// groupCmp orders records by (shard, user) only.
+func groupCmp(a *arena, x, y entry) int {
+	if x.pfx != y.pfx {
+		return cmp.Compare(x.pfx, y.pfx)
+	}
+	return bytes.Compare(a.user(x), a.user(y))
+}

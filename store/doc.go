@@ -1,0 +1,101 @@
+// Package store keeps rows grouped by user in a Pebble database: the
+// output of `mce partition` and the input of `mce reduce`. It deals in
+// bytes, keys and Pebble only; it knows nothing of CSV, features or
+// clusters. A row is a list of byte fields (one per schema column) and the
+// line it came from.
+//
+// # Directory
+//
+//	store/
+//	  MANIFEST.json   the store's description (a copy of the records
+//	                  inside the database, rewritten atomically)
+//	  db/             the Pebble database: rows and records
+//	  tmp/            a writer's scratch (sort runs, tables before ingest);
+//	                  emptied by every writable Open
+//
+// # Keys
+//
+// Every key starts with a kind byte. Data keys then lead with the hash
+// shard, so shards are disjoint key ranges that workers read in parallel,
+// and end with the file and block numbers, so one user's blocks are
+// contiguous across all files and in file (ingest) order:
+//
+//	                  +------+-------+-----------+---------+---------+
+//	normal user block | 0x01 | shard | esc(user) | file id | block   |
+//	heavy user block  | 0x02 | shard | esc(user) | file id | block   |
+//	                  +------+-------+-----------+---------+---------+
+//	                    1 B    2 B BE  n+2 B       4 B BE    4 B BE
+//
+//	file record       | 0x00 | 'f' | file id (4 B BE) |  -> FileEntry (JSON)
+//	heavy user record | 0x00 | 'h' | esc(user)        |  -> {shard, since} (JSON)
+//	store config      | 0x00 | 'c' |                     -> Config (JSON)
+//
+// The parts:
+//
+//   - shard = userhash.Sum(user) % Config.Shards (256 by default).
+//   - esc(user) is the user's bytes with each 0x00 written as 0x00 0xFF,
+//     then the terminator 0x00 0x01. It keeps users in byte order and makes
+//     no user's encoding a prefix of another's, so [prefix, successor of
+//     prefix) bounds exactly one user: one bounded iterator reads one user.
+//   - file id is the FileEntry's ID, given in ingest order, so iterating a
+//     user visits its files in the order they were ingested.
+//   - block numbers count from 0 within each (user, file).
+//
+// Heavy users (above partition's --heavy-share of the rows, or listed by
+// hand) live in the 0x02 range: shard scans of the normal range never meet
+// them, and a reducer schedules them first from the manifest. Their blocks
+// are grouped into fixed-size chunks of Config.ChunkBlocks blocks (block
+// numbers [c·ChunkBlocks, (c+1)·ChunkBlocks) form chunk c), which a reducer
+// may hand to different workers (DB.Chunks gives each chunk's span). When
+// a user becomes heavy after some of its rows were stored, its normal
+// blocks are copied into the heavy range in the same ingest as its new
+// rows, and the normal copies are deleted right after; readers skip
+// normal-range blocks of heavy users meanwhile.
+//
+// # Values
+//
+// A value is one block of up to Config.BlockBytes (64 KiB) of raw rows of
+// one (user, file), in line order:
+//
+//	value   = codec (1 B) | uvarint(rows) | uvarint(rawLen) | compress(raw)
+//	raw     = uvarint(ncols) | uvarint(rows) | lines | column × ncols
+//	lines   = varint(line − previous line) × rows   (the first from 0)
+//	column  = 0x00 | uvarint(len) × rows | bytes    values that differ
+//	        | 0x01 | uvarint(len) | bytes           the same in every row
+//
+// The layout is columnar, so a codec sees like values side by side, and
+// a column that is constant in the block (the user column always is) costs
+// its bytes once. The header's row count lets verify and a reducer's
+// scheduler count rows without decoding.
+//
+// Compression (see Compression) is chosen per partition run: by default
+// ("table-zstd") blocks are stored as they are and pebble compresses each
+// 32 KiB sstable block with zstd, so the many small blocks of neighbouring
+// users compress together; "zstd" and "s2" compress each block on its own
+// (klauspost/compress) in uncompressed sstables. Each value names its own
+// codec, so a store may mix them.
+//
+// # Loading and consistency
+//
+// Rows are never written one at a time through the WAL: a writer (package
+// partition) sorts them into runs, merges the runs into sstables of
+// non-overlapping key ranges (a Loader's Streams), and ingests those
+// tables together with the new file records in one atomic pebble Ingest.
+// A file's rows and its record therefore appear together or not at all;
+// a run killed before the ingest leaves only scratch files in tmp/, which
+// the next writable Open removes. Replacing a file first marks its record
+// deleting (readers skip its rows from then on), removes its rows with one
+// range deletion per user, then removes the record; a killed deletion is
+// finished by the next run. MANIFEST.json is rewritten after every change;
+// if a run is killed between an ingest and that rewrite, the database's
+// records win and the next writable Open rewrites the file.
+//
+// # Reading
+//
+// A reducer lists shards (0..Config.Shards-1) and heavy users
+// (DB.HeavyUsers, most rows first), and reads spans: DB.ShardSpan for a
+// shard's normal users, DB.Chunks for pieces of a heavy user,
+// DB.UserSpan for one user. DB.NewIter walks a span block by block;
+// DB.Users walks it user by user (or per user and file), streaming rows
+// one decoded block at a time.
+package store
