@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/mce-engine/mce/internal/gen"
 )
 
 // Dataset is the input every system reads.
@@ -90,7 +92,7 @@ func prepareData(ctx context.Context, cfg *Config, mce *mceInfo) (*Dataset, erro
 	if err := os.MkdirAll(truthDir, 0o755); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"truth.csv", "truth_files.csv"} {
+	for _, name := range []string{gen.TruthFile, gen.TruthFilesFile} {
 		if err := os.Rename(filepath.Join(dir, name), filepath.Join(truthDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("move %s: %w", name, err)
 		}
@@ -109,7 +111,7 @@ func prepareData(ctx context.Context, cfg *Config, mce *mceInfo) (*Dataset, erro
 // isInput says whether name is an invoice file the systems read.
 func isInput(name string) bool {
 	n := strings.ToLower(name)
-	if strings.HasPrefix(n, "truth") {
+	if strings.HasPrefix(n, "truth") || strings.HasPrefix(n, "_") {
 		return false
 	}
 	for _, ext := range []string{".csv", ".tsv", ".txt"} {
@@ -150,10 +152,10 @@ func openDataset(dir, truthDir string) (*Dataset, error) {
 	}
 	sort.Strings(d.Files)
 	d.RawBytes = d.DiskBytes
-	if p := filepath.Join(truthDir, "truth.csv"); fileExists(p) {
+	if p := filepath.Join(truthDir, gen.TruthFile); fileExists(p) {
 		d.Truth = p
 	}
-	if p := filepath.Join(truthDir, "truth_files.csv"); fileExists(p) {
+	if p := filepath.Join(truthDir, gen.TruthFilesFile); fileExists(p) {
 		d.TruthFiles = p
 		var raw, rows int64
 		err := csvTable(p, func(col map[string]int, rec []string) error {

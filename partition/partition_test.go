@@ -41,7 +41,7 @@ func generate(t testing.TB, o gen.Options) string {
 	if err := os.MkdirAll(truthDir(o.Dir), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{gen.TruthFile, "truth_files.csv"} {
+	for _, n := range []string{gen.TruthFile, gen.TruthFilesFile} {
 		if err := os.Rename(filepath.Join(o.Dir, n), filepath.Join(truthDir(o.Dir), n)); err != nil {
 			t.Fatal(err)
 		}

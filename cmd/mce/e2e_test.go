@@ -127,8 +127,8 @@ func TestE2E_HelpOnEveryCommand(t *testing.T) {
 		t.Fatalf("too few commands in --help:\n%s", out)
 	}
 	for _, c := range cmds {
-		out, _, code := mce(t, ".", nil, c, "--help")
-		if code != 0 || !strings.Contains(out, "USAGE") {
+		out, stderr, code := mce(t, ".", nil, c, "--help")
+		if code != 0 || !strings.Contains(strings.ToLower(out+stderr), "usage") {
 			t.Errorf("mce %s --help: exit %d\n%s", c, code, out)
 		}
 	}

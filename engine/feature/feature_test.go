@@ -246,3 +246,47 @@ func TestParams(t *testing.T) {
 		t.Errorf("want error for novalue")
 	}
 }
+
+// TestInvoice_ReceiverAcrossEncodings: a receiver with Ñ written in cp1252
+// in one row and UTF-8 in another is one receiver, its amounts summed.
+func TestInvoice_ReceiverAcrossEncodings(t *testing.T) {
+	spec := Invoice()
+	spec.Validate()
+	agg := spec.NewAggregator(&User{})
+	mk := func(rcv, amount string, enc Encoding) *Row {
+		return &Row{Encoding: enc, Schema: InvoiceSchema, Fields: [][]byte{
+			[]byte("1"), []byte("U"), []byte(rcv), []byte("2024-01-01 00:00:00"), []byte(amount), []byte("MXN"), nil}}
+	}
+	for _, r := range []*Row{
+		mk("PE\xd1A010101AB1", "10.00", EncodingCP1252),
+		mk("PE\xd1A010101AB1", "5.00", EncodingAuto),
+		mk("PEÑA010101AB1", "1.00", EncodingUTF8),
+		mk("ZED", "15.00", EncodingUTF8),
+	} {
+		if err := agg.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := spec.NewRecord()
+	agg.Finish(out)
+	got := format(out)
+	if !strings.Contains(got, ",2,") || !strings.Contains(got, "PEÑA010101AB1,16,") {
+		t.Errorf("want 2 receivers and PEÑA with 16: %s", got)
+	}
+}
+
+func BenchmarkInvoice_Add(b *testing.B) {
+	spec := Invoice()
+	spec.Validate()
+	rows := invoiceRows(rand.New(rand.NewPCG(3, 4)), 1000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		agg := spec.NewAggregator(&User{})
+		row := &Row{Schema: InvoiceSchema}
+		for _, f := range rows {
+			row.Fields = f
+			agg.Add(row)
+		}
+	}
+}

@@ -62,7 +62,13 @@ type invoiceAgg struct {
 	min, max        int64
 	first, last     int64 // unix nanos
 	nTime           int64
-	byReceiver      map[string]int64
+	receiverIdx     map[string]int32 // receiver -> index into receiverSum
+	receiverSum     []int64
+}
+
+func (a *invoiceAgg) addReceiver(name string, v int64) {
+	a.receiverIdx[name] = int32(len(a.receiverSum))
+	a.receiverSum = append(a.receiverSum, v)
 }
 
 func newInvoiceAgg(s *Schema) *invoiceAgg {
@@ -70,7 +76,7 @@ func newInvoiceAgg(s *Schema) *invoiceAgg {
 		amountCol:   s.Index(ColAmount),
 		receiverCol: s.Index(ColReceiver),
 		timeCol:     s.Index(ColIssuedAt),
-		byReceiver:  make(map[string]int64),
+		receiverIdx: make(map[string]int32),
 	}
 }
 
@@ -82,11 +88,23 @@ func (a *invoiceAgg) Add(row *Row) error {
 		badRow = true
 	} else {
 		a.addAmount(v)
+		// Receivers are keyed by their UTF-8 text, so that the same
+		// receiver matches across cp1252 and UTF-8 files. An ASCII name
+		// is looked up without allocating (m[string(b)] does not copy).
 		rcv := row.Fields[a.receiverCol]
-		if cur, ok := a.byReceiver[string(rcv)]; ok {
-			a.byReceiver[string(rcv)] = cur + v
+		if isASCII(rcv) {
+			if i, ok := a.receiverIdx[string(rcv)]; ok {
+				a.receiverSum[i] += v
+			} else {
+				a.addReceiver(string(rcv), v)
+			}
 		} else {
-			a.byReceiver[DecodeText(rcv, row.Encoding)] = v
+			name := DecodeText(rcv, row.Encoding)
+			if i, ok := a.receiverIdx[name]; ok {
+				a.receiverSum[i] += v
+			} else {
+				a.addReceiver(name, v)
+			}
 		}
 	}
 	t, err := ParseTime(row.Fields[a.timeCol])
@@ -156,8 +174,12 @@ func (a *invoiceAgg) Merge(other Aggregator) error {
 		}
 		a.nTime += o.nTime
 	}
-	for k, v := range o.byReceiver {
-		a.byReceiver[k] += v
+	for k, i := range o.receiverIdx {
+		if j, ok := a.receiverIdx[k]; ok {
+			a.receiverSum[j] += o.receiverSum[i]
+		} else {
+			a.addReceiver(k, o.receiverSum[i])
+		}
 	}
 	return nil
 }
@@ -175,16 +197,17 @@ func (a *invoiceAgg) Finish(out *Record) error {
 		out.SetFloatAt(4, scaled(a.min))
 		out.SetFloatAt(5, scaled(a.max))
 	}
-	out.SetIntAt(6, int64(len(a.byReceiver)))
+	out.SetIntAt(6, int64(len(a.receiverSum)))
 	if a.nTime > 0 {
 		out.SetIntAt(7, a.first)
 		out.SetIntAt(8, a.last)
 	}
-	if len(a.byReceiver) > 0 {
+	if len(a.receiverSum) > 0 {
 		var top string
 		var topV int64
 		first := true
-		for k, v := range a.byReceiver {
+		for k, i := range a.receiverIdx {
+			v := a.receiverSum[i]
 			if first || v > topV || (v == topV && k < top) {
 				top, topV, first = k, v, false
 			}

@@ -278,3 +278,14 @@ func digits(b []byte) (int, bool) {
 	}
 	return n, true
 }
+
+// KeyUTF8 returns a grouping key (what Map returned) as UTF-8, so that the
+// same key written in cp1252 in one file and UTF-8 in another groups
+// together: b itself when it is ASCII, or valid UTF-8 in a file that is
+// not cp1252; else b decoded from cp1252.
+func KeyUTF8(b []byte, enc Encoding) []byte {
+	if isASCII(b) || (enc != EncodingCP1252 && utf8.Valid(b)) {
+		return b
+	}
+	return []byte(DecodeText(b, enc))
+}

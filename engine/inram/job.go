@@ -332,7 +332,7 @@ func (j *Job) route(b Batch, sc *scratch, sizes []int) (err error) {
 				continue
 			}
 			if k != nil {
-				key = k
+				key = feature.KeyUTF8(k, sc.row.Encoding)
 			}
 		}
 		bodyLen := 1 // keyTag 0

@@ -118,7 +118,7 @@ func debugFile(c *ucli.Context, env *Env, path, onlyUser string, params feature.
 					continue
 				}
 				if k != nil {
-					key = k
+					key = feature.KeyUTF8(k, row.Encoding)
 				}
 			}
 			if onlyUser != "" && string(key) != onlyUser {

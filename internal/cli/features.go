@@ -14,7 +14,7 @@ import (
 // featuresFlag is the --features flag shared by run, reduce and features.
 var featuresFlag = &ucli.StringFlag{
 	Name:  "features",
-	Usage: "a Go file declaring `var Features = feature.Spec{...}` (see examples/); compiled with mce and cached. Default: the built-in invoice features",
+	Usage: "a Go `FILE` declaring var Features = feature.Spec{...} (see examples/); compiled with mce and cached. Default: the built-in invoice features",
 }
 
 // WorkerExe returns the binary whose hidden worker command runs clusters:

@@ -28,8 +28,8 @@ in cp1252 (as the real data is) or UTF-8.
 ends in one file, one .gz and one .zst file, cp1252 and UTF-8 mixed, quoted
 line breaks, and --bad-rows malformed rows.
 
-Beside the data it writes truth.csv (file,user,rows,amount_total over the good
-rows) and truth_files.csv (one line per file), so that a reader or a job can
+Beside the data it writes _truth.csv (file,user,rows,amount_total over the good
+rows) and _truth_files.csv (one line per file), so that a reader or a job can
 prove that no row was lost or counted twice. Files of an earlier run with
 other names are removed from --out. The same flags and --seed give the same
 bytes, whatever the number of CPUs.

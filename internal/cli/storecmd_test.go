@@ -39,7 +39,7 @@ func TestPartitionAndStoreCommands(t *testing.T) {
 	if _, err := gen.Run(context.Background(), gen.Options{Dir: raw, Seed: 2, Files: 3, Size: gen.Size{Rows: 30_000}, NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{gen.TruthFile, "truth_files.csv"} {
+	for _, n := range []string{gen.TruthFile, gen.TruthFilesFile} {
 		os.Rename(filepath.Join(raw, n), filepath.Join(tmp, n))
 	}
 	st := filepath.Join(tmp, "store")

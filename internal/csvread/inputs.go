@@ -40,7 +40,8 @@ func IsDataFile(name string) bool {
 // ListInputs expands paths into the input files: a file is taken as it is,
 // whatever its name; a directory is walked recursively for data files (see
 // IsDataFile), skipping hidden files and directories (names starting with
-// '.'). A path that does not exist is an error naming it. The inputs are
+// '.') and names starting with '_' (like _SUCCESS markers and the
+// generator's _truth.csv). A path that does not exist is an error naming it. The inputs are
 // sorted by size, largest first (by path on a tie), each listed once.
 func ListInputs(paths []string) ([]Input, error) {
 	var ins []Input
@@ -73,7 +74,7 @@ func ListInputs(paths []string) ([]Input, error) {
 				return fmt.Errorf("list %s: %w", path, err)
 			}
 			name := d.Name()
-			if path != root && strings.HasPrefix(name, ".") {
+			if path != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
 				if d.IsDir() {
 					return filepath.SkipDir
 				}

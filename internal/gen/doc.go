@@ -39,10 +39,10 @@
 //
 // # Truth
 //
-// Beside the data Run writes truth.csv, one line per file and issuer over
+// Beside the data Run writes _truth.csv (names starting with _ are not read as inputs), one line per file and issuer over
 // the good rows (file,user,rows,amount_total; amounts are summed in integer
 // cents and written with 2 fraction digits; users in UTF-8; sorted by file,
-// then user), and truth_files.csv, one line per file
+// then user), and _truth_files.csv, one line per file
 // (file,rows,bad_rows,users,amount_total,bytes,compression,delimiter,
 // encoding,disk_bytes; bytes is the uncompressed size, header included).
 // [ReadTruth] and [ReadTruthFiles] read them back.

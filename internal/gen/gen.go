@@ -23,8 +23,8 @@ import (
 
 // Names of the truth files Run writes beside the data.
 const (
-	TruthFile      = "truth.csv"
-	TruthFilesFile = "truth_files.csv"
+	TruthFile      = "_truth.csv"
+	TruthFilesFile = "_truth_files.csv"
 )
 
 // filePerm is the mode of the files Run writes.

@@ -124,8 +124,8 @@ func (s *Source) Extract(dir string) error {
 }
 
 // Write writes the source of the mce module rooted at root as a gzipped
-// tar: go.mod, go.sum and every non-test .go file, skipping testdata,
-// hidden folders and build outputs. Names are sorted so that the archive,
+// tar: go.mod, go.sum, every non-test .go file and the files packages
+// embed, skipping tests, testdata, hidden folders and build outputs. Names are sorted so that the archive,
 // and its hash, depend only on the content.
 func Write(w io.Writer, root string) error {
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
@@ -141,17 +141,23 @@ func Write(w io.Writer, root string) error {
 		if d.IsDir() {
 			base := d.Name()
 			if rel != "." && (strings.HasPrefix(base, ".") || strings.HasPrefix(base, "_") ||
-				base == "testdata" || rel == "bin" || rel == "out" || rel == "demo" ||
-				rel == "examples" || rel == "bench/work") {
+				base == "testdata" || base == "node_modules" || rel == "bin" || rel == "out" ||
+				rel == "demo" || rel == "examples" || rel == "docs" || rel == "bench/results" || rel == "bench/work") {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		// data/README keeps the embed pattern of the extracted tree valid.
-		if rel == "go.mod" || rel == "go.sum" || rel == "internal/srctree/data/README" ||
-			(strings.HasSuffix(rel, ".go") && !strings.HasSuffix(rel, "_test.go")) {
-			files = append(files, rel)
+		// Every file a package may embed comes along (awk and JavaScript
+		// files of the benchmark, for one); tests and big files do not.
+		info, err := d.Info()
+		if err != nil {
+			return err
 		}
+		if !d.Type().IsRegular() || strings.HasSuffix(rel, "_test.go") || info.Size() > 1<<20 ||
+			rel == "internal/srctree/data/src.tar.gz" || strings.HasPrefix(d.Name(), ".") {
+			return nil
+		}
+		files = append(files, rel)
 		return nil
 	})
 	if err != nil {
