@@ -339,3 +339,39 @@ func keys(m map[string][]string) []string {
 }
 
 var _ = io.Discard
+
+// TestE2E_RunFeaturesOutsideCheckout runs the example features file
+// through `mce run` (clusters and all) from a folder outside the checkout,
+// and through the built-in set: the features files equal the golden ones
+// that `mce debug` (one process, no clusters) gives.
+func TestE2E_RunFeaturesOutsideCheckout(t *testing.T) {
+	dir, env := outsideCheckout(t)
+	data := filepath.Join(dir, "data")
+	os.MkdirAll(data, 0o755)
+	in, _ := os.ReadFile(repo(t, goldenInput))
+	os.WriteFile(filepath.Join(data, filepath.Base(goldenInput)), in, 0o644)
+	for _, tc := range []struct {
+		args   []string
+		golden string
+	}{
+		{[]string{"--features", "f.go", "--param", "min_amount=500"}, "receivers.csv"},
+		{nil, "invoice.csv"},
+	} {
+		args := append([]string{"run", "--out", "out", "--job", "j", "--clusters", "1,1"}, tc.args...)
+		args = append(args, "data")
+		stdout, stderr, code := mce(t, dir, env, args...)
+		if code != 0 {
+			t.Fatalf("mce %v: exit %d\n%s\n%s", args, code, stdout, stderr)
+		}
+		runs, _ := filepath.Glob(filepath.Join(dir, "out", "j*"))
+		sort.Strings(runs)
+		got, err := os.ReadFile(filepath.Join(runs[len(runs)-1], "invoices_2024_03.csv.features.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := os.ReadFile(repo(t, filepath.Join("testdata/golden", tc.golden)))
+		if string(got) != string(want) {
+			t.Errorf("mce run %v differs from golden %s:\n%s", tc.args, tc.golden, got)
+		}
+	}
+}
