@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/mce-engine/mce/internal/gen"
 )
 
 // writeTruth writes truth.csv for the fixture files as the generator does
@@ -35,7 +37,7 @@ func writeTruth(t *testing.T, dir string, fs *Features, offCents int64) {
 		}
 		fmt.Fprintf(&b, "%s.csv,%q,%d,%s\n", k.File, k.User, v.Count, formatUnits(total))
 	}
-	writeFile(t, dir, "truth.csv", b.String())
+	writeFile(t, dir, gen.TruthFile, b.String())
 }
 
 func testConfig(t *testing.T, data string) (Config, *bytes.Buffer) {

@@ -59,5 +59,8 @@
 // The engine runs generic Tasks: `mce run` plans one KindFile task per
 // input, and other modes pass Options.Tasks of their own kinds, whose
 // Handlers they add to the worker through WorkerOptions.Handlers. The
-// scheduler, RAM monitor, logs, resume and progress view are shared.
+// scheduler, RAM monitor, logs, resume and progress view are shared. A
+// task's Phase orders dependent work: tasks of a phase start once every
+// task of the phases below has finished (`mce reduce` merges its shard
+// tasks' partial outputs into per-file features files that way).
 package engine

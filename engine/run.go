@@ -221,7 +221,12 @@ func (r *runner) create() error {
 		}
 	} else {
 		tasks = append([]Task(nil), tasks...)
-		sort.SliceStable(tasks, func(i, j int) bool { return tasks[i].Size > tasks[j].Size })
+		sort.SliceStable(tasks, func(i, j int) bool {
+			if tasks[i].Phase != tasks[j].Phase {
+				return tasks[i].Phase < tasks[j].Phase
+			}
+			return tasks[i].Size > tasks[j].Size
+		})
 		for i := range tasks {
 			tasks[i].ID = i
 		}
@@ -274,6 +279,24 @@ func (r *runner) resume() error {
 			done++
 		}
 		r.tasks = append(r.tasks, tr)
+	}
+	// A task whose output is gone is complete when every task of a higher
+	// phase is: what it wrote was consumed.
+	for _, tr := range r.tasks {
+		if tr.status == TaskSkipped {
+			continue
+		}
+		consumed, later := true, false
+		for _, u := range r.tasks {
+			if u.Phase > tr.Phase {
+				later = true
+				consumed = consumed && u.status == TaskSkipped
+			}
+		}
+		if later && consumed {
+			tr.status = TaskSkipped
+			done++
+		}
 	}
 	r.logs.statusf("resume %s: %d of %d files already done; removed %d temporary files %v",
 		r.dir, done, len(p.Tasks), len(removed), removed)
@@ -368,19 +391,41 @@ func (r *runner) workLeft() bool { return len(r.pending) > 0 || len(r.retry) > 0
 
 // take removes the next task for cluster id from the queue: in deque order
 // cluster 0 takes the largest file and every other cluster the smallest;
-// in fifo order every cluster takes the largest.
+// in fifo order every cluster takes the largest. Only tasks of the lowest
+// waiting phase are taken, and only once no task of a lower phase runs;
+// nil means none may start now.
 func (r *runner) take(id int) *taskRun {
-	if len(r.pending) == 0 {
+	n := r.startable()
+	if n == 0 {
 		return nil
 	}
 	if r.o.Queue == QueueDeque && id != 0 {
-		t := r.pending[len(r.pending)-1]
-		r.pending = r.pending[:len(r.pending)-1]
+		t := r.pending[n-1]
+		r.pending = append(r.pending[:n-1], r.pending[n:]...)
 		return t
 	}
 	t := r.pending[0]
 	r.pending = r.pending[1:]
 	return t
+}
+
+// startable returns how many tasks at the head of pending (sorted by
+// phase, then largest first) may start now.
+func (r *runner) startable() int {
+	if len(r.pending) == 0 {
+		return 0
+	}
+	ph := r.pending[0].Phase
+	for _, t := range r.tasks {
+		if t.Phase < ph && t.status == TaskRunning {
+			return 0
+		}
+	}
+	n := 1
+	for n < len(r.pending) && r.pending[n].Phase == ph {
+		n++
+	}
+	return n
 }
 
 // dispatch hands tasks to idle clusters. A task to retry alone waits until
@@ -406,7 +451,9 @@ func (r *runner) dispatch() {
 	}
 	for _, c := range r.clusters {
 		if c.state == csIdle && len(r.pending) > 0 {
-			r.assign(c, r.take(c.id), false)
+			if t := r.take(c.id); t != nil {
+				r.assign(c, t, false)
+			}
 		}
 	}
 }
@@ -525,6 +572,7 @@ func (r *runner) result(c *cluster, m *fromWorker) {
 			"users", res.Users, "seconds", t.seconds, "peak_rss_mib", mib(t.peakRSS))
 		for _, s := range res.BadRowSamples {
 			r.logger.Warn("bad row", "file", t.Input, "sample", s)
+			r.logs.statusf("bad row sample: %s", s) // kept in the run folder, not only on stderr
 		}
 	}
 	r.logs.timingRow(t)

@@ -32,6 +32,13 @@ type Task struct {
 	Output string `json:"output"`
 	// Args carries handler-specific settings.
 	Args map[string]string `json:"args,omitempty"`
+	// Phase orders dependent work: a task starts only when no task of a
+	// lower phase is waiting or running, so a later phase may read what
+	// an earlier one wrote (`mce reduce` merges the partial outputs of
+	// its shard tasks). On --resume a task whose output is gone counts as
+	// complete when every task of a higher phase is complete: its output
+	// was an intermediate that has been consumed. Plain runs use phase 0.
+	Phase int `json:"phase,omitempty"`
 }
 
 // Name returns a short name of the task's input for logs.
