@@ -1,0 +1,369 @@
+package reduce
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mce-engine/mce/engine"
+)
+
+// A part file is what one first-phase task (a range of shards, or heavy
+// users) leaves for the merges: for every output section (an input file,
+// or the one section of --across-files) some sorted runs of features
+// lines, and the section's counters and failures.
+//
+//	part   = segment* | footer JSON | uint64 LE len(footer) | partMagic
+//	segment = record*             (up to segmentBytes; a run is a list of
+//	                               segments, in order)
+//	record  = uvarint len(key) | key | uvarint len(line) | line
+//
+// key is the user key as it sorts (raw bytes); line is the CSV line as the
+// features file holds it (quoted where needed, ending in '\n').
+const partMagic = "MCEPART1"
+
+// segmentBytes is how many bytes of one section's lines a worker buffers
+// before writing them out: memory is sections × segmentBytes per worker,
+// whatever the number of users.
+const segmentBytes = 32 << 10
+
+// partFooter describes a part file.
+type partFooter struct {
+	Sections int            `json:"sections"`
+	Runs     []partRun      `json:"runs"`
+	Stats    []sectionStats `json:"stats"`
+	Failures []partFailure  `json:"failures,omitempty"`
+}
+
+// partRun is one sorted run of one section: its segments, in order.
+type partRun struct {
+	Section int        `json:"section"`
+	Segs    [][2]int64 `json:"segs"` // offset, length
+}
+
+// sectionStats counts one section's work.
+type sectionStats struct {
+	Rows    int64 `json:"rows"`    // rows read
+	Dropped int64 `json:"dropped"` // rows Map dropped
+	Users   int64 `json:"users"`   // features lines
+	Bytes   int64 `json:"bytes"`   // field bytes read
+}
+
+func (s *sectionStats) add(o sectionStats) {
+	s.Rows += o.Rows
+	s.Dropped += o.Dropped
+	s.Users += o.Users
+	s.Bytes += o.Bytes
+}
+
+// partFailure is a user whose features failed: its section's file fails,
+// as in `mce run`.
+type partFailure struct {
+	Section int    `json:"section"`
+	User    string `json:"user"`
+	Line    int64  `json:"line,omitempty"`
+	Message string `json:"message"`
+	Stack   string `json:"stack,omitempty"`
+}
+
+// partWriter writes a part file; its methods are safe for concurrent use.
+type partWriter struct {
+	mu     sync.Mutex
+	out    *engine.Output
+	off    int64
+	footer partFooter
+	failed []atomic.Bool // by section
+}
+
+func newPartWriter(out *engine.Output, sections int) *partWriter {
+	return &partWriter{
+		out:    out,
+		footer: partFooter{Sections: sections, Stats: make([]sectionStats, sections)},
+		failed: make([]atomic.Bool, sections),
+	}
+}
+
+// newRun starts a run of section sec and returns its number.
+func (p *partWriter) newRun(sec int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.footer.Runs = append(p.footer.Runs, partRun{Section: sec})
+	return len(p.footer.Runs) - 1
+}
+
+// appendSegment writes data as the next segment of run.
+func (p *partWriter) appendSegment(run int, data []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, err := p.out.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", p.out.Name(), err)
+	}
+	r := &p.footer.Runs[run]
+	r.Segs = append(r.Segs, [2]int64{p.off, int64(len(data))})
+	p.off += int64(len(data))
+	return nil
+}
+
+// fail records the first failure of a section; later ones are dropped
+// (the file fails on its first bad user, as in `mce run`).
+func (p *partWriter) fail(f partFailure) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failed[f.Section].Swap(true) {
+		return
+	}
+	p.footer.Failures = append(p.footer.Failures, f)
+}
+
+// hasFailed reports whether section sec has failed in this part.
+func (p *partWriter) hasFailed(sec int) bool { return p.failed[sec].Load() }
+
+func (p *partWriter) addStats(st []sectionStats) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range st {
+		p.footer.Stats[i].add(st[i])
+	}
+}
+
+// finish writes the footer and commits the file.
+func (p *partWriter) finish() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, err := json.Marshal(&p.footer)
+	if err != nil {
+		return fmt.Errorf("encode part footer: %w", err)
+	}
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(b)))
+	b = append(b, partMagic...)
+	if _, err := p.out.Write(b); err != nil {
+		return fmt.Errorf("write %s: %w", p.out.Name(), err)
+	}
+	return p.out.Commit()
+}
+
+// sectionBuf collects one worker's lines of one section into segments.
+type sectionBuf struct {
+	buf []byte
+	run int // -1: no run started
+}
+
+// lineSink is one worker's buffered lines of every section, for one run
+// per section (a shard, or the heavy users of a task).
+type lineSink struct {
+	pw   *partWriter
+	secs []sectionBuf
+}
+
+func newLineSink(pw *partWriter, sections int) *lineSink {
+	s := &lineSink{pw: pw, secs: make([]sectionBuf, sections)}
+	for i := range s.secs {
+		s.secs[i].run = -1
+	}
+	return s
+}
+
+// add appends one features line of section sec. Lines of a section must
+// come in key order.
+func (s *lineSink) add(sec int, key, line []byte) error {
+	b := &s.secs[sec]
+	b.buf = binary.AppendUvarint(b.buf, uint64(len(key)))
+	b.buf = append(b.buf, key...)
+	b.buf = binary.AppendUvarint(b.buf, uint64(len(line)))
+	b.buf = append(b.buf, line...)
+	if len(b.buf) >= segmentBytes {
+		return s.flush(sec)
+	}
+	return nil
+}
+
+func (s *lineSink) flush(sec int) error {
+	b := &s.secs[sec]
+	if len(b.buf) == 0 {
+		return nil
+	}
+	if b.run < 0 {
+		b.run = s.pw.newRun(sec)
+	}
+	err := s.pw.appendSegment(b.run, b.buf)
+	b.buf = b.buf[:0]
+	return err
+}
+
+// endRuns flushes every section and ends their runs: the next lines start
+// new runs.
+func (s *lineSink) endRuns() error {
+	for i := range s.secs {
+		if err := s.flush(i); err != nil {
+			return err
+		}
+		s.secs[i].run = -1
+	}
+	return nil
+}
+
+// partFile is an opened part file.
+type partFile struct {
+	name   string
+	f      *os.File
+	footer partFooter
+}
+
+// openPart opens a part file and reads its footer.
+func openPart(path string) (*partFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	pf, err := readFooter(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("part file %s: %w", path, err)
+	}
+	pf.name = path
+	return pf, nil
+}
+
+func readFooter(f *os.File) (*partFile, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	tail := int64(8 + len(partMagic))
+	if st.Size() < tail {
+		return nil, errors.New("too short")
+	}
+	t := make([]byte, tail)
+	if _, err := f.ReadAt(t, st.Size()-tail); err != nil {
+		return nil, err
+	}
+	if string(t[8:]) != partMagic {
+		return nil, errors.New("not a part file (bad magic)")
+	}
+	n := int64(binary.LittleEndian.Uint64(t[:8]))
+	if n <= 0 || n > st.Size()-tail {
+		return nil, errors.New("bad footer length")
+	}
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, st.Size()-tail-n); err != nil {
+		return nil, err
+	}
+	pf := &partFile{f: f}
+	if err := json.Unmarshal(b, &pf.footer); err != nil {
+		return nil, fmt.Errorf("footer: %w", err)
+	}
+	return pf, nil
+}
+
+func (p *partFile) Close() error { return p.f.Close() }
+
+// runReader reads the records of one run.
+type runReader struct {
+	br        *bufio.Reader
+	key, line []byte
+	err       error
+}
+
+func newRunReader(f *os.File, segs [][2]int64, bufBytes int) *runReader {
+	rs := make([]io.Reader, len(segs))
+	for i, s := range segs {
+		rs[i] = io.NewSectionReader(f, s[0], s[1])
+	}
+	return &runReader{br: bufio.NewReaderSize(io.MultiReader(rs...), bufBytes)}
+}
+
+// next reads the next record; false at the end or on an error (see err).
+func (r *runReader) next() bool {
+	kl, err := binary.ReadUvarint(r.br)
+	if err == io.EOF {
+		return false
+	}
+	if err != nil {
+		r.err = err
+		return false
+	}
+	if r.key, err = readN(r.br, r.key, kl); err != nil {
+		r.err = err
+		return false
+	}
+	ll, err := binary.ReadUvarint(r.br)
+	if err != nil {
+		r.err = fmt.Errorf("truncated record: %w", err)
+		return false
+	}
+	if r.line, err = readN(r.br, r.line, ll); err != nil {
+		r.err = err
+		return false
+	}
+	return true
+}
+
+func readN(br *bufio.Reader, dst []byte, n uint64) ([]byte, error) {
+	if n > 1<<30 {
+		return dst, fmt.Errorf("record of %d bytes", n)
+	}
+	if uint64(cap(dst)) < n {
+		dst = make([]byte, n)
+	}
+	dst = dst[:n]
+	if _, err := io.ReadFull(br, dst); err != nil {
+		return dst, fmt.Errorf("truncated record: %w", err)
+	}
+	return dst, nil
+}
+
+// runHeap orders run readers by their current key.
+type runHeap []*runReader
+
+func (h runHeap) Len() int           { return len(h) }
+func (h runHeap) Less(i, j int) bool { return bytes.Compare(h[i].key, h[j].key) < 0 }
+func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *runHeap) Push(x any)        { *h = append(*h, x.(*runReader)) }
+func (h *runHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// mergeRuns writes the lines of every run to w in key order and returns
+// how many it wrote; progress is called now and then with the count.
+func mergeRuns(w io.Writer, runs []*runReader, progress func(int64)) (int64, error) {
+	h := make(runHeap, 0, len(runs))
+	for _, r := range runs {
+		if r.next() {
+			h = append(h, r)
+		} else if r.err != nil {
+			return 0, r.err
+		}
+	}
+	heap.Init(&h)
+	var n int64
+	for len(h) > 0 {
+		r := h[0]
+		if _, err := w.Write(r.line); err != nil {
+			return n, err
+		}
+		n++
+		if n%4096 == 0 && progress != nil {
+			progress(n)
+		}
+		if r.next() {
+			heap.Fix(&h, 0)
+			continue
+		}
+		if r.err != nil {
+			return n, r.err
+		}
+		heap.Pop(&h)
+	}
+	return n, nil
+}

@@ -1,0 +1,219 @@
+package reduce
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+
+	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/store"
+)
+
+// ErrRekey is returned when the Spec's Map groups a row under another key
+// than its user: the store is sharded by user, so such a grouping cannot
+// be streamed from it. `mce run` re-keys; `mce reduce` only filters.
+var ErrRekey = errors.New("the feature set's Map re-keys rows, which mce reduce cannot do (the store is grouped by user); use mce run for features that re-key, or make Map return a nil key to filter only")
+
+// RekeyError names the row whose Map re-keyed it.
+type RekeyError struct {
+	User, Key string
+	File      string
+	Line      int64
+}
+
+func (e *RekeyError) Error() string {
+	return fmt.Sprintf("%s:%d: user %q: Map returned key %q: %v", e.File, e.Line, e.User, e.Key, ErrRekey)
+}
+
+func (e *RekeyError) Unwrap() error { return ErrRekey }
+
+// mapError is an error or panic of the Spec's Map on one row: the file
+// fails, as in `mce run`.
+type mapError struct {
+	line int64
+	err  error
+}
+
+func (e *mapError) Error() string { return fmt.Sprintf("line %d: map: %v", e.line, e.err) }
+func (e *mapError) Unwrap() error { return e.err }
+
+// storeError is a failure to read the store (I/O, corruption): the task
+// fails, not only the file.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// fileInfo is what a worker knows of one input file of the store.
+type fileInfo struct {
+	id      store.FileID
+	name    string // base name: feature.User.File
+	enc     feature.Encoding
+	section int // output section, or -1 when the file is not read
+}
+
+// userRows is the feature.Rows a feature function gets for one group (a
+// user, or a user in one file): the store's rows streamed one decoded
+// block at a time, through the Spec's Map used as a filter. It is reused
+// for every group of a worker; memory holds one block, whatever the size
+// of the user.
+type userRows struct {
+	spec   *feature.Spec
+	params feature.Params
+	cols   []int // store column of each schema column; nil when the same
+	files  []fileInfo
+
+	src    *store.Rows
+	user   []byte
+	file   store.FileID
+	fields [][]byte
+	row    feature.Row
+	primed bool
+	done   bool
+	err    error
+
+	// Counters since the last takeCounts.
+	rows, dropped, bytes int64
+}
+
+func newUserRows(spec *feature.Spec, params feature.Params, cols []int, files []fileInfo) *userRows {
+	r := &userRows{spec: spec, params: params, cols: cols, files: files}
+	r.row.Schema = spec.Schema
+	if cols != nil {
+		r.fields = make([][]byte, len(cols))
+	}
+	return r
+}
+
+// reset starts a group.
+func (r *userRows) reset(src *store.Rows, user []byte) {
+	r.src, r.user = src, user
+	r.file = ^store.FileID(0)
+	r.primed, r.done, r.err = false, false, nil
+}
+
+// prime reads ahead to the group's first kept row. It returns false when
+// there is none (Map dropped every row: the group makes no output line,
+// as in `mce run`) or on an error (see err).
+func (r *userRows) prime() bool {
+	ok := r.advance()
+	r.primed = ok
+	return ok
+}
+
+// Next implements feature.Rows.
+func (r *userRows) Next() bool {
+	if r.primed {
+		r.primed = false
+		return true
+	}
+	return r.advance()
+}
+
+func (r *userRows) advance() bool {
+	if r.err != nil || r.done {
+		return false
+	}
+	for r.src.Next() {
+		f := r.src.Fields()
+		if r.cols != nil {
+			for i, c := range r.cols {
+				r.fields[i] = f[c]
+			}
+			f = r.fields
+		}
+		r.row.Fields = f
+		if id := r.src.File(); id != r.file {
+			r.file = id
+			if int(id) < len(r.files) {
+				r.row.Encoding = r.files[id].enc
+			}
+		}
+		r.rows++
+		for _, b := range f {
+			r.bytes += int64(len(b))
+		}
+		if r.spec.Map == nil {
+			return true
+		}
+		key, keep, err := r.mapRow()
+		if err != nil {
+			r.err = err
+			return false
+		}
+		if !keep {
+			r.dropped++
+			continue
+		}
+		if key != nil && !bytes.Equal(key, r.user) {
+			r.err = &RekeyError{User: string(r.user), Key: string(key), File: r.fileName(), Line: r.src.Line()}
+			return false
+		}
+		return true
+	}
+	r.done = true
+	if err := r.src.Err(); err != nil {
+		r.err = &storeError{err}
+	}
+	return false
+}
+
+// mapRow runs the Spec's Map on the current row, recovering a panic.
+func (r *userRows) mapRow() (key []byte, keep bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &mapError{line: r.src.Line(), err: &feature.PanicError{Value: v, Stack: string(debug.Stack())}}
+		}
+	}()
+	key, keep = r.spec.Map(&r.row, r.params)
+	return key, keep, nil
+}
+
+func (r *userRows) fileName() string {
+	if int(r.file) < len(r.files) {
+		return r.files[r.file].name
+	}
+	return fmt.Sprintf("file %d", r.file)
+}
+
+// line returns the current row's source line, for error reports.
+func (r *userRows) line() int64 { return r.src.Line() }
+
+// Row implements feature.Rows.
+func (r *userRows) Row() *feature.Row { return &r.row }
+
+// Err implements feature.Rows.
+func (r *userRows) Err() error { return r.err }
+
+// Schema implements feature.Rows.
+func (r *userRows) Schema() *feature.Schema { return r.spec.Schema }
+
+// schemaColumns maps the Spec's schema onto the store's columns: the
+// store column of each schema column, or nil when they are the same.
+func schemaColumns(s *feature.Schema, cfg store.Config) ([]int, error) {
+	if !strings.EqualFold(s.UserName(), cfg.UserColumn) {
+		return nil, fmt.Errorf("the feature set groups by column %q but the store is grouped by %q", s.UserName(), cfg.UserColumn)
+	}
+	cols := make([]int, s.Len())
+	same := s.Len() == len(cfg.Schema)
+	for i, name := range s.Columns() {
+		j := -1
+		for k, c := range cfg.Schema {
+			if strings.EqualFold(c, name) {
+				j = k
+				break
+			}
+		}
+		if j < 0 {
+			return nil, fmt.Errorf("the feature set reads column %q, which the store does not hold (its columns: %v)", name, cfg.Schema)
+		}
+		cols[i] = j
+		same = same && i == j
+	}
+	if same {
+		return nil, nil
+	}
+	return cols, nil
+}
