@@ -558,7 +558,7 @@ func (r *runner) result(c *cluster, m *fromWorker) {
 		}
 		r.logs.failuref(c.id, t.Input, m.Error.User, m.Error.Stack, "%s", msg)
 		r.logs.statusf("file %s (#%d) failed on cluster %d: %s", t.Input, t.ID, c.id, oneLine(m.Error.Error()))
-		r.logger.Error("file failed", "file", t.Input, "cluster", c.id, "user", m.Error.User, "error", m.Error.Message)
+		r.logger.Error("file failed", "file", t.Input, "cluster", c.id, "user", m.Error.User, "error", msg)
 	} else {
 		t.status = TaskDone
 		res := t.res

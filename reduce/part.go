@@ -1,9 +1,8 @@
 package reduce
 
 import (
-	"bufio"
 	"bytes"
-	"container/heap"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -265,79 +264,70 @@ func readFooter(f *os.File) (*partFile, error) {
 
 func (p *partFile) Close() error { return p.f.Close() }
 
-// runReader reads the records of one run.
+// runReader reads the records of one run, one segment at a time: a
+// segment holds whole records, so each is read with one pread and parsed
+// in place.
 type runReader struct {
-	br        *bufio.Reader
+	f         *os.File
+	segs      [][2]int64
+	buf       []byte
+	pos       int
 	key, line []byte
 	err       error
 }
 
-func newRunReader(f *os.File, segs [][2]int64, bufBytes int) *runReader {
-	rs := make([]io.Reader, len(segs))
-	for i, s := range segs {
-		rs[i] = io.NewSectionReader(f, s[0], s[1])
-	}
-	return &runReader{br: bufio.NewReaderSize(io.MultiReader(rs...), bufBytes)}
+func newRunReader(f *os.File, segs [][2]int64) *runReader {
+	return &runReader{f: f, segs: segs}
 }
 
-// next reads the next record; false at the end or on an error (see err).
+// next moves to the next record; false at the end or on an error (see
+// err). key and line alias the segment buffer: valid until the next call.
 func (r *runReader) next() bool {
-	kl, err := binary.ReadUvarint(r.br)
-	if err == io.EOF {
+	for r.pos >= len(r.buf) {
+		if len(r.segs) == 0 {
+			return false
+		}
+		s := r.segs[0]
+		r.segs = r.segs[1:]
+		if s[1] <= 0 || s[1] > 1<<30 {
+			r.err = fmt.Errorf("bad segment length %d", s[1])
+			return false
+		}
+		if int64(cap(r.buf)) < s[1] {
+			r.buf = make([]byte, s[1])
+		}
+		r.buf, r.pos = r.buf[:s[1]], 0
+		if _, err := r.f.ReadAt(r.buf, s[0]); err != nil {
+			r.err = fmt.Errorf("read segment at %d: %w", s[0], err)
+			return false
+		}
+	}
+	var ok bool
+	if r.key, ok = r.field(); !ok {
 		return false
 	}
-	if err != nil {
-		r.err = err
-		return false
-	}
-	if r.key, err = readN(r.br, r.key, kl); err != nil {
-		r.err = err
-		return false
-	}
-	ll, err := binary.ReadUvarint(r.br)
-	if err != nil {
-		r.err = fmt.Errorf("truncated record: %w", err)
-		return false
-	}
-	if r.line, err = readN(r.br, r.line, ll); err != nil {
-		r.err = err
+	if r.line, ok = r.field(); !ok {
 		return false
 	}
 	return true
 }
 
-func readN(br *bufio.Reader, dst []byte, n uint64) ([]byte, error) {
-	if n > 1<<30 {
-		return dst, fmt.Errorf("record of %d bytes", n)
+func (r *runReader) field() ([]byte, bool) {
+	n, k := binary.Uvarint(r.buf[r.pos:])
+	if k <= 0 || n > uint64(len(r.buf)-r.pos-k) {
+		r.err = errors.New("truncated record")
+		return nil, false
 	}
-	if uint64(cap(dst)) < n {
-		dst = make([]byte, n)
-	}
-	dst = dst[:n]
-	if _, err := io.ReadFull(br, dst); err != nil {
-		return dst, fmt.Errorf("truncated record: %w", err)
-	}
-	return dst, nil
-}
-
-// runHeap orders run readers by their current key.
-type runHeap []*runReader
-
-func (h runHeap) Len() int           { return len(h) }
-func (h runHeap) Less(i, j int) bool { return bytes.Compare(h[i].key, h[j].key) < 0 }
-func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *runHeap) Push(x any)        { *h = append(*h, x.(*runReader)) }
-func (h *runHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+	start := r.pos + k
+	r.pos = start + int(n)
+	return r.buf[start:r.pos:r.pos], true
 }
 
 // mergeRuns writes the lines of every run to w in key order and returns
 // how many it wrote; progress is called now and then with the count.
-func mergeRuns(w io.Writer, runs []*runReader, progress func(int64)) (int64, error) {
-	h := make(runHeap, 0, len(runs))
+func mergeRuns(ctx context.Context, w io.Writer, runs []*runReader, progress func(int64)) (int64, error) {
+	// A binary min-heap of the runs by current key.
+	h := make([]*runReader, 0, len(runs))
 	for _, r := range runs {
 		if r.next() {
 			h = append(h, r)
@@ -345,7 +335,27 @@ func mergeRuns(w io.Writer, runs []*runReader, progress func(int64)) (int64, err
 			return 0, r.err
 		}
 	}
-	heap.Init(&h)
+	less := func(i, j int) bool { return bytes.Compare(h[i].key, h[j].key) < 0 }
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(h) {
+				return
+			}
+			m := l
+			if r := l + 1; r < len(h) && less(r, l) {
+				m = r
+			}
+			if !less(m, i) {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
 	var n int64
 	for len(h) > 0 {
 		r := h[0]
@@ -353,17 +363,20 @@ func mergeRuns(w io.Writer, runs []*runReader, progress func(int64)) (int64, err
 			return n, err
 		}
 		n++
-		if n%4096 == 0 && progress != nil {
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
 			progress(n)
 		}
-		if r.next() {
-			heap.Fix(&h, 0)
-			continue
+		if !r.next() {
+			if r.err != nil {
+				return n, r.err
+			}
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
 		}
-		if r.err != nil {
-			return n, r.err
-		}
-		heap.Pop(&h)
+		down(0)
 	}
 	return n, nil
 }

@@ -14,6 +14,7 @@ func commands(env *Env) []*ucli.Command {
 		benchCommand,
 		partitionCommand,
 		storeCommand,
+		reduceCommand,
 	} {
 		if f != nil {
 			cmds = append(cmds, f(env))

@@ -4,6 +4,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/reduce"
 )
 
 // workerCommand is the hidden `mce worker`: one cluster of `mce run`,
@@ -16,7 +17,7 @@ func workerCommand(env *Env) *ucli.Command {
 		Hidden: true,
 		Usage:  "run one cluster for mce run (started by mce; JSON lines on stdin and stdout)",
 		Action: func(c *ucli.Context) error {
-			err := engine.Serve(c.Context, engine.WorkerOptions{Spec: env.Spec, Logger: env.Logger})
+			err := engine.Serve(c.Context, engine.WorkerOptions{Spec: env.Spec, Handlers: reduce.Handlers(), Logger: env.Logger})
 			if err != nil {
 				return &ExitError{Code: 1, Err: err}
 			}

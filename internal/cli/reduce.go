@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	ucli "github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/reduce"
+)
+
+// reduceCommand is `mce reduce`: features from a store made by mce
+// partition, on the same clusters, logs and run folders as `mce run`.
+func reduceCommand(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "reduce",
+		Usage:     "compute per-user features from a store made by mce partition (users already grouped: no parsing, no shuffle)",
+		ArgsUsage: "--store STORE",
+		Description: `Reads the store's users one block of rows at a time and hands each user's rows to the
+same feature function mce run uses, so memory holds one block per CPU, not one user and
+never one file. By default it writes one features file per input file of the store, with
+the names, columns and values mce run gives for the same files and features; with
+--across-files, one features file with one line per user over all the files. --files
+picks some of the store's files (names as mce store info lists them, or base names).
+
+The work runs on the clusters of mce run (--clusters, --ram-limit, --poll, recycling),
+in two phases: first the heavy users (split into chunks over all of a cluster's CPUs
+when the feature set is mergeable) and ranges of hash shards, each task writing sorted
+partial results; then one merge per output file. The run folder OUT/JOBNAME<n> holds the
+features files, status.log, failure.log, ram_usage.log, timings.csv and summary.json as
+for mce run, and --resume finishes an interrupted run. A feature function that fails on
+a user fails that output file (failure.log names the user and the file); the others
+complete.
+
+A feature set whose Map re-keys rows (groups them under another key than the user)
+cannot be computed from a store grouped by user: use mce run for it. A Map that only
+drops rows (returns a nil key) is fine.
+
+Examples:
+  mce reduce --store store --out runs
+  mce reduce --store store --features f.go --param min_amount=100
+  mce reduce --store store --across-files --files invoices_2024_01.csv,invoices_2024_02.csv
+  mce reduce --resume runs/job0`,
+		Flags: append([]ucli.Flag{
+			&ucli.StringFlag{Name: "store", Aliases: []string{"s"}, Usage: "the store `DIR` (made by mce partition)"},
+			&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "`DIR` in which the run folder JOBNAME<n> is made"},
+			&ucli.StringFlag{Name: "job", Value: engine.DefaultJobName, Usage: "job `NAME`: the run folder is NAME0, NAME1, ... (never overwritten)"},
+			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder of mce reduce)"},
+			featuresFlag,
+			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
+			&ucli.BoolFlag{Name: "across-files", Usage: "one line per user over all the files, in one features file"},
+			&ucli.StringSliceFlag{Name: "files", Usage: "only these store `FILES` (comma separated; names or base names)"},
+		}, clusterFlags()...),
+		Action: func(c *ucli.Context) error {
+			args, err := argsAndLateFlags(c)
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			if len(args) > 0 {
+				return &ExitError{Code: 2, Err: fmt.Errorf("reduce takes no arguments (got %q): give the store with --store", args)}
+			}
+			if c.String(featuresFlag.Name) != "" && !env.FeaturesBinary {
+				return execFeaturesBinary(c, env)
+			}
+			o, err := reduceOptions(c, env)
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			s, err := reduce.Run(c.Context, o)
+			return finishReduce(s, err)
+		},
+	}
+}
+
+func reduceOptions(c *ucli.Context, env *Env) (reduce.Options, error) {
+	spec := env.Spec
+	o := reduce.Options{
+		Store: c.String("store"), Spec: &spec, Files: c.StringSlice("files"), AcrossFiles: c.Bool("across-files"),
+	}
+	e := &o.Engine
+	e.Out, e.JobName, e.Resume = c.String("out"), c.String("job"), c.String("resume")
+	if e.Resume == "" && o.Store == "" {
+		return o, errors.New("reduce: give the store folder with --store (or --resume DIR)")
+	}
+	var err error
+	if e.Params, err = feature.ParseParams(c.StringSlice("param")); err != nil {
+		return o, err
+	}
+	if err := clusterOptions(c, env, e); err != nil {
+		return o, err
+	}
+	if e.Progress != nil && !term.IsTerminal(int(os.Stderr.Fd())) {
+		e.ProgressEvery = engine.DefaultProgressEvery
+	}
+	return o, nil
+}
+
+// finishReduce is finishRun with reduce's last line, which counts output
+// files rather than tasks.
+func finishReduce(s *engine.Summary, err error) error {
+	if s != nil {
+		fmt.Printf("run folder: %s\n", s.RunDir)
+		fmt.Println(reduce.LastLine(s))
+	}
+	if err != nil {
+		code := 1
+		if s != nil && s.Interrupted {
+			code = 130
+		}
+		return &ExitError{Code: code, Err: err}
+	}
+	if s.Failed > 0 {
+		return &ExitError{Code: 1}
+	}
+	return nil
+}

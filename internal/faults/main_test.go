@@ -1,0 +1,207 @@
+package faults
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	fullFlag  = flag.Bool("faults.full", false, "run the full fault suite (also MCE_FAULTS=full) and print its table")
+	tableFlag = flag.String("faults.table", "", "write the table of faults tried to `FILE` (markdown)")
+	seedFlag  = flag.Uint64("faults.seed", 1, "seed of the random kill moments")
+)
+
+// fsizeEnv makes the test binary a wrapper: it sets RLIMIT_FSIZE to the
+// variable's value and execs its arguments (see withFileSizeLimit).
+const fsizeEnv = "MCE_FAULTS_FSIZE"
+
+// The binaries under test, built once by TestMain: mce itself and the
+// faulty features binary (testdata/faulty). binDir holds them.
+var (
+	mceBin    string
+	faultyBin string
+	binDir    string
+	// reduceMissing says why `mce reduce` cannot be tested ("" when it
+	// can): its tests skip with this message.
+	reduceMissing string
+)
+
+// full reports whether the full version of the suite runs.
+func full() bool { return *fullFlag || os.Getenv("MCE_FAULTS") == "full" }
+
+// points is how many random kill moments a command gets.
+func points() int {
+	if full() {
+		return 20
+	}
+	return 3
+}
+
+func TestMain(m *testing.M) {
+	if v := os.Getenv(fsizeEnv); v != "" {
+		execWithFileSizeLimit(v)
+		return // not reached
+	}
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("faults: skipped with -short (end-to-end tests of the built binary)")
+		os.Exit(0)
+	}
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "mce-faults-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		// Readable by everyone: one test runs mce as an unprivileged user.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		binDir = dir
+		mceBin = filepath.Join(dir, "mce")
+		faultyBin = filepath.Join(dir, "faulty")
+		t0 := time.Now()
+		for bin, pkg := range map[string]string{mceBin: "../../cmd/mce", faultyBin: "./testdata/faulty"} {
+			out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
+				return 1
+			}
+		}
+		built := time.Since(t0)
+		if out, err := exec.Command(mceBin, "reduce", "--help").CombinedOutput(); err != nil {
+			line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+			reduceMissing = fmt.Sprintf("the mce reduce command is missing (`mce reduce --help`: %v: %s)", err, line)
+		}
+		t1 := time.Now()
+		code := m.Run()
+		mode := "short"
+		if full() {
+			mode = "full"
+		}
+		tbl := faultTable.markdown(fmt.Sprintf("Mode %s, seed %d, %s; binaries built in %.1f s, tests ran %.1f s.",
+			mode, *seedFlag, time.Now().UTC().Format("2006-01-02"), built.Seconds(), time.Since(t1).Seconds()))
+		if full() {
+			fmt.Print(tbl)
+		}
+		if *tableFlag != "" {
+			if err := os.WriteFile(*tableFlag, []byte(tbl), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
+		return code
+	}())
+}
+
+// execWithFileSizeLimit is the wrapper mode of the test binary: it caps
+// the size of every file the command writes (RLIMIT_FSIZE; Go ignores
+// SIGXFSZ, so writes past the cap fail with EFBIG) and becomes the command.
+func execWithFileSizeLimit(v string) {
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || len(os.Args) < 2 {
+		fmt.Fprintf(os.Stderr, "%s=%q: want a byte count and a command\n", fsizeEnv, v)
+		os.Exit(2)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: n, Max: n}); err != nil {
+		fmt.Fprintf(os.Stderr, "setrlimit: %v\n", err)
+		os.Exit(2)
+	}
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, fsizeEnv+"=") {
+			env = append(env, e)
+		}
+	}
+	err = syscall.Exec(os.Args[1], os.Args[1:], env)
+	fmt.Fprintf(os.Stderr, "exec %s: %v\n", os.Args[1], err)
+	os.Exit(2)
+}
+
+// faultRow is one line of the table: a fault tried on a command.
+type faultRow struct {
+	fault, command string
+	tries          int
+	lost, dup      int64
+	result         string
+	note           string
+}
+
+type table struct {
+	mu   sync.Mutex
+	rows []*faultRow
+}
+
+// faultTable collects what the tests tried, for the table TestMain
+// prints. It is the only package-level mutable state, and test-only.
+var faultTable = &table{}
+
+// record adds a row to the table for the test t; the test fills in tries,
+// lost and dup, and the row's result is set from t's outcome when t ends.
+func record(t *testing.T, fault, command string) *faultRow {
+	t.Helper()
+	r := &faultRow{fault: fault, command: command}
+	faultTable.mu.Lock()
+	faultTable.rows = append(faultTable.rows, r)
+	faultTable.mu.Unlock()
+	t.Cleanup(func() {
+		faultTable.mu.Lock()
+		defer faultTable.mu.Unlock()
+		switch {
+		case t.Failed():
+			r.result = "FAIL"
+		case t.Skipped():
+			r.result = "skipped"
+		case r.tries == 0:
+			r.result = "not tried"
+		default:
+			r.result = "ok"
+		}
+	})
+	return r
+}
+
+// add counts one try with its lost and duplicated rows.
+func (r *faultRow) add(lost, dup int64) {
+	faultTable.mu.Lock()
+	defer faultTable.mu.Unlock()
+	r.tries++
+	r.lost += lost
+	r.dup += dup
+}
+
+// notef sets the row's note (what happened, in a few words).
+func (r *faultRow) notef(format string, args ...any) {
+	faultTable.mu.Lock()
+	defer faultTable.mu.Unlock()
+	r.note = fmt.Sprintf(format, args...)
+}
+
+func (tb *table) markdown(caption string) string {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n\n", caption)
+	b.WriteString("| fault | command | times tried | rows lost | rows duplicated | result | what happened |\n")
+	b.WriteString("|---|---|---:|---:|---:|---|---|\n")
+	for _, r := range tb.rows {
+		res := r.result
+		if res == "" {
+			res = "running"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %s | %s |\n", r.fault, r.command, r.tries, r.lost, r.dup, res,
+			strings.ReplaceAll(r.note, "|", `\|`))
+	}
+	return b.String()
+}

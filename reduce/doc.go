@@ -1,0 +1,80 @@
+// Package reduce is `mce reduce`: per-user features computed from a store
+// made by `mce partition` (package store), on the engine's clusters, with
+// the same feature function, outputs, logs and run directory as `mce run`.
+//
+// # Memory
+//
+// A user's rows reach the feature function through a feature.Rows that
+// streams them from the store one decoded block (at most 64 KiB of raw
+// rows) at a time, so a cluster holds one block per CPU, never one user
+// and never one file. Output lines are buffered per output section in
+// 32 KiB segments and written out; nothing grows with the number of users
+// or rows.
+//
+// # Two phases on the engine
+//
+// A job is planned as engine Tasks in two phases (engine.Task.Phase):
+//
+//	phase 0  KindHeavy   the heavy users of the manifest, handed out first
+//	         KindShards  a range of hash shards, all files at once
+//	phase 1  KindMerge   one per output file: merges its sorted runs
+//
+// Every phase-0 task reads its part of the store once, for all the files
+// to reduce, and writes a part file (reduce-parts/ in the run directory):
+// for each output section (an input file, or the one section of
+// --across-files) one run of features lines per shard, sorted by user
+// key, because the store keeps a shard's users in key order. The cluster's
+// CPUs take the task's shards one at a time. A merge task then k-way
+// merges its section's runs from every part file into the features file:
+// header `user,<columns>`, one line per user sorted by key, the same CSV
+// quoting (package inram's writer) and the same file name as `mce run`
+// gives the input (engine.FileTasks), so that the two modes can be
+// compared file by file; they are byte-identical for the same features.
+// The part files are removed when every output is complete.
+//
+// Why not one task per input file: the store groups a user's rows of all
+// files together, so a file-by-file reader would decode every block of
+// every small user once per file. One pass over the store with an output
+// per file, then a merge, reads each block once; the merge costs a few
+// percent. Every output is still written whole under a temporary name and
+// renamed (engine.CreateOutput), one task per output file, so failure
+// isolation and --resume work per file as in `mce run`.
+//
+// # Heavy users
+//
+// The store isolates heavy users and cuts them into chunks of blocks. With
+// a mergeable Spec (feature.Spec.NewAggregator), a heavy task aggregates
+// the chunks on all the cluster's CPUs at once and merges the parts in
+// chunk order, so results do not depend on scheduling (the built-in
+// invoice set sums exact integers, so they equal `mce run`'s to the
+// digit); only a window of chunks ahead of the merge is in flight. Without
+// an aggregator, each (user, file) group streams through Reduce on one
+// CPU.
+//
+// # Map
+//
+// The Spec's Map is applied to every row as a filter: keep=false drops
+// the row, and a user whose rows are all dropped makes no line, as in
+// `mce run`. A Map that returns another key than the user (re-keying)
+// cannot be computed from a store grouped by user: Plan tries Map on the
+// first rows and refuses the job with ErrRekey, and a re-keyed row met
+// later fails its task with a *RekeyError. Use `mce run` for such
+// features.
+//
+// # Failures
+//
+// An error or panic of the feature code on a user fails the output file
+// of that user (failure.log names the file and the user, with the stack
+// of a panic), as in `mce run`; the other outputs complete. A store read
+// error fails the phase-0 task, and with it the outputs it feeds. A store
+// that is missing, of another format version or corrupt is refused before
+// any cluster starts (store.ErrNotExist, ErrVersion, ErrCorrupt).
+//
+// # Clusters and the store's lock
+//
+// Each phase-0 task opens the store read-only for its duration. Pebble
+// locks a database directory for one process, so when the store cannot be
+// opened twice, Run replaces a layout of several clusters by one cluster
+// of all their CPUs (and says so in the log); the shards are read on all
+// of that cluster's CPUs anyway.
+package reduce

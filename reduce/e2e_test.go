@@ -1,0 +1,745 @@
+package reduce_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/internal/gen"
+	"github.com/mce-engine/mce/partition"
+	"github.com/mce-engine/mce/reduce"
+)
+
+// The end-to-end tests run the real mce binary and a features binary
+// (testdata/userfeat: not mergeable, order-sensitive, with a Map), built
+// once by TestMain, on one generated messy dataset with the 13% heavy
+// user, partitioned once into two stores.
+var (
+	mceBin  string
+	userBin string
+	tmpRoot string
+)
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		dir, err := os.MkdirTemp("", "mce-reduce-test-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		tmpRoot = dir
+		mceBin = filepath.Join(dir, "mce")
+		userBin = filepath.Join(dir, "userfeat")
+		for bin, pkg := range map[string]string{mceBin: "../cmd/mce", userBin: "./testdata/userfeat"} {
+			out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// fixture is the shared dataset: data holds the raw files (and the
+// generator's truth), store was made by `mce partition` with the default
+// layout, small by partition.Run with 16 shards and 2 KiB blocks, so that
+// the heavy user is cut into many chunks.
+type fixture struct {
+	data, store, small string
+	files              []string // the data files, largest first
+	truth              []gen.Truth
+	runDir             string // `mce run` of the built-in features
+	userRunDir         string // `userfeat run`
+}
+
+var (
+	fixOnce sync.Once
+	fix     fixture
+	fixErr  error
+)
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test of the built binaries")
+	}
+	fixOnce.Do(func() { fixErr = makeFixture() })
+	if fixErr != nil {
+		t.Fatal(fixErr)
+	}
+	return &fix
+}
+
+func makeFixture() error {
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	fix.data = filepath.Join(tmpRoot, "data")
+	s, err := gen.Run(ctx, gen.Options{Dir: fix.data, Seed: 11, Files: 4, Size: gen.Size{Bytes: 6 << 20},
+		Messy: true, NoSync: true, Logger: quiet})
+	if err != nil {
+		return err
+	}
+	for _, f := range s.Files {
+		fix.files = append(fix.files, filepath.Join(fix.data, f.Name))
+	}
+	if fix.truth, err = gen.ReadTruth(fix.data); err != nil {
+		return err
+	}
+	fix.store = filepath.Join(tmpRoot, "store")
+	out, err := exec.Command(mceBin, "partition", fix.data, "--out", fix.store, "--heavy-min-rows", "500", "--mem", "64MiB").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("mce partition: %v\n%s", err, out)
+	}
+	fix.small = filepath.Join(tmpRoot, "small")
+	if _, err := partition.Run(ctx, partition.Options{Inputs: []string{fix.data}, Store: fix.small, CPUs: 2,
+		MemBytes: partition.MinMemBytes, HeavyMinRows: 500, Shards: 16, BlockBytes: 2 << 10, Logger: quiet}); err != nil {
+		return fmt.Errorf("partition small store: %w", err)
+	}
+	outDir := filepath.Join(tmpRoot, "runs")
+	for bin, dst := range map[string]*string{mceBin: &fix.runDir, userBin: &fix.userRunDir} {
+		args := append(append([]string{"run"}, fix.files...), "--out", outDir, "--job", filepath.Base(bin), "--no-progress")
+		cmd := exec.Command(bin, args...)
+		var so bytes.Buffer
+		cmd.Stdout = &so
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s run: %v\n%s", filepath.Base(bin), err, so.String())
+		}
+		m := runFolderRE.FindStringSubmatch(so.String())
+		if m == nil {
+			return fmt.Errorf("%s run printed no run folder:\n%s", filepath.Base(bin), so.String())
+		}
+		*dst = m[1]
+	}
+	return nil
+}
+
+var runFolderRE = regexp.MustCompile(`(?m)^run folder: (.*)$`)
+
+type result struct {
+	stdout, stderr string
+	code           int
+	runDir         string
+}
+
+// runBin runs a binary to completion and checks that it leaves no child
+// process behind.
+func runBin(t *testing.T, bin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	r := result{stdout: so.String(), stderr: se.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("run %s: %v", bin, err)
+	}
+	if m := runFolderRE.FindStringSubmatch(r.stdout); m != nil {
+		r.runDir = m[1]
+	}
+	if r.code != 0 || testing.Verbose() {
+		t.Logf("%s %s: exit %d\nstdout:\n%s\nstderr (tail):\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, r.stdout, tail(r.stderr, 3000))
+	}
+	checkNoOrphans(t, bin)
+	return r
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// checkNoOrphans fails the test if a process of bin still runs.
+func checkNoOrphans(t *testing.T, bin string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		var live []int
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+			if err != nil || strings.TrimSuffix(exe, " (deleted)") != bin {
+				continue
+			}
+			if st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); bytes.Contains(st, []byte(") Z ")) {
+				continue
+			}
+			live = append(live, pid)
+		}
+		if len(live) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range live {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Errorf("processes of %s still running: %v", filepath.Base(bin), live)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// featureFiles lists the features files of a run folder by name.
+func featureFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "*"+engine.FeaturesSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range paths {
+		names = append(names, filepath.Base(p))
+	}
+	sort.Strings(names)
+	return names
+}
+
+// sameFiles checks that the named features files of two run folders are
+// byte-identical (only names, when given).
+func sameFiles(t *testing.T, runDir, redDir string, only ...string) {
+	t.Helper()
+	want := featureFiles(t, runDir)
+	if len(only) > 0 {
+		want = only
+	}
+	got := featureFiles(t, redDir)
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("features files %v, want %v", got, want)
+	}
+	for _, name := range want {
+		a, err := os.ReadFile(filepath.Join(runDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(redDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s: reduce differs from run (%d vs %d bytes); first difference: %s", name, len(b), len(a), firstDiff(a, b))
+		}
+	}
+}
+
+func firstDiff(a, b []byte) string {
+	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
+	for i := 0; i < min(len(la), len(lb)); i++ {
+		if la[i] != lb[i] {
+			return fmt.Sprintf("line %d: run %q, reduce %q", i+1, la[i], lb[i])
+		}
+	}
+	return fmt.Sprintf("run has %d lines, reduce %d", len(la), len(lb))
+}
+
+func readSummary(t *testing.T, dir string) *engine.Summary {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, engine.SummaryJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &engine.Summary{}
+	if err := json.Unmarshal(b, s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func readLog(t *testing.T, dir, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// checkPhases checks status.log: the heavy users are handed out first,
+// and every merge starts after the last store-reading task finished.
+func checkPhases(t *testing.T, dir string) {
+	t.Helper()
+	var assigned []string
+	lastRead, firstMerge := -1, -1
+	for i, ln := range strings.Split(readLog(t, dir, engine.StatusLog), "\n") {
+		isRead := strings.Contains(ln, "#shards ") || strings.Contains(ln, "#heavy users")
+		switch {
+		case strings.Contains(ln, ") -> cluster"):
+			assigned = append(assigned, ln)
+			if !isRead && firstMerge < 0 {
+				firstMerge = i
+			}
+		case isRead && strings.Contains(ln, ") done on cluster"):
+			lastRead = i
+		}
+	}
+	if len(assigned) == 0 || !strings.Contains(assigned[0], "#heavy users") {
+		t.Errorf("the first task handed out is not the heavy users': %q", assigned)
+	}
+	if firstMerge < 0 || lastRead < 0 || firstMerge < lastRead {
+		t.Errorf("a merge started (line %d) before the last store task ended (line %d)", firstMerge+1, lastRead+1)
+	}
+}
+
+func reduceArgs(store, out, job string, flags ...string) []string {
+	return append([]string{"reduce", "--store", store, "--out", out, "--job", job, "--no-progress", "--poll", "100ms"}, flags...)
+}
+
+// TestReduce_sameAsRun: the built-in features from both stores are
+// byte-identical to `mce run`'s, the heavy user is read first (and split
+// into chunks reduced on both CPUs in the small store), merges come after
+// the store is read, and the part files are gone afterwards.
+func TestReduce_sameAsRun(t *testing.T) {
+	f := setup(t)
+	for _, st := range []string{f.store, f.small} {
+		t.Run(filepath.Base(st), func(t *testing.T) {
+			r := runBin(t, mceBin, reduceArgs(st, t.TempDir(), "red", "--clusters", "2")...)
+			if r.code != 0 {
+				t.Fatalf("exit %d", r.code)
+			}
+			if got := lastLine(r.stdout); got != "all 4 files ok" {
+				t.Errorf("last line %q", got)
+			}
+			sameFiles(t, f.runDir, r.runDir)
+			checkPhases(t, r.runDir)
+			if _, err := os.Stat(filepath.Join(r.runDir, reduce.PartsDir)); !os.IsNotExist(err) {
+				t.Errorf("%s left after a complete run (%v)", reduce.PartsDir, err)
+			}
+			for _, name := range []string{engine.FailureLog, engine.RAMLog, engine.TimingsCSV, engine.PlanJSON} {
+				if _, err := os.Stat(filepath.Join(r.runDir, name)); err != nil {
+					t.Errorf("no %s: %v", name, err)
+				}
+			}
+			s := readSummary(t, r.runDir)
+			var rows int64
+			split := 0
+			for _, ts := range s.Tasks {
+				if ts.Result != nil {
+					rows += ts.Result.Rows
+					split += ts.Result.SplitUsers
+				}
+			}
+			var want int64
+			for _, tr := range f.truth {
+				want += tr.Rows
+			}
+			if rows != want {
+				t.Errorf("read %d rows from the store, the data has %d", rows, want)
+			}
+			if st == f.small && split == 0 {
+				t.Errorf("no heavy user was split into chunks in the small store")
+			}
+		})
+	}
+}
+
+// TestReduce_userFeatures: a user's feature set (not mergeable, sensitive
+// to row order, decoding cp1252 text) gives byte-identical files in both
+// modes, also with a Map that drops rows.
+func TestReduce_userFeatures(t *testing.T) {
+	f := setup(t)
+	for _, st := range []string{f.store, f.small} {
+		r := runBin(t, userBin, reduceArgs(st, t.TempDir(), "user", "--clusters", "2")...)
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		sameFiles(t, f.userRunDir, r.runDir)
+	}
+	out := t.TempDir()
+	run := runBin(t, userBin, append(append([]string{"run"}, f.files...), "--out", out, "--job", "run", "--no-progress", "--param", "min_cents=20000")...)
+	red := runBin(t, userBin, reduceArgs(f.small, out, "red", "--param", "min_cents=20000")...)
+	if run.code != 0 || red.code != 0 {
+		t.Fatalf("exit %d and %d", run.code, red.code)
+	}
+	sameFiles(t, run.runDir, red.runDir)
+	s := readSummary(t, red.runDir)
+	var dropped int64
+	for _, ts := range s.Tasks {
+		if ts.Result != nil && strings.HasSuffix(ts.Output, engine.FeaturesSuffix) {
+			dropped += ts.Result.DroppedRows
+		}
+	}
+	if dropped == 0 {
+		t.Errorf("Map dropped no rows")
+	}
+}
+
+type tally struct {
+	rows, cents int64
+}
+
+// readAcross reads an --across-files features file: user -> invoice count
+// (column count) and amount in cents (column amount).
+func readAcross(t *testing.T, path, count, amount string, cents bool) map[string]tally {
+	t.Helper()
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	r := csv.NewReader(fh)
+	hdr, err := r.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range hdr {
+		col[h] = i
+	}
+	out := map[string]tally{}
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err1 := strconv.ParseInt(rec[col[count]], 10, 64)
+		var c int64
+		var err2 error
+		if cents {
+			c, err2 = strconv.ParseInt(rec[col[amount]], 10, 64)
+		} else {
+			var v float64
+			v, err2 = strconv.ParseFloat(rec[col[amount]], 64)
+			c = int64(math.Round(v * 100))
+		}
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s: bad line %q", path, rec)
+		}
+		out[rec[0]] = tally{n, c}
+	}
+}
+
+// truthAcross sums the truth over the given files (all when none).
+func truthAcross(truth []gen.Truth, files ...string) map[string]tally {
+	out := map[string]tally{}
+	for _, tr := range truth {
+		if len(files) > 0 && !contains(files, tr.File) {
+			continue
+		}
+		v := out[tr.User]
+		v.rows += tr.Rows
+		v.cents += tr.AmountCents
+		out[tr.User] = v
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func checkTally(t *testing.T, what string, got, want map[string]tally) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d users, want %d", what, len(got), len(want))
+	}
+	bad := 0
+	for u, w := range want {
+		if g, ok := got[u]; !ok || g != w {
+			if bad++; bad <= 3 {
+				t.Errorf("%s: user %q: got %+v (found %v), want %+v", what, u, g, ok, w)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%s: %d users differ from the truth", what, bad)
+	}
+}
+
+// TestReduce_acrossFiles: --across-files gives one line per user with the
+// truth summed over the files (built-in, mergeable, and the user's set);
+// --files picks a subset, per file (identical to mce run's files) and
+// across files.
+func TestReduce_acrossFiles(t *testing.T) {
+	f := setup(t)
+	out := t.TempDir()
+	r := runBin(t, mceBin, reduceArgs(f.small, out, "all", "--across-files")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	if got := featureFiles(t, r.runDir); len(got) != 1 || got[0] != reduce.AcrossFilesOutput {
+		t.Fatalf("features files %v, want %s", got, reduce.AcrossFilesOutput)
+	}
+	checkTally(t, "built-in across files", readAcross(t, filepath.Join(r.runDir, reduce.AcrossFilesOutput), "invoice_count", "amount_total", false), truthAcross(f.truth))
+
+	u := runBin(t, userBin, reduceArgs(f.store, out, "userall", "--across-files")...)
+	if u.code != 0 {
+		t.Fatalf("exit %d", u.code)
+	}
+	checkTally(t, "userfeat across files", readAcross(t, filepath.Join(u.runDir, reduce.AcrossFilesOutput), "rows", "amount_cents", true), truthAcross(f.truth))
+
+	// A subset: the gzip file (by base name) and the largest file.
+	var gz string
+	for _, p := range f.files {
+		if strings.HasSuffix(p, ".gz") {
+			gz = filepath.Base(p)
+		}
+	}
+	big := filepath.Base(f.files[0])
+	if gz == "" || gz == big {
+		t.Fatalf("no gzip file apart from the largest among %v", f.files)
+	}
+	sub := runBin(t, mceBin, reduceArgs(f.store, out, "sub", "--files", gz+","+big)...)
+	if sub.code != 0 {
+		t.Fatalf("exit %d", sub.code)
+	}
+	if got := lastLine(sub.stdout); got != "all 2 files ok" {
+		t.Errorf("last line %q", got)
+	}
+	sameFiles(t, f.runDir, sub.runDir, sortedNames(engine.OutputName(big), engine.OutputName(gz))...)
+
+	sa := runBin(t, mceBin, reduceArgs(f.small, out, "suball", "--across-files", "--files", gz, "--files", big)...)
+	if sa.code != 0 {
+		t.Fatalf("exit %d", sa.code)
+	}
+	checkTally(t, "subset across files", readAcross(t, filepath.Join(sa.runDir, reduce.AcrossFilesOutput), "invoice_count", "amount_total", false), truthAcross(f.truth, gz, big))
+
+	bad := runBin(t, mceBin, reduceArgs(f.store, out, "bad", "--files", "nosuch.csv")...)
+	if bad.code == 0 || !strings.Contains(bad.stderr, "nosuch.csv") {
+		t.Errorf("--files nosuch.csv: exit %d, stderr %q", bad.code, tail(bad.stderr, 300))
+	}
+}
+
+func sortedNames(names ...string) []string {
+	sort.Strings(names)
+	return names
+}
+
+// TestReduce_panicOnUser: a feature function that panics on one user
+// fails the files of that user, with the user and the file in
+// failure.log; the other files complete, identical to mce run's. The
+// same for the heavy user, read in its own task.
+func TestReduce_panicOnUser(t *testing.T) {
+	f := setup(t)
+	// A normal user in only some of the files, and the heavy user.
+	filesOf := map[string][]string{}
+	rows := map[string]int64{}
+	for _, tr := range f.truth {
+		filesOf[tr.User] = append(filesOf[tr.User], tr.File)
+		rows[tr.User] += tr.Rows
+	}
+	var users []string
+	for u := range filesOf {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	normal, heavy := "", users[0]
+	for _, u := range users {
+		if rows[u] > rows[heavy] {
+			heavy = u
+		}
+		if normal == "" && len(filesOf[u]) == 2 && !strings.ContainsAny(u, `",`) {
+			normal = u
+		}
+	}
+	if normal == "" {
+		t.Fatal("no user in exactly two files")
+	}
+	for _, c := range []struct {
+		name, user string
+		store      string
+	}{{"normal", normal, f.store}, {"heavy", heavy, f.small}} {
+		t.Run(c.name, func(t *testing.T) {
+			r := runBin(t, userBin, reduceArgs(c.store, t.TempDir(), "panic", "--param", "panic_user="+c.user)...)
+			failed := filesOf[c.user]
+			if r.code != 1 {
+				t.Errorf("exit %d, want 1", r.code)
+			}
+			if want := fmt.Sprintf("%d of 4 files failed", len(failed)); lastLine(r.stdout) != want {
+				t.Errorf("last line %q, want %q", lastLine(r.stdout), want)
+			}
+			flog := readLog(t, r.runDir, engine.FailureLog)
+			for _, file := range failed {
+				re := regexp.MustCompile(`(?m)^\S+ cluster \d+ file \S*` + regexp.QuoteMeta(file) + ` user ` + regexp.QuoteMeta(strconv.Quote(c.user)) + `: panic: userfeat: refusing user`)
+				if !re.MatchString(flog) {
+					t.Errorf("failure.log does not name file %s and user %q:\n%s", file, c.user, tail(flog, 2000))
+				}
+			}
+			var ok []string
+			for _, p := range f.files {
+				if !contains(failed, filepath.Base(p)) {
+					ok = append(ok, engine.OutputName(p))
+				}
+			}
+			sort.Strings(ok)
+			if len(ok) == 0 {
+				if got := featureFiles(t, r.runDir); len(got) > 0 {
+					t.Errorf("features files %v of failed files", got)
+				}
+				return
+			}
+			sameFiles(t, f.userRunDir, r.runDir, ok...)
+		})
+	}
+}
+
+// TestReduce_rekey: a Map that re-keys rows is refused with a clear error
+// before any cluster starts.
+func TestReduce_rekey(t *testing.T) {
+	f := setup(t)
+	r := runBin(t, userBin, reduceArgs(f.store, t.TempDir(), "rekey", "--param", "rekey=1")...)
+	if r.code == 0 {
+		t.Fatal("exit 0")
+	}
+	msg := strings.TrimSpace(r.stderr)
+	if strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "mce: ") || !strings.Contains(msg, "re-keys") || !strings.Contains(msg, "use mce run") {
+		t.Errorf("want one clear line, got %q", msg)
+	}
+	if r.runDir != "" {
+		t.Errorf("a run folder was made: %s", r.runDir)
+	}
+}
+
+// TestReduce_badStore: a missing store, a folder that is no store, a store
+// of another format version and corrupt stores give one clear line and a
+// non-zero exit, never a panic.
+func TestReduce_badStore(t *testing.T) {
+	f := setup(t)
+	dir := t.TempDir()
+	copyStore := func(name string, edit func(st string)) string {
+		st := filepath.Join(dir, name)
+		if err := os.CopyFS(st, os.DirFS(f.store)); err != nil {
+			t.Fatal(err)
+		}
+		edit(st)
+		return st
+	}
+	manifest := func(st string) string { return filepath.Join(st, "MANIFEST.json") }
+	empty := filepath.Join(dir, "empty")
+	os.Mkdir(empty, 0o755)
+	for _, c := range []struct {
+		name, store, want string
+	}{
+		{"missing", filepath.Join(dir, "nosuch"), "no store"},
+		{"empty", empty, "no store"},
+		{"version", copyStore("version", func(st string) {
+			b, err := os.ReadFile(manifest(st))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = regexp.MustCompile(`"format": *\d+`).ReplaceAll(b, []byte(`"format": 99`))
+			os.WriteFile(manifest(st), b, 0o644)
+		}), "format version 99"},
+		{"garbage manifest", copyStore("garbage", func(st string) {
+			os.WriteFile(manifest(st), []byte("{not json"), 0o644)
+		}), "corrupt"},
+		{"no database", copyStore("nodb", func(st string) {
+			os.RemoveAll(filepath.Join(st, "db"))
+		}), "corrupt"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := runBin(t, mceBin, reduceArgs(c.store, dir, "bad")...)
+			msg := strings.TrimSpace(r.stderr)
+			if r.code == 0 || strings.Contains(msg, "\n") || !strings.Contains(msg, c.want) {
+				t.Errorf("exit %d, stderr %q: want one line with %q", r.code, msg, c.want)
+			}
+			if strings.Contains(r.stderr, "panic") || strings.Contains(r.stderr, "goroutine ") {
+				t.Errorf("panic: %s", r.stderr)
+			}
+		})
+	}
+
+	// Damaged tables are found while reading: the tasks that read them
+	// fail (failure.log says why), the outputs they feed fail, nothing
+	// panics.
+	t.Run("damaged tables", func(t *testing.T) {
+		st := copyStore("damaged", func(st string) {
+			tables, _ := filepath.Glob(filepath.Join(st, "db", "*.sst"))
+			for _, p := range tables {
+				fi, err := os.Stat(p)
+				if err != nil || fi.Size() < 64<<10 {
+					continue
+				}
+				fh, err := os.OpenFile(p, os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fh.WriteAt(bytes.Repeat([]byte{0x5a}, 16<<10), fi.Size()/3)
+				fh.Close()
+			}
+		})
+		r := runBin(t, mceBin, reduceArgs(st, dir, "damaged")...)
+		if r.code != 1 || lastLine(r.stdout) == "all 4 files ok" {
+			t.Errorf("exit %d, last line %q", r.code, lastLine(r.stdout))
+		}
+		if r.runDir == "" || !strings.Contains(readLog(t, r.runDir, engine.FailureLog), "corrupt") {
+			t.Errorf("failure.log does not say the store is corrupt")
+		}
+		if strings.Contains(r.stderr, "goroutine ") {
+			t.Errorf("panic: %s", tail(r.stderr, 2000))
+		}
+	})
+}
+
+// TestReduce_resume: --resume of a run folder whose features file was
+// lost reads the store again and writes it identical; the others are
+// skipped. A complete run resumes to nothing.
+func TestReduce_resume(t *testing.T) {
+	f := setup(t)
+	r := runBin(t, mceBin, reduceArgs(f.store, t.TempDir(), "res")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	lost := engine.OutputName(f.files[1])
+	if err := os.Remove(filepath.Join(r.runDir, lost)); err != nil {
+		t.Fatal(err)
+	}
+	again := runBin(t, mceBin, "reduce", "--resume", r.runDir, "--no-progress")
+	if again.code != 0 {
+		t.Fatalf("resume: exit %d", again.code)
+	}
+	sameFiles(t, f.runDir, r.runDir)
+	s := readSummary(t, r.runDir)
+	if s.Skipped != 3 || s.Done == 0 {
+		t.Errorf("resume: %d done, %d skipped; want 3 features files skipped and the store read again", s.Done, s.Skipped)
+	}
+	done := runBin(t, mceBin, "reduce", "--resume", r.runDir, "--no-progress")
+	if done.code != 0 || readSummary(t, r.runDir).Done != 0 {
+		t.Errorf("resume of a complete run: exit %d, %d tasks done", done.code, readSummary(t, r.runDir).Done)
+	}
+}

@@ -1,0 +1,815 @@
+package reduce
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/engine/inram"
+	"github.com/mce-engine/mce/store"
+)
+
+// Task kinds of `mce reduce`. The first phase reads the store (shard
+// ranges, heavy users) into part files; the second merges each output's
+// runs into its features file.
+const (
+	KindShards = "store-shards"
+	KindHeavy  = "store-heavy"
+	KindMerge  = "store-merge"
+)
+
+// argsKey is the Task.Args key holding a task's taskArgs as JSON.
+const argsKey = "reduce"
+
+// PartsDir is the folder of the run directory that holds the part files
+// of the first phase. It is removed when every output is complete.
+const PartsDir = "reduce-parts"
+
+// storeCacheBytes is the pebble block cache of a cluster: the store is
+// read once, in key order, so a cache buys little.
+const storeCacheBytes = 16 << 20
+
+// taskArgs is what a task of `mce reduce` needs besides the Spec.
+type taskArgs struct {
+	Store string `json:"store"`
+	// Files are the files read: with Across one section of them all, else
+	// one section per file, in this order.
+	Files  []fileRef `json:"files"`
+	Across bool      `json:"across,omitempty"`
+	// Shards is the shard range [lo, hi) of a KindShards task.
+	Shards [2]int `json:"shards,omitempty"`
+	// Users are the heavy users of a KindHeavy task.
+	Users []string `json:"users,omitempty"`
+	// DiskPerRaw converts field bytes read into the store bytes the
+	// progress view counts against Task.Size.
+	DiskPerRaw float64 `json:"disk_per_raw,omitempty"`
+
+	// Section, Parts and BadRows are a KindMerge task's: its output
+	// section, the first phase's part files (run-directory relative) and
+	// the file's bad rows as partition counted them.
+	Section int      `json:"section,omitempty"`
+	Parts   []string `json:"parts,omitempty"`
+	BadRows int64    `json:"bad_rows,omitempty"`
+}
+
+// fileRef names a store file in a plan; the fingerprint catches a store
+// that changed under a --resume.
+type fileRef struct {
+	ID          store.FileID `json:"id"`
+	Name        string       `json:"name"`
+	Fingerprint string       `json:"fingerprint"`
+}
+
+func encodeArgs(a *taskArgs) map[string]string {
+	b, err := json.Marshal(a)
+	if err != nil {
+		panic("BUG: encode reduce task args: " + err.Error())
+	}
+	return map[string]string{argsKey: string(b)}
+}
+
+func decodeArgs(t *engine.Task) (*taskArgs, error) {
+	s, ok := t.Args[argsKey]
+	if !ok {
+		return nil, fmt.Errorf("task %d (%s) has no %q arguments", t.ID, t.Kind, argsKey)
+	}
+	a := &taskArgs{}
+	if err := json.Unmarshal([]byte(s), a); err != nil {
+		return nil, fmt.Errorf("task %d (%s): bad arguments: %w", t.ID, t.Kind, err)
+	}
+	return a, nil
+}
+
+// Handlers returns the worker side of `mce reduce`: add them to
+// engine.WorkerOptions.Handlers.
+func Handlers() map[string]engine.Handler {
+	w := &worker{}
+	return map[string]engine.Handler{
+		KindShards: engine.HandlerFunc(w.runShards),
+		KindHeavy:  engine.HandlerFunc(w.runHeavy),
+		KindMerge:  engine.HandlerFunc(w.runMerge),
+	}
+}
+
+// gcPercent is the GOGC of a cluster running reduce tasks. Its live heap
+// is a few MiB (blocks, buffers, one user's aggregates per CPU), so at the
+// default of 100 the collector would run after every few MiB of the
+// feature code's garbage and take a large share of the CPU; at 400 the
+// heap peaks at a few tens of MiB.
+const gcPercent = 400
+
+// worker is one cluster's handler state.
+type worker struct {
+	tuneOnce sync.Once
+}
+
+// tune sets the cluster's GOGC once, unless the user set GOGC.
+func (w *worker) tune() {
+	w.tuneOnce.Do(func() {
+		if os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(gcPercent)
+		}
+	})
+}
+
+// open opens the store for one task (in a few milliseconds): a cluster
+// holds it only while it reads.
+func (w *worker) open(path string, env *engine.TaskEnv) (*store.DB, error) {
+	w.tune()
+	return store.Open(path, &store.Options{ReadOnly: true, CacheBytes: storeCacheBytes, Concurrency: env.CPUs, Logger: env.Logger})
+}
+
+// readTask is the shared state of a first-phase task.
+type readTask struct {
+	env   *engine.TaskEnv
+	t     *engine.Task
+	a     *taskArgs
+	db    *store.DB
+	spec  *feature.Spec
+	cols  []int
+	files []fileInfo // by FileID
+	ids   []store.FileID
+	pw    *partWriter
+
+	errOnce sync.Once
+	err     error
+	stop    atomic.Bool
+	rows    atomic.Int64
+	bytes   atomic.Int64
+}
+
+// sections returns the number of output sections.
+func (rt *readTask) sections() int {
+	if rt.a.Across {
+		return 1
+	}
+	return len(rt.a.Files)
+}
+
+// sectionOf returns the output section of a file's rows.
+func (rt *readTask) sectionOf(id store.FileID) int {
+	if rt.a.Across {
+		return 0
+	}
+	if int(id) < len(rt.files) {
+		return rt.files[id].section
+	}
+	return -1
+}
+
+// fileName is feature.User.File for a group of file id: its base name, or
+// "" across files.
+func (rt *readTask) fileName(id store.FileID) string {
+	if rt.a.Across || int(id) >= len(rt.files) {
+		return ""
+	}
+	return rt.files[id].name
+}
+
+func (rt *readTask) fail(err error) {
+	rt.errOnce.Do(func() { rt.err = err })
+	rt.stop.Store(true)
+}
+
+// startRead opens the store, checks that it still holds the planned
+// files, and creates the task's part file.
+func (w *worker) startRead(env *engine.TaskEnv, t *engine.Task) (*readTask, error) {
+	a, err := decodeArgs(t)
+	if err != nil {
+		return nil, err
+	}
+	db, err := w.open(a.Store, env)
+	if err != nil {
+		return nil, err
+	}
+	rt := &readTask{env: env, t: t, a: a, db: db, spec: env.Spec}
+	fail := func(err error) (*readTask, error) {
+		db.Close()
+		return nil, err
+	}
+	if rt.cols, err = schemaColumns(env.Spec.Schema, db.Config()); err != nil {
+		return fail(err)
+	}
+	if rt.files, rt.ids, err = checkFiles(db, a); err != nil {
+		return fail(err)
+	}
+	if err := os.MkdirAll(filepath.Join(env.RunDir, PartsDir), 0o755); err != nil {
+		return fail(fmt.Errorf("make %s: %w", PartsDir, err))
+	}
+	out, err := engine.CreateOutput(env.OutputPath(t))
+	if err != nil {
+		return fail(err)
+	}
+	rt.pw = newPartWriter(out, rt.sections())
+	return rt, nil
+}
+
+// close aborts the part file unless it was committed and closes the
+// store.
+func (rt *readTask) close() {
+	rt.pw.out.Abort()
+	rt.db.Close()
+}
+
+// checkFiles looks the plan's files up in the store.
+func checkFiles(db *store.DB, a *taskArgs) ([]fileInfo, []store.FileID, error) {
+	var maxID store.FileID
+	for _, f := range a.Files {
+		maxID = max(maxID, f.ID)
+	}
+	files := make([]fileInfo, maxID+1)
+	for i := range files {
+		files[i].section = -1
+	}
+	ids := make([]store.FileID, 0, len(a.Files))
+	for i, f := range a.Files {
+		fe, ok := db.File(f.ID)
+		if !ok || fe.State != store.FileLive || fe.Name != f.Name || fe.Fingerprint != f.Fingerprint {
+			return nil, nil, fmt.Errorf("store %s changed since this run was planned: file %s (id %d) is gone or was replaced; start a new mce reduce", a.Store, f.Name, f.ID)
+		}
+		enc, err := feature.ParseEncoding(fe.Encoding)
+		if err != nil {
+			enc = feature.EncodingAuto
+		}
+		files[f.ID] = fileInfo{id: f.ID, name: filepath.Base(fe.Name), enc: enc, section: i}
+		ids = append(ids, f.ID)
+	}
+	return files, ids, nil
+}
+
+// groupWorker is one goroutine's reusable state.
+type groupWorker struct {
+	rt      *readTask
+	rows    *userRows
+	rec     *feature.Record
+	user    feature.User
+	line    []byte
+	scratch []byte
+	stats   []sectionStats
+}
+
+func (rt *readTask) newGroupWorker() *groupWorker {
+	return &groupWorker{
+		rt:    rt,
+		rows:  newUserRows(rt.spec, rt.env.Params, rt.cols, rt.files),
+		rec:   rt.spec.NewRecord(),
+		user:  feature.User{Params: rt.env.Params},
+		stats: make([]sectionStats, rt.sections()),
+	}
+}
+
+// count moves the rows' counters into section sec's stats.
+func (g *groupWorker) count(sec int) {
+	r := g.rows
+	st := &g.stats[sec]
+	st.Rows += r.rows
+	st.Dropped += r.dropped
+	st.Bytes += r.bytes
+	g.rt.rows.Add(r.rows)
+	g.rt.bytes.Add(r.bytes)
+	r.rows, r.dropped, r.bytes = 0, 0, 0
+}
+
+// groupOutcome is what became of one group.
+type groupOutcome int
+
+const (
+	groupLine    groupOutcome = iota // a features line was made (g.line)
+	groupEmpty                       // Map dropped every row: no line
+	groupFailed                      // the section failed (recorded)
+	groupStopped                     // the task failed (recorded)
+)
+
+// reduceGroup runs the feature function on one group's rows (src) and
+// leaves its features line in g.line.
+func (g *groupWorker) reduceGroup(src *store.Rows, user []byte, file store.FileID, sec int) groupOutcome {
+	rt := g.rt
+	r := g.rows
+	r.reset(src, user)
+	defer g.count(sec)
+	if !r.prime() {
+		if r.err != nil {
+			return g.failure(sec, user, r.err, nil)
+		}
+		return groupEmpty
+	}
+	g.user.Key, g.user.File = user, rt.fileName(file)
+	err := rt.spec.ReduceUser(&g.user, r, g.rec)
+	if r.err != nil || err != nil {
+		return g.failure(sec, user, r.err, err)
+	}
+	g.line, g.scratch = inram.AppendRecord(g.line[:0], g.scratch, user, g.rec)
+	return groupLine
+}
+
+// failure classifies an error of a group: a store error or a re-keying
+// Map fails the task; an error or panic of the feature code (Map, Reduce,
+// an Aggregator) fails the section's file, as in `mce run`.
+func (g *groupWorker) failure(sec int, user []byte, rowsErr, err error) groupOutcome {
+	rt := g.rt
+	if rowsErr != nil {
+		err = rowsErr
+	}
+	var se *storeError
+	var re *RekeyError
+	switch {
+	case errors.As(err, &se):
+		rt.fail(se.err)
+		return groupStopped
+	case errors.As(err, &re):
+		rt.fail(&engine.TaskError{Input: rt.t.Input, User: re.User, Line: re.Line, Message: re.Error()})
+		return groupStopped
+	}
+	f := partFailure{Section: sec, User: string(user), Message: err.Error()}
+	var me *mapError
+	if errors.As(err, &me) {
+		f.Line, f.Message = me.line, "map: "+me.err.Error()
+	}
+	var pe *feature.PanicError
+	if errors.As(err, &pe) {
+		f.Stack = pe.Stack
+	}
+	rt.pw.fail(f)
+	rt.env.Logger.Debug("user failed", "user", string(user), "section", sec, "error", f.Message)
+	return groupFailed
+}
+
+// finish ends a first-phase task: the part file is committed unless the
+// task failed.
+func (rt *readTask) finish(res *engine.Result) (*engine.Result, error) {
+	if rt.err != nil {
+		rt.pw.out.Abort()
+		return nil, rt.err
+	}
+	if err := rt.pw.finish(); err != nil {
+		rt.pw.out.Abort()
+		return nil, err
+	}
+	for _, st := range rt.pw.footer.Stats {
+		res.Rows += st.Rows
+		res.DroppedRows += st.Dropped
+		res.Users += st.Users
+		res.Bytes += st.Bytes
+	}
+	return res, nil
+}
+
+// runShards is the KindShards handler: the cluster's CPUs take the
+// task's shards one at a time and stream each shard's groups (user and
+// file, or user) through the feature function; every shard leaves one
+// sorted run per section in the part file.
+func (w *worker) runShards(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
+	rt, err := w.startRead(env, t)
+	if err != nil {
+		return nil, err
+	}
+	defer rt.close()
+	lo, hi := rt.a.Shards[0], rt.a.Shards[1]
+	if lo < 0 || hi > rt.db.Shards() || lo >= hi {
+		return nil, fmt.Errorf("shards [%d, %d) out of the store's %d", lo, hi, rt.db.Shards())
+	}
+	p := env.Progress
+	p.Phase.Store("read")
+	start := time.Now()
+	stopProgress := rt.pumpProgress(p)
+	defer stopProgress()
+
+	var next atomic.Int64
+	busy := make([]time.Duration, max(env.CPUs, 1))
+	var wg sync.WaitGroup
+	for wi := range busy {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := rt.newGroupWorker()
+			sink := newLineSink(rt.pw, rt.sections())
+			for !rt.stop.Load() {
+				s := lo + int(next.Add(1)-1)
+				if s >= hi {
+					break
+				}
+				if err := g.shard(ctx, s, sink); err != nil {
+					rt.fail(err)
+					break
+				}
+			}
+			busy[wi] = time.Since(start)
+			rt.pw.addStats(g.stats)
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		rt.fail(err)
+	}
+	stopProgress()
+	mx, mean := maxMean(busy)
+	return rt.finish(&engine.Result{
+		ReduceSeconds: time.Since(start).Seconds(), WorkerMaxSeconds: mx, WorkerMeanSeconds: mean,
+	})
+}
+
+// shard reduces every group of one shard into sink.
+func (g *groupWorker) shard(ctx context.Context, s int, sink *lineSink) error {
+	rt := g.rt
+	it, err := rt.db.Users(ctx, rt.db.ShardSpan(s), &store.UsersOptions{
+		ByFile: !rt.a.Across, IterOptions: store.IterOptions{Files: rt.ids},
+	})
+	if err != nil {
+		return fmt.Errorf("shard %d: %w", s, err)
+	}
+	defer it.Close()
+	p := rt.env.Progress
+	for n := 0; it.Next(); n++ {
+		if n%64 == 0 && rt.stop.Load() {
+			return nil
+		}
+		sec := rt.sectionOf(it.File())
+		if sec < 0 || rt.pw.hasFailed(sec) {
+			continue
+		}
+		switch g.reduceGroup(it.Rows(), it.User(), it.File(), sec) {
+		case groupLine:
+			g.stats[sec].Users++
+			p.UsersDone.Add(1)
+			if err := sink.add(sec, it.User(), g.line); err != nil {
+				return err
+			}
+		case groupStopped:
+			return nil
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("shard %d: %w", s, err)
+	}
+	return sink.endRuns()
+}
+
+// pumpProgress copies the task's counters into p until the returned
+// function is called (more than once is fine).
+func (rt *readTask) pumpProgress(p *engine.Progress) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			b := rt.bytes.Load()
+			p.Bytes.Store(b)
+			p.DiskBytes.Store(min(int64(float64(b)*rt.a.DiskPerRaw), rt.t.Size))
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(stop); <-done }) }
+}
+
+func maxMean(d []time.Duration) (mx, mean float64) {
+	if len(d) == 0 {
+		return 0, 0
+	}
+	var sum time.Duration
+	for _, x := range d {
+		sum += x
+		mx = max(mx, x.Seconds())
+	}
+	return mx, (sum / time.Duration(len(d))).Seconds()
+}
+
+// heavyItem is one piece of a heavy task's work: a chunk of a user's rows
+// in one file (a mergeable Spec), or a whole group (user and file, or
+// user).
+type heavyItem struct {
+	user  string
+	file  store.FileID // the chunk's or the group's file; 0 across files
+	sec   int
+	last  bool // the last item of its output line
+	chunk *store.Chunk
+}
+
+// heavyResult is what an item leaves for the in-order merger.
+type heavyResult struct {
+	ready bool
+	out   groupOutcome
+	agg   feature.Aggregator // of a chunk
+	line  []byte             // of a whole group
+	stats sectionStats       // rows read (Users unset)
+}
+
+// heavyPlan lists the items of the task's heavy users: users in key
+// order, then files in ingest order, then chunks, so that each section's
+// lines come out sorted.
+func (rt *readTask) heavyPlan() ([]heavyItem, int, error) {
+	want := map[string]bool{}
+	for _, u := range rt.a.Users {
+		want[u] = true
+	}
+	var hs []store.HeavyUser
+	for _, h := range rt.db.HeavyUsers() {
+		if want[h.User] {
+			hs = append(hs, h)
+			delete(want, h.User)
+		}
+	}
+	if len(want) > 0 {
+		var missing []string
+		for u := range want {
+			missing = append(missing, u)
+		}
+		sort.Strings(missing)
+		return nil, 0, fmt.Errorf("store %s changed since this run was planned: heavy users %q are gone; start a new mce reduce", rt.a.Store, missing)
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].User < hs[j].User })
+	selected := func(id store.FileID) bool { return int(id) < len(rt.files) && rt.files[id].section >= 0 }
+	var items []heavyItem
+	endGroup := func() {
+		if n := len(items); n > 0 {
+			items[n-1].last = true
+		}
+	}
+	split := 0
+	for _, h := range hs {
+		switch {
+		case rt.spec.Mergeable():
+			chunks := rt.db.Chunks(h, selected)
+			if len(chunks) > 1 {
+				split++
+			}
+			for i := range chunks {
+				c := &chunks[i]
+				if i > 0 && !rt.a.Across && c.File != chunks[i-1].File {
+					endGroup()
+				}
+				items = append(items, heavyItem{user: h.User, file: c.File, sec: rt.sectionOf(c.File), chunk: c})
+			}
+		case rt.a.Across:
+			items = append(items, heavyItem{user: h.User})
+		default:
+			for _, f := range h.Files {
+				if selected(f.File) {
+					items = append(items, heavyItem{user: h.User, file: f.File, sec: rt.sectionOf(f.File)})
+					endGroup()
+				}
+			}
+		}
+		endGroup()
+	}
+	return items, split, nil
+}
+
+// runHeavy is the KindHeavy handler. With a mergeable Spec each heavy
+// user's chunks are aggregated on all the cluster's CPUs at once and the
+// parts merged in chunk order (so the result does not depend on which CPU
+// finished first); otherwise each (user, file) group, or each user across
+// files, streams through the feature function on one CPU. Only a window
+// of items ahead of the merge may be in flight, so memory does not grow
+// with the size of a user.
+func (w *worker) runHeavy(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
+	rt, err := w.startRead(env, t)
+	if err != nil {
+		return nil, err
+	}
+	defer rt.close()
+	items, split, err := rt.heavyPlan()
+	if err != nil {
+		return nil, err
+	}
+	p := env.Progress
+	p.Phase.Store("read")
+	start := time.Now()
+	stopProgress := rt.pumpProgress(p)
+	defer stopProgress()
+
+	cpus := max(env.CPUs, 1)
+	m := &heavyMerger{
+		rt: rt, items: items, results: make([]heavyResult, len(items)),
+		window: 2*cpus + 2, sink: newLineSink(rt.pw, rt.sections()),
+		rec: rt.spec.NewRecord(), stats: make([]sectionStats, rt.sections()),
+	}
+	m.cond = sync.NewCond(&m.mu)
+	var next atomic.Int64
+	busy := make([]time.Duration, cpus)
+	var wg sync.WaitGroup
+	for wi := range busy {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer m.wake()
+			g := rt.newGroupWorker()
+			for !rt.stop.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(items) || !m.wait(i) {
+					break
+				}
+				if err := ctx.Err(); err != nil {
+					rt.fail(err)
+					break
+				}
+				m.done(i, g.heavyItem(ctx, &items[i]))
+			}
+			busy[wi] = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	if rt.err == nil {
+		if err := m.sink.endRuns(); err != nil {
+			rt.fail(err)
+		}
+	}
+	rt.pw.addStats(m.stats)
+	stopProgress()
+	mx, mean := maxMean(busy)
+	return rt.finish(&engine.Result{
+		ReduceSeconds: time.Since(start).Seconds(), WorkerMaxSeconds: mx, WorkerMeanSeconds: mean, SplitUsers: split,
+	})
+}
+
+// heavyItem computes one item.
+func (g *groupWorker) heavyItem(ctx context.Context, it *heavyItem) heavyResult {
+	rt := g.rt
+	user := []byte(it.user)
+	res := heavyResult{out: groupEmpty}
+	var span store.Span
+	opts := &store.UsersOptions{ByFile: !rt.a.Across, IterOptions: store.IterOptions{Files: rt.ids}}
+	switch {
+	case it.chunk != nil:
+		span, opts.ByFile = it.chunk.Span, true
+	case rt.a.Across:
+		span = rt.db.UserSpan(user)
+	default:
+		span = rt.db.UserSpan(user)
+		opts.Files = []store.FileID{it.file}
+	}
+	ui, err := rt.db.Users(ctx, span, opts)
+	if err != nil {
+		rt.fail(fmt.Errorf("heavy user %q: %w", it.user, err))
+		return heavyResult{ready: true, out: groupStopped}
+	}
+	defer ui.Close()
+	// A chunk, or one user's rows (in one file), is one group.
+	if ui.Next() {
+		if it.chunk != nil {
+			res.agg, res.out = g.aggregateChunk(ui.Rows(), user, it)
+		} else if res.out = g.reduceGroup(ui.Rows(), user, ui.File(), it.sec); res.out == groupLine {
+			res.line = slices.Clone(g.line)
+		}
+	}
+	if err := ui.Err(); err != nil && res.out != groupStopped {
+		rt.fail(fmt.Errorf("heavy user %q: %w", it.user, err))
+		res.out = groupStopped
+	}
+	res.ready = true
+	res.stats = g.stats[it.sec]
+	g.stats[it.sec] = sectionStats{}
+	return res
+}
+
+// aggregateChunk feeds one chunk of a heavy user to a fresh Aggregator.
+func (g *groupWorker) aggregateChunk(src *store.Rows, user []byte, it *heavyItem) (feature.Aggregator, groupOutcome) {
+	r := g.rows
+	r.reset(src, user)
+	defer g.count(it.sec)
+	u := &feature.User{Key: user, File: g.rt.fileName(it.file), Params: g.rt.env.Params}
+	var agg feature.Aggregator
+	err := feature.Guard(func() error {
+		agg = g.rt.spec.NewAggregator(u)
+		for r.Next() {
+			if err := agg.Add(r.Row()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if r.err != nil || err != nil {
+		return nil, g.failure(it.sec, user, r.err, err)
+	}
+	return agg, groupLine
+}
+
+// heavyMerger folds a heavy task's results in item order and writes the
+// lines.
+type heavyMerger struct {
+	rt      *readTask
+	items   []heavyItem
+	results []heavyResult
+	window  int
+	sink    *lineSink
+	rec     *feature.Record
+	stats   []sectionStats
+
+	mu            sync.Mutex
+	cond          *sync.Cond
+	next          int                // first item not merged yet
+	acc           feature.Aggregator // the current line's merged chunks
+	kept          int64
+	failed        bool // the current line failed
+	line, scratch []byte
+}
+
+// wait blocks until item i is within the window ahead of the merge and
+// reports whether the task goes on.
+func (m *heavyMerger) wait(i int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i >= m.next+m.window && !m.rt.stop.Load() {
+		m.cond.Wait()
+	}
+	return !m.rt.stop.Load()
+}
+
+func (m *heavyMerger) wake() {
+	m.mu.Lock()
+	m.cond.Broadcast()
+	m.mu.Unlock()
+}
+
+// done hands in item i's result and merges every item now complete, in
+// order.
+func (m *heavyMerger) done(i int, res heavyResult) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.results[i] = res
+	for m.next < len(m.items) && m.results[m.next].ready {
+		m.fold(&m.items[m.next], &m.results[m.next])
+		m.results[m.next] = heavyResult{ready: true} // let the parts go
+		m.next++
+	}
+	m.cond.Broadcast()
+}
+
+func (m *heavyMerger) fold(it *heavyItem, res *heavyResult) {
+	m.stats[it.sec].add(res.stats)
+	switch res.out {
+	case groupFailed, groupStopped:
+		m.failed = true
+	case groupLine:
+		m.kept += res.stats.Rows - res.stats.Dropped
+		switch {
+		case m.failed:
+		case it.chunk == nil:
+			m.emit(it, res.line)
+		case m.acc == nil:
+			m.acc = res.agg
+		default:
+			acc, part := m.acc, res.agg
+			if err := feature.Guard(func() error { return acc.Merge(part) }); err != nil {
+				m.failUser(it, err)
+			}
+		}
+	}
+	if !it.last {
+		return
+	}
+	if it.chunk != nil && !m.failed && m.acc != nil && m.kept > 0 {
+		acc, rec := m.acc, m.rec
+		err := feature.Guard(func() error {
+			rec.Reset()
+			return acc.Finish(rec)
+		})
+		if err != nil {
+			m.failUser(it, err)
+		} else {
+			m.line, m.scratch = inram.AppendRecord(m.line[:0], m.scratch, []byte(it.user), m.rec)
+			m.emit(it, m.line)
+		}
+	}
+	m.acc, m.kept, m.failed = nil, 0, false
+}
+
+func (m *heavyMerger) emit(it *heavyItem, line []byte) {
+	if m.rt.pw.hasFailed(it.sec) {
+		return
+	}
+	m.stats[it.sec].Users++
+	m.rt.env.Progress.UsersDone.Add(1)
+	if err := m.sink.add(it.sec, []byte(it.user), line); err != nil {
+		m.rt.fail(err)
+	}
+}
+
+// failUser records an error of the feature code while merging or
+// finishing a heavy user: its file fails.
+func (m *heavyMerger) failUser(it *heavyItem, err error) {
+	m.failed = true
+	f := partFailure{Section: it.sec, User: it.user, Message: err.Error()}
+	var pe *feature.PanicError
+	if errors.As(err, &pe) {
+		f.Stack = pe.Stack
+	}
+	m.rt.pw.fail(f)
+}

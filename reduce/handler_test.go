@@ -1,0 +1,129 @@
+package reduce_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/gen"
+	"github.com/mce-engine/mce/partition"
+	"github.com/mce-engine/mce/reduce"
+)
+
+// countSpec is a feature set that is not mergeable: rows and amount in
+// cents per user.
+func countSpec() feature.Spec {
+	amount := feature.InvoiceSchema.Index(feature.ColAmount)
+	return feature.Spec{
+		Name:    "count",
+		Columns: []feature.Column{{Name: "invoice_count", Type: feature.TypeInt}, {Name: "cents", Type: feature.TypeInt}},
+		Reduce: func(u *feature.User, rows feature.Rows, out *feature.Record) error {
+			var n, c int64
+			for rows.Next() {
+				if v, err := feature.ParseDecimal(rows.Row().Fields[amount], 2); err == nil {
+					c += v
+				}
+				n++
+			}
+			out.SetIntAt(0, n)
+			out.SetIntAt(1, c)
+			return nil
+		},
+	}
+}
+
+// TestHandlers_inProcess runs a planned job's tasks through the handlers
+// in this process, in phase order, on 4 workers (so that -race sees the
+// shard workers, the heavy chunks and their in-order merge), and checks
+// every features file against the generator's truth, for a mergeable and
+// a non-mergeable feature set, per file and across files.
+func TestHandlers_inProcess(t *testing.T) {
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	data := filepath.Join(t.TempDir(), "data")
+	s, err := gen.Run(ctx, gen.Options{Dir: data, Seed: 5, Files: 3, Size: gen.Size{Rows: 20000}, NoSync: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth, err := gen.ReadTruth(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := filepath.Join(t.TempDir(), "store")
+	if _, err := partition.Run(ctx, partition.Options{Inputs: []string{data}, Store: st, CPUs: 2,
+		MemBytes: partition.MinMemBytes, HeavyMinRows: 100, Shards: 8, BlockBytes: 1 << 10, Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name          string
+		spec          feature.Spec
+		count, amount string
+		cents, across bool
+	}{
+		{"invoice", feature.Invoice(), "invoice_count", "amount_total", false, false},
+		{"invoice-across", feature.Invoice(), "invoice_count", "amount_total", false, true},
+		{"count", countSpec(), "invoice_count", "cents", true, false},
+		{"count-across", countSpec(), "invoice_count", "cents", true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			spec := c.spec
+			if err := spec.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			tasks, err := reduce.Plan(ctx, st, &spec, nil, c.across, engine.Options{Clusters: []int{4}, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort.SliceStable(tasks, func(i, j int) bool {
+				if tasks[i].Phase != tasks[j].Phase {
+					return tasks[i].Phase < tasks[j].Phase
+				}
+				return tasks[i].Size > tasks[j].Size
+			})
+			dir := t.TempDir()
+			hs := reduce.Handlers()
+			split := 0
+			for i := range tasks {
+				tk := &tasks[i]
+				env := &engine.TaskEnv{Spec: &spec, RunDir: dir, CPUs: 4, Progress: &engine.Progress{}, Logger: quiet}
+				res, err := hs[tk.Kind].Run(ctx, env, tk)
+				if err != nil {
+					t.Fatalf("task %s %s: %v", tk.Kind, tk.Input, err)
+				}
+				split += res.SplitUsers
+			}
+			if spec.Mergeable() && split == 0 {
+				t.Error("no heavy user was split")
+			}
+			if c.across {
+				checkTally(t, c.name, readAcross(t, filepath.Join(dir, reduce.AcrossFilesOutput), c.count, c.amount, c.cents), truthAcross(truth))
+				return
+			}
+			for _, f := range s.Files {
+				checkTally(t, c.name+" "+f.Name, readAcross(t, filepath.Join(dir, engine.OutputName(f.Name)), c.count, c.amount, c.cents), truthAcross(truth, f.Name))
+			}
+		})
+	}
+}
+
+// TestLastLine words the outcome in output files, not tasks.
+func TestLastLine(t *testing.T) {
+	f := func(s *engine.Summary, want string) {
+		t.Helper()
+		if got := reduce.LastLine(s); got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	task := func(out string, st engine.TaskStatus) engine.TaskSummary {
+		return engine.TaskSummary{Output: out, Status: st}
+	}
+	part := filepath.Join(reduce.PartsDir, "shards-00000-00127.part")
+	f(&engine.Summary{Tasks: []engine.TaskSummary{task(part, engine.TaskDone), task("a.features.csv", engine.TaskDone), task("b.features.csv", engine.TaskSkipped)}}, "all 2 files ok")
+	f(&engine.Summary{Tasks: []engine.TaskSummary{task(part, engine.TaskDone), task("a.features.csv", engine.TaskFailed), task("b.features.csv", engine.TaskDone)}}, "1 of 2 files failed")
+	f(&engine.Summary{Tasks: []engine.TaskSummary{task(part, engine.TaskFailed), task("a.features.csv", engine.TaskFailed)}}, "1 of 1 files failed (1 store read tasks failed)")
+	f(&engine.Summary{Interrupted: true, Tasks: []engine.TaskSummary{task(part, engine.TaskDone), task("a.features.csv", engine.TaskPending)}}, "interrupted: 0 of 1 files done, 0 failed")
+}
