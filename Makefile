@@ -53,5 +53,10 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 
+faults: build ## the full fault suite (kills, crashes, RAM limit, disk full, bad input); prints its table
+	@mkdir -p bin
+	@$(GO) test -count=1 -timeout 15m ./internal/faults/ -faults.full -faults.table=$(CURDIR)/bin/faults-table.md; \
+	  status=$$?; cat bin/faults-table.md 2>/dev/null; exit $$status
+
 clean:
 	rm -rf bin $(DEMO)

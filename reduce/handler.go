@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"sort"
 	"sync"
@@ -102,31 +103,64 @@ func Handlers() map[string]engine.Handler {
 	}
 }
 
-// gcPercent is the GOGC of a cluster running reduce tasks. Its live heap
-// is a few MiB (blocks, buffers, one user's aggregates per CPU), so at the
-// default of 100 the collector would run after every few MiB of the
-// feature code's garbage and take a large share of the CPU; at 400 the
-// heap peaks at a few tens of MiB.
-const gcPercent = 400
+// heapHeadroomBytes is how much garbage a cluster running reduce tasks
+// lets pile up between collections. Its live heap is a few MiB (blocks,
+// buffers, the aggregates of the users in hand), so at the default GOGC of
+// 100 the collector would run after every few MiB of the feature code's
+// garbage and take a large share of the CPU; a fixed headroom keeps the
+// collector cheap and the heap at live + headroom, whatever the data size.
+const heapHeadroomBytes = 64 << 20
 
 // worker is one cluster's handler state.
-type worker struct {
-	tuneOnce sync.Once
-}
+type worker struct{}
 
-// tune sets the cluster's GOGC once, unless the user set GOGC.
-func (w *worker) tune() {
-	w.tuneOnce.Do(func() {
-		if os.Getenv("GOGC") == "" {
-			debug.SetGCPercent(gcPercent)
+// tuneGC sets GOGC so that the heap goal is the live heap plus
+// heapHeadroomBytes (GOGC between 100 and 1000), re-tuned every 50 ms
+// until the returned function is called. It does nothing when the user
+// set GOGC.
+func tuneGC() (stop func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	set := func() {
+		metrics.Read(sample)
+		live := int64(1 << 20)
+		if sample[0].Value.Kind() == metrics.KindUint64 {
+			live = max(live, int64(sample[0].Value.Uint64()))
 		}
-	})
+		debug.SetGCPercent(int(min(max(heapHeadroomBytes*100/live, 100), 1000)))
+	}
+	set()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				set()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+			debug.SetGCPercent(100)
+		})
+	}
 }
 
 // open opens the store for one task (in a few milliseconds): a cluster
 // holds it only while it reads.
 func (w *worker) open(path string, env *engine.TaskEnv) (*store.DB, error) {
-	w.tune()
 	return store.Open(path, &store.Options{ReadOnly: true, CacheBytes: storeCacheBytes, Concurrency: env.CPUs, Logger: env.Logger})
 }
 
@@ -370,6 +404,7 @@ func (rt *readTask) finish(res *engine.Result) (*engine.Result, error) {
 // file, or user) through the feature function; every shard leaves one
 // sorted run per section in the part file.
 func (w *worker) runShards(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
+	defer tuneGC()()
 	rt, err := w.startRead(env, t)
 	if err != nil {
 		return nil, err
@@ -580,6 +615,7 @@ func (rt *readTask) heavyPlan() ([]heavyItem, int, error) {
 // of items ahead of the merge may be in flight, so memory does not grow
 // with the size of a user.
 func (w *worker) runHeavy(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
+	defer tuneGC()()
 	rt, err := w.startRead(env, t)
 	if err != nil {
 		return nil, err

@@ -2,13 +2,12 @@ package reduce
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -42,10 +41,12 @@ type partFooter struct {
 	Failures []partFailure  `json:"failures,omitempty"`
 }
 
-// partRun is one sorted run of one section: its segments, in order.
+// partRun is one sorted run of one section: its segments, in order, and
+// the first key of each (so that a merge can start a run at any key).
 type partRun struct {
 	Section int        `json:"section"`
 	Segs    [][2]int64 `json:"segs"` // offset, length
+	Firsts  [][]byte   `json:"firsts"`
 }
 
 // sectionStats counts one section's work.
@@ -98,8 +99,9 @@ func (p *partWriter) newRun(sec int) int {
 	return len(p.footer.Runs) - 1
 }
 
-// appendSegment writes data as the next segment of run.
-func (p *partWriter) appendSegment(run int, data []byte) error {
+// appendSegment writes data, whose first key is first, as the next
+// segment of run.
+func (p *partWriter) appendSegment(run int, data, first []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, err := p.out.Write(data); err != nil {
@@ -107,6 +109,7 @@ func (p *partWriter) appendSegment(run int, data []byte) error {
 	}
 	r := &p.footer.Runs[run]
 	r.Segs = append(r.Segs, [2]int64{p.off, int64(len(data))})
+	r.Firsts = append(r.Firsts, slices.Clone(first))
 	p.off += int64(len(data))
 	return nil
 }
@@ -151,8 +154,9 @@ func (p *partWriter) finish() error {
 
 // sectionBuf collects one worker's lines of one section into segments.
 type sectionBuf struct {
-	buf []byte
-	run int // -1: no run started
+	buf   []byte
+	first []byte // the buffer's first key
+	run   int    // -1: no run started
 }
 
 // lineSink is one worker's buffered lines of every section, for one run
@@ -174,6 +178,9 @@ func newLineSink(pw *partWriter, sections int) *lineSink {
 // come in key order.
 func (s *lineSink) add(sec int, key, line []byte) error {
 	b := &s.secs[sec]
+	if len(b.buf) == 0 {
+		b.first = append(b.first[:0], key...)
+	}
 	b.buf = binary.AppendUvarint(b.buf, uint64(len(key)))
 	b.buf = append(b.buf, key...)
 	b.buf = binary.AppendUvarint(b.buf, uint64(len(line)))
@@ -192,7 +199,7 @@ func (s *lineSink) flush(sec int) error {
 	if b.run < 0 {
 		b.run = s.pw.newRun(sec)
 	}
-	err := s.pw.appendSegment(b.run, b.buf)
+	err := s.pw.appendSegment(b.run, b.buf, b.first)
 	b.buf = b.buf[:0]
 	return err
 }
@@ -264,119 +271,88 @@ func readFooter(f *os.File) (*partFile, error) {
 
 func (p *partFile) Close() error { return p.f.Close() }
 
-// runReader reads the records of one run, one segment at a time: a
-// segment holds whole records, so each is read with one pread and parsed
-// in place.
+// runReader reads the records of one run in chunks of a bounded size
+// (a run holds whole records, never one cut between segments), from a
+// start segment, up to an end key.
 type runReader struct {
 	f         *os.File
-	segs      [][2]int64
+	segs      [][2]int64 // the segments not read yet
+	off, end  int64      // what is left of the current segment
 	buf       []byte
-	pos       int
+	pos, n    int    // unparsed bytes: buf[pos:n]
+	hi        []byte // stop at the first key >= hi; nil: read to the end
 	key, line []byte
 	err       error
 }
 
-func newRunReader(f *os.File, segs [][2]int64) *runReader {
-	return &runReader{f: f, segs: segs}
+// newRunReader reads segs with a chunk buffer of chunk bytes (grown for
+// a longer record), stopping before key hi (nil: at the end).
+func newRunReader(f *os.File, segs [][2]int64, chunk int, hi []byte) *runReader {
+	return &runReader{f: f, segs: segs, buf: make([]byte, chunk), hi: hi}
 }
 
 // next moves to the next record; false at the end or on an error (see
-// err). key and line alias the segment buffer: valid until the next call.
+// err). key and line alias the chunk buffer: valid until the next call.
 func (r *runReader) next() bool {
-	for r.pos >= len(r.buf) {
-		if len(r.segs) == 0 {
-			return false
+	for {
+		if r.record() {
+			if r.hi != nil && bytes.Compare(r.key, r.hi) >= 0 {
+				r.segs, r.off, r.end, r.pos, r.n = nil, 0, 0, 0, 0
+				return false
+			}
+			return true
 		}
-		s := r.segs[0]
-		r.segs = r.segs[1:]
-		if s[1] <= 0 || s[1] > 1<<30 {
-			r.err = fmt.Errorf("bad segment length %d", s[1])
-			return false
-		}
-		if int64(cap(r.buf)) < s[1] {
-			r.buf = make([]byte, s[1])
-		}
-		r.buf, r.pos = r.buf[:s[1]], 0
-		if _, err := r.f.ReadAt(r.buf, s[0]); err != nil {
-			r.err = fmt.Errorf("read segment at %d: %w", s[0], err)
+		if r.err != nil || !r.fill() {
 			return false
 		}
 	}
-	var ok bool
-	if r.key, ok = r.field(); !ok {
+}
+
+// record parses the record at buf[pos:n], if it is all there.
+func (r *runReader) record() bool {
+	p := r.buf[r.pos:r.n]
+	kl, k1 := binary.Uvarint(p)
+	if k1 <= 0 || uint64(len(p)-k1) < kl {
 		return false
 	}
-	if r.line, ok = r.field(); !ok {
+	q := p[k1+int(kl):]
+	ll, k2 := binary.Uvarint(q)
+	if k2 <= 0 || uint64(len(q)-k2) < ll {
 		return false
 	}
+	r.key = p[k1 : k1+int(kl) : k1+int(kl)]
+	r.line = q[k2 : k2+int(ll) : k2+int(ll)]
+	r.pos += k1 + int(kl) + k2 + int(ll)
 	return true
 }
 
-func (r *runReader) field() ([]byte, bool) {
-	n, k := binary.Uvarint(r.buf[r.pos:])
-	if k <= 0 || n > uint64(len(r.buf)-r.pos-k) {
-		r.err = errors.New("truncated record")
-		return nil, false
-	}
-	start := r.pos + k
-	r.pos = start + int(n)
-	return r.buf[start:r.pos:r.pos], true
-}
-
-// mergeRuns writes the lines of every run to w in key order and returns
-// how many it wrote; progress is called now and then with the count.
-func mergeRuns(ctx context.Context, w io.Writer, runs []*runReader, progress func(int64)) (int64, error) {
-	// A binary min-heap of the runs by current key.
-	h := make([]*runReader, 0, len(runs))
-	for _, r := range runs {
-		if r.next() {
-			h = append(h, r)
-		} else if r.err != nil {
-			return 0, r.err
+// fill reads more of the run behind the unparsed bytes; false at the end
+// of the run or on an error.
+func (r *runReader) fill() bool {
+	if r.off >= r.end {
+		if r.pos < r.n {
+			r.err = errors.New("truncated record at the end of a segment")
+			return false
 		}
-	}
-	less := func(i, j int) bool { return bytes.Compare(h[i].key, h[j].key) < 0 }
-	down := func(i int) {
-		for {
-			l := 2*i + 1
-			if l >= len(h) {
-				return
-			}
-			m := l
-			if r := l + 1; r < len(h) && less(r, l) {
-				m = r
-			}
-			if !less(m, i) {
-				return
-			}
-			h[i], h[m] = h[m], h[i]
-			i = m
+		if len(r.segs) == 0 {
+			return false
 		}
+		r.off, r.end = r.segs[0][0], r.segs[0][0]+r.segs[0][1]
+		r.segs = r.segs[1:]
+		r.pos, r.n = 0, 0
 	}
-	for i := len(h)/2 - 1; i >= 0; i-- {
-		down(i)
+	copy(r.buf, r.buf[r.pos:r.n])
+	r.n -= r.pos
+	r.pos = 0
+	if r.n == len(r.buf) { // one record longer than the buffer
+		r.buf = append(r.buf, make([]byte, len(r.buf))...)
 	}
-	var n int64
-	for len(h) > 0 {
-		r := h[0]
-		if _, err := w.Write(r.line); err != nil {
-			return n, err
-		}
-		n++
-		if n%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return n, err
-			}
-			progress(n)
-		}
-		if !r.next() {
-			if r.err != nil {
-				return n, r.err
-			}
-			h[0] = h[len(h)-1]
-			h = h[:len(h)-1]
-		}
-		down(0)
+	m := int(min(int64(len(r.buf)-r.n), r.end-r.off))
+	if _, err := r.f.ReadAt(r.buf[r.n:r.n+m], r.off); err != nil {
+		r.err = fmt.Errorf("read part file at %d: %w", r.off, err)
+		return false
 	}
-	return n, nil
+	r.off += int64(m)
+	r.n += m
+	return true
 }

@@ -64,16 +64,28 @@ func TestPart_writeMerge(t *testing.T) {
 			t.Errorf("failures %+v, want the first of section 1 only", pf.footer.Failures)
 		}
 		for sec := 0; sec < 2; sec++ {
-			var rs []*runReader
-			for _, r := range pf.footer.Runs {
-				if r.Section == sec {
-					rs = append(rs, newRunReader(pf.f, r.Segs))
+			var rs []sectionRun
+			for i := range pf.footer.Runs {
+				if r := &pf.footer.Runs[i]; r.Section == sec {
+					rs = append(rs, sectionRun{f: pf.f, run: r})
 				}
 			}
 			var buf bytes.Buffer
-			n, err := mergeRuns(context.Background(), &buf, rs, func(int64) {})
+			n, err := mergeRange(context.Background(), &buf, rs, nil, nil, 64, func(int64) {})
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The same cut into key ranges merged in parallel.
+			for _, parts := range []int{2, 3, 7} {
+				var pbuf bytes.Buffer
+				bounds := splitKeys(rs, parts)
+				m, err := mergeRanges(context.Background(), &pbuf, filepath.Join(t.TempDir(), "out"), rs, bounds, 100, func(int64) {})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m != n || !bytes.Equal(pbuf.Bytes(), buf.Bytes()) {
+					t.Errorf("section %d in %d ranges (bounds %q): %d lines, %d bytes; want %d, %d", sec, parts, bounds, m, pbuf.Len(), n, buf.Len())
+				}
 			}
 			slices.Sort(want[sec])
 			if int(n) != len(want[sec]) {

@@ -83,6 +83,13 @@ func Run(ctx context.Context, o Options) (*engine.Summary, error) {
 		}
 		eo.Tasks = tasks
 	}
+	if os.Getenv("MALLOC_ARENA_MAX") == "" {
+		// NB: pebble allocates its block cache and blocks with C malloc
+		// from whichever threads read; glibc then keeps up to 8 arenas
+		// per CPU of freed blocks, tens of MiB that grow with the run.
+		// Two arenas keep a cluster's C memory near the cache size.
+		eo.WorkerEnv = append(slices.Clip(eo.WorkerEnv), "MALLOC_ARENA_MAX=2")
+	}
 	s, err := engine.Run(ctx, eo)
 	if err == nil && s != nil && s.Failed == 0 && !s.Interrupted {
 		// Every output is complete: the part files were intermediates.
@@ -190,8 +197,11 @@ func Plan(ctx context.Context, storeDir string, spec *feature.Spec, names []stri
 	if len(clusters) == 0 {
 		clusters = engine.DefaultClusters(runtime.NumCPU())
 	}
+	// Shard ranges: about 8 tasks per cluster (what --resume and the RAM
+	// monitor's retries redo), each with at least 4 shards per CPU so that
+	// the CPUs end a task together.
 	shards := db.Shards()
-	per := max((shards+8*len(clusters)-1)/(8*len(clusters)), 2*slices.Max(clusters))
+	per := max((shards+8*len(clusters)-1)/(8*len(clusters)), 4*slices.Max(clusters))
 	per = min(per, shards)
 	var tasks, parts []engine.Task
 	var maxShardTask int64

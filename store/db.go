@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -104,8 +105,13 @@ func Open(dir string, opts *Options) (*DB, error) {
 	db := &DB{dir: dir, logger: o.Logger.With("store", dir), ro: o.ReadOnly}
 
 	man, merr := readManifestFile(dir)
+	// NB: a kill while a store is created can leave db/ with pebble's LOCK
+	// file only: a database exists once pebble has written its manifest.
 	ents, _ := os.ReadDir(filepath.Join(dir, "db"))
-	dbExists := len(ents) > 0
+	dbExists := false
+	for _, e := range ents {
+		dbExists = dbExists || strings.HasPrefix(e.Name(), "MANIFEST-")
+	}
 	creating := false
 	switch {
 	case merr == nil:
@@ -135,6 +141,11 @@ func Open(dir string, opts *Options) (*DB, error) {
 		ErrorIfNotExists:   !creating,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{db.logger},
+		// NB: pebble's default DataCorruption handler calls Logger.Fatalf,
+		// which exits the process; log it and let the read return its error.
+		EventListener: &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
+			db.logger.Error("on-disk corruption", "path", info.Path, "error", info.Details)
+		}},
 	}
 	// Compactions rewrite tables with the store's default compression;
 	// it is read from the manifest (or the creating config) because the
@@ -180,6 +191,15 @@ func Open(dir string, opts *Options) (*DB, error) {
 		return nil, fmt.Errorf("%w: open database %s: %v", ErrCorrupt, db.dbDir(), err)
 	}
 	db.pdb, db.popts = pdb, popts
+	if !creating && man == nil && o.Create != nil && !o.ReadOnly {
+		// A database without the store's config was being created when
+		// it was killed (the config is its first record): create it again.
+		if _, closer, err := pdb.Get([]byte{kindMeta, metaConfig}); errors.Is(err, pebble.ErrNotFound) {
+			creating = true
+		} else if err == nil {
+			closer.Close()
+		}
+	}
 	fail := func(err error) (*DB, error) {
 		db.pdb.Close()
 		db.cache.Unref()

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -287,7 +288,7 @@ func TestBadInput(t *testing.T) {
 		}
 		got, lost, dup := checkStore(t, st, all, append(d.names(), readable...))
 		for _, b := range bads {
-			if b.fails != "" && contains(got, b.name) {
+			if b.fails != "" && slices.Contains(got, b.name) {
 				t.Errorf("the store records %s, which failed", b.name)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -97,7 +98,7 @@ func checkFailedHonestly(t *testing.T, r result, runDir string, d *dataset, errT
 	checkNoTemps(t, runDir)
 	checkSummaryHonest(t, runDir)
 	for _, f := range d.files {
-		if contains(have, filepath.Base(f)) {
+		if slices.Contains(have, filepath.Base(f)) {
 			continue
 		}
 		if !strings.Contains(r.stderr, `msg="file failed" file=`+f) && !strings.Contains(r.stderr, "mce: ") {
@@ -105,15 +106,6 @@ func checkFailedHonestly(t *testing.T, r result, runDir string, d *dataset, errT
 		}
 	}
 	return have
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // diskData is a dataset whose features files are large (many users):
@@ -244,7 +236,7 @@ func TestDiskFull_partition(t *testing.T) {
 		t.Errorf("adding two files with 2 MiB free: exit 0")
 	}
 	got, _, _ := checkStore(t, st, d, nil)
-	if !contains(got, names[0]) || !contains(got, names[1]) {
+	if !slices.Contains(got, names[0]) || !slices.Contains(got, names[1]) {
 		t.Errorf("after the disk filled the store records %v; the first two files must stay", got)
 	}
 	remount(t, mnt, "64m")
@@ -300,7 +292,7 @@ func TestFileSizeLimit(t *testing.T) {
 		}
 		failures := readLog(t, r.runDir, engine.FailureLog)
 		for _, f := range d.files {
-			if !contains(have, filepath.Base(f)) && !strings.Contains(failures, "file "+f+": write ") {
+			if !slices.Contains(have, filepath.Base(f)) && !strings.Contains(failures, "file "+f+": write ") {
 				t.Errorf("failure.log does not name %s:\n%s", f, failures)
 			}
 		}

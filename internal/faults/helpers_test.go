@@ -231,7 +231,7 @@ func runKilled(t *testing.T, bin string, args []string, delay time.Duration, set
 	}
 	r = finish(t, cmd, err, &so, &se, t0)
 	if !r.signaled && r.code != 0 {
-		t.Fatalf("%s %s: exit %d before the kill\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, tail(r.stderr, 3000))
+		t.Errorf("%s %s: exit %d before the kill\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, tail(r.stderr, 3000))
 	}
 	// Its clusters die with it (PR_SET_PDEATHSIG); give a large heap a
 	// moment to go.

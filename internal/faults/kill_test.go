@@ -22,6 +22,9 @@ func killRand(stream uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(*seedFlag, stream))
 }
 
+// The kill tests time two clean runs and take the faster as the span
+// the kill moments are drawn from (the first run pays for cold caches).
+
 // moment picks kill moment i of n in [0, span), stratified: the i-th
 // falls in the i-th n-th of span, so that a few points still cover the
 // start, the middle and the end of a command.
@@ -49,9 +52,9 @@ func TestKill_run(t *testing.T) {
 	if l, du := checkRunOutputs(t, clean.runDir, d); l+du > 0 {
 		t.Fatalf("clean run differs from the truth")
 	}
-	span := clean.took
+	span := min(clean.took, runCmd(t, mceBin, runArgs(d.files, append([]string{"--out", t.TempDir()}, flags...)...)).took)
 	rng := killRand(1)
-	var killedN, beforePlan, resumedKilled int
+	var killedN, beforePlan, resumedKilled, stuck int
 	for i := range points() {
 		out := t.TempDir()
 		at := moment(rng, span, i, points())
@@ -71,7 +74,10 @@ func TestKill_run(t *testing.T) {
 			}
 			r := runCmd(t, mceBin, runArgs(d.files, append([]string{"--out", out}, flags...)...))
 			if r.code != 0 {
-				t.Fatalf("point %d: rerun exit %d\n%s", i, r.code, tail(r.stderr, 2000))
+				t.Errorf("point %d: rerun exit %d\n%s", i, r.code, tail(r.stderr, 2000))
+				row.add(d.rows(), 0) // nothing can be read back
+				stuck++
+				continue
 			}
 			runDir = r.runDir
 		default:
@@ -91,7 +97,10 @@ func TestKill_run(t *testing.T) {
 			}
 			r := runCmd(t, mceBin, resume)
 			if r.code != 0 || r.runDir != runDir {
-				t.Fatalf("point %d: resume exit %d, folder %q\n%s", i, r.code, r.runDir, tail(r.stderr, 2000))
+				t.Errorf("point %d: resume exit %d, folder %q\n%s", i, r.code, r.runDir, tail(r.stderr, 2000))
+				row.add(d.rows(), 0) // nothing can be read back
+				stuck++
+				continue
 			}
 		}
 		lost, dup := checkRunOutputs(t, runDir, d)
@@ -103,8 +112,8 @@ func TestKill_run(t *testing.T) {
 		row.add(lost, dup)
 		t.Logf("point %d: kill at %v: %s; then exact (%d rows lost, %d duplicated)", i, at.Round(time.Millisecond), note, lost, dup)
 	}
-	row.notef("clean run %.2f s; %d of %d killed (%d before plan.json, %d resumes killed too); every resume exact",
-		span.Seconds(), killedN, points(), beforePlan, resumedKilled)
+	row.notef("clean run %.2f s; %d of %d killed (%d before plan.json, %d resumes killed too); %d could not be finished; the others exact",
+		span.Seconds(), killedN, points(), beforePlan, resumedKilled, stuck)
 }
 
 // TestKill_partition SIGKILLs `mce partition` at seeded random moments
@@ -125,9 +134,9 @@ func TestKill_partition(t *testing.T) {
 	if _, l, du := checkStore(t, cleanStore, d, d.names()); l+du > 0 {
 		t.Fatal("clean partition differs from the truth")
 	}
-	span := clean.took
+	span := min(clean.took, runCmd(t, mceBin, args(filepath.Join(t.TempDir(), "store"))).took)
 	rng := killRand(2)
-	var killedN, none, all, rerunKilled int
+	var killedN, none, all, rerunKilled, stuck int
 	for i := range points() {
 		st := filepath.Join(t.TempDir(), "store")
 		at := moment(rng, span, i, points())
@@ -152,7 +161,10 @@ func TestKill_partition(t *testing.T) {
 			}
 			r := runCmd(t, mceBin, args(st))
 			if r.code != 0 {
-				t.Fatalf("point %d: rerun exit %d\n%s", i, r.code, tail(r.stderr, 2000))
+				t.Errorf("point %d: rerun exit %d\n%s", i, r.code, tail(r.stderr, 2000))
+				row.add(d.rows(), 0) // nothing can be read back
+				stuck++
+				continue
 			}
 		}
 		_, lost, dup := checkStore(t, st, d, d.names())
@@ -162,8 +174,8 @@ func TestKill_partition(t *testing.T) {
 		row.add(lost, dup)
 		t.Logf("point %d: kill at %v: %s; then exact (%d rows lost, %d duplicated)", i, at.Round(time.Millisecond), note, lost, dup)
 	}
-	row.notef("clean run %.2f s; %d of %d killed (store then held no file %d times, all files %d times, some %d times), %d reruns killed too; every rerun exact",
-		span.Seconds(), killedN, points(), none, all, killedN-none-all, rerunKilled)
+	row.notef("clean run %.2f s; %d of %d killed (store then held no file %d times, all files %d times, some %d times), %d reruns killed too; %d reruns failed; the others exact",
+		span.Seconds(), killedN, points(), none, all, killedN-none-all, rerunKilled, stuck)
 }
 
 func exists(path string) bool {
@@ -216,7 +228,7 @@ func TestKill_partitionWhileCreating(t *testing.T) {
 			row.add(lost, dup)
 		})
 	}
-	row.notef("the next run must make the store (today: \"store is corrupt\", and the store must be deleted by hand)")
+	row.notef("db/ with only LOCK, and a database without config: the next run makes the store, exact")
 }
 
 // quietPebble discards pebble's log lines.

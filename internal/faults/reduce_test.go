@@ -87,9 +87,9 @@ func TestKill_reduce(t *testing.T) {
 	if l, du := checkRunOutputs(t, clean.runDir, d); l+du > 0 {
 		t.Fatal("clean reduce differs from the truth")
 	}
-	span := clean.took
+	span := min(clean.took, runCmd(t, mceBin, reduceArgs(st, t.TempDir(), flags...)).took)
 	rng := killRand(4)
-	var killedN, beforePlan, resumedKilled int
+	var killedN, beforePlan, resumedKilled, stuck int
 	for i := range points() {
 		out := t.TempDir()
 		at := moment(rng, span, i, points())
@@ -107,7 +107,10 @@ func TestKill_reduce(t *testing.T) {
 			}
 			r := runCmd(t, mceBin, reduceArgs(st, out, flags...))
 			if r.code != 0 {
-				t.Fatalf("point %d: rerun exit %d\n%s", i, r.code, tail(r.stderr, 2000))
+				t.Errorf("point %d: rerun exit %d\n%s", i, r.code, tail(r.stderr, 2000))
+				row.add(d.rows(), 0) // nothing can be read back
+				stuck++
+				continue
 			}
 			runDir = r.runDir
 		default:
@@ -126,7 +129,10 @@ func TestKill_reduce(t *testing.T) {
 			}
 			r := runCmd(t, mceBin, resume)
 			if r.code != 0 || r.runDir != runDir {
-				t.Fatalf("point %d: resume exit %d, folder %q\n%s", i, r.code, r.runDir, tail(r.stderr, 2000))
+				t.Errorf("point %d: resume exit %d, folder %q\n%s", i, r.code, r.runDir, tail(r.stderr, 2000))
+				row.add(d.rows(), 0) // nothing can be read back
+				stuck++
+				continue
 			}
 		}
 		lost, dup := checkRunOutputs(t, runDir, d)
@@ -135,8 +141,8 @@ func TestKill_reduce(t *testing.T) {
 		row.add(lost, dup)
 		t.Logf("point %d: kill at %v: %s; then exact (%d rows lost, %d duplicated)", i, at.Round(time.Millisecond), note, lost, dup)
 	}
-	row.notef("clean run %.2f s; %d of %d killed (%d before plan.json, %d resumes killed too); every resume exact",
-		span.Seconds(), killedN, points(), beforePlan, resumedKilled)
+	row.notef("clean run %.2f s; %d of %d killed (%d before plan.json, %d resumes killed too); %d could not be finished; the others exact",
+		span.Seconds(), killedN, points(), beforePlan, resumedKilled, stuck)
 }
 
 var heavyTaskRE = regexp.MustCompile(`file (\S+#heavy users) \(#(\d+)\) -> cluster 0`)
@@ -411,7 +417,7 @@ func TestReduce_badStore(t *testing.T) {
 	// still exact when present.
 	completeOutputs(t, r.runDir, d)
 	row.add(0, 0)
-	row.notef("missing and cut manifest: one clear line, exit != 0; damaged block: see docs/reliability.md")
+	row.notef("missing store, cut manifest: one clear line, exit != 0; damaged block: its tasks fail with the checksum error (no crash), store verify reports it")
 }
 
 func fileSize(path string) int64 {
