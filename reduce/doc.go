@@ -15,22 +15,28 @@
 //
 // A job is planned as engine Tasks in two phases (engine.Task.Phase):
 //
-//	phase 0  KindHeavy   the heavy users of the manifest, handed out first
-//	         KindShards  a range of hash shards, all files at once
-//	phase 1  KindMerge   one per output file: merges its sorted runs
+//	phase 0  KindRead   heavy users of the manifest (in the first tasks,
+//	                    handed out first), then a range of hash shards;
+//	                    all files at once
+//	phase 1  KindMerge  one per output file: merges its sorted runs
 //
-// Every phase-0 task reads its part of the store once, for all the files
-// to reduce, and writes a part file (reduce-parts/ in the run directory):
-// for each output section (an input file, or the one section of
+// Every read task reads its part of the store once, for all the files to
+// reduce, and writes a part file (reduce-parts/ in the run directory): for
+// each output section (an input file, or the one section of
 // --across-files) one run of features lines per shard, sorted by user
-// key, because the store keeps a shard's users in key order. The cluster's
-// CPUs take the task's shards one at a time. A merge task then k-way
-// merges its section's runs from every part file into the features file:
-// header `user,<columns>`, one line per user sorted by key, the same CSV
-// quoting (package inram's writer) and the same file name as `mce run`
-// gives the input (engine.FileTasks), so that the two modes can be
-// compared file by file; they are byte-identical for the same features.
-// The part files are removed when every output is complete.
+// key, because the store keeps a shard's users in key order, and one run
+// of its heavy users. The cluster's CPUs take the heavy users' pieces
+// first, then the shards one at a time, largest first. There are as few
+// read tasks as keep every cluster busy with at most readTaskBytes of the
+// store each, since every task ends with its CPUs waiting for the
+// slowest. A merge task then k-way merges its section's runs from every
+// part file into the features file, cutting big sections into key ranges
+// merged on all the cluster's CPUs: header `user,<columns>`, one line per
+// user sorted by key, the same CSV quoting (package inram's writer) and
+// the same file name as `mce run` gives the input (engine.FileTasks), so
+// that the two modes can be compared file by file; they are
+// byte-identical for the same features. The part files are removed when
+// every output is complete.
 //
 // Why not one task per input file: the store groups a user's rows of all
 // files together, so a file-by-file reader would decode every block of
@@ -43,13 +49,14 @@
 // # Heavy users
 //
 // The store isolates heavy users and cuts them into chunks of blocks. With
-// a mergeable Spec (feature.Spec.NewAggregator), a heavy task aggregates
-// the chunks on all the cluster's CPUs at once and merges the parts in
-// chunk order, so results do not depend on scheduling (the built-in
-// invoice set sums exact integers, so they equal `mce run`'s to the
-// digit); only a window of chunks ahead of the merge is in flight. Without
-// an aggregator, each (user, file) group streams through Reduce on one
-// CPU.
+// a mergeable Spec (feature.Spec.NewAggregator), a read task aggregates
+// the chunks on all the cluster's CPUs at once and merges the parts of
+// each output line in chunk order, so results do not depend on scheduling
+// (the built-in invoice set sums exact integers, so they equal `mce
+// run`'s to the digit); lines merge in parallel, and at most CPUs+2 chunks
+// are in flight or waiting for their merge (a CPU reads a shard rather
+// than wait). Without an aggregator, each (user, file) group streams
+// through Reduce on one CPU.
 //
 // # Map
 //
@@ -66,13 +73,13 @@
 // An error or panic of the feature code on a user fails the output file
 // of that user (failure.log names the file and the user, with the stack
 // of a panic), as in `mce run`; the other outputs complete. A store read
-// error fails the phase-0 task, and with it the outputs it feeds. A store
+// error fails the read task, and with it the outputs it feeds. A store
 // that is missing, of another format version or corrupt is refused before
 // any cluster starts (store.ErrNotExist, ErrVersion, ErrCorrupt).
 //
 // # Clusters and the store's lock
 //
-// Each phase-0 task opens the store read-only for its duration. Pebble
+// Each read task opens the store read-only for its duration. Pebble
 // locks a database directory for one process, so when the store cannot be
 // opened twice, Run replaces a layout of several clusters by one cluster
 // of all their CPUs (and says so in the log); the shards are read on all

@@ -21,13 +21,12 @@ import (
 	"github.com/mce-engine/mce/store"
 )
 
-// Task kinds of `mce reduce`. The first phase reads the store (shard
-// ranges, heavy users) into part files; the second merges each output's
+// Task kinds of `mce reduce`. The first phase reads the store (heavy
+// users, then shards) into part files; the second merges each output's
 // runs into its features file.
 const (
-	KindShards = "store-shards"
-	KindHeavy  = "store-heavy"
-	KindMerge  = "store-merge"
+	KindRead  = "store-read"
+	KindMerge = "store-merge"
 )
 
 // argsKey is the Task.Args key holding a task's taskArgs as JSON.
@@ -48,10 +47,11 @@ type taskArgs struct {
 	// one section per file, in this order.
 	Files  []fileRef `json:"files"`
 	Across bool      `json:"across,omitempty"`
-	// Shards is the shard range [lo, hi) of a KindShards task.
-	Shards [2]int `json:"shards,omitempty"`
-	// Users are the heavy users of a KindHeavy task.
-	Users []string `json:"users,omitempty"`
+	// Users are the heavy users a KindRead task reads first, and Shards
+	// the shards it reads then, largest first (so that its CPUs end
+	// together).
+	Users  []string `json:"users,omitempty"`
+	Shards []int    `json:"shards,omitempty"`
 	// DiskPerRaw converts field bytes read into the store bytes the
 	// progress view counts against Task.Size.
 	DiskPerRaw float64 `json:"disk_per_raw,omitempty"`
@@ -97,9 +97,8 @@ func decodeArgs(t *engine.Task) (*taskArgs, error) {
 func Handlers() map[string]engine.Handler {
 	w := &worker{}
 	return map[string]engine.Handler{
-		KindShards: engine.HandlerFunc(w.runShards),
-		KindHeavy:  engine.HandlerFunc(w.runHeavy),
-		KindMerge:  engine.HandlerFunc(w.runMerge),
+		KindRead:  engine.HandlerFunc(w.runRead),
+		KindMerge: engine.HandlerFunc(w.runMerge),
 	}
 }
 
@@ -399,20 +398,37 @@ func (rt *readTask) finish(res *engine.Result) (*engine.Result, error) {
 	return res, nil
 }
 
-// runShards is the KindShards handler: the cluster's CPUs take the
-// task's shards one at a time and stream each shard's groups (user and
-// file, or user) through the feature function; every shard leaves one
-// sorted run per section in the part file.
-func (w *worker) runShards(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
+// runRead is the KindRead handler: the cluster's CPUs first take the
+// task's heavy users piece by piece (see heavyMerger), then its shards one
+// at a time, streaming each shard's groups (user and file, or user)
+// through the feature function; every shard leaves one sorted run per
+// section in the part file, and the heavy users one more. A CPU that
+// would have to wait for the heavy merges to catch up reads a shard
+// instead.
+func (w *worker) runRead(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
 	defer tuneGC()()
 	rt, err := w.startRead(env, t)
 	if err != nil {
 		return nil, err
 	}
 	defer rt.close()
-	lo, hi := rt.a.Shards[0], rt.a.Shards[1]
-	if lo < 0 || hi > rt.db.Shards() || lo >= hi {
-		return nil, fmt.Errorf("shards [%d, %d) out of the store's %d", lo, hi, rt.db.Shards())
+	shards := rt.a.Shards
+	for _, s := range shards {
+		if s < 0 || s >= rt.db.Shards() {
+			return nil, fmt.Errorf("shard %d out of the store's %d", s, rt.db.Shards())
+		}
+	}
+	cpus := max(env.CPUs, 1)
+	var m *heavyMerger
+	split := 0
+	if len(rt.a.Users) > 0 {
+		items, groups, n, err := rt.heavyPlan()
+		if err != nil {
+			return nil, err
+		}
+		split = n
+		m = &heavyMerger{rt: rt, items: items, groups: groups, results: make([]heavyResult, len(items)),
+			slots: make(chan struct{}, cpus+2)}
 	}
 	p := env.Progress
 	p.Phase.Store("read")
@@ -420,26 +436,65 @@ func (w *worker) runShards(ctx context.Context, env *engine.TaskEnv, t *engine.T
 	stopProgress := rt.pumpProgress(p)
 	defer stopProgress()
 
-	var next atomic.Int64
-	busy := make([]time.Duration, max(env.CPUs, 1))
+	var nextShard, nextItem atomic.Int64
+	busy := make([]time.Duration, cpus)
 	var wg sync.WaitGroup
 	for wi := range busy {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { busy[wi] = time.Since(start) }()
 			g := rt.newGroupWorker()
 			sink := newLineSink(rt.pw, rt.sections())
+			shardsLeft := true
 			for !rt.stop.Load() {
-				s := lo + int(next.Add(1)-1)
-				if s >= hi {
-					break
+				if err := ctx.Err(); err != nil {
+					rt.fail(err)
+					return
 				}
-				if err := g.shard(ctx, s, sink); err != nil {
+				if m != nil && int(nextItem.Load()) < len(m.items) {
+					// NB: take a slot before an item, so that the item at
+					// the head of each group is always in a worker's hands.
+					got := false
+					if shardsLeft {
+						select {
+						case m.slots <- struct{}{}:
+							got = true
+						default:
+						}
+					} else {
+						select {
+						case m.slots <- struct{}{}:
+							got = true
+						case <-ctx.Done():
+							continue
+						}
+					}
+					if got {
+						if i := int(nextItem.Add(1) - 1); i < len(m.items) {
+							m.done(i, g.heavyItem(ctx, &m.items[i]))
+						} else {
+							<-m.slots
+						}
+						continue
+					}
+				}
+				if !shardsLeft {
+					if m == nil || int(nextItem.Load()) >= len(m.items) {
+						break
+					}
+					continue
+				}
+				i := int(nextShard.Add(1) - 1)
+				if i >= len(shards) {
+					shardsLeft = false
+					continue
+				}
+				if err := g.shard(ctx, shards[i], sink); err != nil {
 					rt.fail(err)
 					break
 				}
 			}
-			busy[wi] = time.Since(start)
 			rt.pw.addStats(g.stats)
 		}()
 	}
@@ -447,10 +502,13 @@ func (w *worker) runShards(ctx context.Context, env *engine.TaskEnv, t *engine.T
 	if err := ctx.Err(); err != nil {
 		rt.fail(err)
 	}
+	if m != nil && rt.err == nil {
+		m.write()
+	}
 	stopProgress()
 	mx, mean := maxMean(busy)
 	return rt.finish(&engine.Result{
-		ReduceSeconds: time.Since(start).Seconds(), WorkerMaxSeconds: mx, WorkerMeanSeconds: mean,
+		ReduceSeconds: time.Since(start).Seconds(), WorkerMaxSeconds: mx, WorkerMeanSeconds: mean, SplitUsers: split,
 	})
 }
 
@@ -526,18 +584,18 @@ func maxMean(d []time.Duration) (mx, mean float64) {
 	return mx, (sum / time.Duration(len(d))).Seconds()
 }
 
-// heavyItem is one piece of a heavy task's work: a chunk of a user's rows
+// heavyItem is one piece of the work on heavy users: a chunk of a user's rows
 // in one file (a mergeable Spec), or a whole group (user and file, or
 // user).
 type heavyItem struct {
 	user  string
 	file  store.FileID // the chunk's or the group's file; 0 across files
 	sec   int
-	last  bool // the last item of its output line
+	group int // the output line the item is part of
 	chunk *store.Chunk
 }
 
-// heavyResult is what an item leaves for the in-order merger.
+// heavyResult is what an item leaves for its group's merge.
 type heavyResult struct {
 	ready bool
 	out   groupOutcome
@@ -546,10 +604,27 @@ type heavyResult struct {
 	stats sectionStats       // rows read (Users unset)
 }
 
-// heavyPlan lists the items of the task's heavy users: users in key
-// order, then files in ingest order, then chunks, so that each section's
-// lines come out sorted.
-func (rt *readTask) heavyPlan() ([]heavyItem, int, error) {
+// heavyGroup is one output line of the heavy users of a read task: items [first, last],
+// merged in order by whichever worker completes the item at its head.
+type heavyGroup struct {
+	user        string
+	sec         int
+	first, last int
+
+	mu      sync.Mutex
+	next    int  // the first item not merged yet
+	folding bool // a worker is merging this group's ready items
+
+	// Owned by the worker that is folding.
+	acc    feature.Aggregator
+	kept   int64
+	failed bool
+	line   []byte // the result, once the last item is merged
+}
+
+// heavyPlan lists the items of the task's heavy users (users in key
+// order, then files in ingest order, then chunks) and their groups.
+func (rt *readTask) heavyPlan() ([]heavyItem, []*heavyGroup, int, error) {
 	want := map[string]bool{}
 	for _, u := range rt.a.Users {
 		want[u] = true
@@ -567,15 +642,20 @@ func (rt *readTask) heavyPlan() ([]heavyItem, int, error) {
 			missing = append(missing, u)
 		}
 		sort.Strings(missing)
-		return nil, 0, fmt.Errorf("store %s changed since this run was planned: heavy users %q are gone; start a new mce reduce", rt.a.Store, missing)
+		return nil, nil, 0, fmt.Errorf("store %s changed since this run was planned: heavy users %q are gone; start a new mce reduce", rt.a.Store, missing)
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i].User < hs[j].User })
 	selected := func(id store.FileID) bool { return int(id) < len(rt.files) && rt.files[id].section >= 0 }
 	var items []heavyItem
-	endGroup := func() {
-		if n := len(items); n > 0 {
-			items[n-1].last = true
+	var groups []*heavyGroup
+	add := func(it heavyItem, newGroup bool) {
+		if newGroup || len(groups) == 0 {
+			groups = append(groups, &heavyGroup{user: it.user, sec: it.sec, first: len(items), next: len(items)})
 		}
+		g := groups[len(groups)-1]
+		it.group = len(groups) - 1
+		g.last = len(items)
+		items = append(items, it)
 	}
 	split := 0
 	for _, h := range hs {
@@ -587,92 +667,20 @@ func (rt *readTask) heavyPlan() ([]heavyItem, int, error) {
 			}
 			for i := range chunks {
 				c := &chunks[i]
-				if i > 0 && !rt.a.Across && c.File != chunks[i-1].File {
-					endGroup()
-				}
-				items = append(items, heavyItem{user: h.User, file: c.File, sec: rt.sectionOf(c.File), chunk: c})
+				add(heavyItem{user: h.User, file: c.File, sec: rt.sectionOf(c.File), chunk: c},
+					i == 0 || (!rt.a.Across && c.File != chunks[i-1].File))
 			}
 		case rt.a.Across:
-			items = append(items, heavyItem{user: h.User})
+			add(heavyItem{user: h.User}, true)
 		default:
 			for _, f := range h.Files {
 				if selected(f.File) {
-					items = append(items, heavyItem{user: h.User, file: f.File, sec: rt.sectionOf(f.File)})
-					endGroup()
+					add(heavyItem{user: h.User, file: f.File, sec: rt.sectionOf(f.File)}, true)
 				}
 			}
 		}
-		endGroup()
 	}
-	return items, split, nil
-}
-
-// runHeavy is the KindHeavy handler. With a mergeable Spec each heavy
-// user's chunks are aggregated on all the cluster's CPUs at once and the
-// parts merged in chunk order (so the result does not depend on which CPU
-// finished first); otherwise each (user, file) group, or each user across
-// files, streams through the feature function on one CPU. Only a window
-// of items ahead of the merge may be in flight, so memory does not grow
-// with the size of a user.
-func (w *worker) runHeavy(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
-	defer tuneGC()()
-	rt, err := w.startRead(env, t)
-	if err != nil {
-		return nil, err
-	}
-	defer rt.close()
-	items, split, err := rt.heavyPlan()
-	if err != nil {
-		return nil, err
-	}
-	p := env.Progress
-	p.Phase.Store("read")
-	start := time.Now()
-	stopProgress := rt.pumpProgress(p)
-	defer stopProgress()
-
-	cpus := max(env.CPUs, 1)
-	m := &heavyMerger{
-		rt: rt, items: items, results: make([]heavyResult, len(items)),
-		window: 2*cpus + 2, sink: newLineSink(rt.pw, rt.sections()),
-		rec: rt.spec.NewRecord(), stats: make([]sectionStats, rt.sections()),
-	}
-	m.cond = sync.NewCond(&m.mu)
-	var next atomic.Int64
-	busy := make([]time.Duration, cpus)
-	var wg sync.WaitGroup
-	for wi := range busy {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer m.wake()
-			g := rt.newGroupWorker()
-			for !rt.stop.Load() {
-				i := int(next.Add(1) - 1)
-				if i >= len(items) || !m.wait(i) {
-					break
-				}
-				if err := ctx.Err(); err != nil {
-					rt.fail(err)
-					break
-				}
-				m.done(i, g.heavyItem(ctx, &items[i]))
-			}
-			busy[wi] = time.Since(start)
-		}()
-	}
-	wg.Wait()
-	if rt.err == nil {
-		if err := m.sink.endRuns(); err != nil {
-			rt.fail(err)
-		}
-	}
-	rt.pw.addStats(m.stats)
-	stopProgress()
-	mx, mean := maxMean(busy)
-	return rt.finish(&engine.Result{
-		ReduceSeconds: time.Since(start).Seconds(), WorkerMaxSeconds: mx, WorkerMeanSeconds: mean, SplitUsers: split,
-	})
+	return items, groups, split, nil
 }
 
 // heavyItem computes one item.
@@ -737,112 +745,114 @@ func (g *groupWorker) aggregateChunk(src *store.Rows, user []byte, it *heavyItem
 	return agg, groupLine
 }
 
-// heavyMerger folds a heavy task's results in item order and writes the
-// lines.
+// heavyMerger merges the results on heavy users group by group, in item
+// order.
 type heavyMerger struct {
 	rt      *readTask
 	items   []heavyItem
-	results []heavyResult
-	window  int
-	sink    *lineSink
-	rec     *feature.Record
-	stats   []sectionStats
-
-	mu            sync.Mutex
-	cond          *sync.Cond
-	next          int                // first item not merged yet
-	acc           feature.Aggregator // the current line's merged chunks
-	kept          int64
-	failed        bool // the current line failed
-	line, scratch []byte
+	groups  []*heavyGroup
+	results []heavyResult // an item's result, until merged (then its stats only)
+	slots   chan struct{} // items in flight or waiting for their merge
 }
 
-// wait blocks until item i is within the window ahead of the merge and
-// reports whether the task goes on.
-func (m *heavyMerger) wait(i int) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for i >= m.next+m.window && !m.rt.stop.Load() {
-		m.cond.Wait()
+// write adds the heavy users' lines, one sorted run per section, and
+// their counts.
+func (m *heavyMerger) write() {
+	rt := m.rt
+	sink := newLineSink(rt.pw, rt.sections())
+	stats := make([]sectionStats, rt.sections())
+	for k := range m.items {
+		stats[m.items[k].sec].add(m.results[k].stats)
 	}
-	return !m.rt.stop.Load()
+	defer rt.pw.addStats(stats)
+	for _, gr := range m.groups {
+		if gr.line == nil || rt.pw.hasFailed(gr.sec) {
+			continue
+		}
+		stats[gr.sec].Users++
+		rt.env.Progress.UsersDone.Add(1)
+		if err := sink.add(gr.sec, []byte(gr.user), gr.line); err != nil {
+			rt.fail(err)
+			return
+		}
+	}
+	if err := sink.endRuns(); err != nil {
+		rt.fail(err)
+	}
 }
 
-func (m *heavyMerger) wake() {
-	m.mu.Lock()
-	m.cond.Broadcast()
-	m.mu.Unlock()
-}
-
-// done hands in item i's result and merges every item now complete, in
-// order.
+// done hands in item i's result; when i is at the head of its group, this
+// worker merges it and every later item of the group that is ready.
 func (m *heavyMerger) done(i int, res heavyResult) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	gr := m.groups[m.items[i].group]
+	gr.mu.Lock()
 	m.results[i] = res
-	for m.next < len(m.items) && m.results[m.next].ready {
-		m.fold(&m.items[m.next], &m.results[m.next])
-		m.results[m.next] = heavyResult{ready: true} // let the parts go
-		m.next++
+	if gr.folding || gr.next != i {
+		gr.mu.Unlock()
+		return
 	}
-	m.cond.Broadcast()
+	gr.folding = true
+	for gr.next <= gr.last && m.results[gr.next].ready {
+		k := gr.next
+		r := m.results[k]
+		m.results[k] = heavyResult{ready: true, stats: r.stats} // let the parts go
+		gr.mu.Unlock()
+		m.fold(gr, &m.items[k], &r)
+		<-m.slots
+		gr.mu.Lock()
+		gr.next++
+	}
+	gr.folding = false
+	gr.mu.Unlock()
 }
 
-func (m *heavyMerger) fold(it *heavyItem, res *heavyResult) {
-	m.stats[it.sec].add(res.stats)
+// fold merges one item into its group; only the group's folding worker
+// calls it.
+func (m *heavyMerger) fold(gr *heavyGroup, it *heavyItem, res *heavyResult) {
 	switch res.out {
 	case groupFailed, groupStopped:
-		m.failed = true
+		gr.failed = true
 	case groupLine:
-		m.kept += res.stats.Rows - res.stats.Dropped
+		gr.kept += res.stats.Rows - res.stats.Dropped
 		switch {
-		case m.failed:
+		case gr.failed:
 		case it.chunk == nil:
-			m.emit(it, res.line)
-		case m.acc == nil:
-			m.acc = res.agg
+			gr.line = res.line
+		case gr.acc == nil:
+			gr.acc = res.agg
 		default:
-			acc, part := m.acc, res.agg
+			acc, part := gr.acc, res.agg
 			if err := feature.Guard(func() error { return acc.Merge(part) }); err != nil {
-				m.failUser(it, err)
+				m.failUser(gr, err)
 			}
 		}
 	}
-	if !it.last {
+	if it != &m.items[gr.last] {
 		return
 	}
-	if it.chunk != nil && !m.failed && m.acc != nil && m.kept > 0 {
-		acc, rec := m.acc, m.rec
+	if it.chunk != nil && !gr.failed && gr.acc != nil && gr.kept > 0 {
+		acc, rec := gr.acc, m.rt.spec.NewRecord()
 		err := feature.Guard(func() error {
 			rec.Reset()
 			return acc.Finish(rec)
 		})
 		if err != nil {
-			m.failUser(it, err)
+			m.failUser(gr, err)
 		} else {
-			m.line, m.scratch = inram.AppendRecord(m.line[:0], m.scratch, []byte(it.user), m.rec)
-			m.emit(it, m.line)
+			gr.line, _ = inram.AppendRecord(nil, nil, []byte(gr.user), rec)
 		}
 	}
-	m.acc, m.kept, m.failed = nil, 0, false
-}
-
-func (m *heavyMerger) emit(it *heavyItem, line []byte) {
-	if m.rt.pw.hasFailed(it.sec) {
-		return
+	if gr.failed {
+		gr.line = nil
 	}
-	m.stats[it.sec].Users++
-	m.rt.env.Progress.UsersDone.Add(1)
-	if err := m.sink.add(it.sec, []byte(it.user), line); err != nil {
-		m.rt.fail(err)
-	}
+	gr.acc = nil
 }
 
 // failUser records an error of the feature code while merging or
 // finishing a heavy user: its file fails.
-func (m *heavyMerger) failUser(it *heavyItem, err error) {
-	m.failed = true
-	f := partFailure{Section: it.sec, User: it.user, Message: err.Error()}
+func (m *heavyMerger) failUser(gr *heavyGroup, err error) {
+	gr.failed = true
+	f := partFailure{Section: gr.sec, User: gr.user, Message: err.Error()}
 	var pe *feature.PanicError
 	if errors.As(err, &pe) {
 		f.Stack = pe.Stack

@@ -27,7 +27,7 @@ import (
 // mergeBufferBytes (each between 1 and 32 KiB).
 const (
 	parallelMergeBytes = 8 << 20
-	rangeBytes         = 2 << 20
+	rangeBytes         = 8 << 20
 	mergeBufferBytes   = 32 << 20
 )
 
@@ -101,6 +101,7 @@ func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Ta
 		}
 	}
 	p.UsersTotal.Store(st.Users)
+	tOpen := time.Since(start)
 
 	nranges := 1
 	if total > parallelMergeBytes {
@@ -134,12 +135,14 @@ func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Ta
 	if err != nil {
 		return nil, fmt.Errorf("merge into %s: %w", out.Name(), err)
 	}
+	tMerge := time.Since(start)
 	if n != st.Users {
 		return nil, fmt.Errorf("BUG: merged %d lines into %s, the part files count %d", n, out.Name(), st.Users)
 	}
 	if err := out.Commit(); err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(os.Stderr, "MERGE %s: open %v merge %v commit %v ranges %d runs %d total %d\n", t.Output, tOpen, tMerge-tOpen, time.Since(start)-tMerge, len(bounds)+1, len(runs), total)
 	p.UsersDone.Store(n)
 	return &engine.Result{
 		Users: n, DroppedRows: st.Dropped, BadRows: a.BadRows,

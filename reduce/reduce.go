@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/mce-engine/mce/engine"
@@ -175,100 +176,102 @@ func Plan(ctx context.Context, storeDir string, spec *feature.Spec, names []stri
 		}
 	}
 
-	sizes, err := db.ShardSizes(true)
-	if err != nil {
-		return nil, err
-	}
-	var disk int64
-	for _, s := range sizes {
-		disk += int64(s)
-	}
-	share := 1.0
-	if rawAll > 0 {
-		share = float64(rawSel) / float64(rawAll)
-		a.DiskPerRaw = float64(disk) / float64(rawAll)
-	}
+	// The store's bytes on disk, by shard, from pebble's estimates: the
+	// normal users' by shard, the heavy users' in proportion to their rows.
 	normal, err := db.ShardSizes(false)
 	if err != nil {
 		return nil, err
 	}
-
-	clusters := eo.Clusters
-	if len(clusters) == 0 {
-		clusters = engine.DefaultClusters(runtime.NumCPU())
-	}
-	// Shard ranges: about 8 tasks per cluster (what --resume and the RAM
-	// monitor's retries redo), each with at least 4 shards per CPU so that
-	// the CPUs end a task together.
-	shards := db.Shards()
-	per := max((shards+8*len(clusters)-1)/(8*len(clusters)), 4*slices.Max(clusters))
-	per = min(per, shards)
-	var tasks, parts []engine.Task
-	var maxShardTask int64
-	for lo := 0; lo < shards; lo += per {
-		hi := min(lo+per, shards)
-		var size int64
-		for s := lo; s < hi; s++ {
-			size += int64(normal[s])
-		}
-		size = max(int64(float64(size)*share), 1)
-		maxShardTask = max(maxShardTask, size)
-		ta := a
-		ta.Shards = [2]int{lo, hi}
-		parts = append(parts, engine.Task{
-			Kind: KindShards, Phase: 0, Size: size, Args: encodeArgs(&ta),
-			Input:  fmt.Sprintf("%s#shards %d-%d", abs, lo, hi-1),
-			Output: filepath.Join(PartsDir, fmt.Sprintf("shards-%05d-%05d.part", lo, hi-1)),
-		})
-	}
-	// Heavy users: grouped into one task per cluster at most (largest
-	// first onto the lightest group), sized above every shard task so
-	// that they are handed out first.
 	selected := map[store.FileID]bool{}
 	for _, f := range files {
 		selected[f.ID] = true
 	}
-	type hgroup struct {
-		users []string
-		rows  int64
+	type heavyUser struct {
+		user string
+		rows int64 // in the selected files
 	}
-	var groups []hgroup
+	var heavy []heavyUser
+	var heavyRowsAll int64
 	for _, h := range db.HeavyUsers() {
+		heavyRowsAll += h.Rows
 		var rows int64
 		for _, hf := range h.Files {
 			if selected[hf.File] {
 				rows += hf.Rows
 			}
 		}
-		if rows == 0 {
-			continue
+		if rows > 0 {
+			heavy = append(heavy, heavyUser{h.User, rows})
 		}
-		if len(groups) < len(clusters) {
-			groups = append(groups, hgroup{})
+	}
+	var normalDisk int64
+	for _, n := range normal {
+		normalDisk += int64(n)
+	}
+	rowsAll := db.Rows()
+	diskPerRow := float64(normalDisk) / float64(max(rowsAll-heavyRowsAll, 1))
+	share := 1.0
+	if rawAll > 0 {
+		share = float64(rawSel) / float64(rawAll)
+		a.DiskPerRaw = diskPerRow * float64(rowsAll) / float64(rawAll)
+	}
+
+	// Read tasks: as few as keep every cluster busy and each under
+	// readTaskBytes of the store (what --resume and a retry after a RAM
+	// kill redo), each with at least 4 shards per CPU so that its CPUs
+	// end together. The heavy users go to the first tasks (largest
+	// first onto the lightest), which are thereby handed out first.
+	clusters := eo.Clusters
+	if len(clusters) == 0 {
+		clusters = engine.DefaultClusters(runtime.NumCPU())
+	}
+	shards := db.Shards()
+	storeBytes := int64(float64(diskPerRow) * float64(rowsAll))
+	ntasks := max(len(clusters), int((storeBytes+readTaskBytes-1)/readTaskBytes))
+	ntasks = max(min(ntasks, shards/(4*slices.Max(clusters))), 1)
+	type readPlan struct {
+		args taskArgs
+		lo   int
+		size int64
+	}
+	reads := make([]readPlan, ntasks)
+	for k := range reads {
+		r := &reads[k]
+		r.args = a
+		r.lo = k * shards / ntasks
+		hi := (k + 1) * shards / ntasks
+		for s := r.lo; s < hi; s++ {
+			r.size += int64(float64(normal[s]) * share)
+			r.args.Shards = append(r.args.Shards, s)
 		}
-		g := &groups[0]
-		for i := range groups {
-			if groups[i].rows < g.rows {
-				g = &groups[i]
+		sort.SliceStable(r.args.Shards, func(i, j int) bool { return normal[r.args.Shards[i]] > normal[r.args.Shards[j]] })
+	}
+	nheavy := min(len(heavy), ntasks)
+	heavyRows := make([]int64, nheavy)
+	for _, h := range heavy {
+		k := 0
+		for i := range heavyRows {
+			if heavyRows[i] < heavyRows[k] {
+				k = i
 			}
 		}
-		g.users = append(g.users, h.User)
-		g.rows += rows
+		heavyRows[k] += h.rows
+		reads[k].args.Users = append(reads[k].args.Users, h.user)
+		reads[k].size += int64(diskPerRow * float64(h.rows))
 	}
-	for i, g := range groups {
-		ta := a
-		ta.Users = g.users
-		size := int64(float64(disk) * float64(g.rows) / float64(max(rowsSel, 1)) * share)
-		name := "heavy users"
-		if len(groups) > 1 {
-			name = fmt.Sprintf("heavy users %d/%d", i+1, len(groups))
+	var parts []engine.Task
+	for k, r := range reads {
+		shardsOf := r.args.Shards
+		name := fmt.Sprintf("%s#shards %d-%d", abs, r.lo, r.lo+len(shardsOf)-1)
+		if len(r.args.Users) > 0 {
+			name += fmt.Sprintf(" and %d heavy users", len(r.args.Users))
 		}
 		parts = append(parts, engine.Task{
-			Kind: KindHeavy, Phase: 0, Size: max(size, maxShardTask+1), Args: encodeArgs(&ta),
-			Input:  abs + "#" + name,
-			Output: filepath.Join(PartsDir, fmt.Sprintf("heavy-%03d.part", i)),
+			Kind: KindRead, Phase: 0, Size: max(r.size, 1), Args: encodeArgs(&r.args), Input: name,
+			Output: filepath.Join(PartsDir, fmt.Sprintf("read-%03d.part", k)),
 		})
 	}
+	var tasks []engine.Task
 	var partNames []string
 	for _, t := range parts {
 		partNames = append(partNames, t.Output)
@@ -380,6 +383,9 @@ func selectFiles(all []store.FileEntry, names []string) ([]store.FileEntry, erro
 	return out, nil
 }
 
+// readTaskBytes bounds the store bytes one read task covers.
+const readTaskBytes = 2 << 30
+
 // probeRows is how many rows probeMap runs Map on.
 const probeRows = 2000
 
@@ -432,7 +438,7 @@ func prepareResume(dir string, spec *feature.Spec, logger *slog.Logger) (string,
 	pending := map[int]bool{}
 	for _, t := range p.Tasks {
 		switch t.Kind {
-		case KindShards, KindHeavy:
+		case KindRead:
 			if storeDir == "" {
 				a, err := decodeArgs(&t)
 				if err != nil {

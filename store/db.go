@@ -67,6 +67,9 @@ func (db *DB) Dir() string { return db.dir }
 func (db *DB) dbDir() string  { return filepath.Join(db.dir, "db") }
 func (db *DB) tmpDir() string { return filepath.Join(db.dir, "tmp") }
 
+// lockWait is how long Open waits for a store another process holds.
+const lockWait = 5 * time.Second
+
 // Open opens the store in dir. A directory that is not a store gives
 // ErrNotExist (unless opts.Create is set); a store of another format,
 // ErrVersion; an unreadable manifest or database, ErrCorrupt.
@@ -173,7 +176,14 @@ func Open(dir string, opts *Options) (*DB, error) {
 		}
 	}
 	// Lock first, so that "in use" is told apart from a damaged database.
+	// NB: a process killed a moment ago (a cluster of an mce that got
+	// SIGKILL, say) may still hold the lock until the kernel reaps it:
+	// wait a little before calling the store busy.
 	lock, err := pebble.LockDirectory(db.dbDir(), vfs.Default)
+	for deadline := time.Now().Add(lockWait); err != nil && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		lock, err = pebble.LockDirectory(db.dbDir(), vfs.Default)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store %s is in use by another mce process (or its lock cannot be taken): %w", dir, err)
 	}
