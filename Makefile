@@ -40,8 +40,10 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	  done; \
 	done
 
-bench: build ## Go micro-benchmarks, then the mode-vs-mode benchmark
-	$(GO) test -run=NONE -bench=. -benchmem ./...
+BENCHFLAGS ?=
+bench: build ## reader and generator micro-benchmarks, then run/partition/reduce vs sort|awk, DuckDB and the floor (BENCHFLAGS=--size 20GB ...)
+	$(GO) test -run=NONE -bench='Scan$$|Gen$$' -benchmem ./internal/csvread ./internal/gen
+	$(BIN) bench $(BENCHFLAGS)
 
 demo: build ## generate demo invoice files and run mce on them
 	@rm -rf $(DEMO)/data
