@@ -58,10 +58,12 @@ type taskArgs struct {
 
 	// Section, Parts and BadRows are a KindMerge task's: its output
 	// section, the first phase's part files (run-directory relative) and
-	// the file's bad rows as partition counted them.
-	Section int      `json:"section,omitempty"`
-	Parts   []string `json:"parts,omitempty"`
-	BadRows int64    `json:"bad_rows,omitempty"`
+	// the file's bad rows as partition counted them. Others are the
+	// outputs the first merge task also writes (see runMerge).
+	Section int           `json:"section,omitempty"`
+	Parts   []string      `json:"parts,omitempty"`
+	BadRows int64         `json:"bad_rows,omitempty"`
+	Others  []mergeTarget `json:"others,omitempty"`
 }
 
 // fileRef names a store file in a plan; the fingerprint catches a store

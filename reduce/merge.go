@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -21,14 +22,12 @@ import (
 	"github.com/mce-engine/mce/engine/inram"
 )
 
-// Merge sizing: a merge is split into key ranges, one per CPU, when its
-// runs hold more than parallelMergeBytes, each range covering at least
-// rangeBytes; the chunk buffers of all the runs of all the ranges share
-// mergeBufferBytes (each between 1 and 32 KiB).
+// Merge sizing: the runs are merged in groups, one per CPU, when they
+// hold more than groupBytes per group; the chunk buffers of all the runs
+// share mergeBufferBytes (each between 1 and 32 KiB).
 const (
-	parallelMergeBytes = 8 << 20
-	rangeBytes         = 8 << 20
-	mergeBufferBytes   = 32 << 20
+	groupBytes       = 4 << 20
+	mergeBufferBytes = 32 << 20
 )
 
 // sectionRun is one run of the merged section, in its part file.
@@ -40,10 +39,17 @@ type sectionRun struct {
 // runMerge is the KindMerge handler: it merges its section's sorted runs
 // from every part file into the features file, in user key order, with
 // `mce run`'s header and lines. A big section is merged on all the
-// cluster's CPUs: the key space is cut into ranges at segment boundaries,
-// each range merged into a temporary file, and the files joined in order.
-// A user whose features failed in the first phase fails the file here,
-// naming the user.
+// cluster's CPUs: the runs are cut into groups of about the same bytes,
+// each group merged into a temporary run beside the output, and those
+// merged into the output. A user whose features failed in the first phase
+// fails the file here, naming the user.
+//
+// The merge task handed out first (taskArgs.Others, set when one cluster
+// runs the job) also merges the other sections at the same time, each
+// into its own features file, written and renamed whole as every output
+// is: the merges then share the CPUs instead of following one another,
+// and the other merge tasks find their output complete. A section with a
+// failed user is left to its own task, which reports it.
 func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
 	a, err := decodeArgs(t)
 	if err != nil {
@@ -52,47 +58,117 @@ func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Ta
 	start := time.Now()
 	p := env.Progress
 	p.Phase.Store("write")
-	var parts []*partFile
+	parts, err := openParts(env.RunDir, a.Parts)
 	defer func() {
 		for _, pf := range parts {
 			pf.Close()
 		}
 	}()
+	if err != nil {
+		return nil, err
+	}
+	own := mergeTarget{Section: a.Section, Output: t.Output}
+	targets := []mergeTarget{own}
+	for _, o := range a.Others {
+		if _, err := os.Stat(filepath.Join(env.RunDir, o.Output)); err != nil {
+			targets = append(targets, o)
+		}
+	}
+	cpus := max(env.CPUs/len(targets), 1)
+	results := make([]mergeResult, len(targets))
+	var wg sync.WaitGroup
+	for i, tg := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var progress func(int64)
+			if i == 0 {
+				var done atomic.Int64
+				progress = func(n int64) { p.UsersDone.Store(done.Add(n)) }
+			}
+			results[i] = mergeSection(ctx, env, parts, tg, cpus, len(targets), i == 0, progress)
+		}()
+	}
+	wg.Wait()
+	for i, r := range results[1:] {
+		if r.err != nil {
+			env.Logger.Debug("merge of another output left to its task", "output", targets[i+1].Output, "error", r.err)
+		}
+	}
+	r := results[0]
+	if r.err != nil {
+		var te *engine.TaskError
+		if errors.As(r.err, &te) {
+			te.Input = t.Input
+		}
+		return nil, r.err
+	}
+	p.UsersTotal.Store(r.stats.Users)
+	p.UsersDone.Store(r.lines)
+	secs := time.Since(start).Seconds()
+	return &engine.Result{
+		Users: r.lines, DroppedRows: r.stats.Dropped, BadRows: a.BadRows,
+		ReduceSeconds: secs, WorkerMaxSeconds: secs, WorkerMeanSeconds: secs,
+	}, nil
+}
+
+// mergeTarget is one output of a merge: a section and its features file
+// (run-directory relative).
+type mergeTarget struct {
+	Section int    `json:"section"`
+	Output  string `json:"output"`
+}
+
+type mergeResult struct {
+	stats sectionStats
+	lines int64
+	err   error
+}
+
+// openParts opens the part files of the first phase.
+func openParts(dir string, names []string) ([]*partFile, error) {
+	var parts []*partFile
 	var missing []string
-	for _, name := range a.Parts {
-		pf, err := openPart(filepath.Join(env.RunDir, name))
+	for _, name := range names {
+		pf, err := openPart(filepath.Join(dir, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			missing = append(missing, strings.TrimSuffix(filepath.Base(name), ".part"))
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return parts, err
 		}
 		parts = append(parts, pf)
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("the store's rows of %s were not reduced (that task failed; see failure.log)", strings.Join(missing, ", "))
+		return parts, fmt.Errorf("the store's rows of %s were not reduced (that task failed; see failure.log)", strings.Join(missing, ", "))
 	}
-	var st sectionStats
+	return parts, nil
+}
+
+// mergeSection writes one section's features file, unless it is there
+// already (merged by the first merge task), on cpus CPUs; the merges
+// running at once share the read buffers.
+func mergeSection(ctx context.Context, env *engine.TaskEnv, parts []*partFile, tg mergeTarget, cpus, together int, own bool, progress func(int64)) mergeResult {
+	var res mergeResult
 	var runs []sectionRun
 	var total int64
 	for _, pf := range parts {
-		if a.Section >= pf.footer.Sections {
-			return nil, fmt.Errorf("part file %s has %d sections, want more than %d", pf.name, pf.footer.Sections, a.Section)
+		if tg.Section >= pf.footer.Sections {
+			res.err = fmt.Errorf("part file %s has %d sections, want more than %d", pf.name, pf.footer.Sections, tg.Section)
+			return res
 		}
 		for _, f := range pf.footer.Failures {
-			if f.Section == a.Section {
-				return nil, &engine.TaskError{Input: t.Input, User: f.User, Line: f.Line, Message: f.Message, Stack: f.Stack}
+			if f.Section == tg.Section {
+				res.err = &engine.TaskError{User: f.User, Line: f.Line, Message: f.Message, Stack: f.Stack}
+				return res
 			}
 		}
-		st.add(pf.footer.Stats[a.Section])
+		res.stats.add(pf.footer.Stats[tg.Section])
 		for i := range pf.footer.Runs {
 			r := &pf.footer.Runs[i]
-			if r.Section != a.Section {
+			if r.Section != tg.Section {
 				continue
-			}
-			if len(r.Firsts) != len(r.Segs) {
-				return nil, fmt.Errorf("part file %s: a run has %d segments and %d first keys", pf.name, len(r.Segs), len(r.Firsts))
 			}
 			runs = append(runs, sectionRun{f: pf.f, run: r})
 			for _, s := range r.Segs {
@@ -100,124 +176,114 @@ func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Ta
 			}
 		}
 	}
-	p.UsersTotal.Store(st.Users)
-	tOpen := time.Since(start)
-
-	nranges := 1
-	if total > parallelMergeBytes {
-		nranges = int(min(int64(max(env.CPUs, 1)), total/rangeBytes))
+	path := filepath.Join(env.RunDir, tg.Output)
+	if own {
+		if _, err := os.Stat(path); err == nil {
+			res.lines = res.stats.Users // merged by the first merge task
+			return res
+		}
 	}
-	bounds := splitKeys(runs, nranges)
-	chunk := min(max(mergeBufferBytes/max(len(runs)*(len(bounds)+1), 1), 1<<10), 32<<10)
+	if progress == nil {
+		progress = func(int64) {}
+	}
+	ngroups := int(min(int64(cpus), total/groupBytes))
+	chunk := min(max(mergeBufferBytes/max(len(runs)*together, 1), 1<<10), 32<<10)
 
-	out, err := engine.CreateOutput(env.OutputPath(t))
+	out, err := engine.CreateOutput(path)
 	if err != nil {
-		return nil, err
+		res.err = err
+		return res
 	}
 	defer out.Abort()
 	bw := bufio.NewWriterSize(out, 1<<20)
 	if _, err := bw.WriteString(inram.Header(env.Spec)); err != nil {
-		return nil, fmt.Errorf("write %s: %w", out.Name(), err)
+		res.err = fmt.Errorf("write %s: %w", out.Name(), err)
+		return res
 	}
-	var done atomic.Int64
-	progress := func(n int64) { p.UsersDone.Store(done.Add(n)) }
-	var n int64
-	if len(bounds) == 0 {
-		n, err = mergeRange(ctx, bw, runs, nil, nil, chunk, progress)
-		if err == nil {
-			err = bw.Flush()
-		}
+	if ngroups <= 1 {
+		res.lines, err = mergeRuns(ctx, lineWriter{bw}, readers(runs, chunk), progress)
 	} else {
-		if err = bw.Flush(); err == nil {
-			n, err = mergeRanges(ctx, out, env.OutputPath(t), runs, bounds, chunk, progress)
-		}
+		res.lines, err = mergeGroups(ctx, bw, path, runs, ngroups, chunk, progress)
+	}
+	if err == nil {
+		err = bw.Flush()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("merge into %s: %w", out.Name(), err)
+		res.err = fmt.Errorf("merge into %s: %w", out.Name(), err)
+		return res
 	}
-	tMerge := time.Since(start)
-	if n != st.Users {
-		return nil, fmt.Errorf("BUG: merged %d lines into %s, the part files count %d", n, out.Name(), st.Users)
+	if res.lines != res.stats.Users {
+		res.err = fmt.Errorf("BUG: merged %d lines into %s, the part files count %d", res.lines, out.Name(), res.stats.Users)
+		return res
 	}
-	if err := out.Commit(); err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(os.Stderr, "MERGE %s: open %v merge %v commit %v ranges %d runs %d total %d\n", t.Output, tOpen, tMerge-tOpen, time.Since(start)-tMerge, len(bounds)+1, len(runs), total)
-	p.UsersDone.Store(n)
-	return &engine.Result{
-		Users: n, DroppedRows: st.Dropped, BadRows: a.BadRows,
-		ReduceSeconds: time.Since(start).Seconds(), WorkerMaxSeconds: time.Since(start).Seconds(),
-		WorkerMeanSeconds: time.Since(start).Seconds(),
-	}, nil
+	res.err = out.Commit()
+	return res
 }
 
-// splitKeys returns up to n-1 increasing keys that cut the runs' records
-// into n ranges of about the same bytes, from the first keys of their
-// segments.
-func splitKeys(runs []sectionRun, n int) [][]byte {
-	if n <= 1 {
-		return nil
+// readers returns a reader for each run.
+func readers(runs []sectionRun, chunk int) []*runReader {
+	rs := make([]*runReader, len(runs))
+	for i, r := range runs {
+		rs[i] = newRunReader(r.f, r.run.Segs, chunk)
 	}
-	type seg struct {
-		first []byte
-		bytes int64
+	return rs
+}
+
+// recordWriter is where mergeRuns puts each record.
+type recordWriter interface {
+	write(key, line []byte) error
+}
+
+// lineWriter writes the lines of the records: a features file.
+type lineWriter struct{ w *bufio.Writer }
+
+func (l lineWriter) write(_, line []byte) error {
+	_, err := l.w.Write(line)
+	return err
+}
+
+// runWriter writes whole records: a run to merge again.
+type runWriter struct {
+	w   *bufio.Writer
+	buf []byte
+}
+
+func (r *runWriter) write(key, line []byte) error {
+	r.buf = binary.AppendUvarint(r.buf[:0], uint64(len(key)))
+	r.buf = append(r.buf, key...)
+	r.buf = binary.AppendUvarint(r.buf, uint64(len(line)))
+	_, err := r.w.Write(r.buf)
+	if err == nil {
+		_, err = r.w.Write(line)
 	}
-	var segs []seg
-	var total int64
-	for _, r := range runs {
-		for i, s := range r.run.Segs {
-			segs = append(segs, seg{r.run.Firsts[i], s[1]})
-			total += s[1]
+	return err
+}
+
+// mergeGroups cuts the runs into n groups of about the same bytes (the
+// largest runs first onto the lightest group), merges each group into a
+// temporary run beside path on its own goroutine, then merges those runs
+// into w, and returns how many lines it wrote.
+func mergeGroups(ctx context.Context, w *bufio.Writer, path string, runs []sectionRun, n int, chunk int, progress func(int64)) (int64, error) {
+	size := func(r sectionRun) (b int64) {
+		for _, s := range r.run.Segs {
+			b += s[1]
 		}
+		return b
 	}
-	sort.Slice(segs, func(i, j int) bool { return bytes.Compare(segs[i].first, segs[j].first) < 0 })
-	var bounds [][]byte
-	var acc int64
-	next := total / int64(n)
-	for _, s := range segs {
-		if acc >= next && (len(bounds) == 0 || bytes.Compare(s.first, bounds[len(bounds)-1]) > 0) {
-			bounds = append(bounds, s.first)
-			next = total * int64(len(bounds)+1) / int64(n)
-			if len(bounds) == n-1 {
-				break
+	sorted := slices.Clone(runs)
+	sort.SliceStable(sorted, func(i, j int) bool { return size(sorted[i]) > size(sorted[j]) })
+	groups := make([][]sectionRun, n)
+	load := make([]int64, n)
+	for _, r := range sorted {
+		k := 0
+		for i := range load {
+			if load[i] < load[k] {
+				k = i
 			}
 		}
-		acc += s.bytes
+		groups[k] = append(groups[k], r)
+		load[k] += size(r)
 	}
-	return bounds
-}
-
-// mergeRange merges the records with keys in [lo, hi) (nil: unbounded)
-// of every run into w and returns how many lines it wrote.
-func mergeRange(ctx context.Context, w io.Writer, runs []sectionRun, lo, hi []byte, chunk int, progress func(int64)) (int64, error) {
-	readers := make([]*runReader, 0, len(runs))
-	for _, r := range runs {
-		first := 0
-		if lo != nil {
-			// The last segment that starts at or before lo holds lo's
-			// place; earlier segments hold only smaller keys.
-			first = max(sort.Search(len(r.run.Firsts), func(i int) bool { return bytes.Compare(r.run.Firsts[i], lo) > 0 })-1, 0)
-		}
-		rr := newRunReader(r.f, r.run.Segs[first:], chunk, hi)
-		ok := rr.next()
-		for ok && lo != nil && bytes.Compare(rr.key, lo) < 0 {
-			ok = rr.next()
-		}
-		if rr.err != nil {
-			return 0, rr.err
-		}
-		if ok {
-			readers = append(readers, rr)
-		}
-	}
-	return mergeRuns(ctx, w, readers, progress)
-}
-
-// mergeRanges merges the key ranges cut at bounds on one goroutine each,
-// into temporary files beside the output, then appends them to out in
-// order.
-func mergeRanges(ctx context.Context, out io.Writer, path string, runs []sectionRun, bounds [][]byte, chunk int, progress func(int64)) (int64, error) {
-	n := len(bounds) + 1
 	files := make([]*os.File, n)
 	defer func() {
 		for _, f := range files {
@@ -227,53 +293,46 @@ func mergeRanges(ctx context.Context, out io.Writer, path string, runs []section
 			}
 		}
 	}()
-	counts := make([]int64, n)
+	ends := make([]int64, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		f, err := os.Create(fmt.Sprintf("%s.range%03d%s", path, i, engine.TempSuffix))
+		f, err := os.Create(fmt.Sprintf("%s.group%03d%s", path, i, engine.TempSuffix))
 		if err != nil {
-			return 0, fmt.Errorf("create range file: %w", err)
+			return 0, fmt.Errorf("create group file: %w", err)
 		}
 		files[i] = f
-		var lo, hi []byte
-		if i > 0 {
-			lo = bounds[i-1]
-		}
-		if i < len(bounds) {
-			hi = bounds[i]
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			bw := bufio.NewWriterSize(f, 256<<10)
-			counts[i], errs[i] = mergeRange(ctx, bw, runs, lo, hi, chunk, progress)
-			if errs[i] == nil {
+			rw := &runWriter{w: bw}
+			// Progress counts the final merge's lines only.
+			if _, errs[i] = mergeRuns(ctx, rw, readers(groups[i], chunk), func(int64) {}); errs[i] == nil {
 				errs[i] = bw.Flush()
+			}
+			if errs[i] == nil {
+				ends[i], errs[i] = f.Seek(0, io.SeekCurrent)
 			}
 		}()
 	}
 	wg.Wait()
-	var total int64
-	for i, f := range files {
-		if errs[i] != nil {
-			return 0, errs[i]
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return 0, err
-		}
-		if _, err := io.Copy(out, f); err != nil {
-			return 0, fmt.Errorf("append range %d: %w", i, err)
-		}
-		total += counts[i]
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
 	}
-	return total, nil
+	final := make([]*runReader, 0, n)
+	for i, f := range files {
+		if ends[i] > 0 {
+			final = append(final, newRunReader(f, [][2]int64{{0, ends[i]}}, 64<<10))
+		}
+	}
+	return mergeRuns(ctx, lineWriter{w}, final, progress)
 }
 
-// mergeRuns writes the lines of every run to w in key order and returns
-// how many it wrote; progress is called now and then with the lines
-// written since the last call.
-func mergeRuns(ctx context.Context, w io.Writer, h []*runReader, progress func(int64)) (int64, error) {
+// mergeRuns writes the records of every run to w in key order and
+// returns how many it wrote; progress is called now and then with the
+// records written since the last call.
+func mergeRuns(ctx context.Context, w recordWriter, h []*runReader, progress func(int64)) (int64, error) {
 	// h is a binary min-heap of the runs by current key.
 	less := func(i, j int) bool { return bytes.Compare(h[i].key, h[j].key) < 0 }
 	down := func(i int) {
@@ -293,14 +352,22 @@ func mergeRuns(ctx context.Context, w io.Writer, h []*runReader, progress func(i
 			i = m
 		}
 	}
-	h = slices.Clip(h)
+	live := h[:0]
+	for _, r := range h {
+		if r.next() {
+			live = append(live, r)
+		} else if r.err != nil {
+			return 0, r.err
+		}
+	}
+	h = live
 	for i := len(h)/2 - 1; i >= 0; i-- {
 		down(i)
 	}
 	var n int64
 	for len(h) > 0 {
 		r := h[0]
-		if _, err := w.Write(r.line); err != nil {
+		if err := w.write(r.key, r.line); err != nil {
 			return n, err
 		}
 		n++

@@ -1,13 +1,11 @@
 package reduce
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -41,12 +39,10 @@ type partFooter struct {
 	Failures []partFailure  `json:"failures,omitempty"`
 }
 
-// partRun is one sorted run of one section: its segments, in order, and
-// the first key of each (so that a merge can start a run at any key).
+// partRun is one sorted run of one section: its segments, in order.
 type partRun struct {
 	Section int        `json:"section"`
 	Segs    [][2]int64 `json:"segs"` // offset, length
-	Firsts  [][]byte   `json:"firsts"`
 }
 
 // sectionStats counts one section's work.
@@ -99,9 +95,8 @@ func (p *partWriter) newRun(sec int) int {
 	return len(p.footer.Runs) - 1
 }
 
-// appendSegment writes data, whose first key is first, as the next
-// segment of run.
-func (p *partWriter) appendSegment(run int, data, first []byte) error {
+// appendSegment writes data as the next segment of run.
+func (p *partWriter) appendSegment(run int, data []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, err := p.out.Write(data); err != nil {
@@ -109,7 +104,6 @@ func (p *partWriter) appendSegment(run int, data, first []byte) error {
 	}
 	r := &p.footer.Runs[run]
 	r.Segs = append(r.Segs, [2]int64{p.off, int64(len(data))})
-	r.Firsts = append(r.Firsts, slices.Clone(first))
 	p.off += int64(len(data))
 	return nil
 }
@@ -154,9 +148,8 @@ func (p *partWriter) finish() error {
 
 // sectionBuf collects one worker's lines of one section into segments.
 type sectionBuf struct {
-	buf   []byte
-	first []byte // the buffer's first key
-	run   int    // -1: no run started
+	buf []byte
+	run int // -1: no run started
 }
 
 // lineSink is one worker's buffered lines of every section, for one run
@@ -178,9 +171,6 @@ func newLineSink(pw *partWriter, sections int) *lineSink {
 // come in key order.
 func (s *lineSink) add(sec int, key, line []byte) error {
 	b := &s.secs[sec]
-	if len(b.buf) == 0 {
-		b.first = append(b.first[:0], key...)
-	}
 	b.buf = binary.AppendUvarint(b.buf, uint64(len(key)))
 	b.buf = append(b.buf, key...)
 	b.buf = binary.AppendUvarint(b.buf, uint64(len(line)))
@@ -199,7 +189,7 @@ func (s *lineSink) flush(sec int) error {
 	if b.run < 0 {
 		b.run = s.pw.newRun(sec)
 	}
-	err := s.pw.appendSegment(b.run, b.buf, b.first)
+	err := s.pw.appendSegment(b.run, b.buf)
 	b.buf = b.buf[:0]
 	return err
 }
@@ -271,24 +261,22 @@ func readFooter(f *os.File) (*partFile, error) {
 
 func (p *partFile) Close() error { return p.f.Close() }
 
-// runReader reads the records of one run in chunks of a bounded size
-// (a run holds whole records, never one cut between segments), from a
-// start segment, up to an end key.
+// runReader reads the records of one run in chunks of a bounded size (a
+// run holds whole records, never one cut between segments).
 type runReader struct {
 	f         *os.File
 	segs      [][2]int64 // the segments not read yet
 	off, end  int64      // what is left of the current segment
 	buf       []byte
-	pos, n    int    // unparsed bytes: buf[pos:n]
-	hi        []byte // stop at the first key >= hi; nil: read to the end
+	pos, n    int // unparsed bytes: buf[pos:n]
 	key, line []byte
 	err       error
 }
 
 // newRunReader reads segs with a chunk buffer of chunk bytes (grown for
-// a longer record), stopping before key hi (nil: at the end).
-func newRunReader(f *os.File, segs [][2]int64, chunk int, hi []byte) *runReader {
-	return &runReader{f: f, segs: segs, buf: make([]byte, chunk), hi: hi}
+// a longer record).
+func newRunReader(f *os.File, segs [][2]int64, chunk int) *runReader {
+	return &runReader{f: f, segs: segs, buf: make([]byte, chunk)}
 }
 
 // next moves to the next record; false at the end or on an error (see
@@ -296,10 +284,6 @@ func newRunReader(f *os.File, segs [][2]int64, chunk int, hi []byte) *runReader 
 func (r *runReader) next() bool {
 	for {
 		if r.record() {
-			if r.hi != nil && bytes.Compare(r.key, r.hi) >= 0 {
-				r.segs, r.off, r.end, r.pos, r.n = nil, 0, 0, 0, 0
-				return false
-			}
 			return true
 		}
 		if r.err != nil || !r.fill() {

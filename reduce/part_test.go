@@ -1,6 +1,7 @@
 package reduce
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -71,20 +72,27 @@ func TestPart_writeMerge(t *testing.T) {
 				}
 			}
 			var buf bytes.Buffer
-			n, err := mergeRange(context.Background(), &buf, rs, nil, nil, 64, func(int64) {})
+			bw := bufio.NewWriter(&buf)
+			n, err := mergeRuns(context.Background(), lineWriter{bw}, readers(rs, 64), func(int64) {})
+			if err == nil {
+				err = bw.Flush()
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The same cut into key ranges merged in parallel.
-			for _, parts := range []int{2, 3, 7} {
-				var pbuf bytes.Buffer
-				bounds := splitKeys(rs, parts)
-				m, err := mergeRanges(context.Background(), &pbuf, filepath.Join(t.TempDir(), "out"), rs, bounds, 100, func(int64) {})
+			// The same merged in groups on several goroutines.
+			for _, groups := range []int{2, 3, 7} {
+				var gbuf bytes.Buffer
+				gw := bufio.NewWriter(&gbuf)
+				m, err := mergeGroups(context.Background(), gw, filepath.Join(t.TempDir(), "out"), rs, groups, 100, func(int64) {})
+				if err == nil {
+					err = gw.Flush()
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
-				if m != n || !bytes.Equal(pbuf.Bytes(), buf.Bytes()) {
-					t.Errorf("section %d in %d ranges (bounds %q): %d lines, %d bytes; want %d, %d", sec, parts, bounds, m, pbuf.Len(), n, buf.Len())
+				if m != n || !bytes.Equal(gbuf.Bytes(), buf.Bytes()) {
+					t.Errorf("section %d in %d groups: %d lines, %d bytes; want %d, %d", sec, groups, m, gbuf.Len(), n, buf.Len())
 				}
 			}
 			slices.Sort(want[sec])

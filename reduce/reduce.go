@@ -304,6 +304,7 @@ func Plan(ctx context.Context, storeDir string, spec *feature.Spec, names []stri
 	if err != nil {
 		return nil, err
 	}
+	first := len(tasks)
 	for _, ft := range named {
 		i, ok := byPath[ft.Input]
 		if !ok {
@@ -311,6 +312,30 @@ func Plan(ctx context.Context, storeDir string, spec *feature.Spec, names []stri
 		}
 		f := files[i]
 		tasks = append(tasks, merge(i, inputs[i].Path, ft.Output, f.Users, f.BadRows))
+	}
+	// With one cluster, the merge handed out first (the largest) writes
+	// every output at once; the others then find theirs done.
+	if len(clusters) == 1 && len(tasks)-first > 1 {
+		big := first
+		for k := first; k < len(tasks); k++ {
+			if tasks[k].Size > tasks[big].Size {
+				big = k
+			}
+		}
+		ma, err := decodeArgs(&tasks[big])
+		if err != nil {
+			return nil, err
+		}
+		for k := first; k < len(tasks); k++ {
+			if k != big {
+				oa, err := decodeArgs(&tasks[k])
+				if err != nil {
+					return nil, err
+				}
+				ma.Others = append(ma.Others, mergeTarget{Section: oa.Section, Output: tasks[k].Output})
+			}
+		}
+		tasks[big].Args = encodeArgs(ma)
 	}
 	return tasks, nil
 }
