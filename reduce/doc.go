@@ -8,8 +8,17 @@
 // streams them from the store one decoded block (at most 64 KiB of raw
 // rows) at a time, so a cluster holds one block per CPU, never one user
 // and never one file. Output lines are buffered per output section in
-// 32 KiB segments and written out; nothing grows with the number of users
-// or rows.
+// 32 KiB segments and written out; merges read every run through a share
+// of a fixed 32 MiB of buffers. Nothing of mce reduce grows with the
+// number of users or rows; the feature code's own state does (the
+// built-in set keeps each user's distinct receivers, in each file, for a
+// heavy user too, as in `mce run`).
+//
+// A cluster's garbage collector is tuned to a fixed headroom of
+// heapHeadroomBytes over the live heap (the live heap is small, so at the
+// default GOGC the collector would run constantly), and its C allocator
+// to two arenas (pebble allocates blocks with C malloc from every reading
+// thread).
 //
 // # Two phases on the engine
 //
@@ -30,13 +39,16 @@
 // read tasks as keep every cluster busy with at most readTaskBytes of the
 // store each, since every task ends with its CPUs waiting for the
 // slowest. A merge task then k-way merges its section's runs from every
-// part file into the features file, cutting big sections into key ranges
-// merged on all the cluster's CPUs: header `user,<columns>`, one line per
-// user sorted by key, the same CSV quoting (package inram's writer) and
-// the same file name as `mce run` gives the input (engine.FileTasks), so
-// that the two modes can be compared file by file; they are
-// byte-identical for the same features. The part files are removed when
-// every output is complete.
+// part file into the features file (a big section in groups of runs
+// merged on all the cluster's CPUs, then merged once more): header
+// `user,<columns>`, one line per user sorted by key, the same CSV quoting
+// (package inram's writer) and the same file name as `mce run` gives the
+// input (engine.FileTasks), so that the two modes can be compared file by
+// file; they are byte-identical for the same features. With one cluster,
+// the merge task handed out first writes every output at once (each whole
+// under a temporary name, as always), so that the merges share the CPUs;
+// the other merge tasks find theirs complete, or report the failed user
+// of theirs. The part files are removed when every output is complete.
 //
 // Why not one task per input file: the store groups a user's rows of all
 // files together, so a file-by-file reader would decode every block of

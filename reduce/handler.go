@@ -690,6 +690,7 @@ func (g *groupWorker) heavyItem(ctx context.Context, it *heavyItem) heavyResult 
 	rt := g.rt
 	user := []byte(it.user)
 	res := heavyResult{out: groupEmpty}
+	before := g.stats[it.sec]
 	var span store.Span
 	opts := &store.UsersOptions{ByFile: !rt.a.Across, IterOptions: store.IterOptions{Files: rt.ids}}
 	switch {
@@ -720,8 +721,10 @@ func (g *groupWorker) heavyItem(ctx context.Context, it *heavyItem) heavyResult 
 		res.out = groupStopped
 	}
 	res.ready = true
-	res.stats = g.stats[it.sec]
-	g.stats[it.sec] = sectionStats{}
+	// The item's rows are counted with its group (heavyMerger.write), not
+	// with this worker's shards.
+	res.stats = g.stats[it.sec].minus(before)
+	g.stats[it.sec] = before
 	return res
 }
 

@@ -53,6 +53,10 @@ type sectionStats struct {
 	Bytes   int64 `json:"bytes"`   // field bytes read
 }
 
+func (s sectionStats) minus(o sectionStats) sectionStats {
+	return sectionStats{Rows: s.Rows - o.Rows, Dropped: s.Dropped - o.Dropped, Users: s.Users - o.Users, Bytes: s.Bytes - o.Bytes}
+}
+
 func (s *sectionStats) add(o sectionStats) {
 	s.Rows += o.Rows
 	s.Dropped += o.Dropped

@@ -114,7 +114,7 @@ func clustersFor(storeDir string, clusters []int, logger *slog.Logger) []int {
 		return clusters // Plan reports it
 	}
 	defer a.Close()
-	b, err := store.Open(storeDir, &store.Options{ReadOnly: true, CacheBytes: 1 << 20, Concurrency: 1, Logger: logger})
+	b, err := store.Open(storeDir, &store.Options{ReadOnly: true, CacheBytes: 1 << 20, Concurrency: 1, Logger: logger, NoLockWait: true})
 	if err == nil {
 		b.Close()
 		return clusters

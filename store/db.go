@@ -39,6 +39,9 @@ type Options struct {
 	// Concurrency bounds parallel zstd encodes/decodes (default GOMAXPROCS).
 	Concurrency int
 	Logger      *slog.Logger
+	// NoLockWait makes Open fail at once when another process holds the
+	// store, instead of waiting up to a few seconds for it to let go.
+	NoLockWait bool
 }
 
 // DB is an opened store. Its read methods are safe for concurrent use;
@@ -180,7 +183,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 	// SIGKILL, say) may still hold the lock until the kernel reaps it:
 	// wait a little before calling the store busy.
 	lock, err := pebble.LockDirectory(db.dbDir(), vfs.Default)
-	for deadline := time.Now().Add(lockWait); err != nil && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(lockWait); err != nil && !o.NoLockWait && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 		lock, err = pebble.LockDirectory(db.dbDir(), vfs.Default)
 	}
