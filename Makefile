@@ -49,7 +49,10 @@ demo: build ## generate demo invoice files and run mce on them
 	@rm -rf $(DEMO)/data
 	$(BIN) gen --out $(DEMO)/data --seed 1 --files 6 --size 60MB --messy
 	$(BIN) run --out $(DEMO)/out --job demo $(DEMO)/data
-	@echo "outputs: $$(ls -d $(DEMO)/out/demo* | sort -V | tail -1)"
+	@run=$$(ls -d $(DEMO)/out/demo* | sort -V | tail -1); \
+	  echo; echo "outputs: $$run"; ls $$run; \
+	  echo; echo "first users of $$(ls $$run/*.features.csv | head -1):"; \
+	  head -4 $$(ls $$run/*.features.csv | head -1) | cut -c1-160
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
