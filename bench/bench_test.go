@@ -17,7 +17,7 @@ import (
 	"github.com/mce-engine/mce/internal/gen"
 )
 
-// writeTruth writes truth.csv for the fixture files as the generator does
+// writeTruth writes the truth file for the fixture files as the generator does
 // (file,user,rows,amount_total), with the total of one user changed by
 // offCents.
 func writeTruth(t *testing.T, dir string, fs *Features, offCents int64) {
@@ -35,7 +35,8 @@ func writeTruth(t *testing.T, dir string, fs *Features, offCents int64) {
 		if i == 1 {
 			total += offCents * 100
 		}
-		fmt.Fprintf(&b, "%s.csv,%q,%d,%s\n", k.File, k.User, v.Count, formatUnits(total))
+		// The generator writes cents: two fraction digits.
+		fmt.Fprintf(&b, "%s.csv,%q,%d,%d.%02d\n", k.File, k.User, v.Count, total/10000, total%10000/100)
 	}
 	writeFile(t, dir, gen.TruthFile, b.String())
 }

@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/charmap"
+
+	"github.com/mce-engine/mce/internal/gen"
 )
 
 // Field is one built-in invoice feature, in output column order. The
@@ -386,31 +388,20 @@ func ReadUnixOutput(path string) (*Features, error) {
 	}
 }
 
-// ReadTruth reads the generator's truth.csv (file,user,rows,amount_total:
-// good rows and their total per file and user).
+// ReadTruth reads the generator's truth file at path (gen.TruthFile in
+// the data's truth folder): good rows and their total per file and user.
 func ReadTruth(path string) (*Features, error) {
-	fs := &Features{System: "truth", Fields: TruthFields, Rows: map[Key]*Value{}}
-	err := csvTable(path, func(col map[string]int, rec []string) error {
-		fi, ok1 := col["file"]
-		ui, ok2 := col["user"]
-		ri, ok3 := col["rows"]
-		ai, ok4 := col["amount_total"]
-		if !ok1 || !ok2 || !ok3 || !ok4 {
-			return errors.New("want columns file,user,rows,amount_total")
-		}
-		k := Key{File: FileStem(rec[fi]), User: toUTF8(rec[ui])}
-		v := &Value{}
-		if err := setField(v, FieldCount, rec[ri]); err != nil {
-			return err
-		}
-		if err := setField(v, FieldTotal, rec[ai]); err != nil {
-			return err
-		}
-		fs.Rows[k] = v
-		return nil
-	})
+	if filepath.Base(path) != gen.TruthFile {
+		return nil, fmt.Errorf("truth file %s: want a file named %s", path, gen.TruthFile)
+	}
+	truth, err := gen.ReadTruth(filepath.Dir(path))
 	if err != nil {
 		return nil, err
+	}
+	fs := &Features{System: "truth", Fields: TruthFields, Rows: make(map[Key]*Value, len(truth))}
+	for _, t := range truth {
+		// Amounts here are in units of 1e-4; the truth keeps cents.
+		fs.Rows[Key{File: FileStem(t.File), User: t.User}] = &Value{Set: TruthFields, Count: t.Rows, Total: t.AmountCents * 100}
 	}
 	return fs, nil
 }

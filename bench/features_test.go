@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mce-engine/mce/internal/gen"
 )
 
 func TestParseUnits(t *testing.T) {
@@ -210,7 +212,7 @@ func TestCompare_Tolerance(t *testing.T) {
 }
 
 func TestReadTruth(t *testing.T) {
-	p := writeFile(t, t.TempDir(), "truth.csv", "file,user,rows,amount_total\ninvoices_2024_12.csv,A&B010101AA1,2,1234567.89\ninvoices_2024_12.csv,\"PEÑA,X\",1,10.50\n")
+	p := writeFile(t, t.TempDir(), gen.TruthFile, "file,user,rows,amount_total\ninvoices_2024_12.csv,A&B010101AA1,2,1234567.89\ninvoices_2024_12.csv,\"PEÑA,X\",1,10.50\n")
 	truth, err := ReadTruth(p)
 	if err != nil {
 		t.Fatal(err)

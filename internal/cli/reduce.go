@@ -71,7 +71,7 @@ Examples:
 				return &ExitError{Code: 2, Err: err}
 			}
 			s, err := reduce.Run(c.Context, o)
-			return finishReduce(s, err)
+			return finishRun(s, err, reduce.LastLine) // counts output files, not tasks
 		},
 	}
 }
@@ -97,24 +97,4 @@ func reduceOptions(c *ucli.Context, env *Env) (reduce.Options, error) {
 		e.ProgressEvery = engine.DefaultProgressEvery
 	}
 	return o, nil
-}
-
-// finishReduce is finishRun with reduce's last line, which counts output
-// files rather than tasks.
-func finishReduce(s *engine.Summary, err error) error {
-	if s != nil {
-		fmt.Printf("run folder: %s\n", s.RunDir)
-		fmt.Println(reduce.LastLine(s))
-	}
-	if err != nil {
-		code := 1
-		if s != nil && s.Interrupted {
-			code = 130
-		}
-		return &ExitError{Code: code, Err: err}
-	}
-	if s.Failed > 0 {
-		return &ExitError{Code: 1}
-	}
-	return nil
 }

@@ -63,7 +63,7 @@ Examples:
 				return &ExitError{Code: 2, Err: err}
 			}
 			s, err := engine.Run(c.Context, opts)
-			return finishRun(s, err)
+			return finishRun(s, err, (*engine.Summary).LastLine)
 		},
 	}
 }
@@ -149,12 +149,13 @@ func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, erro
 	return o, nil
 }
 
-// finishRun prints the run folder and the last line, and maps the outcome
-// to the exit status: 1 when any file failed, 130 when interrupted.
-func finishRun(s *engine.Summary, err error) error {
+// finishRun prints the run folder and the last line (as lastLine words
+// it), and maps the outcome to the exit status: 1 when any file failed,
+// 130 when interrupted.
+func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) string) error {
 	if s != nil {
 		fmt.Printf("run folder: %s\n", s.RunDir)
-		fmt.Println(s.LastLine())
+		fmt.Println(lastLine(s))
 	}
 	if err != nil {
 		code := 1
