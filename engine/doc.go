@@ -42,8 +42,12 @@
 // handled the same way. An error or panic in the feature code or a bad file
 // fails that file only (failure.log names cluster, file and user); the
 // other files go on. Clusters are also restarted after RecycleAfter files
-// or when their RSS between files exceeds RecycleRSSBytes. RSS counts
-// shared pages in every process, so the total may overstate a little.
+// or when their RSS between files exceeds RecycleRSSBytes (with that bound
+// set, a cluster gives its free heap back to the OS after each file, so that
+// the RSS between files is its live size; without it, a cluster keeps its
+// pages for the next file, which saves the page faults of refilling them).
+// RSS counts shared pages in every process, so the total may overstate a
+// little.
 //
 // # Run directory
 //

@@ -496,7 +496,7 @@ func (r *runner) startCluster(c *cluster, why string) {
 	r.logs.statusf("cluster %d %s: pid %d, %d CPUs, GOMEMLIMIT %.0f MiB", c.id, why, p.pid, c.cpus, mib(c.memLimit))
 	cfg := &workerConfig{
 		Cluster: c.id, CPUs: c.cpus, RunDir: r.dir, Params: r.o.Params, Reader: r.o.Reader,
-		ProgressEveryMS: 250,
+		ProgressEveryMS: 250, FreeBetweenTasks: r.o.RecycleRSSBytes > 0,
 	}
 	cfg.Reader.Schema = nil
 	if err := p.send(&toWorker{Type: "config", Config: cfg}); err != nil {

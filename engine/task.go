@@ -157,6 +157,10 @@ type workerConfig struct {
 	Params          feature.Params    `json:"params,omitempty"`
 	Reader          csvread.Options   `json:"reader"` // Schema is not sent
 	ProgressEveryMS int64             `json:"progress_every_ms"`
+	// FreeBetweenTasks gives the heap back to the OS after each task, so
+	// that the RSS the parent reads between files is the live size (for
+	// --recycle-rss). Off, a worker keeps its pages for the next file.
+	FreeBetweenTasks bool `json:"free_between_tasks,omitempty"`
 	Extra           map[string]string `json:"extra,omitempty"`
 }
 
