@@ -151,17 +151,17 @@ func (f HandlerFunc) Run(ctx context.Context, env *TaskEnv, t *Task) (*Result, e
 
 // workerConfig is the first message to a worker.
 type workerConfig struct {
-	Cluster         int               `json:"cluster"`
-	CPUs            int               `json:"cpus"`
-	RunDir          string            `json:"run_dir"`
-	Params          feature.Params    `json:"params,omitempty"`
-	Reader          csvread.Options   `json:"reader"` // Schema is not sent
-	ProgressEveryMS int64             `json:"progress_every_ms"`
+	Cluster         int             `json:"cluster"`
+	CPUs            int             `json:"cpus"`
+	RunDir          string          `json:"run_dir"`
+	Params          feature.Params  `json:"params,omitempty"`
+	Reader          csvread.Options `json:"reader"` // Schema is not sent
+	ProgressEveryMS int64           `json:"progress_every_ms"`
 	// FreeBetweenTasks gives the heap back to the OS after each task, so
 	// that the RSS the parent reads between files is the live size (for
 	// --recycle-rss). Off, a worker keeps its pages for the next file.
-	FreeBetweenTasks bool `json:"free_between_tasks,omitempty"`
-	Extra           map[string]string `json:"extra,omitempty"`
+	FreeBetweenTasks bool              `json:"free_between_tasks,omitempty"`
+	Extra            map[string]string `json:"extra,omitempty"`
 }
 
 type toWorker struct {
