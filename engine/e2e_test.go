@@ -370,8 +370,8 @@ func TestRun_featuresMatchTruth(t *testing.T) {
 		t.Errorf("timings.csv:\n%s", strings.Join(timings, "\n"))
 	}
 	for _, ln := range timings[1:] {
-		if f := strings.Split(ln, ","); f[len(f)-1] != "done" || f[8] == "0.0" {
-			t.Errorf("timings row %q: want status done and a peak RSS", ln)
+		if f := strings.Split(ln, ","); f[12] != "done" || f[8] == "0.0" || f[13] != engine.ModeGroup {
+			t.Errorf("timings row %q: want status done, a peak RSS and mode group (small files)", ln)
 		}
 	}
 	ram := logLines(t, r.runDir, engine.RAMLog)
@@ -386,6 +386,51 @@ func TestRun_featuresMatchTruth(t *testing.T) {
 	r2 := runMCE(t, mceBin, "run", files[len(files)-1], "--out", out, "--job", "truth", "--no-progress")
 	if r2.runDir != filepath.Join(out, "truth1") || r2.code != 0 {
 		t.Errorf("second run: folder %q, exit %d; want truth1, 0", r2.runDir, r2.code)
+	}
+}
+
+// TestRun_modesAgree runs the same messy files (plain, gz, zst, cp1252,
+// bad rows, the heavy user) with every --mode: the features files must be
+// byte for byte the same, and timings.csv must say which mode ran.
+func TestRun_modesAgree(t *testing.T) {
+	skipShort(t)
+	_, files := genData(t, gen.Options{Seed: 11, Files: 3, Size: gen.Size{Bytes: 3 << 20}, Messy: true, HeavyShare: 0.13})
+	out := t.TempDir()
+	dirs := map[string]string{}
+	for _, mode := range []string{engine.ModeGroup, engine.ModeStream, engine.ModeAuto} {
+		r := runMCE(t, mceBin, runArgs(files, "--out", out, "--job", mode, "--mode", mode, "--no-progress")...)
+		if r.code != 0 {
+			t.Fatalf("--mode %s: exit %d", mode, r.code)
+		}
+		dirs[mode] = r.runDir
+		want := mode
+		if mode == engine.ModeAuto {
+			want = engine.ModeGroup // small files fit
+		}
+		for _, ln := range logLines(t, r.runDir, engine.TimingsCSV)[1:] {
+			if f := strings.Split(ln, ","); f[len(f)-1] != want {
+				t.Errorf("--mode %s: timings row %q: want mode %s", mode, ln, want)
+			}
+		}
+	}
+	outs, _ := filepath.Glob(filepath.Join(dirs[engine.ModeGroup], "*"+engine.FeaturesSuffix))
+	if len(outs) != len(files) {
+		t.Fatalf("%d features files, want %d", len(outs), len(files))
+	}
+	for _, g := range outs {
+		want, err := os.ReadFile(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mode := range []string{engine.ModeStream, engine.ModeAuto} {
+			got, err := os.ReadFile(filepath.Join(dirs[mode], filepath.Base(g)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s: --mode %s differs from --mode group", filepath.Base(g), mode)
+			}
+		}
 	}
 }
 

@@ -193,3 +193,52 @@ func TestRun_badWorker(t *testing.T) {
 		t.Logf("%s: %v", exe, err)
 	}
 }
+
+func TestWithGODEBUG(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"A=1"}, "GODEBUG=madvdontneed=0"},
+		{[]string{"GODEBUG="}, "GODEBUG=madvdontneed=0"},
+		{[]string{"GODEBUG=gctrace=1"}, "GODEBUG=gctrace=1,madvdontneed=0"},
+		{[]string{"GODEBUG=gctrace=1,madvdontneed=1"}, "GODEBUG=gctrace=1,madvdontneed=1"}, // the user's choice
+	} {
+		got := withGODEBUG(append([]string(nil), tc.env...), "madvdontneed=0")
+		var v string
+		for _, kv := range got {
+			if strings.HasPrefix(kv, "GODEBUG=") {
+				v = kv
+			}
+		}
+		if v != tc.want {
+			t.Errorf("withGODEBUG(%q) sets %q, want %q", tc.env, v, tc.want)
+		}
+	}
+}
+
+func TestChooseMode(t *testing.T) {
+	const gib = 1 << 30
+	for _, tc := range []struct {
+		mode      string
+		mergeable bool
+		input     string
+		size, mem int64
+		want      string
+	}{
+		{ModeAuto, true, "/d/jan.csv", 1 * gib, 8 * gib, ModeGroup},
+		{ModeAuto, true, "/d/jan.csv", 4 * gib, 8 * gib, ModeStream},    // 5 GiB of rows > half of 8
+		{ModeAuto, true, "/d/jan.csv.gz", 1 * gib, 8 * gib, ModeStream}, // ~10 GiB once decompressed
+		{ModeAuto, true, "/d/jan.csv.zst", 100 << 20, 8 * gib, ModeGroup},
+		{ModeAuto, false, "/d/jan.csv", 40 * gib, 8 * gib, ModeGroup}, // only a mergeable set can stream
+		{ModeAuto, true, "/d/jan.csv", 40 * gib, 0, ModeGroup},        // no limit known
+		{ModeGroup, true, "/d/jan.csv", 40 * gib, 8 * gib, ModeGroup},
+		{ModeStream, true, "/d/jan.csv", 1, 8 * gib, ModeStream},
+		{ModeStream, false, "/d/jan.csv", 1, 8 * gib, ModeGroup},
+	} {
+		if got := chooseMode(tc.mode, tc.mergeable, tc.input, tc.size, tc.mem); got != tc.want {
+			t.Errorf("chooseMode(%s, mergeable %v, %s, %d MiB, limit %d MiB) = %s, want %s",
+				tc.mode, tc.mergeable, tc.input, tc.size>>20, tc.mem>>20, got, tc.want)
+		}
+	}
+}

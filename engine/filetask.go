@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/mce-engine/mce/engine/inram"
 	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/internal/hugemem"
 )
 
 // FeaturesSuffix ends the name of every features file.
@@ -55,6 +57,32 @@ func FileTasks(inputs []csvread.Input) ([]Task, error) {
 	return tasks, nil
 }
 
+// chooseMode decides how a file is reduced: ModeGroup or ModeStream. A
+// non-mergeable feature set is always grouped. In ModeAuto a file is grouped
+// when its rows (about its size, ten times that when compressed) fit in
+// half of memLimit, the cluster's share of the RAM limit (its GOMEMLIMIT),
+// and streamed otherwise, so that a file bigger than RAM still goes through.
+func chooseMode(mode string, mergeable bool, input string, size, memLimit int64) string {
+	switch {
+	case !mergeable || mode == ModeGroup:
+		return ModeGroup
+	case mode == ModeStream:
+		return ModeStream
+	}
+	need := size + size/4 // the rows, their index and the reader's buffers
+	if OutputName(input) != filepath.Base(input)+FeaturesSuffix {
+		need = 10 * size // compressed: the raw size is unknown
+	}
+	if memLimit <= 0 || need <= memLimit/2 {
+		return ModeGroup
+	}
+	return ModeStream
+}
+
+// rowArena holds the rows of the file a cluster is grouping: one task runs
+// at a time in a cluster process.
+var rowArena hugemem.Arena
+
 // runFile is the KindFile handler: the whole map and reduce of one raw
 // file inside one cluster. The file is read once, parsed on env.CPUs
 // goroutines, grouped in RAM by the user's owning worker and reduced with
@@ -69,9 +97,20 @@ func runFile(ctx context.Context, env *TaskEnv, t *Task) (*Result, error) {
 		return nil, err
 	}
 	defer f.Close()
+	// The rows live in the cluster's arena until the output is written;
+	// its regions stay mapped for the next file unless the cluster gives
+	// its memory back between files.
+	defer func() {
+		if env.FreeBetweenTasks {
+			rowArena.Release()
+		} else {
+			rowArena.Reset()
+		}
+	}()
+	mode := chooseMode(env.Mode, env.Spec.Mergeable(), t.Input, t.Size, debug.SetMemoryLimit(-1))
 	job, err := inram.New(inram.Options{
 		Spec: env.Spec, Params: env.Params, Workers: env.CPUs,
-		File: filepath.Base(t.Input), Encoding: f.Encoding,
+		File: filepath.Base(t.Input), Encoding: f.Encoding, Arena: &rowArena, Group: mode == ModeGroup,
 	})
 	if err != nil {
 		return nil, err
@@ -126,6 +165,7 @@ func runFile(ctx context.Context, env *TaskEnv, t *Task) (*Result, error) {
 	}
 	mx, mean := js.BusyMaxMean()
 	res := &Result{
+		Mode:              mode,
 		Bytes:             stats.Bytes,
 		Rows:              stats.Rows,
 		BadRows:           stats.BadRows,

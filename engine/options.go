@@ -38,6 +38,21 @@ const (
 	DefaultStartTimeout  = 30 * time.Second
 )
 
+// Modes of reducing a file inside a cluster.
+const (
+	// ModeGroup holds every user's rows in RAM and reduces user by user,
+	// biggest first, with work stealing: the fastest, with RAM about the
+	// file's size. Any feature set.
+	ModeGroup = "group"
+	// ModeStream adds each row to its user's Aggregator as it is read:
+	// RAM grows with the users, not the rows. Mergeable feature sets only.
+	ModeStream = "stream"
+	// ModeAuto groups a file that fits in half the cluster's share of the
+	// RAM limit and streams a bigger one (when the feature set is
+	// mergeable; a non-mergeable one is always grouped).
+	ModeAuto = "auto"
+)
+
 // Options configure Run. The zero value (with Paths or Inputs) works.
 type Options struct {
 	// Paths are files and folders to read (folders recursively), listed
@@ -70,6 +85,9 @@ type Options struct {
 	RAMLimitBytes int64
 	// Poll is how often RSS is measured (default 1s).
 	Poll time.Duration
+	// Mode is how a cluster reduces a file: ModeAuto (default), ModeGroup
+	// or ModeStream.
+	Mode string
 	// RecycleAfter restarts a cluster after this many files (0: never).
 	RecycleAfter int
 	// RecycleRSSBytes restarts a cluster whose RSS between files exceeds
@@ -143,6 +161,13 @@ func (o Options) withDefaults() (Options, error) {
 	case QueueDeque, QueueFIFO:
 	default:
 		return o, fmt.Errorf("queue %q: want deque or fifo", o.Queue)
+	}
+	switch o.Mode {
+	case "":
+		o.Mode = ModeAuto
+	case ModeAuto, ModeGroup, ModeStream:
+	default:
+		return o, fmt.Errorf("mode %q: want auto, group or stream", o.Mode)
 	}
 	if o.RAMLimitBytes < 0 {
 		return o, fmt.Errorf("RAM limit %d: want a positive size", o.RAMLimitBytes)

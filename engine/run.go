@@ -486,6 +486,7 @@ func (r *runner) startCluster(c *cluster, why string) {
 	p, err := startProc(procSpec{
 		cluster: c.id, gen: c.gen, cpus: c.cpus, memLimit: c.memLimit,
 		exe: r.o.WorkerExe, args: r.o.WorkerArgs, env: r.o.WorkerEnv, logger: r.logger,
+		lazyFree: r.o.RecycleRSSBytes == 0,
 	}, r.events)
 	if err != nil {
 		r.fatal = err
@@ -496,7 +497,7 @@ func (r *runner) startCluster(c *cluster, why string) {
 	r.logs.statusf("cluster %d %s: pid %d, %d CPUs, GOMEMLIMIT %.0f MiB", c.id, why, p.pid, c.cpus, mib(c.memLimit))
 	cfg := &workerConfig{
 		Cluster: c.id, CPUs: c.cpus, RunDir: r.dir, Params: r.o.Params, Reader: r.o.Reader,
-		ProgressEveryMS: 250, FreeBetweenTasks: r.o.RecycleRSSBytes > 0,
+		ProgressEveryMS: 250, FreeBetweenTasks: r.o.RecycleRSSBytes > 0, Mode: r.o.Mode,
 	}
 	cfg.Reader.Schema = nil
 	if err := p.send(&toWorker{Type: "config", Config: cfg}); err != nil {
@@ -566,8 +567,12 @@ func (r *runner) result(c *cluster, m *fromWorker) {
 			res = &Result{}
 			t.res = res
 		}
-		r.logs.statusf("file %s (#%d) done on cluster %d: %d rows, %d bad rows, %d users in %.2f s (map %.2f s, reduce %.2f s, skew %.2f)",
-			t.Input, t.ID, c.id, res.Rows, res.BadRows, res.Users, t.seconds, res.MapSeconds, res.ReduceSeconds, res.Skew())
+		mode := ""
+		if res.Mode != "" {
+			mode = ", " + res.Mode
+		}
+		r.logs.statusf("file %s (#%d) done on cluster %d: %d rows, %d bad rows, %d users in %.2f s (map %.2f s, reduce %.2f s, skew %.2f%s)",
+			t.Input, t.ID, c.id, res.Rows, res.BadRows, res.Users, t.seconds, res.MapSeconds, res.ReduceSeconds, res.Skew(), mode)
 		r.logger.Info("file done", "file", t.Input, "cluster", c.id, "rows", res.Rows, "bad_rows", res.BadRows,
 			"users", res.Users, "seconds", t.seconds, "peak_rss_mib", mib(t.peakRSS))
 		for _, s := range res.BadRowSamples {

@@ -29,7 +29,7 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // TimingsHeader is the header of timings.csv.
 const TimingsHeader = "file,cluster,bytes,rows,bad_rows,users,map_seconds,reduce_seconds," +
-	"peak_rss_mib,worker_max_seconds,worker_mean_seconds,skew,status"
+	"peak_rss_mib,worker_max_seconds,worker_mean_seconds,skew,status,mode"
 
 // CreateRunDir makes the run directory out/<job><n>, n being one more
 // than the largest number already used by out/<job><number> (0 for the
@@ -226,9 +226,9 @@ func (l *runLogs) timingRow(t *taskRun) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.timing, "%s,%d,%d,%d,%d,%d,%.3f,%.3f,%.1f,%.3f,%.3f,%.3f,%s\n",
+	fmt.Fprintf(l.timing, "%s,%d,%d,%d,%d,%d,%.3f,%.3f,%.1f,%.3f,%.3f,%.3f,%s,%s\n",
 		csvField(t.Input), t.cluster, r.Bytes, r.Rows, r.BadRows, r.Users, r.MapSeconds, r.ReduceSeconds,
-		mib(t.peakRSS), r.WorkerMaxSeconds, r.WorkerMeanSeconds, r.Skew(), status)
+		mib(t.peakRSS), r.WorkerMaxSeconds, r.WorkerMeanSeconds, r.Skew(), status, r.Mode)
 }
 
 func csvField(s string) string {

@@ -58,6 +58,7 @@ type Result struct {
 	WorkerMaxSeconds  float64  `json:"worker_max_seconds"`
 	WorkerMeanSeconds float64  `json:"worker_mean_seconds"`
 	PeakRSSBytes      int64    `json:"peak_rss_bytes,omitempty"` // measured in the worker
+	Mode              string   `json:"mode,omitempty"`           // ModeGroup or ModeStream, for a raw file
 	BadRowSamples     []string `json:"bad_row_samples,omitempty"`
 }
 
@@ -123,6 +124,11 @@ type TaskEnv struct {
 	// Progress is where the handler reports progress.
 	Progress *Progress
 	Logger   *slog.Logger
+	// FreeBetweenTasks says the cluster gives its memory back to the OS
+	// after each task (so that its RSS between files is its live size).
+	FreeBetweenTasks bool
+	// Mode is ModeAuto, ModeGroup or ModeStream ("" is auto).
+	Mode string
 }
 
 // OutputPath returns where the task's final output goes.
@@ -161,6 +167,7 @@ type workerConfig struct {
 	// that the RSS the parent reads between files is the live size (for
 	// --recycle-rss). Off, a worker keeps its pages for the next file.
 	FreeBetweenTasks bool              `json:"free_between_tasks,omitempty"`
+	Mode             string            `json:"mode,omitempty"`
 	Extra            map[string]string `json:"extra,omitempty"`
 }
 

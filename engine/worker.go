@@ -156,6 +156,7 @@ func Serve(ctx context.Context, opts WorkerOptions) error {
 			env := &TaskEnv{
 				Spec: &spec, Params: cfg.Params, Reader: reader, RunDir: cfg.RunDir,
 				Cluster: cfg.Cluster, CPUs: cfg.CPUs, Progress: &Progress{}, Logger: logger,
+				FreeBetweenTasks: cfg.FreeBetweenTasks, Mode: cfg.Mode,
 			}
 			running, runningID = env, t.ID
 			go func() {

@@ -18,8 +18,9 @@ import (
 )
 
 // BenchmarkJob is the map and reduce of one generated file (13% of its
-// rows from one bank) inside one cluster: read once, parsed and grouped on
-// `workers` goroutines, reduced with the built-in invoice features. It
+// rows from one bank) inside one cluster: read once, parsed on `workers`
+// goroutines, and either aggregated as the rows come (stream) or grouped
+// and reduced user by user (group), with the built-in invoice features. It
 // reports MB/s of raw CSV, rows/s, the reduce skew (slowest worker over
 // the mean) and the reduce wall time over the ideal (total reduce CPU over
 // the workers).
@@ -35,31 +36,33 @@ func BenchmarkJob(b *testing.B) {
 	}
 	path := filepath.Join(dir, sum.Files[0].Name)
 	ws := slices.Compact([]int{1, 2, runtime.GOMAXPROCS(0)})
-	for _, workers := range ws {
-		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
-			b.SetBytes(sum.Bytes)
-			b.ReportAllocs()
-			var skew, overIdeal, rows float64
-			var mapTime, reduceTime time.Duration
-			for i := 0; i < b.N; i++ {
-				st, n, scan := mapReduceFile(b, path, workers)
-				skew += st.Skew()
-				overIdeal += st.OverIdeal()
-				rows += float64(n)
-				mapTime += scan + st.IndexTime
-				reduceTime += st.ReduceTime + st.WriteTime
-			}
-			n := float64(b.N)
-			b.ReportMetric(skew/n, "skew")
-			b.ReportMetric(rows/b.Elapsed().Seconds(), "rows/s")
-			b.ReportMetric(mapTime.Seconds()/n, "map-s/op")
-			b.ReportMetric(reduceTime.Seconds()/n, "reduce-s/op")
-			b.ReportMetric(overIdeal/n, "reduce-over-ideal")
-		})
+	for _, mode := range []string{"stream", "group"} {
+		for _, workers := range ws {
+			b.Run(fmt.Sprintf("%s/workers=%d", mode, workers), func(b *testing.B) {
+				b.SetBytes(sum.Bytes)
+				b.ReportAllocs()
+				var skew, overIdeal, rows float64
+				var mapTime, reduceTime time.Duration
+				for i := 0; i < b.N; i++ {
+					st, n, scan := mapReduceFile(b, path, workers, mode == "group")
+					skew += st.Skew()
+					overIdeal += st.OverIdeal()
+					rows += float64(n)
+					mapTime += scan + st.IndexTime
+					reduceTime += st.ReduceTime + st.WriteTime
+				}
+				n := float64(b.N)
+				b.ReportMetric(skew/n, "skew")
+				b.ReportMetric(rows/b.Elapsed().Seconds(), "rows/s")
+				b.ReportMetric(mapTime.Seconds()/n, "map-s/op")
+				b.ReportMetric(reduceTime.Seconds()/n, "reduce-s/op")
+				b.ReportMetric(overIdeal/n, "reduce-over-ideal")
+			})
+		}
 	}
 }
 
-func mapReduceFile(b *testing.B, path string, workers int) (Stats, int64, time.Duration) {
+func mapReduceFile(b *testing.B, path string, workers int, group bool) (Stats, int64, time.Duration) {
 	spec := feature.Invoice()
 	if err := spec.Validate(); err != nil {
 		b.Fatal(err)
@@ -69,7 +72,7 @@ func mapReduceFile(b *testing.B, path string, workers int) (Stats, int64, time.D
 		b.Fatal(err)
 	}
 	defer f.Close()
-	j, err := New(Options{Spec: &spec, Workers: workers, File: filepath.Base(path), Encoding: f.Encoding})
+	j, err := New(Options{Spec: &spec, Workers: workers, Group: group, File: filepath.Base(path), Encoding: f.Encoding})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/hugemem"
 	"github.com/mce-engine/mce/internal/userhash"
 )
 
@@ -48,6 +49,13 @@ type Options struct {
 	File string
 	// Encoding is the text encoding of the file's fields.
 	Encoding feature.Encoding
+	// Arena, if set, holds the grouped rows (a huge-page arena, reused
+	// from file to file); the caller resets it after Finish. Nil: the Go
+	// heap.
+	Arena *hugemem.Arena
+	// Group keeps every user's rows and reduces user by user even when the
+	// Spec is mergeable (which is otherwise aggregated as rows come).
+	Group bool
 	// SplitRows is the row count above which a user of a mergeable Spec is
 	// cut into pieces reduced on several workers: 0 means
 	// total/(2·Workers), negative never splits.
@@ -59,13 +67,14 @@ type Options struct {
 type UserError struct {
 	File string
 	User string
-	Line int64 // the row's line for an error in Map; 0 in reduce
+	Line int64  // the row's line, where there is one (Map, Aggregator.Add)
+	Op   string // "map" or "add" where the error came from one row
 	Err  error
 }
 
 func (e *UserError) Error() string {
 	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: user %q: map: %v", e.File, e.Line, e.User, e.Err)
+		return fmt.Sprintf("%s:%d: user %q: %s: %v", e.File, e.Line, e.User, e.Op, e.Err)
 	}
 	return fmt.Sprintf("%s: user %q: %v", e.File, e.User, e.Err)
 }
@@ -123,9 +132,25 @@ func (s *Stats) Skew() float64 {
 	return float64(mx) / float64(mean)
 }
 
-// Job groups one file's rows by user and reduces them. Add may be called
-// from many goroutines; Finish once, after the last Add.
-type Job struct {
+// Job is the map and reduce of one file. Add may be called from many
+// goroutines; Finish once, after the last Add.
+type Job interface {
+	// Add takes one batch of rows. An error (a panic or error in the
+	// feature code) is a *UserError and should stop the scan.
+	Add(b Batch) error
+	// Finish reduces every user and writes the features as CSV (header
+	// `user,<columns>`, one line per user, sorted by user key) to w, which
+	// must be an io.StringWriter (a bufio.Writer). The Job's memory is
+	// released when it returns.
+	Finish(ctx context.Context, w io.Writer) (Stats, error)
+	// UsersTotal is the number of users once the rows are all in (0
+	// before); UsersDone how many have been reduced so far.
+	UsersTotal() int64
+	UsersDone() int64
+}
+
+// groupJob holds every user's rows in RAM and reduces them user by user.
+type groupJob struct {
 	opts    Options
 	spec    *feature.Spec
 	nf      int
@@ -183,8 +208,9 @@ type scratch struct {
 	row    feature.Row
 }
 
-// New returns a Job.
-func New(opts Options) (*Job, error) {
+// New returns the Job for opts: a mergeable Spec is aggregated as the rows
+// come (unless opts.Group), any other is grouped first.
+func New(opts Options) (Job, error) {
 	if opts.Spec == nil {
 		return nil, errors.New("inram: no Spec")
 	}
@@ -197,7 +223,10 @@ func New(opts Options) (*Job, error) {
 	if opts.Workers > 1<<16-1 {
 		return nil, fmt.Errorf("inram: %d workers is too many", opts.Workers)
 	}
-	j := &Job{
+	if opts.Spec.Mergeable() && !opts.Group {
+		return newStream(opts), nil
+	}
+	j := &groupJob{
 		opts:    opts,
 		spec:    opts.Spec,
 		nf:      opts.Spec.Schema.Len(),
@@ -212,10 +241,10 @@ func New(opts Options) (*Job, error) {
 }
 
 // UsersTotal returns the number of users once indexing is done (0 before).
-func (j *Job) UsersTotal() int64 { return j.usersTotal.Load() }
+func (j *groupJob) UsersTotal() int64 { return j.usersTotal.Load() }
 
 // UsersDone returns how many users have been reduced so far.
-func (j *Job) UsersDone() int64 { return j.usersDone.Load() }
+func (j *groupJob) UsersDone() int64 { return j.usersDone.Load() }
 
 func uvarintLen(x uint64) int {
 	n := 1
@@ -236,7 +265,7 @@ func uvarint(b []byte) (uint64, int) {
 
 // Add groups one batch. It may be called concurrently. An error (a panic
 // or error in Map) is a *UserError and should stop the scan.
-func (j *Job) Add(b Batch) error {
+func (j *groupJob) Add(b Batch) error {
 	n := b.Len()
 	if n == 0 {
 		return nil
@@ -263,10 +292,14 @@ func (j *Job) Add(b Batch) error {
 	}
 
 	bufs := sc.bufs[:P]
-	for p := range bufs {
-		bufs[p] = nil
-		if sizes[p] > 0 {
-			bufs[p] = make([]byte, 0, sizes[p])
+	if j.opts.Arena != nil {
+		j.opts.Arena.AllocEach(sizes, bufs)
+	} else {
+		for p := range bufs {
+			bufs[p] = nil
+			if sizes[p] > 0 {
+				bufs[p] = make([]byte, 0, sizes[p])
+			}
 		}
 	}
 	for i := 0; i < n; i++ {
@@ -309,12 +342,12 @@ func (j *Job) Add(b Batch) error {
 
 // route finds each row's key and owning partition and its encoded size.
 // A panic in Map is recovered and returned as a *UserError naming the row.
-func (j *Job) route(b Batch, sc *scratch, sizes []int) (err error) {
+func (j *groupJob) route(b Batch, sc *scratch, sizes []int) (err error) {
 	i := 0
 	if j.spec.Map != nil {
 		defer func() {
 			if v := recover(); v != nil {
-				err = &UserError{File: j.opts.File, User: string(b.User(i)), Line: b.Line(i),
+				err = &UserError{File: j.opts.File, User: string(b.User(i)), Line: b.Line(i), Op: "map",
 					Err: &feature.PanicError{Value: v, Stack: string(debug.Stack())}}
 			}
 		}()
@@ -458,7 +491,7 @@ func parallel(n int, f func(i int)) {
 	wg.Wait()
 }
 
-func (j *Job) fail(err error) {
+func (j *groupJob) fail(err error) {
 	j.errOnce.Do(func() { j.err = err })
 	j.stop.Store(true)
 }
@@ -466,7 +499,7 @@ func (j *Job) fail(err error) {
 // Finish indexes the grouped rows, reduces every user and writes the
 // features as CSV (header `user,<columns>`, one line per user, sorted by
 // user key) to w. The Job's memory is released when it returns.
-func (j *Job) Finish(ctx context.Context, w io.Writer) (Stats, error) {
+func (j *groupJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	var st Stats
 	defer func() { j.parts = nil }()
 	st.Dropped = j.dropped.Load()
@@ -529,7 +562,7 @@ type splitUser struct {
 
 // plan lists the reduce work, biggest users first, splitting huge users of
 // a mergeable Spec into pieces.
-func (j *Job) plan(totalRows int64) ([]item, int) {
+func (j *groupJob) plan(totalRows int64) ([]item, int) {
 	W := len(j.parts)
 	threshold := j.opts.SplitRows
 	if threshold == 0 {
@@ -581,7 +614,7 @@ func (j *Job) plan(totalRows int64) ([]item, int) {
 
 // reduceWorker pulls items until the list is empty and returns how long it
 // was busy and its longest item.
-func (j *Job) reduceWorker(ctx context.Context, w int, items []item, next *atomic.Int64, out *lineBuf) (busy, longest time.Duration) {
+func (j *groupJob) reduceWorker(ctx context.Context, w int, items []item, next *atomic.Int64, out *lineBuf) (busy, longest time.Duration) {
 	start := time.Now()
 	last := start
 	rec := j.spec.NewRecord()
@@ -640,7 +673,7 @@ func (j *Job) reduceWorker(ctx context.Context, w int, items []item, next *atomi
 }
 
 // aggregatePiece feeds one piece of a user to a fresh Aggregator.
-func (j *Job) aggregatePiece(u *feature.User, rows feature.Rows) (agg feature.Aggregator, err error) {
+func (j *groupJob) aggregatePiece(u *feature.User, rows feature.Rows) (agg feature.Aggregator, err error) {
 	err = feature.Guard(func() error {
 		agg = j.spec.NewAggregator(u)
 		for rows.Next() {
@@ -668,7 +701,7 @@ func mergeFinish(parts []feature.Aggregator, rec *feature.Record) error {
 }
 
 // write sorts each partition's users by key and merges them into w.
-func (j *Job) write(w io.Writer, lines []lineBuf) error {
+func (j *groupJob) write(w io.Writer, lines []lineBuf) error {
 	parallel(len(j.parts), func(i int) {
 		p := j.parts[i]
 		p.byKey = make([]int32, len(p.users))
@@ -677,33 +710,44 @@ func (j *Job) write(w io.Writer, lines []lineBuf) error {
 		}
 		slices.SortFunc(p.byKey, func(a, b int32) int { return strings.Compare(p.users[a].key, p.users[b].key) })
 	})
+	return writeSorted(w, j.spec, len(j.parts),
+		func(p int) int { return len(j.parts[p].byKey) },
+		func(p, i int) string { return j.parts[p].users[j.parts[p].byKey[i]].key },
+		func(p, i int) []byte {
+			u := &j.parts[p].users[j.parts[p].byKey[i]]
+			return lines[u.outW].blocks[u.outBlk][u.off : u.off+u.outLen]
+		})
+}
+
+// writeSorted writes the header and then the lines of n lists, each sorted
+// by key, merged into one list sorted by key: list p has size(p) lines,
+// line i has key(p, i) and text line(p, i).
+func writeSorted(w io.Writer, spec *feature.Spec, n int, size func(p int) int,
+	key func(p, i int) string, line func(p, i int) []byte) error {
 	bw, ok := w.(interface {
 		io.Writer
 		io.StringWriter
 	})
 	if !ok {
-		return errors.New("BUG: inram: writer must implement io.StringWriter (use bufio.Writer)")
+		return errNotStringWriter
 	}
-	if _, err := bw.WriteString(Header(j.spec)); err != nil {
+	if _, err := bw.WriteString(Header(spec)); err != nil {
 		return err
 	}
-	h := &keyHeap{parts: j.parts}
-	for pi, p := range j.parts {
-		if len(p.byKey) > 0 {
-			h.items = append(h.items, heapItem{p: pi})
+	h := &keyHeap{key: key}
+	for p := 0; p < n; p++ {
+		if size(p) > 0 {
+			h.items = append(h.items, heapItem{p: p})
 		}
 	}
 	h.init()
 	for len(h.items) > 0 {
 		top := &h.items[0]
-		p := j.parts[top.p]
-		u := &p.users[p.byKey[top.i]]
-		blk := lines[u.outW].blocks[u.outBlk]
-		if _, err := bw.Write(blk[u.off : u.off+u.outLen]); err != nil {
+		if _, err := bw.Write(line(top.p, top.i)); err != nil {
 			return err
 		}
 		top.i++
-		if top.i == len(p.byKey) {
+		if top.i == size(top.p) {
 			h.pop()
 		} else {
 			h.fix()
@@ -733,16 +777,15 @@ func (b *lineBuf) add(line []byte) (blk, off uint32) {
 
 type heapItem struct{ p, i int }
 
-// keyHeap is a min-heap of partition cursors by user key.
+// keyHeap is a min-heap of list cursors by key.
 type keyHeap struct {
-	parts []*partition
+	key   func(p, i int) string
 	items []heapItem
 }
 
-func (h *keyHeap) key(k int) string {
+func (h *keyHeap) at(k int) string {
 	it := h.items[k]
-	p := h.parts[it.p]
-	return p.users[p.byKey[it.i]].key
+	return h.key(it.p, it.i)
 }
 
 func (h *keyHeap) init() {
@@ -770,10 +813,10 @@ func (h *keyHeap) down(i int) {
 			return
 		}
 		m := l
-		if r := l + 1; r < n && h.key(r) < h.key(l) {
+		if r := l + 1; r < n && h.at(r) < h.at(l) {
 			m = r
 		}
-		if h.key(i) <= h.key(m) {
+		if h.at(i) <= h.at(m) {
 			return
 		}
 		h.items[i], h.items[m] = h.items[m], h.items[i]

@@ -84,7 +84,7 @@ func batches(rows [][][]byte, per int, seed uint64) []*memBatch {
 }
 
 // addAll adds the batches from several goroutines at once, as the reader does.
-func addAll(t testing.TB, j *Job, bs []*memBatch, goroutines int) {
+func addAll(t testing.TB, j Job, bs []*memBatch, goroutines int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(bs))
@@ -194,7 +194,7 @@ func TestJob_groupsInFileOrder(t *testing.T) {
 // several workers gives exactly the features of reducing it whole.
 func TestJob_splitHugeUser(t *testing.T) {
 	rows := invoiceRows(30000, 300, 0.13, 2)
-	whole, st0, err := run(t, feature.Invoice(), Options{Workers: 4, SplitRows: -1}, batches(rows, 500, 3))
+	whole, st0, err := run(t, feature.Invoice(), Options{Workers: 4, SplitRows: -1, Group: true}, batches(rows, 500, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestJob_splitHugeUser(t *testing.T) {
 	}
 	for _, split := range []int64{0, 100, 1000} {
 		t.Run(fmt.Sprintf("split=%d", split), func(t *testing.T) {
-			got, st, err := run(t, feature.Invoice(), Options{Workers: 4, SplitRows: split}, batches(rows, 500, 4))
+			got, st, err := run(t, feature.Invoice(), Options{Workers: 4, SplitRows: split, Group: true}, batches(rows, 500, 4))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -253,7 +253,7 @@ func TestJob_aggregatorErrorInPiece(t *testing.T) {
 		}
 		return mk(u)
 	}
-	_, _, err := run(t, spec, Options{Workers: 4, SplitRows: 50}, batches(invoiceRows(5000, 50, 0.2, 7), 100, 8))
+	_, _, err := run(t, spec, Options{Workers: 4, SplitRows: 50, Group: true}, batches(invoiceRows(5000, 50, 0.2, 7), 100, 8))
 	var ue *UserError
 	if !errors.As(err, &ue) || ue.User != "USR000000" || !strings.Contains(err.Error(), "no luck") {
 		t.Fatalf("err = %v, want the heavy user's error", err)

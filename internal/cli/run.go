@@ -49,6 +49,7 @@ Examples:
 			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder); no inputs then"},
 			featuresFlag,
 			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
+			&ucli.StringFlag{Name: "mode", Value: engine.ModeAuto, Usage: "how a cluster reduces a file: group (every user's rows in RAM, then user by user: fastest, RAM about the file's size), stream (each row added to its user's aggregate as it is read: RAM grows with users, not rows; mergeable feature sets such as the built-in one), or auto: group a file that fits in half the cluster's share of --ram-limit, stream a bigger one. Same results in every `MODE`"},
 		}, clusterFlags()...), readerFlags()...),
 		Action: func(c *ucli.Context) error {
 			paths, err := argsAndLateFlags(c)
@@ -142,6 +143,16 @@ func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, erro
 	}
 	if err := clusterOptions(c, env, &o); err != nil {
 		return o, err
+	}
+	o.Mode = c.String("mode")
+	switch o.Mode {
+	case engine.ModeAuto, engine.ModeGroup:
+	case engine.ModeStream:
+		if !env.Spec.Mergeable() {
+			return o, fmt.Errorf("--mode stream: feature set %s is not mergeable (it has Reduce, not NewAggregator): use --mode group or auto", env.Spec.Name)
+		}
+	default:
+		return o, fmt.Errorf("--mode %q: want auto, group or stream", o.Mode)
 	}
 	if o.Progress != nil && !term.IsTerminal(int(os.Stderr.Fd())) {
 		o.ProgressEvery = engine.DefaultProgressEvery

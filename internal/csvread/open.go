@@ -181,7 +181,10 @@ func readFull(r io.Reader, buf []byte) (_ []byte, eof bool, err error) {
 func (f *File) readHeader() error {
 	// The buffer has room for a whole block, so that Scan can go on
 	// filling it instead of copying what was read here.
-	full := make([]byte, 0, max(sniffBytes, f.opts.ChunkBytes))
+	full := reuse.buf(max(sniffBytes, f.opts.ChunkBytes))
+	if full == nil {
+		full = make([]byte, 0, max(sniffBytes, f.opts.ChunkBytes))
+	}
 	head, eof, err := readFull(f.src, full[:0:sniffBytes])
 	head = full[:len(head)]
 	if err != nil {
