@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	r := &runner{cfg: &cfg, mce: mce, data: data}
 	byName := map[string]*Result{}
-	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysPartition, SysReduce, SysUnix, SysDuckDB} {
+	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysRunStream, SysPartition, SysReduce, SysUnix, SysDuckDB} {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -174,7 +174,7 @@ func (r *runner) measure(ctx context.Context, system string, cpus int) *Result {
 		return r.runFloor(ctx, cpus)
 	case SysCSVFloor:
 		return r.runCSVFloor(ctx, cpus)
-	case SysRun, SysReduce:
+	case SysRun, SysRunStream, SysReduce:
 		return r.runMCE(ctx, system, cpus)
 	case SysPartition:
 		return r.runPartition(ctx, cpus)

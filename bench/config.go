@@ -33,6 +33,7 @@ const (
 	SysFloor     = "floor"
 	SysCSVFloor  = "csvfloor"
 	SysRun       = "run"
+	SysRunStream = "run-stream"
 	SysPartition = "partition"
 	SysReduce    = "reduce"
 	SysUnix      = "unix"
@@ -41,7 +42,7 @@ const (
 
 // AllSystems lists every system in report order.
 func AllSystems() []string {
-	return []string{SysRun, SysPartition, SysReduce, SysUnix, SysDuckDB, SysFloor, SysCSVFloor}
+	return []string{SysRun, SysRunStream, SysPartition, SysReduce, SysUnix, SysDuckDB, SysFloor, SysCSVFloor}
 }
 
 // Config says what to benchmark. The zero value (with Self set, for the

@@ -87,6 +87,7 @@ func TestRun_FakeMCE(t *testing.T) {
 	feats := t.TempDir()
 	writeMCEFeatures(t, filepath.Join(feats, "run"), want)
 	writeMCEFeatures(t, filepath.Join(feats, "reduce"), want)
+	writeMCEFeatures(t, filepath.Join(feats, "run-stream"), want)
 	t.Setenv("FAKE_FEATURES", feats)
 
 	cfg, out := testConfig(t, data)
@@ -99,7 +100,7 @@ func TestRun_FakeMCE(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, sys := range []string{SysRun, SysPartition, SysReduce, SysUnix} {
+	for _, sys := range []string{SysRun, SysRunStream, SysPartition, SysReduce, SysUnix} {
 		if res := rep.Result(sys); !res.OK() || len(res.Runs) != 2 {
 			t.Errorf("%s: %v %s, %d runs", sys, res.Status, res.Reason, len(res.Runs))
 		}
@@ -111,7 +112,7 @@ func TestRun_FakeMCE(t *testing.T) {
 		t.Errorf("reduce skew %+v", sk)
 	}
 	md := out.String()
-	for _, want := range []string{"reduce agrees with run", "unix agrees with run", "run agrees with truth",
+	for _, want := range []string{"reduce agrees with run", "run-stream agrees with run", "unix agrees with run", "run agrees with truth",
 		"mce version fake", "store ≤ 50% of raw (issue 4) | 0.", "**Break-even**"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)

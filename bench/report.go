@@ -356,7 +356,9 @@ func (r *Report) WriteFiles(dir string) ([]string, error) {
 func systemWhat(system string) string {
 	switch system {
 	case SysRun:
-		return "mce run (built-in features)"
+		return "mce run (built-in features; --mode auto: grouped in RAM here)"
+	case SysRunStream:
+		return "mce run --mode stream (aggregated as read)"
 	case SysPartition:
 		return "mce partition into a fresh store"
 	case SysReduce:

@@ -313,14 +313,13 @@ func runDir(out, job string) (string, error) {
 
 // runMCE measures `mce run` or `mce reduce` (job names the system).
 func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
-	res := &Result{System: system, CPUs: cpus}
-	if system == SysRun {
-		res.What = "mce run (built-in features)"
-	} else {
-		res.What = "mce reduce from the store"
+	res := &Result{System: system, CPUs: cpus, What: systemWhat(system)}
+	cmd := system
+	if system == SysRunStream {
+		cmd = SysRun
 	}
-	if !r.mce.has(system) {
-		res.Status, res.Reason = StatusUnavailable, r.mce.why(system)
+	if !r.mce.has(cmd) {
+		res.Status, res.Reason = StatusUnavailable, r.mce.why(cmd)
 		return res
 	}
 	store := filepath.Join(r.cfg.Work, "store")
@@ -333,10 +332,14 @@ func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 		out := filepath.Join(base, fmt.Sprintf("r%d", i+1))
 		// NB: flags go before the inputs: urfave/cli stops at the first
 		// positional argument.
-		args := []string{r.mce.path, system, "--out", out, "--job", system, "--clusters", strconv.Itoa(cpus)}
-		if system == SysRun {
+		args := []string{r.mce.path, cmd, "--out", out, "--job", system, "--clusters", strconv.Itoa(cpus)}
+		switch system {
+		case SysRun:
 			args = append(args, r.inputArgs()...)
-		} else {
+		case SysRunStream:
+			args = append(args, "--mode", "stream")
+			args = append(args, r.inputArgs()...)
+		default:
 			args = append(args, "--store", store)
 		}
 		read := func() error {
