@@ -95,7 +95,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}()
 
-	r := &runner{cfg: &cfg, mce: mce, data: data}
+	r := &runner{cfg: &cfg, mce: mce, data: data, rounds: new([]*pendingRuns)}
 	byName := map[string]*Result{}
 	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysRunStream, SysPartition, SysReduce, SysUnix, SysDuckDB} {
 		if err := ctx.Err(); err != nil {
@@ -105,14 +105,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			byName[sys] = &Result{System: sys, CPUs: cfg.CPUs, Status: StatusSkipped, Reason: "--skip"}
 			continue
 		}
-		if p := byName[SysPartition]; sys == SysReduce && !p.OK() {
+		if p := byName[SysPartition]; sys == SysReduce && p.Status != StatusOK {
 			// A store left from another bench may hold other data.
 			byName[sys] = &Result{System: sys, CPUs: cfg.CPUs, Status: StatusUnavailable,
 				Reason: "needs the store of this bench's mce partition, which is " + p.Status.String()}
 			continue
 		}
 		byName[sys] = r.measure(ctx, sys, cfg.CPUs)
-		if res := byName[sys]; res.Status != StatusOK {
+	}
+	r.runRounds(ctx, byName[SysPartition], byName[SysReduce])
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysRunStream, SysPartition, SysReduce, SysUnix, SysDuckDB} {
+		if res := byName[sys]; res.Status != StatusOK && res.Status != StatusSkipped {
 			cfg.Logger.Warn("bench: "+res.Status.String(), "system", sys, "reason", firstLine(res.Reason))
 		}
 	}

@@ -222,8 +222,8 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, " in %.1f s", d.GenSeconds)
 	}
 	b.WriteString(".\n")
-	fmt.Fprintf(&b, "- **Method**: every system gets %d CPUs (threads, cluster size or sort --parallel); each runs %d times "+
-		"and every figure is the median of its runs, figure by figure; warm page cache (caches cannot be dropped without root); "+
+	fmt.Fprintf(&b, "- **Method**: every system gets %d CPUs (threads, cluster size or sort --parallel); each runs %d times, "+
+		"in rounds (one run of every system, then the next round), and every figure is the median of its runs, figure by figure; warm page cache (caches cannot be dropped without root); "+
 		"CPU is user+sys of the whole process tree (CPU use: CPU s / (wall s × CPUs)), peak RSS the peak of the tree's summed RSS sampled every 50 ms; MB/s is of raw input bytes.\n",
 		r.Config.CPUs, r.Config.Runs)
 	fmt.Fprintf(&b, "- **Correctness**: %s.\n\n", strings.Join(r.Gate, "; "))

@@ -240,6 +240,54 @@ type runner struct {
 	cfg  *Config
 	mce  *mceInfo
 	data *Dataset
+	// rounds, when set, collects the measurements instead of running them,
+	// for runRounds.
+	rounds *[]*pendingRuns
+}
+
+// pendingRuns is one system's measurement waiting for runRounds.
+type pendingRuns struct {
+	res    *Result
+	runs   int
+	mk     func(i int) (Command, func() error, error)
+	failed bool
+}
+
+// runRounds runs the collected measurements in rounds: the first run of
+// every system, then the second of every system, and so on, so that a
+// burst of load from elsewhere on the machine slows one round of every
+// system instead of every run of one (the ratios between systems are what
+// the report is about). Within a round, systems keep their order, so that
+// reduce reads the store partition made in the same round; after depends
+// on before: when before fails, after is not run.
+func (r *runner) runRounds(ctx context.Context, before, after *Result) {
+	jobs := *r.rounds
+	r.rounds = nil
+	maxRuns := 0
+	for _, j := range jobs {
+		maxRuns = max(maxRuns, j.runs)
+	}
+	for i := 0; i < maxRuns; i++ {
+		for _, j := range jobs {
+			if j.failed || i >= j.runs || ctx.Err() != nil {
+				continue
+			}
+			if j.res == after && before != nil && before.Status != StatusOK {
+				j.failed = true
+				j.res.Status, j.res.Reason = StatusUnavailable,
+					"needs the store of this bench's mce partition, which is "+before.Status.String()
+				continue
+			}
+			if !r.measureOnce(ctx, j.res, i, j.runs, j.mk) {
+				j.failed = true
+			}
+		}
+	}
+	for _, j := range jobs {
+		if !j.failed && len(j.res.Runs) > 0 {
+			j.res.setMedians()
+		}
+	}
 }
 
 // measureN runs the command made by mk Runs times. mk gets the run's index
@@ -247,33 +295,47 @@ type runner struct {
 // none); only the first run's output is kept and read.
 func (r *runner) measureN(ctx context.Context, res *Result, runs int,
 	mk func(i int) (Command, func() error, error)) {
+	if r.rounds != nil {
+		*r.rounds = append(*r.rounds, &pendingRuns{res: res, runs: runs, mk: mk})
+		return
+	}
 	for i := range runs {
-		cmd, read, err := mk(i)
-		if err != nil {
-			res.Status, res.Reason = StatusFailed, err.Error()
+		if !r.measureOnce(ctx, res, i, runs, mk) {
 			return
 		}
-		r.cfg.Logger.Info("bench: measuring", "system", res.System, "cpus", res.CPUs, "run", i+1, "of", runs)
-		s, err := Measure(ctx, cmd)
-		if err != nil {
-			res.Status, res.Reason = StatusFailed, err.Error()
-			var ee *ExitError
-			if errors.As(err, &ee) {
-				r.cfg.Logger.Warn("bench: command failed", "system", res.System, "command", ee.Command(), "stderr", ee.Stderr)
-			}
-			return
-		}
-		res.Runs = append(res.Runs, s)
-		if read != nil {
-			if err := read(); err != nil {
-				res.Status, res.Reason = StatusFailed, err.Error()
-				return
-			}
-		}
-		r.cfg.Logger.Info("bench: measured", "system", res.System, "wall_s", round3(s.Wall.Seconds()),
-			"cpu_s", round3(s.CPU().Seconds()), "peak_rss_mib", round3(mibOf(s.PeakRSSBytes)))
 	}
 	res.setMedians()
+}
+
+// measureOnce makes and measures run i of res; false when it failed (res
+// says why).
+func (r *runner) measureOnce(ctx context.Context, res *Result, i, runs int,
+	mk func(i int) (Command, func() error, error)) bool {
+	cmd, read, err := mk(i)
+	if err != nil {
+		res.Status, res.Reason = StatusFailed, err.Error()
+		return false
+	}
+	r.cfg.Logger.Info("bench: measuring", "system", res.System, "cpus", res.CPUs, "run", i+1, "of", runs)
+	s, err := Measure(ctx, cmd)
+	if err != nil {
+		res.Status, res.Reason = StatusFailed, err.Error()
+		var ee *ExitError
+		if errors.As(err, &ee) {
+			r.cfg.Logger.Warn("bench: command failed", "system", res.System, "command", ee.Command(), "stderr", ee.Stderr)
+		}
+		return false
+	}
+	res.Runs = append(res.Runs, s)
+	if read != nil {
+		if err := read(); err != nil {
+			res.Status, res.Reason = StatusFailed, err.Error()
+			return false
+		}
+	}
+	r.cfg.Logger.Info("bench: measured", "system", res.System, "wall_s", round3(s.Wall.Seconds()),
+		"cpu_s", round3(s.CPU().Seconds()), "peak_rss_mib", round3(mibOf(s.PeakRSSBytes)))
+	return true
 }
 
 func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }

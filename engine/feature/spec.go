@@ -43,8 +43,12 @@ type User struct {
 
 // Aggregator is the mergeable form of a feature set: the engine may feed
 // parts of one user's rows to several Aggregators (on several workers) and
-// Merge them before Finish. Merge must give the same result whatever the
-// split, so that huge users can be spread over idle workers.
+// Merge them before Finish, so that huge users can be spread over idle
+// workers; in `mce run --mode stream` it adds rows as they are read, in
+// whatever order the reading workers reach them. The result must therefore
+// not depend on how the rows are split nor on their order (sums, counts,
+// min/max, sets, ties broken by value): a feature that needs file order
+// belongs in a ReduceFunc, whose Rows come in file order.
 type Aggregator interface {
 	// Add adds one row. The row is only valid during the call.
 	Add(row *Row) error
