@@ -1,7 +1,10 @@
 // Package inram is the map and reduce of one file inside one cluster of
-// `mce run`: the file's rows are grouped by user in RAM and each user's rows
-// go through the feature function, on as many workers as the cluster has
-// CPUs.
+// `mce run`, on as many workers as the cluster has CPUs. New returns one of
+// two Jobs: the grouping one (below), which holds the file's rows by user in
+// RAM and passes each user's rows through the feature function, and, for a
+// mergeable Spec, the streaming one (stream.go), which adds each row to its
+// user's Aggregator as it is read: its RAM is the users' aggregates, cut
+// into stripes with a lock each, and no row is kept.
 //
 // # Map
 //
@@ -14,10 +17,12 @@
 //	uvarint bodyLen
 //	uvarint keyTag            0: the key is the user field; else len(key)+1
 //	key bytes                 only when keyTag > 0
-//	nf × (uvarint len, bytes) the fields, in schema order
+//	nf × uvarint len          the fields' lengths, in schema order
+//	the fields' bytes         back to back, copied in one piece
 //
 // so a file costs about its own size in RAM plus a few bytes per row, with no
-// heap object per row or field.
+// heap object per row or field. The buffers come from a hugemem.Arena when
+// Options.Arena is set (a cluster reuses one from file to file).
 //
 // # Index
 //

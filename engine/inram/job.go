@@ -199,6 +199,8 @@ type user struct {
 type scratch struct {
 	part   []int32  // owning partition per row; -1: dropped
 	size   []uint32 // encoded body length per row
+	lens   []uint32 // field lengths, nf per row
+	span   []byte   // a row's fields back to back, for a Batch without RowSpan
 	keyOff []int32  // -1: key is the user field; else offset in keyBuf
 	keyLen []uint32
 	keyBuf []byte
@@ -277,6 +279,7 @@ func (j *groupJob) Add(b Batch) error {
 	sc.keyOff = slices.Grow(sc.keyOff[:0], n)[:n]
 	sc.keyLen = slices.Grow(sc.keyLen[:0], n)[:n]
 	sc.keyBuf = sc.keyBuf[:0]
+	sc.lens = slices.Grow(sc.lens[:0], n*j.nf)[:n*j.nf]
 	P := len(j.parts)
 	if cap(sc.sizes) < P {
 		sc.sizes = make([]int, P)
@@ -315,11 +318,11 @@ func (j *groupJob) Add(b Batch) error {
 			buf = binary.AppendUvarint(buf, uint64(kl)+1)
 			buf = append(buf, sc.keyBuf[sc.keyOff[i]:sc.keyOff[i]+int32(kl)]...)
 		}
-		for c := 0; c < j.nf; c++ {
-			f := b.Field(i, c)
-			buf = binary.AppendUvarint(buf, uint64(len(f)))
-			buf = append(buf, f...)
+		lens := sc.lens[i*j.nf : (i+1)*j.nf]
+		for _, l := range lens {
+			buf = binary.AppendUvarint(buf, uint64(l))
 		}
+		buf = append(buf, rowSpan(b, i, lens, &sc.span)...)
 		bufs[p] = buf
 		rows[p]++
 	}
@@ -377,9 +380,10 @@ func (j *groupJob) route(b Batch, sc *scratch, sizes []int) (err error) {
 			sc.keyBuf = append(sc.keyBuf, key...)
 			bodyLen = uvarintLen(uint64(len(key))+1) + len(key)
 		}
-		for c := 0; c < j.nf; c++ {
-			l := len(b.Field(i, c))
-			bodyLen += uvarintLen(uint64(l)) + l
+		lens := sc.lens[i*j.nf : (i+1)*j.nf]
+		rowSpan(b, i, lens, &sc.span)
+		for _, l := range lens {
+			bodyLen += uvarintLen(uint64(l)) + int(l)
 		}
 		p := userhash.Partition(key, P)
 		sc.part[i] = int32(p)
@@ -389,24 +393,52 @@ func (j *groupJob) route(b Batch, sc *scratch, sizes []int) (err error) {
 	return nil
 }
 
+// rowSpanner is a Batch that has its rows' fields back to back
+// (*csvread.Batch does).
+type rowSpanner interface {
+	RowSpan(i int, lens []uint32) []byte
+}
+
+// rowSpan returns row i's fields back to back and sets their lengths in
+// lens, from the batch's own bytes when it can, else copied into *tmp.
+func rowSpan(b Batch, i int, lens []uint32, tmp *[]byte) []byte {
+	if rs, ok := b.(rowSpanner); ok {
+		return rs.RowSpan(i, lens)
+	}
+	buf := (*tmp)[:0]
+	for c := range lens {
+		f := b.Field(i, c)
+		lens[c] = uint32(len(f))
+		buf = append(buf, f...)
+	}
+	*tmp = buf
+	return buf
+}
+
 // rowKey returns the grouping key of an encoded row body.
-func rowKey(body []byte, userCol int) []byte {
+func rowKey(body []byte, userCol, nf int) []byte {
 	tag, k := uvarint(body)
 	if tag > 0 {
 		return body[k : k+int(tag-1)]
 	}
-	pos := k
-	for c := 0; c < userCol; c++ {
-		l, kk := uvarint(body[pos:])
-		pos += kk + int(l)
+	// The lengths, then the fields.
+	pos, skip := k, 0
+	var l uint64
+	for c := 0; c < nf; c++ {
+		ll, kk := uvarint(body[pos:])
+		pos += kk
+		if c < userCol {
+			skip += int(ll)
+		} else if c == userCol {
+			l = ll
+		}
 	}
-	l, kk := uvarint(body[pos:])
-	return body[pos+kk : pos+kk+int(l)]
+	return body[pos+skip : pos+skip+int(l)]
 }
 
 // index sorts the partition's chunks into file order and groups the rows
 // by user.
-func (p *partition) index(userCol int) {
+func (p *partition) index(userCol, nf int) {
 	slices.SortFunc(p.chunks, func(a, b chunk) int {
 		switch {
 		case a.seq < b.seq:
@@ -430,7 +462,7 @@ func (p *partition) index(userCol int) {
 		for off := 0; off < len(d); {
 			bl, k := uvarint(d[off:])
 			body := d[off+k : off+k+int(bl)]
-			key := rowKey(body, userCol)
+			key := rowKey(body, userCol, nf)
 			uid, ok := keyIdx[string(key)]
 			if !ok {
 				uid = int32(len(p.users))
@@ -505,7 +537,7 @@ func (j *groupJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	st.Dropped = j.dropped.Load()
 
 	t0 := time.Now()
-	parallel(len(j.parts), func(i int) { j.parts[i].index(j.userCol) })
+	parallel(len(j.parts), func(i int) { j.parts[i].index(j.userCol, j.nf) })
 	for _, p := range j.parts {
 		st.Rows += int64(len(p.refs))
 		st.Users += int64(len(p.users))
@@ -620,6 +652,7 @@ func (j *groupJob) reduceWorker(ctx context.Context, w int, items []item, next *
 	rec := j.spec.NewRecord()
 	rows := &arenaRows{schema: j.spec.Schema, nf: j.nf}
 	rows.row.Fields = make([][]byte, j.nf)
+	rows.lens = make([]uint32, j.nf)
 	rows.row.Encoding = j.opts.Encoding
 	rows.row.Schema = j.spec.Schema
 	u := &feature.User{File: j.opts.File, Params: j.opts.Params}
@@ -829,6 +862,7 @@ const prefetchAhead = 6
 
 // arenaRows is a feature.Rows over stored rows.
 type arenaRows struct {
+	lens   []uint32
 	data   [][]byte
 	refs   []uint64
 	i      int
@@ -862,11 +896,16 @@ func (r *arenaRows) Next() bool {
 	if tag > 0 {
 		pos += int(tag - 1)
 	}
+	// The lengths, then the fields back to back.
 	fields := r.row.Fields[:r.nf]
-	for c := range fields {
+	lens := r.lens[:r.nf]
+	for c := range lens {
 		l, kk := uvarint(body[pos:])
 		pos += kk
-		end := pos + int(l)
+		lens[c] = uint32(l)
+	}
+	for c := range fields {
+		end := pos + int(lens[c])
 		fields[c] = body[pos:end:end]
 		pos = end
 	}

@@ -310,6 +310,24 @@ func (b *Batch) User(i int) []byte {
 	return b.buf[s:e:e]
 }
 
+// RowSpan returns row i's fields back to back, in schema order, as they
+// were in the file, and sets lens[j] to the length of field j (lens must
+// hold Schema.Len() entries). It aliases the batch, like Field.
+func (b *Batch) RowSpan(i int, lens []uint32) []byte {
+	k := i * (b.ncols + 1)
+	var s uint32
+	if k > 0 {
+		s = b.ends[k-1]
+	}
+	start := s
+	for j := range b.ncols {
+		e := b.ends[k+j]
+		lens[j] = e - s
+		s = e
+	}
+	return b.buf[start:s:s]
+}
+
 // Line returns the 1-based physical line where row i starts.
 func (b *Batch) Line(i int) int64 { return b.lines[i] }
 

@@ -386,3 +386,39 @@ func TestFile_Scan_stop(t *testing.T) {
 		t.Fatalf("%v %+v %d %d", err, st, f.BytesRead(), f.DiskBytesRead())
 	}
 }
+
+// TestBatch_RowSpan checks that RowSpan gives each row's fields back to
+// back with their lengths, the same bytes Field gives one by one, on
+// quoted fields, cp1252 users and CRLF lines.
+func TestBatch_RowSpan(t *testing.T) {
+	in := "id;user;amount\r\n1;\"a;b\";10\r\n2;Pe\xf1a;\"2\"\"0\"\r\n3;;\r\n"
+	path := writeTemp(t, "span.csv", []byte(in))
+	f, err := Open(path, Options{Schema: smallSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows := 0
+	_, err = f.Scan(context.Background(), 1, func(b *Batch) error {
+		lens := make([]uint32, smallSchema.Len())
+		for i := range b.Len() {
+			span := b.RowSpan(i, lens)
+			var want []byte
+			for j := range lens {
+				fld := b.Field(i, j)
+				if int(lens[j]) != len(fld) {
+					t.Errorf("row %d field %d: length %d, Field has %d", i, j, lens[j], len(fld))
+				}
+				want = append(want, fld...)
+			}
+			if !bytes.Equal(span, want) {
+				t.Errorf("row %d: RowSpan %q, fields %q", i, span, want)
+			}
+			rows++
+		}
+		return nil
+	})
+	if err != nil || rows != 3 {
+		t.Fatalf("rows %d, err %v", rows, err)
+	}
+}
