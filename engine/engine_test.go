@@ -194,29 +194,6 @@ func TestRun_badWorker(t *testing.T) {
 	}
 }
 
-func TestWithGODEBUG(t *testing.T) {
-	for _, tc := range []struct {
-		env  []string
-		want string
-	}{
-		{[]string{"A=1"}, "GODEBUG=madvdontneed=0"},
-		{[]string{"GODEBUG="}, "GODEBUG=madvdontneed=0"},
-		{[]string{"GODEBUG=gctrace=1"}, "GODEBUG=gctrace=1,madvdontneed=0"},
-		{[]string{"GODEBUG=gctrace=1,madvdontneed=1"}, "GODEBUG=gctrace=1,madvdontneed=1"}, // the user's choice
-	} {
-		got := withGODEBUG(append([]string(nil), tc.env...), "madvdontneed=0")
-		var v string
-		for _, kv := range got {
-			if strings.HasPrefix(kv, "GODEBUG=") {
-				v = kv
-			}
-		}
-		if v != tc.want {
-			t.Errorf("withGODEBUG(%q) sets %q, want %q", tc.env, v, tc.want)
-		}
-	}
-}
-
 func TestChooseMode(t *testing.T) {
 	const gib = 1 << 30
 	for _, tc := range []struct {

@@ -43,11 +43,6 @@ type procSpec struct {
 	args         []string
 	env          []string
 	logger       *slog.Logger
-	// lazyFree makes the worker's Go runtime give memory back with
-	// MADV_FREE (GODEBUG madvdontneed=0): the pages stay mapped until the
-	// kernel needs them, so the next file does not fault them in again.
-	// Off when the RSS between files must be the live size.
-	lazyFree bool
 }
 
 // stderrTailLines is how many stderr lines of a cluster are kept to explain
@@ -165,38 +160,11 @@ func workerEnv(base []string, s procSpec) []string {
 		}
 		env = append(env, kv)
 	}
-	if s.lazyFree {
-		env = withGODEBUG(env, "madvdontneed=0")
-	}
 	env = append(env, "GOMAXPROCS="+strconv.Itoa(s.cpus))
 	if s.memLimit > 0 {
 		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(s.memLimit, 10))
 	}
 	return append(env, s.env...)
-}
-
-// withGODEBUG adds setting (key=value) to GODEBUG in env unless GODEBUG
-// already sets that key: the user's choice wins.
-func withGODEBUG(env []string, setting string) []string {
-	key, _, _ := strings.Cut(setting, "=")
-	for i, kv := range env {
-		v, ok := strings.CutPrefix(kv, "GODEBUG=")
-		if !ok {
-			continue
-		}
-		for _, f := range strings.Split(v, ",") {
-			if k, _, _ := strings.Cut(f, "="); k == key {
-				return env
-			}
-		}
-		if v == "" {
-			env[i] = "GODEBUG=" + setting
-		} else {
-			env[i] = kv + "," + setting
-		}
-		return env
-	}
-	return append(env, "GODEBUG="+setting)
 }
 
 func closeAll(fs ...*os.File) {

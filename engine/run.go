@@ -486,7 +486,6 @@ func (r *runner) startCluster(c *cluster, why string) {
 	p, err := startProc(procSpec{
 		cluster: c.id, gen: c.gen, cpus: c.cpus, memLimit: c.memLimit,
 		exe: r.o.WorkerExe, args: r.o.WorkerArgs, env: r.o.WorkerEnv, logger: r.logger,
-		lazyFree: r.o.RecycleRSSBytes == 0,
 	}, r.events)
 	if err != nil {
 		r.fatal = err
