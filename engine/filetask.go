@@ -69,14 +69,22 @@ func chooseMode(mode string, mergeable bool, input string, size, memLimit int64)
 	case mode == ModeStream:
 		return ModeStream
 	}
-	need := size + size/4 // the rows, their index and the reader's buffers
-	if OutputName(input) != filepath.Base(input)+FeaturesSuffix {
-		need = 10 * size // compressed: the raw size is unknown
-	}
+	need := rowsEstimate(input, size)
 	if memLimit <= 0 || need <= memLimit/2 {
 		return ModeGroup
 	}
 	return ModeStream
+}
+
+// rowsEstimate is about the RAM a grouped file takes: its rows, their
+// index and the reader's buffers (ten times that for a compressed file,
+// whose raw size is unknown).
+func rowsEstimate(input string, size int64) int64 {
+	need := size + size/4
+	if OutputName(input) != filepath.Base(input)+FeaturesSuffix {
+		need *= 10
+	}
+	return need
 }
 
 // rowArena holds the rows of the file a cluster is grouping: one task runs
@@ -108,6 +116,12 @@ func runFile(ctx context.Context, env *TaskEnv, t *Task) (*Result, error) {
 		}
 	}()
 	mode := chooseMode(env.Mode, env.Spec.Mergeable(), t.Input, t.Size, debug.SetMemoryLimit(-1))
+	// Keep about what this file's rows need of the last file's arena.
+	if mode == ModeGroup {
+		rowArena.Trim(rowsEstimate(t.Input, t.Size))
+	} else {
+		rowArena.Trim(0)
+	}
 	job, err := inram.New(inram.Options{
 		Spec: env.Spec, Params: env.Params, Workers: env.CPUs,
 		File: filepath.Base(t.Input), Encoding: f.Encoding, Arena: &rowArena, Group: mode == ModeGroup,

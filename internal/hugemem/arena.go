@@ -103,6 +103,27 @@ func (a *Arena) Reset() {
 	a.cur, a.off = 0, 0
 }
 
+// Trim resets the Arena and unmaps the regions beyond the first ones that
+// hold keep bytes, so that an Arena sized by a big file does not hold that
+// memory through smaller ones.
+func (a *Arena) Trim(keep int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cur, a.off = 0, 0
+	var n int64
+	for i, r := range a.regions {
+		if n >= keep {
+			for _, r := range a.regions[i:] {
+				r.unmap()
+			}
+			clear(a.regions[i:])
+			a.regions = a.regions[:i]
+			return
+		}
+		n += int64(len(r.buf))
+	}
+}
+
 // Release unmaps every region. Every slice the Arena handed out is invalid
 // afterwards (using one faults).
 func (a *Arena) Release() {

@@ -38,6 +38,16 @@ func TestArena(t *testing.T) {
 	if got := a.MappedBytes(); got != mapped {
 		t.Errorf("after Reset the same allocations mapped %d bytes, had %d", got, mapped)
 	}
+	// Trim keeps the first regions that hold keep bytes.
+	a.Trim(RegionBytes + 1)
+	if got := a.MappedBytes(); got != 2*RegionBytes {
+		t.Errorf("after Trim(RegionBytes+1) %d bytes mapped, want two regions", got)
+	}
+	a.Trim(0)
+	if got := a.MappedBytes(); got != 0 {
+		t.Errorf("after Trim(0) %d bytes mapped", got)
+	}
+	a.Alloc(10)
 	a.Release()
 	if got := a.MappedBytes(); got != 0 {
 		t.Errorf("after Release %d bytes mapped", got)
