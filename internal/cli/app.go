@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
@@ -59,6 +61,9 @@ func run(args []string, env *Env) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if dir := os.Getenv(CPUProfileEnv); dir != "" {
+		defer startCPUProfile(dir)()
+	}
 	app := newApp(env)
 	err := app.RunContext(ctx, args)
 	if err == nil {
@@ -76,6 +81,30 @@ func run(args []string, env *Env) int {
 		return 130
 	}
 	return 1
+}
+
+// CPUProfileEnv names a folder: when set, every mce process (the parent
+// and each cluster) writes its CPU profile there as mce-<pid>.pprof, for
+// `go tool pprof`. The benchmark's --profile uses it.
+const CPUProfileEnv = "MCE_CPUPROFILE"
+
+// startCPUProfile starts profiling into dir and returns the function that
+// stops it; a profile that cannot start is reported on stderr and skipped.
+func startCPUProfile(dir string) (stop func()) {
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("mce-%d.pprof", os.Getpid())))
+	if err == nil {
+		if err = pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mce: %s: no CPU profile: %v\n", CPUProfileEnv, err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 func newApp(env *Env) *ucli.App {
