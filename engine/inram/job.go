@@ -344,35 +344,16 @@ func (j *groupJob) Add(b Batch) error {
 }
 
 // route finds each row's key and owning partition and its encoded size.
-// A panic in Map is recovered and returned as a *UserError naming the row.
-func (j *groupJob) route(b Batch, sc *scratch, sizes []int) (err error) {
-	i := 0
-	if j.spec.Map != nil {
-		defer func() {
-			if v := recover(); v != nil {
-				err = &UserError{File: j.opts.File, User: string(b.User(i)), Line: b.Line(i), Op: "map",
-					Err: &feature.PanicError{Value: v, Stack: string(debug.Stack())}}
-			}
-		}()
-	}
+func (j *groupJob) route(b Batch, sc *scratch, sizes []int) error {
 	P := len(j.parts)
-	for n := b.Len(); i < n; i++ {
-		raw := b.Field(i, j.userCol)
-		key := b.User(i)
-		if j.spec.Map != nil {
-			b.Row(i, &sc.row)
-			k, keep := j.spec.Map(&sc.row, j.opts.Params)
-			if !keep {
-				sc.part[i] = -1
-				j.dropped.Add(1)
-				continue
-			}
-			if k != nil {
-				key = feature.KeyUTF8(k, sc.row.Encoding)
-			}
+	return eachKey(j.spec, &j.opts, b, &sc.row, func(i int, key []byte, keep bool) {
+		if !keep {
+			sc.part[i] = -1
+			j.dropped.Add(1)
+			return
 		}
 		bodyLen := 1 // keyTag 0
-		if string(key) == string(raw) {
+		if string(key) == string(b.Field(i, j.userCol)) {
 			sc.keyOff[i] = -1
 		} else {
 			sc.keyOff[i] = int32(len(sc.keyBuf))
@@ -389,6 +370,37 @@ func (j *groupJob) route(b Batch, sc *scratch, sizes []int) (err error) {
 		sc.part[i] = int32(p)
 		sc.size[i] = uint32(bodyLen)
 		sizes[p] += uvarintLen(uint64(bodyLen)) + bodyLen
+	})
+}
+
+// eachKey calls fn with every row of b and its grouping key: the user
+// field as UTF-8, or the key spec.Map returns (keep is false for a row Map
+// drops; key is then nil). The key is valid during the call only. A panic
+// in Map is recovered and returned as a *UserError naming the row.
+func eachKey(spec *feature.Spec, opts *Options, b Batch, row *feature.Row, fn func(i int, key []byte, keep bool)) (err error) {
+	i := 0
+	if spec.Map != nil {
+		defer func() {
+			if v := recover(); v != nil {
+				err = &UserError{File: opts.File, User: string(b.User(i)), Line: b.Line(i), Op: "map",
+					Err: &feature.PanicError{Value: v, Stack: string(debug.Stack())}}
+			}
+		}()
+	}
+	for n := b.Len(); i < n; i++ {
+		key := b.User(i)
+		if spec.Map != nil {
+			b.Row(i, row)
+			k, keep := spec.Map(row, opts.Params)
+			if !keep {
+				fn(i, nil, false)
+				continue
+			}
+			if k != nil {
+				key = feature.KeyUTF8(k, row.Encoding)
+			}
+		}
+		fn(i, key, true)
 	}
 	return nil
 }

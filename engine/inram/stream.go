@@ -158,40 +158,24 @@ func (s *streamJob) Add(b Batch) error {
 }
 
 // route finds each row's key and stripe and counts the rows per stripe.
-func (s *streamJob) route(b Batch, sc *streamScratch, count []int32) (err error) {
-	i := 0
-	if s.spec.Map != nil {
-		defer func() {
-			if v := recover(); v != nil {
-				err = &UserError{File: s.opts.File, User: string(b.User(i)), Line: b.Line(i), Op: "map",
-					Err: &feature.PanicError{Value: v, Stack: string(debug.Stack())}}
-			}
-		}()
-	}
-	S := len(s.stripes)
-	for n := b.Len(); i < n; i++ {
-		key := b.User(i)
-		sc.keyOff[i] = -1
-		if s.spec.Map != nil {
-			b.Row(i, &sc.row)
-			k, keep := s.spec.Map(&sc.row, s.opts.Params)
-			if !keep {
-				sc.stripe[i] = -1
-				s.dropped.Add(1)
-				continue
-			}
-			if k != nil {
-				key = feature.KeyUTF8(k, sc.row.Encoding)
-				sc.keyOff[i] = int32(len(sc.keyBuf))
-				sc.keyLen[i] = uint32(len(key))
-				sc.keyBuf = append(sc.keyBuf, key...)
-			}
+func (s *streamJob) route(b Batch, sc *streamScratch, count []int32) error {
+	S := uint64(len(s.stripes))
+	return eachKey(s.spec, &s.opts, b, &sc.row, func(i int, key []byte, keep bool) {
+		if !keep {
+			sc.stripe[i] = -1
+			s.dropped.Add(1)
+			return
 		}
-		st := int32(userhash.Sum(key) % uint64(S))
+		sc.keyOff[i] = -1
+		if s.spec.Map != nil && string(key) != string(b.User(i)) {
+			sc.keyOff[i] = int32(len(sc.keyBuf))
+			sc.keyLen[i] = uint32(len(key))
+			sc.keyBuf = append(sc.keyBuf, key...)
+		}
+		st := int32(userhash.Sum(key) % S)
 		sc.stripe[i] = st
 		count[st]++
-	}
-	return nil
+	})
 }
 
 // addStripe adds rows order[lo:hi] (all of stripe st) under its lock.
