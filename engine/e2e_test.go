@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/internal/e2etest"
 	"github.com/mce-engine/mce/internal/gen"
 )
 
@@ -35,26 +35,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		dir, err := os.MkdirTemp("", "mce-engine-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binDir = dir
-		mceBin = filepath.Join(dir, "mce")
-		panickyBin = filepath.Join(dir, "panicky")
-		for bin, pkg := range map[string]string{mceBin: "../cmd/mce", panickyBin: "./testdata/panicky"} {
-			out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
-				return 1
-			}
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
+	os.Exit(e2etest.Main("mce-engine-test-", map[string]string{"mce": "../cmd/mce", "panicky": "./testdata/panicky"},
+		func(dir string, bins map[string]string) int {
+			binDir, mceBin, panickyBin = dir, bins["mce"], bins["panicky"]
+			return m.Run()
+		}))
 }
 
 // genData writes generated invoice files into a new folder and returns it
@@ -84,7 +69,7 @@ type mceResult struct {
 // runMCE runs a binary (mce or a features binary) to completion.
 func runMCE(t *testing.T, bin string, args ...string) mceResult {
 	t.Helper()
-	t.Cleanup(func() { checkNoOrphans(t, bin) })
+	t.Cleanup(func() { e2etest.CheckNoOrphans(t, bin) })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -104,7 +89,7 @@ func runMCE(t *testing.T, bin string, args ...string) mceResult {
 		r.runDir = m[1]
 	}
 	if r.code != 0 || testing.Verbose() {
-		t.Logf("%s %s: exit %d\nstdout:\n%s\nstderr (tail):\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, r.stdout, tail(r.stderr, 3000))
+		t.Logf("%s %s: exit %d\nstdout:\n%s\nstderr (tail):\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, r.stdout, e2etest.Tail(r.stderr, 3000))
 	}
 	return r
 }
@@ -120,68 +105,6 @@ func skipShort(t *testing.T) {
 // runArgs is `run FILES... FLAGS...`.
 func runArgs(files []string, flags ...string) []string {
 	return append(append([]string{"run"}, files...), flags...)
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
-}
-
-// checkNoOrphans fails the test if any process of the binary is still
-// running (zombies, already dead, are fine).
-func checkNoOrphans(t *testing.T, bin string) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		live := liveProcs(bin)
-		if len(live) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			for _, pid := range live {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-			t.Errorf("processes of %s still running after the run: %v", filepath.Base(bin), live)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// liveProcs lists the pids of running processes whose executable is bin.
-func liveProcs(bin string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || strings.TrimSuffix(exe, " (deleted)") != bin {
-			continue
-		}
-		if procState(pid) == "Z" {
-			continue
-		}
-		pids = append(pids, pid)
-	}
-	return pids
-}
-
-func procState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return ""
-	}
-	return s[i+2 : i+3]
 }
 
 type userFeatures struct {
@@ -283,40 +206,13 @@ var assignRE = regexp.MustCompile(`file (.+) \(#(\d+)\) -> cluster (\d+)( \(retr
 func assignments(t *testing.T, runDir string) []assignment {
 	t.Helper()
 	var out []assignment
-	for _, ln := range logLines(t, runDir, engine.StatusLog) {
+	for _, ln := range e2etest.LogLines(t, runDir, engine.StatusLog) {
 		if m := assignRE.FindStringSubmatch(ln); m != nil {
 			c, _ := strconv.Atoi(m[3])
 			out = append(out, assignment{file: m[1], cluster: c, alone: m[4] != ""})
 		}
 	}
 	return out
-}
-
-func logLines(t *testing.T, runDir, name string) []string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(runDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-}
-
-func readSummary(t *testing.T, runDir string) *engine.Summary {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(runDir, engine.SummaryJSON))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &engine.Summary{}
-	if err := json.Unmarshal(b, s); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return lines[len(lines)-1]
 }
 
 // TestRun_featuresMatchTruth runs messy generated files (gzip, zstd, four
@@ -333,14 +229,14 @@ func TestRun_featuresMatchTruth(t *testing.T) {
 	if r.runDir != filepath.Join(out, "truth0") {
 		t.Fatalf("run folder %q, want %s", r.runDir, filepath.Join(out, "truth0"))
 	}
-	if got := lastLine(r.stdout); got != "all 5 files ok" {
+	if got := e2etest.LastLine(r.stdout); got != "all 5 files ok" {
 		t.Errorf("last line %q", got)
 	}
 	checkTruth(t, data, r.runDir)
 
 	// Both clusters worked at the same time: the first two files were
 	// handed out before either finished.
-	lines := logLines(t, r.runDir, engine.StatusLog)
+	lines := e2etest.LogLines(t, r.runDir, engine.StatusLog)
 	var seen []string
 	for _, ln := range lines {
 		switch {
@@ -361,11 +257,11 @@ func TestRun_featuresMatchTruth(t *testing.T) {
 		t.Errorf("clusters used: %v, want 0 and 1", used)
 	}
 
-	s := readSummary(t, r.runDir)
+	s := e2etest.ReadSummary(t, r.runDir)
 	if s.Files != 5 || s.Done != 5 || s.Failed != 0 || s.Rows == 0 || s.BadRows == 0 {
 		t.Errorf("summary: %d files, %d done, %d failed, %d rows, %d bad rows", s.Files, s.Done, s.Failed, s.Rows, s.BadRows)
 	}
-	timings := logLines(t, r.runDir, engine.TimingsCSV)
+	timings := e2etest.LogLines(t, r.runDir, engine.TimingsCSV)
 	if timings[0] != engine.TimingsHeader || len(timings) != 6 {
 		t.Errorf("timings.csv:\n%s", strings.Join(timings, "\n"))
 	}
@@ -374,7 +270,7 @@ func TestRun_featuresMatchTruth(t *testing.T) {
 			t.Errorf("timings row %q: want status done, a peak RSS and mode group (small files)", ln)
 		}
 	}
-	ram := logLines(t, r.runDir, engine.RAMLog)
+	ram := e2etest.LogLines(t, r.runDir, engine.RAMLog)
 	if len(ram) < 2 || ram[0] != "time,cluster,pid,file,rss_mib,total_mib" {
 		t.Errorf("ram_usage.log: %q", ram)
 	}
@@ -407,7 +303,7 @@ func TestRun_modesAgree(t *testing.T) {
 		if mode == engine.ModeAuto {
 			want = engine.ModeGroup // small files fit
 		}
-		for _, ln := range logLines(t, r.runDir, engine.TimingsCSV)[1:] {
+		for _, ln := range e2etest.LogLines(t, r.runDir, engine.TimingsCSV)[1:] {
 			if f := strings.Split(ln, ","); f[len(f)-1] != want {
 				t.Errorf("--mode %s: timings row %q: want mode %s", mode, ln, want)
 			}
@@ -498,7 +394,7 @@ func TestRun_fifoAndRecycle(t *testing.T) {
 	if !slices.Equal(order, files) {
 		t.Errorf("fifo order:\n%s\nwant:\n%s", strings.Join(order, "\n"), strings.Join(files, "\n"))
 	}
-	status := strings.Join(logLines(t, r.runDir, engine.StatusLog), "\n")
+	status := strings.Join(e2etest.LogLines(t, r.runDir, engine.StatusLog), "\n")
 	if !strings.Contains(status, "recycled after 2 files") || !strings.Contains(status, "restarted (recycled after 2 files)") {
 		t.Errorf("no recycling in status.log:\n%s", status)
 	}
@@ -518,14 +414,14 @@ func TestRun_ramLimitKillsCluster(t *testing.T) {
 	r := runMCE(t, mceBin, runArgs(all, "--out", t.TempDir(), "--clusters", "1,1", "--ram-limit", "64MiB",
 		"--poll", "50ms", "--no-progress")...)
 
-	failures := logLines(t, r.runDir, engine.FailureLog)
+	failures := e2etest.LogLines(t, r.runDir, engine.FailureLog)
 	killRE := regexp.MustCompile(`cluster (\d) file ` + regexp.QuoteMeta(big) + `: killed over the RAM limit: cluster \d used [\d.]+ MiB, all clusters [\d.]+ MiB > limit 64.0 MiB`)
 	m := killRE.FindStringSubmatch(failures[0])
 	if m == nil {
 		t.Fatalf("failure.log does not start with the kill of the big file's cluster:\n%s", strings.Join(failures, "\n"))
 	}
 	killed := m[1]
-	status := logLines(t, r.runDir, engine.StatusLog)
+	status := e2etest.LogLines(t, r.runDir, engine.StatusLog)
 	joined := strings.Join(status, "\n")
 	for _, want := range []string{
 		"cluster " + killed + " killed (pid ",
@@ -554,7 +450,7 @@ func TestRun_ramLimitKillsCluster(t *testing.T) {
 			}
 		}
 	}
-	s := readSummary(t, r.runDir)
+	s := e2etest.ReadSummary(t, r.runDir)
 	var bigTask engine.TaskSummary
 	for _, ts := range s.Tasks {
 		if ts.Input == big {
@@ -570,8 +466,8 @@ func TestRun_ramLimitKillsCluster(t *testing.T) {
 	case engine.TaskDone:
 		checkTruth(t, data, r.runDir)
 	case engine.TaskFailed:
-		if r.code != 1 || lastLine(r.stdout) != "1 of 5 files failed" {
-			t.Errorf("exit %d, last line %q; want 1, \"1 of 5 files failed\"", r.code, lastLine(r.stdout))
+		if r.code != 1 || e2etest.LastLine(r.stdout) != "1 of 5 files failed" {
+			t.Errorf("exit %d, last line %q; want 1, \"1 of 5 files failed\"", r.code, e2etest.LastLine(r.stdout))
 		}
 		if !strings.Contains(bigTask.Error.Message, "killed over the RAM limit again while running alone") {
 			t.Errorf("big file error %q", bigTask.Error.Message)
@@ -618,10 +514,10 @@ func TestRun_panicInFeatures(t *testing.T) {
 	}
 	r := runMCE(t, panickyBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1,1",
 		"--param", "panic_user="+victim, "--no-progress")...)
-	if r.code != 1 || lastLine(r.stdout) != "1 of 4 files failed" {
-		t.Fatalf("exit %d, last line %q; want 1, \"1 of 4 files failed\"", r.code, lastLine(r.stdout))
+	if r.code != 1 || e2etest.LastLine(r.stdout) != "1 of 4 files failed" {
+		t.Fatalf("exit %d, last line %q; want 1, \"1 of 4 files failed\"", r.code, e2etest.LastLine(r.stdout))
 	}
-	failures := strings.Join(logLines(t, r.runDir, engine.FailureLog), "\n")
+	failures := strings.Join(e2etest.LogLines(t, r.runDir, engine.FailureLog), "\n")
 	want := fmt.Sprintf("file %s user %q: panic: panicky: refusing user %s", victimFile, victim, victim)
 	if !strings.Contains(failures, want) {
 		t.Errorf("failure.log lacks %q:\n%s", want, failures)
@@ -639,7 +535,7 @@ func TestRun_panicInFeatures(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(r.runDir, engine.OutputName(victimFile))); err == nil {
 		t.Error("the failed file has a features file")
 	}
-	s := readSummary(t, r.runDir)
+	s := e2etest.ReadSummary(t, r.runDir)
 	if s.Feature != "panicky" || s.Failed != 1 {
 		t.Errorf("summary feature %q, failed %d", s.Feature, s.Failed)
 	}
@@ -656,7 +552,7 @@ func TestRun_recycleRSS(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d", r.code)
 	}
-	status := strings.Join(logLines(t, r.runDir, engine.StatusLog), "\n")
+	status := strings.Join(e2etest.LogLines(t, r.runDir, engine.StatusLog), "\n")
 	if n := strings.Count(status, "restarted (recycled: RSS between files"); n != 2 {
 		t.Errorf("%d restarts for RSS, want 2 (after each file but the last):\n%s", n, status)
 	}
@@ -670,7 +566,7 @@ func TestRun_killParentThenResume(t *testing.T) {
 	skipShort(t)
 	data, files := genData(t, gen.Options{Seed: 13, Files: 8, Size: gen.Size{Bytes: 48 << 20}})
 	out := t.TempDir()
-	t.Cleanup(func() { checkNoOrphans(t, mceBin) })
+	t.Cleanup(func() { e2etest.CheckNoOrphans(t, mceBin) })
 	cmd := exec.Command(mceBin, runArgs(files, "--out", out, "--clusters", "1,1", "--no-progress")...)
 	var se bytes.Buffer
 	cmd.Stderr = &se
@@ -688,7 +584,7 @@ func TestRun_killParentThenResume(t *testing.T) {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			cmd.Wait()
-			t.Fatalf("no file done in time; stderr:\n%s", tail(se.String(), 2000))
+			t.Fatalf("no file done in time; stderr:\n%s", e2etest.Tail(se.String(), 2000))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -698,11 +594,11 @@ func TestRun_killParentThenResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	checkNoOrphans(t, mceBin)
+	e2etest.CheckNoOrphans(t, mceBin)
 	// A killed process with a large heap takes a moment to exit.
 	for _, pid := range pids {
 		for end := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			st := procState(pid)
+			st := e2etest.ProcState(pid)
 			if st == "" || st == "Z" {
 				break
 			}
@@ -712,7 +608,7 @@ func TestRun_killParentThenResume(t *testing.T) {
 			}
 		}
 	}
-	s := readSummary(t, runDir)
+	s := e2etest.ReadSummary(t, runDir)
 	if s.Done == len(files) {
 		t.Fatal("the run finished before it was killed; make the data bigger")
 	}
@@ -732,7 +628,7 @@ func TestRun_killParentThenResume(t *testing.T) {
 		t.Fatalf("resume: exit %d, folder %q", r.code, r.runDir)
 	}
 	checkTruth(t, data, runDir)
-	s = readSummary(t, runDir)
+	s = e2etest.ReadSummary(t, runDir)
 	if s.Skipped != len(names) || s.Done != len(files)-len(names) || s.Failed != 0 {
 		t.Errorf("after resume: %d skipped, %d done, %d failed; want %d, %d, 0", s.Skipped, s.Done, s.Failed, len(names), len(files)-len(names))
 	}
@@ -747,7 +643,7 @@ func clusterPIDs(t *testing.T, runDir string) []int {
 	t.Helper()
 	re := regexp.MustCompile(`cluster \d+ (?:started|restarted[^:]*): pid (\d+)`)
 	var pids []int
-	for _, ln := range logLines(t, runDir, engine.StatusLog) {
+	for _, ln := range e2etest.LogLines(t, runDir, engine.StatusLog) {
 		if m := re.FindStringSubmatch(ln); m != nil {
 			pid, _ := strconv.Atoi(m[1])
 			pids = append(pids, pid)
@@ -766,7 +662,7 @@ func TestRun_interrupt(t *testing.T) {
 	skipShort(t)
 	_, files := genData(t, gen.Options{Seed: 14, Files: 4, Size: gen.Size{Bytes: 24 << 20}})
 	out := t.TempDir()
-	t.Cleanup(func() { checkNoOrphans(t, mceBin) })
+	t.Cleanup(func() { e2etest.CheckNoOrphans(t, mceBin) })
 	cmd := exec.Command(mceBin, runArgs(files, "--out", out, "--clusters", "1,1", "--no-progress")...)
 	var so bytes.Buffer
 	cmd.Stdout = &so
@@ -793,8 +689,8 @@ func TestRun_interrupt(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 		t.Errorf("exit: %v, want status 130", err)
 	}
-	checkNoOrphans(t, mceBin)
-	s := readSummary(t, runDir)
+	e2etest.CheckNoOrphans(t, mceBin)
+	s := e2etest.ReadSummary(t, runDir)
 	if !s.Interrupted {
 		t.Error("summary does not say interrupted")
 	}
@@ -817,7 +713,7 @@ func TestRun_interrupt(t *testing.T) {
 // for the clusters, and checks the plain progress lines.
 func TestRun_inProcess(t *testing.T) {
 	data, _ := genData(t, gen.Options{Seed: 16, Files: 3, Size: gen.Size{Bytes: 6 << 20}})
-	t.Cleanup(func() { checkNoOrphans(t, mceBin) })
+	t.Cleanup(func() { e2etest.CheckNoOrphans(t, mceBin) })
 	var progress bytes.Buffer
 	s, err := engine.Run(context.Background(), engine.Options{
 		Paths: []string{data}, Out: t.TempDir(), JobName: "inproc", Clusters: []int{1, 1},
@@ -842,6 +738,6 @@ func TestRun_inProcess(t *testing.T) {
 	checkTruth(t, data, s.RunDir)
 	p := progress.String()
 	if !strings.Contains(p, "progress: cluster 0 (1 CPU): ") || !strings.Contains(p, "files done") {
-		t.Errorf("progress lines:\n%s", tail(p, 2000))
+		t.Errorf("progress lines:\n%s", e2etest.Tail(p, 2000))
 	}
 }

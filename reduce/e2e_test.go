@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,11 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/internal/e2etest"
 	"github.com/mce-engine/mce/internal/gen"
 	"github.com/mce-engine/mce/partition"
 	"github.com/mce-engine/mce/reduce"
@@ -39,26 +38,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		dir, err := os.MkdirTemp("", "mce-reduce-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		tmpRoot = dir
-		mceBin = filepath.Join(dir, "mce")
-		userBin = filepath.Join(dir, "userfeat")
-		for bin, pkg := range map[string]string{mceBin: "../cmd/mce", userBin: "./testdata/userfeat"} {
-			out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
-				return 1
-			}
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
+	os.Exit(e2etest.Main("mce-reduce-test-", map[string]string{"mce": "../cmd/mce", "userfeat": "./testdata/userfeat"},
+		func(dir string, bins map[string]string) int {
+			tmpRoot, mceBin, userBin = dir, bins["mce"], bins["userfeat"]
+			return m.Run()
+		}))
 }
 
 // fixture is the shared dataset: data holds the raw files (and the
@@ -165,57 +149,10 @@ func runBin(t *testing.T, bin string, args ...string) result {
 		r.runDir = m[1]
 	}
 	if r.code != 0 || testing.Verbose() {
-		t.Logf("%s %s: exit %d\nstdout:\n%s\nstderr (tail):\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, r.stdout, tail(r.stderr, 3000))
+		t.Logf("%s %s: exit %d\nstdout:\n%s\nstderr (tail):\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, r.stdout, e2etest.Tail(r.stderr, 3000))
 	}
-	checkNoOrphans(t, bin)
+	e2etest.CheckNoOrphans(t, bin)
 	return r
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return lines[len(lines)-1]
-}
-
-// checkNoOrphans fails the test if a process of bin still runs.
-func checkNoOrphans(t *testing.T, bin string) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		var live []int
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-			if err != nil || strings.TrimSuffix(exe, " (deleted)") != bin {
-				continue
-			}
-			if st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); bytes.Contains(st, []byte(") Z ")) {
-				continue
-			}
-			live = append(live, pid)
-		}
-		if len(live) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			for _, pid := range live {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-			t.Errorf("processes of %s still running: %v", filepath.Base(bin), live)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // featureFiles lists the features files of a run folder by name.
@@ -270,35 +207,13 @@ func firstDiff(a, b []byte) string {
 	return fmt.Sprintf("run has %d lines, reduce %d", len(la), len(lb))
 }
 
-func readSummary(t *testing.T, dir string) *engine.Summary {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, engine.SummaryJSON))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &engine.Summary{}
-	if err := json.Unmarshal(b, s); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func readLog(t *testing.T, dir, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // checkPhases checks status.log: the heavy users are handed out first,
 // and every merge starts after the last store-reading task finished.
 func checkPhases(t *testing.T, dir string) {
 	t.Helper()
 	var assigned []string
 	lastRead, firstMerge := -1, -1
-	for i, ln := range strings.Split(readLog(t, dir, engine.StatusLog), "\n") {
+	for i, ln := range strings.Split(e2etest.ReadLog(t, dir, engine.StatusLog), "\n") {
 		isRead := strings.Contains(ln, "#shards ")
 		switch {
 		case strings.Contains(ln, ") -> cluster"):
@@ -334,7 +249,7 @@ func TestReduce_sameAsRun(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("exit %d", r.code)
 			}
-			if got := lastLine(r.stdout); got != "all 4 files ok" {
+			if got := e2etest.LastLine(r.stdout); got != "all 4 files ok" {
 				t.Errorf("last line %q", got)
 			}
 			sameFiles(t, f.runDir, r.runDir)
@@ -347,7 +262,7 @@ func TestReduce_sameAsRun(t *testing.T) {
 					t.Errorf("no %s: %v", name, err)
 				}
 			}
-			s := readSummary(t, r.runDir)
+			s := e2etest.ReadSummary(t, r.runDir)
 			var rows int64
 			split := 0
 			for _, ts := range s.Tasks {
@@ -389,7 +304,7 @@ func TestReduce_userFeatures(t *testing.T) {
 		t.Fatalf("exit %d and %d", run.code, red.code)
 	}
 	sameFiles(t, run.runDir, red.runDir)
-	s := readSummary(t, red.runDir)
+	s := e2etest.ReadSummary(t, red.runDir)
 	var dropped int64
 	for _, ts := range s.Tasks {
 		if ts.Result != nil && strings.HasSuffix(ts.Output, engine.FeaturesSuffix) {
@@ -528,7 +443,7 @@ func TestReduce_acrossFiles(t *testing.T) {
 	if sub.code != 0 {
 		t.Fatalf("exit %d", sub.code)
 	}
-	if got := lastLine(sub.stdout); got != "all 2 files ok" {
+	if got := e2etest.LastLine(sub.stdout); got != "all 2 files ok" {
 		t.Errorf("last line %q", got)
 	}
 	sameFiles(t, f.runDir, sub.runDir, sortedNames(engine.OutputName(big), engine.OutputName(gz))...)
@@ -541,7 +456,7 @@ func TestReduce_acrossFiles(t *testing.T) {
 
 	bad := runBin(t, mceBin, reduceArgs(f.store, out, "bad", "--files", "nosuch.csv")...)
 	if bad.code == 0 || !strings.Contains(bad.stderr, "nosuch.csv") {
-		t.Errorf("--files nosuch.csv: exit %d, stderr %q", bad.code, tail(bad.stderr, 300))
+		t.Errorf("--files nosuch.csv: exit %d, stderr %q", bad.code, e2etest.Tail(bad.stderr, 300))
 	}
 }
 
@@ -590,14 +505,14 @@ func TestReduce_panicOnUser(t *testing.T) {
 			if r.code != 1 {
 				t.Errorf("exit %d, want 1", r.code)
 			}
-			if want := fmt.Sprintf("%d of 4 files failed", len(failed)); lastLine(r.stdout) != want {
-				t.Errorf("last line %q, want %q", lastLine(r.stdout), want)
+			if want := fmt.Sprintf("%d of 4 files failed", len(failed)); e2etest.LastLine(r.stdout) != want {
+				t.Errorf("last line %q, want %q", e2etest.LastLine(r.stdout), want)
 			}
-			flog := readLog(t, r.runDir, engine.FailureLog)
+			flog := e2etest.ReadLog(t, r.runDir, engine.FailureLog)
 			for _, file := range failed {
 				re := regexp.MustCompile(`(?m)^\S+ cluster \d+ file \S*` + regexp.QuoteMeta(file) + ` user ` + regexp.QuoteMeta(strconv.Quote(c.user)) + `: panic: userfeat: refusing user`)
 				if !re.MatchString(flog) {
-					t.Errorf("failure.log does not name file %s and user %q:\n%s", file, c.user, tail(flog, 2000))
+					t.Errorf("failure.log does not name file %s and user %q:\n%s", file, c.user, e2etest.Tail(flog, 2000))
 				}
 			}
 			var ok []string
@@ -704,14 +619,14 @@ func TestReduce_badStore(t *testing.T) {
 			}
 		})
 		r := runBin(t, mceBin, reduceArgs(st, dir, "damaged")...)
-		if r.code != 1 || lastLine(r.stdout) == "all 4 files ok" {
-			t.Errorf("exit %d, last line %q", r.code, lastLine(r.stdout))
+		if r.code != 1 || e2etest.LastLine(r.stdout) == "all 4 files ok" {
+			t.Errorf("exit %d, last line %q", r.code, e2etest.LastLine(r.stdout))
 		}
-		if r.runDir == "" || !strings.Contains(readLog(t, r.runDir, engine.FailureLog), "corrupt") {
+		if r.runDir == "" || !strings.Contains(e2etest.ReadLog(t, r.runDir, engine.FailureLog), "corrupt") {
 			t.Errorf("failure.log does not say the store is corrupt")
 		}
 		if strings.Contains(r.stderr, "goroutine ") {
-			t.Errorf("panic: %s", tail(r.stderr, 2000))
+			t.Errorf("panic: %s", e2etest.Tail(r.stderr, 2000))
 		}
 	})
 }
@@ -734,12 +649,12 @@ func TestReduce_resume(t *testing.T) {
 		t.Fatalf("resume: exit %d", again.code)
 	}
 	sameFiles(t, f.runDir, r.runDir)
-	s := readSummary(t, r.runDir)
+	s := e2etest.ReadSummary(t, r.runDir)
 	if s.Skipped != 3 || s.Done == 0 {
 		t.Errorf("resume: %d done, %d skipped; want 3 features files skipped and the store read again", s.Done, s.Skipped)
 	}
 	done := runBin(t, mceBin, "reduce", "--resume", r.runDir, "--no-progress")
-	if done.code != 0 || readSummary(t, r.runDir).Done != 0 {
-		t.Errorf("resume of a complete run: exit %d, %d tasks done", done.code, readSummary(t, r.runDir).Done)
+	if done.code != 0 || e2etest.ReadSummary(t, r.runDir).Done != 0 {
+		t.Errorf("resume of a complete run: exit %d, %d tasks done", done.code, e2etest.ReadSummary(t, r.runDir).Done)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/e2etest"
 	"github.com/mce-engine/mce/internal/gen"
 )
 
@@ -171,11 +172,11 @@ func checkBadRun(t *testing.T, r result, d *dataset, dir string, bads []badFile)
 		}
 	}
 	n := len(d.files) + len(bads)
-	if want := fmt.Sprintf("%d of %d files failed", nFail, n); r.code != 1 || lastLine(r.stdout) != want {
-		t.Errorf("exit %d, last line %q; want 1, %q", r.code, lastLine(r.stdout), want)
+	if want := fmt.Sprintf("%d of %d files failed", nFail, n); r.code != 1 || e2etest.LastLine(r.stdout) != want {
+		t.Errorf("exit %d, last line %q; want 1, %q", r.code, e2etest.LastLine(r.stdout), want)
 	}
-	failures := readLog(t, r.runDir, engine.FailureLog)
-	status := readLog(t, r.runDir, engine.StatusLog)
+	failures := e2etest.ReadLog(t, r.runDir, engine.FailureLog)
+	status := e2etest.ReadLog(t, r.runDir, engine.StatusLog)
 	for _, b := range bads {
 		path := filepath.Join(dir, b.name)
 		if b.fails != "" {
@@ -362,7 +363,7 @@ func TestUnreadableFile(t *testing.T) {
 	}
 	r := runCmd(t, mceBin, []string{"run", d.dir, "--out", out, "--no-progress"}, setup...)
 	if r.runDir == "" {
-		t.Fatalf("no run folder (exit %d):\n%s", r.code, tail(r.stderr, 2000))
+		t.Fatalf("no run folder (exit %d):\n%s", r.code, e2etest.Tail(r.stderr, 2000))
 	}
 	lost, dup := checkBadRun(t, r, d, d.dir, []badFile{{name: "no_read.csv", fails: "permission denied"}})
 	row.add(lost, dup)
@@ -387,7 +388,7 @@ func TestVanishingFile(t *testing.T) {
 	}
 	deleted := time.Now()
 	r := b.wait(t)
-	status := readLog(t, runDir, engine.StatusLog)
+	status := e2etest.ReadLog(t, runDir, engine.StatusLog)
 	if i := strings.Index(status, fmt.Sprintf("file %s (#%d) -> cluster 0", last, len(d.files)-1)); i < 0 {
 		t.Errorf("the deleted file was never handed out:\n%s", status)
 	}

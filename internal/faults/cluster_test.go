@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/internal/e2etest"
 	"github.com/mce-engine/mce/internal/gen"
 )
 
@@ -55,10 +56,10 @@ func (b *bg) wait(t *testing.T) result {
 	case <-time.After(2 * time.Minute):
 		b.cmd.Process.Kill()
 		<-b.done
-		t.Fatalf("%s did not finish in two minutes\nstderr:\n%s", b.bin, tail(b.se.String(), 3000))
+		t.Fatalf("%s did not finish in two minutes\nstderr:\n%s", b.bin, e2etest.Tail(b.se.String(), 3000))
 	}
 	r := finish(t, b.cmd, err, &b.so, &b.se, b.t0)
-	checkNoOrphans(t, b.bin)
+	e2etest.CheckNoOrphans(t, b.bin)
 	return r
 }
 
@@ -71,7 +72,7 @@ func (b *bg) waitLog(t *testing.T, runDir, name, s string) {
 	})
 	if !ok {
 		data, _ := os.ReadFile(filepath.Join(runDir, name))
-		t.Fatalf("%s never said %q:\n%s\nstderr:\n%s", name, s, data, tail(b.se.String(), 2000))
+		t.Fatalf("%s never said %q:\n%s\nstderr:\n%s", name, s, data, e2etest.Tail(b.se.String(), 2000))
 	}
 }
 
@@ -82,12 +83,12 @@ var clusterPIDRE = regexp.MustCompile(`cluster (\d+) (?:started|restarted[^:]*):
 func clusterPID(t *testing.T, runDir string, parent, id int) int {
 	t.Helper()
 	pid := 0
-	for _, m := range clusterPIDRE.FindAllStringSubmatch(readLog(t, runDir, engine.StatusLog), -1) {
+	for _, m := range clusterPIDRE.FindAllStringSubmatch(e2etest.ReadLog(t, runDir, engine.StatusLog), -1) {
 		if m[1] == strconv.Itoa(id) {
 			pid, _ = strconv.Atoi(m[2])
 		}
 	}
-	kids := children(parent)
+	kids := e2etest.Children(parent)
 	if pid == 0 || !slices.Contains(kids, pid) {
 		t.Fatalf("cluster %d: pid %d from status.log is not among mce's children %v", id, pid, kids)
 	}
@@ -135,8 +136,8 @@ func TestKill_cluster(t *testing.T) {
 			}
 		}
 		r := b.wait(t)
-		status := readLog(t, runDir, engine.StatusLog)
-		failures := readLog(t, runDir, engine.FailureLog)
+		status := e2etest.ReadLog(t, runDir, engine.StatusLog)
+		failures := e2etest.ReadLog(t, runDir, engine.FailureLog)
 		for _, want := range []string{
 			fmt.Sprintf("cluster 0 crashed (pid %d, ", pid),
 			fmt.Sprintf("file %s (#0) will be retried alone on cluster 0", big),
@@ -154,13 +155,13 @@ func TestKill_cluster(t *testing.T) {
 		var lost, dup int64
 		if !twice {
 			if r.code != 0 {
-				t.Errorf("try %d: exit %d\n%s", i, r.code, tail(r.stderr, 2000))
+				t.Errorf("try %d: exit %d\n%s", i, r.code, e2etest.Tail(r.stderr, 2000))
 			}
 			lost, dup = checkRunOutputs(t, runDir, d)
 			row.add(lost, dup)
 		} else {
-			if r.code != 1 || lastLine(r.stdout) != "1 of 4 files failed" {
-				t.Errorf("killed twice: exit %d, last line %q; want 1, \"1 of 4 files failed\"", r.code, lastLine(r.stdout))
+			if r.code != 1 || e2etest.LastLine(r.stdout) != "1 of 4 files failed" {
+				t.Errorf("killed twice: exit %d, last line %q; want 1, \"1 of 4 files failed\"", r.code, e2etest.LastLine(r.stdout))
 			}
 			if !strings.Contains(failures, "file "+big+": file failed: cluster crashed again while running alone") {
 				t.Errorf("failure.log does not fail the file killed twice:\n%s", failures)
@@ -209,13 +210,13 @@ func TestRAMLimit(t *testing.T) {
 			}
 			r := runCmd(t, faultyBin, args)
 			runDir := r.runDir
-			failures := readLog(t, runDir, engine.FailureLog)
+			failures := e2etest.ReadLog(t, runDir, engine.FailureLog)
 			killRE := regexp.MustCompile(`^\S+ cluster 0 file ` + regexp.QuoteMeta(big) +
 				`: killed over the RAM limit: cluster 0 used [\d.]+ MiB, all clusters [\d.]+ MiB > limit 160.0 MiB\n`)
 			if !killRE.MatchString(failures) {
 				t.Fatalf("failure.log does not start with the kill of cluster 0 on %s:\n%s", big, failures)
 			}
-			status := readLog(t, runDir, engine.StatusLog)
+			status := e2etest.ReadLog(t, runDir, engine.StatusLog)
 			for _, want := range []string{
 				"cluster 0 killed (pid ",
 				"cluster 0 restarted (self-regeneration)",
@@ -228,13 +229,13 @@ func TestRAMLimit(t *testing.T) {
 			var lost, dup int64
 			if once {
 				if r.code != 0 {
-					t.Errorf("exit %d\n%s", r.code, tail(r.stderr, 2000))
+					t.Errorf("exit %d\n%s", r.code, e2etest.Tail(r.stderr, 2000))
 				}
 				lost, dup = checkRunOutputs(t, runDir, d)
 				row.notef("cluster 0 killed and logged with its file, restarted, file retried alone; results exact")
 			} else {
-				if r.code != 1 || lastLine(r.stdout) != "1 of 4 files failed" {
-					t.Errorf("exit %d, last line %q; want 1, \"1 of 4 files failed\"", r.code, lastLine(r.stdout))
+				if r.code != 1 || e2etest.LastLine(r.stdout) != "1 of 4 files failed" {
+					t.Errorf("exit %d, last line %q; want 1, \"1 of 4 files failed\"", r.code, e2etest.LastLine(r.stdout))
 				}
 				if !strings.Contains(failures, "file "+big+": file failed: killed over the RAM limit again while running alone") {
 					t.Errorf("failure.log does not fail the file:\n%s", failures)
@@ -274,10 +275,10 @@ func TestFeatureFaults(t *testing.T) {
 		eu := d.userOnlyIn(t, filepath.Base(ef), 2)
 		r := runCmd(t, faultyBin, runArgs(d.files, "--out", t.TempDir(), "--no-progress", "--clusters", "1,1",
 			"--param", "panic_user="+pu, "--param", "error_user="+eu))
-		if r.code != 1 || lastLine(r.stdout) != "2 of 4 files failed" {
-			t.Errorf("exit %d, last line %q; want 1, \"2 of 4 files failed\"", r.code, lastLine(r.stdout))
+		if r.code != 1 || e2etest.LastLine(r.stdout) != "2 of 4 files failed" {
+			t.Errorf("exit %d, last line %q; want 1, \"2 of 4 files failed\"", r.code, e2etest.LastLine(r.stdout))
 		}
-		failures := readLog(t, r.runDir, engine.FailureLog)
+		failures := e2etest.ReadLog(t, r.runDir, engine.FailureLog)
 		for _, want := range []string{
 			fmt.Sprintf("file %s user %q: panic: faulty: panic on user %s\n", pf, pu, pu),
 			"\tmain.reduce(",
@@ -290,7 +291,7 @@ func TestFeatureFaults(t *testing.T) {
 		for _, f := range [][2]string{{pf, pu}, {ef, eu}} {
 			want := fmt.Sprintf(`msg="file failed" file=%s cluster=`, f[0])
 			if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, fmt.Sprintf("user=%s", f[1])) {
-				t.Errorf("stderr does not name file %s and user %s:\n%s", f[0], f[1], tail(r.stderr, 2000))
+				t.Errorf("stderr does not name file %s and user %s:\n%s", f[0], f[1], e2etest.Tail(r.stderr, 2000))
 			}
 			if exists(filepath.Join(r.runDir, engine.OutputName(f[0]))) {
 				t.Errorf("the failed file %s has a features file", f[0])

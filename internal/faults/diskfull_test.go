@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/internal/e2etest"
 	"github.com/mce-engine/mce/internal/gen"
 )
 
@@ -89,7 +90,7 @@ func checkFailedHonestly(t *testing.T, r result, runDir string, d *dataset, errT
 		t.Errorf("exit 0 although writes failed with %q", errText)
 	}
 	if !strings.Contains(r.stderr, errText) {
-		t.Errorf("stderr does not say %q:\n%s", errText, tail(r.stderr, 2000))
+		t.Errorf("stderr does not say %q:\n%s", errText, e2etest.Tail(r.stderr, 2000))
 	}
 	if runDir == "" || !exists(runDir) {
 		return nil
@@ -150,13 +151,13 @@ func TestDiskFull_run(t *testing.T) {
 			runDir = again.runDir
 		}
 		if again.code != 0 {
-			t.Fatalf("with space again: exit %d\n%s", again.code, tail(again.stderr, 2000))
+			t.Fatalf("with space again: exit %d\n%s", again.code, e2etest.Tail(again.stderr, 2000))
 		}
 		lost, dup := checkRunOutputs(t, runDir, d)
 		checkNoTemps(t, runDir)
 		row.add(lost, dup)
 		notes = append(notes, fmt.Sprintf("%d KiB free: %d of %d done, exit %d", free>>10, len(have), len(d.files), r.code))
-		t.Logf("%d KiB free: exit %d, %d files done; last stderr line %q", free>>10, r.code, len(have), lastLine(r.stderr))
+		t.Logf("%d KiB free: exit %d, %d files done; last stderr line %q", free>>10, r.code, len(have), e2etest.LastLine(r.stderr))
 	}
 	row.notef("%s; clear error, then --resume with space exact", strings.Join(notes, "; "))
 }
@@ -192,13 +193,13 @@ func TestDiskFull_partition(t *testing.T) {
 		} else {
 			stage = failedStage(r.stderr)
 			if !strings.Contains(r.stderr, "no space left on device") {
-				t.Errorf("%s: stderr does not say \"no space left on device\":\n%s", size, tail(r.stderr, 2000))
+				t.Errorf("%s: stderr does not say \"no space left on device\":\n%s", size, e2etest.Tail(r.stderr, 2000))
 			}
 			got, _, _ := checkStore(t, st, d, nil)
 			stage += fmt.Sprintf(" (%d files kept)", len(got))
 			remount(t, mnt, "64m")
 			if again := runCmd(t, mceBin, args(d.dir, st)); again.code != 0 {
-				t.Fatalf("%s: rerun with space: exit %d\n%s", size, again.code, tail(again.stderr, 2000))
+				t.Fatalf("%s: rerun with space: exit %d\n%s", size, again.code, e2etest.Tail(again.stderr, 2000))
 			}
 		}
 		_, lost, dup := checkStore(t, st, d, d.names())
@@ -241,7 +242,7 @@ func TestDiskFull_partition(t *testing.T) {
 	}
 	remount(t, mnt, "64m")
 	if again := runCmd(t, mceBin, args(part, st)); again.code != 0 {
-		t.Fatalf("incremental rerun with space: exit %d\n%s", again.code, tail(again.stderr, 2000))
+		t.Fatalf("incremental rerun with space: exit %d\n%s", again.code, e2etest.Tail(again.stderr, 2000))
 	}
 	_, lost, dup := checkStore(t, st, d, d.names())
 	row.add(lost, dup)
@@ -251,13 +252,13 @@ func TestDiskFull_partition(t *testing.T) {
 
 // failedStage names the step of partition that an error message blames.
 func failedStage(stderr string) string {
-	line := lastLine(stderr)
+	line := e2etest.LastLine(stderr)
 	for _, s := range []string{"sort", "write run", "merge", "ingest", "manifest", "flush", "compact"} {
 		if strings.Contains(line, s) {
 			return "failed in " + s
 		}
 	}
-	return "failed: " + tail(line, 80)
+	return "failed: " + e2etest.Tail(line, 80)
 }
 
 // TestFileSizeLimit is the disk-full case without a mount: RLIMIT_FSIZE
@@ -287,10 +288,10 @@ func TestFileSizeLimit(t *testing.T) {
 		out := t.TempDir()
 		r := runCmd(t, mceBin, runArgs(d.files, "--out", out, "--no-progress", "--clusters", "1"), withFileSizeLimit(t, limit))
 		have := checkFailedHonestly(t, r, r.runDir, d, "file too large")
-		if len(have) != 2 || r.code != 1 || lastLine(r.stdout) != "2 of 4 files failed" {
-			t.Errorf("limit %d: %d files done, exit %d, last line %q; want 2, 1, \"2 of 4 files failed\"", limit, len(have), r.code, lastLine(r.stdout))
+		if len(have) != 2 || r.code != 1 || e2etest.LastLine(r.stdout) != "2 of 4 files failed" {
+			t.Errorf("limit %d: %d files done, exit %d, last line %q; want 2, 1, \"2 of 4 files failed\"", limit, len(have), r.code, e2etest.LastLine(r.stdout))
 		}
-		failures := readLog(t, r.runDir, engine.FailureLog)
+		failures := e2etest.ReadLog(t, r.runDir, engine.FailureLog)
 		for _, f := range d.files {
 			if !slices.Contains(have, filepath.Base(f)) && !strings.Contains(failures, "file "+f+": write ") {
 				t.Errorf("failure.log does not name %s:\n%s", f, failures)
@@ -298,7 +299,7 @@ func TestFileSizeLimit(t *testing.T) {
 		}
 		again := runCmd(t, mceBin, []string{"run", "--resume", r.runDir, "--no-progress"})
 		if again.code != 0 {
-			t.Fatalf("resume without the limit: exit %d\n%s", again.code, tail(again.stderr, 2000))
+			t.Fatalf("resume without the limit: exit %d\n%s", again.code, e2etest.Tail(again.stderr, 2000))
 		}
 		lost, dup := checkRunOutputs(t, r.runDir, d)
 		row.add(lost, dup)
@@ -321,11 +322,11 @@ func TestFileSizeLimit(t *testing.T) {
 			} else {
 				stage = failedStage(r.stderr)
 				if !strings.Contains(r.stderr, "file too large") {
-					t.Errorf("limit %d: stderr does not say \"file too large\":\n%s", limit, tail(r.stderr, 2000))
+					t.Errorf("limit %d: stderr does not say \"file too large\":\n%s", limit, e2etest.Tail(r.stderr, 2000))
 				}
 				checkStore(t, st, d, nil)
 				if again := runCmd(t, mceBin, args); again.code != 0 {
-					t.Fatalf("rerun without the limit: exit %d\n%s", again.code, tail(again.stderr, 2000))
+					t.Fatalf("rerun without the limit: exit %d\n%s", again.code, e2etest.Tail(again.stderr, 2000))
 				}
 			}
 			_, lost, dup := checkStore(t, st, d, d.names())

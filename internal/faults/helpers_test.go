@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/e2etest"
 	"github.com/mce-engine/mce/internal/gen"
 	"github.com/mce-engine/mce/store"
 )
@@ -200,12 +200,12 @@ func runCmd(t *testing.T, bin string, args []string, setup ...func(*exec.Cmd)) r
 	timer.Stop()
 	r := finish(t, cmd, err, &so, &se, t0)
 	if r.signaled {
-		t.Fatalf("%s %s: killed (timeout?)\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), tail(r.stderr, 3000))
+		t.Fatalf("%s %s: killed (timeout?)\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), e2etest.Tail(r.stderr, 3000))
 	}
 	if testing.Verbose() {
 		t.Logf("%s %s: exit %d in %.2f s\nstdout:\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, r.took.Seconds(), r.stdout)
 	}
-	checkNoOrphans(t, bin)
+	e2etest.CheckNoOrphans(t, bin)
 	return r
 }
 
@@ -231,97 +231,12 @@ func runKilled(t *testing.T, bin string, args []string, delay time.Duration, set
 	}
 	r = finish(t, cmd, err, &so, &se, t0)
 	if !r.signaled && r.code != 0 {
-		t.Errorf("%s %s: exit %d before the kill\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, tail(r.stderr, 3000))
+		t.Errorf("%s %s: exit %d before the kill\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, e2etest.Tail(r.stderr, 3000))
 	}
 	// Its clusters die with it (PR_SET_PDEATHSIG); give a large heap a
 	// moment to go.
-	checkNoOrphans(t, bin)
+	e2etest.CheckNoOrphans(t, bin)
 	return r, r.signaled
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
-}
-
-// checkNoOrphans fails the test if a process of the binary still runs
-// three seconds after its parent ended (zombies are fine), and kills it.
-func checkNoOrphans(t *testing.T, bin string) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		live := liveProcs(bin)
-		if len(live) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			for _, pid := range live {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-			t.Errorf("processes of %s still running: %v", filepath.Base(bin), live)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// liveProcs lists the running processes whose executable is bin.
-func liveProcs(bin string) []int {
-	var pids []int
-	for _, p := range procs() {
-		if p.exe == bin && p.state != "Z" {
-			pids = append(pids, p.pid)
-		}
-	}
-	return pids
-}
-
-type procInfo struct {
-	pid, ppid int
-	state     string
-	exe       string
-}
-
-// procs reads every process from /proc.
-func procs() []procInfo {
-	ents, _ := os.ReadDir("/proc")
-	var out []procInfo
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		out = append(out, procInfo{pid: pid, ppid: ppid, state: f[0], exe: strings.TrimSuffix(exe, " (deleted)")})
-	}
-	return out
-}
-
-// children lists the live child processes of pid.
-func children(pid int) []int {
-	var out []int
-	for _, p := range procs() {
-		if p.ppid == pid && p.state != "Z" {
-			out = append(out, p.pid)
-		}
-	}
-	return out
 }
 
 // readFeatures reads a features file's user, invoice_count and
@@ -476,19 +391,6 @@ func checkNoTemps(t *testing.T, runDir string) {
 	}
 }
 
-func readSummary(t *testing.T, runDir string) *engine.Summary {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(runDir, engine.SummaryJSON))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &engine.Summary{}
-	if err := json.Unmarshal(b, s); err != nil {
-		t.Fatalf("%s: %v", engine.SummaryJSON, err)
-	}
-	return s
-}
-
 // checkSummaryHonest checks that summary.json (when there is one) calls
 // no task done or skipped whose output is missing.
 func checkSummaryHonest(t *testing.T, runDir string) {
@@ -496,7 +398,7 @@ func checkSummaryHonest(t *testing.T, runDir string) {
 	if _, err := os.Stat(filepath.Join(runDir, engine.SummaryJSON)); err != nil {
 		return
 	}
-	s := readSummary(t, runDir)
+	s := e2etest.ReadSummary(t, runDir)
 	for _, ts := range s.Tasks {
 		if ts.Status != engine.TaskDone && ts.Status != engine.TaskSkipped {
 			continue
@@ -505,20 +407,6 @@ func checkSummaryHonest(t *testing.T, runDir string) {
 			t.Errorf("summary.json says %s is %s, but %s is missing", ts.Input, ts.Status, ts.Output)
 		}
 	}
-}
-
-func readLog(t *testing.T, runDir, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(runDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return lines[len(lines)-1]
 }
 
 // waitFor polls cond every 10 ms until it holds or timeout passes.

@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/internal/e2etest"
 	"github.com/mce-engine/mce/internal/gen"
 )
 
@@ -47,7 +48,7 @@ func TestKill_run(t *testing.T) {
 
 	clean := runCmd(t, mceBin, runArgs(d.files, append([]string{"--out", t.TempDir()}, flags...)...))
 	if clean.code != 0 {
-		t.Fatalf("clean run: exit %d\n%s", clean.code, tail(clean.stderr, 2000))
+		t.Fatalf("clean run: exit %d\n%s", clean.code, e2etest.Tail(clean.stderr, 2000))
 	}
 	if l, du := checkRunOutputs(t, clean.runDir, d); l+du > 0 {
 		t.Fatalf("clean run differs from the truth")
@@ -74,7 +75,7 @@ func TestKill_run(t *testing.T) {
 			}
 			r := runCmd(t, mceBin, runArgs(d.files, append([]string{"--out", out}, flags...)...))
 			if r.code != 0 {
-				t.Errorf("point %d: rerun exit %d\n%s", i, r.code, tail(r.stderr, 2000))
+				t.Errorf("point %d: rerun exit %d\n%s", i, r.code, e2etest.Tail(r.stderr, 2000))
 				row.add(d.rows(), 0) // nothing can be read back
 				stuck++
 				continue
@@ -97,7 +98,7 @@ func TestKill_run(t *testing.T) {
 			}
 			r := runCmd(t, mceBin, resume)
 			if r.code != 0 || r.runDir != runDir {
-				t.Errorf("point %d: resume exit %d, folder %q\n%s", i, r.code, r.runDir, tail(r.stderr, 2000))
+				t.Errorf("point %d: resume exit %d, folder %q\n%s", i, r.code, r.runDir, e2etest.Tail(r.stderr, 2000))
 				row.add(d.rows(), 0) // nothing can be read back
 				stuck++
 				continue
@@ -105,7 +106,7 @@ func TestKill_run(t *testing.T) {
 		}
 		lost, dup := checkRunOutputs(t, runDir, d)
 		checkNoTemps(t, runDir)
-		s := readSummary(t, runDir)
+		s := e2etest.ReadSummary(t, runDir)
 		if s.Done+s.Skipped != len(d.files) || s.Failed != 0 {
 			t.Errorf("point %d: summary %d done, %d skipped, %d failed of %d", i, s.Done, s.Skipped, s.Failed, len(d.files))
 		}
@@ -129,7 +130,7 @@ func TestKill_partition(t *testing.T) {
 	cleanStore := filepath.Join(t.TempDir(), "store")
 	clean := runCmd(t, mceBin, args(cleanStore))
 	if clean.code != 0 {
-		t.Fatalf("clean partition: exit %d\n%s", clean.code, tail(clean.stderr, 2000))
+		t.Fatalf("clean partition: exit %d\n%s", clean.code, e2etest.Tail(clean.stderr, 2000))
 	}
 	if _, l, du := checkStore(t, cleanStore, d, d.names()); l+du > 0 {
 		t.Fatal("clean partition differs from the truth")
@@ -161,7 +162,7 @@ func TestKill_partition(t *testing.T) {
 			}
 			r := runCmd(t, mceBin, args(st))
 			if r.code != 0 {
-				t.Errorf("point %d: rerun exit %d\n%s", i, r.code, tail(r.stderr, 2000))
+				t.Errorf("point %d: rerun exit %d\n%s", i, r.code, e2etest.Tail(r.stderr, 2000))
 				row.add(d.rows(), 0) // nothing can be read back
 				stuck++
 				continue
@@ -220,7 +221,7 @@ func TestKill_partitionWhileCreating(t *testing.T) {
 			c.make(t, filepath.Join(st, "db"))
 			r := runCmd(t, mceBin, []string{"--log-level", "warn", "partition", d.dir, "--out", st, "--mem", "8MiB"})
 			if r.code != 0 {
-				t.Errorf("rerun after a kill while creating the store: exit %d: %s", r.code, lastLine(r.stderr))
+				t.Errorf("rerun after a kill while creating the store: exit %d: %s", r.code, e2etest.LastLine(r.stderr))
 				row.add(d.rows(), 0)
 				return
 			}

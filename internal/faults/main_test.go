@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mce-engine/mce/internal/e2etest"
 )
 
 var (
@@ -56,55 +57,36 @@ func TestMain(m *testing.M) {
 		fmt.Println("faults: skipped with -short (end-to-end tests of the built binary)")
 		os.Exit(0)
 	}
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "mce-faults-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		// Readable by everyone: one test runs mce as an unprivileged user.
-		if err := os.Chmod(dir, 0o755); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		binDir = dir
-		mceBin = filepath.Join(dir, "mce")
-		faultyBin = filepath.Join(dir, "faulty")
-		t0 := time.Now()
-		for bin, pkg := range map[string]string{mceBin: "../../cmd/mce", faultyBin: "./testdata/faulty"} {
-			out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
-				return 1
+	t0 := time.Now()
+	os.Exit(e2etest.Main("mce-faults-bin-", map[string]string{"mce": "../../cmd/mce", "faulty": "./testdata/faulty"},
+		func(dir string, bins map[string]string) int {
+			binDir, mceBin, faultyBin = dir, bins["mce"], bins["faulty"]
+			built := time.Since(t0)
+			if out, err := exec.Command(mceBin, "reduce", "--help").CombinedOutput(); err != nil {
+				line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+				reduceMissing = fmt.Sprintf("the mce reduce command is missing (`mce reduce --help`: %v: %s)", err, line)
 			}
-		}
-		built := time.Since(t0)
-		if out, err := exec.Command(mceBin, "reduce", "--help").CombinedOutput(); err != nil {
-			line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-			reduceMissing = fmt.Sprintf("the mce reduce command is missing (`mce reduce --help`: %v: %s)", err, line)
-		}
-		t1 := time.Now()
-		code := m.Run()
-		mode := "short"
-		if full() {
-			mode = "full"
-		}
-		tbl := faultTable.markdown(fmt.Sprintf("Mode %s, seed %d, %s; binaries built in %.1f s, tests ran %.1f s.",
-			mode, *seedFlag, time.Now().UTC().Format("2006-01-02"), built.Seconds(), time.Since(t1).Seconds()))
-		// With -faults.table the caller shows the file (make faults does);
-		// go test hides a passing package's output anyway.
-		if full() && *tableFlag == "" {
-			fmt.Print(tbl)
-		}
-		if *tableFlag != "" {
-			if err := os.WriteFile(*tableFlag, []byte(tbl), 0o644); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
+			t1 := time.Now()
+			code := m.Run()
+			mode := "short"
+			if full() {
+				mode = "full"
 			}
-		}
-		return code
-	}())
+			tbl := faultTable.markdown(fmt.Sprintf("Mode %s, seed %d, %s; binaries built in %.1f s, tests ran %.1f s.",
+				mode, *seedFlag, time.Now().UTC().Format("2006-01-02"), built.Seconds(), time.Since(t1).Seconds()))
+			// With -faults.table the caller shows the file (make faults does);
+			// go test hides a passing package's output anyway.
+			if full() && *tableFlag == "" {
+				fmt.Print(tbl)
+			}
+			if *tableFlag != "" {
+				if err := os.WriteFile(*tableFlag, []byte(tbl), 0o644); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					return 1
+				}
+			}
+			return code
+		}))
 }
 
 // execWithFileSizeLimit is the wrapper mode of the test binary: it caps

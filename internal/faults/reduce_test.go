@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/internal/e2etest"
 	"github.com/mce-engine/mce/internal/gen"
 )
 
@@ -35,7 +36,7 @@ func partitioned(t *testing.T, o gen.Options) (*dataset, string) {
 	st := filepath.Join(t.TempDir(), "store")
 	r := runCmd(t, mceBin, []string{"--log-level", "warn", "partition", d.dir, "--out", st, "--mem", "16MiB", "--heavy-min-rows", "1000"})
 	if r.code != 0 {
-		t.Fatalf("partition: exit %d\n%s", r.code, tail(r.stderr, 2000))
+		t.Fatalf("partition: exit %d\n%s", r.code, e2etest.Tail(r.stderr, 2000))
 	}
 	return d, st
 }
@@ -65,7 +66,7 @@ func reduceArgs(st, out string, flags ...string) []string {
 // done (or skipped by a resume) and none failed.
 func checkReduceSummary(t *testing.T, runDir string) {
 	t.Helper()
-	s := readSummary(t, runDir)
+	s := e2etest.ReadSummary(t, runDir)
 	if s.Failed != 0 || s.Done+s.Skipped != s.Files {
 		t.Errorf("summary: %d tasks, %d done, %d skipped, %d failed", s.Files, s.Done, s.Skipped, s.Failed)
 	}
@@ -82,7 +83,7 @@ func TestKill_reduce(t *testing.T) {
 	flags := []string{"--clusters", reduceClusters, "--poll", "50ms"}
 	clean := runCmd(t, mceBin, reduceArgs(st, t.TempDir(), flags...))
 	if clean.code != 0 {
-		t.Fatalf("clean reduce: exit %d\n%s", clean.code, tail(clean.stderr, 2000))
+		t.Fatalf("clean reduce: exit %d\n%s", clean.code, e2etest.Tail(clean.stderr, 2000))
 	}
 	if l, du := checkRunOutputs(t, clean.runDir, d); l+du > 0 {
 		t.Fatal("clean reduce differs from the truth")
@@ -107,7 +108,7 @@ func TestKill_reduce(t *testing.T) {
 			}
 			r := runCmd(t, mceBin, reduceArgs(st, out, flags...))
 			if r.code != 0 {
-				t.Errorf("point %d: rerun exit %d\n%s", i, r.code, tail(r.stderr, 2000))
+				t.Errorf("point %d: rerun exit %d\n%s", i, r.code, e2etest.Tail(r.stderr, 2000))
 				row.add(d.rows(), 0) // nothing can be read back
 				stuck++
 				continue
@@ -129,7 +130,7 @@ func TestKill_reduce(t *testing.T) {
 			}
 			r := runCmd(t, mceBin, resume)
 			if r.code != 0 || r.runDir != runDir {
-				t.Errorf("point %d: resume exit %d, folder %q\n%s", i, r.code, r.runDir, tail(r.stderr, 2000))
+				t.Errorf("point %d: resume exit %d, folder %q\n%s", i, r.code, r.runDir, e2etest.Tail(r.stderr, 2000))
 				row.add(d.rows(), 0) // nothing can be read back
 				stuck++
 				continue
@@ -173,7 +174,7 @@ func TestReduce_clusterFaults(t *testing.T) {
 			}
 			return false
 		}) {
-			t.Fatalf("the heavy users' task never started:\n%s", tail(b.se.String(), 2000))
+			t.Fatalf("the heavy users' task never started:\n%s", e2etest.Tail(b.se.String(), 2000))
 		}
 		pid := clusterPID(t, runDir, b.cmd.Process.Pid, 0)
 		time.Sleep(time.Duration(killRand(5).Int64N(int64(time.Second))))
@@ -182,13 +183,13 @@ func TestReduce_clusterFaults(t *testing.T) {
 		}
 		r := b.wait(t)
 		if r.code != 0 {
-			t.Errorf("exit %d\n%s", r.code, tail(r.stderr, 2000))
+			t.Errorf("exit %d\n%s", r.code, e2etest.Tail(r.stderr, 2000))
 		}
-		failures := readLog(t, runDir, engine.FailureLog)
+		failures := e2etest.ReadLog(t, runDir, engine.FailureLog)
 		if !strings.Contains(failures, fmt.Sprintf("cluster 0 file %s: cluster crashed (killed by signal 9 (killed))", task)) {
 			t.Errorf("failure.log lacks the crash on %s:\n%s", task, failures)
 		}
-		status := readLog(t, runDir, engine.StatusLog)
+		status := e2etest.ReadLog(t, runDir, engine.StatusLog)
 		for _, want := range []string{
 			fmt.Sprintf("cluster 0 crashed (pid %d, ", pid),
 			"cluster 0 restarted (self-regeneration): pid ",
@@ -211,15 +212,15 @@ func TestReduce_clusterFaults(t *testing.T) {
 			"--param", "hog_user="+heavy, "--param", "hog_mib=256", "--param", "hog_ms=3000",
 			"--param", "hog_once="+filepath.Join(t.TempDir(), "hogged")))
 		if r.code != 0 {
-			t.Errorf("exit %d\n%s", r.code, tail(r.stderr, 2000))
+			t.Errorf("exit %d\n%s", r.code, e2etest.Tail(r.stderr, 2000))
 		}
-		failures := readLog(t, r.runDir, engine.FailureLog)
+		failures := e2etest.ReadLog(t, r.runDir, engine.FailureLog)
 		killRE := regexp.MustCompile(`^\S+ cluster (\d) file (\S+#[^:\n]*heavy users): killed over the RAM limit: cluster (\d) used [\d.]+ MiB, all clusters [\d.]+ MiB > limit 160.0 MiB\n`)
 		m := killRE.FindStringSubmatch(failures)
 		if m == nil || m[1] != m[3] {
 			t.Fatalf("failure.log does not start with the kill of the heavy users' cluster:\n%s", failures)
 		}
-		status := readLog(t, r.runDir, engine.StatusLog)
+		status := e2etest.ReadLog(t, r.runDir, engine.StatusLog)
 		if !strings.Contains(status, fmt.Sprintf("file %s (#", m[2])) || !strings.Contains(status, "(retry 1, alone)") {
 			t.Errorf("status.log does not retry %s alone:\n%s", m[2], status)
 		}
@@ -234,10 +235,10 @@ func TestReduce_clusterFaults(t *testing.T) {
 		pf, ef := filepath.Base(d.files[1]), filepath.Base(d.files[2])
 		pu, eu := d.userOnlyIn(t, pf, 1), d.userOnlyIn(t, ef, 2)
 		r := runCmd(t, faultyBin, reduceArgs(st, t.TempDir(), "--clusters", reduceClusters, "--param", "panic_user="+pu, "--param", "error_user="+eu))
-		if r.code != 1 || !strings.HasPrefix(lastLine(r.stdout), "2 of 4 files failed") {
-			t.Errorf("exit %d, last line %q; want 1, \"2 of 4 files failed\"", r.code, lastLine(r.stdout))
+		if r.code != 1 || !strings.HasPrefix(e2etest.LastLine(r.stdout), "2 of 4 files failed") {
+			t.Errorf("exit %d, last line %q; want 1, \"2 of 4 files failed\"", r.code, e2etest.LastLine(r.stdout))
 		}
-		failures := readLog(t, r.runDir, engine.FailureLog)
+		failures := e2etest.ReadLog(t, r.runDir, engine.FailureLog)
 		// The file is named as the store knows it, or by its path.
 		for _, want := range []string{
 			fmt.Sprintf(`(?m) file (\S*/)?%s user %s: panic: faulty: panic on user %s$`, regexp.QuoteMeta(pf), regexp.QuoteMeta(strconv.Quote(pu)), regexp.QuoteMeta(pu)),
@@ -308,7 +309,7 @@ func TestReduce_diskFull(t *testing.T) {
 				runDir = again.runDir
 			}
 			if again.code != 0 {
-				t.Fatalf("with space again: exit %d\n%s", again.code, tail(again.stderr, 2000))
+				t.Fatalf("with space again: exit %d\n%s", again.code, e2etest.Tail(again.stderr, 2000))
 			}
 			lost, dup := checkRunOutputs(t, runDir, d)
 			checkNoTemps(t, runDir)
@@ -338,7 +339,7 @@ func TestReduce_diskFull(t *testing.T) {
 		have := checkFailedHonestly(t, r, r.runDir, d, "file too large")
 		again := runCmd(t, mceBin, []string{"reduce", "--resume", r.runDir, "--no-progress"})
 		if again.code != 0 {
-			t.Fatalf("resume without the limit: exit %d\n%s", again.code, tail(again.stderr, 2000))
+			t.Fatalf("resume without the limit: exit %d\n%s", again.code, e2etest.Tail(again.stderr, 2000))
 		}
 		lost, dup := checkRunOutputs(t, r.runDir, d)
 		row.add(lost, dup)
@@ -364,14 +365,14 @@ func TestReduce_badStore(t *testing.T) {
 	noPanic := func(what string, r result) {
 		t.Helper()
 		if strings.Contains(r.stderr, "panic:") || strings.Contains(r.stderr, "goroutine ") {
-			t.Errorf("%s: a panic on stderr:\n%s", what, tail(r.stderr, 2000))
+			t.Errorf("%s: a panic on stderr:\n%s", what, e2etest.Tail(r.stderr, 2000))
 		}
 	}
 
 	r := runCmd(t, mceBin, reduceArgs(filepath.Join(t.TempDir(), "none"), t.TempDir()))
 	noPanic("missing", r)
-	if r.code == 0 || !strings.Contains(lastLine(r.stderr), "no store at ") {
-		t.Errorf("missing store: exit %d, last stderr line %q", r.code, lastLine(r.stderr))
+	if r.code == 0 || !strings.Contains(e2etest.LastLine(r.stderr), "no store at ") {
+		t.Errorf("missing store: exit %d, last stderr line %q", r.code, e2etest.LastLine(r.stderr))
 	}
 
 	cut := copyStore()
@@ -383,8 +384,8 @@ func TestReduce_badStore(t *testing.T) {
 	os.WriteFile(man, b[:len(b)/2], 0o644)
 	r = runCmd(t, mceBin, reduceArgs(cut, t.TempDir()))
 	noPanic("cut manifest", r)
-	if r.code == 0 || !strings.Contains(lastLine(r.stderr), "store is corrupt") {
-		t.Errorf("cut manifest: exit %d, last stderr line %q", r.code, lastLine(r.stderr))
+	if r.code == 0 || !strings.Contains(e2etest.LastLine(r.stderr), "store is corrupt") {
+		t.Errorf("cut manifest: exit %d, last stderr line %q", r.code, e2etest.LastLine(r.stderr))
 	}
 
 	damaged := copyStore()
@@ -403,17 +404,17 @@ func TestReduce_badStore(t *testing.T) {
 	noPanic("verify", v)
 	if v.code == 0 || v.code == 70 || !strings.Contains(v.stderr, "checksum mismatch") {
 		t.Errorf("store verify of a damaged block: exit %d (70 is pebble's fatal exit); want a reported problem naming the checksum mismatch; last line %q",
-			v.code, tail(lastLine(v.stderr), 300))
+			v.code, e2etest.Tail(e2etest.LastLine(v.stderr), 300))
 	}
 	r = runCmd(t, mceBin, reduceArgs(damaged, t.TempDir(), "--clusters", "1"))
 	noPanic("damaged block", r)
-	failures := readLog(t, r.runDir, engine.FailureLog)
+	failures := e2etest.ReadLog(t, r.runDir, engine.FailureLog)
 	if r.code != 1 || !strings.Contains(failures, "checksum mismatch") {
-		t.Errorf("damaged block: exit %d; failure.log does not name the checksum mismatch:\n%s", r.code, tail(failures, 2000))
+		t.Errorf("damaged block: exit %d; failure.log does not name the checksum mismatch:\n%s", r.code, e2etest.Tail(failures, 2000))
 	}
 	if strings.Contains(failures, "cluster crashed") {
 		t.Errorf("a damaged block crashed the cluster (pebble's default DataCorruption handler calls Fatalf) instead of failing its task with an error:\n%s",
-			tail(firstLines(failures, 3), 1500))
+			e2etest.Tail(firstLines(failures, 3), 1500))
 	}
 	// The other files' outputs that do not need the damaged block are
 	// still exact when present.

@@ -1,0 +1,183 @@
+// Package e2etest holds what the end-to-end tests of several packages
+// share: building the binaries under test once, reading a run folder, and
+// checking that no process of a binary outlives its run. It is imported by
+// tests only.
+package e2etest
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mce-engine/mce/engine"
+)
+
+// Main is the body of a TestMain: it builds every package of pkgs (name ->
+// import path or directory, as `go build` takes it) into a new temporary
+// folder, readable by all (a test may run a binary as another user), calls
+// run with the folder and the binaries' paths by name (run calls m.Run),
+// removes the folder and returns run's exit code, for os.Exit.
+func Main(prefix string, pkgs map[string]string, run func(dir string, bins map[string]string) int) int {
+	dir, err := os.MkdirTemp("", prefix)
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bins := make(map[string]string, len(pkgs))
+	for name, pkg := range pkgs {
+		bin := filepath.Join(dir, name)
+		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
+			return 1
+		}
+		bins[name] = bin
+	}
+	return run(dir, bins)
+}
+
+// Tail returns the last n bytes of s, marked when cut.
+func Tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// LastLine returns the last line of s.
+func LastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// ReadLog returns a file of a run folder.
+func ReadLog(t testing.TB, runDir, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(runDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// LogLines returns the lines of a file of a run folder.
+func LogLines(t testing.TB, runDir, name string) []string {
+	t.Helper()
+	return strings.Split(strings.TrimRight(ReadLog(t, runDir, name), "\n"), "\n")
+}
+
+// ReadSummary reads a run folder's summary.json.
+func ReadSummary(t testing.TB, runDir string) *engine.Summary {
+	t.Helper()
+	s := &engine.Summary{}
+	if err := json.Unmarshal([]byte(ReadLog(t, runDir, engine.SummaryJSON)), s); err != nil {
+		t.Fatalf("%s: %v", engine.SummaryJSON, err)
+	}
+	return s
+}
+
+// Proc is one process, as /proc shows it.
+type Proc struct {
+	PID, PPID int
+	State     string // "R", "S", "Z" (zombie) ...
+	Exe       string // the executable's path
+}
+
+// Procs reads every process from /proc.
+func Procs() []Proc {
+	ents, _ := os.ReadDir("/proc")
+	var out []Proc
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		out = append(out, Proc{PID: pid, PPID: ppid, State: f[0], Exe: strings.TrimSuffix(exe, " (deleted)")})
+	}
+	return out
+}
+
+// ProcState returns the state letter of pid ("Z" for a zombie), or "" when
+// there is no such process.
+func ProcState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
+}
+
+// LiveProcs lists the running processes (zombies aside) whose executable
+// is bin.
+func LiveProcs(bin string) []int {
+	var pids []int
+	for _, p := range Procs() {
+		if p.Exe == bin && p.State != "Z" {
+			pids = append(pids, p.PID)
+		}
+	}
+	return pids
+}
+
+// Children lists the live child processes of pid.
+func Children(pid int) []int {
+	var out []int
+	for _, p := range Procs() {
+		if p.PPID == pid && p.State != "Z" {
+			out = append(out, p.PID)
+		}
+	}
+	return out
+}
+
+// CheckNoOrphans fails the test if a process of bin still runs three
+// seconds after its run ended (zombies are fine), and kills it.
+func CheckNoOrphans(t testing.TB, bin string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		live := LiveProcs(bin)
+		if len(live) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range live {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Errorf("processes of %s still running after the run: %v", filepath.Base(bin), live)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
