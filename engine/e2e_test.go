@@ -60,40 +60,6 @@ func genData(t *testing.T, o gen.Options) (string, []string) {
 	return o.Dir, files
 }
 
-type mceResult struct {
-	stdout, stderr string
-	code           int
-	runDir         string
-}
-
-// runMCE runs a binary (mce or a features binary) to completion.
-func runMCE(t *testing.T, bin string, args ...string) mceResult {
-	t.Helper()
-	t.Cleanup(func() { e2etest.CheckNoOrphans(t, bin) })
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	r := mceResult{stdout: so.String(), stderr: se.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("run %s: %v", bin, err)
-	}
-	if m := regexp.MustCompile(`(?m)^run folder: (.*)$`).FindStringSubmatch(r.stdout); m != nil {
-		r.runDir = m[1]
-	}
-	if r.code != 0 || testing.Verbose() {
-		t.Logf("%s %s: exit %d\nstdout:\n%s\nstderr (tail):\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, r.stdout, e2etest.Tail(r.stderr, 3000))
-	}
-	return r
-}
-
 // skipShort skips the tests that only run the built binary: -short (with
 // -race) keeps the ones whose code runs in the test process.
 func skipShort(t *testing.T) {
@@ -222,21 +188,21 @@ func TestRun_featuresMatchTruth(t *testing.T) {
 	skipShort(t)
 	data, files := genData(t, gen.Options{Seed: 7, Files: 5, Size: gen.Size{Bytes: 6 << 20}, Messy: true})
 	out := t.TempDir()
-	r := runMCE(t, mceBin, runArgs(files, "--out", out, "--job", "truth", "--clusters", "2,1", "--poll", "100ms", "--no-progress")...)
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	r := e2etest.Run(t, mceBin, runArgs(files, "--out", out, "--job", "truth", "--clusters", "2,1", "--poll", "100ms", "--no-progress")...)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	if r.runDir != filepath.Join(out, "truth0") {
-		t.Fatalf("run folder %q, want %s", r.runDir, filepath.Join(out, "truth0"))
+	if r.RunDir != filepath.Join(out, "truth0") {
+		t.Fatalf("run folder %q, want %s", r.RunDir, filepath.Join(out, "truth0"))
 	}
-	if got := e2etest.LastLine(r.stdout); got != "all 5 files ok" {
+	if got := e2etest.LastLine(r.Stdout); got != "all 5 files ok" {
 		t.Errorf("last line %q", got)
 	}
-	checkTruth(t, data, r.runDir)
+	checkTruth(t, data, r.RunDir)
 
 	// Both clusters worked at the same time: the first two files were
 	// handed out before either finished.
-	lines := e2etest.LogLines(t, r.runDir, engine.StatusLog)
+	lines := e2etest.LogLines(t, r.RunDir, engine.StatusLog)
 	var seen []string
 	for _, ln := range lines {
 		switch {
@@ -250,18 +216,18 @@ func TestRun_featuresMatchTruth(t *testing.T) {
 		t.Errorf("the clusters did not start together: %v", seen)
 	}
 	used := map[int]bool{}
-	for _, a := range assignments(t, r.runDir) {
+	for _, a := range assignments(t, r.RunDir) {
 		used[a.cluster] = true
 	}
 	if !used[0] || !used[1] {
 		t.Errorf("clusters used: %v, want 0 and 1", used)
 	}
 
-	s := e2etest.ReadSummary(t, r.runDir)
+	s := e2etest.ReadSummary(t, r.RunDir)
 	if s.Files != 5 || s.Done != 5 || s.Failed != 0 || s.Rows == 0 || s.BadRows == 0 {
 		t.Errorf("summary: %d files, %d done, %d failed, %d rows, %d bad rows", s.Files, s.Done, s.Failed, s.Rows, s.BadRows)
 	}
-	timings := e2etest.LogLines(t, r.runDir, engine.TimingsCSV)
+	timings := e2etest.LogLines(t, r.RunDir, engine.TimingsCSV)
 	if timings[0] != engine.TimingsHeader || len(timings) != 6 {
 		t.Errorf("timings.csv:\n%s", strings.Join(timings, "\n"))
 	}
@@ -270,18 +236,18 @@ func TestRun_featuresMatchTruth(t *testing.T) {
 			t.Errorf("timings row %q: want status done, a peak RSS and mode group (small files)", ln)
 		}
 	}
-	ram := e2etest.LogLines(t, r.runDir, engine.RAMLog)
+	ram := e2etest.LogLines(t, r.RunDir, engine.RAMLog)
 	if len(ram) < 2 || ram[0] != "time,cluster,pid,file,rss_mib,total_mib" {
 		t.Errorf("ram_usage.log: %q", ram)
 	}
-	if b, _ := os.ReadFile(filepath.Join(r.runDir, engine.FailureLog)); len(b) != 0 {
+	if b, _ := os.ReadFile(filepath.Join(r.RunDir, engine.FailureLog)); len(b) != 0 {
 		t.Errorf("failure.log is not empty:\n%s", b)
 	}
 
 	// A second run never overwrites the first.
-	r2 := runMCE(t, mceBin, "run", files[len(files)-1], "--out", out, "--job", "truth", "--no-progress")
-	if r2.runDir != filepath.Join(out, "truth1") || r2.code != 0 {
-		t.Errorf("second run: folder %q, exit %d; want truth1, 0", r2.runDir, r2.code)
+	r2 := e2etest.Run(t, mceBin, "run", files[len(files)-1], "--out", out, "--job", "truth", "--no-progress")
+	if r2.RunDir != filepath.Join(out, "truth1") || r2.Code != 0 {
+		t.Errorf("second run: folder %q, exit %d; want truth1, 0", r2.RunDir, r2.Code)
 	}
 }
 
@@ -294,16 +260,16 @@ func TestRun_modesAgree(t *testing.T) {
 	out := t.TempDir()
 	dirs := map[string]string{}
 	for _, mode := range []string{engine.ModeGroup, engine.ModeStream, engine.ModeAuto} {
-		r := runMCE(t, mceBin, runArgs(files, "--out", out, "--job", mode, "--mode", mode, "--no-progress")...)
-		if r.code != 0 {
-			t.Fatalf("--mode %s: exit %d", mode, r.code)
+		r := e2etest.Run(t, mceBin, runArgs(files, "--out", out, "--job", mode, "--mode", mode, "--no-progress")...)
+		if r.Code != 0 {
+			t.Fatalf("--mode %s: exit %d", mode, r.Code)
 		}
-		dirs[mode] = r.runDir
+		dirs[mode] = r.RunDir
 		want := mode
 		if mode == engine.ModeAuto {
 			want = engine.ModeGroup // small files fit
 		}
-		for _, ln := range e2etest.LogLines(t, r.runDir, engine.TimingsCSV)[1:] {
+		for _, ln := range e2etest.LogLines(t, r.RunDir, engine.TimingsCSV)[1:] {
 			if f := strings.Split(ln, ","); f[len(f)-1] != want {
 				t.Errorf("--mode %s: timings row %q: want mode %s", mode, ln, want)
 			}
@@ -364,11 +330,11 @@ func checkDeque(t *testing.T, as []assignment, files []string) {
 func TestRun_dequeOrder(t *testing.T) {
 	skipShort(t)
 	_, files := genData(t, gen.Options{Seed: 8, Files: 9, Size: gen.Size{Bytes: 3 << 20}})
-	r := runMCE(t, mceBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1,1,1", "--queue", "deque", "--no-progress")...)
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	r := e2etest.Run(t, mceBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1,1,1", "--queue", "deque", "--no-progress")...)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	as := assignments(t, r.runDir)
+	as := assignments(t, r.RunDir)
 	checkDeque(t, as, files)
 	for _, a := range as {
 		if a.cluster > 2 || a.alone {
@@ -382,23 +348,23 @@ func TestRun_dequeOrder(t *testing.T) {
 func TestRun_fifoAndRecycle(t *testing.T) {
 	skipShort(t)
 	data, files := genData(t, gen.Options{Seed: 9, Files: 6, Size: gen.Size{Bytes: 2 << 20}})
-	r := runMCE(t, mceBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1,1", "--queue", "fifo",
+	r := e2etest.Run(t, mceBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1,1", "--queue", "fifo",
 		"--recycle-after", "2", "--no-progress")...)
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
 	var order []string
-	for _, a := range assignments(t, r.runDir) {
+	for _, a := range assignments(t, r.RunDir) {
 		order = append(order, a.file)
 	}
 	if !slices.Equal(order, files) {
 		t.Errorf("fifo order:\n%s\nwant:\n%s", strings.Join(order, "\n"), strings.Join(files, "\n"))
 	}
-	status := strings.Join(e2etest.LogLines(t, r.runDir, engine.StatusLog), "\n")
+	status := strings.Join(e2etest.LogLines(t, r.RunDir, engine.StatusLog), "\n")
 	if !strings.Contains(status, "recycled after 2 files") || !strings.Contains(status, "restarted (recycled after 2 files)") {
 		t.Errorf("no recycling in status.log:\n%s", status)
 	}
-	checkTruth(t, data, r.runDir)
+	checkTruth(t, data, r.RunDir)
 }
 
 // TestRun_ramLimitKillsCluster sets a RAM limit that only a cluster busy
@@ -411,17 +377,17 @@ func TestRun_ramLimitKillsCluster(t *testing.T) {
 	_, small := genData(t, gen.Options{Seed: 11, Files: 4, Size: gen.Size{Bytes: 400 << 10}})
 	big := files[0]
 	all := append([]string{big}, small...)
-	r := runMCE(t, mceBin, runArgs(all, "--out", t.TempDir(), "--clusters", "1,1", "--ram-limit", "64MiB",
+	r := e2etest.Run(t, mceBin, runArgs(all, "--out", t.TempDir(), "--clusters", "1,1", "--ram-limit", "64MiB",
 		"--poll", "50ms", "--no-progress")...)
 
-	failures := e2etest.LogLines(t, r.runDir, engine.FailureLog)
+	failures := e2etest.LogLines(t, r.RunDir, engine.FailureLog)
 	killRE := regexp.MustCompile(`cluster (\d) file ` + regexp.QuoteMeta(big) + `: killed over the RAM limit: cluster \d used [\d.]+ MiB, all clusters [\d.]+ MiB > limit 64.0 MiB`)
 	m := killRE.FindStringSubmatch(failures[0])
 	if m == nil {
 		t.Fatalf("failure.log does not start with the kill of the big file's cluster:\n%s", strings.Join(failures, "\n"))
 	}
 	killed := m[1]
-	status := e2etest.LogLines(t, r.runDir, engine.StatusLog)
+	status := e2etest.LogLines(t, r.RunDir, engine.StatusLog)
 	joined := strings.Join(status, "\n")
 	for _, want := range []string{
 		"cluster " + killed + " killed (pid ",
@@ -450,7 +416,7 @@ func TestRun_ramLimitKillsCluster(t *testing.T) {
 			}
 		}
 	}
-	s := e2etest.ReadSummary(t, r.runDir)
+	s := e2etest.ReadSummary(t, r.RunDir)
 	var bigTask engine.TaskSummary
 	for _, ts := range s.Tasks {
 		if ts.Input == big {
@@ -464,15 +430,15 @@ func TestRun_ramLimitKillsCluster(t *testing.T) {
 	}
 	switch bigTask.Status {
 	case engine.TaskDone:
-		checkTruth(t, data, r.runDir)
+		checkTruth(t, data, r.RunDir)
 	case engine.TaskFailed:
-		if r.code != 1 || e2etest.LastLine(r.stdout) != "1 of 5 files failed" {
-			t.Errorf("exit %d, last line %q; want 1, \"1 of 5 files failed\"", r.code, e2etest.LastLine(r.stdout))
+		if r.Code != 1 || e2etest.LastLine(r.Stdout) != "1 of 5 files failed" {
+			t.Errorf("exit %d, last line %q; want 1, \"1 of 5 files failed\"", r.Code, e2etest.LastLine(r.Stdout))
 		}
 		if !strings.Contains(bigTask.Error.Message, "killed over the RAM limit again while running alone") {
 			t.Errorf("big file error %q", bigTask.Error.Message)
 		}
-		if _, err := os.Stat(filepath.Join(r.runDir, engine.OutputName(big))); err == nil {
+		if _, err := os.Stat(filepath.Join(r.RunDir, engine.OutputName(big))); err == nil {
 			t.Error("a failed file has a features file")
 		}
 	default:
@@ -481,7 +447,7 @@ func TestRun_ramLimitKillsCluster(t *testing.T) {
 	if s.Restarts < 1 {
 		t.Errorf("summary restarts %d", s.Restarts)
 	}
-	tmps, _ := filepath.Glob(filepath.Join(r.runDir, "*"+engine.TempSuffix))
+	tmps, _ := filepath.Glob(filepath.Join(r.RunDir, "*"+engine.TempSuffix))
 	if len(tmps) > 0 {
 		t.Errorf("temporary files left: %v", tmps)
 	}
@@ -512,12 +478,12 @@ func TestRun_panicInFeatures(t *testing.T) {
 	if victim == "" {
 		t.Fatal("no user found in one file only")
 	}
-	r := runMCE(t, panickyBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1,1",
+	r := e2etest.Run(t, panickyBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1,1",
 		"--param", "panic_user="+victim, "--no-progress")...)
-	if r.code != 1 || e2etest.LastLine(r.stdout) != "1 of 4 files failed" {
-		t.Fatalf("exit %d, last line %q; want 1, \"1 of 4 files failed\"", r.code, e2etest.LastLine(r.stdout))
+	if r.Code != 1 || e2etest.LastLine(r.Stdout) != "1 of 4 files failed" {
+		t.Fatalf("exit %d, last line %q; want 1, \"1 of 4 files failed\"", r.Code, e2etest.LastLine(r.Stdout))
 	}
-	failures := strings.Join(e2etest.LogLines(t, r.runDir, engine.FailureLog), "\n")
+	failures := strings.Join(e2etest.LogLines(t, r.RunDir, engine.FailureLog), "\n")
 	want := fmt.Sprintf("file %s user %q: panic: panicky: refusing user %s", victimFile, victim, victim)
 	if !strings.Contains(failures, want) {
 		t.Errorf("failure.log lacks %q:\n%s", want, failures)
@@ -531,11 +497,11 @@ func TestRun_panicInFeatures(t *testing.T) {
 			others = append(others, filepath.Base(f))
 		}
 	}
-	checkTruth(t, data, r.runDir, others...)
-	if _, err := os.Stat(filepath.Join(r.runDir, engine.OutputName(victimFile))); err == nil {
+	checkTruth(t, data, r.RunDir, others...)
+	if _, err := os.Stat(filepath.Join(r.RunDir, engine.OutputName(victimFile))); err == nil {
 		t.Error("the failed file has a features file")
 	}
-	s := e2etest.ReadSummary(t, r.runDir)
+	s := e2etest.ReadSummary(t, r.RunDir)
 	if s.Feature != "panicky" || s.Failed != 1 {
 		t.Errorf("summary feature %q, failed %d", s.Feature, s.Failed)
 	}
@@ -547,16 +513,16 @@ func TestRun_panicInFeatures(t *testing.T) {
 func TestRun_recycleRSS(t *testing.T) {
 	skipShort(t)
 	data, files := genData(t, gen.Options{Seed: 15, Files: 3, Size: gen.Size{Bytes: 3 << 20}})
-	r := runMCE(t, panickyBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1",
+	r := e2etest.Run(t, panickyBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1",
 		"--param", "leak_kib=64", "--recycle-rss", "40MiB", "--no-progress")...)
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	status := strings.Join(e2etest.LogLines(t, r.runDir, engine.StatusLog), "\n")
+	status := strings.Join(e2etest.LogLines(t, r.RunDir, engine.StatusLog), "\n")
 	if n := strings.Count(status, "restarted (recycled: RSS between files"); n != 2 {
 		t.Errorf("%d restarts for RSS, want 2 (after each file but the last):\n%s", n, status)
 	}
-	checkTruth(t, data, r.runDir)
+	checkTruth(t, data, r.RunDir)
 }
 
 // TestRun_killParentThenResume SIGKILLs mce in the middle of a run: no
@@ -623,9 +589,9 @@ func TestRun_killParentThenResume(t *testing.T) {
 	}
 	t.Logf("killed with %d of %d files done", len(names), len(files))
 
-	r := runMCE(t, mceBin, "run", "--resume", runDir, "--no-progress")
-	if r.code != 0 || r.runDir != runDir {
-		t.Fatalf("resume: exit %d, folder %q", r.code, r.runDir)
+	r := e2etest.Run(t, mceBin, "run", "--resume", runDir, "--no-progress")
+	if r.Code != 0 || r.RunDir != runDir {
+		t.Fatalf("resume: exit %d, folder %q", r.Code, r.RunDir)
 	}
 	checkTruth(t, data, runDir)
 	s = e2etest.ReadSummary(t, runDir)

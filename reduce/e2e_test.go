@@ -18,7 +18,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/internal/e2etest"
@@ -120,41 +119,6 @@ func makeFixture() error {
 
 var runFolderRE = regexp.MustCompile(`(?m)^run folder: (.*)$`)
 
-type result struct {
-	stdout, stderr string
-	code           int
-	runDir         string
-}
-
-// runBin runs a binary to completion and checks that it leaves no child
-// process behind.
-func runBin(t *testing.T, bin string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	r := result{stdout: so.String(), stderr: se.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("run %s: %v", bin, err)
-	}
-	if m := runFolderRE.FindStringSubmatch(r.stdout); m != nil {
-		r.runDir = m[1]
-	}
-	if r.code != 0 || testing.Verbose() {
-		t.Logf("%s %s: exit %d\nstdout:\n%s\nstderr (tail):\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, r.stdout, e2etest.Tail(r.stderr, 3000))
-	}
-	e2etest.CheckNoOrphans(t, bin)
-	return r
-}
-
 // featureFiles lists the features files of a run folder by name.
 func featureFiles(t *testing.T, dir string) []string {
 	t.Helper()
@@ -245,24 +209,24 @@ func TestReduce_sameAsRun(t *testing.T) {
 	f := setup(t)
 	for _, st := range []string{f.store, f.small} {
 		t.Run(filepath.Base(st), func(t *testing.T) {
-			r := runBin(t, mceBin, reduceArgs(st, t.TempDir(), "red", "--clusters", "2")...)
-			if r.code != 0 {
-				t.Fatalf("exit %d", r.code)
+			r := e2etest.Run(t, mceBin, reduceArgs(st, t.TempDir(), "red", "--clusters", "2")...)
+			if r.Code != 0 {
+				t.Fatalf("exit %d", r.Code)
 			}
-			if got := e2etest.LastLine(r.stdout); got != "all 4 files ok" {
+			if got := e2etest.LastLine(r.Stdout); got != "all 4 files ok" {
 				t.Errorf("last line %q", got)
 			}
-			sameFiles(t, f.runDir, r.runDir)
-			checkPhases(t, r.runDir)
-			if _, err := os.Stat(filepath.Join(r.runDir, reduce.PartsDir)); !os.IsNotExist(err) {
+			sameFiles(t, f.runDir, r.RunDir)
+			checkPhases(t, r.RunDir)
+			if _, err := os.Stat(filepath.Join(r.RunDir, reduce.PartsDir)); !os.IsNotExist(err) {
 				t.Errorf("%s left after a complete run (%v)", reduce.PartsDir, err)
 			}
 			for _, name := range []string{engine.FailureLog, engine.RAMLog, engine.TimingsCSV, engine.PlanJSON} {
-				if _, err := os.Stat(filepath.Join(r.runDir, name)); err != nil {
+				if _, err := os.Stat(filepath.Join(r.RunDir, name)); err != nil {
 					t.Errorf("no %s: %v", name, err)
 				}
 			}
-			s := e2etest.ReadSummary(t, r.runDir)
+			s := e2etest.ReadSummary(t, r.RunDir)
 			var rows int64
 			split := 0
 			for _, ts := range s.Tasks {
@@ -291,20 +255,20 @@ func TestReduce_sameAsRun(t *testing.T) {
 func TestReduce_userFeatures(t *testing.T) {
 	f := setup(t)
 	for _, st := range []string{f.store, f.small} {
-		r := runBin(t, userBin, reduceArgs(st, t.TempDir(), "user", "--clusters", "2")...)
-		if r.code != 0 {
-			t.Fatalf("exit %d", r.code)
+		r := e2etest.Run(t, userBin, reduceArgs(st, t.TempDir(), "user", "--clusters", "2")...)
+		if r.Code != 0 {
+			t.Fatalf("exit %d", r.Code)
 		}
-		sameFiles(t, f.userRunDir, r.runDir)
+		sameFiles(t, f.userRunDir, r.RunDir)
 	}
 	out := t.TempDir()
-	run := runBin(t, userBin, append(append([]string{"run"}, f.files...), "--out", out, "--job", "run", "--no-progress", "--param", "min_cents=20000")...)
-	red := runBin(t, userBin, reduceArgs(f.small, out, "red", "--param", "min_cents=20000")...)
-	if run.code != 0 || red.code != 0 {
-		t.Fatalf("exit %d and %d", run.code, red.code)
+	run := e2etest.Run(t, userBin, append(append([]string{"run"}, f.files...), "--out", out, "--job", "run", "--no-progress", "--param", "min_cents=20000")...)
+	red := e2etest.Run(t, userBin, reduceArgs(f.small, out, "red", "--param", "min_cents=20000")...)
+	if run.Code != 0 || red.Code != 0 {
+		t.Fatalf("exit %d and %d", run.Code, red.Code)
 	}
-	sameFiles(t, run.runDir, red.runDir)
-	s := e2etest.ReadSummary(t, red.runDir)
+	sameFiles(t, run.RunDir, red.RunDir)
+	s := e2etest.ReadSummary(t, red.RunDir)
 	var dropped int64
 	for _, ts := range s.Tasks {
 		if ts.Result != nil && strings.HasSuffix(ts.Output, engine.FeaturesSuffix) {
@@ -413,20 +377,20 @@ func checkTally(t *testing.T, what string, got, want map[string]tally) {
 func TestReduce_acrossFiles(t *testing.T) {
 	f := setup(t)
 	out := t.TempDir()
-	r := runBin(t, mceBin, reduceArgs(f.small, out, "all", "--across-files")...)
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	r := e2etest.Run(t, mceBin, reduceArgs(f.small, out, "all", "--across-files")...)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	if got := featureFiles(t, r.runDir); len(got) != 1 || got[0] != reduce.AcrossFilesOutput {
+	if got := featureFiles(t, r.RunDir); len(got) != 1 || got[0] != reduce.AcrossFilesOutput {
 		t.Fatalf("features files %v, want %s", got, reduce.AcrossFilesOutput)
 	}
-	checkTally(t, "built-in across files", readAcross(t, filepath.Join(r.runDir, reduce.AcrossFilesOutput), "invoice_count", "amount_total", false), truthAcross(f.truth))
+	checkTally(t, "built-in across files", readAcross(t, filepath.Join(r.RunDir, reduce.AcrossFilesOutput), "invoice_count", "amount_total", false), truthAcross(f.truth))
 
-	u := runBin(t, userBin, reduceArgs(f.store, out, "userall", "--across-files")...)
-	if u.code != 0 {
-		t.Fatalf("exit %d", u.code)
+	u := e2etest.Run(t, userBin, reduceArgs(f.store, out, "userall", "--across-files")...)
+	if u.Code != 0 {
+		t.Fatalf("exit %d", u.Code)
 	}
-	checkTally(t, "userfeat across files", readAcross(t, filepath.Join(u.runDir, reduce.AcrossFilesOutput), "rows", "amount_cents", true), truthAcross(f.truth))
+	checkTally(t, "userfeat across files", readAcross(t, filepath.Join(u.RunDir, reduce.AcrossFilesOutput), "rows", "amount_cents", true), truthAcross(f.truth))
 
 	// A subset: the gzip file (by base name) and the largest file.
 	var gz string
@@ -439,24 +403,24 @@ func TestReduce_acrossFiles(t *testing.T) {
 	if gz == "" || gz == big {
 		t.Fatalf("no gzip file apart from the largest among %v", f.files)
 	}
-	sub := runBin(t, mceBin, reduceArgs(f.store, out, "sub", "--files", gz+","+big)...)
-	if sub.code != 0 {
-		t.Fatalf("exit %d", sub.code)
+	sub := e2etest.Run(t, mceBin, reduceArgs(f.store, out, "sub", "--files", gz+","+big)...)
+	if sub.Code != 0 {
+		t.Fatalf("exit %d", sub.Code)
 	}
-	if got := e2etest.LastLine(sub.stdout); got != "all 2 files ok" {
+	if got := e2etest.LastLine(sub.Stdout); got != "all 2 files ok" {
 		t.Errorf("last line %q", got)
 	}
-	sameFiles(t, f.runDir, sub.runDir, sortedNames(engine.OutputName(big), engine.OutputName(gz))...)
+	sameFiles(t, f.runDir, sub.RunDir, sortedNames(engine.OutputName(big), engine.OutputName(gz))...)
 
-	sa := runBin(t, mceBin, reduceArgs(f.small, out, "suball", "--across-files", "--files", gz, "--files", big)...)
-	if sa.code != 0 {
-		t.Fatalf("exit %d", sa.code)
+	sa := e2etest.Run(t, mceBin, reduceArgs(f.small, out, "suball", "--across-files", "--files", gz, "--files", big)...)
+	if sa.Code != 0 {
+		t.Fatalf("exit %d", sa.Code)
 	}
-	checkTally(t, "subset across files", readAcross(t, filepath.Join(sa.runDir, reduce.AcrossFilesOutput), "invoice_count", "amount_total", false), truthAcross(f.truth, gz, big))
+	checkTally(t, "subset across files", readAcross(t, filepath.Join(sa.RunDir, reduce.AcrossFilesOutput), "invoice_count", "amount_total", false), truthAcross(f.truth, gz, big))
 
-	bad := runBin(t, mceBin, reduceArgs(f.store, out, "bad", "--files", "nosuch.csv")...)
-	if bad.code == 0 || !strings.Contains(bad.stderr, "nosuch.csv") {
-		t.Errorf("--files nosuch.csv: exit %d, stderr %q", bad.code, e2etest.Tail(bad.stderr, 300))
+	bad := e2etest.Run(t, mceBin, reduceArgs(f.store, out, "bad", "--files", "nosuch.csv")...)
+	if bad.Code == 0 || !strings.Contains(bad.Stderr, "nosuch.csv") {
+		t.Errorf("--files nosuch.csv: exit %d, stderr %q", bad.Code, e2etest.Tail(bad.Stderr, 300))
 	}
 }
 
@@ -500,15 +464,15 @@ func TestReduce_panicOnUser(t *testing.T) {
 		store      string
 	}{{"normal", normal, f.store}, {"heavy", heavy, f.small}} {
 		t.Run(c.name, func(t *testing.T) {
-			r := runBin(t, userBin, reduceArgs(c.store, t.TempDir(), "panic", "--param", "panic_user="+c.user)...)
+			r := e2etest.Run(t, userBin, reduceArgs(c.store, t.TempDir(), "panic", "--param", "panic_user="+c.user)...)
 			failed := filesOf[c.user]
-			if r.code != 1 {
-				t.Errorf("exit %d, want 1", r.code)
+			if r.Code != 1 {
+				t.Errorf("exit %d, want 1", r.Code)
 			}
-			if want := fmt.Sprintf("%d of 4 files failed", len(failed)); e2etest.LastLine(r.stdout) != want {
-				t.Errorf("last line %q, want %q", e2etest.LastLine(r.stdout), want)
+			if want := fmt.Sprintf("%d of 4 files failed", len(failed)); e2etest.LastLine(r.Stdout) != want {
+				t.Errorf("last line %q, want %q", e2etest.LastLine(r.Stdout), want)
 			}
-			flog := e2etest.ReadLog(t, r.runDir, engine.FailureLog)
+			flog := e2etest.ReadLog(t, r.RunDir, engine.FailureLog)
 			for _, file := range failed {
 				re := regexp.MustCompile(`(?m)^\S+ cluster \d+ file \S*` + regexp.QuoteMeta(file) + ` user ` + regexp.QuoteMeta(strconv.Quote(c.user)) + `: panic: userfeat: refusing user`)
 				if !re.MatchString(flog) {
@@ -523,12 +487,12 @@ func TestReduce_panicOnUser(t *testing.T) {
 			}
 			sort.Strings(ok)
 			if len(ok) == 0 {
-				if got := featureFiles(t, r.runDir); len(got) > 0 {
+				if got := featureFiles(t, r.RunDir); len(got) > 0 {
 					t.Errorf("features files %v of failed files", got)
 				}
 				return
 			}
-			sameFiles(t, f.userRunDir, r.runDir, ok...)
+			sameFiles(t, f.userRunDir, r.RunDir, ok...)
 		})
 	}
 }
@@ -537,16 +501,16 @@ func TestReduce_panicOnUser(t *testing.T) {
 // before any cluster starts.
 func TestReduce_rekey(t *testing.T) {
 	f := setup(t)
-	r := runBin(t, userBin, reduceArgs(f.store, t.TempDir(), "rekey", "--param", "rekey=1")...)
-	if r.code == 0 {
+	r := e2etest.Run(t, userBin, reduceArgs(f.store, t.TempDir(), "rekey", "--param", "rekey=1")...)
+	if r.Code == 0 {
 		t.Fatal("exit 0")
 	}
-	msg := strings.TrimSpace(r.stderr)
+	msg := strings.TrimSpace(r.Stderr)
 	if strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "mce: ") || !strings.Contains(msg, "re-keys") || !strings.Contains(msg, "use mce run") {
 		t.Errorf("want one clear line, got %q", msg)
 	}
-	if r.runDir != "" {
-		t.Errorf("a run folder was made: %s", r.runDir)
+	if r.RunDir != "" {
+		t.Errorf("a run folder was made: %s", r.RunDir)
 	}
 }
 
@@ -588,13 +552,13 @@ func TestReduce_badStore(t *testing.T) {
 		}), "corrupt"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := runBin(t, mceBin, reduceArgs(c.store, dir, "bad")...)
-			msg := strings.TrimSpace(r.stderr)
-			if r.code == 0 || strings.Contains(msg, "\n") || !strings.Contains(msg, c.want) {
-				t.Errorf("exit %d, stderr %q: want one line with %q", r.code, msg, c.want)
+			r := e2etest.Run(t, mceBin, reduceArgs(c.store, dir, "bad")...)
+			msg := strings.TrimSpace(r.Stderr)
+			if r.Code == 0 || strings.Contains(msg, "\n") || !strings.Contains(msg, c.want) {
+				t.Errorf("exit %d, stderr %q: want one line with %q", r.Code, msg, c.want)
 			}
-			if strings.Contains(r.stderr, "panic") || strings.Contains(r.stderr, "goroutine ") {
-				t.Errorf("panic: %s", r.stderr)
+			if strings.Contains(r.Stderr, "panic") || strings.Contains(r.Stderr, "goroutine ") {
+				t.Errorf("panic: %s", r.Stderr)
 			}
 		})
 	}
@@ -618,15 +582,15 @@ func TestReduce_badStore(t *testing.T) {
 				fh.Close()
 			}
 		})
-		r := runBin(t, mceBin, reduceArgs(st, dir, "damaged")...)
-		if r.code != 1 || e2etest.LastLine(r.stdout) == "all 4 files ok" {
-			t.Errorf("exit %d, last line %q", r.code, e2etest.LastLine(r.stdout))
+		r := e2etest.Run(t, mceBin, reduceArgs(st, dir, "damaged")...)
+		if r.Code != 1 || e2etest.LastLine(r.Stdout) == "all 4 files ok" {
+			t.Errorf("exit %d, last line %q", r.Code, e2etest.LastLine(r.Stdout))
 		}
-		if r.runDir == "" || !strings.Contains(e2etest.ReadLog(t, r.runDir, engine.FailureLog), "corrupt") {
+		if r.RunDir == "" || !strings.Contains(e2etest.ReadLog(t, r.RunDir, engine.FailureLog), "corrupt") {
 			t.Errorf("failure.log does not say the store is corrupt")
 		}
-		if strings.Contains(r.stderr, "goroutine ") {
-			t.Errorf("panic: %s", e2etest.Tail(r.stderr, 2000))
+		if strings.Contains(r.Stderr, "goroutine ") {
+			t.Errorf("panic: %s", e2etest.Tail(r.Stderr, 2000))
 		}
 	})
 }
@@ -636,25 +600,25 @@ func TestReduce_badStore(t *testing.T) {
 // skipped. A complete run resumes to nothing.
 func TestReduce_resume(t *testing.T) {
 	f := setup(t)
-	r := runBin(t, mceBin, reduceArgs(f.store, t.TempDir(), "res")...)
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	r := e2etest.Run(t, mceBin, reduceArgs(f.store, t.TempDir(), "res")...)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
 	lost := engine.OutputName(f.files[1])
-	if err := os.Remove(filepath.Join(r.runDir, lost)); err != nil {
+	if err := os.Remove(filepath.Join(r.RunDir, lost)); err != nil {
 		t.Fatal(err)
 	}
-	again := runBin(t, mceBin, "reduce", "--resume", r.runDir, "--no-progress")
-	if again.code != 0 {
-		t.Fatalf("resume: exit %d", again.code)
+	again := e2etest.Run(t, mceBin, "reduce", "--resume", r.RunDir, "--no-progress")
+	if again.Code != 0 {
+		t.Fatalf("resume: exit %d", again.Code)
 	}
-	sameFiles(t, f.runDir, r.runDir)
-	s := e2etest.ReadSummary(t, r.runDir)
+	sameFiles(t, f.runDir, r.RunDir)
+	s := e2etest.ReadSummary(t, r.RunDir)
 	if s.Skipped != 3 || s.Done == 0 {
 		t.Errorf("resume: %d done, %d skipped; want 3 features files skipped and the store read again", s.Done, s.Skipped)
 	}
-	done := runBin(t, mceBin, "reduce", "--resume", r.runDir, "--no-progress")
-	if done.code != 0 || e2etest.ReadSummary(t, r.runDir).Done != 0 {
-		t.Errorf("resume of a complete run: exit %d, %d tasks done", done.code, e2etest.ReadSummary(t, r.runDir).Done)
+	done := e2etest.Run(t, mceBin, "reduce", "--resume", r.RunDir, "--no-progress")
+	if done.Code != 0 || e2etest.ReadSummary(t, r.RunDir).Done != 0 {
+		t.Errorf("resume of a complete run: exit %d, %d tasks done", done.Code, e2etest.ReadSummary(t, r.RunDir).Done)
 	}
 }

@@ -5,11 +5,15 @@
 package e2etest
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,6 +49,45 @@ func Main(prefix string, pkgs map[string]string, run func(dir string, bins map[s
 		bins[name] = bin
 	}
 	return run(dir, bins)
+}
+
+// Result is what a finished command printed and how it ended.
+type Result struct {
+	Stdout, Stderr string
+	Code           int    // exit status
+	RunDir         string // from the "run folder: DIR" line, if any
+}
+
+var runFolderRE = regexp.MustCompile(`(?m)^run folder: (.*)$`)
+
+// Run runs bin with args to completion (at most two minutes), logs its
+// output when it fails or the test is verbose, and checks that it leaves
+// no process of bin behind.
+func Run(t testing.TB, bin string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	r := Result{Stdout: so.String(), Stderr: se.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+	default:
+		t.Fatalf("run %s: %v", bin, err)
+	}
+	if m := runFolderRE.FindStringSubmatch(r.Stdout); m != nil {
+		r.RunDir = m[1]
+	}
+	if r.Code != 0 || testing.Verbose() {
+		t.Logf("%s %s: exit %d\nstdout:\n%s\nstderr (tail):\n%s", filepath.Base(bin), strings.Join(args, " "), r.Code, r.Stdout, Tail(r.Stderr, 3000))
+	}
+	CheckNoOrphans(t, bin)
+	return r
 }
 
 // Tail returns the last n bytes of s, marked when cut.
