@@ -13,7 +13,7 @@ const (
 	DefaultMaxBadRowShare = 0.01
 	DefaultSampleBadRows  = 5
 	DefaultMaxRowBytes    = 64 << 20
-	DefaultChunkBytes     = 4 << 20
+	DefaultChunkBytes     = 1 << 20
 
 	// sniffBytes is how much of a file Open reads to sniff its encoding and
 	// delimiter.
