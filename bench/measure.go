@@ -112,6 +112,7 @@ func Measure(ctx context.Context, cmd Command) (Sample, error) {
 	}
 	c.Stderr = stderr
 
+	selfPeak := selfPeakRSS()
 	start := time.Now()
 	if err := c.Start(); err != nil {
 		return Sample{}, fmt.Errorf("start %s: %w", cmd.Args[0], err)
@@ -153,7 +154,13 @@ loop:
 		s.SysCPU = time.Duration(ru.Stime.Nano())
 		// ru_maxrss is in KiB: the largest single process of the tree that
 		// was waited for. It catches a process too short-lived to sample.
-		s.PeakRSSBytes = max(s.PeakRSSBytes, ru.Maxrss*1024)
+		// But Linux starts a child's count at the peak of the process that
+		// started it (the memory it shared until exec), so a figure no
+		// bigger than this process's own peak may be ours, and is dropped:
+		// the samples stand alone then.
+		if m := ru.Maxrss * 1024; m > selfPeak {
+			s.PeakRSSBytes = max(s.PeakRSSBytes, m)
+		}
 	}
 	s.Stdout = stdout.String()
 	s.Stderr = stderr.String()
@@ -166,6 +173,24 @@ loop:
 // treeRSS returns the summed resident set size of pid and all its
 // descendants, and how many processes that is. A process that ends while
 // it is being read is left out.
+// selfPeakRSS returns this process's peak RSS (VmHWM), or 0.
+func selfPeakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, ln := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(ln, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
 func treeRSS(pid int) (rssBytes int64, procs int) {
 	tree := descendants(pid, readProcTable())
 	page := int64(os.Getpagesize())
