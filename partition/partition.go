@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -308,6 +309,12 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 	// Read.
 	t0 := time.Now()
 	srt := newSorter(runDir, shards, p.o.CPUs, plan.arenaBytes, p.log, p.crash)
+	// The sort buffers live outside the Go heap: lower a memory limit set
+	// for the whole budget by what they take, while they exist.
+	if lim := debug.SetMemoryLimit(-1); lim != math.MaxInt64 {
+		debug.SetMemoryLimit(max(lim-2*int64(srt.bufBytes), 64<<20))
+		defer debug.SetMemoryLimit(lim)
+	}
 	readOpts := p.o.Read
 	if readOpts.ChunkBytes == 0 {
 		readOpts.ChunkBytes = plan.chunkBytes

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/mce-engine/mce/internal/hugemem"
 )
 
 // An arena buffers rows until it is full, then is sorted and spilled as a
@@ -39,8 +41,12 @@ const recHdr = 14 // shard, file, line
 // maxArenaBytes keeps record offsets within uint32.
 const maxArenaBytes = 3 << 30
 
-func newArena(bufBytes, entries int) *arena {
-	return &arena{buf: make([]byte, 0, bufBytes), entries: make([]entry, 0, entries)}
+// newArena makes an arena whose buffer comes from mem: mapped for huge
+// pages outside the Go heap, because the two buffers (most of --mem) are
+// touched page by page as they first fill, and 4 KiB page faults were a
+// sixth of partition's time.
+func newArena(mem *hugemem.Arena, bufBytes, entries int) *arena {
+	return &arena{buf: mem.Alloc(bufBytes), entries: make([]entry, 0, entries)}
 }
 
 // fits reports whether n more bytes in k more records fit.
@@ -180,6 +186,7 @@ type sorter struct {
 	crash  *crasher
 
 	bufBytes, entryCap int
+	mem                hugemem.Arena // the arenas' buffers
 
 	mu     sync.Mutex
 	cur    *arena
@@ -231,7 +238,7 @@ func (s *sorter) getErr() error {
 func (s *sorter) getArena(ctx context.Context) (*arena, error) {
 	if s.nalloc < 2 {
 		s.nalloc++
-		return newArena(s.bufBytes, s.entryCap), nil
+		return newArena(&s.mem, s.bufBytes, s.entryCap), nil
 	}
 	select {
 	case a := <-s.free:
@@ -341,7 +348,22 @@ func (s *sorter) finish() ([]string, error) {
 	s.mu.Unlock()
 	close(s.spills)
 	<-s.done
+	s.release()
 	return s.runs, s.getErr()
+}
+
+// release unmaps the arenas' buffers. Only after the spiller and every add
+// have stopped: partition calls finish or abort once its readers are done.
+func (s *sorter) release() {
+	s.cur = nil
+	for {
+		select {
+		case <-s.free:
+		default:
+			s.mem.Release()
+			return
+		}
+	}
 }
 
 // abort stops the spiller without spilling.
@@ -351,6 +373,7 @@ func (s *sorter) abort() {
 	s.mu.Unlock()
 	close(s.spills)
 	<-s.done
+	s.release()
 }
 
 func (s *sorter) spiller() {

@@ -20,7 +20,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/mce-engine/mce/internal/userhash"
@@ -170,7 +169,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 	}
 	tableComp := pebble.DBCompressionNone
 	if tableZstd {
-		tableComp = pebble.UniformDBCompressionSettings(sstable.ZstdCompression)
+		tableComp = pebble.UniformDBCompressionSettings(tableCompression)
 	}
 	popts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return tableComp })
 	if creating {
