@@ -52,11 +52,10 @@ func ParseCodec(s string) (Codec, error) {
 // together, 32 KiB at a time: most (user, file) groups are small (a few
 // rows of a user in one month), and on their own they compress poorly.
 // On the generated invoices (200 MB, 6 months) the store takes 37% of the
-// raw CSV with table-zstd (zstd level 3 then; level 1, now, adds about a
-// point),
-// 48% with zstd per block and 64% with s2 per
-// block, and table-zstd writes the fastest of the three: see the README's
-// figures and BenchmarkPartition.
+// raw CSV with table-zstd (measured at zstd level 3; level 1, used now, adds
+// about a point), 48% with zstd per block and 64% with s2 per block, and
+// table-zstd writes the fastest of the three: see the README's figures and
+// BenchmarkPartition.
 type Compression struct {
 	Value Codec // each block's codec
 	Table bool  // pebble compresses the sstables with zstd
