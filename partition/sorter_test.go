@@ -1,0 +1,81 @@
+package partition
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestArenaLess checks that the entries' numeric sort key orders records
+// exactly as (shard, user bytes, file, line) do, for users shorter and
+// longer than what an entry holds, with zero bytes, and lines too big for
+// the entry.
+func TestArenaLess(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte{0, 1, 'A', 'B', 0xc3, 0xd1, 0xff}
+	type rec struct {
+		shard int
+		user  []byte
+		file  uint32
+		line  int64
+	}
+	var recs []rec
+	for range 3000 {
+		u := make([]byte, rng.IntN(20))
+		for i := range u {
+			u[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		if rng.IntN(4) == 0 && len(recs) > 0 { // many rows of one user
+			u = recs[rng.IntN(len(recs))].user
+		}
+		line := int64(rng.IntN(1000))
+		if rng.IntN(20) == 0 {
+			line = 1<<40 + int64(rng.IntN(3))
+		}
+		recs = append(recs, rec{shard: rng.IntN(3), user: u, file: uint32(rng.IntN(3)), line: line})
+	}
+	var sl slab
+	for _, r := range recs {
+		sl.add(r.shard, r.file, r.line, r.user, nil, [][]byte{[]byte("x")})
+	}
+	a := &arena{buf: sl.buf, entries: sl.entries}
+	want := func(x, y rec) int {
+		if c := cmp.Compare(x.shard, y.shard); c != 0 {
+			return c
+		}
+		if c := bytes.Compare(x.user, y.user); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.file, y.file); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.line, y.line)
+	}
+	for range 20000 {
+		i, j := rng.IntN(len(recs)), rng.IntN(len(recs))
+		got, w := a.less(a.entries[i], a.entries[j]), want(recs[i], recs[j])
+		if got != w {
+			t.Fatalf("less(%s, %s) = %d, want %d", show(recs[i].shard, recs[i].user, recs[i].line),
+				show(recs[j].shard, recs[j].user, recs[j].line), got, w)
+		}
+		gw := cmp.Compare(recs[i].shard, recs[j].shard)
+		if gw == 0 {
+			gw = bytes.Compare(recs[i].user, recs[j].user)
+		}
+		if g := groupCmp(a, a.entries[i], a.entries[j]); g != gw {
+			t.Fatalf("groupCmp(%q, %q) = %d, want %d", recs[i].user, recs[j].user, g, gw)
+		}
+	}
+	es := slices.Clone(a.entries)
+	slices.SortFunc(es, a.less)
+	if !slices.IsSortedFunc(es, a.less) {
+		t.Fatal("not sorted")
+	}
+}
+
+func show(shard int, user []byte, line int64) string {
+	return fmt.Sprintf("(%d %q %d)", shard, user, line)
+}
