@@ -35,8 +35,10 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
 	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
-	    $(GO) test -run=NONE -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$pkg >/dev/null || \
-	      { echo "FAIL: fuzz $$pkg $$t"; $(GO) test -run=NONE -fuzz="^$$t\$$" -fuzztime=1s $$pkg; exit 1; }; \
+	    log=$$(mktemp); \
+	    $(GO) test -run=NONE -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$pkg >$$log 2>&1 || \
+	      { echo "FAIL: fuzz $$pkg $$t"; tail -n 60 $$log; git status --short -- $$dir/testdata/fuzz; rm -f $$log; exit 1; }; \
+	    rm -f $$log; \
 	  done; \
 	done
 
