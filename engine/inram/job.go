@@ -764,6 +764,8 @@ func (j *groupJob) write(w io.Writer, lines []lineBuf) error {
 		})
 }
 
+var errNotStringWriter = errors.New("BUG: inram: writer must implement io.StringWriter (use bufio.Writer)")
+
 // writeSorted writes the header and then the lines of n lists, each sorted
 // by key, merged into one list sorted by key: list p has size(p) lines,
 // line i has key(p, i) and text line(p, i).

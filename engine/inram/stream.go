@@ -2,7 +2,6 @@ package inram
 
 import (
 	"context"
-	"errors"
 	"io"
 	"runtime/debug"
 	"slices"
@@ -82,7 +81,7 @@ func newStream(opts Options) *streamJob {
 func (s *streamJob) UsersTotal() int64 { return s.usersTotal.Load() }
 func (s *streamJob) UsersDone() int64  { return s.usersDone.Load() }
 
-// Add implements Grouper: it adds the batch's rows to their users'
+// Add implements Job: it adds the batch's rows to their users'
 // aggregates. An error or panic of the feature code is a *UserError with
 // the row's user and line.
 func (s *streamJob) Add(b Batch) error {
@@ -211,7 +210,7 @@ func (s *streamJob) addStripe(b Batch, sc *streamScratch, st int, lo, hi int32) 
 	return nil
 }
 
-// Finish implements Grouper: it finishes every user's aggregate on the
+// Finish implements Job: it finishes every user's aggregate on the
 // workers (stripes taken from one atomic cursor) and writes the lines
 // sorted by user key.
 func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
@@ -299,5 +298,3 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	st.WriteTime = time.Since(t2)
 	return st, err
 }
-
-var errNotStringWriter = errors.New("BUG: inram: writer must implement io.StringWriter (use bufio.Writer)")
