@@ -29,15 +29,15 @@ import (
 // The end-to-end tests run the real mce binary (and a features binary
 // that panics on demand), built once by TestMain.
 var (
-	mceBin     string
-	panickyBin string
-	binDir     string
+	mceBin    string
+	faultyBin string
+	binDir    string
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(e2etest.Main("mce-engine-test-", map[string]string{"mce": "../cmd/mce", "panicky": "./testdata/panicky"},
+	os.Exit(e2etest.Main("mce-engine-test-", map[string]string{"mce": "../cmd/mce", "faulty": "../internal/e2etest/testdata/faulty"},
 		func(dir string, bins map[string]string) int {
-			binDir, mceBin, panickyBin = dir, bins["mce"], bins["panicky"]
+			binDir, mceBin, faultyBin = dir, bins["mce"], bins["faulty"]
 			return m.Run()
 		}))
 }
@@ -478,17 +478,17 @@ func TestRun_panicInFeatures(t *testing.T) {
 	if victim == "" {
 		t.Fatal("no user found in one file only")
 	}
-	r := e2etest.Run(t, panickyBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1,1",
+	r := e2etest.Run(t, faultyBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1,1",
 		"--param", "panic_user="+victim, "--no-progress")...)
 	if r.Code != 1 || e2etest.LastLine(r.Stdout) != "1 of 4 files failed" {
 		t.Fatalf("exit %d, last line %q; want 1, \"1 of 4 files failed\"", r.Code, e2etest.LastLine(r.Stdout))
 	}
 	failures := strings.Join(e2etest.LogLines(t, r.RunDir, engine.FailureLog), "\n")
-	want := fmt.Sprintf("file %s user %q: panic: panicky: refusing user %s", victimFile, victim, victim)
+	want := fmt.Sprintf("file %s user %q: panic: faulty: panic on user %s", victimFile, victim, victim)
 	if !strings.Contains(failures, want) {
 		t.Errorf("failure.log lacks %q:\n%s", want, failures)
 	}
-	if !strings.Contains(failures, "\tmain.main.func1") {
+	if !strings.Contains(failures, "\tmain.reduce(") {
 		t.Errorf("failure.log lacks the panic's stack:\n%s", failures)
 	}
 	var others []string
@@ -502,7 +502,7 @@ func TestRun_panicInFeatures(t *testing.T) {
 		t.Error("the failed file has a features file")
 	}
 	s := e2etest.ReadSummary(t, r.RunDir)
-	if s.Feature != "panicky" || s.Failed != 1 {
+	if s.Feature != "faulty" || s.Failed != 1 {
 		t.Errorf("summary feature %q, failed %d", s.Feature, s.Failed)
 	}
 }
@@ -513,7 +513,7 @@ func TestRun_panicInFeatures(t *testing.T) {
 func TestRun_recycleRSS(t *testing.T) {
 	skipShort(t)
 	data, files := genData(t, gen.Options{Seed: 15, Files: 3, Size: gen.Size{Bytes: 3 << 20}})
-	r := e2etest.Run(t, panickyBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1",
+	r := e2etest.Run(t, faultyBin, runArgs(files, "--out", t.TempDir(), "--clusters", "1",
 		"--param", "leak_kib=64", "--recycle-rss", "40MiB", "--no-progress")...)
 	if r.Code != 0 {
 		t.Fatalf("exit %d", r.Code)

@@ -26,7 +26,7 @@ var (
 const fsizeEnv = "MCE_FAULTS_FSIZE"
 
 // The binaries under test, built once by TestMain: mce itself and the
-// faulty features binary (testdata/faulty). binDir holds them.
+// faulty features binary (internal/e2etest/testdata/faulty). binDir holds them.
 var (
 	mceBin    string
 	faultyBin string
@@ -58,7 +58,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	t0 := time.Now()
-	os.Exit(e2etest.Main("mce-faults-bin-", map[string]string{"mce": "../../cmd/mce", "faulty": "./testdata/faulty"},
+	os.Exit(e2etest.Main("mce-faults-bin-", map[string]string{"mce": "../../cmd/mce", "faulty": "../e2etest/testdata/faulty"},
 		func(dir string, bins map[string]string) int {
 			binDir, mceBin, faultyBin = dir, bins["mce"], bins["faulty"]
 			built := time.Since(t0)

@@ -1,6 +1,7 @@
-// Command faulty is a features binary for the fault suite: per user the
-// invoice count and amount total (the first two columns of the built-in
-// set), with faults injected on the users that --param names:
+// Command faulty is a features binary for the end-to-end tests and the
+// fault suite: per user the invoice count and amount total (the first two
+// columns of the built-in set), with faults injected on the users that
+// --param names:
 //
 //	panic_user=U   the feature function panics on U
 //	error_user=U   the feature function returns an error on U
@@ -11,12 +12,15 @@
 //	               the RAM monitor sees it; with hog_once=PATH only while
 //	               PATH does not exist (it is created), so that the retry
 //	               of the file succeeds
+//	leak_kib=N     every user leaks N KiB of touched memory, kept until
+//	               the process ends (for --recycle-rss)
 package main
 
 import (
 	"errors"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
@@ -47,6 +51,15 @@ func reduce(u *feature.User, rows feature.Rows, out *feature.Record) error {
 	case p.Get("hog_user", "\x00"):
 		hog(p)
 	}
+	if kib := intParam(p, "leak_kib", 0); kib > 0 {
+		b := make([]byte, kib<<10)
+		for i := range b {
+			b[i] = 1
+		}
+		leakMu.Lock()
+		leaked = append(leaked, b)
+		leakMu.Unlock()
+	}
 	amount := rows.Schema().Index(feature.ColAmount)
 	var n, cents int64
 	for rows.Next() {
@@ -60,6 +73,11 @@ func reduce(u *feature.User, rows feature.Rows, out *feature.Record) error {
 	out.SetFloatAt(1, float64(cents)/100)
 	return nil
 }
+
+var (
+	leakMu sync.Mutex
+	leaked [][]byte
+)
 
 // hog holds hog_mib MiB of touched memory for hog_ms.
 func hog(p feature.Params) {
