@@ -252,6 +252,32 @@ func TestRun_Truth(t *testing.T) {
 	}
 }
 
+// TestRun_Codecs: every compression gives an exact store, and the store
+// records it.
+func TestRun_Codecs(t *testing.T) {
+	raw := generate(t, gen.Options{Seed: 9, Files: 2, Size: gen.Size{Rows: 20_000}, Messy: true})
+	truth := readTruth(t, raw)
+	for _, codec := range []string{"table-zstd", "table-minlz", "zstd", "s2", "none"} {
+		t.Run(codec, func(t *testing.T) {
+			st := filepath.Join(t.TempDir(), "store")
+			o := smallOpts(raw, st)
+			o.Codec = codec
+			if _, err := Run(context.Background(), o); err != nil {
+				t.Fatal(err)
+			}
+			checkStore(t, st, truth)
+			db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if got := db.Config().Codec; got != codec {
+				t.Errorf("store codec %q, want %q", got, codec)
+			}
+		})
+	}
+}
+
 // TestRun_NarrowRuns: with more runs than the merge may open at once, the
 // runs are first merged into fewer; the store is still exact.
 func TestRun_NarrowRuns(t *testing.T) {

@@ -59,18 +59,25 @@ func ParseCodec(s string) (Codec, error) {
 type Compression struct {
 	Value Codec // each block's codec
 	Table bool  // pebble compresses the sstables with zstd
+	// TableFast: pebble compresses the sstables with its fastest codec
+	// (MinLZ) instead: on the benchmark's data the store takes 58% of the
+	// raw CSV instead of 37.5%, and mce reduce runs 15-20% faster.
+	TableFast bool
 }
 
 // DefaultCompression is the compression of a new store.
 const DefaultCompression = "table-zstd"
 
 // ParseCompression reads a compression name: table-zstd (blocks stored
-// as they are in zstd-compressed sstables), zstd or s2 (each block
+// as they are in zstd-compressed sstables), table-minlz (the same with
+// pebble's fastest codec: bigger, faster to read), zstd or s2 (each block
 // compressed on its own, sstables not compressed), or none.
 func ParseCompression(s string) (Compression, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "table-zstd":
 		return Compression{Value: CodecNone, Table: true}, nil
+	case "table-minlz":
+		return Compression{Value: CodecNone, TableFast: true}, nil
 	case "zstd":
 		return Compression{Value: CodecZstd}, nil
 	case "s2":
@@ -78,10 +85,16 @@ func ParseCompression(s string) (Compression, error) {
 	case "none":
 		return Compression{Value: CodecNone}, nil
 	}
-	return Compression{}, fmt.Errorf("unknown compression %q (want table-zstd, zstd, s2 or none)", s)
+	return Compression{}, fmt.Errorf("unknown compression %q (want table-zstd, table-minlz, zstd, s2 or none)", s)
 }
 
 func (c Compression) String() string {
+	if c.TableFast {
+		if c.Value == CodecNone {
+			return "table-minlz"
+		}
+		return "table-minlz+" + c.Value.String()
+	}
 	if c.Table {
 		if c.Value == CodecNone {
 			return "table-zstd"

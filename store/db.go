@@ -155,21 +155,20 @@ func Open(dir string, opts *Options) (*DB, error) {
 	// Compactions rewrite tables with the store's default compression;
 	// it is read from the manifest (or the creating config) because the
 	// database must be opened to read its own config.
-	tableZstd := false
+	var tc Compression
 	switch {
 	case creating:
 		c, err := ParseCompression(cmp.Or(o.Create.Codec, DefaultCompression))
 		if err != nil {
 			return nil, fmt.Errorf("store config: %w", err)
 		}
-		tableZstd = c.Table
+		tc = c
 	case man != nil:
-		c, _ := ParseCompression(man.Codec)
-		tableZstd = c.Table
+		tc, _ = ParseCompression(man.Codec)
 	}
 	tableComp := pebble.DBCompressionNone
-	if tableZstd {
-		tableComp = pebble.UniformDBCompressionSettings(tableCompression)
+	if tc.Table || tc.TableFast {
+		tableComp = pebble.UniformDBCompressionSettings(tc.tableProfile())
 	}
 	popts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return tableComp })
 	if creating {
