@@ -80,9 +80,12 @@ type Summary struct {
 
 // TaskSummary is one task's outcome.
 type TaskSummary struct {
-	ID           int        `json:"id"`
-	Input        string     `json:"input"`
-	Output       string     `json:"output"`
+	ID     int    `json:"id"`
+	Input  string `json:"input"`
+	Output string `json:"output"`
+	// Phase is the task's phase (Task.Phase): the output of a task of an
+	// earlier phase is an intermediate, removed once the last phase is done.
+	Phase        int        `json:"phase,omitempty"`
 	Size         int64      `json:"size"`
 	Status       TaskStatus `json:"status"`
 	Cluster      int        `json:"cluster"`
@@ -891,7 +894,7 @@ func (r *runner) summary(interrupted bool) *Summary {
 			s.BadRows += t.res.BadRows
 		}
 		s.Tasks = append(s.Tasks, TaskSummary{
-			ID: t.ID, Input: t.Input, Output: t.Output, Size: t.Size, Status: t.status, Cluster: t.cluster,
+			ID: t.ID, Input: t.Input, Output: t.Output, Phase: t.Phase, Size: t.Size, Status: t.status, Cluster: t.cluster,
 			Attempts: t.attempts, Seconds: t.seconds, PeakRSSBytes: t.peakRSS, Result: t.res, Error: t.err,
 		})
 	}

@@ -110,12 +110,14 @@ func Open(dir string, opts *Options) (*DB, error) {
 	db := &DB{dir: dir, logger: o.Logger.With("store", dir), ro: o.ReadOnly}
 
 	man, merr := readManifestFile(dir)
-	// NB: a kill while a store is created can leave db/ with pebble's LOCK
-	// file only: a database exists once pebble has written its manifest.
+	// NB: a kill while a store is created can leave db/ with some of
+	// pebble's files (LOCK, even MANIFEST-000001): a database exists once
+	// pebble has written its manifest marker, which is what pebble itself
+	// looks for.
 	ents, _ := os.ReadDir(filepath.Join(dir, "db"))
 	dbExists := false
 	for _, e := range ents {
-		dbExists = dbExists || strings.HasPrefix(e.Name(), "MANIFEST-")
+		dbExists = dbExists || strings.HasPrefix(e.Name(), "marker.manifest.")
 	}
 	creating := false
 	switch {
@@ -187,6 +189,14 @@ func Open(dir string, opts *Options) (*DB, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store %s is in use by another mce process (or its lock cannot be taken): %w", dir, err)
+	}
+	if creating {
+		// What an interrupted creation left in db/ holds no data (there
+		// is no manifest marker): start from an empty directory.
+		if err := clearDir(db.dbDir(), "LOCK"); err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("create store: %w", err)
+		}
 	}
 	popts.Lock = lock
 	db.lock = lock
@@ -276,6 +286,23 @@ func Open(dir string, opts *Options) (*DB, error) {
 
 // checkEmptyForCreate refuses to make a store in a directory that holds
 // other things.
+// clearDir removes everything in dir but the named entry.
+func clearDir(dir, keep string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Name() == keep {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func checkEmptyForCreate(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {

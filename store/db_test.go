@@ -516,6 +516,45 @@ func TestOpen_Errors(t *testing.T) {
 	})
 }
 
+// TestOpen_InterruptedCreate: a kill while pebble was creating the
+// database can leave db/ with its lock and a first MANIFEST file but no
+// manifest marker (pebble's own test of existence) and no store manifest.
+// Creating the store again must work; opening it to read must say there is
+// no store.
+func TestOpen_InterruptedCreate(t *testing.T) {
+	for _, files := range [][]string{{"LOCK"}, {"LOCK", "MANIFEST-000001"}, {"LOCK", "MANIFEST-000001", "OPTIONS-000003", "000002.log"}} {
+		t.Run(strings.Join(files, "+"), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "store")
+			if err := os.MkdirAll(filepath.Join(dir, "db"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range files {
+				if err := os.WriteFile(filepath.Join(dir, "db", f), []byte("half"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := Open(dir, quietOpts(Options{ReadOnly: true})); !errors.Is(err, ErrNotExist) {
+				t.Errorf("read-only Open: %v, want ErrNotExist", err)
+			}
+			cfg := testCfg
+			db, err := Open(dir, quietOpts(Options{Create: &cfg}))
+			if err != nil {
+				t.Fatalf("Open(Create) after an interrupted creation: %v", err)
+			}
+			loadFile(t, db, 1, "jan.csv", map[string][]string{"u1": {"1.00"}}, nil)
+			db.Close()
+			db, err = Open(dir, quietOpts(Options{ReadOnly: true}))
+			if err != nil {
+				t.Fatalf("read-only Open of the new store: %v", err)
+			}
+			if len(db.Files()) != 1 {
+				t.Errorf("%d files, want 1", len(db.Files()))
+			}
+			db.Close()
+		})
+	}
+}
+
 // TestOpen_ManifestLags: a run killed between its ingest and its manifest
 // write leaves a manifest that lacks the file; readers use the database's
 // records and a writable Open rewrites the manifest.
