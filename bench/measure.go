@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mce-engine/mce/internal/procfs"
 )
 
 // DefaultSampleEvery is how often Measure samples the RSS of the process
@@ -112,7 +114,7 @@ func Measure(ctx context.Context, cmd Command) (Sample, error) {
 	}
 	c.Stderr = stderr
 
-	selfPeak := selfPeakRSS()
+	selfPeak := procfs.PeakRSS()
 	start := time.Now()
 	if err := c.Start(); err != nil {
 		return Sample{}, fmt.Errorf("start %s: %w", cmd.Args[0], err)
@@ -173,24 +175,6 @@ loop:
 // treeRSS returns the summed resident set size of pid and all its
 // descendants, and how many processes that is. A process that ends while
 // it is being read is left out.
-// selfPeakRSS returns this process's peak RSS (VmHWM), or 0.
-func selfPeakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, ln := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(ln, "VmHWM:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
-
 func treeRSS(pid int) (rssBytes int64, procs int) {
 	tree := descendants(pid, readProcTable())
 	page := int64(os.Getpagesize())

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,12 +11,12 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/inram"
 	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/internal/procfs"
 )
 
 // WorkerOptions configure the worker side of a cluster: the process the
@@ -186,7 +185,7 @@ func Serve(ctx context.Context, opts WorkerOptions) error {
 // to faults when every file started from a returned heap), and the Go
 // scavenger still returns memory in the background and under GOMEMLIMIT.
 func runTask(ctx context.Context, h Handler, env *TaskEnv, t *Task, free bool) (res *Result, terr *TaskError) {
-	resetPeakRSS()
+	procfs.ResetPeakRSS()
 	start := time.Now()
 	err := func() (err error) {
 		defer func() {
@@ -204,7 +203,7 @@ func runTask(ctx context.Context, h Handler, env *TaskEnv, t *Task, free bool) (
 		runtime.GC()
 		debug.FreeOSMemory()
 	}
-	res.PeakRSSBytes = peakRSS()
+	res.PeakRSSBytes = procfs.PeakRSS()
 	if err != nil {
 		terr = toTaskError(t.Input, err)
 		env.Logger.Debug("task failed", "file", t.Input, "error", terr.Error(), "seconds", time.Since(start).Seconds())
@@ -231,30 +230,4 @@ func toTaskError(input string, err error) *TaskError {
 		te.Stack = pe.Stack
 	}
 	return te
-}
-
-// resetPeakRSS resets the kernel's peak RSS of this process (Linux
-// /proc/self/clear_refs, value 5), so that peakRSS measures one task.
-func resetPeakRSS() {
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-}
-
-// peakRSS returns this process's peak RSS (VmHWM) in bytes, or 0.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, ln := range bytes.Split(b, []byte("\n")) {
-		if rest, ok := bytes.CutPrefix(ln, []byte("VmHWM:")); ok {
-			f := bytes.Fields(rest)
-			if len(f) >= 1 {
-				kb, err := strconv.ParseInt(string(f[0]), 10, 64)
-				if err == nil {
-					return kb << 10
-				}
-			}
-		}
-	}
-	return 0
 }

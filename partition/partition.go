@@ -11,13 +11,13 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/internal/procfs"
 	"github.com/mce-engine/mce/internal/userhash"
 	"github.com/mce-engine/mce/store"
 )
@@ -129,7 +129,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return p.res, err
 		}
 	}
-	p.res.PeakRSSBytes = peakRSS()
+	p.res.PeakRSSBytes = procfs.PeakRSS()
 	p.res.Elapsed = time.Since(t0)
 	p.log.Info("partition done", "store", o.Store, "ingested", p.res.Ingested, "skipped", p.res.Skipped,
 		"failed", p.res.Failed, "rows", p.res.Rows, "raw_mb", p.res.RawBytes/1e6,
@@ -580,25 +580,4 @@ func delimName(d byte) string {
 		return ""
 	}
 	return string(d)
-}
-
-// peakRSS returns the process's peak resident set size from
-// /proc/self/status (VmHWM), or 0.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			f := strings.Fields(v)
-			if len(f) >= 1 {
-				kb, err := strconv.ParseInt(f[0], 10, 64)
-				if err == nil {
-					return kb << 10
-				}
-			}
-		}
-	}
-	return 0
 }
