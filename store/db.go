@@ -169,7 +169,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 		tc, _ = ParseCompression(man.Codec)
 	}
 	tableComp := pebble.DBCompressionNone
-	if tc.Table || tc.TableFast {
+	if tc.Table != "" {
 		tableComp = pebble.UniformDBCompressionSettings(tc.tableProfile())
 	}
 	popts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return tableComp })

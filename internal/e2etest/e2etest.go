@@ -146,39 +146,38 @@ func Procs() []Proc {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
+		if p, ok := readProc(pid); ok {
+			out = append(out, p)
 		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		out = append(out, Proc{PID: pid, PPID: ppid, State: f[0], Exe: strings.TrimSuffix(exe, " (deleted)")})
 	}
 	return out
+}
+
+// readProc reads one process from /proc; false when it is gone.
+func readProc(pid int) (Proc, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Proc{}, false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')') // the command name may hold spaces and parentheses
+	if i < 0 {
+		return Proc{}, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return Proc{}, false
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return Proc{PID: pid, PPID: ppid, State: f[0], Exe: strings.TrimSuffix(exe, " (deleted)")}, true
 }
 
 // ProcState returns the state letter of pid ("Z" for a zombie), or "" when
 // there is no such process.
 func ProcState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return ""
-	}
-	return s[i+2 : i+3]
+	p, _ := readProc(pid)
+	return p.State
 }
 
 // LiveProcs lists the running processes (zombies aside) whose executable

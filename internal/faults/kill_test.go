@@ -54,12 +54,32 @@ func TestKill_run(t *testing.T) {
 		t.Fatalf("clean run differs from the truth")
 	}
 	span := min(clean.took, runCmd(t, mceBin, runArgs(d.files, append([]string{"--out", t.TempDir()}, flags...)...)).took)
-	rng := killRand(1)
+	killThenResume(t, row, d, span, killRand(1),
+		func(out string) []string { return runArgs(d.files, append([]string{"--out", out}, flags...)...) },
+		func(runDir string) []string { return append([]string{"run", "--resume", runDir}, flags...) },
+		func(i int, runDir string) {
+			s := e2etest.ReadSummary(t, runDir)
+			if s.Done+s.Skipped != len(d.files) || s.Failed != 0 {
+				t.Errorf("point %d: summary %d done, %d skipped, %d failed of %d", i, s.Done, s.Skipped, s.Failed, len(d.files))
+			}
+		})
+}
+
+// killThenResume is the kill loop of run and reduce: at each of points()
+// seeded moments of span it SIGKILLs the command start(out) makes, checks
+// what is left (no features file without a plan, every features file there
+// exact, summary.json honest), finishes with the command resume(runDir)
+// makes (itself killed once more on every other point; a run killed before
+// plan.json is started again), and checks every output against the truth
+// and the summary with checkSummary. It fills row.
+func killThenResume(t *testing.T, row *faultRow, d *dataset, span time.Duration, rng *rand.Rand,
+	start func(out string) []string, resume func(runDir string) []string, checkSummary func(i int, runDir string)) {
+	t.Helper()
 	var killedN, beforePlan, resumedKilled, stuck int
 	for i := range points() {
 		out := t.TempDir()
 		at := moment(rng, span, i, points())
-		_, killed := runKilled(t, mceBin, runArgs(d.files, append([]string{"--out", out}, flags...)...), at)
+		_, killed := runKilled(t, mceBin, start(out), at)
 		runDir := filepath.Join(out, engine.DefaultJobName+"0")
 		note := "finished before the kill"
 		switch {
@@ -73,7 +93,7 @@ func TestKill_run(t *testing.T) {
 			if have := completeOutputs(t, runDir, d); len(have) > 0 {
 				t.Errorf("point %d: features files %v without a plan", i, have)
 			}
-			r := runCmd(t, mceBin, runArgs(d.files, append([]string{"--out", out}, flags...)...))
+			r := runCmd(t, mceBin, start(out))
 			if r.code != 0 {
 				t.Errorf("point %d: rerun exit %d\n%s", i, r.code, e2etest.Tail(r.stderr, 2000))
 				row.add(d.rows(), 0) // nothing can be read back
@@ -86,17 +106,15 @@ func TestKill_run(t *testing.T) {
 			have := completeOutputs(t, runDir, d)
 			checkSummaryHonest(t, runDir)
 			note = "killed with " + itoa(len(have)) + " of " + itoa(len(d.files)) + " files done"
-			resume := append([]string{"run", "--resume", runDir}, flags...)
 			if i%2 == 1 {
-				at2 := moment(rng, span, rng.IntN(points()), points())
-				if _, k := runKilled(t, mceBin, resume, at2); k {
+				if _, k := runKilled(t, mceBin, resume(runDir), moment(rng, span, rng.IntN(points()), points())); k {
 					resumedKilled++
 					have2 := completeOutputs(t, runDir, d)
 					checkSummaryHonest(t, runDir)
 					note += "; resume killed too with " + itoa(len(have2)) + " done"
 				}
 			}
-			r := runCmd(t, mceBin, resume)
+			r := runCmd(t, mceBin, resume(runDir))
 			if r.code != 0 || r.runDir != runDir {
 				t.Errorf("point %d: resume exit %d, folder %q\n%s", i, r.code, r.runDir, e2etest.Tail(r.stderr, 2000))
 				row.add(d.rows(), 0) // nothing can be read back
@@ -106,10 +124,7 @@ func TestKill_run(t *testing.T) {
 		}
 		lost, dup := checkRunOutputs(t, runDir, d)
 		checkNoTemps(t, runDir)
-		s := e2etest.ReadSummary(t, runDir)
-		if s.Done+s.Skipped != len(d.files) || s.Failed != 0 {
-			t.Errorf("point %d: summary %d done, %d skipped, %d failed of %d", i, s.Done, s.Skipped, s.Failed, len(d.files))
-		}
+		checkSummary(i, runDir)
 		row.add(lost, dup)
 		t.Logf("point %d: kill at %v: %s; then exact (%d rows lost, %d duplicated)", i, at.Round(time.Millisecond), note, lost, dup)
 	}

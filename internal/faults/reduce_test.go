@@ -89,61 +89,12 @@ func TestKill_reduce(t *testing.T) {
 		t.Fatal("clean reduce differs from the truth")
 	}
 	span := min(clean.took, runCmd(t, mceBin, reduceArgs(st, t.TempDir(), flags...)).took)
-	rng := killRand(4)
-	var killedN, beforePlan, resumedKilled, stuck int
-	for i := range points() {
-		out := t.TempDir()
-		at := moment(rng, span, i, points())
-		_, killed := runKilled(t, mceBin, reduceArgs(st, out, flags...), at)
-		runDir := filepath.Join(out, engine.DefaultJobName+"0")
-		note := "finished before the kill"
-		switch {
-		case !killed:
-		case !exists(filepath.Join(runDir, engine.PlanJSON)):
-			killedN++
-			beforePlan++
-			note = "killed before plan.json; rerun"
-			if have := completeOutputs(t, runDir, d); len(have) > 0 {
-				t.Errorf("point %d: features files %v without a plan", i, have)
-			}
-			r := runCmd(t, mceBin, reduceArgs(st, out, flags...))
-			if r.code != 0 {
-				t.Errorf("point %d: rerun exit %d\n%s", i, r.code, e2etest.Tail(r.stderr, 2000))
-				row.add(d.rows(), 0) // nothing can be read back
-				stuck++
-				continue
-			}
-			runDir = r.runDir
-		default:
-			killedN++
-			have := completeOutputs(t, runDir, d)
-			checkSummaryHonest(t, runDir)
-			note = "killed with " + itoa(len(have)) + " of " + itoa(len(d.files)) + " files done"
-			resume := append([]string{"reduce", "--resume", runDir, "--no-progress"}, flags...)
-			if i%2 == 1 {
-				if _, k := runKilled(t, mceBin, resume, moment(rng, span, rng.IntN(points()), points())); k {
-					resumedKilled++
-					have2 := completeOutputs(t, runDir, d)
-					checkSummaryHonest(t, runDir)
-					note += "; resume killed too with " + itoa(len(have2)) + " done"
-				}
-			}
-			r := runCmd(t, mceBin, resume)
-			if r.code != 0 || r.runDir != runDir {
-				t.Errorf("point %d: resume exit %d, folder %q\n%s", i, r.code, r.runDir, e2etest.Tail(r.stderr, 2000))
-				row.add(d.rows(), 0) // nothing can be read back
-				stuck++
-				continue
-			}
-		}
-		lost, dup := checkRunOutputs(t, runDir, d)
-		checkNoTemps(t, runDir)
-		checkReduceSummary(t, runDir)
-		row.add(lost, dup)
-		t.Logf("point %d: kill at %v: %s; then exact (%d rows lost, %d duplicated)", i, at.Round(time.Millisecond), note, lost, dup)
-	}
-	row.notef("clean run %.2f s; %d of %d killed (%d before plan.json, %d resumes killed too); %d could not be finished; the others exact",
-		span.Seconds(), killedN, points(), beforePlan, resumedKilled, stuck)
+	killThenResume(t, row, d, span, killRand(4),
+		func(out string) []string { return reduceArgs(st, out, flags...) },
+		func(runDir string) []string {
+			return append([]string{"reduce", "--resume", runDir, "--no-progress"}, flags...)
+		},
+		func(_ int, runDir string) { checkReduceSummary(t, runDir) })
 }
 
 // The read task that holds the heavy users is named "STORE#... heavy users"
