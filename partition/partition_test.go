@@ -19,6 +19,7 @@ import (
 
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/internal/e2etest"
 	"github.com/mce-engine/mce/internal/gen"
 	"github.com/mce-engine/mce/store"
 )
@@ -84,72 +85,41 @@ func checkStore(t *testing.T, storeDir string, truth []gen.Truth) {
 	amount := slices.Index(db.Config().Schema, feature.ColAmount)
 	user := db.Config().UserIndex()
 	got := map[fu]tally{}
-	var mu sync.Mutex
-	var spans []store.Span
-	for s := 0; s < db.Shards(); s++ {
-		spans = append(spans, db.ShardSpan(s))
-	}
-	spans = append(spans, db.HeavySpan())
-	var wg sync.WaitGroup
-	errs := make(chan error, len(spans))
-	for _, sp := range spans {
-		wg.Add(1)
-		go func(sp store.Span) {
-			defer wg.Done()
-			local := map[fu]tally{}
-			u, err := db.Users(context.Background(), sp, nil)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer u.Close()
-			for u.Next() {
-				rows := u.Rows()
-				lastFile, lastLine := store.FileID(0), int64(-1)
-				for rows.Next() {
-					f := rows.File()
-					if f < lastFile || (f == lastFile && rows.Line() <= lastLine) {
-						errs <- fmt.Errorf("user %q: file %d line %d after file %d line %d", u.User(), f, rows.Line(), lastFile, lastLine)
-						return
-					}
-					lastFile, lastLine = f, rows.Line()
-					if feature.DecodeText(rows.Field(user), feature.EncodingAuto) != string(u.User()) {
-						errs <- fmt.Errorf("user %q has a row of %q", u.User(), rows.Field(user))
-						return
-					}
-					c, err := gen.ParseCents(string(rows.Field(amount)))
-					if err != nil {
-						errs <- err
-						return
-					}
-					k := fu{names[f], string(u.User())}
-					x := local[k]
-					x.rows++
-					x.cents += c
-					local[k] = x
+	err = e2etest.EachUser(context.Background(), db, func() map[fu]tally { return map[fu]tally{} },
+		func(local map[fu]tally, u *store.UserIter) error {
+			rows := u.Rows()
+			lastFile, lastLine := store.FileID(0), int64(-1)
+			for rows.Next() {
+				f := rows.File()
+				if f < lastFile || (f == lastFile && rows.Line() <= lastLine) {
+					return fmt.Errorf("user %q: file %d line %d after file %d line %d", u.User(), f, rows.Line(), lastFile, lastLine)
 				}
-				if err := rows.Err(); err != nil {
-					errs <- err
-					return
+				lastFile, lastLine = f, rows.Line()
+				if feature.DecodeText(rows.Field(user), feature.EncodingAuto) != string(u.User()) {
+					return fmt.Errorf("user %q has a row of %q", u.User(), rows.Field(user))
 				}
+				c, err := gen.ParseCents(string(rows.Field(amount)))
+				if err != nil {
+					return err
+				}
+				k := fu{names[f], string(u.User())}
+				x := local[k]
+				x.rows++
+				x.cents += c
+				local[k] = x
 			}
-			if err := u.Err(); err != nil {
-				errs <- err
-				return
-			}
-			mu.Lock()
+			return rows.Err()
+		},
+		func(local map[fu]tally) error {
 			for k, v := range local {
 				if _, dup := got[k]; dup {
-					errs <- fmt.Errorf("%v read from two spans", k)
+					return fmt.Errorf("%v read from two spans", k)
 				}
 				got[k] = v
 			}
-			mu.Unlock()
-		}(sp)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+			return nil
+		})
+	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[fu]tally{}

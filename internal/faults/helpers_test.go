@@ -17,7 +17,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -462,65 +461,37 @@ func readStore(t *testing.T, dir string) (got map[fu]tally, files []string) {
 	}
 	sort.Strings(files)
 	amount := slices.Index(db.Config().Schema, feature.ColAmount)
-	spans := []store.Span{db.HeavySpan()}
-	for s := 0; s < db.Shards(); s++ {
-		spans = append(spans, db.ShardSpan(s))
-	}
 	got = map[fu]tally{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	errs := make(chan error, len(spans))
-	for _, sp := range spans {
-		wg.Add(1)
-		go func(sp store.Span) {
-			defer wg.Done()
-			local := map[fu]tally{}
-			u, err := db.Users(context.Background(), sp, nil)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer u.Close()
-			for u.Next() {
-				rows := u.Rows()
-				for rows.Next() {
-					c, err := gen.ParseCents(string(rows.Field(amount)))
-					if err != nil {
-						errs <- err
-						return
-					}
-					name, ok := names[rows.File()]
-					if !ok {
-						name = fmt.Sprintf("unrecorded file #%d", rows.File())
-					}
-					k := fu{name, string(u.User())}
-					x := local[k]
-					x.rows++
-					x.cents += c
-					local[k] = x
+	err = e2etest.EachUser(context.Background(), db, func() map[fu]tally { return map[fu]tally{} },
+		func(local map[fu]tally, u *store.UserIter) error {
+			rows := u.Rows()
+			for rows.Next() {
+				c, err := gen.ParseCents(string(rows.Field(amount)))
+				if err != nil {
+					return err
 				}
-				if err := rows.Err(); err != nil {
-					errs <- err
-					return
+				name, ok := names[rows.File()]
+				if !ok {
+					name = fmt.Sprintf("unrecorded file #%d", rows.File())
 				}
+				k := fu{name, string(u.User())}
+				x := local[k]
+				x.rows++
+				x.cents += c
+				local[k] = x
 			}
-			if err := u.Err(); err != nil {
-				errs <- err
-				return
-			}
-			mu.Lock()
+			return rows.Err()
+		},
+		func(local map[fu]tally) error {
 			for k, v := range local {
 				x := got[k]
 				x.rows += v.rows
 				x.cents += v.cents
 				got[k] = x
 			}
-			mu.Unlock()
-		}(sp)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+			return nil
+		})
+	if err != nil {
 		t.Fatalf("read store %s: %v", dir, err)
 	}
 	rep, err := db.Verify(context.Background(), store.VerifyOptions{Decode: true})
