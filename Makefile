@@ -27,17 +27,26 @@ test: build ## the test suite CI runs: vet, unit and end-to-end tests, race dete
 test-short: ## quick tests only
 	$(GO) test -short ./...
 
+# fuzz-short counts executions instead of seconds: a duration-based -fuzztime
+# races the Go fuzz coordinator's own deadline (go.dev/issue/75804, fixed in
+# Go 1.27) and can fail with "context deadline exceeded" and no failing input.
 fuzz-short:
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=1500x
 
-fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s; "5000x" counts executions)
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
 	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
 	    log=$$(mktemp); \
-	    $(GO) test -run=NONE -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$pkg >$$log 2>&1 || \
-	      { echo "FAIL: fuzz $$pkg $$t"; tail -n 60 $$log; git status --short -- $$dir/testdata/fuzz; rm -f $$log; exit 1; }; \
+	    if ! $(GO) test -run=NONE -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$pkg >$$log 2>&1; then \
+	      new=$$(git status --porcelain --untracked-files=all -- $$dir/testdata/fuzz/$$t 2>/dev/null); \
+	      if [ -z "$$new" ] && grep -q '^    context deadline exceeded$$' $$log; then \
+	        echo "  ignored: the fuzz coordinator's deadline race (go.dev/issue/75804); no failing input was written"; \
+	      else \
+	        echo "FAIL: fuzz $$pkg $$t"; tail -n 60 $$log; echo "$$new"; rm -f $$log; exit 1; \
+	      fi; \
+	    fi; \
 	    rm -f $$log; \
 	  done; \
 	done
