@@ -2,6 +2,9 @@ package feature
 
 import (
 	"errors"
+	"fmt"
+	"math"
+	"math/big"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -287,6 +290,126 @@ func BenchmarkInvoice_Add(b *testing.B) {
 		for _, f := range rows {
 			row.Fields = f
 			agg.Add(row)
+		}
+	}
+}
+
+// BenchmarkInvoice runs the built-in aggregator over whole users (new
+// aggregator, every row, Finish) of a few sizes: the generated data has a
+// median of about a dozen rows per user, most of them to a handful of
+// repeat receivers, and a few users with most of the rows.
+func BenchmarkInvoice(b *testing.B) {
+	for _, n := range []int{3, 12, 100, 10000} {
+		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {
+			spec := Invoice()
+			spec.Validate()
+			r := rand.New(rand.NewPCG(5, 6))
+			rows := make([][][]byte, n)
+			var bytes int64
+			for i := range rows {
+				rcv := "RFC" + strconv.Itoa(r.IntN(8)) + "X0101AB1"
+				if r.IntN(4) == 0 {
+					rcv = "RFC" + strconv.Itoa(r.IntN(1_000_000)) + "Y0101AB1"
+				}
+				rows[i] = [][]byte{
+					[]byte(strconv.Itoa(i)), []byte("AAA010101AAA"), []byte(rcv),
+					fmt.Appendf(nil, "2024-%02d-%02d %02d:%02d:%02d", 1+r.IntN(12), 1+r.IntN(28), r.IntN(24), r.IntN(60), r.IntN(60)),
+					[]byte(strconv.FormatFloat(float64(r.IntN(10_000_000))/100, 'f', 2, 64)), []byte("MXN"), []byte("x"),
+				}
+				for _, f := range rows[i] {
+					bytes += int64(len(f)) + 1
+				}
+			}
+			out := spec.NewRecord()
+			row := &Row{Schema: InvoiceSchema}
+			b.SetBytes(bytes)
+			b.ReportAllocs()
+			for b.Loop() {
+				agg := spec.NewAggregator(&User{})
+				for _, f := range rows {
+					row.Fields = f
+					agg.Add(row)
+				}
+				out.Reset()
+				agg.Finish(out)
+			}
+		})
+	}
+}
+
+// TestFastUnix checks the arithmetic fast path of ParseTime against
+// time.Date over whole years, leap years and centuries included, and the
+// normalisations time.Date applies (a date alone past the month's end, a
+// leap second within the day; one that would turn the day is refused, as
+// before).
+func TestFastUnix(t *testing.T) {
+	for _, y := range []int{0, 1, 4, 99, 100, 400, 1600, 1899, 1900, 1969, 1970, 1999, 2000, 2023, 2024, 2100, 2400, 9999} {
+		for m := 1; m <= 12; m++ {
+			for d := 1; d <= 31; d++ {
+				day := fmt.Sprintf("%04d-%02d-%02d", y, m, d)
+				ref := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
+				if got, ok := fastUnix([]byte(day)); !ok || got != ref.Unix() {
+					t.Fatalf("fastUnix(%q) = %d, %v; want %d", day, got, ok, ref.Unix())
+				}
+				for _, hms := range [][3]int{{0, 0, 0}, {23, 59, 59}, {12, 34, 56}, {23, 59, 60}} {
+					for _, sep := range []string{" ", "T"} {
+						ts := fmt.Sprintf("%s%s%02d:%02d:%02d", day, sep, hms[0], hms[1], hms[2])
+						ref := time.Date(y, time.Month(m), d, hms[0], hms[1], hms[2], 0, time.UTC)
+						got, ok := fastUnix([]byte(ts))
+						if real := ref.Day() == d; ok != real || ok && got != ref.Unix() {
+							t.Fatalf("fastUnix(%q) = %d, %v; want %d, %v", ts, got, ok, ref.Unix(), real)
+						}
+						pt, err := ParseTime([]byte(ts))
+						if ok && (err != nil || !pt.Equal(ref) || pt.Location() != time.UTC) {
+							t.Fatalf("ParseTime(%q) = %v, %v; want %v", ts, pt, err, ref)
+						}
+						if ns, err := parseUnixNano([]byte(ts)); ok && (err != nil || ns != ref.UnixNano()) {
+							t.Fatalf("parseUnixNano(%q) = %d, %v; want %d", ts, ns, err, ref.UnixNano())
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, bad := range []string{"2024-13-01", "2024-00-10", "2024-01-32", "2024-02-30 10:00:00", "2023-02-29T00:00:00", "2024-01-01 24:00:00", "2024-01-01 10:60:00", "2024-01-01 10:00:61", "2024/01/01", "2024-1-01 10:00:00"} {
+		if _, ok := fastUnix([]byte(bad)); ok {
+			t.Errorf("fastUnix(%q) accepted", bad)
+		}
+	}
+}
+
+// TestInvoiceStd checks std's rounding against big.Rat's exact quotient
+// (what it computed before) on random and extreme users.
+func TestInvoiceStd(t *testing.T) {
+	ref := func(a *invoiceAgg) float64 {
+		n := big.NewInt(a.nAmount)
+		sq := new(big.Int).SetUint64(a.sqHi)
+		sq.Lsh(sq, 64).Add(sq, new(big.Int).SetUint64(a.sqLo))
+		num := new(big.Int).Mul(n, sq)
+		s := big.NewInt(a.sum)
+		num.Sub(num, s.Mul(s, s))
+		den := new(big.Int).Mul(n, big.NewInt(a.nAmount-1))
+		den.Mul(den, big.NewInt(amountScale*amountScale))
+		q, _ := new(big.Rat).SetFrac(num, den).Float64()
+		return math.Sqrt(max(q, 0))
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := range 20000 {
+		a := newInvoiceAgg(InvoiceSchema)
+		n := 2 + r.IntN(50)
+		if i%100 == 0 {
+			n = 2 + r.IntN(100000)
+		}
+		scale := []int64{1, 100, 1e6, 1e9, 1e12, math.MaxInt64 / 200000}[r.IntN(6)]
+		for range n {
+			v := r.Int64N(scale)
+			if r.IntN(3) == 0 {
+				v = -v
+			}
+			a.addAmount(v)
+		}
+		if got, want := a.std(), ref(a); got != want {
+			t.Fatalf("user %d (n=%d, scale %d): std %v, exact %v", i, n, scale, got, want)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/big"
 	"math/bits"
+	"sync"
+	"unsafe"
 )
 
 // AmountDigits is the number of fraction digits the built-in invoice
@@ -62,22 +64,77 @@ type invoiceAgg struct {
 	min, max        int64
 	first, last     int64 // unix nanos
 	nTime           int64
-	receiverIdx     map[string]int32 // receiver -> index into receiverSum
-	receiverSum     []int64
+
+	// The receivers, in order of first appearance, and their totals. Most
+	// users have a handful, found by a scan; the index is built once they
+	// are more than smallReceivers. Names added from a row are copied into
+	// nameBuf, which is never written over (a full one is replaced), so
+	// that a name costs no allocation of its own.
+	rcvNames []string
+	rcvSum   []int64
+	rcvIdx   map[string]int32
+	nameBuf  []byte
+	names0   [4]string // rcvNames's first array
+	sums0    [4]int64
 }
 
-func (a *invoiceAgg) addReceiver(name string, v int64) {
-	a.receiverIdx[name] = int32(len(a.receiverSum))
-	a.receiverSum = append(a.receiverSum, v)
-}
+// smallReceivers is how many receivers a user has before they are indexed
+// by a map: below it a linear scan is cheaper than hashing and a user
+// costs no map (BenchmarkInvoice).
+const smallReceivers = 12
 
 func newInvoiceAgg(s *Schema) *invoiceAgg {
-	return &invoiceAgg{
+	a := &invoiceAgg{
 		amountCol:   s.Index(ColAmount),
 		receiverCol: s.Index(ColReceiver),
 		timeCol:     s.Index(ColIssuedAt),
-		receiverIdx: make(map[string]int32),
 	}
+	a.rcvNames, a.rcvSum = a.names0[:0], a.sums0[:0]
+	return a
+}
+
+// receiver returns the index of the receiver name, or -1.
+func (a *invoiceAgg) receiver(name string) int {
+	if a.rcvIdx != nil {
+		if i, ok := a.rcvIdx[name]; ok {
+			return int(i)
+		}
+		return -1
+	}
+	for i, n := range a.rcvNames {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// addReceiver adds a receiver that receiver did not find.
+func (a *invoiceAgg) addReceiver(name string, v int64) {
+	if a.rcvIdx != nil {
+		a.rcvIdx[name] = int32(len(a.rcvNames))
+	} else if len(a.rcvNames) == smallReceivers {
+		a.rcvIdx = make(map[string]int32, 4*smallReceivers)
+		for i, n := range a.rcvNames {
+			a.rcvIdx[n] = int32(i)
+		}
+		a.rcvIdx[name] = int32(len(a.rcvNames))
+	}
+	a.rcvNames = append(a.rcvNames, name)
+	a.rcvSum = append(a.rcvSum, v)
+}
+
+// keepName returns a copy of b that lives as long as the aggregator.
+func (a *invoiceAgg) keepName(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if cap(a.nameBuf)-len(a.nameBuf) < len(b) {
+		a.nameBuf = make([]byte, 0, max(min(4*cap(a.nameBuf), 64<<10), 16*len(b)))
+	}
+	start := len(a.nameBuf)
+	a.nameBuf = append(a.nameBuf, b...)
+	return unsafe.String(&a.nameBuf[start], len(b))
 }
 
 func (a *invoiceAgg) Add(row *Row) error {
@@ -93,25 +150,24 @@ func (a *invoiceAgg) Add(row *Row) error {
 		// is looked up without allocating (m[string(b)] does not copy).
 		rcv := row.Fields[a.receiverCol]
 		if isASCII(rcv) {
-			if i, ok := a.receiverIdx[string(rcv)]; ok {
-				a.receiverSum[i] += v
+			if i := a.receiver(unsafeString(rcv)); i >= 0 {
+				a.rcvSum[i] += v
 			} else {
-				a.addReceiver(string(rcv), v)
+				a.addReceiver(a.keepName(rcv), v)
 			}
 		} else {
 			name := DecodeText(rcv, row.Encoding)
-			if i, ok := a.receiverIdx[name]; ok {
-				a.receiverSum[i] += v
+			if i := a.receiver(name); i >= 0 {
+				a.rcvSum[i] += v
 			} else {
 				a.addReceiver(name, v)
 			}
 		}
 	}
-	t, err := ParseTime(row.Fields[a.timeCol])
+	ns, err := parseUnixNano(row.Fields[a.timeCol])
 	if err != nil {
 		badRow = true
 	} else {
-		ns := t.UnixNano()
 		if a.nTime == 0 || ns < a.first {
 			a.first = ns
 		}
@@ -174,11 +230,11 @@ func (a *invoiceAgg) Merge(other Aggregator) error {
 		}
 		a.nTime += o.nTime
 	}
-	for k, i := range o.receiverIdx {
-		if j, ok := a.receiverIdx[k]; ok {
-			a.receiverSum[j] += o.receiverSum[i]
+	for i, k := range o.rcvNames {
+		if j := a.receiver(k); j >= 0 {
+			a.rcvSum[j] += o.rcvSum[i]
 		} else {
-			a.addReceiver(k, o.receiverSum[i])
+			a.addReceiver(k, o.rcvSum[i])
 		}
 	}
 	return nil
@@ -197,19 +253,16 @@ func (a *invoiceAgg) Finish(out *Record) error {
 		out.SetFloatAt(4, scaled(a.min))
 		out.SetFloatAt(5, scaled(a.max))
 	}
-	out.SetIntAt(6, int64(len(a.receiverSum)))
+	out.SetIntAt(6, int64(len(a.rcvNames)))
 	if a.nTime > 0 {
 		out.SetIntAt(7, a.first)
 		out.SetIntAt(8, a.last)
 	}
-	if len(a.receiverSum) > 0 {
-		var top string
-		var topV int64
-		first := true
-		for k, i := range a.receiverIdx {
-			v := a.receiverSum[i]
-			if first || v > topV || (v == topV && k < top) {
-				top, topV, first = k, v, false
+	if len(a.rcvNames) > 0 {
+		top, topV := a.rcvNames[0], a.rcvSum[0]
+		for i, k := range a.rcvNames[1:] {
+			if v := a.rcvSum[i+1]; v > topV || (v == topV && k < top) {
+				top, topV = k, v
 			}
 		}
 		out.SetStringAt(9, top)
@@ -222,17 +275,43 @@ func (a *invoiceAgg) Finish(out *Record) error {
 // std computes the sample standard deviation exactly from the integer
 // sums: var = (n·Σx² − (Σx)²) / (n(n−1)), then one rounding to float64.
 func (a *invoiceAgg) std() float64 {
-	n := big.NewInt(a.nAmount)
-	sq := new(big.Int).SetUint64(a.sqHi)
-	sq.Lsh(sq, 64).Add(sq, new(big.Int).SetUint64(a.sqLo))
-	num := new(big.Int).Mul(n, sq)
-	s := big.NewInt(a.sum)
-	num.Sub(num, s.Mul(s, s))
-	den := new(big.Int).Mul(n, big.NewInt(a.nAmount-1))
-	den.Mul(den, big.NewInt(amountScale*amountScale))
-	q, _ := new(big.Rat).SetFrac(num, den).Float64()
+	w := stdPool.Get().(*stdScratch)
+	defer stdPool.Put(w)
+	w.n.SetInt64(a.nAmount)
+	w.sq.SetUint64(a.sqHi)
+	w.sq.Lsh(&w.sq, 64)
+	w.t.SetUint64(a.sqLo)
+	w.sq.Add(&w.sq, &w.t)
+	w.num.Mul(&w.n, &w.sq)
+	w.s.SetInt64(a.sum)
+	w.t.Mul(&w.s, &w.s)
+	w.num.Sub(&w.num, &w.t)
+	w.t.SetInt64(a.nAmount - 1)
+	w.den.Mul(&w.n, &w.t)
+	w.t.SetInt64(amountScale * amountScale)
+	w.den.Mul(&w.den, &w.t)
+	// The quotient rounded once to float64's 53 bits, as big.Rat's Float64
+	// would give it, without the Rat's normalising GCD.
+	w.fnum.SetInt(&w.num)
+	w.fden.SetInt(&w.den)
+	q, _ := w.q.Quo(&w.fnum, &w.fden).Float64()
 	if q < 0 {
 		q = 0
 	}
 	return math.Sqrt(q)
 }
+
+// stdScratch is std's exact arithmetic, reused: a user's Finish would
+// otherwise allocate a dozen big numbers.
+type stdScratch struct {
+	n, sq, t, num, s, den big.Int
+	fnum, fden, q         big.Float
+}
+
+var stdPool = sync.Pool{New: func() any {
+	w := new(stdScratch)
+	w.fnum.SetPrec(256) // exact: num < 2^191, den < 2^153
+	w.fden.SetPrec(256)
+	w.q.SetPrec(53).SetMode(big.ToNearestEven)
+	return w
+}}

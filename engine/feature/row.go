@@ -229,27 +229,8 @@ func ParseTime(b []byte) (time.Time, error) {
 	if len(b) == 0 {
 		return time.Time{}, ErrEmpty
 	}
-	// Fast path: exactly "YYYY-MM-DD hh:mm:ss" or with T, UTC.
-	if (len(b) == 19 || len(b) == 10) && b[4] == '-' && b[7] == '-' {
-		y, ok1 := digits(b[0:4])
-		mo, ok2 := digits(b[5:7])
-		d, ok3 := digits(b[8:10])
-		if ok1 && ok2 && ok3 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 {
-			if len(b) == 10 {
-				return time.Date(y, time.Month(mo), d, 0, 0, 0, 0, time.UTC), nil
-			}
-			if (b[10] == 'T' || b[10] == ' ') && b[13] == ':' && b[16] == ':' {
-				h, ok4 := digits(b[11:13])
-				mi, ok5 := digits(b[14:16])
-				s, ok6 := digits(b[17:19])
-				if ok4 && ok5 && ok6 && h < 24 && mi < 60 && s < 61 {
-					t := time.Date(y, time.Month(mo), d, h, mi, s, 0, time.UTC)
-					if t.Day() == d { // rejects 2023-02-30
-						return t, nil
-					}
-				}
-			}
-		}
+	if sec, ok := fastUnix(b); ok {
+		return time.Unix(sec, 0).UTC(), nil
 	}
 	s := unsafeString(b)
 	for _, layout := range timeLayouts {
@@ -258,6 +239,81 @@ func ParseTime(b []byte) (time.Time, error) {
 		}
 	}
 	return time.Time{}, errTime
+}
+
+// parseUnixNano is ParseTime(b).UnixNano() without building a time.Time
+// on the common forms.
+func parseUnixNano(b []byte) (int64, error) {
+	if sec, ok := fastUnix(b); ok {
+		return sec * 1e9, nil
+	}
+	t, err := ParseTime(b)
+	if err != nil {
+		return 0, err
+	}
+	return t.UnixNano(), nil
+}
+
+// fastUnix reads the common forms, exactly "YYYY-MM-DD" or "YYYY-MM-DD
+// hh:mm:ss" (or with T), in UTC, as Unix seconds with time.Date's
+// arithmetic: a date alone is normalised as time.Date does ("2023-02-30"
+// is March 2), a date with a time must name a real day, and a leap second
+// (:60) is the next minute unless it would turn the day. It reports false for anything else, which the
+// layouts then read.
+func fastUnix(b []byte) (int64, bool) {
+	if (len(b) != 19 && len(b) != 10) || b[4] != '-' || b[7] != '-' {
+		return 0, false
+	}
+	y, ok1 := digits(b[0:4])
+	mo, ok2 := digits(b[5:7])
+	d, ok3 := digits(b[8:10])
+	if !ok1 || !ok2 || !ok3 || mo < 1 || mo > 12 || d < 1 || d > 31 {
+		return 0, false
+	}
+	if len(b) == 10 {
+		return daysFromCivil(y, mo, d) * 86400, true
+	}
+	if (b[10] != 'T' && b[10] != ' ') || b[13] != ':' || b[16] != ':' || d > daysIn(y, mo) {
+		return 0, false
+	}
+	h, ok4 := digits(b[11:13])
+	mi, ok5 := digits(b[14:16])
+	s, ok6 := digits(b[17:19])
+	if !ok4 || !ok5 || !ok6 || h >= 24 || mi >= 60 || s >= 61 || h == 23 && mi == 59 && s == 60 {
+		return 0, false
+	}
+	return daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+s), true
+}
+
+// daysFromCivil returns the days from 1970-01-01 to y-m-d in the
+// proleptic Gregorian calendar; d past the month's end runs into the next.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y
+	if era < 0 {
+		era -= 399
+	}
+	era /= 400
+	yoe := y - era*400
+	mp := (m + 9) % 12 // March is 0
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
+}
+
+func daysIn(y, m int) int {
+	switch m {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 var timeLayouts = []string{
