@@ -180,10 +180,31 @@ func TestInvoice_MergeEqualsSequential(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for trial := 0; trial < 50; trial++ {
 		rows := invoiceRows(r, 1+r.IntN(500))
+		if trial%2 == 1 { // past smallReceivers: the indexed receivers
+			for _, f := range rows {
+				f[2] = []byte("R" + strconv.Itoa(r.IntN(1+trial*2)))
+			}
+		}
 		u := &User{Key: []byte("U1")}
 		whole := spec.NewRecord()
 		if err := spec.ReduceUser(u, NewSliceRows(InvoiceSchema, EncodingAuto, rows), whole); err != nil {
 			t.Fatal(err)
+		}
+		// The receiver figures, from a plain map.
+		sums := map[string]int64{}
+		for _, f := range rows {
+			if v, err := ParseDecimal(f[4], AmountDigits); err == nil {
+				sums[string(f[2])] += v
+			}
+		}
+		top, topV := "", int64(0)
+		for k, v := range sums {
+			if top == "" || v > topV || v == topV && k < top {
+				top, topV = k, v
+			}
+		}
+		if got := string(whole.AppendField(nil, 6)) + "," + string(whole.AppendField(nil, 9)); got != strconv.Itoa(len(sums))+","+top {
+			t.Fatalf("trial %d: distinct_receivers,top_receiver = %s; want %d,%s", trial, got, len(sums), top)
 		}
 		// Split into k shuffled parts, merged in another order.
 		k := 1 + r.IntN(6)

@@ -65,13 +65,14 @@ type invoiceAgg struct {
 	first, last     int64 // unix nanos
 	nTime           int64
 
-	// The receivers, in order of first appearance, and their totals. Most
-	// users have a handful, found by a scan; the index is built once they
-	// are more than smallReceivers. Names added from a row are copied into
-	// nameBuf, which is never written over (a full one is replaced), so
-	// that a name costs no allocation of its own.
-	rcvNames []string
+	// The receivers' totals, in order of first appearance, and their
+	// names: most users have a handful, found by a scan of rcvNames; past
+	// smallReceivers the names move to the index rcvIdx (name -> position
+	// in rcvSum) and rcvNames is dropped. Names added from a row are copied
+	// into nameBuf, which is never written over (a full one is replaced),
+	// so that a name costs no allocation of its own.
 	rcvSum   []int64
+	rcvNames []string
 	rcvIdx   map[string]int32
 	nameBuf  []byte
 	names0   [4]string // rcvNames's first array
@@ -111,17 +112,34 @@ func (a *invoiceAgg) receiver(name string) int {
 
 // addReceiver adds a receiver that receiver did not find.
 func (a *invoiceAgg) addReceiver(name string, v int64) {
-	if a.rcvIdx != nil {
-		a.rcvIdx[name] = int32(len(a.rcvNames))
-	} else if len(a.rcvNames) == smallReceivers {
+	switch {
+	case a.rcvIdx != nil:
+		a.rcvIdx[name] = int32(len(a.rcvSum))
+	case len(a.rcvNames) == smallReceivers:
 		a.rcvIdx = make(map[string]int32, 4*smallReceivers)
 		for i, n := range a.rcvNames {
 			a.rcvIdx[n] = int32(i)
 		}
-		a.rcvIdx[name] = int32(len(a.rcvNames))
+		a.rcvIdx[name] = int32(len(a.rcvSum))
+		a.rcvNames = nil
+	default:
+		a.rcvNames = append(a.rcvNames, name)
 	}
-	a.rcvNames = append(a.rcvNames, name)
 	a.rcvSum = append(a.rcvSum, v)
+}
+
+// eachReceiver calls fn with every receiver's name and total, in no
+// particular order.
+func (a *invoiceAgg) eachReceiver(fn func(name string, sum int64)) {
+	if a.rcvIdx != nil {
+		for k, i := range a.rcvIdx {
+			fn(k, a.rcvSum[i])
+		}
+		return
+	}
+	for i, k := range a.rcvNames {
+		fn(k, a.rcvSum[i])
+	}
 }
 
 // keepName returns a copy of b that lives as long as the aggregator.
@@ -230,13 +248,13 @@ func (a *invoiceAgg) Merge(other Aggregator) error {
 		}
 		a.nTime += o.nTime
 	}
-	for i, k := range o.rcvNames {
+	o.eachReceiver(func(k string, v int64) {
 		if j := a.receiver(k); j >= 0 {
-			a.rcvSum[j] += o.rcvSum[i]
+			a.rcvSum[j] += v
 		} else {
-			a.addReceiver(k, o.rcvSum[i])
+			a.addReceiver(k, v)
 		}
-	}
+	})
 	return nil
 }
 
@@ -253,18 +271,20 @@ func (a *invoiceAgg) Finish(out *Record) error {
 		out.SetFloatAt(4, scaled(a.min))
 		out.SetFloatAt(5, scaled(a.max))
 	}
-	out.SetIntAt(6, int64(len(a.rcvNames)))
+	out.SetIntAt(6, int64(len(a.rcvSum)))
 	if a.nTime > 0 {
 		out.SetIntAt(7, a.first)
 		out.SetIntAt(8, a.last)
 	}
-	if len(a.rcvNames) > 0 {
-		top, topV := a.rcvNames[0], a.rcvSum[0]
-		for i, k := range a.rcvNames[1:] {
-			if v := a.rcvSum[i+1]; v > topV || (v == topV && k < top) {
-				top, topV = k, v
+	if len(a.rcvSum) > 0 {
+		var top string
+		var topV int64
+		first := true
+		a.eachReceiver(func(k string, v int64) {
+			if first || v > topV || (v == topV && k < top) {
+				top, topV, first = k, v, false
 			}
-		}
+		})
 		out.SetStringAt(9, top)
 		out.SetFloatAt(10, scaled(topV))
 	}
