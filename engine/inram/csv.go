@@ -23,8 +23,13 @@ func Header(spec *feature.Spec) string {
 // then '\n') to dst. scratch is reused for formatting and returned.
 func AppendRecord(dst, scratch, key []byte, rec *feature.Record) (line, scratchOut []byte) {
 	dst = AppendCSVField(dst, key)
-	for i := range rec.Columns() {
+	for i, c := range rec.Columns() {
 		dst = append(dst, ',')
+		if c.Type != feature.TypeString {
+			// Numbers and RFC 3339 times never need quoting.
+			dst = rec.AppendField(dst, i)
+			continue
+		}
 		scratch = rec.AppendField(scratch[:0], i)
 		dst = AppendCSVField(dst, scratch)
 	}
@@ -34,7 +39,7 @@ func AppendRecord(dst, scratch, key []byte, rec *feature.Record) (line, scratchO
 // AppendCSVField appends f to dst as one CSV field, quoted (with inner
 // quotes doubled) when it holds a comma, a quote or a line break.
 func AppendCSVField(dst, f []byte) []byte {
-	if bytes.IndexAny(f, ",\"\r\n") < 0 {
+	if !needsQuotes(f) {
 		return append(dst, f...)
 	}
 	dst = append(dst, '"')
@@ -49,4 +54,17 @@ func AppendCSVField(dst, f []byte) []byte {
 	}
 	dst = append(dst, f...)
 	return append(dst, '"')
+}
+
+// needsQuotes reports whether f holds a comma, a quote or a line break: a
+// loop, which on short fields beats bytes.IndexAny's set building.
+func needsQuotes(f []byte) bool {
+	for _, c := range f {
+		if c <= '"' || c == ',' {
+			if c == ',' || c == '"' || c == '\r' || c == '\n' {
+				return true
+			}
+		}
+	}
+	return false
 }
