@@ -215,6 +215,7 @@ type sorter struct {
 
 	bufBytes, entryCap int
 	mem                hugemem.Arena // the arenas' buffers
+	scratch            []entry       // the radix sort's second array, shared by the arenas
 
 	mu     sync.Mutex
 	cur    *arena
@@ -236,9 +237,10 @@ func newSorter(dir string, shards, cpus int, arenaBytes int64, logger *slog.Logg
 	// Give entries (32 B each) a fifth of the arena: records of 128
 	// bytes or more on average (an invoice row is ~165 with its header)
 	// fill the buffer before the entries; smaller ones just make smaller
-	// runs.
+	// runs. The radix sort's scratch array, one for both arenas (one is
+	// sorted at a time), is paid for by each arena's buffer in halves.
 	entryCap := int(arenaBytes / 5 / entryBytes)
-	bufBytes := int(min(arenaBytes-int64(entryCap)*entryBytes, maxArenaBytes))
+	bufBytes := int(min(arenaBytes-int64(entryCap)*entryBytes*3/2, maxArenaBytes))
 	s := &sorter{
 		dir: dir, shards: shards, cpus: cpus, logger: logger, crash: crash,
 		bufBytes: bufBytes, entryCap: entryCap,
@@ -434,16 +436,20 @@ func (s *sorter) spiller() {
 // written.
 func (s *sorter) spill(a *arena, path string) (int64, error) {
 	es := a.entries
+	if cap(s.scratch) < len(es) {
+		s.scratch = make([]entry, max(len(es), s.entryCap))
+	}
 	p := max(1, min(s.cpus, len(es)/4096))
 	pieces := make([][]entry, p)
 	var wg sync.WaitGroup
 	for i := range pieces {
-		pieces[i] = es[i*len(es)/p : (i+1)*len(es)/p]
+		lo, hi := i*len(es)/p, (i+1)*len(es)/p
+		pieces[i] = es[lo:hi]
 		wg.Add(1)
-		go func(pc []entry) {
+		go func(pc, tmp []entry) {
 			defer wg.Done()
-			slices.SortFunc(pc, a.less)
-		}(pieces[i])
+			sortEntries(a, pc, tmp)
+		}(pieces[i], s.scratch[lo:hi])
 	}
 	wg.Wait()
 	w, err := newRunWriter(path, s.shards)
@@ -504,6 +510,59 @@ func (s *sorter) spill(a *arena, path string) (int64, error) {
 		}
 	}
 	return w.finish()
+}
+
+// sortEntries sorts es by a.less, using tmp (as long as es) as scratch:
+// a least-significant-digit radix sort on the entries' first key word
+// (shard and the user's first six bytes), one pass per byte that is not
+// the same in every entry, then a comparison sort of each run of entries
+// with the same word, which is one user's rows but for rare prefix
+// clashes. On partition's data it is several times faster than sorting
+// with a.less alone (BenchmarkSortEntries).
+func sortEntries(a *arena, es, tmp []entry) {
+	if len(es) < 256 {
+		slices.SortFunc(es, a.less)
+		return
+	}
+	var counts [8][256]int
+	for i := range es {
+		k := es[i].pfx
+		for d := range 8 {
+			counts[d][byte(k>>(8*d))]++
+		}
+	}
+	src, dst := es, tmp[:len(es)]
+	for d := range 8 {
+		c := &counts[d]
+		if c[byte(src[0].pfx>>(8*d))] == len(src) {
+			continue // every entry has this byte
+		}
+		sum := 0
+		for b, n := range c {
+			c[b] = sum
+			sum += n
+		}
+		shift := 8 * d
+		for _, e := range src {
+			b := byte(e.pfx >> shift)
+			dst[c[b]] = e
+			c[b]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &es[0] {
+		copy(es, src)
+	}
+	for i := 0; i < len(es); {
+		j := i + 1
+		for j < len(es) && es[j].pfx == es[i].pfx {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(es[i:j], a.less)
+		}
+		i = j
+	}
 }
 
 // groupCmp orders records by (shard, user) only. Zero-padded words

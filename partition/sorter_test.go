@@ -74,6 +74,57 @@ func TestArenaLess(t *testing.T) {
 	if !slices.IsSortedFunc(es, a.less) {
 		t.Fatal("not sorted")
 	}
+	// The radix sort gives the same order, from any starting order.
+	for trial := range 5 {
+		rs := slices.Clone(a.entries)
+		rng.Shuffle(len(rs), func(i, j int) { rs[i], rs[j] = rs[j], rs[i] })
+		if trial == 0 {
+			rs = rs[:100] // below the radix sort's cut-off
+		}
+		sortEntries(a, rs, make([]entry, len(rs)))
+		want := slices.Clone(rs)
+		slices.SortFunc(want, a.less)
+		for i := range rs {
+			if a.less(rs[i], want[i]) != 0 {
+				t.Fatalf("trial %d: sortEntries differs from a.less at %d of %d", trial, i, len(rs))
+			}
+		}
+	}
+}
+
+// BenchmarkSortEntries sorts one spill's entries as partition makes them:
+// RFC-like users over 256 shards, one user with 13% of the rows, filled by
+// two readers in batches.
+func BenchmarkSortEntries(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var sl slab
+	const rows = 400_000
+	users := make([][]byte, 60_000)
+	for i := range users {
+		users[i] = fmt.Appendf(nil, "%c%c%c%06d%c%c%c", 'A'+rng.IntN(26), 'A'+rng.IntN(26), 'A'+rng.IntN(26), rng.IntN(1_000_000), 'A'+rng.IntN(26), 'A'+rng.IntN(26), '0'+rng.IntN(10))
+	}
+	for i := range rows {
+		u := users[rng.IntN(len(users))]
+		if rng.IntN(100) < 13 {
+			u = users[0]
+		}
+		sl.add(int(u[3])%256, 1, int64(i), u, nil, [][]byte{[]byte("x")})
+	}
+	a := &arena{buf: sl.buf, entries: sl.entries}
+	es, tmp := make([]entry, rows), make([]entry, rows)
+	for _, alg := range []string{"radix", "pdq"} {
+		b.Run(alg, func(b *testing.B) {
+			b.SetBytes(rows * entryBytes)
+			for b.Loop() {
+				copy(es, a.entries)
+				if alg == "radix" {
+					sortEntries(a, es, tmp)
+				} else {
+					slices.SortFunc(es, a.less)
+				}
+			}
+		})
+	}
 }
 
 func show(shard int, user []byte, line int64) string {
