@@ -440,6 +440,16 @@ const readerBytes = 2 * frameRawBytes
 // memory budget whatever the number of spills.
 func narrowRuns(ctx context.Context, runs []*run, fanIn int, dir string, shards int) ([]*run, error) {
 	fanIn = max(fanIn, 2)
+	// An in-memory run stays as it is, to be merged last.
+	var mem []*run
+	for i := 0; i < len(runs); i++ {
+		if runs[i].mem != nil {
+			mem = append(mem, runs[i])
+			runs = append(runs[:i:i], runs[i+1:]...)
+			i--
+		}
+	}
+	fanIn = max(fanIn-len(mem), 2)
 	for pass := 0; len(runs) > fanIn; pass++ {
 		var next []*run
 		for i := 0; i < len(runs); i += fanIn {
@@ -451,7 +461,7 @@ func narrowRuns(ctx context.Context, runs []*run, fanIn int, dir string, shards 
 			path := filepath.Join(dir, fmt.Sprintf("merged-%d-%05d", pass, i/fanIn))
 			r, err := mergeRuns(ctx, batch, path, shards)
 			if err != nil {
-				for _, x := range append(next, runs[i:]...) {
+				for _, x := range append(append(next, runs[i:]...), mem...) {
 					x.close()
 				}
 				return nil, err
@@ -464,7 +474,7 @@ func narrowRuns(ctx context.Context, runs []*run, fanIn int, dir string, shards 
 		}
 		runs = next
 	}
-	return runs, nil
+	return append(runs, mem...), nil
 }
 
 // mergeRuns merges runs into one run at path.

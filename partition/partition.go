@@ -356,11 +356,23 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 		srt.abort()
 		return errors.Join(fatal, ctx.Err())
 	}
-	runPaths, err := srt.finish()
+	runPaths, last, err := srt.finish()
+	var lastRun *run
+	if last != nil {
+		lastRun = memRun(last, shards)
+		defer func() {
+			if lastRun != nil { // not handed to the merge
+				lastRun.close()
+			}
+		}()
+	}
 	if err != nil {
 		return fmt.Errorf("sort: %w", err)
 	}
 	p.res.Runs, p.res.SpillBytes = len(runPaths), srt.spillBytes
+	if lastRun != nil {
+		p.res.Runs++
+	}
 	srt = nil
 	debug.FreeOSMemory() // the sort buffers are garbage now; give them back
 	p.res.ReadTime = time.Since(t0)
@@ -394,6 +406,9 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 			return err
 		}
 		runs = append(runs, r)
+	}
+	if lastRun != nil {
+		runs, lastRun = append(runs, lastRun), nil // closed with the others
 	}
 	for _, t := range good {
 		total += t.st.Rows

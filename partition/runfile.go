@@ -163,6 +163,28 @@ type run struct {
 	f     *os.File
 	index []int64
 	rows  int64
+
+	// An in-memory run (memRun) has no file: its rows are a sorted arena,
+	// and at[s] is the first entry of shard s (at[shards] the end). index
+	// then counts the records' bytes, for planning.
+	mem *arena
+	at  []int
+}
+
+// memRun makes a run of a sorted arena. Closing it releases the arena.
+func memRun(a *arena, shards int) *run {
+	r := &run{path: "in-memory run", mem: a, index: make([]int64, shards+1), at: make([]int, shards+1), rows: int64(len(a.entries))}
+	es := a.entries
+	i := 0
+	var bytes int64
+	for s := 0; s <= shards; s++ {
+		for i < len(es) && int(es[i].pfx>>48) < s {
+			bytes += int64(a.recordBytes(es[i]))
+			i++
+		}
+		r.at[s], r.index[s] = i, bytes
+	}
+	return r
 }
 
 func openRun(path string, shards int) (*run, error) {
@@ -197,7 +219,16 @@ func openRun(path string, shards int) (*run, error) {
 	return r, nil
 }
 
-func (r *run) close() error { return r.f.Close() }
+func (r *run) close() error {
+	if r.f == nil {
+		if r.mem != nil {
+			r.mem.mem.Release()
+			r.mem = nil
+		}
+		return nil
+	}
+	return r.f.Close()
+}
 
 // bytesIn returns the compressed bytes of shards [lo, hi).
 func (r *run) bytesIn(lo, hi int) int64 { return r.index[hi] - r.index[lo] }
@@ -211,6 +242,7 @@ type runReader struct {
 	p        int
 	hdr      [frameHdrBytes]byte
 	err      error
+	memLeft  int64 // in-memory run: rows of the group being encoded not yet in a frame
 
 	// The current group and row.
 	shard int
@@ -222,6 +254,9 @@ type runReader struct {
 }
 
 func (r *run) reader(lo, hi int) *runReader {
+	if r.mem != nil {
+		return &runReader{r: r, pos: int64(r.at[lo]), end: int64(r.at[hi])}
+	}
 	return &runReader{r: r, pos: r.index[lo], end: r.index[hi]}
 }
 
@@ -230,6 +265,9 @@ func (r *run) reader(lo, hi int) *runReader {
 func (rr *runReader) fill() bool {
 	if rr.p < len(rr.frame) {
 		return true
+	}
+	if rr.r.mem != nil {
+		return rr.fillMem()
 	}
 	if rr.pos >= rr.end || rr.err != nil {
 		return false
@@ -263,6 +301,42 @@ func (rr *runReader) fill() bool {
 	rr.frame = out
 	rr.p = 0
 	rr.pos += int64(frameHdrBytes + compLen)
+	return true
+}
+
+// fillMem encodes the in-memory run's next records (entries pos, pos+1,
+// ...) into the frame as a spill would have written them.
+func (rr *runReader) fillMem() bool {
+	if rr.pos >= rr.end {
+		return false
+	}
+	a, es := rr.r.mem, rr.r.mem.entries
+	raw := rr.frame[:0]
+	for rr.pos < rr.end && len(raw) < frameRawBytes {
+		e := es[rr.pos]
+		if rr.memLeft == 0 { // a new group: count its rows
+			n := rr.pos + 1
+			for n < rr.end && groupCmp(a, es[n], e) == 0 {
+				n++
+			}
+			rr.memLeft = n - rr.pos
+			user := a.user(e)
+			raw = binary.AppendUvarint(raw, e.pfx>>48)
+			raw = binary.AppendUvarint(raw, uint64(len(user)))
+			raw = append(raw, user...)
+			raw = binary.AppendUvarint(raw, uint64(rr.memLeft))
+		}
+		off := int(e.off)
+		q := off + recHdr + int(e.ulen)
+		vl, m := binary.Uvarint(a.buf[q:])
+		raw = binary.AppendUvarint(raw, uint64(binary.BigEndian.Uint32(a.buf[off+2:])))
+		raw = binary.AppendUvarint(raw, binary.BigEndian.Uint64(a.buf[off+6:]))
+		raw = binary.AppendUvarint(raw, vl)
+		raw = append(raw, a.buf[q+m:q+m+int(vl)]...)
+		rr.memLeft--
+		rr.pos++
+	}
+	rr.frame, rr.p = raw, 0
 	return true
 }
 

@@ -12,10 +12,22 @@ import (
 )
 
 // TestRuns_SortSpillNarrowMerge feeds records through the sorter with a
-// tiny buffer (many runs), narrows the runs two at a time, and checks that
-// the merge yields every record once, grouped by (shard, user) with the
-// right counts, rows in (file, line) order.
+// tiny buffer (many runs, the last one kept in memory), narrows the runs
+// two at a time, and checks that the merge yields every record once,
+// grouped by (shard, user) with the right counts, rows in (file, line)
+// order; and the same with a buffer that holds everything (one in-memory
+// run, nothing spilled).
 func TestRuns_SortSpillNarrowMerge(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		buf       int64
+		wantSpill bool
+	}{{"spilled", 64 << 10, true}, {"in_memory", 16 << 20, false}} {
+		t.Run(tc.name, func(t *testing.T) { testSortSpillNarrowMerge(t, tc.buf, tc.wantSpill) })
+	}
+}
+
+func testSortSpillNarrowMerge(t *testing.T, buf int64, wantSpill bool) {
 	const shards = 8
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(3, 4))
@@ -25,7 +37,7 @@ func TestRuns_SortSpillNarrowMerge(t *testing.T) {
 		val  string
 	}
 	want := map[string][]rec{} // by "shard/user"
-	srt := newSorter(dir, shards, 2, 64<<10, quiet(), nil)
+	srt := newSorter(dir, shards, 2, buf, quiet(), nil)
 	var sl slab
 	for b := 0; b < 40; b++ {
 		sl.reset()
@@ -46,12 +58,12 @@ func TestRuns_SortSpillNarrowMerge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	paths, err := srt.finish()
+	paths, last, err := srt.finish()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(paths) < 8 {
-		t.Fatalf("%d runs; want many", len(paths))
+	if wantSpill && len(paths) < 8 || !wantSpill && len(paths) > 0 || last == nil {
+		t.Fatalf("%d runs and in-memory rows %v; want spilled runs %v and the last rows in memory", len(paths), last != nil, wantSpill)
 	}
 	var runs []*run
 	for _, p := range paths {
@@ -61,6 +73,7 @@ func TestRuns_SortSpillNarrowMerge(t *testing.T) {
 		}
 		runs = append(runs, rn)
 	}
+	runs = append(runs, memRun(last, shards))
 	runs, err = narrowRuns(context.Background(), runs, 2, dir, shards)
 	if err != nil {
 		t.Fatal(err)
@@ -70,8 +83,8 @@ func TestRuns_SortSpillNarrowMerge(t *testing.T) {
 			rn.close()
 		}
 	}()
-	if len(runs) > 2 {
-		t.Fatalf("%d runs after narrowing to 2", len(runs))
+	if len(runs) > 3 || runs[len(runs)-1].mem == nil {
+		t.Fatalf("%d runs after narrowing to 2 (and the in-memory one, last)", len(runs))
 	}
 	// Merge two shard ranges separately, as merge tasks do.
 	got := map[string][]rec{}

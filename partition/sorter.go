@@ -26,6 +26,7 @@ import (
 // has 12 or 13) touch only the entries, never the buffer: sorting was a
 // sixth of partition's CPU while it read the buffer.
 type arena struct {
+	mem     hugemem.Arena // buf's memory
 	buf     []byte
 	entries []entry
 	// writers counts copies into reserved room still running.
@@ -68,13 +69,22 @@ const maxArenaBytes = 3 << 30
 // pages outside the Go heap, because the two buffers (most of --mem) are
 // touched page by page as they first fill, and 4 KiB page faults were a
 // sixth of partition's time.
-func newArena(mem *hugemem.Arena, bufBytes, entries int) *arena {
-	return &arena{buf: mem.Alloc(bufBytes), entries: make([]entry, 0, entries)}
+func newArena(bufBytes, entries int) *arena {
+	a := &arena{entries: make([]entry, 0, entries)}
+	a.buf = a.mem.Alloc(bufBytes)
+	return a
 }
 
 // fits reports whether n more bytes in k more records fit.
 func (a *arena) fits(n, k int) bool {
 	return len(a.buf)+n <= cap(a.buf) && len(a.entries)+k <= cap(a.entries)
+}
+
+// recordBytes returns the size of e's record in buf.
+func (a *arena) recordBytes(e entry) int {
+	q := int(e.off) + recHdr + int(e.ulen)
+	vl, m := binary.Uvarint(a.buf[q:])
+	return recHdr + int(e.ulen) + m + int(vl)
 }
 
 func (a *arena) user(e entry) []byte {
@@ -214,12 +224,11 @@ type sorter struct {
 	crash  *crasher
 
 	bufBytes, entryCap int
-	mem                hugemem.Arena // the arenas' buffers
-	scratch            []entry       // the radix sort's second array, shared by the arenas
+	arenas             []*arena // every arena made, to release them
+	scratch            []entry  // the radix sort's second array, shared by the arenas
 
 	mu     sync.Mutex
 	cur    *arena
-	nalloc int
 	free   chan *arena
 	spills chan *arena
 	done   chan struct{}
@@ -267,9 +276,10 @@ func (s *sorter) getErr() error {
 // getArena returns an empty arena: a new one while fewer than two exist,
 // else the next one the spiller frees.
 func (s *sorter) getArena(ctx context.Context) (*arena, error) {
-	if s.nalloc < 2 {
-		s.nalloc++
-		return newArena(&s.mem, s.bufBytes, s.entryCap), nil
+	if len(s.arenas) < 2 {
+		a := newArena(s.bufBytes, s.entryCap)
+		s.arenas = append(s.arenas, a)
+		return a, nil
 	}
 	select {
 	case a := <-s.free:
@@ -371,30 +381,42 @@ func (s *sorter) spillLocked() {
 	}
 }
 
-// finish spills what is buffered, waits for the spiller and returns the
-// runs' paths.
-func (s *sorter) finish() ([]string, error) {
+// finish waits for the spills under way and returns the runs' paths and,
+// when rows are still buffered, their arena, sorted, to be merged from
+// memory: the last rows are never written to disk and read back (with
+// data that fits the buffer, nothing is). The caller releases it (see
+// memRun) once the merge is done.
+func (s *sorter) finish() ([]string, *arena, error) {
 	s.mu.Lock()
-	s.spillLocked()
+	last := s.cur
+	s.cur = nil
 	s.mu.Unlock()
 	close(s.spills)
 	<-s.done
-	s.release()
-	return s.runs, s.getErr()
+	if last != nil && len(last.entries) > 0 && s.getErr() == nil {
+		last.writers.Wait()
+		if cap(s.scratch) < len(last.entries) {
+			s.scratch = make([]entry, len(last.entries))
+		}
+		sortEntries(last, last.entries, s.scratch)
+	} else {
+		last = nil
+	}
+	s.release(last)
+	return s.runs, last, s.getErr()
 }
 
-// release unmaps the arenas' buffers. Only after the spiller and every add
-// have stopped: partition calls finish or abort once its readers are done.
-func (s *sorter) release() {
+// release unmaps the arenas' buffers but keep's. Only after the spiller
+// and every add have stopped: partition calls finish or abort once its
+// readers are done.
+func (s *sorter) release(keep *arena) {
 	s.cur = nil
-	for {
-		select {
-		case <-s.free:
-		default:
-			s.mem.Release()
-			return
+	for _, a := range s.arenas {
+		if a != keep {
+			a.mem.Release()
 		}
 	}
+	s.arenas, s.scratch = nil, nil
 }
 
 // abort stops the spiller without spilling.
@@ -404,7 +426,7 @@ func (s *sorter) abort() {
 	s.mu.Unlock()
 	close(s.spills)
 	<-s.done
-	s.release()
+	s.release(nil)
 }
 
 func (s *sorter) spiller() {
