@@ -37,8 +37,11 @@ const argsKey = "reduce"
 const PartsDir = "reduce-parts"
 
 // storeCacheBytes is the pebble block cache of a cluster: the store is
-// read once, in key order, so a cache buys little.
-const storeCacheBytes = 16 << 20
+// read once, in key order, so a cache buys little beyond the index
+// blocks, and filling a bigger one costs more than it saves (every cached
+// block is memory the process touches for the first time): 16 MiB -> 4
+// MiB took the bench's reduce from 1.13 to 1.00 s (1.85 to 1.71 CPU s).
+const storeCacheBytes = 4 << 20
 
 // taskArgs is what a task of `mce reduce` needs besides the Spec.
 type taskArgs struct {
