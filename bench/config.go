@@ -20,7 +20,7 @@ const (
 	DefaultFiles        = 6
 	DefaultSeed         = 1
 	DefaultHeavyShare   = 0.13
-	DefaultRuns         = 3
+	DefaultRuns         = 5
 	DefaultPartitionMem = "256MiB"
 	DefaultSortMem      = "1G"
 	// DefaultEncoding is UTF-8, not the cp1252 of the real data: DuckDB
