@@ -41,6 +41,13 @@ type Options struct {
 	// MemBytes is the memory budget for sorting (default 1 GiB): rows are
 	// buffered up to it, then spilled to sorted runs on disk.
 	MemBytes int64
+	// LimitHeap makes Run hold the process's Go memory limit
+	// (debug.SetMemoryLimit) to what MemBytes leaves the Go heap once the
+	// sort buffers, which live outside it, are counted, and restore the
+	// limit when it returns: without a limit the heap would let garbage grow
+	// to twice its live size before collecting. For a process that runs
+	// partition alone (the CLI sets it unless GOMEMLIMIT is set).
+	LimitHeap bool
 	// Codec is the compression of the new blocks (store.ParseCompression:
 	// table-zstd, table-minlz, zstd, s2 or none); "" means the store's
 	// (table-zstd for a new store).

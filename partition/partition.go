@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -309,12 +308,17 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 	// Read.
 	t0 := time.Now()
 	srt := newSorter(runDir, shards, p.o.CPUs, plan.arenaBytes, p.log, p.crash)
-	// The sort buffers live outside the Go heap: lower a memory limit set
-	// for the whole budget by what they take, while they exist.
-	if lim := debug.SetMemoryLimit(-1); lim != math.MaxInt64 {
-		debug.SetMemoryLimit(max(lim-2*int64(srt.bufBytes), 64<<20))
-		defer debug.SetMemoryLimit(lim)
+	// The sort buffers live outside the Go heap: the heap gets the rest of
+	// the budget while they exist, then all of it but the in-memory run's
+	// arena for the merge. (RSS adds ~16 MiB outside the Go heap: code,
+	// stacks, cgo.)
+	offHeap := func(int64) {}
+	if p.o.LimitHeap {
+		whole := p.o.MemBytes + p.o.MemBytes/16 + 16<<20
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+		offHeap = func(n int64) { debug.SetMemoryLimit(max(whole-n, 64<<20)) }
 	}
+	offHeap(2 * int64(srt.bufBytes))
 	readOpts := p.o.Read
 	if readOpts.ChunkBytes == 0 {
 		readOpts.ChunkBytes = plan.chunkBytes
@@ -357,8 +361,10 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 		return errors.Join(fatal, ctx.Err())
 	}
 	runPaths, last, err := srt.finish()
+	offHeap(0)
 	var lastRun *run
 	if last != nil {
+		offHeap(int64(cap(last.buf)))
 		lastRun = memRun(last, shards)
 		defer func() {
 			if lastRun != nil { // not handed to the merge

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -72,13 +71,10 @@ Examples:
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			// partition keeps its live memory within --mem (sort buffers,
-			// reader chunks, codec state); without a limit the Go heap
-			// would let garbage grow up to twice that before collecting.
-			// (RSS adds ~16 MiB outside the Go heap: code, stacks, cgo.)
-			if os.Getenv("GOMEMLIMIT") == "" {
-				debug.SetMemoryLimit(o.MemBytes + o.MemBytes/16 + 16<<20)
-			}
+			// partition keeps its live memory within --mem; it holds the
+			// Go heap to what the budget leaves it unless the user set a
+			// limit of their own.
+			o.LimitHeap = os.Getenv("GOMEMLIMIT") == ""
 			res, err := partition.Run(c.Context, o)
 			if res != nil {
 				fmt.Fprintf(c.App.Writer, "%s: %d file(s) ingested, %d unchanged, %d failed; %d rows, %.1f MB raw in %.1f s (%.0f MB/s), peak RSS %d MiB\n",
