@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"unsafe"
 
 	"github.com/klauspost/compress/s2"
+
+	"github.com/mce-engine/mce/internal/prefetch"
 )
 
 // A run is a file of rows sorted by (shard, user, file, line), written by a
@@ -313,6 +316,9 @@ func (rr *runReader) fillMem() bool {
 	a, es := rr.r.mem, rr.r.mem.entries
 	raw := rr.frame[:0]
 	for rr.pos < rr.end && len(raw) < frameRawBytes {
+		if k := rr.pos + prefetchAhead; k < rr.end {
+			prefetch.Lines(unsafe.Pointer(&a.buf[es[k].off]))
+		}
 		e := es[rr.pos]
 		if rr.memLeft == 0 { // a new group: count its rows
 			n := rr.pos + 1

@@ -11,8 +11,10 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/mce-engine/mce/internal/hugemem"
+	"github.com/mce-engine/mce/internal/prefetch"
 )
 
 // An arena buffers rows until it is full, then is sorted and spilled as a
@@ -61,6 +63,11 @@ func makeEntry(shard int, file uint32, line int64, user []byte, off int) entry {
 }
 
 const recHdr = 14 // shard, file, line
+
+// prefetchAhead is how many records ahead of the one being copied a spill
+// or an in-memory run asks the CPU for: records are read in key order,
+// which is random order in the buffer.
+const prefetchAhead = 8
 
 // maxArenaBytes keeps record offsets within uint32.
 const maxArenaBytes = 3 << 30
@@ -516,6 +523,9 @@ func (s *sorter) spill(a *arena, path string) (int64, error) {
 				break
 			}
 			r := pieces[best][0]
+			if len(pieces[best]) > prefetchAhead {
+				prefetch.Lines(unsafe.Pointer(&a.buf[pieces[best][prefetchAhead].off]))
+			}
 			pieces[best] = pieces[best][1:]
 			ends[best]--
 			off := int(r.off)

@@ -92,29 +92,34 @@ func TestArenaLess(t *testing.T) {
 	}
 }
 
-// BenchmarkSortEntries sorts one spill's entries as partition makes them:
-// RFC-like users over 256 shards, one user with 13% of the rows, filled by
-// two readers in batches.
-func BenchmarkSortEntries(b *testing.B) {
+// spillEntries makes an arena of n entries as partition fills one: RFC-like
+// users over 256 shards, one user with 13% of the rows.
+func spillEntries(n int) (*arena, int) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var sl slab
-	const rows = 400_000
 	users := make([][]byte, 60_000)
 	for i := range users {
 		users[i] = fmt.Appendf(nil, "%c%c%c%06d%c%c%c", 'A'+rng.IntN(26), 'A'+rng.IntN(26), 'A'+rng.IntN(26), rng.IntN(1_000_000), 'A'+rng.IntN(26), 'A'+rng.IntN(26), '0'+rng.IntN(10))
 	}
-	for i := range rows {
+	for i := range n {
 		u := users[rng.IntN(len(users))]
 		if rng.IntN(100) < 13 {
 			u = users[0]
 		}
 		sl.add(int(u[3])%256, 1, int64(i), u, nil, [][]byte{[]byte("x")})
 	}
-	a := &arena{buf: sl.buf, entries: sl.entries}
+	return &arena{buf: sl.buf, entries: sl.entries}, n
+}
+
+// BenchmarkSortEntries sorts one spill's entries as partition makes them:
+// RFC-like users over 256 shards, one user with 13% of the rows, filled by
+// two readers in batches.
+func BenchmarkSortEntries(b *testing.B) {
+	a, rows := spillEntries(400_000)
 	es, tmp := make([]entry, rows), make([]entry, rows)
 	for _, alg := range []string{"radix", "pdq"} {
 		b.Run(alg, func(b *testing.B) {
-			b.SetBytes(rows * entryBytes)
+			b.SetBytes(int64(rows) * entryBytes)
 			for b.Loop() {
 				copy(es, a.entries)
 				if alg == "radix" {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/internal/hugemem"
+	"github.com/mce-engine/mce/internal/prefetch"
 	"github.com/mce-engine/mce/internal/userhash"
 )
 
@@ -900,7 +901,7 @@ func (r *arenaRows) Next() bool {
 	// ahead now, so that it is in cache when its turn comes.
 	if k := r.i + prefetchAhead; k < len(r.refs) {
 		ahead := r.refs[k]
-		prefetch(unsafe.Pointer(&r.data[ahead>>32][uint32(ahead)]))
+		prefetch.Lines(unsafe.Pointer(&r.data[ahead>>32][uint32(ahead)]))
 	}
 	d := r.data[ref>>32]
 	off := int(uint32(ref))
