@@ -10,9 +10,13 @@
 //     Replace has its old rows deleted first), a new one is read.
 //  2. Read: files are parsed in parallel (csvread) and each row becomes a
 //     record keyed by (shard, user, file, line) in an in-memory sort buffer.
-//     When a buffer is full it is sorted and spilled to disk as a run while
-//     the other buffer fills: the buffers are the memory budget
-//     (Options.MemBytes), whatever the input size.
+//     When a buffer is full it is sorted (a radix sort on the key's first
+//     word, then a comparison sort within each user) and spilled to disk as
+//     a run while the other buffer fills: the buffers are the memory budget
+//     (Options.MemBytes), whatever the input size. The buffer still
+//     filling when reading ends is sorted in place and merged from memory,
+//     never spilled: input that fits one buffer is never written to disk
+//     before its tables.
 //  3. Merge: the shards are cut into ranges, and workers merge the runs of
 //     each range into blocks (store.BlockWriter) written through the
 //     store's Loader as sstables of non-overlapping key ranges.
