@@ -587,10 +587,16 @@ func sortEntries(a *arena, es, tmp []entry) {
 	}
 	for i := 0; i < len(es); {
 		j := i + 1
+		simple := es[i].ulen <= inEntry && es[i].pos != posMax
 		for j < len(es) && es[j].pfx == es[i].pfx {
+			simple = simple && es[j].sfx == es[i].sfx && es[j].ulen == es[i].ulen && es[j].pos != posMax
 			j++
 		}
-		if j-i > 1 {
+		switch {
+		case j-i == 1:
+		case simple: // one user's rows: by (file, line) alone
+			slices.SortFunc(es[i:j], func(x, y entry) int { return cmp.Compare(x.pos, y.pos) })
+		default:
 			slices.SortFunc(es[i:j], a.less)
 		}
 		i = j

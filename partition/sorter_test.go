@@ -93,7 +93,8 @@ func TestArenaLess(t *testing.T) {
 }
 
 // spillEntries makes an arena of n entries as partition fills one: RFC-like
-// users over 256 shards, one user with 13% of the rows.
+// users over 256 shards, one user with 13% of the rows, from two readers
+// of one file whose batches of 1024 rows arrive interleaved.
 func spillEntries(n int) (*arena, int) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var sl slab
@@ -106,7 +107,11 @@ func spillEntries(n int) (*arena, int) {
 		if rng.IntN(100) < 13 {
 			u = users[0]
 		}
-		sl.add(int(u[3])%256, 1, int64(i), u, nil, [][]byte{[]byte("x")})
+		line := int64(i/2048*1024 + i%1024) // first reader: lines 0-1023, 2048-...
+		if i/1024%2 == 1 {
+			line += int64(n) // second reader: the file's second half
+		}
+		sl.add(int(u[3])%256, 1, line, u, nil, [][]byte{[]byte("x")})
 	}
 	return &arena{buf: sl.buf, entries: sl.entries}, n
 }
