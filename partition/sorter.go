@@ -87,13 +87,6 @@ func (a *arena) fits(n, k int) bool {
 	return len(a.buf)+n <= cap(a.buf) && len(a.entries)+k <= cap(a.entries)
 }
 
-// recordBytes returns the size of e's record in buf.
-func (a *arena) recordBytes(e entry) int {
-	q := int(e.off) + recHdr + int(e.ulen)
-	vl, m := binary.Uvarint(a.buf[q:])
-	return recHdr + int(e.ulen) + m + int(vl)
-}
-
 func (a *arena) user(e entry) []byte {
 	s := int(e.off) + recHdr
 	return a.buf[s : s+int(e.ulen)]
