@@ -148,7 +148,7 @@ func (a *invoiceAgg) keepName(b []byte) string {
 		return ""
 	}
 	if cap(a.nameBuf)-len(a.nameBuf) < len(b) {
-		a.nameBuf = make([]byte, 0, max(min(4*cap(a.nameBuf), 64<<10), 16*len(b)))
+		a.nameBuf = make([]byte, 0, max(min(4*cap(a.nameBuf), 64<<10), 256, len(b)))
 	}
 	start := len(a.nameBuf)
 	a.nameBuf = append(a.nameBuf, b...)
@@ -165,7 +165,7 @@ func (a *invoiceAgg) Add(row *Row) error {
 		a.addAmount(v)
 		// Receivers are keyed by their UTF-8 text, so that the same
 		// receiver matches across cp1252 and UTF-8 files. An ASCII name
-		// is looked up without allocating (m[string(b)] does not copy).
+		// is looked up in place and copied only when it is new.
 		rcv := row.Fields[a.receiverCol]
 		if isASCII(rcv) {
 			if i := a.receiver(unsafeString(rcv)); i >= 0 {
