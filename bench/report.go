@@ -241,7 +241,7 @@ func (r *Report) Markdown() string {
 		r.Config.CPUs, r.Config.Runs)
 	fmt.Fprintf(&b, "- **Correctness**: %s.\n\n", strings.Join(r.Gate, "; "))
 
-	b.WriteString("| system | what | wall s | CPU s | CPU use | peak RSS MiB | MB/s | rows/s | notes |\n")
+	b.WriteString("| system | what | wall s (fastest–slowest run) | CPU s | CPU use | peak RSS MiB | MB/s | rows/s | notes |\n")
 	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|---|\n")
 	rows := r.rows()
 	for _, res := range r.Results {
@@ -266,8 +266,8 @@ func (r *Report) Markdown() string {
 		}
 		// CPU use is the share of the CPUs given that the system kept busy.
 		use := res.CPU.Seconds() / (res.Wall.Seconds() * float64(max(res.CPUs, 1)))
-		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.0f%% | %.0f | %.0f | %s | %s |\n", res.System, cell(res.What),
-			res.Wall.Seconds(), res.CPU.Seconds(), 100*use, mibOf(res.PeakRSSBytes), r.mbPerSec(res), rps, cell(note))
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %.0f%% | %.0f | %.0f | %s | %s |\n", res.System, cell(res.What),
+			wallCell(res), res.CPU.Seconds(), 100*use, mibOf(res.PeakRSSBytes), r.mbPerSec(res), rps, cell(note))
 	}
 	b.WriteString("\n")
 
@@ -393,6 +393,20 @@ func orDash(s string) string {
 		return "–"
 	}
 	return s
+}
+
+// wallCell is the median wall time and, over several runs, the fastest
+// and slowest: on a shared machine the spread says how far to trust a
+// difference between two systems.
+func wallCell(res *Result) string {
+	if len(res.Runs) < 2 {
+		return fmt.Sprintf("%.2f", res.Wall.Seconds())
+	}
+	lo, hi := res.Runs[0].Wall, res.Runs[0].Wall
+	for _, s := range res.Runs[1:] {
+		lo, hi = min(lo, s.Wall), max(hi, s.Wall)
+	}
+	return fmt.Sprintf("%.2f (%.2f–%.2f)", res.Wall.Seconds(), lo.Seconds(), hi.Seconds())
 }
 
 func joinNote(a, b string) string {

@@ -102,9 +102,12 @@ func TestReport_Markdown(t *testing.T) {
 		{CPUs: 1, Run: res(SysRun, 3, 100), Reduce: res(SysReduce, 1, 50)},
 		{CPUs: 2, Run: rep.Result(SysRun), Reduce: rep.Result(SysReduce)},
 	}
+	red := rep.Result(SysReduce)
+	red.Runs = []Sample{{Wall: 600 * time.Millisecond}, {Wall: 500 * time.Millisecond}, {Wall: 450 * time.Millisecond}}
 	md := rep.Markdown()
 	for _, want := range []string{
 		"2 cores (Test CPU), 8.0 GiB RAM",
+		"| reduce | reduce | 0.50 (0.45–0.60) |",
 		"other work was running",
 		"| run | run | 1.50 | 2.25 | 75% | 400 | 200 | 1.33M | skew 1.05× (largest file 1.10×) |",
 		"store 120.0 MB = 40.0% of raw",
