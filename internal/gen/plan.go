@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
 )
@@ -245,18 +246,9 @@ func planMessy(r *rand.Rand, o *Options, files []*fileSpec) {
 	}
 }
 
-func daysIn(y, m int) int {
-	switch m {
-	case 2:
-		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
-}
+// daysIn returns the days of month m of year y: day 0 of the next month
+// is its last.
+func daysIn(y, m int) int { return time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day() }
 
 // fileWeights returns each file's share of the total: file i weighs
 // sizeStep^i.
