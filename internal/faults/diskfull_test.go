@@ -261,6 +261,23 @@ func failedStage(stderr string) string {
 	return "failed: " + e2etest.Tail(line, 80)
 }
 
+// limitForTwo returns a file size limit between the second and third
+// largest features files of the clean run in runDir: the two largest do
+// not fit, the others do.
+func limitForTwo(t *testing.T, runDir string, files []string) int64 {
+	t.Helper()
+	var sizes []int64
+	for _, f := range files {
+		st, err := os.Stat(filepath.Join(runDir, engine.OutputName(f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, st.Size())
+	}
+	sort.Slice(sizes, func(i, j int) bool { return sizes[i] > sizes[j] })
+	return (sizes[1] + sizes[2]) / 2
+}
+
 // TestFileSizeLimit is the disk-full case without a mount: RLIMIT_FSIZE
 // on mce (inherited by its clusters) makes every write past the limit
 // fail with EFBIG. The features files over the limit fail with "file too
@@ -275,16 +292,7 @@ func TestFileSizeLimit(t *testing.T) {
 		if clean.code != 0 {
 			t.Fatalf("clean run: exit %d", clean.code)
 		}
-		var sizes []int64
-		for _, f := range d.files {
-			st, err := os.Stat(filepath.Join(clean.runDir, engine.OutputName(f)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			sizes = append(sizes, st.Size())
-		}
-		sort.Slice(sizes, func(i, j int) bool { return sizes[i] > sizes[j] })
-		limit := (sizes[1] + sizes[2]) / 2 // the two largest features files do not fit
+		limit := limitForTwo(t, clean.runDir, d.files)
 		out := t.TempDir()
 		r := runCmd(t, mceBin, runArgs(d.files, "--out", out, "--no-progress", "--clusters", "1"), withFileSizeLimit(t, limit))
 		have := checkFailedHonestly(t, r, r.runDir, d, "file too large")

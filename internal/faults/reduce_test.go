@@ -276,16 +276,7 @@ func TestReduce_diskFull(t *testing.T) {
 		if clean.code != 0 {
 			t.Fatalf("clean reduce: exit %d", clean.code)
 		}
-		var sizes []int64
-		for _, f := range d.files {
-			fi, err := os.Stat(filepath.Join(clean.runDir, engine.OutputName(f)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			sizes = append(sizes, fi.Size())
-		}
-		sort.Slice(sizes, func(i, j int) bool { return sizes[i] > sizes[j] })
-		limit := (sizes[1] + sizes[2]) / 2
+		limit := limitForTwo(t, clean.runDir, d.files)
 		r := runCmd(t, mceBin, reduceArgs(st, t.TempDir(), "--clusters", "1"), withFileSizeLimit(t, limit))
 		have := checkFailedHonestly(t, r, r.runDir, d, "file too large")
 		again := runCmd(t, mceBin, []string{"reduce", "--resume", r.runDir, "--no-progress"})
