@@ -126,6 +126,18 @@ func TestDiskFull_run(t *testing.T) {
 	if full() {
 		frees = []int64{8 << 10, 64 << 10, 300 << 10, 600 << 10, 1100 << 10}
 	}
+	diskFullOnTmpfs(t, row, d, frees, "run", func(out string, flags ...string) []string {
+		return runArgs(d.files, append([]string{"--out", out, "--no-progress"}, flags...)...)
+	})
+}
+
+// diskFullOnTmpfs runs mce cmd ("run" or "reduce", args giving a fresh
+// job that writes into out) once per free: with its run folder on an 8 MiB
+// tmpfs that has free bytes left, it must fail honestly ("no space left on
+// device", nothing recorded as done that is not); then the tmpfs grows and
+// --resume (or a fresh job, when the first never wrote its plan) must
+// complete exactly.
+func diskFullOnTmpfs(t *testing.T, row *faultRow, d *dataset, frees []int64, cmd string, args func(out string, flags ...string) []string) {
 	var notes []string
 	for _, free := range frees {
 		mnt, why := mountTmpfs(t, "8m")
@@ -135,7 +147,7 @@ func TestDiskFull_run(t *testing.T) {
 		}
 		filler := fill(t, mnt, free)
 		out := filepath.Join(mnt, "out")
-		r := runCmd(t, mceBin, runArgs(d.files, "--out", out, "--no-progress", "--clusters", "1"))
+		r := runCmd(t, mceBin, args(out, "--clusters", "1"))
 		runDir := r.runDir
 		if runDir == "" {
 			runDir = filepath.Join(out, engine.DefaultJobName+"0")
@@ -145,9 +157,9 @@ func TestDiskFull_run(t *testing.T) {
 		remount(t, mnt, "64m")
 		var again result
 		if exists(filepath.Join(runDir, engine.PlanJSON)) {
-			again = runCmd(t, mceBin, []string{"run", "--resume", runDir, "--no-progress"})
+			again = runCmd(t, mceBin, []string{cmd, "--resume", runDir, "--no-progress"})
 		} else {
-			again = runCmd(t, mceBin, runArgs(d.files, "--out", out, "--no-progress"))
+			again = runCmd(t, mceBin, args(out))
 			runDir = again.runDir
 		}
 		if again.code != 0 {

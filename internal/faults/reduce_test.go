@@ -235,39 +235,9 @@ func TestReduce_diskFull(t *testing.T) {
 		if full() {
 			frees = []int64{8 << 10, 300 << 10, 600 << 10, 1500 << 10}
 		}
-		var notes []string
-		for _, free := range frees {
-			mnt, why := mountTmpfs(t, "8m")
-			if why != "" {
-				row.notef("not tried: %s; see the RLIMIT_FSIZE row", why)
-				t.Skip(why)
-			}
-			filler := fill(t, mnt, free)
-			out := filepath.Join(mnt, "out")
-			r := runCmd(t, mceBin, reduceArgs(st, out, "--clusters", "1"))
-			runDir := r.runDir
-			if runDir == "" {
-				runDir = filepath.Join(out, engine.DefaultJobName+"0")
-			}
-			have := checkFailedHonestly(t, r, runDir, d, "no space left on device")
-			os.Remove(filler)
-			remount(t, mnt, "64m")
-			var again result
-			if exists(filepath.Join(runDir, engine.PlanJSON)) {
-				again = runCmd(t, mceBin, []string{"reduce", "--resume", runDir, "--no-progress"})
-			} else {
-				again = runCmd(t, mceBin, reduceArgs(st, out))
-				runDir = again.runDir
-			}
-			if again.code != 0 {
-				t.Fatalf("with space again: exit %d\n%s", again.code, e2etest.Tail(again.stderr, 2000))
-			}
-			lost, dup := checkRunOutputs(t, runDir, d)
-			checkNoTemps(t, runDir)
-			row.add(lost, dup)
-			notes = append(notes, fmt.Sprintf("%d KiB free: %d of %d done, exit %d", free>>10, len(have), len(d.files), r.code))
-		}
-		row.notef("%s; clear error, then --resume with space exact", strings.Join(notes, "; "))
+		diskFullOnTmpfs(t, row, d, frees, "reduce", func(out string, flags ...string) []string {
+			return reduceArgs(st, out, flags...)
+		})
 	})
 
 	t.Run("fsize", func(t *testing.T) {
