@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -261,6 +262,29 @@ func TestRun_NarrowRuns(t *testing.T) {
 	}
 	if res.Runs <= 3 {
 		t.Fatalf("%d runs; want more than the fan-in", res.Runs)
+	}
+	checkStore(t, st, readTruth(t, raw))
+}
+
+// TestRun_InMemory: input that fits the sort buffer is merged from memory
+// with nothing spilled, the store is exact, and the Go memory limit that
+// LimitHeap held during the run is given back as it was.
+func TestRun_InMemory(t *testing.T) {
+	raw := generate(t, gen.Options{Seed: 12, Files: 2, Size: gen.Size{Rows: 20_000}, Messy: true})
+	st := filepath.Join(t.TempDir(), "store")
+	o := smallOpts(raw, st)
+	o.MemBytes, o.LimitHeap = 256<<20, true
+	const limit = 3 << 30
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(limit))
+	res, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Runs != 1 || res.SpillBytes != 0 {
+		t.Errorf("%d runs, %d bytes spilled; want one run in memory, nothing spilled", res.Runs, res.SpillBytes)
+	}
+	if got := debug.SetMemoryLimit(-1); got != limit {
+		t.Errorf("memory limit %d after the run, want %d back", got, limit)
 	}
 	checkStore(t, st, readTruth(t, raw))
 }
