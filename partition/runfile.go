@@ -168,8 +168,9 @@ type run struct {
 	rows  int64
 
 	// An in-memory run (memRun) has no file: its rows are a sorted arena,
-	// and at[s] is the first entry of shard s (at[shards] the end). index
-	// then counts the records' bytes, for planning.
+	// read in place (memGroup, memRow), and at[s] is the first entry of
+	// shard s (at[shards] the end). index then weighs the records, for
+	// planning.
 	mem *arena
 	at  []int
 }
@@ -247,7 +248,6 @@ type runReader struct {
 	p        int
 	hdr      [frameHdrBytes]byte
 	err      error
-	memLeft  int64 // in-memory run: rows of the group being encoded not yet in a frame
 
 	// The current group and row.
 	shard int
@@ -270,9 +270,6 @@ func (r *run) reader(lo, hi int) *runReader {
 func (rr *runReader) fill() bool {
 	if rr.p < len(rr.frame) {
 		return true
-	}
-	if rr.r.mem != nil {
-		return rr.fillMem()
 	}
 	if rr.pos >= rr.end || rr.err != nil {
 		return false
@@ -309,45 +306,6 @@ func (rr *runReader) fill() bool {
 	return true
 }
 
-// fillMem encodes the in-memory run's next records (entries pos, pos+1,
-// ...) into the frame as a spill would have written them.
-func (rr *runReader) fillMem() bool {
-	if rr.pos >= rr.end {
-		return false
-	}
-	a, es := rr.r.mem, rr.r.mem.entries
-	raw := rr.frame[:0]
-	for rr.pos < rr.end && len(raw) < frameRawBytes {
-		if k := rr.pos + prefetchAhead; k < rr.end {
-			prefetch.Lines(unsafe.Pointer(&a.buf[es[k].off]))
-		}
-		e := es[rr.pos]
-		if rr.memLeft == 0 { // a new group: count its rows
-			n := rr.pos + 1
-			for n < rr.end && groupCmp(a, es[n], e) == 0 {
-				n++
-			}
-			rr.memLeft = n - rr.pos
-			user := a.user(e)
-			raw = binary.AppendUvarint(raw, e.pfx>>48)
-			raw = binary.AppendUvarint(raw, uint64(len(user)))
-			raw = append(raw, user...)
-			raw = binary.AppendUvarint(raw, uint64(rr.memLeft))
-		}
-		off := int(e.off)
-		q := off + recHdr + int(e.ulen)
-		vl, m := binary.Uvarint(a.buf[q:])
-		raw = binary.AppendUvarint(raw, uint64(binary.BigEndian.Uint32(a.buf[off+2:])))
-		raw = binary.AppendUvarint(raw, binary.BigEndian.Uint64(a.buf[off+6:]))
-		raw = binary.AppendUvarint(raw, vl)
-		raw = append(raw, a.buf[q+m:q+m+int(vl)]...)
-		rr.memLeft--
-		rr.pos++
-	}
-	rr.frame, rr.p = raw, 0
-	return true
-}
-
 func (rr *runReader) uvarint() uint64 {
 	v, n := binary.Uvarint(rr.frame[rr.p:])
 	if n <= 0 {
@@ -379,6 +337,9 @@ func (rr *runReader) nextGroup() bool {
 		rr.err = fmt.Errorf("BUG: run %s: next group with %d rows left", rr.r.path, rr.left)
 		return false
 	}
+	if rr.r.mem != nil {
+		return rr.memGroup()
+	}
 	if !rr.fill() {
 		return false
 	}
@@ -390,6 +351,9 @@ func (rr *runReader) nextGroup() bool {
 
 // nextRow reads the group's next row; false when the group has no more.
 func (rr *runReader) nextRow() bool {
+	if rr.r.mem != nil {
+		return rr.memRow()
+	}
 	if rr.left == 0 || !rr.fill() {
 		if rr.left != 0 && rr.err == nil {
 			rr.err = fmt.Errorf("run %s: group of %q ends early", rr.r.path, rr.user)
@@ -401,4 +365,35 @@ func (rr *runReader) nextRow() bool {
 	rr.line = int64(rr.uvarint())
 	rr.val = rr.bytes(rr.uvarint())
 	return rr.err == nil
+}
+
+// memGroup is nextGroup for an in-memory run: pos and end are entries,
+// and the user aliases the arena.
+func (rr *runReader) memGroup() bool {
+	if rr.pos >= rr.end {
+		return false
+	}
+	a, es := rr.r.mem, rr.r.mem.entries
+	e := es[rr.pos]
+	n := rr.pos + 1
+	for n < rr.end && groupCmp(a, es[n], e) == 0 {
+		n++
+	}
+	rr.shard, rr.user, rr.left = int(e.pfx>>48), a.user(e), n-rr.pos
+	return true
+}
+
+// memRow is nextRow for an in-memory run; the value aliases the arena.
+func (rr *runReader) memRow() bool {
+	if rr.left == 0 {
+		return false
+	}
+	a, es := rr.r.mem, rr.r.mem.entries
+	if k := rr.pos + prefetchAhead; k < rr.end {
+		prefetch.Lines(unsafe.Pointer(&a.buf[es[k].off]))
+	}
+	rr.file, rr.line, rr.val = a.record(es[rr.pos])
+	rr.left--
+	rr.pos++
+	return true
 }

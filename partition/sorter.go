@@ -87,6 +87,14 @@ func (a *arena) fits(n, k int) bool {
 	return len(a.buf)+n <= cap(a.buf) && len(a.entries)+k <= cap(a.entries)
 }
 
+// record returns e's file, line and value; the value aliases buf.
+func (a *arena) record(e entry) (file uint32, line int64, val []byte) {
+	off := int(e.off)
+	q := off + recHdr + int(e.ulen)
+	vl, m := binary.Uvarint(a.buf[q:])
+	return binary.BigEndian.Uint32(a.buf[off+2:]), int64(binary.BigEndian.Uint64(a.buf[off+6:])), a.buf[q+m : q+m+int(vl)]
+}
+
 func (a *arena) user(e entry) []byte {
 	s := int(e.off) + recHdr
 	return a.buf[s : s+int(e.ulen)]
@@ -521,12 +529,7 @@ func (s *sorter) spill(a *arena, path string) (int64, error) {
 			}
 			pieces[best] = pieces[best][1:]
 			ends[best]--
-			off := int(r.off)
-			file := binary.BigEndian.Uint32(a.buf[off+2:])
-			line := int64(binary.BigEndian.Uint64(a.buf[off+6:]))
-			q := off + recHdr + int(r.ulen)
-			vl, m := binary.Uvarint(a.buf[q:])
-			if err := w.row(file, line, a.buf[q+m:q+m+int(vl)]); err != nil {
+			if err := w.row(a.record(r)); err != nil {
 				return 0, err
 			}
 			if written++; written == half {
