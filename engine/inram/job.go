@@ -198,17 +198,15 @@ type user struct {
 }
 
 type scratch struct {
-	part   []int32  // owning partition per row; -1: dropped
-	size   []uint32 // encoded body length per row
-	lens   []uint32 // field lengths, nf per row
-	span   []byte   // a row's fields back to back, for a Batch without RowSpan
-	keyOff []int32  // -1: key is the user field; else offset in keyBuf
-	keyLen []uint32
-	keyBuf []byte
-	sizes  []int // encoded bytes per partition
-	rows   []int // rows per partition
-	bufs   [][]byte
-	row    feature.Row
+	part  []int32  // owning partition per row; -1: dropped
+	size  []uint32 // encoded body length per row
+	lens  []uint32 // field lengths, nf per row
+	span  []byte   // a row's fields back to back, for a Batch without RowSpan
+	keys  mapKeys
+	sizes []int // encoded bytes per partition
+	rows  []int // rows per partition
+	bufs  [][]byte
+	row   feature.Row
 }
 
 // New returns the Job for opts: a mergeable Spec is aggregated as the rows
@@ -258,6 +256,42 @@ func uvarintLen(x uint64) int {
 	return n
 }
 
+// mapKeys holds, for each row of a batch, the key Map gave it when that is
+// not the row's user field (both jobs route and store rows by it).
+type mapKeys struct {
+	off []int32 // -1: the user field; else the key's offset in buf
+	n   []uint32
+	buf []byte
+}
+
+// reset makes room for n rows.
+func (k *mapKeys) reset(n int) {
+	k.off = slices.Grow(k.off[:0], n)[:n]
+	k.n = slices.Grow(k.n[:0], n)[:n]
+	k.buf = k.buf[:0]
+}
+
+// set records row i's key; it keeps a copy and reports true only when the
+// key is not user.
+func (k *mapKeys) set(i int, key, user []byte) bool {
+	if string(key) == string(user) {
+		k.off[i] = -1
+		return false
+	}
+	k.off[i], k.n[i] = int32(len(k.buf)), uint32(len(key))
+	k.buf = append(k.buf, key...)
+	return true
+}
+
+// get returns row i's key, and false when it is the row's user field.
+func (k *mapKeys) get(i int) ([]byte, bool) {
+	off := k.off[i]
+	if off < 0 {
+		return nil, false
+	}
+	return k.buf[off : off+int32(k.n[i])], true
+}
+
 // uvarint is binary.Uvarint with a fast path for one byte.
 func uvarint(b []byte) (uint64, int) {
 	if len(b) > 0 && b[0] < 0x80 {
@@ -277,9 +311,7 @@ func (j *groupJob) Add(b Batch) error {
 	defer j.scratch.Put(sc)
 	sc.part = slices.Grow(sc.part[:0], n)[:n]
 	sc.size = slices.Grow(sc.size[:0], n)[:n]
-	sc.keyOff = slices.Grow(sc.keyOff[:0], n)[:n]
-	sc.keyLen = slices.Grow(sc.keyLen[:0], n)[:n]
-	sc.keyBuf = sc.keyBuf[:0]
+	sc.keys.reset(n)
 	sc.lens = slices.Grow(sc.lens[:0], n*j.nf)[:n*j.nf]
 	P := len(j.parts)
 	if cap(sc.sizes) < P {
@@ -312,12 +344,11 @@ func (j *groupJob) Add(b Batch) error {
 			continue
 		}
 		buf := binary.AppendUvarint(bufs[p], uint64(sc.size[i]))
-		if sc.keyOff[i] < 0 {
+		if key, ok := sc.keys.get(i); !ok {
 			buf = append(buf, 0)
 		} else {
-			kl := sc.keyLen[i]
-			buf = binary.AppendUvarint(buf, uint64(kl)+1)
-			buf = append(buf, sc.keyBuf[sc.keyOff[i]:sc.keyOff[i]+int32(kl)]...)
+			buf = binary.AppendUvarint(buf, uint64(len(key))+1)
+			buf = append(buf, key...)
 		}
 		lens := sc.lens[i*j.nf : (i+1)*j.nf]
 		for _, l := range lens {
@@ -354,12 +385,7 @@ func (j *groupJob) route(b Batch, sc *scratch, sizes []int) error {
 			return
 		}
 		bodyLen := 1 // keyTag 0
-		if string(key) == string(b.Field(i, j.userCol)) {
-			sc.keyOff[i] = -1
-		} else {
-			sc.keyOff[i] = int32(len(sc.keyBuf))
-			sc.keyLen[i] = uint32(len(key))
-			sc.keyBuf = append(sc.keyBuf, key...)
+		if sc.keys.set(i, key, b.Field(i, j.userCol)) {
 			bodyLen = uvarintLen(uint64(len(key))+1) + len(key)
 		}
 		lens := sc.lens[i*j.nf : (i+1)*j.nf]

@@ -54,10 +54,8 @@ type streamUser struct {
 }
 
 type streamScratch struct {
-	stripe []int32  // stripe per row; -1: dropped by Map
-	keyOff []int32  // -1: the key is b.User(i); else offset in keyBuf
-	keyLen []uint32 // length of a Map key
-	keyBuf []byte
+	stripe []int32 // stripe per row; -1: dropped by Map
+	keys   mapKeys
 	count  []int32 // rows per stripe, then their start in order
 	order  []int32 // row indices grouped by stripe
 	later  []int32 // stripes found locked, tried again at the end
@@ -92,9 +90,7 @@ func (s *streamJob) Add(b Batch) error {
 	sc := s.scratch.Get().(*streamScratch)
 	defer s.scratch.Put(sc)
 	sc.stripe = slices.Grow(sc.stripe[:0], n)[:n]
-	sc.keyOff = slices.Grow(sc.keyOff[:0], n)[:n]
-	sc.keyLen = slices.Grow(sc.keyLen[:0], n)[:n]
-	sc.keyBuf = sc.keyBuf[:0]
+	sc.keys.reset(n)
 	S := len(s.stripes)
 	if cap(sc.count) < S+1 {
 		sc.count = make([]int32, S+1)
@@ -165,12 +161,7 @@ func (s *streamJob) route(b Batch, sc *streamScratch, count []int32) error {
 			s.dropped.Add(1)
 			return
 		}
-		sc.keyOff[i] = -1
-		if s.spec.Map != nil && string(key) != string(b.User(i)) {
-			sc.keyOff[i] = int32(len(sc.keyBuf))
-			sc.keyLen[i] = uint32(len(key))
-			sc.keyBuf = append(sc.keyBuf, key...)
-		}
+		sc.keys.set(i, key, b.User(i))
 		st := int32(userhash.Sum(key) % S)
 		sc.stripe[i] = st
 		count[st]++
@@ -189,9 +180,8 @@ func (s *streamJob) addStripe(b Batch, sc *streamScratch, st int, lo, hi int32) 
 		}
 	}()
 	for _, i = range sc.order[lo:hi] {
-		if off := sc.keyOff[i]; off >= 0 {
-			key = sc.keyBuf[off : off+int32(sc.keyLen[i])]
-		} else {
+		var ok bool
+		if key, ok = sc.keys.get(int(i)); !ok {
 			key = b.User(int(i))
 		}
 		u, ok := p.idx[string(key)]
