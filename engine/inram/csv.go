@@ -60,10 +60,8 @@ func AppendCSVField(dst, f []byte) []byte {
 // loop, which on short fields beats bytes.IndexAny's set building.
 func needsQuotes(f []byte) bool {
 	for _, c := range f {
-		if c <= '"' || c == ',' {
-			if c == ',' || c == '"' || c == '\r' || c == '\n' {
-				return true
-			}
+		if c == ',' || c == '"' || c == '\r' || c == '\n' {
+			return true
 		}
 	}
 	return false
