@@ -441,14 +441,15 @@ const readerBytes = 2 * frameRawBytes
 func narrowRuns(ctx context.Context, runs []*run, fanIn int, dir string, shards int) ([]*run, error) {
 	fanIn = max(fanIn, 2)
 	// An in-memory run stays as it is, to be merged last.
-	var mem []*run
-	for i := 0; i < len(runs); i++ {
-		if runs[i].mem != nil {
-			mem = append(mem, runs[i])
-			runs = append(runs[:i:i], runs[i+1:]...)
-			i--
+	var disk, mem []*run
+	for _, r := range runs {
+		if r.mem != nil {
+			mem = append(mem, r)
+		} else {
+			disk = append(disk, r)
 		}
 	}
+	runs = disk
 	fanIn = max(fanIn-len(mem), 2)
 	for pass := 0; len(runs) > fanIn; pass++ {
 		var next []*run
