@@ -2,7 +2,7 @@
 SHELL   := /bin/bash
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/mce-engine/mce/internal/cli.Version=$(VERSION)
+LDFLAGS := -X main.Version=$(VERSION)
 BIN     := bin/mce
 DEMO    ?= demo
 # Packages whose concurrency runs under the race detector in `make test`.

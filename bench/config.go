@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/mce-engine/mce/internal/bytesize"
 )
 
 // Defaults of a zero Config.
@@ -224,23 +224,11 @@ func findModuleRoot(dir string) (string, error) {
 	}
 }
 
-// ParseBytes reads a byte size: a number with an optional unit, KB, MB,
-// GB, TB being powers of 1000, KiB, MiB, GiB, TiB and K, M, G, T (as
-// sort -S and mce read them) powers of 1024.
+// ParseBytes reads a positive byte size (package bytesize).
 func ParseBytes(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	unit := strings.TrimLeft(t, "0123456789.")
-	num := strings.TrimSpace(t[:len(t)-len(unit)])
-	mult := map[string]float64{
-		"": 1, "b": 1,
-		"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-		"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
-		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
-	}
-	m, ok := mult[strings.TrimSpace(unit)]
-	v, err := strconv.ParseFloat(num, 64)
-	if !ok || err != nil || v <= 0 || v*m >= math.MaxInt64/2 {
+	n, err := bytesize.Parse(s)
+	if err != nil || n <= 0 {
 		return 0, errors.New("want a positive size such as 300MB, 2GiB or 512M")
 	}
-	return int64(math.Round(v * m)), nil
+	return n, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/text/encoding/charmap"
 
+	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
 )
 
@@ -114,9 +115,8 @@ type Features struct {
 // that "invoices_2024_12.csv", ".../invoices_2024_12.csv.zst" and
 // "invoices_2024_12.features.csv" all give "invoices_2024_12".
 func FileStem(name string) string {
-	name = filepath.Base(name)
-	name = strings.TrimSuffix(name, ".features.csv")
-	for _, ext := range []string{".gz", ".zst", ".csv", ".tsv", ".txt"} {
+	name = fileid.Base(strings.TrimSuffix(filepath.Base(name), fileid.FeaturesSuffix))
+	for _, ext := range []string{".csv", ".tsv", ".txt"} {
 		name = strings.TrimSuffix(name, ext)
 	}
 	return name

@@ -22,7 +22,10 @@ import (
 	"time"
 
 	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/engine/filejob"
+	"github.com/mce-engine/mce/engine/output"
 	"github.com/mce-engine/mce/internal/e2etest"
+	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
 )
 
@@ -35,7 +38,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(e2etest.Main("mce-engine-test-", map[string]string{"mce": "../cmd/mce", "faulty": "../internal/e2etest/testdata/faulty"},
+	os.Exit(e2etest.Main("mce-engine-test-", map[string]string{"mce": "../cmd/mce", "faulty": "../internal/e2etest/testdata/faulty/f.go"},
 		func(dir string, bins map[string]string) int {
 			binDir, mceBin, faultyBin = dir, bins["mce"], bins["faulty"]
 			return m.Run()
@@ -128,7 +131,7 @@ func checkTruth(t *testing.T, dataDir, runDir string, only ...string) {
 	}
 	want := map[string]map[string]userFeatures{}
 	for _, tr := range truth {
-		name := engine.OutputName(tr.File)
+		name := fileid.FeaturesName(tr.File)
 		if len(only) > 0 && !slices.Contains(only, tr.File) {
 			continue
 		}
@@ -188,7 +191,7 @@ func TestRun_featuresMatchTruth(t *testing.T) {
 	skipShort(t)
 	data, files := genData(t, gen.Options{Seed: 7, Files: 5, Size: gen.Size{Bytes: 6 << 20}, Messy: true})
 	out := t.TempDir()
-	r := e2etest.Run(t, mceBin, runArgs(files, "--out", out, "--job", "truth", "--clusters", "2,1", "--poll", "100ms", "--no-progress")...)
+	r := e2etest.Run(t, mceBin, runArgs(files, "--out", out, "--job", "truth", "--clusters", "2,1", "--poll", "10ms", "--no-progress")...)
 	if r.Code != 0 {
 		t.Fatalf("exit %d", r.Code)
 	}
@@ -232,7 +235,7 @@ func TestRun_featuresMatchTruth(t *testing.T) {
 		t.Errorf("timings.csv:\n%s", strings.Join(timings, "\n"))
 	}
 	for _, ln := range timings[1:] {
-		if f := strings.Split(ln, ","); f[12] != "done" || f[8] == "0.0" || f[13] != engine.ModeGroup {
+		if f := strings.Split(ln, ","); f[12] != "done" || f[8] == "0.0" || f[13] != filejob.ModeGroup {
 			t.Errorf("timings row %q: want status done, a peak RSS and mode group (small files)", ln)
 		}
 	}
@@ -259,15 +262,15 @@ func TestRun_modesAgree(t *testing.T) {
 	_, files := genData(t, gen.Options{Seed: 11, Files: 3, Size: gen.Size{Bytes: 3 << 20}, Messy: true, HeavyShare: 0.13})
 	out := t.TempDir()
 	dirs := map[string]string{}
-	for _, mode := range []string{engine.ModeGroup, engine.ModeStream, engine.ModeAuto} {
+	for _, mode := range []string{filejob.ModeGroup, filejob.ModeStream, filejob.ModeAuto} {
 		r := e2etest.Run(t, mceBin, runArgs(files, "--out", out, "--job", mode, "--mode", mode, "--no-progress")...)
 		if r.Code != 0 {
 			t.Fatalf("--mode %s: exit %d", mode, r.Code)
 		}
 		dirs[mode] = r.RunDir
 		want := mode
-		if mode == engine.ModeAuto {
-			want = engine.ModeGroup // small files fit
+		if mode == filejob.ModeAuto {
+			want = filejob.ModeGroup // small files fit
 		}
 		for _, ln := range e2etest.LogLines(t, r.RunDir, engine.TimingsCSV)[1:] {
 			if f := strings.Split(ln, ","); f[len(f)-1] != want {
@@ -275,7 +278,7 @@ func TestRun_modesAgree(t *testing.T) {
 			}
 		}
 	}
-	outs, _ := filepath.Glob(filepath.Join(dirs[engine.ModeGroup], "*"+engine.FeaturesSuffix))
+	outs, _ := filepath.Glob(filepath.Join(dirs[filejob.ModeGroup], "*"+fileid.FeaturesSuffix))
 	if len(outs) != len(files) {
 		t.Fatalf("%d features files, want %d", len(outs), len(files))
 	}
@@ -284,7 +287,7 @@ func TestRun_modesAgree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, mode := range []string{engine.ModeStream, engine.ModeAuto} {
+		for _, mode := range []string{filejob.ModeStream, filejob.ModeAuto} {
 			got, err := os.ReadFile(filepath.Join(dirs[mode], filepath.Base(g)))
 			if err != nil {
 				t.Fatal(err)
@@ -438,7 +441,7 @@ func TestRun_ramLimitKillsCluster(t *testing.T) {
 		if !strings.Contains(bigTask.Error.Message, "killed over the RAM limit again while running alone") {
 			t.Errorf("big file error %q", bigTask.Error.Message)
 		}
-		if _, err := os.Stat(filepath.Join(r.RunDir, engine.OutputName(big))); err == nil {
+		if _, err := os.Stat(filepath.Join(r.RunDir, fileid.FeaturesName(big))); err == nil {
 			t.Error("a failed file has a features file")
 		}
 	default:
@@ -447,7 +450,7 @@ func TestRun_ramLimitKillsCluster(t *testing.T) {
 	if s.Restarts < 1 {
 		t.Errorf("summary restarts %d", s.Restarts)
 	}
-	tmps, _ := filepath.Glob(filepath.Join(r.RunDir, "*"+engine.TempSuffix))
+	tmps, _ := filepath.Glob(filepath.Join(r.RunDir, "*"+output.TempSuffix))
 	if len(tmps) > 0 {
 		t.Errorf("temporary files left: %v", tmps)
 	}
@@ -488,7 +491,7 @@ func TestRun_panicInFeatures(t *testing.T) {
 	if !strings.Contains(failures, want) {
 		t.Errorf("failure.log lacks %q:\n%s", want, failures)
 	}
-	if !strings.Contains(failures, "\tmain.reduce(") {
+	if !strings.Contains(failures, "/userfeatures.reduce(") {
 		t.Errorf("failure.log lacks the panic's stack:\n%s", failures)
 	}
 	var others []string
@@ -498,7 +501,7 @@ func TestRun_panicInFeatures(t *testing.T) {
 		}
 	}
 	checkTruth(t, data, r.RunDir, others...)
-	if _, err := os.Stat(filepath.Join(r.RunDir, engine.OutputName(victimFile))); err == nil {
+	if _, err := os.Stat(filepath.Join(r.RunDir, fileid.FeaturesName(victimFile))); err == nil {
 		t.Error("the failed file has a features file")
 	}
 	s := e2etest.ReadSummary(t, r.RunDir)
@@ -578,10 +581,10 @@ func TestRun_killParentThenResume(t *testing.T) {
 	if s.Done == len(files) {
 		t.Fatal("the run finished before it was killed; make the data bigger")
 	}
-	complete, _ := filepath.Glob(filepath.Join(runDir, "*"+engine.FeaturesSuffix))
+	complete, _ := filepath.Glob(filepath.Join(runDir, "*"+fileid.FeaturesSuffix))
 	var names []string
 	for _, f := range complete {
-		name := strings.TrimSuffix(filepath.Base(f), engine.FeaturesSuffix)
+		name := strings.TrimSuffix(filepath.Base(f), fileid.FeaturesSuffix)
 		names = append(names, name)
 	}
 	if len(names) > 0 {
@@ -598,7 +601,7 @@ func TestRun_killParentThenResume(t *testing.T) {
 	if s.Skipped != len(names) || s.Done != len(files)-len(names) || s.Failed != 0 {
 		t.Errorf("after resume: %d skipped, %d done, %d failed; want %d, %d, 0", s.Skipped, s.Done, s.Failed, len(names), len(files)-len(names))
 	}
-	tmps, _ := filepath.Glob(filepath.Join(runDir, "*"+engine.TempSuffix))
+	tmps, _ := filepath.Glob(filepath.Join(runDir, "*"+output.TempSuffix))
 	if len(tmps) > 0 {
 		t.Errorf("temporary files left after resume: %v", tmps)
 	}
@@ -660,7 +663,7 @@ func TestRun_interrupt(t *testing.T) {
 	if !s.Interrupted {
 		t.Error("summary does not say interrupted")
 	}
-	tmps, _ := filepath.Glob(filepath.Join(runDir, "*"+engine.TempSuffix))
+	tmps, _ := filepath.Glob(filepath.Join(runDir, "*"+output.TempSuffix))
 	if len(tmps) > 0 {
 		t.Errorf("temporary files left: %v", tmps)
 	}
@@ -681,8 +684,12 @@ func TestRun_inProcess(t *testing.T) {
 	data, _ := genData(t, gen.Options{Seed: 16, Files: 3, Size: gen.Size{Bytes: 6 << 20}})
 	t.Cleanup(func() { e2etest.CheckNoOrphans(t, mceBin) })
 	var progress bytes.Buffer
+	tasks, err := filejob.Plan([]string{data})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := engine.Run(context.Background(), engine.Options{
-		Paths: []string{data}, Out: t.TempDir(), JobName: "inproc", Clusters: []int{1, 1},
+		Tasks: tasks, Out: t.TempDir(), JobName: "inproc", Clusters: []int{1, 1},
 		WorkerExe: mceBin, WorkerArgs: []string{"--log-level", "warn", "worker"},
 		RAMLimitBytes: 8 << 30, Poll: 20 * time.Millisecond,
 		Progress: &progress, ProgressEvery: 20 * time.Millisecond,

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/mce-engine/mce/engine/feature"
-	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/engine/output"
 )
 
 func TestCreateRunDir(t *testing.T) {
@@ -40,34 +40,6 @@ func TestCreateRunDir(t *testing.T) {
 	f([]string{"jan0", "job5"}, "jan", "jan1")
 }
 
-func TestFileTasks(t *testing.T) {
-	tasks, err := FileTasks([]csvread.Input{
-		{Path: "/a/jan.csv", Size: 10},
-		{Path: "/b/jan.csv.gz", Size: 30},
-		{Path: "/c/feb.tsv", Size: 20},
-		{Path: "/d/jan.csv", Size: 5},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for i, tk := range tasks {
-		if tk.ID != i || tk.Kind != KindFile {
-			t.Errorf("task %d: %+v", i, tk)
-		}
-		got = append(got, tk.Input+" "+tk.Output)
-	}
-	want := []string{
-		"/b/jan.csv.gz jan.csv.features.csv",
-		"/c/feb.tsv feb.tsv.features.csv",
-		"/a/jan.csv jan.csv-2.features.csv",
-		"/d/jan.csv jan.csv-3.features.csv",
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("tasks:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-}
-
 func TestParseClusters(t *testing.T) {
 	f := func(in string, want []int, ok bool) {
 		t.Helper()
@@ -84,24 +56,18 @@ func TestParseClusters(t *testing.T) {
 }
 
 func TestParseRAMLimit(t *testing.T) {
-	parse := func(s string) (int64, error) {
-		if s == "12GiB" {
-			return 12 << 30, nil
-		}
-		return 0, io.EOF
-	}
-	if n, err := ParseRAMLimit("12GiB", parse); err != nil || n != 12<<30 {
+	if n, err := ParseRAMLimit("12GiB"); err != nil || n != 12<<30 {
 		t.Errorf("12GiB: %d, %v", n, err)
 	}
 	total, err := PhysicalRAM()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := ParseRAMLimit("50%", parse); err != nil || n != total/2 {
+	if n, err := ParseRAMLimit("50%"); err != nil || n != total/2 {
 		t.Errorf("50%%: %d, %v; want %d", n, err, total/2)
 	}
 	for _, bad := range []string{"0%", "101%", "x%", "lots"} {
-		if _, err := ParseRAMLimit(bad, parse); err == nil {
+		if _, err := ParseRAMLimit(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
@@ -122,12 +88,12 @@ func TestServe_handlers(t *testing.T) {
 	outR, outW := io.Pipe()
 	dir := t.TempDir()
 	echo := HandlerFunc(func(ctx context.Context, env *TaskEnv, tk *Task) (*Result, error) {
-		o, err := CreateOutput(env.OutputPath(tk))
+		o, err := output.Create(env.OutputPath(tk))
 		if err != nil {
 			return nil, err
 		}
 		defer o.Abort()
-		if _, err := io.WriteString(o, tk.Args["text"]+" "+env.Params["p"]); err != nil {
+		if _, err := io.WriteString(o, string(tk.Args)+" "+env.Params["p"]); err != nil {
 			return nil, err
 		}
 		return &Result{Rows: int64(env.CPUs)}, o.Commit()
@@ -159,12 +125,12 @@ func TestServe_handlers(t *testing.T) {
 	if m := next("ready"); m.PID != os.Getpid() {
 		t.Errorf("ready pid %d", m.PID)
 	}
-	enc.Encode(toWorker{Type: "task", Task: &Task{ID: 7, Kind: "echo", Output: "out.txt", Args: map[string]string{"text": "hi"}}})
+	enc.Encode(toWorker{Type: "task", Task: &Task{ID: 7, Kind: "echo", Output: "out.txt", Args: json.RawMessage(`"hi"`)}})
 	m := next("result")
 	if m.Task != 7 || m.Error != nil || m.Result.Rows != 2 {
 		t.Errorf("echo result %+v %+v", m, m.Error)
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "out.txt")); string(b) != "hi q" {
+	if b, _ := os.ReadFile(filepath.Join(dir, "out.txt")); string(b) != `"hi" q` {
 		t.Errorf("output %q", b)
 	}
 	enc.Encode(toWorker{Type: "task", Task: &Task{ID: 8, Kind: "nope", Input: "x"}})
@@ -184,38 +150,12 @@ func TestRun_badWorker(t *testing.T) {
 	os.WriteFile(in, []byte("invoice_id,issuer,receiver,issued_at,amount,currency,description\n1,U,R,2024-01-01,1.00,MXN,x\n"), 0o644)
 	for _, exe := range []string{"/bin/false", filepath.Join(t.TempDir(), "missing")} {
 		s, err := Run(context.Background(), Options{
-			Paths: []string{in}, Out: t.TempDir(), WorkerExe: exe, Clusters: []int{1}, RAMLimitBytes: 1 << 30,
+			Tasks: []Task{{Kind: "file", Input: in, Output: "a.out"}}, Out: t.TempDir(), WorkerExe: exe, Clusters: []int{1}, RAMLimitBytes: 1 << 30,
 		})
 		if err == nil {
 			t.Errorf("%s: no error; summary %+v", exe, s)
 			continue
 		}
 		t.Logf("%s: %v", exe, err)
-	}
-}
-
-func TestChooseMode(t *testing.T) {
-	const gib = 1 << 30
-	for _, tc := range []struct {
-		mode      string
-		mergeable bool
-		input     string
-		size, mem int64
-		want      string
-	}{
-		{ModeAuto, true, "/d/jan.csv", 1 * gib, 8 * gib, ModeGroup},
-		{ModeAuto, true, "/d/jan.csv", 4 * gib, 8 * gib, ModeStream},    // 5 GiB of rows > half of 8
-		{ModeAuto, true, "/d/jan.csv.gz", 1 * gib, 8 * gib, ModeStream}, // ~10 GiB once decompressed
-		{ModeAuto, true, "/d/jan.csv.zst", 100 << 20, 8 * gib, ModeGroup},
-		{ModeAuto, false, "/d/jan.csv", 40 * gib, 8 * gib, ModeGroup}, // only a mergeable set can stream
-		{ModeAuto, true, "/d/jan.csv", 40 * gib, 0, ModeGroup},        // no limit known
-		{ModeGroup, true, "/d/jan.csv", 40 * gib, 8 * gib, ModeGroup},
-		{ModeStream, true, "/d/jan.csv", 1, 8 * gib, ModeStream},
-		{ModeStream, false, "/d/jan.csv", 1, 8 * gib, ModeGroup},
-	} {
-		if got := chooseMode(tc.mode, tc.mergeable, tc.input, tc.size, tc.mem); got != tc.want {
-			t.Errorf("chooseMode(%s, mergeable %v, %s, %d MiB, limit %d MiB) = %s, want %s",
-				tc.mode, tc.mergeable, tc.input, tc.size>>20, tc.mem>>20, got, tc.want)
-		}
 	}
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +15,7 @@ import (
 	"github.com/shirou/gopsutil/v3/mem"
 
 	"github.com/mce-engine/mce/engine/feature"
-	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/internal/bytesize"
 )
 
 // Queue orders.
@@ -38,32 +39,17 @@ const (
 	DefaultStartTimeout  = 30 * time.Second
 )
 
-// Modes of reducing a file inside a cluster.
-const (
-	// ModeGroup holds every user's rows in RAM and reduces user by user,
-	// biggest first, with work stealing: the fastest, with RAM about the
-	// file's size. Any feature set.
-	ModeGroup = "group"
-	// ModeStream adds each row to its user's Aggregator as it is read:
-	// RAM grows with the users, not the rows. Mergeable feature sets only.
-	ModeStream = "stream"
-	// ModeAuto groups a file that fits in half the cluster's share of the
-	// RAM limit and streams a bigger one (when the feature set is
-	// mergeable; a non-mergeable one is always grouped).
-	ModeAuto = "auto"
-)
-
-// Options configure Run. The zero value (with Paths or Inputs) works.
+// Options configure Run. The zero value (with Tasks) works.
 type Options struct {
-	// Paths are files and folders to read (folders recursively), listed
-	// with csvread.ListInputs.
-	Paths []string
-	// Inputs are already listed input files; they are added to Paths'.
-	Inputs []csvread.Input
-	// Tasks replace Paths and Inputs for other kinds of work than raw
-	// files (`mce reduce`): they are run in size order by the same
-	// clusters, with the same logs and resume.
+	// Tasks are the work, planned by a mode (filejob.Plan for `mce run`,
+	// reduce.Plan for `mce reduce`): they run by phase, then largest
+	// first, on the clusters, whose workers must have a Handler for each
+	// task's Kind.
 	Tasks []Task
+	// Job are the mode's settings for the whole run, sent to every
+	// cluster (TaskEnv.Job) and kept in plan.json, so that --resume runs
+	// the rest with the same settings.
+	Job json.RawMessage
 
 	// Out is the folder in which the run directory JobName<n> is made
 	// (default ".").
@@ -85,9 +71,6 @@ type Options struct {
 	RAMLimitBytes int64
 	// Poll is how often RSS is measured (default 1s).
 	Poll time.Duration
-	// Mode is how a cluster reduces a file: ModeAuto (default), ModeGroup
-	// or ModeStream.
-	Mode string
 	// RecycleAfter restarts a cluster after this many files (0: never).
 	RecycleAfter int
 	// RecycleRSSBytes restarts a cluster whose RSS between files exceeds
@@ -102,9 +85,6 @@ type Options struct {
 	// WorkerEnv is added to each worker's environment.
 	WorkerEnv []string
 
-	// Reader says how raw files are read (its Schema is ignored: the
-	// worker's Spec decides).
-	Reader csvread.Options
 	// Params are the job's --param values.
 	Params feature.Params
 	// FeatureName names the feature set in the plan and summary.
@@ -162,13 +142,6 @@ func (o Options) withDefaults() (Options, error) {
 	default:
 		return o, fmt.Errorf("queue %q: want deque or fifo", o.Queue)
 	}
-	switch o.Mode {
-	case "":
-		o.Mode = ModeAuto
-	case ModeAuto, ModeGroup, ModeStream:
-	default:
-		return o, fmt.Errorf("mode %q: want auto, group or stream", o.Mode)
-	}
 	if o.RAMLimitBytes < 0 {
 		return o, fmt.Errorf("RAM limit %d: want a positive size", o.RAMLimitBytes)
 	}
@@ -222,8 +195,8 @@ func ParseClusters(s string) ([]int, error) {
 }
 
 // ParseRAMLimit reads a RAM limit: a share of physical RAM ("80%") or a
-// size in bytes, with parse reading the size.
-func ParseRAMLimit(s string, parse func(string) (int64, error)) (int64, error) {
+// size in bytes ("12GiB", see package bytesize).
+func ParseRAMLimit(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	if pct, ok := strings.CutSuffix(t, "%"); ok {
 		v, err := strconv.ParseFloat(strings.TrimSpace(pct), 64)
@@ -236,7 +209,7 @@ func ParseRAMLimit(s string, parse func(string) (int64, error)) (int64, error) {
 		}
 		return int64(float64(total) * v / 100), nil
 	}
-	n, err := parse(t)
+	n, err := bytesize.Parse(t)
 	if err != nil {
 		return 0, fmt.Errorf("RAM limit %q: want a share like 80%% or a size like 12GiB", s)
 	}

@@ -142,7 +142,7 @@ func (r *runner) progressLines() []string {
 			b.WriteString(c.state.String())
 		} else {
 			p := c.prog
-			fmt.Fprintf(&b, "%s", t.Name())
+			fmt.Fprintf(&b, "%s", t.ShortLabel())
 			if t.alone {
 				b.WriteString(" (alone)")
 			}

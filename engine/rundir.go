@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
-	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/engine/output"
 )
 
 // Files of a run directory.
@@ -79,25 +79,27 @@ func runNumber(name, job string) (int, bool) {
 // Plan is what a run directory records at its start so that --resume can
 // finish it: the tasks and the settings that decide their results.
 type Plan struct {
-	Version int             `json:"version"`
-	Job     string          `json:"job"`
-	Feature string          `json:"feature"`
-	Created time.Time       `json:"created"`
-	Params  feature.Params  `json:"params,omitempty"`
-	Reader  csvread.Options `json:"reader"`
-	Tasks   []Task          `json:"tasks"`
+	Version int            `json:"version"`
+	Job     string         `json:"job"`
+	Feature string         `json:"feature"`
+	Created time.Time      `json:"created"`
+	Params  feature.Params `json:"params,omitempty"`
+	// Settings are the mode's settings for the run (Options.Job).
+	Settings json.RawMessage `json:"settings,omitempty"`
+	Tasks    []Task          `json:"tasks"`
 }
 
-const planVersion = 1
+// planVersion 2: the mode's settings as Settings (version 1 had the
+// reader's options in their place and map-valued task Args).
+const planVersion = 2
 
 func writePlan(dir string, p *Plan) error {
 	p.Version = planVersion
-	p.Reader.Schema = nil
 	b, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(dir, PlanJSON), append(b, '\n'))
+	return output.WriteFileAtomic(filepath.Join(dir, PlanJSON), append(b, '\n'))
 }
 
 // ReadPlan reads the plan of a run directory.
@@ -231,11 +233,6 @@ func (l *runLogs) timingRow(t *taskRun) {
 		mib(t.peakRSS), r.WorkerMaxSeconds, r.WorkerMeanSeconds, r.Skew(), status, r.Mode)
 }
 
-func csvField(s string) string {
-	if strings.ContainsAny(s, ",\"\r\n") {
-		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
-	}
-	return s
-}
+func csvField(s string) string { return string(output.AppendCSVField(nil, []byte(s))) }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -2,36 +2,38 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 
 	"github.com/mce-engine/mce/engine/feature"
-	"github.com/mce-engine/mce/internal/csvread"
 )
 
-// KindFile is the kind of task that map-reduces one raw input file.
-const KindFile = "file"
-
 // Task is one unit of work the parent hands to a cluster: for `mce run`
-// one raw input file; other modes add kinds of their own (with a Handler in
-// the worker).
+// one raw input file, for `mce reduce` a range of a store. A mode plans its
+// tasks, and its Handler, registered under the task's Kind in the cluster
+// processes, runs them; the engine only schedules them.
 type Task struct {
 	// ID is the task's position in the plan (largest first), from 0.
 	ID int `json:"id"`
 	// Kind picks the worker's Handler.
 	Kind string `json:"kind"`
-	// Input is what to read: for KindFile the file's path.
+	// Input is the task's input file, when it has one (`mce run`'s raw
+	// file); logs name the task by it unless Name is set.
 	Input string `json:"input"`
+	// Name is how logs, failure.log and timings.csv name the task when it
+	// is not Input (a store range of `mce reduce`).
+	Name string `json:"name,omitempty"`
 	// Size is the input's size in bytes: the scheduling order and the
 	// progress view's denominator.
 	Size int64 `json:"size"`
 	// Output is the final output file's name in the run directory. A task
 	// whose output exists is complete (--resume skips it).
 	Output string `json:"output"`
-	// Args carries handler-specific settings.
-	Args map[string]string `json:"args,omitempty"`
+	// Args are the task's settings for its Handler, which decodes them.
+	Args json.RawMessage `json:"args,omitempty"`
 	// Phase orders dependent work: a task starts only when no task of a
 	// lower phase is waiting or running, so a later phase may read what
 	// an earlier one wrote (`mce reduce` merges the partial outputs of
@@ -41,8 +43,16 @@ type Task struct {
 	Phase int `json:"phase,omitempty"`
 }
 
-// Name returns a short name of the task's input for logs.
-func (t *Task) Name() string { return filepath.Base(t.Input) }
+// Label returns how logs name the task: Name, or else Input.
+func (t *Task) Label() string {
+	if t.Name != "" {
+		return t.Name
+	}
+	return t.Input
+}
+
+// ShortLabel is Label without folders, for the progress view.
+func (t *Task) ShortLabel() string { return filepath.Base(t.Label()) }
 
 // Result is what a Handler reports for a finished task. Fields that do not
 // apply stay zero.
@@ -58,7 +68,7 @@ type Result struct {
 	WorkerMaxSeconds  float64  `json:"worker_max_seconds"`
 	WorkerMeanSeconds float64  `json:"worker_mean_seconds"`
 	PeakRSSBytes      int64    `json:"peak_rss_bytes,omitempty"` // measured in the worker
-	Mode              string   `json:"mode,omitempty"`           // ModeGroup or ModeStream, for a raw file
+	Mode              string   `json:"mode,omitempty"`           // how the handler ran it (`mce run`: group or stream)
 	BadRowSamples     []string `json:"bad_row_samples,omitempty"`
 }
 
@@ -114,8 +124,9 @@ type TaskEnv struct {
 	Spec *feature.Spec
 	// Params are the job's --param values.
 	Params feature.Params
-	// Reader is how raw files are read; its Schema is Spec.Schema.
-	Reader csvread.Options
+	// Job are the mode's settings for the whole run (Options.Job), which
+	// its Handler decodes.
+	Job json.RawMessage
 	// RunDir is the run directory; outputs go there.
 	RunDir string
 	// Cluster is this cluster's number and CPUs its number of CPUs (the
@@ -127,16 +138,15 @@ type TaskEnv struct {
 	// FreeBetweenTasks says the cluster gives its memory back to the OS
 	// after each task (so that its RSS between files is its live size).
 	FreeBetweenTasks bool
-	// Mode is ModeAuto, ModeGroup or ModeStream ("" is auto).
-	Mode string
 }
 
 // OutputPath returns where the task's final output goes.
 func (e *TaskEnv) OutputPath(t *Task) string { return filepath.Join(e.RunDir, t.Output) }
 
 // Handler runs one kind of task inside a cluster process. An error fails
-// the task; a *TaskError says which user and line. Handlers must write
-// outputs through CreateOutput so that a killed cluster leaves no partial
+// the task; a *TaskError (anywhere in the chain) says which user and line,
+// and a *feature.PanicError's stack reaches failure.log. Handlers must write
+// outputs through output.File so that a killed cluster leaves no partial
 // output under the final name.
 type Handler interface {
 	Run(ctx context.Context, env *TaskEnv, t *Task) (*Result, error)
@@ -161,14 +171,12 @@ type workerConfig struct {
 	CPUs            int             `json:"cpus"`
 	RunDir          string          `json:"run_dir"`
 	Params          feature.Params  `json:"params,omitempty"`
-	Reader          csvread.Options `json:"reader"` // Schema is not sent
+	Job             json.RawMessage `json:"job,omitempty"`
 	ProgressEveryMS int64           `json:"progress_every_ms"`
 	// FreeBetweenTasks gives the heap back to the OS after each task, so
 	// that the RSS the parent reads between files is the live size (for
 	// --recycle-rss). Off, a worker keeps its pages for the next file.
-	FreeBetweenTasks bool              `json:"free_between_tasks,omitempty"`
-	Mode             string            `json:"mode,omitempty"`
-	Extra            map[string]string `json:"extra,omitempty"`
+	FreeBetweenTasks bool `json:"free_between_tasks,omitempty"`
 }
 
 type toWorker struct {

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
-	"github.com/mce-engine/mce/engine/inram"
-	"github.com/mce-engine/mce/internal/csvread"
 	"github.com/mce-engine/mce/internal/procfs"
 )
 
@@ -25,8 +23,8 @@ import (
 type WorkerOptions struct {
 	// Spec is the feature set this binary carries.
 	Spec feature.Spec
-	// Handlers adds task kinds to the built-in KindFile handler (or
-	// replaces it, under the same name).
+	// Handlers run the tasks, by Task.Kind: each mode registers its own
+	// (filejob.Handlers, reduce.Handlers).
 	Handlers map[string]Handler
 	// In and Out carry the protocol; nil means os.Stdin and os.Stdout.
 	In  io.Reader
@@ -38,6 +36,17 @@ type WorkerOptions struct {
 
 // maxMessageBytes bounds one protocol line.
 const maxMessageBytes = 64 << 20
+
+// worker is one cluster process's side of the protocol.
+type worker struct {
+	opts WorkerOptions
+	spec feature.Spec
+	cfg  *workerConfig
+	msgs chan toWorker
+	errs chan error
+	out  *bufio.Writer
+	enc  *json.Encoder
+}
 
 // Serve runs a cluster: it reads the config and then tasks from opts.In,
 // runs each with its Handler on GOMAXPROCS workers and reports progress and
@@ -53,77 +62,77 @@ func Serve(ctx context.Context, opts WorkerOptions) error {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	spec := opts.Spec
-	if err := spec.Validate(); err != nil {
+	if err := opts.Spec.Validate(); err != nil {
 		return err
 	}
-	handlers := map[string]Handler{KindFile: HandlerFunc(runFile)}
-	for k, h := range opts.Handlers {
-		handlers[k] = h
+	w := &worker{opts: opts, spec: opts.Spec, msgs: make(chan toWorker), errs: make(chan error, 1)}
+	w.out = bufio.NewWriter(opts.Out)
+	w.enc = json.NewEncoder(w.out)
+	go w.read(ctx)
+	ok, err := w.configure(ctx)
+	if !ok || err != nil {
+		return err
 	}
+	return w.loop(ctx)
+}
 
-	msgs := make(chan toWorker)
-	readErr := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(opts.In)
-		sc.Buffer(make([]byte, 64<<10), maxMessageBytes)
-		for sc.Scan() {
-			var m toWorker
-			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-				readErr <- fmt.Errorf("worker: bad message %.80q: %w", sc.Bytes(), err)
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-ctx.Done():
-				return
-			}
+// read decodes the parent's messages into w.msgs until In ends.
+func (w *worker) read(ctx context.Context) {
+	sc := bufio.NewScanner(w.opts.In)
+	sc.Buffer(make([]byte, 64<<10), maxMessageBytes)
+	for sc.Scan() {
+		var m toWorker
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			w.errs <- fmt.Errorf("worker: bad message %.80q: %w", sc.Bytes(), err)
+			return
 		}
-		readErr <- sc.Err() // nil at EOF
-	}()
-
-	out := bufio.NewWriter(opts.Out)
-	enc := json.NewEncoder(out)
-	send := func(m *fromWorker) error {
-		if err := enc.Encode(m); err != nil {
-			return fmt.Errorf("worker: write to parent: %w", err)
+		select {
+		case w.msgs <- m:
+		case <-ctx.Done():
+			return
 		}
-		return out.Flush()
 	}
+	w.errs <- sc.Err() // nil at EOF
+}
 
-	var cfg *workerConfig
+func (w *worker) send(m *fromWorker) error {
+	if err := w.enc.Encode(m); err != nil {
+		return fmt.Errorf("worker: write to parent: %w", err)
+	}
+	return w.out.Flush()
+}
+
+// configure waits for the config message and answers ready; ok is false
+// when the parent went away first.
+func (w *worker) configure(ctx context.Context) (ok bool, err error) {
 	select {
-	case m := <-msgs:
+	case m := <-w.msgs:
 		if m.Type != "config" || m.Config == nil {
-			return fmt.Errorf("worker: first message is %q, want config", m.Type)
+			return false, fmt.Errorf("worker: first message is %q, want config", m.Type)
 		}
-		cfg = m.Config
-	case err := <-readErr:
-		if err == nil {
-			return nil
-		}
-		return err
+		w.cfg = m.Config
+	case err := <-w.errs:
+		return false, err
 	case <-ctx.Done():
-		return nil
+		return false, nil
 	}
-	if cfg.CPUs <= 0 {
-		cfg.CPUs = runtime.GOMAXPROCS(0)
+	if w.cfg.CPUs <= 0 {
+		w.cfg.CPUs = runtime.GOMAXPROCS(0)
 	}
-	reader := cfg.Reader
-	reader.Schema = spec.Schema
-	logger := opts.Logger.With("cluster", cfg.Cluster)
-	every := time.Duration(cfg.ProgressEveryMS) * time.Millisecond
-	if every <= 0 {
-		every = 250 * time.Millisecond
-	}
-	if err := send(&fromWorker{Type: "ready", PID: os.Getpid()}); err != nil {
-		return err
-	}
+	return true, w.send(&fromWorker{Type: "ready", PID: os.Getpid()})
+}
 
+// loop runs the tasks one at a time and reports their progress.
+func (w *worker) loop(ctx context.Context) error {
 	type done struct {
 		task int
 		res  *Result
 		err  *TaskError
+	}
+	logger := w.opts.Logger.With("cluster", w.cfg.Cluster)
+	every := time.Duration(w.cfg.ProgressEveryMS) * time.Millisecond
+	if every <= 0 {
+		every = 250 * time.Millisecond
 	}
 	results := make(chan done, 1)
 	var running *TaskEnv
@@ -134,9 +143,9 @@ func Serve(ctx context.Context, opts WorkerOptions) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-readErr:
+		case err := <-w.errs:
 			return err // nil at EOF: the parent is done or gone
-		case m := <-msgs:
+		case m := <-w.msgs:
 			if m.Type != "task" || m.Task == nil {
 				return fmt.Errorf("worker: unexpected message %q", m.Type)
 			}
@@ -144,33 +153,29 @@ func Serve(ctx context.Context, opts WorkerOptions) error {
 				return fmt.Errorf("worker: task %d sent while task %d runs", m.Task.ID, runningID)
 			}
 			t := m.Task
-			h, ok := handlers[t.Kind]
+			h, ok := w.opts.Handlers[t.Kind]
 			if !ok {
-				if err := send(&fromWorker{Type: "result", Task: t.ID,
-					Error: &TaskError{Input: t.Input, Message: fmt.Sprintf("this worker has no handler for tasks of kind %q", t.Kind)}}); err != nil {
+				if err := w.send(&fromWorker{Type: "result", Task: t.ID,
+					Error: &TaskError{Input: t.Label(), Message: fmt.Sprintf("this worker has no handler for tasks of kind %q", t.Kind)}}); err != nil {
 					return err
 				}
 				continue
 			}
-			env := &TaskEnv{
-				Spec: &spec, Params: cfg.Params, Reader: reader, RunDir: cfg.RunDir,
-				Cluster: cfg.Cluster, CPUs: cfg.CPUs, Progress: &Progress{}, Logger: logger,
-				FreeBetweenTasks: cfg.FreeBetweenTasks, Mode: cfg.Mode,
-			}
+			env := w.env(logger)
 			running, runningID = env, t.ID
 			go func() {
-				res, terr := runTask(ctx, h, env, t, cfg.FreeBetweenTasks)
+				res, terr := runTask(ctx, h, env, t)
 				results <- done{task: t.ID, res: res, err: terr}
 			}()
 		case d := <-results:
 			running = nil
-			if err := send(&fromWorker{Type: "result", Task: d.task, Result: d.res, Error: d.err}); err != nil {
+			if err := w.send(&fromWorker{Type: "result", Task: d.task, Result: d.res, Error: d.err}); err != nil {
 				return err
 			}
 		case <-ticker.C:
 			if running != nil {
 				p := running.Progress.snapshot()
-				if err := send(&fromWorker{Type: "progress", Task: runningID, Progress: &p}); err != nil {
+				if err := w.send(&fromWorker{Type: "progress", Task: runningID, Progress: &p}); err != nil {
 					return err
 				}
 			}
@@ -178,13 +183,24 @@ func Serve(ctx context.Context, opts WorkerOptions) error {
 	}
 }
 
+// env is a fresh TaskEnv for the next task.
+func (w *worker) env(logger *slog.Logger) *TaskEnv {
+	c := w.cfg
+	return &TaskEnv{
+		Spec: &w.spec, Params: c.Params, Job: c.Job, RunDir: c.RunDir,
+		Cluster: c.Cluster, CPUs: c.CPUs, Progress: &Progress{}, Logger: logger,
+		FreeBetweenTasks: c.FreeBetweenTasks,
+	}
+}
+
 // runTask runs one task, turns its error into a *TaskError and measures the
-// task's peak RSS. With free set it gives freed memory back to the OS, so
-// that the parent sees the idle size; without, the pages stay for the next
-// task: a fresh page costs a fault (about half of a cluster's CPU time went
-// to faults when every file started from a returned heap), and the Go
-// scavenger still returns memory in the background and under GOMEMLIMIT.
-func runTask(ctx context.Context, h Handler, env *TaskEnv, t *Task, free bool) (res *Result, terr *TaskError) {
+// task's peak RSS. With env.FreeBetweenTasks it gives freed memory back to
+// the OS, so that the parent sees the idle size; without, the pages stay
+// for the next task: a fresh page costs a fault (about half of a cluster's
+// CPU time went to faults when every file started from a returned heap),
+// and the Go scavenger still returns memory in the background and under
+// GOMEMLIMIT.
+func runTask(ctx context.Context, h Handler, env *TaskEnv, t *Task) (res *Result, terr *TaskError) {
 	procfs.ResetPeakRSS()
 	start := time.Now()
 	err := func() (err error) {
@@ -199,34 +215,28 @@ func runTask(ctx context.Context, h Handler, env *TaskEnv, t *Task, free bool) (
 	if res == nil {
 		res = &Result{}
 	}
-	if free {
+	if env.FreeBetweenTasks {
 		runtime.GC()
 		debug.FreeOSMemory()
 	}
 	res.PeakRSSBytes = procfs.PeakRSS()
 	if err != nil {
-		terr = toTaskError(t.Input, err)
-		env.Logger.Debug("task failed", "file", t.Input, "error", terr.Error(), "seconds", time.Since(start).Seconds())
+		terr = toTaskError(t.Label(), err)
+		env.Logger.Debug("task failed", "file", t.Label(), "error", terr.Error(), "seconds", time.Since(start).Seconds())
 		return res, terr
 	}
 	return res, nil
 }
 
-// toTaskError says which user and line an error names, when it does.
-func toTaskError(input string, err error) *TaskError {
-	te := &TaskError{Input: input, Message: err.Error()}
-	var ue *inram.UserError
-	var fe *csvread.FileError
-	var pe *feature.PanicError
-	switch {
-	case errors.As(err, &ue):
-		te.User, te.Line, te.Message = ue.User, ue.Line, ue.Err.Error()
-	case errors.As(err, &fe):
-		te.Line, te.Message = fe.Line, fe.Err.Error()
-	case errors.As(err, &te):
-		return te
+// toTaskError returns the *TaskError in err's chain (a handler's, naming a
+// user and line), or one made of err's text; a panic's stack is kept.
+func toTaskError(label string, err error) *TaskError {
+	var te *TaskError
+	if !errors.As(err, &te) {
+		te = &TaskError{Input: label, Message: err.Error()}
 	}
-	if errors.As(err, &pe) {
+	var pe *feature.PanicError
+	if te.Stack == "" && errors.As(err, &pe) {
 		te.Stack = pe.Stack
 	}
 	return te

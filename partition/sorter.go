@@ -15,6 +15,7 @@ import (
 
 	"github.com/mce-engine/mce/internal/hugemem"
 	"github.com/mce-engine/mce/internal/prefetch"
+	"github.com/mce-engine/mce/internal/varint"
 )
 
 // An arena buffers rows until it is full, then is sorted and spilled as a
@@ -152,10 +153,10 @@ func (s *slab) add(shard int, file uint32, line int64, user, rawUser []byte, fie
 func appendValue(dst, rawUser []byte, fields [][]byte) []byte {
 	size := 1
 	if rawUser != nil {
-		size += uvarintLen(uint64(len(rawUser))) + len(rawUser)
+		size += varint.Len(uint64(len(rawUser))) + len(rawUser)
 	}
 	for _, f := range fields {
-		size += uvarintLen(uint64(len(f))) + len(f)
+		size += varint.Len(uint64(len(f))) + len(f)
 	}
 	dst = binary.AppendUvarint(dst, uint64(size))
 	if rawUser != nil {
@@ -170,15 +171,6 @@ func appendValue(dst, rawUser []byte, fields [][]byte) []byte {
 		dst = append(dst, f...)
 	}
 	return dst
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
 }
 
 // decodeValue fills fields (one per schema column) from a run value: the

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/internal/e2etest"
+	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
 	"github.com/mce-engine/mce/partition"
 	"github.com/mce-engine/mce/reduce"
@@ -37,7 +38,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(e2etest.Main("mce-reduce-test-", map[string]string{"mce": "../cmd/mce", "userfeat": "./testdata/userfeat"},
+	os.Exit(e2etest.Main("mce-reduce-test-", map[string]string{"mce": "../cmd/mce", "userfeat": "./testdata/userfeat/f.go"},
 		func(dir string, bins map[string]string) int {
 			tmpRoot, mceBin, userBin = dir, bins["mce"], bins["userfeat"]
 			return m.Run()
@@ -122,7 +123,7 @@ var runFolderRE = regexp.MustCompile(`(?m)^run folder: (.*)$`)
 // featureFiles lists the features files of a run folder by name.
 func featureFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(dir, "*"+engine.FeaturesSuffix))
+	paths, err := filepath.Glob(filepath.Join(dir, "*"+fileid.FeaturesSuffix))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +272,7 @@ func TestReduce_userFeatures(t *testing.T) {
 	s := e2etest.ReadSummary(t, red.RunDir)
 	var dropped int64
 	for _, ts := range s.Tasks {
-		if ts.Result != nil && strings.HasSuffix(ts.Output, engine.FeaturesSuffix) {
+		if ts.Result != nil && strings.HasSuffix(ts.Output, fileid.FeaturesSuffix) {
 			dropped += ts.Result.DroppedRows
 		}
 	}
@@ -410,7 +411,7 @@ func TestReduce_acrossFiles(t *testing.T) {
 	if got := e2etest.LastLine(sub.Stdout); got != "all 2 files ok" {
 		t.Errorf("last line %q", got)
 	}
-	sameFiles(t, f.runDir, sub.RunDir, sortedNames(engine.OutputName(big), engine.OutputName(gz))...)
+	sameFiles(t, f.runDir, sub.RunDir, sortedNames(fileid.FeaturesName(big), fileid.FeaturesName(gz))...)
 
 	sa := e2etest.Run(t, mceBin, reduceArgs(f.small, out, "suball", "--across-files", "--files", gz, "--files", big)...)
 	if sa.Code != 0 {
@@ -482,7 +483,7 @@ func TestReduce_panicOnUser(t *testing.T) {
 			var ok []string
 			for _, p := range f.files {
 				if !contains(failed, filepath.Base(p)) {
-					ok = append(ok, engine.OutputName(p))
+					ok = append(ok, fileid.FeaturesName(p))
 				}
 			}
 			sort.Strings(ok)
@@ -604,7 +605,7 @@ func TestReduce_resume(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("exit %d", r.Code)
 	}
-	lost := engine.OutputName(f.files[1])
+	lost := fileid.FeaturesName(f.files[1])
 	if err := os.Remove(filepath.Join(r.RunDir, lost)); err != nil {
 		t.Fatal(err)
 	}

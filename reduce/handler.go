@@ -17,7 +17,7 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
-	"github.com/mce-engine/mce/engine/inram"
+	"github.com/mce-engine/mce/engine/output"
 	"github.com/mce-engine/mce/store"
 )
 
@@ -28,9 +28,6 @@ const (
 	KindRead  = "store-read"
 	KindMerge = "store-merge"
 )
-
-// argsKey is the Task.Args key holding a task's taskArgs as JSON.
-const argsKey = "reduce"
 
 // PartsDir is the folder of the run directory that holds the part files
 // of the first phase. It is removed when every output is complete.
@@ -77,21 +74,17 @@ type fileRef struct {
 	Fingerprint string       `json:"fingerprint"`
 }
 
-func encodeArgs(a *taskArgs) map[string]string {
+func encodeArgs(a *taskArgs) json.RawMessage {
 	b, err := json.Marshal(a)
 	if err != nil {
 		panic("BUG: encode reduce task args: " + err.Error())
 	}
-	return map[string]string{argsKey: string(b)}
+	return b
 }
 
 func decodeArgs(t *engine.Task) (*taskArgs, error) {
-	s, ok := t.Args[argsKey]
-	if !ok {
-		return nil, fmt.Errorf("task %d (%s) has no %q arguments", t.ID, t.Kind, argsKey)
-	}
 	a := &taskArgs{}
-	if err := json.Unmarshal([]byte(s), a); err != nil {
+	if err := json.Unmarshal(t.Args, a); err != nil {
 		return nil, fmt.Errorf("task %d (%s): bad arguments: %w", t.ID, t.Kind, err)
 	}
 	return a, nil
@@ -245,7 +238,7 @@ func (w *worker) startRead(env *engine.TaskEnv, t *engine.Task) (*readTask, erro
 	if err := os.MkdirAll(filepath.Join(env.RunDir, PartsDir), 0o755); err != nil {
 		return fail(fmt.Errorf("make %s: %w", PartsDir, err))
 	}
-	out, err := engine.CreateOutput(env.OutputPath(t))
+	out, err := output.Create(env.OutputPath(t))
 	if err != nil {
 		return fail(err)
 	}
@@ -347,7 +340,7 @@ func (g *groupWorker) reduceGroup(src *store.Rows, user []byte, file store.FileI
 	if r.err != nil || err != nil {
 		return g.failure(sec, user, r.err, err)
 	}
-	g.line, g.scratch = inram.AppendRecord(g.line[:0], g.scratch, user, g.rec)
+	g.line, g.scratch = output.AppendRecord(g.line[:0], g.scratch, user, g.rec)
 	return groupLine
 }
 
@@ -366,7 +359,7 @@ func (g *groupWorker) failure(sec int, user []byte, rowsErr, err error) groupOut
 		rt.fail(se.err)
 		return groupStopped
 	case errors.As(err, &re):
-		rt.fail(&engine.TaskError{Input: rt.t.Input, User: re.User, Line: re.Line, Message: re.Error()})
+		rt.fail(&engine.TaskError{Input: rt.t.Label(), User: re.User, Line: re.Line, Message: re.Error()})
 		return groupStopped
 	}
 	f := partFailure{Section: sec, User: string(user), Message: err.Error()}
@@ -847,7 +840,7 @@ func (m *heavyMerger) fold(gr *heavyGroup, it *heavyItem, res *heavyResult) {
 		if err != nil {
 			m.failUser(gr, err)
 		} else {
-			gr.line, _ = inram.AppendRecord(nil, nil, []byte(gr.user), rec)
+			gr.line, _ = output.AppendRecord(nil, nil, []byte(gr.user), rec)
 		}
 	}
 	if gr.failed {

@@ -9,9 +9,11 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
 	"github.com/mce-engine/mce/partition"
 	"github.com/mce-engine/mce/reduce"
+	"github.com/mce-engine/mce/store"
 )
 
 // countSpec is a feature set that is not mergeable: rows and amount in
@@ -74,7 +76,12 @@ func TestHandlers_inProcess(t *testing.T) {
 			if err := spec.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			tasks, err := reduce.Plan(ctx, st, &spec, nil, c.across, engine.Options{Clusters: []int{4}, Logger: quiet})
+			db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tasks, err := reduce.Plan(ctx, db, &spec, nil, c.across, engine.Options{Clusters: []int{4}, Logger: quiet})
+			db.Close()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +111,7 @@ func TestHandlers_inProcess(t *testing.T) {
 				return
 			}
 			for _, f := range s.Files {
-				checkTally(t, c.name+" "+f.Name, readAcross(t, filepath.Join(dir, engine.OutputName(f.Name)), c.count, c.amount, c.cents), truthAcross(truth, f.Name))
+				checkTally(t, c.name+" "+f.Name, readAcross(t, filepath.Join(dir, fileid.FeaturesName(f.Name)), c.count, c.amount, c.cents), truthAcross(truth, f.Name))
 			}
 		})
 	}

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/mce-engine/mce/engine"
-	"github.com/mce-engine/mce/engine/inram"
+	"github.com/mce-engine/mce/engine/output"
 )
 
 // Merge sizing: the runs are merged in groups, one per CPU, when they
@@ -99,7 +99,7 @@ func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Ta
 	if r.err != nil {
 		var te *engine.TaskError
 		if errors.As(r.err, &te) {
-			te.Input = t.Input
+			te.Input = t.Label()
 		}
 		return nil, r.err
 	}
@@ -189,14 +189,14 @@ func mergeSection(ctx context.Context, env *engine.TaskEnv, parts []*partFile, t
 	ngroups := int(min(int64(cpus), total/groupBytes))
 	chunk := min(max(mergeBufferBytes/max(len(runs)*together, 1), 1<<10), 32<<10)
 
-	out, err := engine.CreateOutput(path)
+	out, err := output.Create(path)
 	if err != nil {
 		res.err = err
 		return res
 	}
 	defer out.Abort()
 	bw := bufio.NewWriterSize(out, 1<<20)
-	if _, err := bw.WriteString(inram.Header(env.Spec)); err != nil {
+	if _, err := bw.WriteString(output.Header(env.Spec)); err != nil {
 		res.err = fmt.Errorf("write %s: %w", out.Name(), err)
 		return res
 	}
@@ -297,7 +297,7 @@ func mergeGroups(ctx context.Context, w *bufio.Writer, path string, runs []secti
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		f, err := os.Create(fmt.Sprintf("%s.group%03d%s", path, i, engine.TempSuffix))
+		f, err := os.Create(fmt.Sprintf("%s.group%03d%s", path, i, output.TempSuffix))
 		if err != nil {
 			return 0, fmt.Errorf("create group file: %w", err)
 		}

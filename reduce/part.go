@@ -9,7 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/engine/output"
 )
 
 // A part file is what one first-phase task (a range of shards, or heavy
@@ -77,13 +77,13 @@ type partFailure struct {
 // partWriter writes a part file; its methods are safe for concurrent use.
 type partWriter struct {
 	mu     sync.Mutex
-	out    *engine.Output
+	out    *output.File
 	off    int64
 	footer partFooter
 	failed []atomic.Bool // by section
 }
 
-func newPartWriter(out *engine.Output, sections int) *partWriter {
+func newPartWriter(out *output.File, sections int) *partWriter {
 	return &partWriter{
 		out:    out,
 		footer: partFooter{Sections: sections, Stats: make([]sectionStats, sections)},

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/engine/output"
 )
 
 // TestPart_writeMerge writes runs of sorted lines for two sections from
@@ -23,7 +23,7 @@ func TestPart_writeMerge(t *testing.T) {
 	f := func(runs, linesPerRun int) {
 		t.Helper()
 		path := filepath.Join(t.TempDir(), "x.part")
-		out, err := engine.CreateOutput(path)
+		out, err := output.Create(path)
 		if err != nil {
 			t.Fatal(err)
 		}

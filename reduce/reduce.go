@@ -16,12 +16,12 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
-	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/store"
 )
 
 // AcrossFilesOutput is the features file of --across-files.
-const AcrossFilesOutput = "across_files" + engine.FeaturesSuffix
+const AcrossFilesOutput = "across_files" + fileid.FeaturesSuffix
 
 // Options configure Run.
 type Options struct {
@@ -58,8 +58,8 @@ func Run(ctx context.Context, o Options) (*engine.Summary, error) {
 		return nil, err
 	}
 	eo := o.Engine
-	if len(eo.Paths) > 0 || len(eo.Inputs) > 0 {
-		return nil, errors.New("reduce: the store is the input; no input paths")
+	if len(eo.Tasks) > 0 {
+		return nil, errors.New("reduce: the store is the input; no tasks")
 	}
 	if eo.Logger == nil {
 		eo.Logger = slog.Default()
@@ -67,22 +67,8 @@ func Run(ctx context.Context, o Options) (*engine.Summary, error) {
 	if eo.FeatureName == "" {
 		eo.FeatureName = spec.Name
 	}
-	if eo.Resume != "" {
-		if o.Store != "" || len(o.Files) > 0 || o.AcrossFiles {
-			return nil, fmt.Errorf("--resume %s takes no --store, --files or --across-files (the run folder's plan has them)", eo.Resume)
-		}
-		storeDir, err := prepareResume(eo.Resume, &spec, eo.Logger)
-		if err != nil {
-			return nil, err
-		}
-		eo.Clusters = clustersFor(storeDir, eo.Clusters, eo.Logger)
-	} else {
-		eo.Clusters = clustersFor(o.Store, eo.Clusters, eo.Logger)
-		tasks, err := Plan(ctx, o.Store, &spec, o.Files, o.AcrossFiles, eo)
-		if err != nil {
-			return nil, err
-		}
-		eo.Tasks = tasks
+	if err := prepare(ctx, o, &spec, &eo); err != nil {
+		return nil, err
 	}
 	if os.Getenv("MALLOC_ARENA_MAX") == "" {
 		// NB: pebble allocates its block cache and blocks with C malloc
@@ -101,20 +87,58 @@ func Run(ctx context.Context, o Options) (*engine.Summary, error) {
 	return s, err
 }
 
+// prepare opens the store once, plans the tasks (or checks a run folder
+// to resume) and picks the cluster layout, then closes the store: pebble
+// locks it for one process at a time, and the clusters open it next.
+func prepare(ctx context.Context, o Options, spec *feature.Spec, eo *engine.Options) error {
+	storeDir := o.Store
+	var p *engine.Plan
+	if eo.Resume != "" {
+		if o.Store != "" || len(o.Files) > 0 || o.AcrossFiles {
+			return fmt.Errorf("--resume %s takes no --store, --files or --across-files (the run folder's plan has them)", eo.Resume)
+		}
+		var err error
+		if p, storeDir, err = resumePlan(eo.Resume); err != nil {
+			return err
+		}
+	} else if storeDir == "" {
+		return errors.New("reduce: give the store folder (--store)")
+	}
+	db, err := openStore(storeDir, eo.Logger)
+	if err != nil {
+		if p != nil {
+			return fmt.Errorf("resume %s: %w", eo.Resume, err)
+		}
+		return err
+	}
+	defer db.Close()
+	eo.Clusters = clustersFor(db, eo.Clusters, eo.Logger)
+	if p != nil {
+		return prepareResume(eo.Resume, p, db, spec, eo.Logger)
+	}
+	eo.Tasks, err = Plan(ctx, db, spec, o.Files, o.AcrossFiles, *eo)
+	return err
+}
+
+// openStore opens the store read-only for planning.
+func openStore(dir string, logger *slog.Logger) (*store.DB, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", dir, err)
+	}
+	return store.Open(abs, &store.Options{ReadOnly: true, CacheBytes: 1 << 20, Concurrency: 1, Logger: cmp.Or(logger, slog.Default())})
+}
+
 // clustersFor returns the cluster layout to read the store with: the
-// given one when several processes may read the store at once, else one
-// cluster of all their CPUs (pebble's directory lock then admits one
-// process at a time; a cluster reads shards on all its CPUs anyway).
-func clustersFor(storeDir string, clusters []int, logger *slog.Logger) []int {
+// given one when several processes may read the store at once (a second
+// open beside db succeeds), else one cluster of all their CPUs (pebble's
+// directory lock then admits one process at a time; a cluster reads shards
+// on all its CPUs anyway).
+func clustersFor(db *store.DB, clusters []int, logger *slog.Logger) []int {
 	if len(clusters) < 2 {
 		return clusters
 	}
-	a, err := store.Open(storeDir, &store.Options{ReadOnly: true, CacheBytes: 1 << 20, Concurrency: 1, Logger: logger})
-	if err != nil {
-		return clusters // Plan reports it
-	}
-	defer a.Close()
-	b, err := store.Open(storeDir, &store.Options{ReadOnly: true, CacheBytes: 1 << 20, Concurrency: 1, Logger: logger, NoLockWait: true})
+	b, err := store.Open(db.Dir(), &store.Options{ReadOnly: true, CacheBytes: 1 << 20, Concurrency: 1, Logger: logger, NoLockWait: true})
 	if err == nil {
 		b.Close()
 		return clusters
@@ -128,82 +152,82 @@ func clustersFor(storeDir string, clusters []int, logger *slog.Logger) []int {
 	return []int{total}
 }
 
-// Plan opens the store and plans a reduce job's tasks for the engine: in
+// Plan plans a reduce job's tasks for the engine on an open store: in
 // phase 0, one task per heavy-user group (largest first, so they start
 // first) and one per range of shards, each writing a part file; in phase
-// 1, one merge task per output file. Clusters and CPUs come from eo.
-func Plan(ctx context.Context, storeDir string, spec *feature.Spec, names []string, across bool, eo engine.Options) ([]engine.Task, error) {
-	if storeDir == "" {
-		return nil, errors.New("reduce: give the store folder (--store)")
-	}
-	abs, err := filepath.Abs(storeDir)
-	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", storeDir, err)
-	}
-	logger := cmp.Or(eo.Logger, slog.Default())
-	db, err := store.Open(abs, &store.Options{ReadOnly: true, CacheBytes: 1 << 20, Concurrency: 1, Logger: logger})
+// 1, one merge task per output file. Clusters and Params come from eo.
+func Plan(ctx context.Context, db *store.DB, spec *feature.Spec, names []string, across bool, eo engine.Options) ([]engine.Task, error) {
+	files, a, err := planFiles(ctx, db, spec, names, across, eo.Params)
 	if err != nil {
 		return nil, err
 	}
-	// NB: the store must be closed before the clusters start: pebble
-	// locks it for one process at a time.
-	defer db.Close()
+	clusters := eo.Clusters
+	if len(clusters) == 0 {
+		clusters = engine.DefaultClusters(runtime.NumCPU())
+	}
+	reads, err := readTasks(db, files, a, clusters)
+	if err != nil {
+		return nil, err
+	}
+	return append(reads, mergeTasks(db.Dir(), files, reads, across, len(clusters))...), nil
+}
+
+// planFiles selects the files of the job, checks the store's columns
+// against the Spec's schema and probes its Map, and returns the arguments
+// every read task shares.
+func planFiles(ctx context.Context, db *store.DB, spec *feature.Spec, names []string, across bool, params feature.Params) ([]store.FileEntry, taskArgs, error) {
+	a := taskArgs{Store: db.Dir(), Across: across}
 	cols, err := schemaColumns(spec.Schema, db.Config())
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", storeDir, err)
+		return nil, a, fmt.Errorf("store %s: %w", db.Dir(), err)
 	}
-	all := db.Files()
-	files, err := selectFiles(all, names)
+	files, err := selectFiles(db.Files(), names)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", storeDir, err)
+		return nil, a, fmt.Errorf("store %s: %w", db.Dir(), err)
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("store %s holds no files (add some with mce partition)", storeDir)
-	}
-	a := taskArgs{Store: abs, Across: across}
-	var rawAll, rawSel, rowsSel int64
-	for _, f := range all {
-		rawAll += f.RawBytes
+		return nil, a, fmt.Errorf("store %s holds no files (add some with mce partition)", db.Dir())
 	}
 	for _, f := range files {
 		a.Files = append(a.Files, fileRef{ID: f.ID, Name: f.Name, Fingerprint: f.Fingerprint})
-		rawSel += f.RawBytes
-		rowsSel += f.Rows
 	}
 	if spec.Map != nil {
-		if err := probeMap(ctx, db, spec, eo.Params, cols, &a); err != nil {
-			return nil, err
+		if err := probeMap(ctx, db, spec, params, cols, &a); err != nil {
+			return nil, a, err
 		}
 	}
+	return files, a, nil
+}
 
+// readPlan is one read task being planned.
+type readPlan struct {
+	args taskArgs
+	lo   int
+	size int64
+}
+
+// readTasks plans the first phase: as few tasks as keep every cluster
+// busy and each under readTaskBytes of the store (what --resume and a
+// retry after a RAM kill redo), each with at least 4 shards per CPU so
+// that its CPUs end together. The heavy users go to the first tasks
+// (largest first onto the lightest), which are thereby handed out first.
+func readTasks(db *store.DB, files []store.FileEntry, a taskArgs, clusters []int) ([]engine.Task, error) {
 	// The store's bytes on disk, by shard, from pebble's estimates: the
 	// normal users' by shard, the heavy users' in proportion to their rows.
 	normal, err := db.ShardSizes(false)
 	if err != nil {
 		return nil, err
 	}
+	var rawAll, rawSel int64
+	for _, f := range db.Files() {
+		rawAll += f.RawBytes
+	}
 	selected := map[store.FileID]bool{}
 	for _, f := range files {
+		rawSel += f.RawBytes
 		selected[f.ID] = true
 	}
-	type heavyUser struct {
-		user string
-		rows int64 // in the selected files
-	}
-	var heavy []heavyUser
-	var heavyRowsAll int64
-	for _, h := range db.HeavyUsers() {
-		heavyRowsAll += h.Rows
-		var rows int64
-		for _, hf := range h.Files {
-			if selected[hf.File] {
-				rows += hf.Rows
-			}
-		}
-		if rows > 0 {
-			heavy = append(heavy, heavyUser{h.User, rows})
-		}
-	}
+	heavy, heavyRowsAll := heavyUsers(db, selected)
 	var normalDisk int64
 	for _, n := range normal {
 		normalDisk += int64(n)
@@ -215,25 +239,10 @@ func Plan(ctx context.Context, storeDir string, spec *feature.Spec, names []stri
 		share = float64(rawSel) / float64(rawAll)
 		a.DiskPerRaw = diskPerRow * float64(rowsAll) / float64(rawAll)
 	}
-
-	// Read tasks: as few as keep every cluster busy and each under
-	// readTaskBytes of the store (what --resume and a retry after a RAM
-	// kill redo), each with at least 4 shards per CPU so that its CPUs
-	// end together. The heavy users go to the first tasks (largest
-	// first onto the lightest), which are thereby handed out first.
-	clusters := eo.Clusters
-	if len(clusters) == 0 {
-		clusters = engine.DefaultClusters(runtime.NumCPU())
-	}
 	shards := db.Shards()
 	storeBytes := int64(float64(diskPerRow) * float64(rowsAll))
 	ntasks := max(len(clusters), int((storeBytes+readTaskBytes-1)/readTaskBytes))
 	ntasks = max(min(ntasks, shards/(4*slices.Max(clusters))), 1)
-	type readPlan struct {
-		args taskArgs
-		lo   int
-		size int64
-	}
 	reads := make([]readPlan, ntasks)
 	for k := range reads {
 		r := &reads[k]
@@ -246,8 +255,7 @@ func Plan(ctx context.Context, storeDir string, spec *feature.Spec, names []stri
 		}
 		sort.SliceStable(r.args.Shards, func(i, j int) bool { return normal[r.args.Shards[i]] > normal[r.args.Shards[j]] })
 	}
-	nheavy := min(len(heavy), ntasks)
-	heavyRows := make([]int64, nheavy)
+	heavyRows := make([]int64, min(len(heavy), ntasks))
 	for _, h := range heavy {
 		k := 0
 		for i := range heavyRows {
@@ -259,28 +267,62 @@ func Plan(ctx context.Context, storeDir string, spec *feature.Spec, names []stri
 		reads[k].args.Users = append(reads[k].args.Users, h.user)
 		reads[k].size += int64(diskPerRow * float64(h.rows))
 	}
-	var parts []engine.Task
+	var tasks []engine.Task
 	for k, r := range reads {
-		shardsOf := r.args.Shards
-		name := fmt.Sprintf("%s#shards %d-%d", abs, r.lo, r.lo+len(shardsOf)-1)
+		name := fmt.Sprintf("%s#shards %d-%d", db.Dir(), r.lo, r.lo+len(r.args.Shards)-1)
 		if len(r.args.Users) > 0 {
 			name += fmt.Sprintf(" and %d heavy users", len(r.args.Users))
 		}
-		parts = append(parts, engine.Task{
-			Kind: KindRead, Phase: 0, Size: max(r.size, 1), Args: encodeArgs(&r.args), Input: name,
+		tasks = append(tasks, engine.Task{
+			Kind: KindRead, Phase: 0, Size: max(r.size, 1), Args: encodeArgs(&r.args), Name: name,
 			Output: filepath.Join(PartsDir, fmt.Sprintf("read-%03d.part", k)),
 		})
 	}
-	var tasks []engine.Task
+	return tasks, nil
+}
+
+// heavyUser is a heavy user with rows in the selected files.
+type heavyUser struct {
+	user string
+	rows int64 // in the selected files
+}
+
+// heavyUsers returns the heavy users with rows in the selected files and
+// the rows of all heavy users.
+func heavyUsers(db *store.DB, selected map[store.FileID]bool) (heavy []heavyUser, rowsAll int64) {
+	for _, h := range db.HeavyUsers() {
+		rowsAll += h.Rows
+		var rows int64
+		for _, hf := range h.Files {
+			if selected[hf.File] {
+				rows += hf.Rows
+			}
+		}
+		if rows > 0 {
+			heavy = append(heavy, heavyUser{h.User, rows})
+		}
+	}
+	return heavy, rowsAll
+}
+
+// mergeTasks plans the second phase: one merge task per output file,
+// named as `mce run` names the features file of the same input (package
+// fileid), so that the two modes compare file by file; with one cluster,
+// the merge handed out first (the largest) writes every output at once and
+// the others then find theirs done.
+func mergeTasks(storeDir string, files []store.FileEntry, reads []engine.Task, across bool, clusters int) []engine.Task {
 	var partNames []string
-	for _, t := range parts {
+	for _, t := range reads {
 		partNames = append(partNames, t.Output)
 	}
-	tasks = append(tasks, parts...)
-
-	merge := func(section int, input, output string, users, bad int64) engine.Task {
-		ma := taskArgs{Section: section, Parts: partNames, BadRows: bad, Across: across}
-		return engine.Task{Kind: KindMerge, Phase: 1, Input: input, Output: output, Size: max(users*64, 1), Args: encodeArgs(&ma)}
+	type merge struct {
+		name, output string
+		users        int64
+		args         taskArgs
+	}
+	var merges []merge
+	add := func(section int, name, output string, users, bad int64) {
+		merges = append(merges, merge{name, output, users, taskArgs{Section: section, Parts: partNames, BadRows: bad, Across: across}})
 	}
 	if across {
 		var users, bad int64
@@ -288,56 +330,45 @@ func Plan(ctx context.Context, storeDir string, spec *feature.Spec, names []stri
 			users = max(users, f.Users)
 			bad += f.BadRows
 		}
-		tasks = append(tasks, merge(0, abs+"#all files", AcrossFilesOutput, users, bad))
-		return tasks, nil
-	}
-	// The features files are named as `mce run` names them for the same
-	// inputs, so that the two modes compare file by file.
-	inputs := make([]csvread.Input, len(files))
-	byPath := map[string]int{}
-	for i, f := range files {
-		inputs[i] = csvread.Input{Path: inputPath(f), Size: f.Size}
-		p, _ := filepath.Abs(inputs[i].Path)
-		byPath[p] = i
-	}
-	named, err := engine.FileTasks(inputs)
-	if err != nil {
-		return nil, err
-	}
-	first := len(tasks)
-	for _, ft := range named {
-		i, ok := byPath[ft.Input]
-		if !ok {
-			return nil, fmt.Errorf("BUG: no store file for input %s", ft.Input)
+		add(0, storeDir+"#all files", AcrossFilesOutput, users, bad)
+	} else {
+		// In the order `mce run` plans the same inputs: largest first,
+		// ties by path, which is also the order that makes names unique.
+		order := make([]int, len(files))
+		for i := range order {
+			order[i] = i
 		}
-		f := files[i]
-		tasks = append(tasks, merge(i, inputs[i].Path, ft.Output, f.Users, f.BadRows))
+		sort.SliceStable(order, func(x, y int) bool {
+			fx, fy := files[order[x]], files[order[y]]
+			if fx.Size != fy.Size {
+				return fx.Size > fy.Size
+			}
+			return inputPath(fx) < inputPath(fy)
+		})
+		var names fileid.Namer
+		for _, i := range order {
+			f := files[i]
+			add(i, inputPath(f), names.Name(inputPath(f)), f.Users, f.BadRows)
+		}
 	}
-	// With one cluster, the merge handed out first (the largest) writes
-	// every output at once; the others then find theirs done.
-	if len(clusters) == 1 && len(tasks)-first > 1 {
-		big := first
-		for k := first; k < len(tasks); k++ {
-			if tasks[k].Size > tasks[big].Size {
+	if clusters == 1 && len(merges) > 1 {
+		big := 0
+		for k, m := range merges {
+			if m.users > merges[big].users {
 				big = k
 			}
 		}
-		ma, err := decodeArgs(&tasks[big])
-		if err != nil {
-			return nil, err
-		}
-		for k := first; k < len(tasks); k++ {
+		for k, m := range merges {
 			if k != big {
-				oa, err := decodeArgs(&tasks[k])
-				if err != nil {
-					return nil, err
-				}
-				ma.Others = append(ma.Others, mergeTarget{Section: oa.Section, Output: tasks[k].Output})
+				merges[big].args.Others = append(merges[big].args.Others, mergeTarget{Section: m.args.Section, Output: m.output})
 			}
 		}
-		tasks[big].Args = encodeArgs(ma)
 	}
-	return tasks, nil
+	tasks := make([]engine.Task, len(merges))
+	for k, m := range merges {
+		tasks[k] = engine.Task{Kind: KindMerge, Phase: 1, Name: m.name, Output: m.output, Size: max(m.users*64, 1), Args: encodeArgs(&m.args)}
+	}
+	return tasks
 }
 
 // inputPath is how the plan names a store file's input: the path it was
@@ -356,13 +387,6 @@ func selectFiles(all []store.FileEntry, names []string) ([]store.FileEntry, erro
 	if len(names) == 0 {
 		return all, nil
 	}
-	stem := func(s string) string {
-		s = filepath.Base(s)
-		for _, ext := range []string{".gz", ".zst", ".zstd"} {
-			s = strings.TrimSuffix(s, ext)
-		}
-		return s
-	}
 	pick := map[store.FileID]bool{}
 	for _, n := range names {
 		n = strings.TrimSpace(n)
@@ -375,7 +399,7 @@ func selectFiles(all []store.FileEntry, names []string) ([]store.FileEntry, erro
 				hits = []store.FileEntry{f}
 				break
 			}
-			if filepath.Base(f.Name) == n || stem(f.Name) == n {
+			if filepath.Base(f.Name) == n || fileid.Base(f.Name) == n {
 				hits = append(hits, f)
 			}
 		}
@@ -450,50 +474,49 @@ func probeMap(ctx context.Context, db *store.DB, spec *feature.Spec, params feat
 	return nil
 }
 
-// prepareResume checks that dir is a run folder of `mce reduce` whose
-// store is still there, and removes the part files that recorded a failed
-// user of an output not yet written, so that their shards are reduced
-// again (the feature code may have been fixed since).
-func prepareResume(dir string, spec *feature.Spec, logger *slog.Logger) (string, error) {
+// resumePlan reads the plan of a run folder of `mce reduce` and returns
+// it with its store folder.
+func resumePlan(dir string) (*engine.Plan, string, error) {
 	p, err := engine.ReadPlan(dir)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	var storeDir string
-	pending := map[int]bool{}
 	for _, t := range p.Tasks {
 		switch t.Kind {
 		case KindRead:
-			if storeDir == "" {
-				a, err := decodeArgs(&t)
-				if err != nil {
-					return "", fmt.Errorf("resume %s: %w", dir, err)
-				}
-				storeDir = a.Store
+			a, err := decodeArgs(&t)
+			if err != nil {
+				return nil, "", fmt.Errorf("resume %s: %w", dir, err)
 			}
+			return p, a.Store, nil
 		case KindMerge:
-			if _, err := os.Stat(filepath.Join(dir, t.Output)); err != nil {
-				a, err := decodeArgs(&t)
-				if err != nil {
-					return "", fmt.Errorf("resume %s: %w", dir, err)
-				}
-				pending[a.Section] = true
-			}
 		default:
-			return "", fmt.Errorf("resume %s: not a run folder of mce reduce (it has %s tasks); resume it with mce run --resume", dir, t.Kind)
+			return nil, "", fmt.Errorf("resume %s: not a run folder of mce reduce (it has %s tasks); resume it with mce run --resume", dir, t.Kind)
 		}
 	}
-	if storeDir == "" {
-		return "", fmt.Errorf("resume %s: the plan names no store", dir)
+	return nil, "", fmt.Errorf("resume %s: the plan names no store", dir)
+}
+
+// prepareResume checks that the store of the run folder dir (open as db)
+// still fits the Spec, and removes the part files that recorded a failed
+// user of an output not yet written, so that their shards are reduced
+// again (the feature code may have been fixed since).
+func prepareResume(dir string, p *engine.Plan, db *store.DB, spec *feature.Spec, logger *slog.Logger) error {
+	if _, err := schemaColumns(spec.Schema, db.Config()); err != nil {
+		return fmt.Errorf("resume %s: store %s: %w", dir, db.Dir(), err)
 	}
-	db, err := store.Open(storeDir, &store.Options{ReadOnly: true, CacheBytes: 1 << 20, Concurrency: 1, Logger: logger})
-	if err != nil {
-		return "", fmt.Errorf("resume %s: %w", dir, err)
-	}
-	cfg := db.Config()
-	db.Close()
-	if _, err := schemaColumns(spec.Schema, cfg); err != nil {
-		return "", fmt.Errorf("resume %s: store %s: %w", dir, storeDir, err)
+	pending := map[int]bool{}
+	for _, t := range p.Tasks {
+		if t.Kind != KindMerge {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, t.Output)); err != nil {
+			a, err := decodeArgs(&t)
+			if err != nil {
+				return fmt.Errorf("resume %s: %w", dir, err)
+			}
+			pending[a.Section] = true
+		}
 	}
 	for _, t := range p.Tasks {
 		if t.Kind == KindMerge {
@@ -514,11 +537,11 @@ func prepareResume(dir string, spec *feature.Spec, logger *slog.Logger) (string,
 		if stale {
 			logger.Info("reducing again the shards of a part file with failed users", "part", t.Output)
 			if err := os.Remove(path); err != nil {
-				return "", fmt.Errorf("resume %s: %w", dir, err)
+				return fmt.Errorf("resume %s: %w", dir, err)
 			}
 		}
 	}
-	return storeDir, nil
+	return nil
 }
 
 // LastLine is the line `mce reduce` ends with: how many output files

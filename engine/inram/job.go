@@ -15,9 +15,11 @@ import (
 	"unsafe"
 
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/engine/output"
 	"github.com/mce-engine/mce/internal/hugemem"
 	"github.com/mce-engine/mce/internal/prefetch"
 	"github.com/mce-engine/mce/internal/userhash"
+	"github.com/mce-engine/mce/internal/varint"
 )
 
 // Batch is one batch of parsed rows, as the reader hands them out
@@ -247,15 +249,6 @@ func (j *groupJob) UsersTotal() int64 { return j.usersTotal.Load() }
 // UsersDone returns how many users have been reduced so far.
 func (j *groupJob) UsersDone() int64 { return j.usersDone.Load() }
 
-func uvarintLen(x uint64) int {
-	n := 1
-	for x >= 0x80 {
-		x >>= 7
-		n++
-	}
-	return n
-}
-
 // mapKeys holds, for each row of a batch, the key Map gave it when that is
 // not the row's user field (both jobs route and store rows by it).
 type mapKeys struct {
@@ -386,17 +379,17 @@ func (j *groupJob) route(b Batch, sc *scratch, sizes []int) error {
 		}
 		bodyLen := 1 // keyTag 0
 		if sc.keys.set(i, key, b.Field(i, j.userCol)) {
-			bodyLen = uvarintLen(uint64(len(key))+1) + len(key)
+			bodyLen = varint.Len(uint64(len(key))+1) + len(key)
 		}
 		lens := sc.lens[i*j.nf : (i+1)*j.nf]
 		rowSpan(b, i, lens, &sc.span)
 		for _, l := range lens {
-			bodyLen += uvarintLen(uint64(l)) + int(l)
+			bodyLen += varint.Len(uint64(l)) + int(l)
 		}
 		p := userhash.Partition(key, P)
 		sc.part[i] = int32(p)
 		sc.size[i] = uint32(bodyLen)
-		sizes[p] += uvarintLen(uint64(bodyLen)) + bodyLen
+		sizes[p] += varint.Len(uint64(bodyLen)) + bodyLen
 	})
 }
 
@@ -734,7 +727,7 @@ func (j *groupJob) reduceWorker(ctx context.Context, w int, items []item, next *
 				break
 			}
 		}
-		line, field = AppendRecord(line[:0], field, keyBuf, rec)
+		line, field = output.AppendRecord(line[:0], field, keyBuf, rec)
 		us.outW = uint16(w)
 		us.outBlk, us.off = out.add(line)
 		us.outLen = uint32(len(line))
@@ -782,52 +775,13 @@ func (j *groupJob) write(w io.Writer, lines []lineBuf) error {
 		}
 		slices.SortFunc(p.byKey, func(a, b int32) int { return strings.Compare(p.users[a].key, p.users[b].key) })
 	})
-	return writeSorted(w, j.spec, len(j.parts),
+	return output.WriteSorted(w, j.spec, len(j.parts),
 		func(p int) int { return len(j.parts[p].byKey) },
 		func(p, i int) string { return j.parts[p].users[j.parts[p].byKey[i]].key },
 		func(p, i int) []byte {
 			u := &j.parts[p].users[j.parts[p].byKey[i]]
 			return lines[u.outW].blocks[u.outBlk][u.off : u.off+u.outLen]
 		})
-}
-
-var errNotStringWriter = errors.New("BUG: inram: writer must implement io.StringWriter (use bufio.Writer)")
-
-// writeSorted writes the header and then the lines of n lists, each sorted
-// by key, merged into one list sorted by key: list p has size(p) lines,
-// line i has key(p, i) and text line(p, i).
-func writeSorted(w io.Writer, spec *feature.Spec, n int, size func(p int) int,
-	key func(p, i int) string, line func(p, i int) []byte) error {
-	bw, ok := w.(interface {
-		io.Writer
-		io.StringWriter
-	})
-	if !ok {
-		return errNotStringWriter
-	}
-	if _, err := bw.WriteString(Header(spec)); err != nil {
-		return err
-	}
-	h := &keyHeap{key: key}
-	for p := 0; p < n; p++ {
-		if size(p) > 0 {
-			h.items = append(h.items, heapItem{p: p})
-		}
-	}
-	h.init()
-	for len(h.items) > 0 {
-		top := &h.items[0]
-		if _, err := bw.Write(line(top.p, top.i)); err != nil {
-			return err
-		}
-		top.i++
-		if top.i == size(top.p) {
-			h.pop()
-		} else {
-			h.fix()
-		}
-	}
-	return nil
 }
 
 // lineBuf holds output lines in blocks, so that growing it never copies.
@@ -847,55 +801,6 @@ func (b *lineBuf) add(line []byte) (blk, off uint32) {
 	off = uint32(len(*last))
 	*last = append(*last, line...)
 	return uint32(n - 1), off
-}
-
-type heapItem struct{ p, i int }
-
-// keyHeap is a min-heap of list cursors by key.
-type keyHeap struct {
-	key   func(p, i int) string
-	items []heapItem
-}
-
-func (h *keyHeap) at(k int) string {
-	it := h.items[k]
-	return h.key(it.p, it.i)
-}
-
-func (h *keyHeap) init() {
-	for i := len(h.items)/2 - 1; i >= 0; i-- {
-		h.down(i)
-	}
-}
-
-func (h *keyHeap) fix() { h.down(0) }
-
-func (h *keyHeap) pop() {
-	last := len(h.items) - 1
-	h.items[0] = h.items[last]
-	h.items = h.items[:last]
-	if last > 0 {
-		h.down(0)
-	}
-}
-
-func (h *keyHeap) down(i int) {
-	n := len(h.items)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && h.at(r) < h.at(l) {
-			m = r
-		}
-		if h.at(i) <= h.at(m) {
-			return
-		}
-		h.items[i], h.items[m] = h.items[m], h.items[i]
-		i = m
-	}
 }
 
 // prefetchAhead is how many rows ahead arenaRows prefetches.

@@ -337,19 +337,3 @@ func TestJob_cancel(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
-
-func TestAppendCSVField(t *testing.T) {
-	f := func(in, want string) {
-		t.Helper()
-		if got := string(AppendCSVField([]byte("x,"), []byte(in))); got != "x,"+want {
-			t.Errorf("AppendCSVField(%q) = %q, want %q", in, got, "x,"+want)
-		}
-	}
-	f("", "")
-	f("plain", "plain")
-	f("señor", "señor")
-	f("a,b", `"a,b"`)
-	f(`say "hi"`, `"say ""hi"""`)
-	f("two\nlines", "\"two\nlines\"")
-	f("cr\r", "\"cr\r\"")
-}

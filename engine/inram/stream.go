@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/engine/output"
 	"github.com/mce-engine/mce/internal/userhash"
 )
 
@@ -253,7 +254,7 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 				}
 				u.agg = nil
 				keyBuf = append(keyBuf[:0], u.key...)
-				line, field = AppendRecord(line[:0], field, keyBuf, rec)
+				line, field = output.AppendRecord(line[:0], field, keyBuf, rec)
 				u.outW = uint16(wk)
 				u.outBlk, u.off = lines[wk].add(line)
 				u.outLen = uint32(len(line))
@@ -278,7 +279,7 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	}
 
 	t2 := time.Now()
-	err := writeSorted(w, s.spec, len(s.stripes),
+	err := output.WriteSorted(w, s.spec, len(s.stripes),
 		func(p int) int { return len(s.stripes[p].byKey) },
 		func(p, i int) string { return s.stripes[p].user[s.stripes[p].byKey[i]].key },
 		func(p, i int) []byte {

@@ -9,7 +9,7 @@
 // three parts of a feature file: a Map step that re-keys rows (here by
 // receiver instead of issuer, and drops rows of another currency), a
 // Reduce over one group's rows, and --param values.
-package main
+package receivers
 
 import (
 	"time"

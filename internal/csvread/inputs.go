@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/mce-engine/mce/internal/fileid"
 )
 
 // Input is a file to read.
@@ -20,15 +22,9 @@ type Input struct {
 var dataExts = []string{".csv", ".tsv", ".txt"}
 
 // IsDataFile reports whether a file name looks like input data: .csv, .tsv
-// or .txt, possibly followed by .gz or .zst.
+// or .txt, possibly followed by .gz or .zst (any case).
 func IsDataFile(name string) bool {
-	name = strings.ToLower(name)
-	for _, z := range []string{".gz", ".zst"} {
-		if strings.HasSuffix(name, z) {
-			name = strings.TrimSuffix(name, z)
-			break
-		}
-	}
+	name = fileid.Base(strings.ToLower(name))
 	for _, e := range dataExts {
 		if strings.HasSuffix(name, e) {
 			return true

@@ -21,11 +21,13 @@ import (
 	"time"
 
 	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/internal/fbuild"
 )
 
 // Main is the body of a TestMain: it builds every package of pkgs (name ->
-// import path or directory, as `go build` takes it) into a new temporary
-// folder, readable by all (a test may run a binary as another user), calls
+// import path or directory, as `go build` takes it, or a features file
+// ending in .go, built into a features binary as `--features` builds it)
+// into a new temporary folder, readable by all (a test may run a binary as another user), calls
 // run with the folder and the binaries' paths by name (run calls m.Run),
 // removes the folder and returns run's exit code, for os.Exit.
 func Main(prefix string, pkgs map[string]string, run func(dir string, bins map[string]string) int) int {
@@ -41,14 +43,37 @@ func Main(prefix string, pkgs map[string]string, run func(dir string, bins map[s
 	bins := make(map[string]string, len(pkgs))
 	for name, pkg := range pkgs {
 		bin := filepath.Join(dir, name)
-		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		if strings.HasSuffix(pkg, ".go") {
+			err = buildFeatures(pkg, bin, filepath.Join(dir, "cache"))
+		} else if out, berr := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); berr != nil {
+			err = fmt.Errorf("go build %s: %w\n%s", pkg, berr, out)
+		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		bins[name] = bin
 	}
 	return run(dir, bins)
+}
+
+// buildFeatures builds the features file path into the binary bin with
+// package fbuild, from this checkout's source.
+func buildFeatures(path, bin, cache string) error {
+	root, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("find the module: %w", err)
+	}
+	os.Setenv("MCE_SOURCE", filepath.Dir(strings.TrimSpace(string(root))))
+	exe, err := fbuild.Build(context.Background(), path, fbuild.Options{CacheDir: cache})
+	if err != nil {
+		return fmt.Errorf("build %s: %w", path, err)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(bin, b, 0o755)
 }
 
 // Result is what a finished command printed and how it ended.

@@ -21,6 +21,7 @@ import (
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/internal/e2etest"
+	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
 )
 
@@ -181,12 +182,12 @@ func checkBadRun(t *testing.T, r result, d *dataset, dir string, bads []badFile)
 		path := filepath.Join(dir, b.name)
 		if b.fails != "" {
 			checkOneLineError(t, b, path, failures, r.stderr)
-			if exists(filepath.Join(r.runDir, engine.OutputName(path))) {
+			if exists(filepath.Join(r.runDir, fileid.FeaturesName(path))) {
 				t.Errorf("%s failed but has a features file", b.name)
 			}
 			continue
 		}
-		l, du := checkFeaturesFile(t, filepath.Join(r.runDir, engine.OutputName(path)), b.want)
+		l, du := checkFeaturesFile(t, filepath.Join(r.runDir, fileid.FeaturesName(path)), b.want)
 		lost += l
 		dup += du
 		for _, ln := range b.badLines {

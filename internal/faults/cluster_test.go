@@ -16,6 +16,7 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/internal/e2etest"
+	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
 )
 
@@ -166,7 +167,7 @@ func TestKill_cluster(t *testing.T) {
 			if !strings.Contains(failures, "file "+big+": file failed: cluster crashed again while running alone") {
 				t.Errorf("failure.log does not fail the file killed twice:\n%s", failures)
 			}
-			if exists(filepath.Join(runDir, engine.OutputName(big))) {
+			if exists(filepath.Join(runDir, fileid.FeaturesName(big))) {
 				t.Errorf("the file killed twice has a features file")
 			}
 			var others []string
@@ -240,7 +241,7 @@ func TestRAMLimit(t *testing.T) {
 				if !strings.Contains(failures, "file "+big+": file failed: killed over the RAM limit again while running alone") {
 					t.Errorf("failure.log does not fail the file:\n%s", failures)
 				}
-				if exists(filepath.Join(runDir, engine.OutputName(big))) {
+				if exists(filepath.Join(runDir, fileid.FeaturesName(big))) {
 					t.Error("the failed file has a features file")
 				}
 				var others []string
@@ -281,7 +282,7 @@ func TestFeatureFaults(t *testing.T) {
 		failures := e2etest.ReadLog(t, r.runDir, engine.FailureLog)
 		for _, want := range []string{
 			fmt.Sprintf("file %s user %q: panic: faulty: panic on user %s\n", pf, pu, pu),
-			"\tmain.reduce(",
+			"/userfeatures.reduce(",
 			fmt.Sprintf("file %s user %q: faulty: error on user %s\n", ef, eu, eu),
 		} {
 			if !strings.Contains(failures, want) {
@@ -293,7 +294,7 @@ func TestFeatureFaults(t *testing.T) {
 			if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, fmt.Sprintf("user=%s", f[1])) {
 				t.Errorf("stderr does not name file %s and user %s:\n%s", f[0], f[1], e2etest.Tail(r.stderr, 2000))
 			}
-			if exists(filepath.Join(r.runDir, engine.OutputName(f[0]))) {
+			if exists(filepath.Join(r.runDir, fileid.FeaturesName(f[0]))) {
 				t.Errorf("the failed file %s has a features file", f[0])
 			}
 		}

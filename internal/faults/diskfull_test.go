@@ -13,6 +13,7 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/internal/e2etest"
+	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
 )
 
@@ -280,7 +281,7 @@ func limitForTwo(t *testing.T, runDir string, files []string) int64 {
 	t.Helper()
 	var sizes []int64
 	for _, f := range files {
-		st, err := os.Stat(filepath.Join(runDir, engine.OutputName(f)))
+		st, err := os.Stat(filepath.Join(runDir, fileid.FeaturesName(f)))
 		if err != nil {
 			t.Fatal(err)
 		}

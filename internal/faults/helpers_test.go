@@ -23,7 +23,9 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/engine/output"
 	"github.com/mce-engine/mce/internal/e2etest"
+	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
 	"github.com/mce-engine/mce/store"
 )
@@ -329,7 +331,7 @@ func checkRunOutputs(t *testing.T, runDir string, d *dataset, only ...string) (l
 		names = d.names()
 	}
 	for _, name := range names {
-		l, du := checkFeaturesFile(t, filepath.Join(runDir, engine.OutputName(name)), d.truth[name])
+		l, du := checkFeaturesFile(t, filepath.Join(runDir, fileid.FeaturesName(name)), d.truth[name])
 		lost += l
 		dup += du
 	}
@@ -359,12 +361,12 @@ func completeOutputs(t *testing.T, runDir string, d *dataset) []string {
 	t.Helper()
 	byOutput := map[string]string{}
 	for _, n := range d.names() {
-		byOutput[engine.OutputName(n)] = n
+		byOutput[fileid.FeaturesName(n)] = n
 	}
 	ents, _ := os.ReadDir(runDir)
 	var have []string
 	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), engine.FeaturesSuffix) {
+		if !strings.HasSuffix(e.Name(), fileid.FeaturesSuffix) {
 			continue
 		}
 		in, ok := byOutput[e.Name()]
@@ -384,7 +386,7 @@ func completeOutputs(t *testing.T, runDir string, d *dataset) []string {
 // checkNoTemps fails when runDir holds a temporary output.
 func checkNoTemps(t *testing.T, runDir string) {
 	t.Helper()
-	tmps, _ := filepath.Glob(filepath.Join(runDir, "*"+engine.TempSuffix))
+	tmps, _ := filepath.Glob(filepath.Join(runDir, "*"+output.TempSuffix))
 	if len(tmps) > 0 {
 		t.Errorf("temporary files left in %s: %v", runDir, tmps)
 	}

@@ -58,7 +58,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	t0 := time.Now()
-	os.Exit(e2etest.Main("mce-faults-bin-", map[string]string{"mce": "../../cmd/mce", "faulty": "../e2etest/testdata/faulty"},
+	os.Exit(e2etest.Main("mce-faults-bin-", map[string]string{"mce": "../../cmd/mce", "faulty": "../e2etest/testdata/faulty/f.go"},
 		func(dir string, bins map[string]string) int {
 			binDir, mceBin, faultyBin = dir, bins["mce"], bins["faulty"]
 			built := time.Since(t0)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/internal/e2etest"
+	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
 )
 
@@ -193,7 +194,7 @@ func TestReduce_clusterFaults(t *testing.T) {
 		// The file is named as the store knows it, or by its path.
 		for _, want := range []string{
 			fmt.Sprintf(`(?m) file (\S*/)?%s user %s: panic: faulty: panic on user %s$`, regexp.QuoteMeta(pf), regexp.QuoteMeta(strconv.Quote(pu)), regexp.QuoteMeta(pu)),
-			`(?m)^\tmain\.reduce\(`,
+			`(?m)^\t\S*/userfeatures\.reduce\(`,
 			fmt.Sprintf(`(?m) file (\S*/)?%s user %s: faulty: error on user %s$`, regexp.QuoteMeta(ef), regexp.QuoteMeta(strconv.Quote(eu)), regexp.QuoteMeta(eu)),
 		} {
 			if !regexp.MustCompile(want).MatchString(failures) {
@@ -205,7 +206,7 @@ func TestReduce_clusterFaults(t *testing.T) {
 			if !re.MatchString(r.stderr) {
 				t.Errorf("stderr does not name file %s and user %s", f[0], f[1])
 			}
-			if exists(filepath.Join(r.runDir, engine.OutputName(f[0]))) {
+			if exists(filepath.Join(r.runDir, fileid.FeaturesName(f[0]))) {
 				t.Errorf("the failed file %s has a features file", f[0])
 			}
 		}

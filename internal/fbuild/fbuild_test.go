@@ -106,7 +106,7 @@ func TestBuild_BadFiles(t *testing.T) {
 		}
 	}
 	f("syntax.go", "package main\n\nvar Features = {\n", "syntax.go:3:")
-	f("pkg.go", "package features\n\nvar Features = 1\n", "must be package main")
+	f("pkg.go", "package features\n\nvar Features = 1\n", "pkg.go: Features must be a feature.Spec")
 	f("nofeat.go", "package main\n\nvar X = 1\n", "no Features declared")
 	f("main.go", "package main\n\nvar Features = 1\n\nfunc main() {}\n", "must not declare main")
 	_, err := Build(context.Background(), filepath.Join(dir, "missing.go"), Options{})

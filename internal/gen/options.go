@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/bytesize"
 )
 
 // Defaults for a zero Options.
@@ -99,12 +100,7 @@ func (s Size) String() string {
 // 2.5e5 rows).
 func ParseSize(s string) (Size, error) {
 	in := s
-	s = strings.ToLower(strings.TrimSpace(s))
-	unit := strings.TrimLeft(s, "0123456789.e+_")
-	// An exponent's 'e' followed by no digit belongs to no unit we know;
-	// strconv below rejects it.
-	num := strings.TrimSpace(strings.ReplaceAll(s[:len(s)-len(unit)], "_", ""))
-	unit = strings.TrimSpace(unit)
+	num, unit := bytesize.Split(s)
 	if num == "" {
 		return Size{}, fmt.Errorf("size %q: want a number with a unit, e.g. 200MB, 2GiB or 1e6rows", in)
 	}
@@ -112,19 +108,13 @@ func ParseSize(s string) (Size, error) {
 	if err != nil || v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) {
 		return Size{}, fmt.Errorf("size %q: want a positive number with a unit, e.g. 200MB, 2GiB or 1e6rows", in)
 	}
-	mult := map[string]float64{
-		"": 1, "b": 1,
-		"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-		"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
-		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
-	}
 	if unit == "rows" || unit == "row" {
 		if v >= 1<<62 {
 			return Size{}, fmt.Errorf("size %q: too many rows", in)
 		}
 		return Size{Rows: int64(math.Round(v))}, nil
 	}
-	m, ok := mult[unit]
+	m, ok := bytesize.Multiplier(unit)
 	if !ok {
 		return Size{}, fmt.Errorf("size %q: unknown unit %q (want B, KB, MB, GB, KiB, MiB, GiB or rows)", in, unit)
 	}

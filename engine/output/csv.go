@@ -1,4 +1,4 @@
-package inram
+package output
 
 import (
 	"bytes"

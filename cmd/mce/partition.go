@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/mce-engine/mce/internal/bytesize"
 	"github.com/mce-engine/mce/partition"
 	"github.com/mce-engine/mce/store"
 )
@@ -112,7 +113,7 @@ func partitionOptions(c *ucli.Context, env *Env, paths []string) (partition.Opti
 			return o, fmt.Errorf("--codec: %w", err)
 		}
 	}
-	if o.MemBytes, err = ParseBytes(c.String("mem")); err != nil {
+	if o.MemBytes, err = bytesize.Parse(c.String("mem")); err != nil {
 		return o, fmt.Errorf("--mem: %w", err)
 	}
 	if o.MemBytes < partition.MinMemBytes {

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"bufio"
@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
-	"sort"
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/engine/filejob"
 	"github.com/mce-engine/mce/internal/csvread"
 )
 
@@ -88,100 +88,56 @@ func dropFlag(args []string, name string) []string {
 	return out
 }
 
+// debugFile runs `mce run`'s per-file job (package filejob) on one worker
+// in this process, grouping in RAM, and writes the features table to
+// stdout; onlyUser keeps that user's rows only (the key after the Map).
 func debugFile(c *ucli.Context, env *Env, path, onlyUser string, params feature.Params, ropts csvread.Options) error {
 	spec := env.Spec
-	f, err := csvread.Open(path, ropts)
+	if onlyUser != "" {
+		spec.Map = onlyKey(spec.Map, spec.Schema.User(), onlyUser)
+	}
+	st, err := os.Stat(path)
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
-	defer f.Close()
-
-	type batchRows struct {
-		seq  int64
-		keys []string
-		rows [][][]byte
-	}
-	var batches []batchRows
-	var row feature.Row
-	stats, err := f.Scan(c.Context, 1, func(b *csvread.Batch) error {
-		br := batchRows{seq: b.Seq()}
-		for i := 0; i < b.Len(); i++ {
-			b.Row(i, &row)
-			key := b.User(i)
-			if spec.Map != nil {
-				var k []byte
-				var keep bool
-				if err := feature.Guard(func() error { k, keep = spec.Map(&row, params); return nil }); err != nil {
-					return fmt.Errorf("%s:%d: map: %w", path, b.Line(i), err)
-				}
-				if !keep {
-					continue
-				}
-				if k != nil {
-					key = feature.KeyUTF8(k, row.Encoding)
-				}
-			}
-			if onlyUser != "" && string(key) != onlyUser {
-				continue
-			}
-			fields := make([][]byte, len(row.Fields))
-			for j, fb := range row.Fields {
-				fields[j] = slices.Clone(fb)
-			}
-			br.keys = append(br.keys, string(key))
-			br.rows = append(br.rows, fields)
-		}
-		batches = append(batches, br)
-		return nil
-	})
-	if err != nil {
-		return &ExitError{Code: 1, Err: err}
-	}
-	sort.Slice(batches, func(i, j int) bool { return batches[i].seq < batches[j].seq })
-	groups := map[string][][][]byte{}
-	for _, br := range batches {
-		for i, k := range br.keys {
-			groups[k] = append(groups[k], br.rows[i])
-		}
-	}
-	users := make([]string, 0, len(groups))
-	for u := range groups {
-		users = append(users, u)
-	}
-	sort.Strings(users)
-
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
-	w.WriteString("user")
-	for _, col := range spec.Columns {
-		w.WriteString("," + col.Name)
-	}
-	w.WriteString("\n")
-	out := spec.NewRecord()
-	base := baseName(path)
-	var line []byte
-	for _, u := range users {
-		user := &feature.User{Key: []byte(u), File: base, Params: params}
-		err := spec.ReduceUser(user, feature.NewSliceRows(spec.Schema, f.Encoding, groups[u]), out)
-		if err != nil {
-			var pe *feature.PanicError
-			if errors.As(err, &pe) {
-				fmt.Fprintf(os.Stderr, "%s: user %q: %v\n%s", path, u, pe, pe.Stack)
-			}
-			w.Flush()
-			return &ExitError{Code: 1, Err: fmt.Errorf("%s: user %q: %w", path, u, err)}
+	res, err := filejob.Run(c.Context, filejob.Input{
+		Path: path, Size: st.Size(), Job: filejob.Job{Reader: ropts, Mode: filejob.ModeGroup},
+		Env: &engine.TaskEnv{Spec: &spec, Params: params, CPUs: 1, Progress: &engine.Progress{}, Logger: env.Logger},
+	}, w)
+	if err != nil {
+		var pe *feature.PanicError
+		if errors.As(err, &pe) {
+			fmt.Fprintf(os.Stderr, "%v\n%s", err, pe.Stack)
 		}
-		line = appendCSVField(line[:0], []byte(u))
-		for i := range spec.Columns {
-			line = append(line, ',')
-			line = appendCSVField(line, out.AppendField(nil, i))
-		}
-		line = append(line, '\n')
-		w.Write(line)
+		return &ExitError{Code: 1, Err: err}
 	}
-	env.Logger.Info("debug done", "file", path, "rows", stats.Rows, "bad_rows", stats.BadRows, "users", len(users))
-	for _, s := range stats.Samples {
-		env.Logger.Warn("bad row", "error", s.Error(), "text", s.Text)
+	env.Logger.Info("debug done", "file", path, "rows", res.Rows, "bad_rows", res.BadRows, "users", res.Users)
+	for _, s := range res.BadRowSamples {
+		env.Logger.Warn("bad row", "sample", s)
 	}
 	return nil
+}
+
+// onlyKey wraps a Map (nil: none) so that only rows whose key, after it,
+// is user are kept.
+func onlyKey(inner func(*feature.Row, feature.Params) ([]byte, bool), userCol int, user string) func(*feature.Row, feature.Params) ([]byte, bool) {
+	return func(row *feature.Row, p feature.Params) ([]byte, bool) {
+		var key []byte
+		if inner != nil {
+			k, keep := inner(row, p)
+			if !keep {
+				return nil, false
+			}
+			key = k
+		}
+		if key == nil {
+			key = row.Fields[userCol]
+		}
+		if string(feature.KeyUTF8(key, row.Encoding)) != user {
+			return nil, false
+		}
+		return key, true
+	}
 }

@@ -1,9 +1,7 @@
-package cli
+package main
 
 import (
 	"fmt"
-	"path/filepath"
-	"strconv"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -63,62 +61,4 @@ func readerOptions(c *ucli.Context, schema *feature.Schema) (csvread.Options, er
 		o.Aliases[schema.UserName()] = append(o.Aliases[schema.UserName()], u)
 	}
 	return o, nil
-}
-
-// ParseBytes reads a size: "512MiB", "2GB", "1.5GiB", "1048576".
-func ParseBytes(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   float64
-	}{
-		{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
-		{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
-		{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40}, {"b", 1},
-	}
-	mult := 1.0
-	lower := strings.ToLower(t)
-	for _, u := range units {
-		if strings.HasSuffix(lower, u.suffix) {
-			mult = u.mult
-			t = strings.TrimSpace(t[:len(t)-len(u.suffix)])
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("size %q: want a number of bytes like 512MiB or 2GB", s)
-	}
-	return int64(v * mult), nil
-}
-
-// baseName is a file's name without its folder and without .gz/.zst.
-func baseName(path string) string {
-	b := filepath.Base(path)
-	for _, ext := range []string{".gz", ".zst", ".zstd"} {
-		b = strings.TrimSuffix(b, ext)
-	}
-	return b
-}
-
-// appendCSVField appends b as one CSV field, quoted when it has to be.
-func appendCSVField(dst, b []byte) []byte {
-	needs := false
-	for _, c := range b {
-		if c == ',' || c == '"' || c == '\n' || c == '\r' {
-			needs = true
-			break
-		}
-	}
-	if !needs {
-		return append(dst, b...)
-	}
-	dst = append(dst, '"')
-	for _, c := range b {
-		if c == '"' {
-			dst = append(dst, '"')
-		}
-		dst = append(dst, c)
-	}
-	return append(dst, '"')
 }

@@ -1,6 +1,7 @@
-package cli
+package main
 
 import (
+	"encoding/json"
 	"log/slog"
 	"slices"
 	"testing"
@@ -10,17 +11,26 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/engine/filejob"
 )
 
 // parseRun parses `mce run` arguments into engine options without running.
 func parseRun(t *testing.T, args ...string) (engine.Options, error) {
+	o, _, err := parseRunPaths(t, args...)
+	return o, err
+}
+
+// parseRunPaths is parseRun that also returns the input paths.
+func parseRunPaths(t *testing.T, args ...string) (engine.Options, []string, error) {
 	t.Helper()
 	env := &Env{Spec: feature.Invoice(), Logger: slog.New(slog.DiscardHandler)}
 	cmd := runCommand(env)
 	var opts engine.Options
+	var paths []string
 	var perr error
 	cmd.Action = func(c *ucli.Context) error {
-		paths, err := argsAndLateFlags(c)
+		var err error
+		paths, err = argsAndLateFlags(c)
 		if err != nil {
 			perr = err
 			return nil
@@ -34,20 +44,20 @@ func parseRun(t *testing.T, args ...string) (engine.Options, error) {
 		Commands: []*ucli.Command{cmd},
 	}
 	if err := app.Run(append([]string{"mce", "run"}, args...)); err != nil {
-		return opts, err
+		return opts, nil, err
 	}
-	return opts, perr
+	return opts, paths, perr
 }
 
 func TestRunCommand_flags(t *testing.T) {
-	o, err := parseRun(t, "a.csv", "--out", "runs", "dir/", "--clusters", "3,2,1", "--queue=fifo",
+	o, paths, err := parseRunPaths(t, "a.csv", "--out", "runs", "dir/", "--clusters", "3,2,1", "--queue=fifo",
 		"--param", "k=v", "--param", "x=1", "--ram-limit", "12GiB", "--poll", "250ms", "--recycle-after", "4",
 		"--recycle-rss", "2GiB", "--no-progress", "--job", "jan", "--alias", "issuer=rfc", "--delimiter", ";")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(o.Paths, []string{"a.csv", "dir/"}) || o.Out != "runs" || o.JobName != "jan" {
-		t.Errorf("paths %v, out %q, job %q", o.Paths, o.Out, o.JobName)
+	if !slices.Equal(paths, []string{"a.csv", "dir/"}) || o.Out != "runs" || o.JobName != "jan" {
+		t.Errorf("paths %v, out %q, job %q", paths, o.Out, o.JobName)
 	}
 	if !slices.Equal(o.Clusters, []int{3, 2, 1}) || o.Queue != engine.QueueFIFO || o.RAMLimitBytes != 12<<30 ||
 		o.Poll != 250*time.Millisecond || o.RecycleAfter != 4 || o.RecycleRSSBytes != 2<<30 || o.Progress != nil {
@@ -56,8 +66,12 @@ func TestRunCommand_flags(t *testing.T) {
 	if o.Params["k"] != "v" || o.Params["x"] != "1" || len(o.Params) != 2 {
 		t.Errorf("params %v", o.Params)
 	}
-	if o.Reader.Delimiter != ';' || !slices.Contains(o.Reader.Aliases["issuer"], "rfc") {
-		t.Errorf("reader %+v", o.Reader)
+	var job filejob.Job
+	if err := json.Unmarshal(o.Job, &job); err != nil {
+		t.Fatal(err)
+	}
+	if job.Reader.Delimiter != ';' || !slices.Contains(job.Reader.Aliases["issuer"], "rfc") || job.Mode != filejob.ModeAuto {
+		t.Errorf("run settings %s", o.Job)
 	}
 	if o.FeatureName != "invoice" || len(o.WorkerArgs) == 0 || o.WorkerArgs[len(o.WorkerArgs)-1] != "worker" {
 		t.Errorf("feature %q, worker args %v", o.FeatureName, o.WorkerArgs)

@@ -1,9 +1,12 @@
-package cli
+package main
 
 import (
+	"maps"
+
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/engine/filejob"
 	"github.com/mce-engine/mce/reduce"
 )
 
@@ -17,7 +20,9 @@ func workerCommand(env *Env) *ucli.Command {
 		Hidden: true,
 		Usage:  "run one cluster for mce run (started by mce; JSON lines on stdin and stdout)",
 		Action: func(c *ucli.Context) error {
-			err := engine.Serve(c.Context, engine.WorkerOptions{Spec: env.Spec, Handlers: reduce.Handlers(), Logger: env.Logger})
+			handlers := filejob.Handlers()
+			maps.Copy(handlers, reduce.Handlers())
+			err := engine.Serve(c.Context, engine.WorkerOptions{Spec: env.Spec, Handlers: handlers, Logger: env.Logger})
 			if err != nil {
 				return &ExitError{Code: 1, Err: err}
 			}

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"os"
@@ -13,7 +13,7 @@ func TestGenCommand(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	args := []string{"mce", "--log-level", "warn", "gen", "--out", dir, "--files", "3", "--size", "20000rows",
 		"--seed", "4", "--messy", "--bad-rows", "0", "--compression", "none", "--heavy-share", "0.2"}
-	if code := Main(args, feature.Invoice()); code != 0 {
+	if code := Main(args, feature.Invoice(), false); code != 0 {
 		t.Fatalf("mce gen exited %d", code)
 	}
 	files, err := gen.ReadTruthFiles(dir)
@@ -56,7 +56,7 @@ func TestGenCommand_BadFlags(t *testing.T) {
 	f := func(flags ...string) {
 		t.Helper()
 		args := append([]string{"mce", "gen", "--out", t.TempDir()}, flags...)
-		if code := Main(args, feature.Invoice()); code != 2 {
+		if code := Main(args, feature.Invoice(), false); code != 2 {
 			t.Errorf("mce gen %q exited %d, want 2", flags, code)
 		}
 	}

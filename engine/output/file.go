@@ -1,4 +1,4 @@
-package engine
+package output
 
 import (
 	"fmt"
@@ -11,33 +11,33 @@ import (
 // with this suffix is never a result; --resume removes it.
 const TempSuffix = ".tmp"
 
-// Output is a file written under a temporary name and renamed to its final
+// File is a file written under a temporary name and renamed to its final
 // name only when complete (Commit), so that a killed writer never leaves a
 // partial file under the final name.
-type Output struct {
+type File struct {
 	f          *os.File
 	final, tmp string
 	closed     bool
 }
 
-// CreateOutput starts writing the file final (as final+TempSuffix).
-func CreateOutput(final string) (*Output, error) {
+// Create starts writing the file final (as final+TempSuffix).
+func Create(final string) (*File, error) {
 	tmp := final + TempSuffix
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create output: %w", err)
 	}
-	return &Output{f: f, final: final, tmp: tmp}, nil
+	return &File{f: f, final: final, tmp: tmp}, nil
 }
 
 // Name returns the final name.
-func (o *Output) Name() string { return o.final }
+func (o *File) Name() string { return o.final }
 
 // Write implements io.Writer.
-func (o *Output) Write(p []byte) (int, error) { return o.f.Write(p) }
+func (o *File) Write(p []byte) (int, error) { return o.f.Write(p) }
 
 // Commit syncs the file, renames it to its final name and syncs the folder.
-func (o *Output) Commit() error {
+func (o *File) Commit() error {
 	o.closed = true
 	if err := o.f.Sync(); err != nil {
 		o.f.Close()
@@ -52,11 +52,11 @@ func (o *Output) Commit() error {
 		os.Remove(o.tmp)
 		return fmt.Errorf("rename output: %w", err)
 	}
-	return syncDir(filepath.Dir(o.final))
+	return SyncDir(filepath.Dir(o.final))
 }
 
 // Abort removes the temporary file unless Commit was called.
-func (o *Output) Abort() {
+func (o *File) Abort() {
 	if o.closed {
 		return
 	}
@@ -68,7 +68,7 @@ func (o *Output) Abort() {
 // WriteFileAtomic writes data to path through a synced temporary file and a
 // rename.
 func WriteFileAtomic(path string, data []byte) error {
-	o, err := CreateOutput(path)
+	o, err := Create(path)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,8 @@ func WriteFileAtomic(path string, data []byte) error {
 	return o.Commit()
 }
 
-func syncDir(dir string) error {
+// SyncDir syncs a folder, so that a rename in it survives a power cut.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync dir: %w", err)
@@ -91,9 +92,9 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// removeTemps removes leftover temporary outputs in dir and returns their
+// RemoveTemps removes leftover temporary outputs in dir and returns their
 // names.
-func removeTemps(dir string) ([]string, error) {
+func RemoveTemps(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err

@@ -1,8 +1,4 @@
-// Package cli is the mce command line: it binds flags into each package's
-// Options and maps errors to exit codes. The mce binary and every compiled
-// features binary (`--features f.go`) run the same Main, the latter with the
-// user's Spec instead of the built-in one.
-package cli
+package main
 
 import (
 	"context"
@@ -20,7 +16,7 @@ import (
 	"github.com/mce-engine/mce/engine/feature"
 )
 
-// Version is set at build time with -ldflags "-X ...cli.Version=...".
+// Version is set at build time with -ldflags "-X main.Version=...".
 var Version = "dev"
 
 // Env is what every command gets: the feature Spec this binary carries and
@@ -43,18 +39,11 @@ type ExitError struct {
 func (e *ExitError) Error() string { return e.Err.Error() }
 func (e *ExitError) Unwrap() error { return e.Err }
 
-// Main runs the mce command line with the given feature Spec and returns
-// the process exit code. Ctrl-C (SIGINT) or SIGTERM cancels the context.
-func Main(args []string, spec feature.Spec) int {
-	return run(args, &Env{Spec: spec})
-}
-
-// FeaturesMain is Main for a binary compiled from a user's f.go.
-func FeaturesMain(args []string, spec feature.Spec) int {
-	return run(args, &Env{Spec: spec, FeaturesBinary: true})
-}
-
-func run(args []string, env *Env) int {
+// Main runs the mce command line with the given feature Spec (the user's
+// in a features binary) and returns the process exit code. Ctrl-C (SIGINT)
+// or SIGTERM cancels the context.
+func Main(args []string, spec feature.Spec, features bool) int {
+	env := &Env{Spec: spec, FeaturesBinary: features}
 	if err := env.Spec.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "mce:", err)
 		return 2

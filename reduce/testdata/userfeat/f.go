@@ -1,22 +1,21 @@
-// Command userfeat is a features binary for reduce's tests: a feature set
+// Package userfeat is a features file for reduce's tests: a feature set
 // that is not mergeable and depends on the order of a user's rows, so that
 // `mce run` and `mce reduce` agree only if both hand the rows over in file
 // order. Its Map drops rows below --param min_cents, re-keys rows by
 // receiver with --param rekey=1, and its Reduce panics on the user named by
 // --param panic_user.
-package main
+package userfeat
 
 import (
-	"os"
-
 	"github.com/mce-engine/mce/engine/feature"
-	"github.com/mce-engine/mce/internal/cli"
 )
 
-func main() {
+// Features is the feature set; mce's builder compiles it into a features
+// binary (e2etest.Main does, for the tests).
+func Features() feature.Spec {
 	s := feature.InvoiceSchema
 	amount, receiver, desc := s.Index(feature.ColAmount), s.Index(feature.ColReceiver), s.Index(feature.ColDescription)
-	spec := feature.Spec{
+	return feature.Spec{
 		Name: "userfeat",
 		Columns: []feature.Column{
 			{Name: "rows", Type: feature.TypeInt},
@@ -65,5 +64,4 @@ func main() {
 			return nil
 		},
 	}
-	os.Exit(cli.FeaturesMain(os.Args, spec))
 }

@@ -1,4 +1,4 @@
-// Command faulty is a features binary for the end-to-end tests and the
+// Package faulty is a features file for the end-to-end tests and the
 // fault suite: per user the invoice count and amount total (the first two
 // columns of the built-in set), with faults injected on the users that
 // --param names:
@@ -14,7 +14,7 @@
 //	               of the file succeeds
 //	leak_kib=N     every user leaks N KiB of touched memory, kept until
 //	               the process ends (for --recycle-rss)
-package main
+package faulty
 
 import (
 	"errors"
@@ -24,11 +24,12 @@ import (
 	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
-	"github.com/mce-engine/mce/internal/cli"
 )
 
-func main() {
-	spec := feature.Spec{
+// Features is the feature set; mce's builder compiles it into a features
+// binary (e2etest.Main does, for the tests).
+func Features() feature.Spec {
+	return feature.Spec{
 		Name: "faulty",
 		Columns: []feature.Column{
 			{Name: "invoice_count", Type: feature.TypeInt},
@@ -36,7 +37,6 @@ func main() {
 		},
 		Reduce: reduce,
 	}
-	os.Exit(cli.FeaturesMain(os.Args, spec))
 }
 
 func reduce(u *feature.User, rows feature.Rows, out *feature.Record) error {

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ func runMain(t *testing.T, args ...string) (int, string, string) {
 	outc, errc := make(chan string), make(chan string)
 	go func() { b, _ := io.ReadAll(ro); outc <- string(b) }()
 	go func() { b, _ := io.ReadAll(re); errc <- string(b) }()
-	code := Main(append([]string{"mce", "--log-level", "warn"}, args...), feature.Invoice())
+	code := Main(append([]string{"mce", "--log-level", "warn"}, args...), feature.Invoice(), false)
 	wo.Close()
 	we.Close()
 	os.Stdout, os.Stderr = oldOut, oldErr

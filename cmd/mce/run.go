@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"errors"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/engine/filejob"
+	"github.com/mce-engine/mce/internal/bytesize"
 )
 
 // runCommand is `mce run`: the Multiple Cluster Engine over raw files.
@@ -49,7 +51,7 @@ Examples:
 			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder); no inputs then"},
 			featuresFlag,
 			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
-			&ucli.StringFlag{Name: "mode", Value: engine.ModeAuto, Usage: "how a cluster reduces a file: group (every user's rows in RAM, then user by user: fastest, RAM about the file's size), stream (each row added to its user's aggregate as it is read: RAM grows with users, not rows; mergeable feature sets such as the built-in one), or auto: group a file that fits in half the cluster's share of --ram-limit, stream a bigger one. Same results in every `MODE`"},
+			&ucli.StringFlag{Name: "mode", Value: filejob.ModeAuto, Usage: "how a cluster reduces a file: group (every user's rows in RAM, then user by user: fastest, RAM about the file's size), stream (each row added to its user's aggregate as it is read: RAM grows with users, not rows; mergeable feature sets such as the built-in one), or auto: group a file that fits in half the cluster's share of --ram-limit, stream a bigger one. Same results in every `MODE`"},
 		}, clusterFlags()...), readerFlags()...),
 		Action: func(c *ucli.Context) error {
 			paths, err := argsAndLateFlags(c)
@@ -62,6 +64,11 @@ Examples:
 			opts, err := runOptions(c, env, paths)
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
+			}
+			if opts.Resume == "" {
+				if opts.Tasks, err = filejob.Plan(paths); err != nil {
+					return &ExitError{Code: 1, Err: err}
+				}
 			}
 			s, err := engine.Run(c.Context, opts)
 			return finishRun(s, err, (*engine.Summary).LastLine)
@@ -95,7 +102,7 @@ func clusterOptions(c *ucli.Context, env *Env, o *engine.Options) error {
 	if o.Queue != engine.QueueDeque && o.Queue != engine.QueueFIFO {
 		return fmt.Errorf("--queue %q: want deque or fifo", o.Queue)
 	}
-	if o.RAMLimitBytes, err = engine.ParseRAMLimit(c.String("ram-limit"), ParseBytes); err != nil {
+	if o.RAMLimitBytes, err = engine.ParseRAMLimit(c.String("ram-limit")); err != nil {
 		return fmt.Errorf("--ram-limit: %w", err)
 	}
 	o.Poll = c.Duration("poll")
@@ -107,7 +114,7 @@ func clusterOptions(c *ucli.Context, env *Env, o *engine.Options) error {
 		return fmt.Errorf("--recycle-after %d: want 0 or more", o.RecycleAfter)
 	}
 	if s := c.String("recycle-rss"); s != "" {
-		if o.RecycleRSSBytes, err = ParseBytes(s); err != nil {
+		if o.RecycleRSSBytes, err = bytesize.Parse(s); err != nil {
 			return fmt.Errorf("--recycle-rss: %w", err)
 		}
 	}
@@ -126,33 +133,32 @@ func clusterOptions(c *ucli.Context, env *Env, o *engine.Options) error {
 }
 
 func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, error) {
-	o := engine.Options{Paths: paths}
+	var o engine.Options
 	var err error
 	o.Out, o.JobName, o.Resume = c.String("out"), c.String("job"), c.String("resume")
-	if o.Resume != "" && len(o.Paths) > 0 {
+	if o.Resume != "" && len(paths) > 0 {
 		return o, fmt.Errorf("--resume %s takes no input files (the run folder's plan names them)", o.Resume)
 	}
-	if o.Resume == "" && len(o.Paths) == 0 {
+	if o.Resume == "" && len(paths) == 0 {
 		return o, errors.New("run: give input files or folders (or --resume DIR)")
 	}
 	if o.Params, err = feature.ParseParams(c.StringSlice("param")); err != nil {
 		return o, err
 	}
-	if o.Reader, err = readerOptions(c, env.Spec.Schema); err != nil {
+	job := filejob.Job{Mode: c.String("mode")}
+	if job.Reader, err = readerOptions(c, env.Spec.Schema); err != nil {
 		return o, err
 	}
 	if err := clusterOptions(c, env, &o); err != nil {
 		return o, err
 	}
-	o.Mode = c.String("mode")
-	switch o.Mode {
-	case engine.ModeAuto, engine.ModeGroup:
-	case engine.ModeStream:
-		if !env.Spec.Mergeable() {
-			return o, fmt.Errorf("--mode stream: feature set %s is not mergeable (it has Reduce, not NewAggregator): use --mode group or auto", env.Spec.Name)
+	if err := filejob.CheckMode(job.Mode, env.Spec.Mergeable(), env.Spec.Name); err != nil {
+		return o, err
+	}
+	if o.Resume == "" {
+		if o.Job, err = job.Encode(); err != nil {
+			return o, err
 		}
-	default:
-		return o, fmt.Errorf("--mode %q: want auto, group or stream", o.Mode)
 	}
 	if o.Progress != nil && !term.IsTerminal(int(os.Stderr.Fd())) {
 		o.ProgressEvery = engine.DefaultProgressEvery

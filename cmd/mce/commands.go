@@ -1,4 +1,4 @@
-package cli
+package main
 
 import ucli "github.com/urfave/cli/v2"
 

@@ -1,0 +1,313 @@
+package filejob
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/engine/inram"
+	"github.com/mce-engine/mce/engine/output"
+	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/internal/fileid"
+	"github.com/mce-engine/mce/internal/hugemem"
+)
+
+// Kind is the kind of task that map-reduces one raw input file.
+const Kind = "file"
+
+// Modes of reducing a file inside a cluster.
+const (
+	// ModeGroup holds every user's rows in RAM and reduces user by user,
+	// biggest first, with work stealing: the fastest, with RAM about the
+	// file's size. Any feature set.
+	ModeGroup = "group"
+	// ModeStream adds each row to its user's Aggregator as it is read:
+	// RAM grows with the users, not the rows. Mergeable feature sets only.
+	ModeStream = "stream"
+	// ModeAuto groups a file that fits in half the cluster's share of the
+	// RAM limit and streams a bigger one (when the feature set is
+	// mergeable; a non-mergeable one is always grouped).
+	ModeAuto = "auto"
+)
+
+// Job is the settings of a whole `mce run`, sent to every cluster (as
+// engine.Options.Job) and kept in the run folder's plan for --resume.
+type Job struct {
+	// Reader says how raw files are read (its Schema is not sent: the
+	// worker's Spec decides).
+	Reader csvread.Options `json:"reader"`
+	// Mode is ModeAuto, ModeGroup or ModeStream ("" is auto).
+	Mode string `json:"mode,omitempty"`
+}
+
+// Encode returns j as engine.Options.Job.
+func (j Job) Encode() (json.RawMessage, error) {
+	j.Reader.Schema = nil
+	b, err := json.Marshal(j)
+	if err != nil {
+		return nil, fmt.Errorf("encode run settings: %w", err)
+	}
+	return b, nil
+}
+
+// CheckMode validates a --mode value for a feature set.
+func CheckMode(mode string, mergeable bool, featureName string) error {
+	switch mode {
+	case "", ModeAuto, ModeGroup:
+		return nil
+	case ModeStream:
+		if !mergeable {
+			return fmt.Errorf("--mode stream: feature set %s is not mergeable (it has Reduce, not NewAggregator): use --mode group or auto", featureName)
+		}
+		return nil
+	}
+	return fmt.Errorf("--mode %q: want auto, group or stream", mode)
+}
+
+// Plan lists paths (files and folders, see csvread.ListInputs) and plans
+// one task per input file, largest first (ties by path), each with a
+// features file name unique in the run folder (fileid.Namer).
+func Plan(paths []string) ([]engine.Task, error) {
+	in, err := csvread.ListInputs(paths)
+	if err != nil {
+		return nil, err
+	}
+	if len(in) == 0 {
+		return nil, errors.New("no input files (want .csv, .tsv or .txt, optionally .gz or .zst)")
+	}
+	return planInputs(in)
+}
+
+// planInputs plans listed inputs.
+func planInputs(in []csvread.Input) ([]engine.Task, error) {
+	in = slices.Clone(in)
+	sort.SliceStable(in, func(i, j int) bool {
+		if in[i].Size != in[j].Size {
+			return in[i].Size > in[j].Size
+		}
+		return in[i].Path < in[j].Path
+	})
+	var names fileid.Namer
+	tasks := make([]engine.Task, 0, len(in))
+	for i, x := range in {
+		abs, err := filepath.Abs(x.Path)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", x.Path, err)
+		}
+		tasks = append(tasks, engine.Task{ID: i, Kind: Kind, Input: abs, Size: x.Size, Output: names.Name(abs)})
+	}
+	return tasks, nil
+}
+
+// Handlers returns the handler of `mce run`'s tasks, to register with
+// engine.WorkerOptions.Handlers.
+func Handlers() map[string]engine.Handler {
+	return map[string]engine.Handler{Kind: engine.HandlerFunc(runFile)}
+}
+
+// chooseMode decides how a file is reduced: ModeGroup or ModeStream. A
+// non-mergeable feature set is always grouped. In ModeAuto a file is grouped
+// when its rows (about its size, ten times that when compressed) fit in
+// half of memLimit, the cluster's share of the RAM limit (its GOMEMLIMIT),
+// and streamed otherwise, so that a file bigger than RAM still goes through.
+func chooseMode(mode string, mergeable bool, input string, size, memLimit int64) string {
+	switch {
+	case !mergeable || mode == ModeGroup:
+		return ModeGroup
+	case mode == ModeStream:
+		return ModeStream
+	}
+	need := rowsEstimate(input, size)
+	if memLimit <= 0 || need <= memLimit/2 {
+		return ModeGroup
+	}
+	return ModeStream
+}
+
+// rowsEstimate is about the RAM a grouped file takes: its rows, their
+// index and the reader's buffers (ten times that for a compressed file,
+// whose raw size is unknown).
+func rowsEstimate(input string, size int64) int64 {
+	need := size + size/4
+	if fileid.Compressed(input) {
+		need *= 10
+	}
+	return need
+}
+
+// rowArena holds the rows of the file a cluster is grouping: one task runs
+// at a time in a cluster process.
+var rowArena hugemem.Arena
+
+// runFile is the handler of Kind: the whole map and reduce of one raw
+// file inside one cluster, its features file written through output.File.
+func runFile(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
+	var job Job
+	if len(env.Job) > 0 {
+		if err := json.Unmarshal(env.Job, &job); err != nil {
+			return nil, fmt.Errorf("run settings: %w", err)
+		}
+	}
+	out, err := output.Create(env.OutputPath(t))
+	if err != nil {
+		return nil, err
+	}
+	defer out.Abort()
+	bw := bufio.NewWriterSize(out, 1<<20)
+	res, err := Run(ctx, Input{
+		Path: t.Input, Size: t.Size, Job: job, Env: env, FreeArena: env.FreeBetweenTasks,
+	}, bw)
+	if err != nil {
+		return nil, taskError(t.Input, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("write %s: %w", out.Name(), err)
+	}
+	if err := out.Commit(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// taskError says which user and line err names, when it does, for
+// failure.log.
+func taskError(input string, err error) error {
+	te := &engine.TaskError{Input: input}
+	var ue *inram.UserError
+	var fe *csvread.FileError
+	switch {
+	case errors.As(err, &ue):
+		te.User, te.Line, te.Message = ue.User, ue.Line, ue.Err.Error()
+	case errors.As(err, &fe):
+		te.Line, te.Message = fe.Line, fe.Err.Error()
+	default:
+		return err
+	}
+	var pe *feature.PanicError
+	if errors.As(err, &pe) {
+		te.Stack = pe.Stack
+	}
+	return te
+}
+
+// Input is one file for Run.
+type Input struct {
+	Path string
+	Size int64 // on disk, for the mode choice
+	Job  Job
+	// Env gives the Spec, Params, CPUs (the workers), Progress and Logger.
+	Env *engine.TaskEnv
+	// FreeArena gives the row arena's memory back after the file instead
+	// of keeping it for the next.
+	FreeArena bool
+}
+
+// Run reads one raw file, maps it on in.Env.CPUs workers, groups or
+// streams it (package inram) and writes its features table to w (a
+// bufio.Writer or another io.StringWriter). It is the whole per-file job:
+// the cluster's handler runs it into the run folder and `mce debug` into
+// its stdout.
+func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
+	env := in.Env
+	p := env.Progress
+	p.Phase.Store("open")
+	ropts := in.Job.Reader
+	ropts.Schema = env.Spec.Schema
+	f, err := csvread.Open(in.Path, ropts)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// The rows live in the cluster's arena until the output is written;
+	// its regions stay mapped for the next file unless the cluster gives
+	// its memory back between files.
+	defer func() {
+		if in.FreeArena {
+			rowArena.Release()
+		} else {
+			rowArena.Reset()
+		}
+	}()
+	mode := chooseMode(in.Job.Mode, env.Spec.Mergeable(), in.Path, in.Size, debug.SetMemoryLimit(-1))
+	// Keep about what this file's rows need of the last file's arena.
+	if mode == ModeGroup {
+		rowArena.Trim(rowsEstimate(in.Path, in.Size))
+	} else {
+		rowArena.Trim(0)
+	}
+	job, err := inram.New(inram.Options{
+		Spec: env.Spec, Params: env.Params, Workers: env.CPUs,
+		File: filepath.Base(in.Path), Encoding: f.Encoding, Arena: &rowArena, Group: mode == ModeGroup,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer pumpProgress(p, f, job)()
+
+	p.Phase.Store("map")
+	t0 := time.Now()
+	stats, err := f.Scan(ctx, env.CPUs, func(b *csvread.Batch) error { return job.Add(b) })
+	if err != nil {
+		return nil, err
+	}
+	scan := time.Since(t0)
+	env.Logger.Debug("file read", "file", in.Path, "rows", stats.Rows, "bad_rows", stats.BadRows, "seconds", scan.Seconds())
+
+	p.Phase.Store("reduce")
+	js, err := job.Finish(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	mx, mean := js.BusyMaxMean()
+	res := &engine.Result{
+		Mode:              mode,
+		Bytes:             stats.Bytes,
+		Rows:              stats.Rows,
+		BadRows:           stats.BadRows,
+		DroppedRows:       js.Dropped,
+		Users:             js.Users,
+		SplitUsers:        js.SplitUsers,
+		MapSeconds:        (scan + js.IndexTime).Seconds(),
+		ReduceSeconds:     (js.ReduceTime + js.WriteTime).Seconds(),
+		WorkerMaxSeconds:  mx.Seconds(),
+		WorkerMeanSeconds: mean.Seconds(),
+	}
+	for _, s := range stats.Samples {
+		res.BadRowSamples = append(res.BadRowSamples, s.Error()+": "+s.Text)
+	}
+	return res, nil
+}
+
+// pumpProgress copies the reader's and the job's counters into p until the
+// returned function is called.
+func pumpProgress(p *engine.Progress, f *csvread.File, job inram.Job) (stop func()) {
+	done := make(chan struct{})
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			p.Bytes.Store(f.BytesRead())
+			p.DiskBytes.Store(f.DiskBytesRead())
+			p.UsersTotal.Store(job.UsersTotal())
+			p.UsersDone.Store(job.UsersDone())
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { close(done); <-pumped }
+}

@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/mce-engine/mce/engine/output"
+)
+
+// TaskStatus is where a task stands. The states are ordered: Done and
+// Skipped are successes, Failed is the only failure.
+type TaskStatus int
+
+// Task states.
+const (
+	TaskPending TaskStatus = iota
+	TaskRunning
+	TaskSkipped // its output was already complete (--resume)
+	TaskDone
+	TaskFailed
+)
+
+var taskStatusNames = [...]string{"pending", "running", "skipped", "done", "failed"}
+
+func (s TaskStatus) String() string {
+	if s >= 0 && int(s) < len(taskStatusNames) {
+		return taskStatusNames[s]
+	}
+	return fmt.Sprintf("TaskStatus(%d)", int(s))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s TaskStatus) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *TaskStatus) UnmarshalText(b []byte) error {
+	for i, n := range taskStatusNames {
+		if n == string(b) {
+			*s = TaskStatus(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown task status %q", b)
+}
+
+// Summary is the outcome of a run, also written to summary.json.
+type Summary struct {
+	Job           string        `json:"job"`
+	RunDir        string        `json:"run_dir"`
+	Feature       string        `json:"feature"`
+	Started       time.Time     `json:"started"`
+	Finished      time.Time     `json:"finished"`
+	Seconds       float64       `json:"seconds"`
+	Clusters      []int         `json:"clusters"`
+	Queue         string        `json:"queue"`
+	RAMLimitBytes int64         `json:"ram_limit_bytes"`
+	PeakRSSBytes  int64         `json:"peak_rss_bytes"` // the largest total RSS of all clusters seen
+	Files         int           `json:"files"`
+	Done          int           `json:"done"`
+	Skipped       int           `json:"skipped"` // complete before a --resume
+	Failed        int           `json:"failed"`
+	Bytes         int64         `json:"bytes"` // uncompressed bytes read by this run
+	Rows          int64         `json:"rows"`
+	BadRows       int64         `json:"bad_rows"`
+	Restarts      int           `json:"restarts"`        // clusters started again (RAM kills, crashes, recycling)
+	Interrupted   bool          `json:"interrupted"`     // by the context (Ctrl-C)
+	Error         string        `json:"error,omitempty"` // what stopped the run early
+	Tasks         []TaskSummary `json:"tasks"`
+}
+
+// TaskSummary is one task's outcome.
+type TaskSummary struct {
+	ID     int    `json:"id"`
+	Input  string `json:"input"`
+	Output string `json:"output"`
+	// Phase is the task's phase (Task.Phase): the output of a task of an
+	// earlier phase is an intermediate, removed once the last phase is done.
+	Phase        int        `json:"phase,omitempty"`
+	Size         int64      `json:"size"`
+	Status       TaskStatus `json:"status"`
+	Cluster      int        `json:"cluster"`
+	Attempts     int        `json:"attempts"`
+	Seconds      float64    `json:"seconds"`
+	PeakRSSBytes int64      `json:"peak_rss_bytes"`
+	Result       *Result    `json:"result,omitempty"`
+	Error        *TaskError `json:"error,omitempty"`
+}
+
+// LastLine is the line `mce run` ends with: how many files failed.
+func (s *Summary) LastLine() string {
+	switch {
+	case s.Interrupted:
+		return fmt.Sprintf("interrupted: %d of %d files done, %d failed", s.Done+s.Skipped, s.Files, s.Failed)
+	case s.Error != "":
+		return fmt.Sprintf("stopped by an error: %d of %d files done, %d failed", s.Done+s.Skipped, s.Files, s.Failed)
+	case s.Failed == 0:
+		return fmt.Sprintf("all %d files ok", s.Files)
+	}
+	return fmt.Sprintf("%d of %d files failed", s.Failed, s.Files)
+}
+
+func (r *runner) summary(interrupted bool) *Summary {
+	s := &Summary{
+		Job: r.o.JobName, RunDir: r.dir, Feature: r.o.FeatureName,
+		Started: r.started, Finished: time.Now(), Seconds: time.Since(r.started).Seconds(),
+		Clusters: r.o.Clusters, Queue: r.o.Queue, RAMLimitBytes: r.o.RAMLimitBytes,
+		PeakRSSBytes: r.peak, Files: len(r.tasks), Restarts: r.restarts, Interrupted: interrupted,
+	}
+	if r.stopErr != nil {
+		s.Error = r.stopErr.Error()
+	}
+	for _, t := range r.tasks {
+		switch t.status {
+		case TaskDone:
+			s.Done++
+		case TaskSkipped:
+			s.Skipped++
+		case TaskFailed:
+			s.Failed++
+		}
+		if t.res != nil {
+			s.Bytes += t.res.Bytes
+			s.Rows += t.res.Rows
+			s.BadRows += t.res.BadRows
+		}
+		s.Tasks = append(s.Tasks, TaskSummary{
+			ID: t.ID, Input: t.Label(), Output: t.Output, Phase: t.Phase, Size: t.Size, Status: t.status, Cluster: t.cluster,
+			Attempts: t.attempts, Seconds: t.seconds, PeakRSSBytes: t.peakRSS, Result: t.res, Error: t.err,
+		})
+	}
+	return s
+}
+
+func (r *runner) writeSummary(interrupted bool) error {
+	b, err := json.MarshalIndent(r.summary(interrupted), "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := output.WriteFileAtomic(filepath.Join(r.dir, SummaryJSON), append(b, '\n')); err != nil {
+		r.logger.Error("write summary", "error", err)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,56 @@
+// Package fileid owns the names mce gives files: an input's base name
+// without its compression suffix, whether a name is compressed, and the
+// features file each input gets in a run folder. `mce run`, `mce
+// partition` (which records inputs by that base name) and `mce reduce`
+// (which writes the same names as run) all name files here, so the modes
+// can be compared file by file.
+package fileid
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// FeaturesSuffix ends the name of every features file.
+const FeaturesSuffix = ".features.csv"
+
+// compressed are the compression suffixes a name loses, in the order they
+// are cut ("a.csv.zst.gz" -> "a.csv").
+var compressed = []string{".gz", ".zst", ".zstd"}
+
+// Base returns path's file name without its folder and without its
+// compression suffixes: "data/jan.csv.gz" -> "jan.csv". The suffixes are
+// matched as written (lower case), as every run folder has named them.
+func Base(path string) string {
+	b := filepath.Base(path)
+	for _, z := range compressed {
+		b = strings.TrimSuffix(b, z)
+	}
+	return b
+}
+
+// Compressed reports whether Base cuts a compression suffix from path's
+// name.
+func Compressed(path string) bool { return Base(path) != filepath.Base(path) }
+
+// FeaturesName returns the features file's name for an input path.
+func FeaturesName(input string) string { return Base(input) + FeaturesSuffix }
+
+// Namer hands out features file names that are unique in one run folder:
+// a second "jan.csv" from another folder gets "jan.csv-2.features.csv".
+type Namer struct{ used map[string]bool }
+
+// Name returns the next unique features file name for input.
+func (n *Namer) Name(input string) string {
+	if n.used == nil {
+		n.used = map[string]bool{}
+	}
+	base := Base(input)
+	name := base + FeaturesSuffix
+	for k := 2; n.used[name]; k++ {
+		name = base + "-" + strconv.Itoa(k) + FeaturesSuffix
+	}
+	n.used[name] = true
+	return name
+}
