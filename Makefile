@@ -65,9 +65,19 @@ demo: build ## generate demo invoice files and run mce on them
 	  echo; echo "first users of $$(ls $$run/*.features.csv | head -1):"; \
 	  head -4 $$(ls $$run/*.features.csv | head -1) | cut -c1-160
 
-lint: ## gofmt and go vet
+# staticcheck at a pinned version, installed into bin/ on first use.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK := bin/staticcheck-$(STATICCHECK_VERSION)
+
+$(STATICCHECK):
+	@mkdir -p bin/.staticcheck
+	GOBIN=$(CURDIR)/bin/.staticcheck $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv bin/.staticcheck/staticcheck $@
+
+lint: $(STATICCHECK) ## gofmt, go vet and staticcheck (installed at a pinned version)
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
 
 faults: build ## the full fault suite (kills, crashes, RAM limit, disk full, bad input); prints its table
 	@mkdir -p bin

@@ -194,9 +194,8 @@ func (r *runner) exited(c *cluster, ev procEvent) {
 	case csKilling, csBusy:
 		t := c.task
 		c.task = nil
-		reason := c.killReason
 		if prev == csBusy {
-			reason = "cluster crashed (" + how + ")"
+			reason := "cluster crashed (" + how + ")"
 			if len(ev.tail) > 0 {
 				reason += ": " + strings.Join(ev.tail, "\n")
 			}

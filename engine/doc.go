@@ -1,5 +1,16 @@
-// Package engine is the Multiple Cluster Engine behind `mce run`: many
-// large input files, one machine, per-user features for every file.
+// Package engine is the Multiple Cluster Engine's runtime: clusters of
+// CPUs, each one OS process, taking tasks from a deque, watched by a RAM
+// monitor, with a run folder that records everything and can be resumed.
+// It knows no mode and no input format: a mode plans Tasks (with typed
+// Args, a json.RawMessage only its Handler decodes) and registers a
+// Handler per task kind in the cluster processes (WorkerOptions.Handlers);
+// `mce run` is package engine/filejob, `mce reduce` package reduce.
+//
+// The files: run.go (Run, creating or resuming a run), scheduler.go
+// (which task goes to which cluster), cluster.go (starting, watching and
+// restarting cluster processes), monitor.go (the RAM monitor), proc.go (the
+// processes themselves), worker.go (the cluster's side of the protocol),
+// rundir.go and summary.go (the run folder), progress.go (the live view).
 //
 // # Clusters
 //
@@ -23,14 +34,13 @@
 // assignment ("file X (#i) -> cluster j", i being the file's place in the
 // size order), finish, kill and restart.
 //
-// # One file in one cluster
+// # One task in one cluster
 //
-// The file is read once per cluster, parsed on all its CPUs, and each row
-// goes (in batches) to the worker that owns its user by a stable hash
-// (internal/userhash); the users are then reduced biggest first with work
-// stealing, huge users of a mergeable feature set split across workers
-// (package inram). The features file is written under a temporary name,
-// synced and renamed to <input base name>.features.csv.
+// A cluster runs one task at a time on all its CPUs: for `mce run` one raw
+// file, read once, its users hashed to the cluster's workers and reduced
+// with work stealing (engine/filejob, engine/inram); for `mce reduce` a
+// range of store shards. Outputs are written through engine/output under
+// a temporary name, synced and renamed.
 //
 // # RAM, failures and regeneration
 //
@@ -58,13 +68,14 @@
 // --resume) and summary.json. Resume finishes an interrupted run: files
 // whose features file exists are skipped, temporary files removed.
 //
-// # Other modes
+// # Modes
 //
-// The engine runs generic Tasks: `mce run` plans one KindFile task per
-// input, and other modes pass Options.Tasks of their own kinds, whose
-// Handlers they add to the worker through WorkerOptions.Handlers. The
-// scheduler, RAM monitor, logs, resume and progress view are shared. A
-// task's Phase orders dependent work: tasks of a phase start once every
-// task of the phases below has finished (`mce reduce` merges its shard
-// tasks' partial outputs into per-file features files that way).
+// The engine runs generic Tasks: a mode passes Options.Tasks of its own
+// kinds and Options.Job (its settings for the whole run, kept in plan.json
+// for --resume), and adds its Handlers to the worker through
+// WorkerOptions.Handlers. The scheduler, RAM monitor, logs, resume and
+// progress view are shared. A task's Phase orders dependent work: tasks of
+// a phase start once every task of the phases below has finished (`mce
+// reduce` merges its shard tasks' partial outputs into per-file features
+// files that way).
 package engine

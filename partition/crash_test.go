@@ -62,7 +62,7 @@ func startChild(t *testing.T, raw, st, crashAt string, extra ...string) *exec.Cm
 	return cmd
 }
 
-// crashEnvName mirrors the CLI's variable (internal/cli: crashEnv).
+// crashEnvName mirrors the CLI's variable (cmd/mce: crashEnv).
 const crashEnvName = "MCE_TEST_CRASH_AT"
 
 func wasKilled(t *testing.T, err error, stderr string) bool {

@@ -42,9 +42,10 @@
 // part file into the features file (a big section in groups of runs
 // merged on all the cluster's CPUs, then merged once more): header
 // `user,<columns>`, one line per user sorted by key, the same CSV quoting
-// (package inram's writer) and the same file name as `mce run` gives the
-// input (engine.FileTasks), so that the two modes can be compared file by
-// file; they are byte-identical for the same features. With one cluster,
+// (package output's writer) and the same file name as `mce run` gives the
+// input (package fileid, in filejob.Plan's order), so that the two modes
+// can be compared file by file; they are byte-identical for the same
+// features. With one cluster,
 // the merge task handed out first writes every output at once (each whole
 // under a temporary name, as always), so that the merges share the CPUs;
 // the other merge tasks find theirs complete, or report the failed user
@@ -55,7 +56,7 @@
 // every small user once per file. One pass over the store with an output
 // per file, then a merge, reads each block once; the merge costs a few
 // percent. Every output is still written whole under a temporary name and
-// renamed (engine.CreateOutput), one task per output file, so failure
+// renamed (output.File), one task per output file, so failure
 // isolation and --resume work per file as in `mce run`.
 //
 // # Heavy users

@@ -178,9 +178,6 @@ func (r *userRows) fileName() string {
 	return fmt.Sprintf("file %d", r.file)
 }
 
-// line returns the current row's source line, for error reports.
-func (r *userRows) line() int64 { return r.src.Line() }
-
 // Row implements feature.Rows.
 func (r *userRows) Row() *feature.Row { return &r.row }
 

@@ -42,11 +42,7 @@ func debugCommand(env *Env) *ucli.Command {
 				if err != nil {
 					return &ExitError{Code: 1, Err: err}
 				}
-				args := []string{"debug"}
-				for _, a := range os.Args[2:] {
-					args = append(args, a)
-				}
-				args = dropFlag(args, "features")
+				args := dropFlag(append([]string{"debug"}, os.Args[2:]...), "features")
 				cmd := exec.CommandContext(c.Context, exe, args...)
 				cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 				if err := cmd.Run(); err != nil {

@@ -40,8 +40,9 @@ func featuresCommand(env *Env) *ucli.Command {
 		Name:  "features",
 		Usage: "list the features a job computes (the built-in set, or those of --features f.go)",
 		Description: "Prints the feature set's name, input schema and output columns. With --features, compiles\n" +
-			"f.go first (the same build `mce run --features` uses), so it is also the quick way to check\n" +
-			"that f.go compiles.",
+			"f.go first (the same build `mce run --features` uses) and prints the features binary's path\n" +
+			"(the whole mce command line with these features built in), so it is also the quick way to\n" +
+			"check that f.go compiles.",
 		Flags: []ucli.Flag{featuresFlag},
 		Action: func(c *ucli.Context) error {
 			if c.String(featuresFlag.Name) != "" {
@@ -49,6 +50,7 @@ func featuresCommand(env *Env) *ucli.Command {
 				if err != nil {
 					return &ExitError{Code: 1, Err: err}
 				}
+				fmt.Printf("features binary: %s\n", exe)
 				cmd := exec.CommandContext(c.Context, exe, "features")
 				cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 				if err := cmd.Run(); err != nil {

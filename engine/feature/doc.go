@@ -43,4 +43,11 @@
 // A Reduce or Aggregator that returns an error or panics fails the file it
 // was working on; mce records the user and the file in failure.log and goes
 // on with the other files.
+//
+// # A leaf
+//
+// Spec, Row, Rows, Record, Schema, Encoding and Params are the vocabulary
+// every layer of mce speaks (the readers, both modes, the store's
+// partitioner, the output writer, the Beam pipeline), so this package
+// imports nothing of mce: a features file depends on it alone.
 package feature

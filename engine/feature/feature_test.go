@@ -122,8 +122,8 @@ func TestSpec_Validate(t *testing.T) {
 func TestSpec_ReduceUserRecoversPanic(t *testing.T) {
 	s := Spec{Name: "p", Columns: []Column{{Name: "n", Type: TypeInt}},
 		Reduce: func(u *User, rows Rows, out *Record) error {
-			var m map[string]int
-			m["boom"]++ // nil map write
+			var s []int
+			s[len(u.Key)]++ // index out of range
 			return nil
 		}}
 	err := s.ReduceUser(&User{Key: []byte("u")}, NewSliceRows(InvoiceSchema, EncodingAuto, nil), s.NewRecord())

@@ -225,8 +225,8 @@ func TestJob_panicNamesUser(t *testing.T) {
 	inner := spec.Reduce
 	spec.Reduce = func(u *feature.User, rows feature.Rows, out *feature.Record) error {
 		if string(u.Key) == "USR000007" {
-			var m map[string]int
-			m["boom"]++ // nil map: a runtime panic in user code
+			var s []int
+			s[len(u.Key)]++ // index out of range: a runtime panic in user code
 		}
 		return inner(u, rows, out)
 	}

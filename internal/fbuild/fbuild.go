@@ -276,10 +276,9 @@ func findGo() (string, error) {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p, nil
 	}
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); runtime.GOROOT() != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
+	// Where the official tarball installs it, for a PATH without it.
+	if p := "/usr/local/go/bin/go"; fileExists(p) {
+		return p, nil
 	}
 	return "", ErrNoGo
 }
@@ -291,4 +290,9 @@ func rewritePaths(out, pkgRel, base, userPath string) string {
 	out = re.ReplaceAllString(out, "${1}"+userPath)
 	out = strings.ReplaceAll(out, "# github.com/mce-engine/mce/"+pkgRel+"\n", "")
 	return out
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -47,9 +47,9 @@ func Archive() []byte {
 type Source struct {
 	// Hash identifies the source: the same hash means the same mce.
 	Hash string
-	// archive is the embedded tarball; dir a checkout (when no archive).
+	// archive is the embedded tarball, or one made from MCE_SOURCE's
+	// checkout.
 	archive []byte
-	dir     string
 }
 
 // Find returns the checkout named by MCE_SOURCE, or the embedded source.
