@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -29,20 +28,28 @@ var clusterStateNames = [...]string{"stopped", "starting", "idle", "busy", "stop
 func (s clusterState) String() string { return clusterStateNames[s] }
 
 type cluster struct {
-	id, cpus   int
-	memLimit   int64
-	gen        int
-	proc       *proc
-	ps         *process.Process
-	state      clusterState
-	since      time.Time // of the current state
-	task       *taskRun
-	files      int // finished since the process started
-	rss        int64
-	prog       progressMsg
-	stopReason string
-	killReason string
-	crashes    int // unexpected exits while not working, in a row
+	id, cpus int
+	// memLimit is the GOMEMLIMIT it starts with: share, its part of the
+	// RAM limit in proportion to its CPUs, or the whole limit while it
+	// runs a file alone.
+	memLimit, share int64
+	gen             int
+	proc            *proc
+	ps              *process.Process
+	state           clusterState
+	since           time.Time // of the current state
+	task            *taskRun
+	files           int // finished since the process started
+	rss             int64
+	prog            progressMsg
+	stopReason      string
+	killReason      string
+	crashes         int // unexpected exits while not working, in a row
+	// released says the cluster was asked to give its memory back since
+	// its last task; parked that it was stopped so that another cluster
+	// runs a file alone, and is started again when that file is done;
+	// sigkilled that its last process died of a SIGKILL mce did not send.
+	released, parked, sigkilled bool
 }
 
 func (r *runner) setState(c *cluster, s clusterState) {
@@ -109,9 +116,7 @@ func (r *runner) result(c *cluster, m *fromWorker) {
 	c.files++
 	c.crashes = 0
 	r.setState(c, csIdle)
-	if t.alone {
-		r.alone = nil
-	}
+	c.released = false
 	t.seconds = time.Since(t.start).Seconds()
 	t.res = m.Result
 	if t.res != nil && t.res.PeakRSSBytes > t.peakRSS {
@@ -137,6 +142,9 @@ func (r *runner) result(c *cluster, m *fromWorker) {
 		if res.Mode != "" {
 			mode = ", " + res.Mode
 		}
+		if res.ModeReason != "" {
+			mode += ": " + res.ModeReason
+		}
 		r.logs.statusf("file %s (#%d) done on cluster %d: %d rows, %d bad rows, %d users in %.2f s (map %.2f s, reduce %.2f s, skew %.2f%s)",
 			t.Label(), t.ID, c.id, res.Rows, res.BadRows, res.Users, t.seconds, res.MapSeconds, res.ReduceSeconds, res.Skew(), mode)
 		r.logger.Info("file done", "file", t.Label(), "cluster", c.id, "rows", res.Rows, "bad_rows", res.BadRows,
@@ -148,6 +156,10 @@ func (r *runner) result(c *cluster, m *fromWorker) {
 	}
 	r.logs.timingRow(t)
 	r.writeSummary(false)
+	if t.alone {
+		r.endAlone(c, t)
+		return
+	}
 	r.maybeRecycle(c)
 }
 
@@ -165,13 +177,9 @@ func (r *runner) maybeRecycle(c *cluster) {
 			reason = fmt.Sprintf("recycled: RSS between files %.1f MiB > %.1f MiB", mib(rss), mib(r.o.RecycleRSSBytes))
 		}
 	}
-	if reason == "" {
-		return
+	if reason != "" {
+		r.stop(c, reason)
 	}
-	c.stopReason = reason
-	r.setState(c, csStopping)
-	r.logs.statusf("cluster %d stopping (pid %d): %s", c.id, c.proc.pid, reason)
-	c.proc.closeInput()
 }
 
 func (r *runner) exited(c *cluster, ev procEvent) {
@@ -187,15 +195,19 @@ func (r *runner) exited(c *cluster, ev procEvent) {
 	switch prev {
 	case csStopping:
 		r.logs.statusf("cluster %d stopped (pid %d, %s)", c.id, pid, how)
-		if r.workLeft() {
+		if !c.parked && r.workLeft() {
 			r.restarts++
 			r.startCluster(c, "restarted ("+c.stopReason+")")
 		}
 	case csKilling, csBusy:
 		t := c.task
 		c.task = nil
+		c.sigkilled = prev == csBusy && sigkilled(ev.exitErr)
 		if prev == csBusy {
 			reason := "cluster crashed (" + how + ")"
+			if c.sigkilled {
+				reason = "cluster killed (" + how + ") by a signal mce did not send: the kernel's out-of-memory killer, or someone's kill -9"
+			}
 			if len(ev.tail) > 0 {
 				reason += ": " + strings.Join(ev.tail, "\n")
 			}
@@ -232,17 +244,25 @@ func (r *runner) exited(c *cluster, ev procEvent) {
 // lost handles a task whose cluster died under it: the first time it is
 // retried alone; the second time it fails.
 func (r *runner) lost(c *cluster, t *taskRun, killedForRAM bool) {
-	os.Remove(filepath.Join(r.dir, t.Output+output.TempSuffix))
-	if t.alone {
-		r.alone = nil
-	}
+	output.RemoveOf(filepath.Join(r.dir, t.Output))
 	t.seconds = time.Since(t.start).Seconds()
 	if !t.alone {
 		t.status = TaskPending
 		t.retryCluster = c.id
+		// Killed for memory (by the monitor, or by the kernel: a SIGKILL
+		// nobody here sent), it runs again on its low-memory path.
+		t.LowMemory = t.LowMemory || killedForRAM || c.sigkilled
+		if t.LowMemory {
+			r.lowerPending(t)
+		}
 		r.retry = append(r.retry, t)
-		r.logs.statusf("file %s (#%d) will be retried alone on cluster %d", t.Label(), t.ID, c.id)
-		r.logger.Warn("file lost with its cluster; retrying it alone", "file", t.Label(), "cluster", c.id)
+		c.memLimit = r.o.RAMLimitBytes // restarted below for the retry alone
+		how := ""
+		if t.LowMemory {
+			how = ", on its low-memory path"
+		}
+		r.logs.statusf("file %s (#%d) will be retried alone on cluster %d%s", t.Label(), t.ID, c.id, how)
+		r.logger.Warn("file lost with its cluster; retrying it alone", "file", t.Label(), "cluster", c.id, "low_memory", t.LowMemory)
 		return
 	}
 	why := "cluster crashed again"
@@ -259,6 +279,7 @@ func (r *runner) lost(c *cluster, t *taskRun, killedForRAM bool) {
 	r.logger.Error("file failed", "file", t.Label(), "cluster", c.id, "error", t.err.Message)
 	r.logs.timingRow(t)
 	r.writeSummary(false)
+	r.endAlone(c, t)
 }
 
 // waitExits waits until every cluster process has exited, killing them

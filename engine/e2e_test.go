@@ -256,13 +256,13 @@ func TestRun_featuresMatchTruth(t *testing.T) {
 
 // TestRun_modesAgree runs the same messy files (plain, gz, zst, cp1252,
 // bad rows, the heavy user) with every --mode: the features files must be
-// byte for byte the same, and timings.csv must say which mode ran.
+// byte for byte the same, and timings.csv must say which mode ran and why.
 func TestRun_modesAgree(t *testing.T) {
 	skipShort(t)
 	_, files := genData(t, gen.Options{Seed: 11, Files: 3, Size: gen.Size{Bytes: 3 << 20}, Messy: true, HeavyShare: 0.13})
 	out := t.TempDir()
 	dirs := map[string]string{}
-	for _, mode := range []string{filejob.ModeGroup, filejob.ModeStream, filejob.ModeAuto} {
+	for _, mode := range []string{filejob.ModeGroup, filejob.ModeStream, filejob.ModeDisk, filejob.ModeAuto} {
 		r := e2etest.Run(t, mceBin, runArgs(files, "--out", out, "--job", mode, "--mode", mode, "--no-progress")...)
 		if r.Code != 0 {
 			t.Fatalf("--mode %s: exit %d", mode, r.Code)
@@ -273,7 +273,7 @@ func TestRun_modesAgree(t *testing.T) {
 			want = filejob.ModeGroup // small files fit
 		}
 		for _, ln := range e2etest.LogLines(t, r.RunDir, engine.TimingsCSV)[1:] {
-			if f := strings.Split(ln, ","); f[len(f)-1] != want {
+			if f := strings.Split(ln, ","); f[13] != want || f[14] == "" {
 				t.Errorf("--mode %s: timings row %q: want mode %s", mode, ln, want)
 			}
 		}
@@ -287,7 +287,7 @@ func TestRun_modesAgree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, mode := range []string{filejob.ModeStream, filejob.ModeAuto} {
+		for _, mode := range []string{filejob.ModeStream, filejob.ModeDisk, filejob.ModeAuto} {
 			got, err := os.ReadFile(filepath.Join(dirs[mode], filepath.Base(g)))
 			if err != nil {
 				t.Fatal(err)

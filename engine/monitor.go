@@ -6,8 +6,18 @@ import (
 	"time"
 
 	"github.com/shirou/gopsutil/v3/process"
+
+	"github.com/mce-engine/mce/internal/procfs"
 )
 
+// measureDoc says what each RAM measure counts, for status.log.
+var measureDoc = map[string]string{
+	MeasureRSS:    "the sum of the clusters' resident sets; a page two processes share counts twice",
+	MeasurePSS:    "the sum of the clusters' proportional sets; a shared page counts once",
+	MeasureCgroup: "this process's cgroup's memory less its inactive file cache, what the kernel's out-of-memory killer acts on",
+}
+
+// rssOf returns a cluster process's resident set size.
 func (r *runner) rssOf(c *cluster) (int64, error) {
 	if c.proc == nil {
 		return 0, errors.New("no process")
@@ -26,8 +36,20 @@ func (r *runner) rssOf(c *cluster) (int64, error) {
 	return int64(mi.RSS), nil
 }
 
-// monitor measures every cluster's RSS, logs it, and kills the busy
-// cluster using the most when the total is over the limit.
+// measure returns a cluster's memory as Options.RAMMeasure counts it: its
+// RSS, or its PSS (for cgroup, each cluster's RSS: the total is then the
+// cgroup's).
+func (r *runner) measure(c *cluster) (int64, error) {
+	if r.o.RAMMeasure == MeasurePSS && c.proc != nil {
+		return procfs.PSS(c.proc.pid)
+	}
+	return r.rssOf(c)
+}
+
+// monitor measures every cluster's memory, logs it, and over the limit
+// reclaims: idle clusters give their kept memory back first, then idle
+// clusters still holding memory are recycled, and only then is the busy
+// cluster using the most killed.
 func (r *runner) monitor() {
 	var total int64
 	live := r.clusters[:0:0]
@@ -35,7 +57,7 @@ func (r *runner) monitor() {
 		if c.proc == nil {
 			continue
 		}
-		rss, err := r.rssOf(c)
+		rss, err := r.measure(c)
 		if err != nil {
 			rss = 0 // exiting; its exit event follows
 		}
@@ -46,6 +68,11 @@ func (r *runner) monitor() {
 		}
 		live = append(live, c)
 	}
+	if r.cgroup != nil {
+		if ws, err := r.cgroup.WorkingSet(); err == nil {
+			total = ws
+		}
+	}
 	for _, c := range live {
 		file := ""
 		if c.task != nil {
@@ -54,7 +81,7 @@ func (r *runner) monitor() {
 		r.logs.ramRow(c.id, c.proc.pid, file, c.rss, total)
 	}
 	r.peak = max(r.peak, total)
-	if total <= r.o.RAMLimitBytes {
+	if total <= r.o.RAMLimitBytes || r.reclaim(live, total) {
 		return
 	}
 	var victim *cluster
@@ -73,7 +100,44 @@ func (r *runner) monitor() {
 		}
 		return
 	}
-	c := victim
+	r.kill(victim, total)
+}
+
+// idleFloorBytes is what an idle cluster may keep after giving its memory
+// back before it is recycled to free the rest: about a fresh process.
+const idleFloorBytes = 48 << 20
+
+// reclaim frees idle clusters' memory when the total is over the limit:
+// each idle cluster is asked once (since its last file) to give back what
+// it keeps between files, and one that still holds more than
+// idleFloorBytes after that is recycled. It reports whether it acted, in
+// which case the next poll sees the result before anything is killed.
+func (r *runner) reclaim(live []*cluster, total int64) bool {
+	acted := false
+	for _, c := range live {
+		if c.state != csIdle {
+			continue
+		}
+		switch {
+		case !c.released:
+			c.released = true
+			acted = true
+			r.logs.statusf("cluster %d (idle, %.1f MiB) asked to give its memory back: all clusters %.1f MiB > limit %.1f MiB",
+				c.id, mib(c.rss), mib(total), mib(r.o.RAMLimitBytes))
+			if err := c.proc.send(&toWorker{Type: "release"}); err != nil {
+				r.logger.Warn("send release", "cluster", c.id, "error", err)
+			}
+		case c.rss > idleFloorBytes:
+			acted = true
+			r.stop(c, fmt.Sprintf("recycled to free its %.1f MiB: all clusters %.1f MiB > limit %.1f MiB",
+				mib(c.rss), mib(total), mib(r.o.RAMLimitBytes)))
+		}
+	}
+	return acted
+}
+
+// kill kills a busy cluster over the RAM limit; its file is retried alone.
+func (r *runner) kill(c *cluster, total int64) {
 	t := c.task
 	c.killReason = fmt.Sprintf("killed over the RAM limit: cluster %d used %.1f MiB, all clusters %.1f MiB > limit %.1f MiB",
 		c.id, mib(c.rss), mib(total), mib(r.o.RAMLimitBytes))

@@ -30,6 +30,13 @@ const (
 	QueueFIFO = "fifo"
 )
 
+// What the RAM monitor measures.
+const (
+	MeasureRSS    = "rss"
+	MeasurePSS    = "pss"
+	MeasureCgroup = "cgroup"
+)
+
 // Defaults.
 const (
 	DefaultJobName       = "job"
@@ -69,6 +76,13 @@ type Options struct {
 	// RAMLimitBytes is the total RSS of all clusters above which the
 	// cluster using the most is killed (default 80% of physical RAM).
 	RAMLimitBytes int64
+	// RAMMeasure is what the RAM monitor compares with the limit:
+	// MeasureRSS (default: each cluster's resident set, shared pages
+	// counted in every process), MeasurePSS (shared pages counted once) or
+	// MeasureCgroup (this process's cgroup's working set: what the kernel's
+	// out-of-memory killer acts on; the victim is still the busiest
+	// cluster by RSS).
+	RAMMeasure string
 	// Poll is how often RSS is measured (default 1s).
 	Poll time.Duration
 	// RecycleAfter restarts a cluster after this many files (0: never).
@@ -154,6 +168,13 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Poll <= 0 {
 		o.Poll = DefaultPoll
+	}
+	switch o.RAMMeasure {
+	case "":
+		o.RAMMeasure = MeasureRSS
+	case MeasureRSS, MeasurePSS, MeasureCgroup:
+	default:
+		return o, fmt.Errorf("RAM measure %q: want rss, pss or cgroup", o.RAMMeasure)
 	}
 	if o.RecycleAfter < 0 || o.RecycleRSSBytes < 0 {
 		return o, errors.New("recycle bounds must not be negative")

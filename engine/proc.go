@@ -224,6 +224,16 @@ func relog(logger *slog.Logger, line string) {
 }
 
 // exitString describes how a cluster process ended.
+// sigkilled reports whether a process ended by SIGKILL.
+func sigkilled(err error) bool {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		ws, ok := ee.Sys().(syscall.WaitStatus)
+		return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+	}
+	return false
+}
+
 func exitString(err error) string {
 	if err == nil {
 		return "exited"

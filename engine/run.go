@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mce-engine/mce/engine/output"
+	"github.com/mce-engine/mce/internal/procfs"
 )
 
 type taskRun struct {
@@ -46,6 +47,8 @@ type runner struct {
 	fatal    error
 	stopErr  error
 	overWarn time.Time
+	// cgroup is this process's memory cgroup, with RAMMeasure cgroup.
+	cgroup *procfs.Cgroup
 }
 
 // Run runs a job: it plans one task per input file (or takes
@@ -61,6 +64,11 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		return nil, err
 	}
 	r := &runner{o: o, logger: o.Logger, events: make(chan procEvent, 64)}
+	if o.RAMMeasure == MeasureCgroup {
+		if r.cgroup, err = procfs.OwnCgroup(); err != nil {
+			return nil, fmt.Errorf("RAM measure cgroup: %w", err)
+		}
+	}
 	if o.Resume != "" {
 		err = r.resume()
 	} else {
@@ -169,9 +177,8 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		sumCPUs += n
 	}
 	for id, n := range o.Clusters {
-		r.clusters = append(r.clusters, &cluster{
-			id: id, cpus: n, memLimit: o.RAMLimitBytes * int64(n) / int64(sumCPUs),
-		})
+		share := o.RAMLimitBytes * int64(n) / int64(sumCPUs)
+		r.clusters = append(r.clusters, &cluster{id: id, cpus: n, share: share, memLimit: share})
 	}
 	for _, t := range r.tasks {
 		if t.status == TaskPending {
@@ -180,6 +187,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	r.logs.statusf("start job %s in %s: %d files (%d to do), clusters %v, queue %s, RAM limit %.0f MiB, features %s, worker %s",
 		o.JobName, r.dir, len(r.tasks), len(r.pending), o.Clusters, o.Queue, mib(o.RAMLimitBytes), o.FeatureName, o.WorkerExe)
+	r.logs.statusf("RAM measure: %s (%s)", o.RAMMeasure, measureDoc[o.RAMMeasure])
 	r.logger.Info("run started", "dir", r.dir, "files", len(r.tasks), "to_do", len(r.pending), "clusters", fmt.Sprint(o.Clusters), "queue", o.Queue)
 	r.writeSummary(false)
 
@@ -254,7 +262,7 @@ func (r *runner) abort(cause error) (*Summary, error) {
 	r.waitExits(0)
 	for _, t := range r.tasks {
 		if t.status == TaskRunning {
-			os.Remove(filepath.Join(r.dir, t.Output+output.TempSuffix))
+			output.RemoveOf(filepath.Join(r.dir, t.Output))
 			t.status = TaskPending
 		}
 	}

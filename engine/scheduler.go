@@ -63,18 +63,7 @@ func (r *runner) dispatch() {
 		return
 	}
 	if len(r.retry) > 0 {
-		for _, c := range r.clusters {
-			if c.task != nil {
-				return
-			}
-		}
-		t := r.retry[0]
-		c := r.clusters[t.retryCluster]
-		if c.state != csIdle {
-			return // still restarting
-		}
-		r.retry = r.retry[1:]
-		r.assign(c, t, true)
+		r.runAlone()
 		return
 	}
 	for _, c := range r.clusters {
@@ -90,10 +79,15 @@ func (r *runner) assign(c *cluster, t *taskRun, alone bool) {
 	t.attempts++
 	t.status, t.cluster, t.alone = TaskRunning, c.id, alone
 	t.start, t.peakRSS = time.Now(), 0
-	c.task, c.prog = t, progressMsg{}
+	c.task, c.prog, c.released = t, progressMsg{}, false
 	r.setState(c, csBusy)
 	if alone {
-		r.alone = t
+		how := ""
+		if t.LowMemory {
+			how = "; it takes its low-memory path"
+		}
+		r.logs.statusf("file %s (#%d) runs alone on cluster %d: the other clusters are stopped, it has the whole RAM limit (%.0f MiB, its GOMEMLIMIT)%s",
+			t.Label(), t.ID, c.id, mib(c.memLimit), how)
 		r.logs.statusf("file %s (#%d) -> cluster %d (retry %d, alone)", t.Label(), t.ID, c.id, t.attempts-1)
 	} else {
 		r.logs.statusf("file %s (#%d) -> cluster %d", t.Label(), t.ID, c.id)

@@ -56,6 +56,7 @@ type Summary struct {
 	Clusters      []int         `json:"clusters"`
 	Queue         string        `json:"queue"`
 	RAMLimitBytes int64         `json:"ram_limit_bytes"`
+	RAMMeasure    string        `json:"ram_measure"`    // what the limit was compared with: rss, pss or cgroup
 	PeakRSSBytes  int64         `json:"peak_rss_bytes"` // the largest total RSS of all clusters seen
 	Files         int           `json:"files"`
 	Done          int           `json:"done"`
@@ -105,7 +106,7 @@ func (r *runner) summary(interrupted bool) *Summary {
 	s := &Summary{
 		Job: r.o.JobName, RunDir: r.dir, Feature: r.o.FeatureName,
 		Started: r.started, Finished: time.Now(), Seconds: time.Since(r.started).Seconds(),
-		Clusters: r.o.Clusters, Queue: r.o.Queue, RAMLimitBytes: r.o.RAMLimitBytes,
+		Clusters: r.o.Clusters, Queue: r.o.Queue, RAMLimitBytes: r.o.RAMLimitBytes, RAMMeasure: r.o.RAMMeasure,
 		PeakRSSBytes: r.peak, Files: len(r.tasks), Restarts: r.restarts, Interrupted: interrupted,
 	}
 	if r.stopErr != nil {

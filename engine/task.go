@@ -34,6 +34,10 @@ type Task struct {
 	Output string `json:"output"`
 	// Args are the task's settings for its Handler, which decodes them.
 	Args json.RawMessage `json:"args,omitempty"`
+	// LowMemory is set on a task run again after its cluster was killed
+	// over the RAM limit or by the kernel: its Handler should take the
+	// path that holds least in RAM (`mce run`: through disk).
+	LowMemory bool `json:"low_memory,omitempty"`
 	// Phase orders dependent work: a task starts only when no task of a
 	// lower phase is waiting or running, so a later phase may read what
 	// an earlier one wrote (`mce reduce` merges the partial outputs of
@@ -68,7 +72,8 @@ type Result struct {
 	WorkerMaxSeconds  float64  `json:"worker_max_seconds"`
 	WorkerMeanSeconds float64  `json:"worker_mean_seconds"`
 	PeakRSSBytes      int64    `json:"peak_rss_bytes,omitempty"` // measured in the worker
-	Mode              string   `json:"mode,omitempty"`           // how the handler ran it (`mce run`: group or stream)
+	Mode              string   `json:"mode,omitempty"`           // how the handler ran it (`mce run`: group, stream or disk)
+	ModeReason        string   `json:"mode_reason,omitempty"`    // why
 	BadRowSamples     []string `json:"bad_row_samples,omitempty"`
 }
 
@@ -152,6 +157,14 @@ type Handler interface {
 	Run(ctx context.Context, env *TaskEnv, t *Task) (*Result, error)
 }
 
+// Releaser is a Handler that keeps memory from one task to the next
+// (arenas, caches) and gives it back when Release is called: the parent
+// asks an idle cluster to, when the clusters are over the RAM limit,
+// before it kills a busy one.
+type Releaser interface {
+	Release()
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, env *TaskEnv, t *Task) (*Result, error)
 
@@ -180,7 +193,7 @@ type workerConfig struct {
 }
 
 type toWorker struct {
-	Type   string        `json:"type"` // "config" or "task"
+	Type   string        `json:"type"` // "config", "task" or "release"
 	Config *workerConfig `json:"config,omitempty"`
 	Task   *Task         `json:"task,omitempty"`
 }

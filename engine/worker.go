@@ -146,6 +146,12 @@ func (w *worker) loop(ctx context.Context) error {
 		case err := <-w.errs:
 			return err // nil at EOF: the parent is done or gone
 		case m := <-w.msgs:
+			if m.Type == "release" {
+				if running == nil {
+					w.release()
+				}
+				continue
+			}
 			if m.Type != "task" || m.Task == nil {
 				return fmt.Errorf("worker: unexpected message %q", m.Type)
 			}
@@ -181,6 +187,18 @@ func (w *worker) loop(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// release gives the memory the handlers keep between tasks, and the free
+// heap, back to the OS.
+func (w *worker) release() {
+	for _, h := range w.opts.Handlers {
+		if r, ok := h.(Releaser); ok {
+			r.Release()
+		}
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // env is a fresh TaskEnv for the next task.

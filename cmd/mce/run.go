@@ -82,7 +82,8 @@ func clusterFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.StringFlag{Name: "clusters", Usage: "`CPUS` per cluster, comma separated, e.g. 3,2,1 (default: one cluster of all CPUs up to 4 CPUs, else all but one)"},
 		&ucli.StringFlag{Name: "queue", Value: engine.QueueDeque, Usage: "file `ORDER`: deque (cluster 0 takes the largest files, the others the smallest) or fifo (largest first to any free cluster)"},
-		&ucli.StringFlag{Name: "ram-limit", Value: "80%", Usage: "total RSS of all clusters above which the biggest busy one is killed: a share of physical RAM (80%) or a `SIZE` (12GiB)"},
+		&ucli.StringFlag{Name: "ram-limit", Value: "80%", Usage: "total RSS of all clusters above which idle clusters give memory back and then the biggest busy one is killed (its file retried alone, through disk): a share of physical RAM (80%) or a `SIZE` (12GiB)"},
+		&ucli.StringFlag{Name: "ram-measure", Value: engine.MeasureRSS, Usage: "what --ram-limit is compared with: rss (the clusters' resident sets), pss (shared pages counted once) or cgroup (this process's cgroup's working set, what the kernel's OOM killer acts on)"},
 		&ucli.DurationFlag{Name: "poll", Value: engine.DefaultPoll, Usage: "`INTERVAL` at which each cluster's RSS is measured, logged to ram_usage.log and checked against --ram-limit"},
 		&ucli.IntFlag{Name: "recycle-after", Usage: "restart a cluster after `N` files (0: never), against leaks"},
 		&ucli.StringFlag{Name: "recycle-rss", Usage: "restart a cluster whose RSS between files exceeds `SIZE` (e.g. 2GiB; default: never)"},
@@ -104,6 +105,12 @@ func clusterOptions(c *ucli.Context, env *Env, o *engine.Options) error {
 	}
 	if o.RAMLimitBytes, err = engine.ParseRAMLimit(c.String("ram-limit")); err != nil {
 		return fmt.Errorf("--ram-limit: %w", err)
+	}
+	o.RAMMeasure = c.String("ram-measure")
+	switch o.RAMMeasure {
+	case engine.MeasureRSS, engine.MeasurePSS, engine.MeasureCgroup:
+	default:
+		return fmt.Errorf("--ram-measure %q: want rss, pss or cgroup", o.RAMMeasure)
 	}
 	o.Poll = c.Duration("poll")
 	if o.Poll <= 0 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/mce-engine/mce/internal/csvread"
 	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/hugemem"
+	"github.com/mce-engine/mce/internal/procfs"
 )
 
 // Kind is the kind of task that map-reduces one raw input file.
@@ -34,9 +36,15 @@ const (
 	// ModeStream adds each row to its user's Aggregator as it is read:
 	// RAM grows with the users, not the rows. Mergeable feature sets only.
 	ModeStream = "stream"
-	// ModeAuto groups a file that fits in half the cluster's share of the
-	// RAM limit and streams a bigger one (when the feature set is
-	// mergeable; a non-mergeable one is always grouped).
+	// ModeDisk groups the rows by user through sorted runs on local disk
+	// (package partition's machinery) and reduces user by user: RAM is
+	// the sort buffers and one user's rows, whatever the file's size. Any
+	// feature set; the path for a Reduce set whose file does not fit.
+	ModeDisk = "disk"
+	// ModeAuto groups a file whose rows fit the cluster's share of the
+	// RAM limit, and streams (mergeable sets) or goes through disk (the
+	// others) a bigger one; a file retried after a RAM kill always takes
+	// the low-memory path.
 	ModeAuto = "auto"
 )
 
@@ -63,7 +71,7 @@ func (j Job) Encode() (json.RawMessage, error) {
 // CheckMode validates a --mode value for a feature set.
 func CheckMode(mode string, mergeable bool, featureName string) error {
 	switch mode {
-	case "", ModeAuto, ModeGroup:
+	case "", ModeAuto, ModeGroup, ModeDisk:
 		return nil
 	case ModeStream:
 		if !mergeable {
@@ -71,7 +79,7 @@ func CheckMode(mode string, mergeable bool, featureName string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("--mode %q: want auto, group or stream", mode)
+	return fmt.Errorf("--mode %q: want auto, group, stream or disk", mode)
 }
 
 // Plan lists paths (files and folders, see csvread.ListInputs) and plans
@@ -112,26 +120,62 @@ func planInputs(in []csvread.Input) ([]engine.Task, error) {
 // Handlers returns the handler of `mce run`'s tasks, to register with
 // engine.WorkerOptions.Handlers.
 func Handlers() map[string]engine.Handler {
-	return map[string]engine.Handler{Kind: engine.HandlerFunc(runFile)}
+	return map[string]engine.Handler{Kind: handler{}}
 }
 
-// chooseMode decides how a file is reduced: ModeGroup or ModeStream. A
-// non-mergeable feature set is always grouped. In ModeAuto a file is grouped
-// when its rows (about its size, ten times that when compressed) fit in
-// half of memLimit, the cluster's share of the RAM limit (its GOMEMLIMIT),
-// and streamed otherwise, so that a file bigger than RAM still goes through.
-func chooseMode(mode string, mergeable bool, input string, size, memLimit int64) string {
+// handler runs Kind tasks; it gives the row arena back when the parent
+// asks (engine.Releaser).
+type handler struct{}
+
+func (handler) Run(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
+	return runFile(ctx, env, t)
+}
+
+// Release implements engine.Releaser.
+func (handler) Release() { rowArena.Release() }
+
+// modeChoice is the input of chooseMode.
+type modeChoice struct {
+	mode      string // --mode
+	mergeable bool
+	input     string
+	size      int64 // on disk
+	memLimit  int64 // the cluster's GOMEMLIMIT (its share of the RAM limit)
+	lowMemory bool  // a retry after a RAM kill
+	perByte   float64
+}
+
+// chooseMode decides how a file is reduced, and says why. A file on its
+// low-memory path (a retry after a RAM kill, or a file as big as one that
+// was killed) goes through disk, whose RAM does not grow with the file nor
+// with its users. In ModeAuto a file is grouped when its grouped rows fit:
+// about perByte of RAM per byte on disk (measured on this cluster's
+// earlier files, or rowsEstimate's guess), within 80% of the cluster's
+// share when measured, half of it when guessed; else a mergeable set is
+// streamed (RAM grows with the users) and any other goes through disk.
+func chooseMode(c modeChoice) (mode, why string) {
+	low := ModeStream
+	if !c.mergeable {
+		low = ModeDisk
+	}
 	switch {
-	case !mergeable || mode == ModeGroup:
-		return ModeGroup
-	case mode == ModeStream:
-		return ModeStream
+	case c.lowMemory:
+		return ModeDisk, "low-memory path after a RAM kill"
+	case c.mode == ModeStream && !c.mergeable:
+		return ModeGroup, "--mode stream needs a mergeable feature set"
+	case c.mode == ModeGroup || c.mode == ModeStream || c.mode == ModeDisk:
+		return c.mode, "--mode " + c.mode
+	case c.memLimit <= 0 || c.memLimit == math.MaxInt64:
+		return ModeGroup, "no RAM limit"
 	}
-	need := rowsEstimate(input, size)
-	if memLimit <= 0 || need <= memLimit/2 {
-		return ModeGroup
+	need, room, how := rowsEstimate(c.input, c.size), c.memLimit/2, "estimated"
+	if c.perByte > 0 {
+		need, room, how = int64(c.perByte*float64(c.size)), c.memLimit/10*8, "measured"
 	}
-	return ModeStream
+	if need <= room {
+		return ModeGroup, fmt.Sprintf("rows ~%d MiB (%s) fit %d MiB of the cluster's share", need>>20, how, room>>20)
+	}
+	return low, fmt.Sprintf("rows ~%d MiB (%s) > %d MiB of the cluster's share", need>>20, how, room>>20)
 }
 
 // rowsEstimate is about the RAM a grouped file takes: its rows, their
@@ -143,6 +187,36 @@ func rowsEstimate(input string, size int64) int64 {
 		need *= 10
 	}
 	return need
+}
+
+// measured holds the peak RSS per byte on disk of the files this cluster
+// process grouped, plain and compressed apart; zero until one was big
+// enough to say (learnBytes).
+var measured struct{ plain, compressed float64 }
+
+// learnBytes is the smallest file whose peak RSS is taken as a measure:
+// below it the process's own baseline dominates.
+const learnBytes = 64 << 20
+
+// perByte returns the measured RAM per byte for input, or 0.
+func perByte(input string) float64 {
+	if fileid.Compressed(input) {
+		return measured.compressed
+	}
+	return measured.plain
+}
+
+// learn records a grouped file's peak RSS per byte on disk.
+func learn(input string, size, peak int64) {
+	if size < learnBytes || peak <= 0 {
+		return
+	}
+	r := float64(peak) / float64(size)
+	if fileid.Compressed(input) {
+		measured.compressed = r
+	} else {
+		measured.plain = r
+	}
 }
 
 // rowArena holds the rows of the file a cluster is grouping: one task runs
@@ -166,6 +240,7 @@ func runFile(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.
 	bw := bufio.NewWriterSize(out, 1<<20)
 	res, err := Run(ctx, Input{
 		Path: t.Input, Size: t.Size, Job: job, Env: env, FreeArena: env.FreeBetweenTasks,
+		LowMemory: t.LowMemory, ScratchDir: output.ScratchName(env.OutputPath(t), "spill"),
 	}, bw)
 	if err != nil {
 		return nil, taskError(t.Input, err)
@@ -210,6 +285,12 @@ type Input struct {
 	// FreeArena gives the row arena's memory back after the file instead
 	// of keeping it for the next.
 	FreeArena bool
+	// LowMemory asks for the path that holds least in RAM (a retry after
+	// a RAM kill).
+	LowMemory bool
+	// ScratchDir is the folder ModeDisk spills into (made and removed by
+	// Run); "" makes one in the system's temporary folder.
+	ScratchDir string
 }
 
 // Run reads one raw file, maps it on in.Env.CPUs workers, groups or
@@ -238,7 +319,19 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 			rowArena.Reset()
 		}
 	}()
-	mode := chooseMode(in.Job.Mode, env.Spec.Mergeable(), in.Path, in.Size, debug.SetMemoryLimit(-1))
+	mode, why := chooseMode(modeChoice{
+		mode: in.Job.Mode, mergeable: env.Spec.Mergeable(), input: in.Path, size: in.Size,
+		memLimit: debug.SetMemoryLimit(-1), lowMemory: in.LowMemory, perByte: perByte(in.Path),
+	})
+	env.Logger.Debug("mode", "file", in.Path, "mode", mode, "why", why)
+	if mode == ModeDisk {
+		rowArena.Trim(0)
+		res, err := runDisk(ctx, in, f, w)
+		if res != nil {
+			res.ModeReason = why
+		}
+		return res, err
+	}
 	// Keep about what this file's rows need of the last file's arena.
 	if mode == ModeGroup {
 		rowArena.Trim(rowsEstimate(in.Path, in.Size))
@@ -252,7 +345,7 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer pumpProgress(p, f, job)()
+	defer pumpProgress(p, f, func() (int64, int64) { return job.UsersDone(), job.UsersTotal() })()
 
 	p.Phase.Store("map")
 	t0 := time.Now()
@@ -269,8 +362,12 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 		return nil, err
 	}
 	mx, mean := js.BusyMaxMean()
+	if mode == ModeGroup {
+		learn(in.Path, in.Size, procfs.PeakRSS())
+	}
 	res := &engine.Result{
 		Mode:              mode,
+		ModeReason:        why,
 		Bytes:             stats.Bytes,
 		Rows:              stats.Rows,
 		BadRows:           stats.BadRows,
@@ -288,9 +385,9 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 	return res, nil
 }
 
-// pumpProgress copies the reader's and the job's counters into p until the
-// returned function is called.
-func pumpProgress(p *engine.Progress, f *csvread.File, job inram.Job) (stop func()) {
+// pumpProgress copies the reader's counters and users (done, total) into
+// p until the returned function is called.
+func pumpProgress(p *engine.Progress, f *csvread.File, users func() (done, total int64)) (stop func()) {
 	done := make(chan struct{})
 	pumped := make(chan struct{})
 	go func() {
@@ -300,8 +397,9 @@ func pumpProgress(p *engine.Progress, f *csvread.File, job inram.Job) (stop func
 		for {
 			p.Bytes.Store(f.BytesRead())
 			p.DiskBytes.Store(f.DiskBytesRead())
-			p.UsersTotal.Store(job.UsersTotal())
-			p.UsersDone.Store(job.UsersDone())
+			n, total := users()
+			p.UsersTotal.Store(total)
+			p.UsersDone.Store(n)
 			select {
 			case <-done:
 				return

@@ -1,6 +1,7 @@
 package filejob
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -38,26 +39,26 @@ func TestPlan(t *testing.T) {
 
 func TestChooseMode(t *testing.T) {
 	const gib = 1 << 30
-	for _, tc := range []struct {
-		mode      string
-		mergeable bool
-		input     string
-		size, mem int64
-		want      string
-	}{
-		{ModeAuto, true, "/d/jan.csv", 1 * gib, 8 * gib, ModeGroup},
-		{ModeAuto, true, "/d/jan.csv", 4 * gib, 8 * gib, ModeStream},    // 5 GiB of rows > half of 8
-		{ModeAuto, true, "/d/jan.csv.gz", 1 * gib, 8 * gib, ModeStream}, // ~10 GiB once decompressed
-		{ModeAuto, true, "/d/jan.csv.zst", 100 << 20, 8 * gib, ModeGroup},
-		{ModeAuto, false, "/d/jan.csv", 40 * gib, 8 * gib, ModeGroup}, // only a mergeable set can stream
-		{ModeAuto, true, "/d/jan.csv", 40 * gib, 0, ModeGroup},        // no limit known
-		{ModeGroup, true, "/d/jan.csv", 40 * gib, 8 * gib, ModeGroup},
-		{ModeStream, true, "/d/jan.csv", 1, 8 * gib, ModeStream},
-		{ModeStream, false, "/d/jan.csv", 1, 8 * gib, ModeGroup},
-	} {
-		if got := chooseMode(tc.mode, tc.mergeable, tc.input, tc.size, tc.mem); got != tc.want {
-			t.Errorf("chooseMode(%s, mergeable %v, %s, %d MiB, limit %d MiB) = %s, want %s",
-				tc.mode, tc.mergeable, tc.input, tc.size>>20, tc.mem>>20, got, tc.want)
+	f := func(c modeChoice, want string) {
+		t.Helper()
+		if got, why := chooseMode(c); got != want || why == "" {
+			t.Errorf("chooseMode(%+v) = %s (%s), want %s", c, got, why, want)
 		}
 	}
+	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv", size: 1 * gib, memLimit: 8 * gib}, ModeGroup)
+	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv", size: 4 * gib, memLimit: 8 * gib}, ModeStream)    // 5 GiB of rows > half of 8
+	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv.gz", size: 1 * gib, memLimit: 8 * gib}, ModeStream) // ~10 GiB once decompressed
+	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv.zst", size: 100 << 20, memLimit: 8 * gib}, ModeGroup)
+	f(modeChoice{mode: ModeAuto, mergeable: false, input: "/d/jan.csv", size: 40 * gib, memLimit: 8 * gib}, ModeDisk)       // a Reduce set goes through disk
+	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv", size: 40 * gib, memLimit: math.MaxInt64}, ModeGroup) // no limit
+	f(modeChoice{mode: ModeGroup, mergeable: true, input: "/d/jan.csv", size: 40 * gib, memLimit: 8 * gib}, ModeGroup)
+	f(modeChoice{mode: ModeStream, mergeable: true, input: "/d/jan.csv", size: 1, memLimit: 8 * gib}, ModeStream)
+	f(modeChoice{mode: ModeStream, mergeable: false, input: "/d/jan.csv", size: 1, memLimit: 8 * gib}, ModeGroup)
+	f(modeChoice{mode: ModeDisk, mergeable: true, input: "/d/jan.csv", size: 1, memLimit: 8 * gib}, ModeDisk)
+	// A retry after a RAM kill takes the low-memory path whatever --mode.
+	f(modeChoice{mode: ModeGroup, mergeable: true, input: "/d/jan.csv", size: 1, memLimit: 8 * gib, lowMemory: true}, ModeDisk)
+	f(modeChoice{mode: ModeAuto, mergeable: false, input: "/d/jan.csv", size: 1, memLimit: 8 * gib, lowMemory: true}, ModeDisk)
+	// Measured: 1.5 bytes of RAM per byte; 5 GiB fits 80% of 8 GiB, 6 does not.
+	f(modeChoice{mode: ModeAuto, mergeable: false, input: "/d/jan.csv", size: 4 * gib, memLimit: 8 * gib, perByte: 1.5}, ModeGroup)
+	f(modeChoice{mode: ModeAuto, mergeable: false, input: "/d/jan.csv", size: 5 * gib, memLimit: 8 * gib, perByte: 1.5}, ModeDisk)
 }

@@ -425,6 +425,14 @@ func eachKey(spec *feature.Spec, opts *Options, b Batch, row *feature.Row, fn fu
 	return nil
 }
 
+// Keys calls fn with every row of b and its grouping key, as the Jobs
+// group them (see eachKey): other ways of grouping a file (`mce run`
+// through disk) key rows exactly as these do. file names the file in
+// errors.
+func Keys(spec *feature.Spec, params feature.Params, file string, b Batch, row *feature.Row, fn func(i int, key []byte, keep bool)) error {
+	return eachKey(spec, &Options{Spec: spec, Params: params, File: file}, b, row, fn)
+}
+
 // rowSpanner is a Batch that has its rows' fields back to back
 // (*csvread.Batch does).
 type rowSpanner interface {

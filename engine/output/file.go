@@ -92,8 +92,8 @@ func SyncDir(dir string) error {
 	return nil
 }
 
-// RemoveTemps removes leftover temporary outputs in dir and returns their
-// names.
+// RemoveTemps removes leftover temporary outputs in dir (files, and
+// scratch folders whose names end in TempSuffix) and returns their names.
 func RemoveTemps(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -101,12 +101,39 @@ func RemoveTemps(dir string) ([]string, error) {
 	}
 	var removed []string
 	for _, e := range ents {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), TempSuffix) {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !os.IsNotExist(err) {
+		if strings.HasSuffix(e.Name(), TempSuffix) {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 				return removed, err
 			}
 			removed = append(removed, e.Name())
 		}
 	}
 	return removed, nil
+}
+
+// ScratchName is the name of a scratch folder that belongs to the output
+// final (its temporary files through disk): RemoveTemps and RemoveOf
+// remove it with the output's temporary file.
+func ScratchName(final, what string) string { return final + "." + what + TempSuffix }
+
+// RemoveOf removes the temporary file of the output final and its
+// scratch folders.
+func RemoveOf(final string) {
+	os.Remove(final + TempSuffix)
+	m, _ := filepath.Glob(globEscape(final) + ".*" + TempSuffix)
+	for _, p := range m {
+		os.RemoveAll(p)
+	}
+}
+
+// globEscape quotes the pattern characters of a path for filepath.Glob.
+func globEscape(p string) string {
+	var b strings.Builder
+	for _, c := range p {
+		if c == '*' || c == '?' || c == '[' || c == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }

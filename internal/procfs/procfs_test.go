@@ -1,6 +1,7 @@
 package procfs
 
 import (
+	"os"
 	"runtime"
 	"testing"
 )
@@ -21,4 +22,25 @@ func TestPeakRSS(t *testing.T) {
 		t.Errorf("PeakRSS %d MiB after touching 64 MiB, %d MiB before", after>>20, before>>20)
 	}
 	runtime.KeepAlive(b)
+}
+
+func TestPSS(t *testing.T) {
+	pss, err := PSS(os.Getpid())
+	if err != nil || pss <= 0 || pss > PeakRSS()+PeakRSS()/4 {
+		t.Errorf("PSS = %d, %v (peak RSS %d)", pss, err, PeakRSS())
+	}
+	if _, err := PSS(1 << 30); err == nil {
+		t.Error("PSS of no process: no error")
+	}
+}
+
+func TestOwnCgroup(t *testing.T) {
+	cg, err := OwnCgroup()
+	if err != nil {
+		t.Skipf("no memory cgroup here: %v", err)
+	}
+	ws, err := cg.WorkingSet()
+	if err != nil || ws <= 0 {
+		t.Errorf("%s: working set %d, %v", cg, ws, err)
+	}
 }
