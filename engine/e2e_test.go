@@ -456,6 +456,159 @@ func TestRun_ramLimitKillsCluster(t *testing.T) {
 	}
 }
 
+// TestRun_ramLimitCompletes sets --ram-limit at 60% of what the files
+// need when every cluster runs one at once (the peak of an unconstrained
+// run) and checks that every file still completes, byte for byte as
+// unconstrained, through the low-memory paths (stream, disk), for the
+// built-in features and for a Reduce features file, with two clusters and
+// with one; and that the sampled total stays under the limit plus one
+// poll's growth.
+func TestRun_ramLimitCompletes(t *testing.T) {
+	skipShort(t)
+	_, files := genData(t, gen.Options{Seed: 22, Files: 2, Size: gen.Size{Bytes: 300 << 20}})
+	for _, bin := range []struct{ name, exe string }{{"invoice", mceBin}, {"reduce-form", faultyBin}} {
+		for _, clusters := range []string{"1,1", "2"} {
+			t.Run(bin.name+"/"+clusters, func(t *testing.T) {
+				args := runArgs(files, "--clusters", clusters, "--poll", "10ms", "--no-progress")
+				free := e2etest.Run(t, bin.exe, append(args, "--out", t.TempDir())...)
+				if free.Code != 0 {
+					t.Fatalf("unconstrained: exit %d", free.Code)
+				}
+				need := e2etest.ReadSummary(t, free.RunDir).PeakRSSBytes
+				limit := need * 6 / 10
+				r := e2etest.Run(t, bin.exe, append(args, "--out", t.TempDir(), "--ram-limit", strconv.FormatInt(limit, 10))...)
+				if r.Code != 0 || e2etest.LastLine(r.Stdout) != "all 2 files ok" {
+					t.Fatalf("limit %d MiB (60%% of %d): exit %d, %q", limit>>20, need>>20, r.Code, e2etest.LastLine(r.Stdout))
+				}
+				for _, f := range files {
+					name := fileid.FeaturesName(f)
+					want, err := os.ReadFile(filepath.Join(free.RunDir, name))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got, err := os.ReadFile(filepath.Join(r.RunDir, name)); err != nil || !bytes.Equal(got, want) {
+						t.Errorf("%s differs from the unconstrained run's (%v)", name, err)
+					}
+				}
+				low := 0
+				for _, ts := range e2etest.ReadSummary(t, r.RunDir).Tasks {
+					if m := ts.Result.Mode; m == filejob.ModeDisk || m == filejob.ModeStream {
+						low++
+					}
+				}
+				if low == 0 {
+					t.Error("no file took a low-memory path: the limit did not bind")
+				}
+				peak, growth := ramPeak(t, r.RunDir)
+				t.Logf("limit %.0f MiB (60%% of %.0f): peak %.1f MiB, largest growth in one poll %.1f MiB, %d files on a low-memory path",
+					float64(limit)/(1<<20), float64(need)/(1<<20), peak, growth, low)
+				if peak > float64(limit)/(1<<20)+growth {
+					t.Errorf("peak %.1f MiB > limit %.1f MiB + one poll's growth %.1f MiB", peak, float64(limit)/(1<<20), growth)
+				}
+			})
+		}
+	}
+}
+
+// TestRun_retryAloneStopsIdleCluster has a busy cluster pass the RAM
+// limit while the other sits idle holding the memory of its last files:
+// the idle one is asked to give its memory back before the busy one is
+// killed, and stopped before the killed file runs again alone, so that
+// the retry has the whole limit; then every file is exact.
+func TestRun_retryAloneStopsIdleCluster(t *testing.T) {
+	skipShort(t)
+	data, all := genData(t, gen.Options{Seed: 30, Files: 4, Size: gen.Size{Bytes: 48 << 20}})
+	hogFile := all[1] // #1 in size order: cluster 1's first under fifo
+	truth, err := gen.ReadTruth(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]map[string]bool{}
+	rows := map[string]int64{}
+	for _, tr := range truth {
+		if files[tr.User] == nil {
+			files[tr.User] = map[string]bool{}
+		}
+		files[tr.User][tr.File] = true
+		if tr.File == filepath.Base(hogFile) {
+			rows[tr.User] = tr.Rows
+		}
+	}
+	// slow: the hog file's biggest user (reduced first, on one CPU),
+	// which keeps cluster 1 busy until cluster 0 is idle; hog: one of its
+	// smallest, reduced last.
+	var slow, hog string
+	for u, n := range rows {
+		if len(files[u]) != 1 {
+			continue
+		}
+		if slow == "" || n > rows[slow] {
+			slow = u
+		}
+		if hog == "" || n < rows[hog] {
+			hog = u
+		}
+	}
+	once := filepath.Join(t.TempDir(), "hogged")
+	r := e2etest.Run(t, faultyBin, runArgs(all, "--out", t.TempDir(), "--clusters", "1,1", "--queue", "fifo",
+		"--ram-limit", "200MiB", "--poll", "20ms", "--no-progress", "--param", "slow_user="+slow, "--param", "slow_ms=1500",
+		"--param", "hog_user="+hog, "--param", "hog_once="+once)...)
+	if r.Code != 0 || e2etest.LastLine(r.Stdout) != "all 4 files ok" {
+		t.Fatalf("exit %d, last line %q", r.Code, e2etest.LastLine(r.Stdout))
+	}
+	checkTruth(t, data, r.RunDir)
+	status := e2etest.LogLines(t, r.RunDir, engine.StatusLog)
+	at := func(sub string) int {
+		for i, ln := range status {
+			if strings.Contains(ln, sub) {
+				return i
+			}
+		}
+		t.Errorf("status.log lacks %q:\n%s", sub, strings.Join(status, "\n"))
+		return -1
+	}
+	asked := at("cluster 0 (idle, ")
+	killed := at("cluster 1 killed (pid ")
+	stopped := at("cluster 0 stopped (pid ")
+	alone := at(fmt.Sprintf("file %s (#1) runs alone on cluster 1: the other clusters are stopped, it has the whole RAM limit (200 MiB", hogFile))
+	retry := at(fmt.Sprintf("file %s (#1) -> cluster 1 (retry 1, alone)", hogFile))
+	if t.Failed() {
+		return
+	}
+	if !(asked < killed && killed < stopped && stopped < alone && alone < retry) {
+		t.Errorf("order: asked %d, killed %d, cluster 0 stopped %d, alone %d, retry %d; want increasing:\n%s",
+			asked, killed, stopped, alone, retry, strings.Join(status, "\n"))
+	}
+}
+
+// ramPeak returns the largest total of ram_usage.log, in MiB, and the
+// largest rise of the total from one poll to the next.
+func ramPeak(t *testing.T, runDir string) (peak, growth float64) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(runDir, engine.RAMLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, prevTime := 0.0, ""
+	for _, rec := range recs[1:] {
+		total, err := strconv.ParseFloat(rec[5], 64)
+		if err != nil {
+			t.Fatalf("ram_usage.log: %v", rec)
+		}
+		if rec[0] != prevTime { // one poll writes one row per cluster, all with its total
+			growth = max(growth, total-prev)
+			prev, prevTime = total, rec[0]
+		}
+		peak = max(peak, total)
+	}
+	return peak, growth
+}
+
 // TestRun_panicInFeatures runs a features binary whose feature function
 // panics on one user: the files holding that user fail with the user and
 // the file in failure.log; the other files complete.

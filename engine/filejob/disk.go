@@ -48,6 +48,10 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 	sortMem := max(rowsEstimate(in.Path, in.Size)+8<<20, 16<<20)
 	if lim := debug.SetMemoryLimit(-1); lim > 0 && lim < 1<<50 {
 		sortMem = min(sortMem, max(lim/diskSortShare, 16<<20))
+		// NB: the sort buffers are mapped outside the Go heap, which
+		// GOMEMLIMIT does not see: the heap gets the rest of the limit.
+		debug.SetMemoryLimit(max(lim-sortMem, lim/2))
+		defer debug.SetMemoryLimit(lim)
 	}
 	g, err := partition.NewGrouper(partition.GroupOptions{
 		Dir: dir, Schema: spec.Schema, Encoding: f.Encoding, MemBytes: sortMem, CPUs: env.CPUs, Logger: env.Logger,
