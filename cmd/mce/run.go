@@ -31,9 +31,11 @@ Files are sorted by size, largest first. With --queue deque (the default, as in 
 engine) cluster 0 takes files from the large end and the other clusters from the small end,
 so give cluster 0 the most CPUs; --queue fifo hands files out in size order.
 
-Every --poll the RSS of each cluster goes to ram_usage.log; above --ram-limit the busy cluster
-using the most is killed (failure.log says which file), started again, and its file retried
-once alone. A failing file (a panic in the features, a bad file) is logged in failure.log
+Every --poll the RSS of each cluster goes to ram_usage.log; above --ram-limit idle clusters
+first give back the memory they keep between files (or are recycled), and only then is the busy
+cluster using the most killed (failure.log says which file), started again, and its file retried
+once alone (the other clusters stopped, the whole limit its own) on its low-memory path: through
+disk, sorted runs in the run folder, so a file bigger than the limit still completes. A failing file (a panic in the features, a bad file) is logged in failure.log
 with its user and does not stop the others. The exit status is 1 when any file failed; the
 last line says how many.
 
@@ -51,7 +53,7 @@ Examples:
 			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder); no inputs then"},
 			featuresFlag,
 			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
-			&ucli.StringFlag{Name: "mode", Value: filejob.ModeAuto, Usage: "how a cluster reduces a file: group (every user's rows in RAM, then user by user: fastest, RAM about the file's size), stream (each row added to its user's aggregate as it is read: RAM grows with users, not rows; mergeable feature sets such as the built-in one), or auto: group a file that fits in half the cluster's share of --ram-limit, stream a bigger one. Same results in every `MODE`"},
+			&ucli.StringFlag{Name: "mode", Value: filejob.ModeAuto, Usage: "how a cluster reduces a file: group (every user's rows in RAM, then user by user: fastest, RAM about the file's size), stream (each row added to its user's aggregate as it is read: RAM grows with users, not rows; mergeable feature sets such as the built-in one), disk (rows grouped by user through sorted runs on local disk: RAM bounded whatever the file, about 3x slower than group), or auto: group a file whose rows fit the cluster's share of --ram-limit (measured on earlier files), else stream a mergeable set and put any other through disk. Same results in every `MODE`"},
 		}, clusterFlags()...), readerFlags()...),
 		Action: func(c *ucli.Context) error {
 			paths, err := argsAndLateFlags(c)
