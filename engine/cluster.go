@@ -206,7 +206,7 @@ func (r *runner) exited(c *cluster, ev procEvent) {
 		if prev == csBusy {
 			reason := "cluster crashed (" + how + ")"
 			if c.sigkilled {
-				reason = "cluster killed (" + how + ") by a signal mce did not send: the kernel's out-of-memory killer, or someone's kill -9"
+				reason += ", a SIGKILL mce did not send: the kernel's out-of-memory killer, or a kill -9"
 			}
 			if len(ev.tail) > 0 {
 				reason += ": " + strings.Join(ev.tail, "\n")
