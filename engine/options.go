@@ -103,6 +103,12 @@ type Options struct {
 	Params feature.Params
 	// FeatureName names the feature set in the plan and summary.
 	FeatureName string
+	// FeaturesFile is the features file (f.go) the workers were built
+	// from, "" for a built-in set: a copy is kept in the run folder and
+	// its hash in plan.json, for --resume.
+	FeaturesFile string
+	// Command is the command line, kept in plan.json.
+	Command []string
 
 	// Logger gets the engine's log and the workers'; nil: slog.Default().
 	Logger *slog.Logger

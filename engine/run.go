@@ -105,7 +105,13 @@ func (r *runner) create() error {
 		return err
 	}
 	r.dir = dir
-	r.plan = &Plan{Job: o.JobName, Feature: o.FeatureName, Created: time.Now(), Params: o.Params, Settings: o.Job, Tasks: tasks}
+	r.plan = &Plan{Job: o.JobName, Feature: o.FeatureName, Created: time.Now(), Params: o.Params, Settings: o.Job,
+		Command: o.Command, Tasks: tasks}
+	if o.FeaturesFile != "" {
+		if r.plan.Features, err = keepFeatures(dir, o.FeaturesFile); err != nil {
+			return err
+		}
+	}
 	if err := writePlan(dir, r.plan); err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +25,9 @@ const (
 	TimingsCSV  = "timings.csv"   // one row per finished file
 	SummaryJSON = "summary.json"  // the run's outcome, rewritten atomically
 	PlanJSON    = "plan.json"     // the tasks and settings, for --resume
+	// FeaturesCopy is the copy of the features file (f.go) a run was
+	// built from, kept so that --resume builds the same features.
+	FeaturesCopy = "features.go"
 )
 
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
@@ -86,7 +91,46 @@ type Plan struct {
 	Params  feature.Params `json:"params,omitempty"`
 	// Settings are the mode's settings for the run (Options.Job).
 	Settings json.RawMessage `json:"settings,omitempty"`
+	// Command is the command line that started the run.
+	Command []string `json:"command,omitempty"`
+	// Features is the features file the run computes (nil: the set built
+	// into the binary); its copy is FeaturesCopy in the run folder.
+	Features *FeaturesSource `json:"features_source,omitempty"`
 	Tasks    []Task          `json:"tasks"`
+}
+
+// FeaturesSource names a run's features file and its content's hash.
+type FeaturesSource struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}
+
+// HashFile returns the hex SHA-256 of a file's content.
+func HashFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// keepFeatures copies the features file at path into the run folder and
+// returns its record for the plan.
+func keepFeatures(dir, path string) (*FeaturesSource, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keep the features file: %w", err)
+	}
+	if err := output.WriteFileAtomic(filepath.Join(dir, FeaturesCopy), b); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	return &FeaturesSource{Path: abs, SHA256: hex.EncodeToString(sum[:])}, nil
 }
 
 // planVersion 2: the mode's settings as Settings (version 1 had the

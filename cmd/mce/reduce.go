@@ -50,7 +50,7 @@ Examples:
 			&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "`DIR` in which the run folder JOBNAME<n> is made"},
 			&ucli.StringFlag{Name: "job", Value: engine.DefaultJobName, Usage: "job `NAME`: the run folder is NAME0, NAME1, ... (never overwritten)"},
 			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder of mce reduce)"},
-			featuresFlag,
+			featuresFlag, featuresSourceFlag,
 			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
 			&ucli.BoolFlag{Name: "across-files", Usage: "one line per user over all the files, in one features file"},
 			&ucli.StringSliceFlag{Name: "files", Usage: "only these store `FILES` (comma separated; names or base names)"},
@@ -63,7 +63,11 @@ Examples:
 			if len(args) > 0 {
 				return &ExitError{Code: 2, Err: fmt.Errorf("reduce takes no arguments (got %q): give the store with --store", args)}
 			}
-			if c.String(featuresFlag.Name) != "" && !env.FeaturesBinary {
+			if dir := c.String("resume"); dir != "" {
+				if ok, err := resumeFeatures(c, env, dir); ok || err != nil {
+					return err
+				}
+			} else if c.String(featuresFlag.Name) != "" && !env.FeaturesBinary {
 				return execFeaturesBinary(c, env)
 			}
 			o, err := reduceOptions(c, env)
@@ -93,6 +97,7 @@ func reduceOptions(c *ucli.Context, env *Env) (reduce.Options, error) {
 	if err := clusterOptions(c, env, e); err != nil {
 		return o, err
 	}
+	runMemory(c, e)
 	if e.Progress != nil && !term.IsTerminal(int(os.Stderr.Fd())) {
 		e.ProgressEvery = engine.DefaultProgressEvery
 	}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/filejob"
 	"github.com/mce-engine/mce/internal/bytesize"
+	"github.com/mce-engine/mce/internal/fbuild"
 )
 
 // runCommand is `mce run`: the Multiple Cluster Engine over raw files.
@@ -51,7 +54,7 @@ Examples:
 			&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "`DIR` in which the run folder JOBNAME<n> is made"},
 			&ucli.StringFlag{Name: "job", Value: engine.DefaultJobName, Usage: "job `NAME`: the run folder is NAME0, NAME1, ... (never overwritten)"},
 			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder); no inputs then"},
-			featuresFlag,
+			featuresFlag, featuresSourceFlag,
 			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
 			&ucli.StringFlag{Name: "mode", Value: filejob.ModeAuto, Usage: "how a cluster reduces a file: group (every user's rows in RAM, then user by user: fastest, RAM about the file's size), stream (each row added to its user's aggregate as it is read: RAM grows with users, not rows; mergeable feature sets such as the built-in one), disk (rows grouped by user through sorted runs on local disk: RAM bounded whatever the file, about 3x slower than group), or auto: group a file whose rows fit the cluster's share of --ram-limit (measured on earlier files), else stream a mergeable set and put any other through disk. Same results in every `MODE`"},
 		}, clusterFlags()...), readerFlags()...),
@@ -60,7 +63,11 @@ Examples:
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			if c.String(featuresFlag.Name) != "" && !env.FeaturesBinary {
+			if dir := c.String("resume"); dir != "" {
+				if ok, err := resumeFeatures(c, env, dir); ok || err != nil {
+					return err
+				}
+			} else if c.String(featuresFlag.Name) != "" && !env.FeaturesBinary {
 				return execFeaturesBinary(c, env)
 			}
 			opts, err := runOptions(c, env, paths)
@@ -161,6 +168,7 @@ func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, erro
 	if err := clusterOptions(c, env, &o); err != nil {
 		return o, err
 	}
+	runMemory(c, &o)
 	if err := filejob.CheckMode(job.Mode, env.Spec.Mergeable(), env.Spec.Name); err != nil {
 		return o, err
 	}
@@ -197,19 +205,112 @@ func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) stri
 }
 
 // execFeaturesBinary compiles --features and replaces this process with
-// the features binary's own `run` (same arguments, without --features), so
-// that the user's Spec decides the schema, the aliases and the workers, and
-// no extra process stands between the user and the clusters.
+// the features binary's own command (same arguments, without --features),
+// so that the user's Spec decides the schema, the aliases and the workers,
+// and no extra process stands between the user and the clusters. The
+// binary records the features file and this command line in the run
+// folder (--features-source, MCE_RUN_COMMAND), for --resume.
 func execFeaturesBinary(c *ucli.Context, env *Env) error {
 	exe, err := WorkerExe(c, env)
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
-	args := append([]string{exe}, dropFlag(os.Args[1:], featuresFlag.Name)...)
-	if err := syscall.Exec(exe, args, os.Environ()); err != nil {
+	src, err := filepath.Abs(c.String(featuresFlag.Name))
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	return execFeatures(exe, dropFlag(os.Args[1:], featuresFlag.Name), src)
+}
+
+// execFeatures replaces this process with the features binary exe running
+// args; src, when set, is the features file it was built from.
+func execFeatures(exe string, args []string, src string) error {
+	if src != "" {
+		args = append(args, "--"+featuresSourceFlag.Name, src)
+	}
+	cmd, err := json.Marshal(os.Args)
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	environ := append(os.Environ(), commandEnv+"="+string(cmd))
+	if err := syscall.Exec(exe, append([]string{exe}, args...), environ); err != nil {
 		return &ExitError{Code: 1, Err: fmt.Errorf("run features binary %s: %w", exe, err)}
 	}
 	return nil // not reached
+}
+
+// commandEnv carries the user's command line into the features binary
+// that execFeatures starts, for plan.json.
+const commandEnv = "MCE_RUN_COMMAND"
+
+// featuresSourceFlag tells a features binary which file it was built from.
+var featuresSourceFlag = &ucli.StringFlag{Name: "features-source", Hidden: true}
+
+// runMemory fills what a run folder remembers of its start: the command
+// line and, in a features binary, the features file.
+func runMemory(c *ucli.Context, o *engine.Options) {
+	o.Command = os.Args
+	if s := os.Getenv(commandEnv); s != "" {
+		var cmd []string
+		if json.Unmarshal([]byte(s), &cmd) == nil {
+			o.Command = cmd
+		}
+	}
+	o.FeaturesFile = c.String(featuresSourceFlag.Name)
+}
+
+// resumeFeatures resumes, in the features binary it was built with, a run
+// folder whose run computed a features file: from the copy the run kept,
+// after checking that the file has not changed since (a --features given
+// again must be the same file). It returns false when the run used the
+// built-in features.
+func resumeFeatures(c *ucli.Context, env *Env, dir string) (bool, error) {
+	if env.FeaturesBinary {
+		return false, nil
+	}
+	p, err := engine.ReadPlan(dir)
+	if err != nil {
+		return false, &ExitError{Code: 1, Err: err}
+	}
+	given := c.String(featuresFlag.Name)
+	if p.Features == nil {
+		if given != "" {
+			return false, &ExitError{Code: 2, Err: fmt.Errorf("resume %s: the run computed the built-in %s features; drop --features", dir, p.Feature)}
+		}
+		return false, nil
+	}
+	kept := filepath.Join(dir, engine.FeaturesCopy)
+	check := func(path, what string) error {
+		sum, err := engine.HashFile(path)
+		if err != nil {
+			return &ExitError{Code: 1, Err: fmt.Errorf("resume %s: %s: %w", dir, what, err)}
+		}
+		if sum != p.Features.SHA256 {
+			return &ExitError{Code: 2, Err: fmt.Errorf("resume %s: %s %s changed since the run started (sha256 %.12s, the run's %.12s): "+
+				"resume with the copy the run kept (--features %s) or start a new run", dir, what, path, sum, p.Features.SHA256, kept)}
+		}
+		return nil
+	}
+	switch {
+	case given != "":
+		if err := check(given, "the features file"); err != nil {
+			return false, err
+		}
+	default:
+		if _, err := os.Stat(p.Features.Path); err == nil {
+			if err := check(p.Features.Path, "the features file"); err != nil {
+				return false, err
+			}
+		}
+	}
+	if err := check(kept, "the run's copy of the features file"); err != nil {
+		return false, err
+	}
+	exe, err := fbuild.Build(c.Context, kept, fbuild.Options{Logger: env.Logger})
+	if err != nil {
+		return false, &ExitError{Code: 1, Err: err}
+	}
+	return true, execFeatures(exe, dropFlag(os.Args[1:], featuresFlag.Name), "")
 }
 
 // argsAndLateFlags returns the command's positional arguments and applies
