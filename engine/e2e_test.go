@@ -867,3 +867,60 @@ func TestRun_inProcess(t *testing.T) {
 		t.Errorf("progress lines:\n%s", e2etest.Tail(p, 2000))
 	}
 }
+
+// TestRun_twoAtOnce starts three runs into one --out at the same moment
+// (each gets its own run folder, none shares a file) and tries to resume
+// a run folder while its run still runs (refused, naming the process).
+func TestRun_twoAtOnce(t *testing.T) {
+	skipShort(t)
+	data, files := genData(t, gen.Options{Seed: 17, Files: 2, Size: gen.Size{Bytes: 2 << 20}})
+	out := t.TempDir()
+	t.Cleanup(func() { e2etest.CheckNoOrphans(t, faultyBin) })
+	truth, err := gen.ReadTruth(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := truth[0].User
+	var cmds []*exec.Cmd
+	for range 3 {
+		cmd := exec.Command(faultyBin, runArgs(files, "--out", out, "--job", "same", "--clusters", "1", "--no-progress",
+			"--param", "slow_user="+slow, "--param", "slow_ms=1500")...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(out, "same0", engine.StatusLog))
+		if strings.Contains(string(b), "-> cluster 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no file started in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Not e2etest.Run: it would take the runs' processes for orphans.
+	res, err := exec.Command(faultyBin, "run", "--resume", filepath.Join(out, "same0"), "--no-progress").CombinedOutput()
+	if err == nil || !strings.Contains(string(res), "is still being run (pid ") {
+		t.Errorf("resume of a running run: %v\n%s", err, res)
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("run %d: %v", i, err)
+		}
+	}
+	for n := range 3 {
+		dir := filepath.Join(out, "same"+strconv.Itoa(n))
+		s := e2etest.ReadSummary(t, dir)
+		if s.Done != 2 || s.Failed != 0 {
+			b, _ := os.ReadFile(filepath.Join(dir, engine.StatusLog))
+			t.Errorf("%s: %d done, %d failed\n%s", dir, s.Done, s.Failed, b)
+		}
+		checkTruth(t, data, dir)
+	}
+	if m, _ := filepath.Glob(filepath.Join(out, "same*")); len(m) != 3 {
+		t.Errorf("run folders %v, want same0, same1, same2", m)
+	}
+}

@@ -144,8 +144,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.JobName == "" {
 		o.JobName = DefaultJobName
 	}
-	if strings.ContainsAny(o.JobName, `/\`) {
-		return o, fmt.Errorf("job name %q: no slashes", o.JobName)
+	if strings.ContainsAny(o.JobName, "/\\\x00") || strings.Contains(o.JobName, "..") {
+		return o, fmt.Errorf("job name %q: no slashes and no \"..\" (the run folder must stay inside the output folder)", o.JobName)
 	}
 	if len(o.Clusters) == 0 {
 		o.Clusters = DefaultClusters(runtime.NumCPU())

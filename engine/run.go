@@ -49,6 +49,8 @@ type runner struct {
 	overWarn time.Time
 	// cgroup is this process's memory cgroup, with RAMMeasure cgroup.
 	cgroup *procfs.Cgroup
+	// lock is the run folder's lock, held while the run runs.
+	lock *os.File
 }
 
 // Run runs a job: it plans one task per input file (or takes
@@ -75,8 +77,12 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		err = r.create()
 	}
 	if err != nil {
+		if r.lock != nil {
+			r.lock.Close()
+		}
 		return nil, err
 	}
+	defer r.lock.Close()
 	defer r.logs.close()
 	r.view = newProgressView(o.Progress, o.ProgressEvery)
 	if r.view.tty {
@@ -105,6 +111,9 @@ func (r *runner) create() error {
 		return err
 	}
 	r.dir = dir
+	if r.lock, err = lockRunDir(dir); err != nil {
+		return err
+	}
 	r.plan = &Plan{Job: o.JobName, Feature: o.FeatureName, Created: time.Now(), Params: o.Params, Settings: o.Job,
 		Command: o.Command, Tasks: tasks}
 	if o.FeaturesFile != "" {
@@ -131,6 +140,9 @@ func (r *runner) resume() error {
 		return err
 	}
 	r.dir, r.plan = o.Resume, p
+	if r.lock, err = lockRunDir(r.dir); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	o.JobName, o.Job, o.Params = p.Job, p.Settings, p.Params
 	if o.FeatureName != "" && p.Feature != "" && o.FeatureName != p.Feature {
 		return fmt.Errorf("resume %s: the run computed features %q, not %q", o.Resume, p.Feature, o.FeatureName)

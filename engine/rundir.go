@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
@@ -79,6 +80,40 @@ func runNumber(name, job string) (int, bool) {
 	}
 	n, err := strconv.Atoi(suf)
 	return n, err == nil
+}
+
+// LockFile is held (flock) by the process running a run folder, so that a
+// --resume of a run still running is refused. It holds that process's pid.
+const LockFile = "run.lock"
+
+// lockRunDir takes the run folder's lock, or says who holds it.
+func lockRunDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		pid, _ := os.ReadFile(filepath.Join(dir, LockFile))
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s is still being run (pid %s holds it): wait for it, or stop it first", dir, strings.TrimSpace(string(pid)))
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return f, nil
+}
+
+// CheckNotRunning returns an error when a process runs the run folder dir
+// now (it holds its lock): a mode that prepares a resume before engine.Run
+// takes the lock itself calls it first.
+func CheckNotRunning(dir string) error {
+	f, err := lockRunDir(dir)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // Plan is what a run directory records at its start so that --resume can

@@ -97,6 +97,9 @@ func prepare(ctx context.Context, o Options, spec *feature.Spec, eo *engine.Opti
 		if o.Store != "" || len(o.Files) > 0 || o.AcrossFiles {
 			return fmt.Errorf("--resume %s takes no --store, --files or --across-files (the run folder's plan has them)", eo.Resume)
 		}
+		if err := engine.CheckNotRunning(eo.Resume); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
 		var err error
 		if p, storeDir, err = resumePlan(eo.Resume); err != nil {
 			return err
