@@ -90,12 +90,12 @@ func advise(r *run, files []*fileRow) *Advice {
 		return a
 	}
 	m, note, fitted := fitModel(files)
+	a.SerialShare, a.ModelNote, a.SerialFitted = m.serial, note, fitted
 	m.overhead = dispatchGap(r)
 	a.GapSeconds = m.overhead
 	if m.overhead > 0 {
 		a.ModelNote += fmt.Sprintf("; a cluster gets its next file %.0f ms after a result (the parent's bookkeeping, the median of this run)", 1000*m.overhead)
 	}
-	a.SerialShare, a.ModelNote, a.SerialFitted = m.serial, note, fitted
 	tasks, measured := replayTasks(files, m)
 	a.Tasks, a.Measured = len(tasks), measured
 	if measured == 0 {
@@ -392,12 +392,16 @@ func (a *Advice) String() string {
 		fmt.Fprintf(&b, "  no advice: %s\n", a.Reason)
 		return b.String()
 	}
-	fmt.Fprintf(&b, "  this run:   %-34s %s measured, %s replayed (%d tasks, %s)\n",
-		a.Current.Flags(), seconds(a.MeasuredSeconds), seconds(a.CurrentSeconds), a.Tasks, cpusString(a.Current.CPUs()))
+	w := len(a.Current.Flags())
+	for _, c := range a.Ranked {
+		w = max(w, len(c.Flags()))
+	}
+	fmt.Fprintf(&b, "  this run:   %-*s  %s measured, %s replayed (%d tasks, %s)\n",
+		w, a.Current.Flags(), seconds(a.MeasuredSeconds), seconds(a.CurrentSeconds), a.Tasks, cpusString(a.Current.CPUs()))
 	if a.Best.equal(a.Current) {
 		fmt.Fprintf(&b, "  suggestion: keep %s: no layout of %s is predicted faster\n", a.Current.Flags(), cpusString(a.Current.CPUs()))
 	} else {
-		fmt.Fprintf(&b, "  suggestion: %-34s %s predicted", a.Best.Flags(), seconds(a.Best.PredictedSeconds))
+		fmt.Fprintf(&b, "  suggestion: %-*s  %s predicted", w, a.Best.Flags(), seconds(a.Best.PredictedSeconds))
 		if g := a.Gain(); g > 0 {
 			fmt.Fprintf(&b, ", %.0f%% less than this run", 100*g)
 		}
@@ -417,7 +421,7 @@ func (a *Advice) String() string {
 		if c.OverRAMLimit {
 			ram = " over the RAM limit"
 		}
-		fmt.Fprintf(&b, "   %s %-34s %10s  peak %6.0f MiB%s\n", mark, c.Flags(), seconds(c.PredictedSeconds), c.PeakRAMMiB, ram)
+		fmt.Fprintf(&b, "   %s %-*s  %8s  peak %6.0f MiB%s\n", mark, w+1, c.Flags(), seconds(c.PredictedSeconds), c.PeakRAMMiB, ram)
 	}
 	for _, n := range a.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
