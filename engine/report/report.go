@@ -107,6 +107,7 @@ type page struct {
 
 	Advice     *Advice
 	AdviceGain string
+	Layouts    []layoutView
 	Samples    []sampleView
 	Recorded   []recordedView
 
@@ -115,6 +116,12 @@ type page struct {
 }
 
 type fact struct{ Label, Value string }
+
+// layoutView is one row of the advice's table of layouts.
+type layoutView struct {
+	Flags, Seconds, PeakMiB, Note string
+	Current                       bool
+}
 
 type legendItem struct {
 	Label, Color string
@@ -185,6 +192,18 @@ func render(w *bytes.Buffer, r *run, now time.Time) error {
 	p.Advice = advise(r, files)
 	if g := p.Advice.Gain(); p.Advice.Best != nil && !p.Advice.Best.equal(p.Advice.Current) && g > 0 {
 		p.AdviceGain = fmt.Sprintf("%.0f%% less than this run", 100*g)
+	}
+	for _, c := range p.Advice.Ranked {
+		v := layoutView{Flags: c.Flags(), Seconds: fmt.Sprintf("%.2f", c.PredictedSeconds), PeakMiB: fmt.Sprintf("%.0f", c.PeakRAMMiB), Current: c.equal(p.Advice.Current)}
+		var notes []string
+		if v.Current {
+			notes = append(notes, "this run")
+		}
+		if c.OverRAMLimit {
+			notes = append(notes, "over the RAM limit")
+		}
+		v.Note = strings.Join(notes, "; ")
+		p.Layouts = append(p.Layouts, v)
 	}
 	p.Samples = samples(r)
 	for _, name := range recordedFiles {

@@ -118,7 +118,16 @@ func clock(t, step float64) string {
 // failures outlined, kills, crashes and restarts marked.
 func timeline(r *run, sx xScale) string {
 	n := r.clusterCount()
-	cpus := r.clusterCPUs()
+	// A lane's CPUs: its last start's (a --resume may change the layout).
+	cpus := append([]int(nil), r.clusterCPUs()...)
+	for _, e := range r.events {
+		if e.kind == eventStart || e.kind == eventRestart {
+			for len(cpus) <= e.cluster {
+				cpus = append(cpus, 0)
+			}
+			cpus[e.cluster] = e.cpus
+		}
+	}
 	h := float64(n*laneHeight + axisHeight + 8)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg id="timeline" class="chart" viewBox="0 0 %d %.0f" role="img" aria-label="timeline of the clusters" xmlns="http://www.w3.org/2000/svg">`, chartWidth, h)
