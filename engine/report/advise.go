@@ -360,10 +360,29 @@ func notes(r *run, files []*fileRow, a *Advice, currentPeakMiB float64) []string
 	if a.Best != nil && a.Best.Queue != a.Current.Queue {
 		out = append(out, fmt.Sprintf("the suggestion changes the queue from %s to %s", a.Current.Queue, a.Best.Queue))
 	}
+	if !a.SerialFitted && a.Current.CPUs() >= 3 && a.Measured > 0 {
+		out = append(out, fmt.Sprintf("this run cannot tell how a file's time scales with CPUs, so the model assumes a serial share of %.2f; a run on clusters of different sizes (e.g. --clusters %s) lets the next advice measure it",
+			a.SerialShare, mixedLayout(a.Current.CPUs())))
+	}
 	if a.Measured < a.Tasks {
 		out = append(out, fmt.Sprintf("%d of %d tasks have no measured time; the replay estimates them from their size", a.Tasks-a.Measured, a.Tasks))
 	}
 	return out
+}
+
+// mixedLayout returns a layout of cpus CPUs with clusters of different
+// sizes: about half, then halves of the rest.
+func mixedLayout(cpus int) string {
+	var cl []int
+	for left := cpus; left > 0; {
+		c := max(1, (left+1)/2)
+		if len(cl) > 0 && c >= cl[len(cl)-1] && c > 1 {
+			c = cl[len(cl)-1] - 1
+		}
+		cl = append(cl, c)
+		left -= c
+	}
+	return Layout{Clusters: cl}.ClustersFlag()
 }
 
 func appendUnique(s []string, x string) []string {

@@ -214,3 +214,11 @@ func TestAdvise_WrongLayout(t *testing.T) {
 		t.Errorf("under 1000 MiB: suggestion %s (peak %.0f MiB)", a.Best.Layout, a.Best.PeakRAMMiB)
 	}
 }
+
+func TestMixedLayout(t *testing.T) {
+	for cpus, want := range map[int]string{3: "2,1", 4: "2,1,1", 6: "3,2,1", 8: "4,2,1,1", 16: "8,4,2,1,1"} {
+		if got := mixedLayout(cpus); got != want {
+			t.Errorf("mixedLayout(%d) = %s, want %s", cpus, got, want)
+		}
+	}
+}
