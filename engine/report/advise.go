@@ -15,8 +15,14 @@ import (
 // while the cluster's other CPUs parse, group and reduce it.
 const DefaultSerialShare = 0.1
 
-// maxLayouts bounds the layouts the advice replays.
-const maxLayouts = 20000
+// Bounds of the advice's search: at most maxLayouts layouts found by
+// listing every split of the CPUs, at most maxAdviceClusters clusters, and
+// at most replayBudget tasks replayed in all (a few seconds at most).
+const (
+	maxLayouts        = 4000
+	maxAdviceClusters = 256
+	replayBudget      = 2_000_000
+)
 
 // Advice is a suggested --clusters layout (and queue) for the next run
 // over the same files, found by replaying this run's measured per-file
@@ -85,8 +91,12 @@ func advise(r *run, files []*fileRow) *Advice {
 		a.Current.Queue = queueDeque
 	}
 	cpus := a.Current.CPUs()
-	if cpus == 0 {
+	switch {
+	case cpus == 0:
 		a.Reason = "the run's cluster layout was not recorded"
+		return a
+	case cpus > 4096:
+		a.Reason = fmt.Sprintf("the run's layout has %d CPUs, more than the advice replays", cpus)
 		return a
 	}
 	m, note, fitted := fitModel(files)
@@ -97,6 +107,7 @@ func advise(r *run, files []*fileRow) *Advice {
 		a.ModelNote += fmt.Sprintf("; a cluster gets its next file %.0f ms after a result (the parent's bookkeeping, the median of this run)", 1000*m.overhead)
 	}
 	tasks, measured := replayTasks(files, m)
+	sort.SliceStable(tasks, func(i, j int) bool { return queueOrder(&tasks[i], &tasks[j]) }) // once, not per replay
 	a.Tasks, a.Measured = len(tasks), measured
 	if measured == 0 {
 		a.Reason = "no file finished in this run, so there is no time to replay"
@@ -113,9 +124,19 @@ func advise(r *run, files []*fileRow) *Advice {
 		perPhase[t.phase]++
 		maxClusters = max(maxClusters, perPhase[t.phase])
 	}
+	maxClusters = min(max(maxClusters, len(a.Current.Clusters)), maxAdviceClusters)
 	var cands []Candidate
 	seen := false
-	for _, cl := range layouts(cpus, max(maxClusters, len(a.Current.Clusters)), maxLayouts) {
+	tried := map[string]bool{}
+	budget := replayBudget
+	for _, cl := range append(families(cpus, maxClusters), layouts(cpus, maxClusters, maxLayouts)...) {
+		key := Layout{Clusters: cl}.ClustersFlag()
+		if cost := 2 * len(tasks); tried[key] || cost > budget {
+			continue
+		} else {
+			budget -= cost
+		}
+		tried[key] = true
 		for _, q := range []string{queueDeque, queueFIFO} {
 			l := Layout{Clusters: cl, Queue: q}
 			res := replay(tasks, l, m)

@@ -110,7 +110,9 @@ func (r *run) files() []*fileRow {
 	// timings.csv has one line per finished task: the last one is its end.
 	for _, tm := range r.timings {
 		f := get(-1, tm.file)
-		f.cluster = tm.cluster
+		if tm.cluster >= 0 {
+			f.cluster = tm.cluster
+		}
 		if tm.status != "" && (r.summary == nil || f.status == "pending") {
 			f.status = tm.status
 		}

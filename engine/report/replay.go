@@ -124,91 +124,160 @@ type replayResult struct {
 // clusters.
 func replay(tasks []replayTask, l Layout, m model) replayResult {
 	pending := append([]replayTask(nil), tasks...)
-	sort.SliceStable(pending, func(i, j int) bool {
-		a, b := pending[i], pending[j]
-		if a.phase != b.phase {
-			return a.phase < b.phase
-		}
-		if a.size != b.size {
-			return a.size > b.size
-		}
-		return a.id < b.id
-	})
+	if order := func(i, j int) bool { return queueOrder(&pending[i], &pending[j]) }; !sort.SliceIsSorted(pending, order) {
+		sort.SliceStable(pending, order)
+	}
 	n := len(l.Clusters)
-	running := make([]*replayTask, n)
-	ends := make([]float64, n)
-	rss := make([]float64, n)
 	var res replayResult
-	now := 0.0
-
-	// startable is engine.runner.startable.
-	startable := func() int {
-		if len(pending) == 0 {
-			return 0
+	if n == 0 {
+		return res
+	}
+	// The waiting tasks of the lowest phase are pending[lo:hi]; the next
+	// phase starts at next. Tasks leave from either end only.
+	lo, hi, next := 0, 0, 0
+	group := func() {
+		for lo == hi && next < len(pending) {
+			lo, hi = next, next
+			for hi < len(pending) && pending[hi].phase == pending[lo].phase {
+				hi++
+			}
+			next = hi
 		}
-		ph := pending[0].phase
-		for _, t := range running {
-			if t != nil && t.phase < ph {
-				return 0
+	}
+	group()
+	running := make([]*replayTask, n)
+	rss := make([]float64, n)
+	var rssSum, now float64
+	// Free clusters lowest number first (dispatch visits them in order);
+	// busy ones earliest end first, and of two that end at once the lower
+	// number first.
+	idle := &minHeap[int]{less: func(a, b int) bool { return a < b }}
+	for c := range n {
+		idle.push(c)
+	}
+	busy := &minHeap[clusterEnd]{less: func(a, b clusterEnd) bool {
+		if a.end != b.end {
+			return a.end < b.end
+		}
+		return a.cluster < b.cluster
+	}}
+	res.runs = make([]replayRun, 0, len(tasks))
+
+	// startable is engine.runner.startable: are there waiting tasks of the
+	// lowest phase, and no running task of a lower one?
+	runningPhases := map[int]int{} // running tasks by phase
+	startable := func() bool {
+		if lo == hi {
+			return false
+		}
+		for ph, k := range runningPhases {
+			if k > 0 && ph < pending[lo].phase {
+				return false
 			}
 		}
-		k := 1
-		for k < len(pending) && pending[k].phase == ph {
-			k++
-		}
-		return k
+		return true
 	}
 	// take is engine.runner.take.
 	take := func(c int) *replayTask {
-		k := startable()
-		if k == 0 {
-			return nil
-		}
-		var t replayTask
+		var t *replayTask
 		if l.Queue == queueDeque && c != 0 {
-			t = pending[k-1]
-			pending = append(pending[:k-1], pending[k:]...)
+			hi--
+			t = &pending[hi]
 		} else {
-			t = pending[0]
-			pending = pending[1:]
+			t = &pending[lo]
+			lo++
 		}
-		return &t
+		group()
+		return t
 	}
-	// dispatch is engine.runner.dispatch without retries.
+	// dispatch is engine.runner.dispatch without retries: the free clusters
+	// in order each take a task while one may start.
 	dispatch := func() {
-		for c := 0; c < n; c++ {
-			if running[c] == nil && len(pending) > 0 {
-				if t := take(c); t != nil {
-					running[c] = t
-					ends[c] = now + m.seconds(t.work, l.Clusters[c]) + m.overhead
-					rss[c] = t.peakMiB
-					var sum float64
-					for _, x := range rss {
-						sum += x
-					}
-					res.peakMiB = max(res.peakMiB, sum)
-					res.runs = append(res.runs, replayRun{task: t.id, cluster: c, start: now, end: ends[c]})
-				}
-			}
+		for idle.len() > 0 && startable() {
+			c := idle.pop()
+			t := take(c)
+			running[c] = t
+			runningPhases[t.phase]++
+			end := now + m.seconds(t.work, l.Clusters[c]) + m.overhead
+			busy.push(clusterEnd{end: end, cluster: c})
+			rssSum += t.peakMiB - rss[c]
+			rss[c] = t.peakMiB
+			res.peakMiB = max(res.peakMiB, rssSum)
+			res.runs = append(res.runs, replayRun{task: t.id, cluster: c, start: now, end: end})
 		}
 	}
 	dispatch()
-	for {
-		c := -1
-		for i, t := range running {
-			if t != nil && (c < 0 || ends[i] < ends[c]) {
-				c = i
-			}
-		}
-		if c < 0 {
-			break
-		}
-		now = ends[c]
-		running[c] = nil
+	for busy.len() > 0 {
+		e := busy.pop()
+		now = e.end
+		runningPhases[running[e.cluster].phase]--
+		running[e.cluster] = nil
+		idle.push(e.cluster)
 		dispatch()
 	}
 	res.seconds = now
 	return res
+}
+
+// minHeap is a binary heap ordered by less: the free clusters by number,
+// the busy ones by end (see replay).
+type minHeap[T any] struct {
+	items []T
+	less  func(a, b T) bool
+}
+
+func (h *minHeap[T]) len() int { return len(h.items) }
+
+func (h *minHeap[T]) push(x T) {
+	h.items = append(h.items, x)
+	for i := len(h.items) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h.less(h.items[i], h.items[p]) {
+			break
+		}
+		h.items[i], h.items[p] = h.items[p], h.items[i]
+		i = p
+	}
+}
+
+func (h *minHeap[T]) pop() T {
+	top := h.items[0]
+	last := len(h.items) - 1
+	h.items[0] = h.items[last]
+	h.items = h.items[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < last && h.less(h.items[l], h.items[m]) {
+			m = l
+		}
+		if r < last && h.less(h.items[r], h.items[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h.items[i], h.items[m] = h.items[m], h.items[i]
+		i = m
+	}
+	return top
+}
+
+// queueOrder is the engine's order of waiting tasks: by phase, then
+// largest first, then in plan order.
+func queueOrder(a, b *replayTask) bool {
+	if a.phase != b.phase {
+		return a.phase < b.phase
+	}
+	if a.size != b.size {
+		return a.size > b.size
+	}
+	return a.id < b.id
+}
+
+// clusterEnd is when a busy cluster's task ends.
+type clusterEnd struct {
+	end     float64
+	cluster int
 }
 
 // layouts returns the ways to split cpus CPUs into at most maxClusters
@@ -217,31 +286,87 @@ func replay(tasks []replayTask, l Layout, m model) replayResult {
 // number of clusters is lowered until there are not.
 func layouts(cpus, maxClusters, limit int) [][]int {
 	maxClusters = min(maxClusters, cpus)
-	for ; maxClusters >= 1; maxClusters-- {
-		var out [][]int
-		var part []int
-		var rec func(left, most int) bool
-		rec = func(left, most int) bool {
-			if left == 0 {
-				out = append(out, append([]int(nil), part...))
-				return len(out) <= limit
-			}
-			if len(part) == maxClusters {
-				return true
-			}
-			for c := min(left, most); c >= 1; c-- {
-				part = append(part, c)
-				ok := rec(left-c, c)
-				part = part[:len(part)-1]
-				if !ok {
-					return false
-				}
-			}
-			return true
+	for maxClusters > 1 && partitions(cpus, maxClusters, limit) > limit {
+		maxClusters--
+	}
+	if maxClusters < 1 {
+		return nil
+	}
+	var out [][]int
+	var part []int
+	var rec func(left, most int)
+	rec = func(left, most int) {
+		if left == 0 {
+			out = append(out, append([]int(nil), part...))
+			return
 		}
-		if rec(cpus, cpus) {
-			return out
+		if len(part) == maxClusters {
+			return
+		}
+		for c := min(left, most); c >= 1; c-- {
+			part = append(part, c)
+			rec(left-c, c)
+			part = part[:len(part)-1]
 		}
 	}
-	return nil
+	rec(cpus, cpus)
+	return out
+}
+
+// partitions counts the ways to split n into at most k parts, stopping
+// at limit+1.
+func partitions(n, k, limit int) int {
+	// p[i] is the count for i with parts of at most j (the same as at
+	// most j parts), for j = 1, 2, … k in turn.
+	p := make([]int, n+1)
+	p[0] = 1
+	for j := 1; j <= k; j++ {
+		for i := j; i <= n; i++ {
+			p[i] = min(p[i]+p[i-j], limit+1)
+		}
+	}
+	return p[n]
+}
+
+// families returns layouts of cpus CPUs that a person would try, for any
+// number of clusters up to maxClusters: k clusters of (about) equal size,
+// and one larger cluster 0 with k−1 equal ones after it. They cover the
+// many-cluster layouts that layouts leaves out on a large machine.
+func families(cpus, maxClusters int) [][]int {
+	maxClusters = min(maxClusters, cpus)
+	var out [][]int
+	seen := map[string]bool{}
+	add := func(l []int) {
+		if k := (Layout{Clusters: l}).ClustersFlag(); !seen[k] {
+			seen[k] = true
+			out = append(out, l)
+		}
+	}
+	for k := 1; k <= maxClusters; k++ {
+		l := make([]int, k)
+		for i := range l {
+			l[i] = cpus / k
+			if i < cpus%k {
+				l[i]++
+			}
+		}
+		add(l)
+		if k == 1 {
+			continue
+		}
+		// Cluster 0 with about 1.5, 2, 3 and 4 times the others' share.
+		for _, m := range []float64{1.5, 2, 3, 4} {
+			rest := int(float64(cpus) / (m + float64(k-1)))
+			big := cpus - rest*(k-1)
+			if rest < 1 || big <= rest {
+				continue
+			}
+			l := []int{big}
+			for range k - 1 {
+				l = append(l, rest)
+			}
+			add(l)
+		}
+	}
+	return out
 }

@@ -151,6 +151,37 @@ func TestLayouts(t *testing.T) {
 	if n := len(layouts(64, 8, maxLayouts)); n == 0 || n > maxLayouts {
 		t.Errorf("64 CPUs in 8 clusters: %d layouts", n)
 	}
+	if n := len(layouts(4096, 256, maxLayouts)); n == 0 || n > maxLayouts {
+		t.Errorf("4096 CPUs in 256 clusters: %d layouts", n)
+	}
+}
+
+func TestPartitions(t *testing.T) {
+	f := func(n, k, limit, want int) {
+		t.Helper()
+		if got := partitions(n, k, limit); got != want {
+			t.Errorf("partitions(%d, %d, %d) = %d, want %d", n, k, limit, got, want)
+		}
+	}
+	f(5, 5, 100, 7)
+	f(5, 2, 100, 3)
+	f(6, 6, 100, 11)
+	f(64, 64, 1<<30, 1741630)
+	f(64, 64, 1000, 1001)
+	f(0, 3, 10, 1)
+}
+
+func TestFamilies(t *testing.T) {
+	got := fmt.Sprint(families(8, 4))
+	want := "[[8] [4 4] [5 3] [6 2] [7 1] [3 3 2] [4 2 2] [6 1 1] [2 2 2 2] [5 1 1 1]]"
+	if got != want {
+		t.Errorf("families(8, 4) = %s, want %s", got, want)
+	}
+	for _, l := range families(100, 30) {
+		if (Layout{Clusters: l}).CPUs() != 100 {
+			t.Errorf("%v does not add up to 100 CPUs", l)
+		}
+	}
 }
 
 // TestFitModel fits the serial share from files measured on clusters of

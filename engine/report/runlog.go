@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -367,8 +369,12 @@ func atoi64(s string) int64 {
 	return n
 }
 
+// atof reads a finite number, 0 for anything else (NaN, Inf, garbage).
 func atof(s string) float64 {
-	f, _ := strconv.ParseFloat(s, 64)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
 	return f
 }
 
@@ -727,7 +733,7 @@ func (r *run) parseRSS(b []byte) {
 		t, err := time.Parse(stampLayout, field(head, rec, "time"))
 		c, err2 := strconv.Atoi(field(head, rec, "cluster"))
 		rss, err3 := strconv.ParseFloat(field(head, rec, "rss_mib"), 64)
-		if err != nil || err2 != nil || err3 != nil {
+		if err != nil || err2 != nil || err3 != nil || !(rss >= 0 && rss < 1<<40) {
 			r.bad[ramLog]++
 			continue
 		}
@@ -759,8 +765,64 @@ func (r *run) parseTimings(b []byte) {
 	}
 }
 
-// finish closes what the logs left open and takes in summary.json's times.
+// maxClusters bounds cluster numbers and counts: a larger one comes from a
+// garbled line (no machine has that many CPUs), and would draw that many
+// lanes.
+const maxClusters = 1024
+
+// finish drops what names an impossible cluster, closes what the logs left
+// open and takes in summary.json's times.
 func (r *run) finish() {
+	keepA := r.attempts[:0]
+	for _, a := range r.attempts {
+		if a.cluster < maxClusters {
+			keepA = append(keepA, a)
+		} else {
+			r.bad[statusLog]++
+		}
+	}
+	r.attempts = keepA
+	keepE := r.events[:0]
+	for _, e := range r.events {
+		if e.cluster < maxClusters && e.cpus <= 1<<16 {
+			keepE = append(keepE, e)
+		} else {
+			r.bad[statusLog]++
+		}
+	}
+	r.events = keepE
+	keepR := r.rss[:0]
+	for _, x := range r.rss {
+		if x.cluster >= 0 && x.cluster < maxClusters {
+			keepR = append(keepR, x)
+		} else {
+			r.bad[ramLog]++
+		}
+	}
+	r.rss = keepR
+	for i := range r.timings {
+		if c := r.timings[i].cluster; c < 0 || c >= maxClusters {
+			r.timings[i].cluster = -1
+		}
+	}
+	for i := range r.sessions {
+		s := &r.sessions[i]
+		if len(s.clusters) > maxClusters {
+			s.clusters = nil
+			r.bad[statusLog]++
+		}
+		for _, c := range s.clusters {
+			if c < 0 || c > 1<<16 {
+				s.clusters = nil
+				r.bad[statusLog]++
+				break
+			}
+		}
+	}
+	if s := r.summary; s != nil && (len(s.Clusters) > maxClusters || slices.ContainsFunc(s.Clusters, func(c int) bool { return c < 0 || c > 1<<16 })) {
+		s.Clusters = nil
+		r.bad[summaryJSON]++
+	}
 	if r.summary != nil {
 		r.seen(r.summary.Started)
 		r.seen(r.summary.Finished)

@@ -60,7 +60,7 @@ func (s xScale) xs(sec float64) float64 {
 // niceStep returns a round step (1, 2 or 5 times a power of ten) that cuts
 // span into at most n parts.
 func niceStep(span float64, n int) float64 {
-	if span <= 0 {
+	if !(span > 0) || math.IsInf(span, 0) {
 		return 1
 	}
 	raw := span / float64(n)
@@ -78,7 +78,7 @@ var timeSteps = []float64{0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 
 
 // timeAxis draws the x axis at y: a tick and a label every round step.
 func (s xScale) timeAxis(b *strings.Builder, y float64) {
-	step := timeSteps[len(timeSteps)-1]
+	step := math.Ceil(s.span/10/86400) * 86400 // whole days for a long span
 	for _, st := range timeSteps {
 		if s.span/st <= 10 {
 			step = st
@@ -282,7 +282,7 @@ func thin(pts []rssPoint, dt float64) []rssPoint {
 	var out []rssPoint
 	for i := 0; i < len(pts); {
 		b := math.Floor(pts[i].sec / dt)
-		j := i
+		j := i + 1
 		hi := i
 		for j < len(pts) && math.Floor(pts[j].sec/dt) == b {
 			if pts[j].mib > pts[hi].mib {
