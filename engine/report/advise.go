@@ -34,6 +34,9 @@ type Advice struct {
 	// have a time this run measured (the others are estimated from their
 	// size).
 	Tasks, Measured int
+	// LeftOut is how many tasks the replay leaves out: they have neither
+	// a measured time nor a size (an interrupted run without plan.json).
+	LeftOut int
 	// Current is this run's layout; MeasuredSeconds its wall time and
 	// CurrentSeconds the model's replay of it (with no kills or retries).
 	Current         Layout
@@ -106,7 +109,8 @@ func advise(r *run, files []*fileRow) *Advice {
 	if m.overhead > 0 {
 		a.ModelNote += fmt.Sprintf("; a cluster gets its next file %.0f ms after a result (the parent's bookkeeping, the median of this run)", 1000*m.overhead)
 	}
-	tasks, measured := replayTasks(files, m)
+	tasks, measured, leftOut := replayTasks(files, m)
+	a.LeftOut = leftOut
 	sort.SliceStable(tasks, func(i, j int) bool { return queueOrder(&tasks[i], &tasks[j]) }) // once, not per replay
 	a.Tasks, a.Measured = len(tasks), measured
 	if measured == 0 {
@@ -285,7 +289,7 @@ func dispatchGap(r *run) float64 {
 // time comes from its last attempt's time and its cluster's CPUs, or, for
 // a task with no measured time, from its size at the median time per byte
 // of the measured tasks of its kind. It returns how many were measured.
-func replayTasks(files []*fileRow, m model) ([]replayTask, int) {
+func replayTasks(files []*fileRow, m model) (tasks []replayTask, measured, leftOut int) {
 	perByte := map[string][]float64{}
 	var all []float64
 	for _, f := range files {
@@ -295,8 +299,6 @@ func replayTasks(files []*fileRow, m model) ([]replayTask, int) {
 			all = append(all, x)
 		}
 	}
-	var tasks []replayTask
-	measured := 0
 	for i, f := range files {
 		t := replayTask{id: f.id, phase: f.phase, size: f.size, peakMiB: f.peakRSSMiB}
 		if t.id < 0 {
@@ -306,14 +308,17 @@ func replayTasks(files []*fileRow, m model) ([]replayTask, int) {
 		case f.seconds > 0 && f.cpus > 0:
 			t.work = m.work(f.seconds, f.cpus)
 			measured++
-		case len(perByte[f.kind]) > 0:
+		case len(perByte[f.kind]) > 0 && f.size > 0:
 			t.work = median(perByte[f.kind]) * float64(f.size)
-		case len(all) > 0:
+		case len(all) > 0 && f.size > 0:
 			t.work = median(all) * float64(f.size)
+		default:
+			leftOut++ // neither a time nor a size to estimate one from
+			continue
 		}
 		tasks = append(tasks, t)
 	}
-	return tasks, measured
+	return tasks, measured, leftOut
 }
 
 func median(xs []float64) float64 {
@@ -344,8 +349,8 @@ func notes(r *run, files []*fileRow, a *Advice, currentPeakMiB float64) []string
 		}
 	}
 	if kills > 0 {
-		out = append(out, fmt.Sprintf("%d cluster kills over the RAM limit (%s) cost %.1f s of work that was redone; the layouts above are replayed with each file's largest RSS seen, kills included",
-			kills, strings.Join(killed, ", "), lost))
+		out = append(out, fmt.Sprintf("%s over the RAM limit (%s) cost %.1f s of work that was redone; the layouts are replayed with each file's largest RSS seen, kills included",
+			count(kills, "cluster kill"), strings.Join(killed, ", "), lost))
 	} else if lost > 0 {
 		out = append(out, fmt.Sprintf("clusters that crashed cost %.1f s of work that was redone", lost))
 	}
@@ -386,7 +391,10 @@ func notes(r *run, files []*fileRow, a *Advice, currentPeakMiB float64) []string
 			a.SerialShare, mixedLayout(a.Current.CPUs())))
 	}
 	if a.Measured < a.Tasks {
-		out = append(out, fmt.Sprintf("%d of %d tasks have no measured time; the replay estimates them from their size", a.Tasks-a.Measured, a.Tasks))
+		out = append(out, fmt.Sprintf("%s of %d have no measured time; the replay estimates them from their size", count(a.Tasks-a.Measured, "task"), a.Tasks))
+	}
+	if a.LeftOut > 0 {
+		out = append(out, fmt.Sprintf("%s neither a measured time nor a size: the replay leaves them out, and compares with this run's layout replayed", count(a.LeftOut, "task has", "tasks have")))
 	}
 	return out
 }
@@ -417,11 +425,25 @@ func appendUnique(s []string, x string) []string {
 
 // Gain returns how much lower the suggestion's predicted wall time is than
 // this run's measured one, as a share (0.25: 25% lower); 0 when unknown.
+// When the replay left tasks out, the measured time is not comparable, and
+// the base is the replay of this run's layout.
 func (a *Advice) Gain() float64 {
-	if a.Best == nil || a.MeasuredSeconds <= 0 {
+	base := a.MeasuredSeconds
+	if a.LeftOut > 0 {
+		base = a.CurrentSeconds
+	}
+	if a.Best == nil || base <= 0 {
 		return 0
 	}
-	return 1 - a.Best.PredictedSeconds/a.MeasuredSeconds
+	return 1 - a.Best.PredictedSeconds/base
+}
+
+// gainBase names what Gain compares with.
+func (a *Advice) gainBase() string {
+	if a.LeftOut > 0 {
+		return "this run's layout replayed"
+	}
+	return "this run"
 }
 
 // String returns the advice as text for a terminal.
@@ -436,18 +458,18 @@ func (a *Advice) String() string {
 	for _, c := range a.Ranked {
 		w = max(w, len(c.Flags()))
 	}
-	fmt.Fprintf(&b, "  this run:   %-*s  %s measured, %s replayed (%d tasks, %s)\n",
-		w, a.Current.Flags(), seconds(a.MeasuredSeconds), seconds(a.CurrentSeconds), a.Tasks, cpusString(a.Current.CPUs()))
+	fmt.Fprintf(&b, "  this run:   %-*s  %s measured, %s replayed (%s, %s)\n",
+		w, a.Current.Flags(), seconds(a.MeasuredSeconds), seconds(a.CurrentSeconds), count(a.Tasks, "task"), cpusString(a.Current.CPUs()))
 	if a.Best.equal(a.Current) {
 		fmt.Fprintf(&b, "  suggestion: keep %s: no layout of %s is predicted faster\n", a.Current.Flags(), cpusString(a.Current.CPUs()))
 	} else {
 		fmt.Fprintf(&b, "  suggestion: %-*s  %s predicted", w, a.Best.Flags(), seconds(a.Best.PredictedSeconds))
 		if g := a.Gain(); g > 0 {
-			fmt.Fprintf(&b, ", %.0f%% less than this run", 100*g)
+			fmt.Fprintf(&b, ", %.0f%% less than %s", 100*g, a.gainBase())
 		}
 		b.WriteString("\n")
 	}
-	if a.RAMLimitMiB > 0 {
+	if a.RAMLimitMiB > 0 && a.Best.PeakRAMMiB > 0 {
 		fmt.Fprintf(&b, "  peak RAM:   %.0f MiB predicted, limit %.0f MiB\n", a.Best.PeakRAMMiB, a.RAMLimitMiB)
 	}
 	fmt.Fprintf(&b, "  model:      a task of one-CPU time w takes w·(s + (1−s)/cpus); %s\n", a.ModelNote)
@@ -461,12 +483,28 @@ func (a *Advice) String() string {
 		if c.OverRAMLimit {
 			ram = " over the RAM limit"
 		}
-		fmt.Fprintf(&b, "   %s %-*s  %8s  peak %6.0f MiB%s\n", mark, w+1, c.Flags(), seconds(c.PredictedSeconds), c.PeakRAMMiB, ram)
+		peak := "peak RSS not recorded"
+		if c.PeakRAMMiB > 0 {
+			peak = fmt.Sprintf("peak %6.0f MiB", c.PeakRAMMiB)
+		}
+		fmt.Fprintf(&b, "   %s %-*s  %8s  %s%s\n", mark, w+1, c.Flags(), seconds(c.PredictedSeconds), peak, ram)
 	}
 	for _, n := range a.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
 	return b.String()
+}
+
+// count writes n and a noun: count(1, "task") is "1 task", count(2,
+// "task") "2 tasks"; an irregular plural comes third.
+func count(n int, one string, many ...string) string {
+	switch {
+	case n == 1:
+		return "1 " + one
+	case len(many) > 0:
+		return fmt.Sprintf("%d %s", n, many[0])
+	}
+	return fmt.Sprintf("%d %ss", n, one)
 }
 
 func cpusString(n int) string {

@@ -111,7 +111,7 @@ func TestReplay_RecordedRun(t *testing.T) {
 			}
 			files := r.files()
 			m := model{serial: DefaultSerialShare, overhead: dispatchGap(r)}
-			tasks, _ := replayTasks(files, m)
+			tasks, _, _ := replayTasks(files, m)
 			res := replay(tasks, Layout{Clusters: r.clusterCPUs(), Queue: r.queue()}, m)
 			got := map[int][]int{}
 			for _, run := range res.runs {

@@ -191,10 +191,13 @@ func render(w *bytes.Buffer, r *run, now time.Time) error {
 	}
 	p.Advice = advise(r, files)
 	if g := p.Advice.Gain(); p.Advice.Best != nil && !p.Advice.Best.equal(p.Advice.Current) && g > 0 {
-		p.AdviceGain = fmt.Sprintf("%.0f%% less than this run", 100*g)
+		p.AdviceGain = fmt.Sprintf("%.0f%% less than %s", 100*g, p.Advice.gainBase())
 	}
 	for _, c := range p.Advice.Ranked {
-		v := layoutView{Flags: c.Flags(), Seconds: fmt.Sprintf("%.2f", c.PredictedSeconds), PeakMiB: fmt.Sprintf("%.0f", c.PeakRAMMiB), Current: c.equal(p.Advice.Current)}
+		v := layoutView{Flags: c.Flags(), Seconds: fmt.Sprintf("%.2f", c.PredictedSeconds), PeakMiB: "—", Current: c.equal(p.Advice.Current)}
+		if c.PeakRAMMiB > 0 {
+			v.PeakMiB = fmt.Sprintf("%.0f", c.PeakRAMMiB)
+		}
 		var notes []string
 		if v.Current {
 			notes = append(notes, "this run")
