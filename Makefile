@@ -63,7 +63,8 @@ demo: build ## generate demo invoice files and run mce on them
 	@run=$$(ls -d $(DEMO)/out/demo* | sort -V | tail -1); \
 	  echo; echo "outputs: $$run"; ls $$run; \
 	  echo; echo "first users of $$(ls $$run/*.features.csv | head -1):"; \
-	  head -4 $$(ls $$run/*.features.csv | head -1) | cut -c1-160
+	  head -4 $$(ls $$run/*.features.csv | head -1) | cut -c1-160; \
+	  echo; echo "report (open it in a browser): $$run/report.html"
 
 # staticcheck at a pinned version, installed into bin/ on first use.
 STATICCHECK_VERSION ?= v0.8.2

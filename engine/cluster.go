@@ -143,7 +143,7 @@ func (r *runner) result(c *cluster, m *fromWorker) {
 			mode = ", " + res.Mode
 		}
 		if res.ModeReason != "" {
-			mode += ": " + res.ModeReason
+			r.logs.statusf("file %s (#%d) took the %s path: %s", t.Label(), t.ID, res.Mode, res.ModeReason)
 		}
 		r.logs.statusf("file %s (#%d) done on cluster %d: %d rows, %d bad rows, %d users in %.2f s (map %.2f s, reduce %.2f s, skew %.2f%s)",
 			t.Label(), t.ID, c.id, res.Rows, res.BadRows, res.Users, t.seconds, res.MapSeconds, res.ReduceSeconds, res.Skew(), mode)

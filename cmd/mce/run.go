@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/filejob"
+	"github.com/mce-engine/mce/engine/report"
 	"github.com/mce-engine/mce/internal/bytesize"
 	"github.com/mce-engine/mce/internal/fbuild"
 )
@@ -189,6 +191,13 @@ func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, erro
 func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) string) error {
 	if s != nil {
 		fmt.Printf("run folder: %s\n", s.RunDir)
+		// The report is drawn from what the run folder recorded, also
+		// for a failed or interrupted run.
+		if path, rerr := report.Write(s.RunDir); rerr != nil {
+			slog.Warn("no run report", "dir", s.RunDir, "error", rerr)
+		} else {
+			fmt.Printf("report: %s\n", path)
+		}
 		fmt.Println(lastLine(s))
 	}
 	if err != nil {

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 	if testing.Short() {
 		os.Exit(m.Run()) // the browser test needs the binaries; it skips
 	}
-	os.Exit(e2etest.Main("mce-report-test-", map[string]string{"mce": "../../cmd/mce", "faulty": "../../internal/e2etest/testdata/faulty"},
+	os.Exit(e2etest.Main("mce-report-test-", map[string]string{"mce": "../../cmd/mce", "faulty": "../../internal/e2etest/testdata/faulty/f.go"},
 		func(dir string, bins map[string]string) int {
 			mceBin, faultyBin = bins["mce"], bins["faulty"]
 			return m.Run()
