@@ -186,31 +186,38 @@ var errDecimalRange = errors.New("decimal out of range")
 // it refuses to add a digit to more than (1<<63-1)/10-10.
 const maxDecimalUnits = ((1<<63-1)/10-10)*10 + 9
 
+// pow10Int holds the powers of ten up to 10^9, and maxScaled[s] the most
+// units that ParseDecimal scales by 10^s: it multiplies by 10 one step at
+// a time, each time from at most (1<<63-1)/10.
+var (
+	pow10Int  = [10]int64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+	maxScaled = [10]int64{9223372036854775807, 922337203685477580, 92233720368547758, 9223372036854775, 922337203685477, 92233720368547, 9223372036854, 922337203685, 92233720368, 9223372036}
+)
+
 // Decimal returns the amount scaled by 10^digits, as [ParseDecimal] gives
 // it for the same number written plainly: more fraction digits than asked
 // for are an error (so that sums stay exact), and so is a value out of
 // range.
 func (a Amount) Decimal(digits int) (int64, error) {
-	if digits < 0 || digits > 9 {
-		return 0, fmt.Errorf("decimal digits %d out of range 0..9", digits)
+	s := uint(digits - int(a.scale))
+	if uint(digits) > 9 || s > 9 || a.units > maxDecimalUnits || int64(a.units) > maxScaled[s] {
+		return 0, a.decimalErr(digits)
 	}
-	if int(a.scale) > digits {
-		return 0, fmt.Errorf("more than %d fraction digits", digits)
-	}
-	if a.units > maxDecimalUnits {
-		return 0, errDecimalRange
-	}
-	v := int64(a.units)
-	for s := int(a.scale); s < digits; s++ {
-		if v > (1<<63-1)/10 {
-			return 0, errDecimalRange
-		}
-		v *= 10
-	}
+	v := int64(a.units) * pow10Int[s]
 	if a.neg {
 		v = -v
 	}
 	return v, nil
+}
+
+func (a Amount) decimalErr(digits int) error {
+	switch {
+	case digits < 0 || digits > 9:
+		return fmt.Errorf("decimal digits %d out of range 0..9", digits)
+	case int(a.scale) > digits:
+		return fmt.Errorf("more than %d fraction digits", digits)
+	}
+	return errDecimalRange
 }
 
 // pow10 holds the powers of ten a float64 holds exactly.
@@ -291,55 +298,49 @@ func (a Amount) String() string { return string(a.AppendPlain(nil)) }
 // in every format; with the zero NumberFormat they are all it accepts, and
 // it accepts exactly what [ParseDecimal] does.
 func ParseAmount(b []byte, nf NumberFormat) (Amount, bool) {
+	// The fast path: [+-]digits[dec digits].
 	dec := nf.Decimal
 	if dec == 0 {
 		dec = '.'
 	}
-	if a, ok, plain := parsePlainAmount(b, dec); plain || nf.Decimal == 0 {
-		return a, ok
-	}
-	a, _, ok := parseAmount(b, nf)
-	return a, ok
-}
-
-// parsePlainAmount reads [+-]digits[dec digits]. plain is false when b
-// holds anything else, for the full parser to read.
-func parsePlainAmount(b []byte, dec byte) (a Amount, ok, plain bool) {
+	var a Amount
 	i := 0
 	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
 		a.neg = b[0] == '-'
 		i = 1
 	}
+	start, pt := i, -1
 	var v uint64
-	nd, frac := 0, -1
 	for ; i < len(b); i++ {
-		c := b[i]
-		if d := c - '0'; d <= 9 {
-			if v >= (1<<63)/10 && (v > (1<<63)/10 || d > (1<<63)%10) {
-				return a, false, true
+		d := b[i] - '0'
+		if d > 9 {
+			if b[i] == dec && pt < 0 {
+				pt = i
+				continue
 			}
-			v = v*10 + uint64(d)
-			nd++
-			if frac >= 0 {
-				frac++
+			// A second decimal separator is wrong in every format.
+			if nf.Decimal == 0 || b[i] == dec {
+				return a, false
 			}
-			continue
+			a, _, ok := parseAmount(b, nf)
+			return a, ok
 		}
-		if c == dec && frac < 0 {
-			frac = 0
-			continue
+		if v >= (1<<63)/10 && (v > (1<<63)/10 || d > (1<<63)%10) {
+			return a, false
 		}
-		return a, false, false
+		v = v*10 + uint64(d)
 	}
-	if nd == 0 || frac > math.MaxUint8 {
-		return a, false, true
+	nd := len(b) - start
+	if pt >= 0 {
+		nd--
+		frac := len(b) - pt - 1
+		if frac > math.MaxUint8 {
+			return a, false
+		}
+		a.point, a.scale = true, uint8(frac)
 	}
 	a.units = v
-	if frac >= 0 {
-		a.point = true
-		a.scale = uint8(frac)
-	}
-	return a, true, true
+	return a, nd > 0
 }
 
 // parseAmount is ParseAmount's full parser; nf.Decimal is not 0. It also
@@ -577,10 +578,14 @@ var errAmount = errors.New("not an amount")
 
 // ParseDecimal reads b in the format nf as a fixed-point decimal scaled by
 // 10^digits (see [Amount.Decimal]). For the plain format it is the package's
-// ParseDecimal.
+// ParseDecimal; a format whose Decimal is '.' tries that first too, so
+// plain values cost what they always did.
 func (nf NumberFormat) ParseDecimal(b []byte, digits int) (int64, error) {
-	if nf.Decimal == 0 {
-		return ParseDecimal(b, digits)
+	if nf.Decimal == 0 || nf.Decimal == '.' {
+		v, err := ParseDecimal(b, digits)
+		if err == nil || nf.Decimal == 0 {
+			return v, err
+		}
 	}
 	if len(b) == 0 {
 		return 0, ErrEmpty

@@ -228,11 +228,12 @@ func parseSlashDate(b []byte, dayFirst bool) (DateTime, bool) {
 		if i < len(b) && b[i] == '.' {
 			i++
 			nd := 0
+			// NB: digits past the nanoseconds are dropped, as
+			// time.Parse drops them.
 			for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-				if nd == 9 {
-					return DateTime{}, false
+				if nd < 9 {
+					nsec = nsec*10 + int(b[i]-'0')
 				}
-				nsec = nsec*10 + int(b[i]-'0')
 				nd++
 			}
 			if nd == 0 {
@@ -262,7 +263,8 @@ func zoneOffset(b []byte) (off int, zoned, ok bool) {
 	case len(b) == 6 && (b[0] == '+' || b[0] == '-') && b[3] == ':':
 		h, ok1 := digits(b[1:3])
 		m, ok2 := digits(b[4:6])
-		if !ok1 || !ok2 || h > 23 || m > 59 {
+		// NB: as time.Parse, which reads the ISO layout's zones.
+		if !ok1 || !ok2 || h > 24 || m > 60 {
 			return 0, false, false
 		}
 		off = h*3600 + m*60
