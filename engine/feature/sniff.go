@@ -49,32 +49,96 @@ type NumberSniffer struct {
 
 // Add looks at one value.
 func (s *NumberSniffer) Add(b []byte) {
-	if len(b) == 0 {
-		return
+	v, gp, gc := classifyAmount(b)
+	s.grpPoint |= gp
+	s.grpComma |= gc
+	switch v {
+	case votePoint:
+		s.point++
+	case voteComma:
+		s.comma++
+	case voteEither:
+		s.either++
+		if s.example == nil {
+			s.example = append([]byte(nil), b...)
+		}
 	}
+}
+
+// amountVote is what one value says of the decimal separator.
+type amountVote uint8
+
+const (
+	voteNone   amountVote = iota // an integer, or not a number
+	votePoint                    // it reads with '.' only
+	voteComma                    // it reads with ',' only
+	voteEither                   // it reads both ways, to different numbers
+)
+
+// classifyAmount reads b both ways and returns its vote and the grouping
+// separators each reading found (grpBit). Plain values ("1234.56",
+// "-12,5") are classified without parsing.
+func classifyAmount(b []byte) (v amountVote, grpPoint, grpComma uint8) {
+	i := 0
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		i = 1
+	}
+	start, sep, pt := i, byte(0), 0
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c >= '0' && c <= '9':
+			continue
+		case (c == '.' || c == ',') && sep == 0:
+			sep, pt = c, i
+			continue
+		}
+		return classifyAmountSlow(b)
+	}
+	if len(b)-start > 19 {
+		return classifyAmountSlow(b) // maybe out of range
+	}
+	before, after := pt-start, len(b)-pt-1
+	switch {
+	case len(b) == start || sep != 0 && before+after == 0:
+		return voteNone, 0, 0 // not a number
+	case sep == 0:
+		return voteNone, 0, 0 // an integer reads alike
+	case after == 3 && before >= 1 && before <= 3 && b[start] != '0':
+		// "1,234": a decimal one way, a thousands separator the other.
+		if sep == ',' {
+			return voteEither, grpBit(sep), 0
+		}
+		return voteEither, 0, grpBit(sep)
+	case sep == '.':
+		return votePoint, 0, 0
+	}
+	return voteComma, 0, 0
+}
+
+// classifyAmountSlow is classifyAmount by parsing.
+func classifyAmountSlow(b []byte) (v amountVote, grpPoint, grpComma uint8) {
 	_, gp, okP := parseAmount(b, NumberPoint)
 	_, gc, okC := parseAmount(b, NumberComma)
 	if okP {
-		s.grpPoint |= grpBit(gp)
+		grpPoint = grpBit(gp)
 	}
 	if okC {
-		s.grpComma |= grpBit(gc)
+		grpComma = grpBit(gc)
 	}
 	switch {
 	case okP && okC:
 		// Both read it: it holds no separator, or its one separator is
 		// grouping in one reading and decimal in the other.
 		if core, _, _ := amountCore(b); bytes.ContainsAny(core, ".,") {
-			s.either++
-			if s.example == nil {
-				s.example = append([]byte(nil), b...)
-			}
+			v = voteEither
 		}
 	case okP:
-		s.point++
+		v = votePoint
 	case okC:
-		s.comma++
+		v = voteComma
 	}
+	return v, grpPoint, grpComma
 }
 
 // Format returns the format the values voted for, by majority. Values
@@ -145,7 +209,7 @@ type DateSniffer struct {
 func (s *DateSniffer) Add(b []byte) {
 	switch {
 	case len(b) == 0:
-	case len(b) >= 10 && b[4] == '-':
+	case len(b) >= 10 && b[4] == '-' && startsWithYear(b):
 		if _, err := parseISO(b); err == nil {
 			s.iso++
 		}
@@ -176,6 +240,12 @@ func (s *DateSniffer) Add(b []byte) {
 			}
 		}
 	}
+}
+
+// startsWithYear reports whether b starts with 4 digits.
+func startsWithYear(b []byte) bool {
+	_, ok := digits(b[:4])
+	return ok
 }
 
 // epochDigits counts the digits of b's integer part.

@@ -154,6 +154,12 @@ func FuzzParseAmount(f *testing.F) {
 		var sn NumberSniffer
 		sn.Add(b)
 		sn.Format()
+		if v, gp, gc := classifyAmount(b); true {
+			sv, sgp, sgc := classifyAmountSlow(b)
+			if v != sv || gp != sgp || gc != sgc {
+				t.Fatalf("classifyAmount(%q) = %v, %b, %b; by parsing %v, %b, %b", b, v, gp, gc, sv, sgp, sgc)
+			}
+		}
 		for _, nf := range fuzzFormats {
 			a, ok := ParseAmount(b, nf)
 			ref, refOK := refParseAmount(string(b), nf)
