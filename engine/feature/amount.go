@@ -42,14 +42,10 @@ type NumberFormat struct {
 	Thousands byte
 }
 
-// Common number formats.
+// The point and comma formats with any thousands separator.
 var (
-	// NumberPlain is the zero NumberFormat: "1234.56" and nothing else.
-	NumberPlain = NumberFormat{}
-	// NumberPoint reads "1,234.56", "$ 1,234.56", "(1,234.56)", ...
-	NumberPoint = NumberFormat{Decimal: '.'}
-	// NumberComma reads "1.234,56", "1 234,56 €", "-1.234,56", ...
-	NumberComma = NumberFormat{Decimal: ','}
+	numberPoint = NumberFormat{Decimal: '.'}
+	numberComma = NumberFormat{Decimal: ','}
 )
 
 // Validate reports whether nf is a format the parsers know.

@@ -118,8 +118,8 @@ func classifyAmount(b []byte) (v amountVote, grpPoint, grpComma uint8) {
 
 // classifyAmountSlow is classifyAmount by parsing.
 func classifyAmountSlow(b []byte) (v amountVote, grpPoint, grpComma uint8) {
-	_, gp, okP := parseAmount(b, NumberPoint)
-	_, gc, okC := parseAmount(b, NumberComma)
+	_, gp, okP := parseAmount(b, numberPoint)
+	_, gc, okC := parseAmount(b, numberComma)
 	if okP {
 		grpPoint = grpBit(gp)
 	}
@@ -147,12 +147,12 @@ func classifyAmountSlow(b []byte) (v amountVote, grpPoint, grpComma uint8) {
 // one grouping separator and no other. It returns an error wrapping
 // ErrAmbiguousDecimal when nothing decides or the vote is tied.
 func (s *NumberSniffer) Format() (NumberFormat, error) {
-	nf := NumberPoint
+	nf := numberPoint
 	mask := s.grpPoint
 	switch {
 	case s.point > s.comma:
 	case s.comma > s.point:
-		nf, mask = NumberComma, s.grpComma
+		nf, mask = numberComma, s.grpComma
 	case s.point > 0:
 		return NumberFormat{}, fmt.Errorf("%w: as many values read only with '.' as the decimal separator as only with ',' (%d)",
 			ErrAmbiguousDecimal, s.point)

@@ -70,26 +70,26 @@ func BenchmarkParseAmount(b *testing.B) {
 		return err == nil
 	})
 	run("new=ParseAmount.Decimal/plain/format=plain", plain, func(v []byte) bool {
-		a, ok := ParseAmount(v, NumberPlain)
+		a, ok := ParseAmount(v, numberPlain)
 		_, err := a.Decimal(AmountDigits)
 		return ok && err == nil
 	})
 	run("new=ParseAmount.Decimal/plain/format=point", plain, func(v []byte) bool {
-		a, ok := ParseAmount(v, NumberPoint)
+		a, ok := ParseAmount(v, numberPoint)
 		_, err := a.Decimal(AmountDigits)
 		return ok && err == nil
 	})
 	run("new=NumberFormat.ParseDecimal/plain/format=point", plain, func(v []byte) bool {
-		_, err := NumberPoint.ParseDecimal(v, AmountDigits)
+		_, err := numberPoint.ParseDecimal(v, AmountDigits)
 		return err == nil
 	})
 	run("new=ParseAmount.Decimal/1.234,56/format=comma", eu, func(v []byte) bool {
-		a, ok := ParseAmount(v, NumberComma)
+		a, ok := ParseAmount(v, numberComma)
 		_, err := a.Decimal(AmountDigits)
 		return ok && err == nil
 	})
 	run("new=ParseAmount.Decimal/$_1,234.56/format=comma", dollar, func(v []byte) bool {
-		a, ok := ParseAmount(v, NumberComma)
+		a, ok := ParseAmount(v, numberComma)
 		_, err := a.Decimal(AmountDigits)
 		return ok && err == nil
 	})
@@ -98,7 +98,7 @@ func BenchmarkParseAmount(b *testing.B) {
 		return err == nil
 	})
 	run("new=ParseAmount.Float/plain/format=point", plain, func(v []byte) bool {
-		a, ok := ParseAmount(v, NumberPoint)
+		a, ok := ParseAmount(v, numberPoint)
 		_ = a.Float()
 		return ok
 	})

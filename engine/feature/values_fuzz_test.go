@@ -133,7 +133,7 @@ func refUnitsOK(digits string, frac int) bool {
 }
 
 var fuzzFormats = []NumberFormat{
-	NumberPlain, NumberPoint, NumberComma,
+	numberPlain, numberPoint, numberComma,
 	{Decimal: '.', Thousands: ','}, {Decimal: ',', Thousands: '.'},
 	{Decimal: ',', Thousands: ' '}, {Decimal: '.', Thousands: '\''},
 }
@@ -169,7 +169,7 @@ func FuzzParseAmount(f *testing.F) {
 			if !ok {
 				continue
 			}
-			if back, ok := ParseAmount([]byte(a.String()), NumberPlain); !ok || back != a {
+			if back, ok := ParseAmount([]byte(a.String()), numberPlain); !ok || back != a {
 				t.Fatalf("ParseAmount(%q, %v) = %+v, whose plain form %q reads back as %+v, %v", b, nf, a, a.String(), back, ok)
 			}
 			for digits := 0; digits <= 9; digits++ {
@@ -194,7 +194,7 @@ func FuzzParseAmount(f *testing.F) {
 			if err != nil {
 				continue
 			}
-			for _, nf := range []NumberFormat{NumberPlain, NumberPoint, {Decimal: '.', Thousands: ','}} {
+			for _, nf := range []NumberFormat{numberPlain, numberPoint, {Decimal: '.', Thousands: ','}} {
 				if got, err := nf.ParseDecimal(b, digits); err != nil || got != want {
 					t.Fatalf("%v.ParseDecimal(%q, %d) = %d, %v; ParseDecimal gives %d", nf, b, digits, got, err, want)
 				}
@@ -202,8 +202,8 @@ func FuzzParseAmount(f *testing.F) {
 		}
 		// A point format's ParseFloat reads what strconv reads.
 		if want, err := strconv.ParseFloat(string(b), 64); err == nil {
-			if got, err := NumberPoint.ParseFloat(b); err != nil || math.Float64bits(got) != math.Float64bits(want) {
-				t.Fatalf("NumberPoint.ParseFloat(%q) = %v, %v; strconv gives %v", b, got, err, want)
+			if got, err := numberPoint.ParseFloat(b); err != nil || math.Float64bits(got) != math.Float64bits(want) {
+				t.Fatalf("numberPoint.ParseFloat(%q) = %v, %v; strconv gives %v", b, got, err, want)
 			}
 		}
 	})
