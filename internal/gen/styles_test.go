@@ -2,6 +2,7 @@ package gen
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -261,4 +263,24 @@ func TestAppendDate(t *testing.T) {
 	f(dateMDY, at, "03/05/2024 10:11:12")
 	f(dateEpoch, at, "1709633472")
 	f(dateOnly, at, "2024-03-05")
+}
+
+// BenchmarkGen_ValueStyles compares messy files with and without value
+// styles (uncompressed, so that the styles' cost shows).
+func BenchmarkGen_ValueStyles(b *testing.B) {
+	for _, styles := range []bool{false, true} {
+		b.Run("value-styles="+strconv.FormatBool(styles), func(b *testing.B) {
+			dir := b.TempDir()
+			var n int64
+			for b.Loop() {
+				sum, err := Run(context.Background(), Options{Dir: dir, Seed: 1, Files: 8, Size: Size{Bytes: 32 << 20},
+					Messy: true, ValueStyles: styles, Compression: "none", NoSync: true, Logger: quiet()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = sum.Bytes
+			}
+			b.SetBytes(n)
+		})
+	}
 }
