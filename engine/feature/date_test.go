@@ -176,3 +176,26 @@ func TestSniffDates(t *testing.T) {
 	f(0, ErrAmbiguousDate, "2023-01-31", "31/01/2023")
 	f(0, ErrAmbiguousDate, "1675173900", "31/01/2023")
 }
+
+func TestSniffer_Merge(t *testing.T) {
+	var a, b NumberSniffer
+	a.Add([]byte("1,234"))
+	b.Add([]byte("12,5"))
+	if _, err := a.Format(); !errors.Is(err, ErrAmbiguousDecimal) {
+		t.Fatalf("one part alone: %v, want ErrAmbiguousDecimal", err)
+	}
+	a.Merge(&b)
+	if nf, err := a.Format(); err != nil || nf.Decimal != ',' {
+		t.Errorf("merged = %v, %v; want decimal ','", nf, err)
+	}
+	var c, d DateSniffer
+	c.Add([]byte("01/02/2023"))
+	d.Add([]byte("01/31/2023"))
+	if _, err := c.Format(); !errors.Is(err, ErrAmbiguousDate) {
+		t.Fatalf("one part alone: %v, want ErrAmbiguousDate", err)
+	}
+	c.Merge(&d)
+	if df, err := c.Format(); err != nil || df.Layout != DateMDY {
+		t.Errorf("merged = %v, %v; want MM/DD/YYYY", df, err)
+	}
+}

@@ -65,6 +65,19 @@ func (s *NumberSniffer) Add(b []byte) {
 	}
 }
 
+// Merge adds what other has seen, so that parallel readers of one file
+// can each keep a sniffer and decide together.
+func (s *NumberSniffer) Merge(other *NumberSniffer) {
+	s.point += other.point
+	s.comma += other.comma
+	s.either += other.either
+	s.grpPoint |= other.grpPoint
+	s.grpComma |= other.grpComma
+	if s.example == nil {
+		s.example = other.example
+	}
+}
+
 // amountVote is what one value says of the decimal separator.
 type amountVote uint8
 
@@ -246,6 +259,21 @@ func (s *DateSniffer) Add(b []byte) {
 func startsWithYear(b []byte) bool {
 	_, ok := digits(b[:4])
 	return ok
+}
+
+// Merge adds what other has seen (see NumberSniffer.Merge).
+func (s *DateSniffer) Merge(other *DateSniffer) {
+	s.iso += other.iso
+	s.epoch += other.epoch
+	s.dmy += other.dmy
+	s.mdy += other.mdy
+	s.either += other.either
+	s.same += other.same
+	for _, p := range []struct{ dst, src *[]byte }{{&s.example, &other.example}, {&s.dmyFirst, &other.dmyFirst}, {&s.mdyFirst, &other.mdyFirst}} {
+		if *p.dst == nil {
+			*p.dst = *p.src
+		}
+	}
 }
 
 // epochDigits counts the digits of b's integer part.
