@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 )
@@ -202,9 +203,25 @@ func (w *worker) chunk(f *fileSpec, start, end int64, r *rand.Rand, out *chunkOu
 			case colReceiver:
 				buf = appendRFC(buf, receiver, receiverSalt, e)
 			case colIssuedAt:
-				buf = appendTime(buf, f.month, secs)
+				if f.date == dateSpace {
+					buf = appendTime(buf, f.month, secs)
+				} else {
+					buf = appendDate(buf, f, secs)
+				}
 			case colAmount:
-				buf = appendCents(buf, cents)
+				if f.amount == amountPlain {
+					buf = appendCents(buf, cents)
+				} else {
+					buf = appendAmount(buf, f.amount, cents, currency, e)
+					if bytes.IndexByte(buf[pos[j]:], f.delim) >= 0 {
+						// Quoted, as a spreadsheet writes 1,234.56 in a
+						// comma-separated file; amounts hold no quote.
+						buf = append(buf, 0, 0)
+						copy(buf[pos[j]+1:], buf[pos[j]:len(buf)-2])
+						buf[pos[j]] = '"'
+						buf[len(buf)-1] = '"'
+					}
+				}
 			case colCurrency:
 				buf = append(buf, currency...)
 			case colDescription:
