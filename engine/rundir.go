@@ -35,7 +35,7 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // TimingsHeader is the header of timings.csv.
 const TimingsHeader = "file,cluster,bytes,rows,bad_rows,users,map_seconds,reduce_seconds," +
-	"peak_rss_mib,worker_max_seconds,worker_mean_seconds,skew,status,mode,mode_reason"
+	"peak_rss_mib,worker_max_seconds,worker_mean_seconds,skew,status,mode,mode_reason,bad_values"
 
 // CreateRunDir makes the run directory out/<job><n>, n being one more
 // than the largest number already used by out/<job><number> (0 for the
@@ -307,9 +307,9 @@ func (l *runLogs) timingRow(t *taskRun) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.timing, "%s,%d,%d,%d,%d,%d,%.3f,%.3f,%.1f,%.3f,%.3f,%.3f,%s,%s,%s\n",
+	fmt.Fprintf(l.timing, "%s,%d,%d,%d,%d,%d,%.3f,%.3f,%.1f,%.3f,%.3f,%.3f,%s,%s,%s,%d\n",
 		csvField(t.Label()), t.cluster, r.Bytes, r.Rows, r.BadRows, r.Users, r.MapSeconds, r.ReduceSeconds,
-		mib(t.peakRSS), r.WorkerMaxSeconds, r.WorkerMeanSeconds, r.Skew(), status, r.Mode, csvField(r.ModeReason))
+		mib(t.peakRSS), r.WorkerMaxSeconds, r.WorkerMeanSeconds, r.Skew(), status, r.Mode, csvField(r.ModeReason), r.BadValues)
 }
 
 func csvField(s string) string { return string(output.AppendCSVField(nil, []byte(s))) }

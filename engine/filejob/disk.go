@@ -107,6 +107,7 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 		Bytes:             stats.Bytes,
 		Rows:              stats.Rows,
 		BadRows:           stats.BadRows,
+		BadValues:         stats.BadValues,
 		DroppedRows:       dropped.Load(),
 		Users:             users.Load(),
 		MapSeconds:        scan.Seconds(),

@@ -371,6 +371,7 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 		Bytes:             stats.Bytes,
 		Rows:              stats.Rows,
 		BadRows:           stats.BadRows,
+		BadValues:         stats.BadValues,
 		DroppedRows:       js.Dropped,
 		Users:             js.Users,
 		SplitUsers:        js.SplitUsers,

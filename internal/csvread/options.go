@@ -80,6 +80,23 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ChunkBytes < 0 || o.ChunkBytes > maxSizeLimit {
 		return o, fmt.Errorf("chunk bytes %d out of range 1..%d", o.ChunkBytes, maxSizeLimit)
 	}
+	switch o.OnBadValue {
+	case "":
+		o.OnBadValue = BadValueSkipRow
+	case BadValueSkipRow, BadValueEmpty, BadValueFail:
+	default:
+		return o, fmt.Errorf("on bad value %q: want skip-row, empty or fail", o.OnBadValue)
+	}
+	if o.Decimal != "" {
+		if _, err := feature.ParseNumberFormat(o.Decimal); err != nil {
+			return o, fmt.Errorf("decimal %q: %w", o.Decimal, err)
+		}
+	}
+	if o.DateFormat != "" {
+		if _, err := feature.ParseDateLayout(o.DateFormat); err != nil {
+			return o, fmt.Errorf("date format %q: %w", o.DateFormat, err)
+		}
+	}
 	aliases := make(map[string][]string, len(o.Aliases))
 	for k, v := range o.Aliases {
 		k = strings.ToLower(strings.TrimSpace(k))
