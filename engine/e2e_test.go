@@ -24,9 +24,11 @@ import (
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/filejob"
 	"github.com/mce-engine/mce/engine/output"
+	"github.com/mce-engine/mce/internal/csvread"
 	"github.com/mce-engine/mce/internal/e2etest"
 	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
+	"github.com/mce-engine/mce/internal/procfs"
 )
 
 // The end-to-end tests run the real mce binary (and a features binary
@@ -923,4 +925,75 @@ func TestRun_twoAtOnce(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(out, "same*")); len(m) != 3 {
 		t.Errorf("run folders %v, want same0, same1, same2", m)
 	}
+}
+
+// TestRun_kernelOOMKill runs the cluster inside a memory cgroup whose
+// limit is below what grouping the file needs: the kernel's out-of-memory
+// killer, not mce, kills it. mce logs a SIGKILL it did not send, retries
+// the file alone on its low-memory path (through disk, sized to the
+// cgroup's limit), and the file completes exactly.
+func TestRun_kernelOOMKill(t *testing.T) {
+	skipShort(t)
+	const limit = 150 << 20
+	cg := memCgroup(t, limit)
+	data, _ := genData(t, gen.Options{Seed: 23, Files: 1, Size: gen.Size{Bytes: 120 << 20}})
+	wrapper := filepath.Join(t.TempDir(), "in-cgroup")
+	script := fmt.Sprintf("#!/bin/sh\necho $$ > %s/cgroup.procs\nexec %s \"$@\"\n", cg, mceBin)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := filejob.Plan([]string{data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, _ := filejob.Job{Mode: filejob.ModeGroup, Reader: csvread.Options{CheckValues: true}}.Encode()
+	t.Cleanup(func() { e2etest.CheckNoOrphans(t, mceBin) })
+	s, err := engine.Run(context.Background(), engine.Options{
+		Tasks: tasks, Job: job, Out: t.TempDir(), Clusters: []int{2},
+		WorkerExe: wrapper, WorkerArgs: []string{"--log-level", "warn", "worker"},
+		RAMLimitBytes: 8 << 30, Poll: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := strings.Join(e2etest.LogLines(t, s.RunDir, engine.StatusLog), "\n")
+	failures := strings.Join(e2etest.LogLines(t, s.RunDir, engine.FailureLog), "\n")
+	if s.Done != 1 || !strings.Contains(failures, "a SIGKILL mce did not send") ||
+		!strings.Contains(status, "will be retried alone on cluster 0, on its low-memory path") {
+		t.Fatalf("done %d\nstatus.log:\n%s\nfailure.log:\n%s", s.Done, status, failures)
+	}
+	if m := s.Tasks[0].Result.Mode; m != filejob.ModeDisk {
+		t.Errorf("the retry took the %s path, want disk", m)
+	}
+	checkTruth(t, data, s.RunDir)
+}
+
+// memCgroup makes a memory cgroup below this process's own with the given
+// limit and returns its folder; the test is skipped where none can be made
+// (no cgroup file system, no memory controller, no permission).
+func memCgroup(t *testing.T, limit int64) string {
+	t.Helper()
+	own, err := procfs.OwnCgroup()
+	if err != nil {
+		t.Skipf("no memory cgroup to make one in: %v", err)
+	}
+	dir := filepath.Join(own.String(), fmt.Sprintf("mce-test-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot make a memory cgroup here: %v", err)
+	}
+	t.Cleanup(func() {
+		for range 50 { // its processes may take a moment to leave
+			if os.Remove(dir) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	for _, name := range []string{"memory.max", "memory.limit_in_bytes"} {
+		if os.WriteFile(filepath.Join(dir, name), []byte(strconv.FormatInt(limit, 10)), 0o644) == nil {
+			return dir
+		}
+	}
+	t.Skipf("cannot set a memory limit on %s", dir)
+	return ""
 }

@@ -321,7 +321,7 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 	}()
 	mode, why := chooseMode(modeChoice{
 		mode: in.Job.Mode, mergeable: env.Spec.Mergeable(), input: in.Path, size: in.Size,
-		memLimit: debug.SetMemoryLimit(-1), lowMemory: in.LowMemory, perByte: perByte(in.Path),
+		memLimit: memBudget(), lowMemory: in.LowMemory, perByte: perByte(in.Path),
 	})
 	env.Logger.Debug("mode", "file", in.Path, "mode", mode, "why", why)
 	if mode == ModeDisk {
@@ -409,4 +409,17 @@ func pumpProgress(p *engine.Progress, f *csvread.File, users func() (done, total
 		}
 	}()
 	return func() { close(done); <-pumped }
+}
+
+// memBudget is the memory this cluster may use: its GOMEMLIMIT (its share
+// of the RAM limit), or less when its cgroup's limit is lower, since the
+// kernel kills at that one.
+func memBudget() int64 {
+	lim := debug.SetMemoryLimit(-1)
+	if cg, err := procfs.OwnCgroup(); err == nil {
+		if c, ok := cg.Limit(); ok && c < lim {
+			lim = c
+		}
+	}
+	return lim
 }
