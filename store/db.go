@@ -202,7 +202,12 @@ func (db *DB) inspect(o Options) (openState, error) {
 	// pebble's files (LOCK, even MANIFEST-000001): a database exists once
 	// pebble has written its manifest marker, which is what pebble itself
 	// looks for.
-	names, _ := db.fs.List(db.dbDir())
+	names, err := db.fs.List(db.dbDir())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// NB: not "no database": a store taken for empty would be
+		// created again over its database.
+		return st, fmt.Errorf("read %s: %w", db.dbDir(), err)
+	}
 	for _, n := range names {
 		st.dbExists = st.dbExists || strings.HasPrefix(n, "marker.manifest.")
 	}
@@ -299,7 +304,7 @@ func (db *DB) openPebble(o Options, st openState, lock *pebble.Lock) error {
 // config.
 func (db *DB) pebbleOptions(o Options, st openState) (*pebble.Options, error) {
 	popts := &pebble.Options{
-		FS:                 db.fs,
+		FS:                 &fatalDirSyncFS{FS: db.fs, dir: filepath.Clean(db.dbDir()), fatalf: pebbleLogger{db.logger}.Fatalf},
 		ReadOnly:           o.ReadOnly,
 		ErrorIfNotExists:   !st.creating,
 		FormatMajorVersion: pebble.FormatNewest,
@@ -795,4 +800,40 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error("the store's database stopped on an error it cannot go on from; it keeps what was synced, and the next mce partition or reduce recovers it",
 		"error", firstLineOf(fmt.Sprintf(format, args...)), "subsystem", "pebble")
 	os.Exit(70)
+}
+
+// fatalDirSyncFS is the store's filesystem as pebble sees it: a failed
+// fsync of the database directory stops the process through fatalf, in
+// one line, as pebble's other unrecoverable errors do.
+//
+// NB: pebble panics when it cannot fsync the directory after moving its
+// manifest marker (atomicfs.Marker.Move: "Fsync errors are
+// unrecoverable", see https://wiki.postgresql.org/wiki/Fsync_Errors); a
+// panic's goroutine dump tells a user nothing. It is used by pointer:
+// pebble compares filesystems with ==.
+type fatalDirSyncFS struct {
+	vfs.FS
+	dir    string
+	fatalf func(format string, args ...any)
+}
+
+func (f *fatalDirSyncFS) OpenDir(name string) (vfs.File, error) {
+	d, err := f.FS.OpenDir(name)
+	if err != nil || filepath.Clean(name) != f.dir {
+		return d, err
+	}
+	return fatalSyncDir{File: d, fs: f}, nil
+}
+
+// fatalSyncDir is the database directory opened for syncing.
+type fatalSyncDir struct {
+	vfs.File
+	fs *fatalDirSyncFS
+}
+
+func (d fatalSyncDir) Sync() error {
+	if err := d.File.Sync(); err != nil {
+		d.fs.fatalf("fsync of the database directory %s failed: %v", d.fs.dir, err)
+	}
+	return nil
 }
