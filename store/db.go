@@ -289,8 +289,11 @@ func (db *DB) openPebble(o Options, st openState, lock *pebble.Lock) error {
 		db.cache.Unref()
 		lock.Close()
 		db.lock, db.cache = nil, nil
-		if errors.Is(err, fs.ErrPermission) || isIOError(err) {
+		switch {
+		case errors.Is(err, fs.ErrPermission) || isIOError(err):
 			return fmt.Errorf("open database %s: %s", db.dbDir(), firstLine(err))
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("%w: open database %s: a file of it is missing: %s", ErrCorrupt, db.dbDir(), firstLine(err))
 		}
 		return fmt.Errorf("%w: open database %s: %s", ErrCorrupt, db.dbDir(), firstLine(err))
 	}
@@ -376,8 +379,8 @@ func (db *DB) checkManifest(o Options, st openState) error {
 	if man != nil {
 		missing, extra := diffFiles(man.Files, db.allFiles())
 		if len(extra) > 0 {
-			return fmt.Errorf("%w: manifest %s lists files the database does not hold: %s",
-				ErrCorrupt, filepath.Join(db.dir, manifestName), fileNames(extra))
+			return fmt.Errorf("%w: %s lists files its database does not hold: %s (the database's db/MANIFEST-* is damaged or cut short, or %s was edited)",
+				ErrCorrupt, filepath.Join(db.dir, manifestName), fileNames(extra), manifestName)
 		}
 		if len(missing) > 0 {
 			if o.ReadOnly {
@@ -485,7 +488,7 @@ func (db *DB) loadMeta() error {
 			fe := new(FileEntry)
 			if err := json.Unmarshal(it.Value(), fe); err != nil {
 				it.Close()
-				return fmt.Errorf("%w: file record %x: %v", ErrCorrupt, k, err)
+				return fmt.Errorf("%w: file record %d (key %x): %v", ErrCorrupt, binary.BigEndian.Uint32(k[2:]), k, err)
 			}
 			if fe.ID != FileID(binary.BigEndian.Uint32(k[2:])) {
 				it.Close()
