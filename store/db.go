@@ -166,12 +166,12 @@ func prepareDir(o Options, dir string) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && o.Create != nil && !o.ReadOnly:
 		if err := o.FS.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create store: %w", err)
+			return fmt.Errorf("create store %s: %w", dir, err)
 		}
 		// The new directory's entry must survive a power cut before
 		// anything inside it is said to be stored.
 		if err := syncDir(o.FS, filepath.Dir(dir)); err != nil {
-			return fmt.Errorf("create store: %w", err)
+			return fmt.Errorf("create store %s: %w", dir, err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w at %s: the directory does not exist (make one with mce partition)", ErrNotExist, dir)
@@ -239,10 +239,10 @@ func (db *DB) inspect(o Options) (openState, error) {
 // makeDBDir makes db/ for a new store.
 func (db *DB) makeDBDir() error {
 	if err := db.fs.MkdirAll(db.dbDir(), 0o755); err != nil {
-		return fmt.Errorf("create store: %w", err)
+		return fmt.Errorf("create store %s: %w", db.dir, err)
 	}
 	if err := syncDir(db.fs, db.dir); err != nil {
-		return fmt.Errorf("create store: %w", err)
+		return fmt.Errorf("create store %s: %w", db.dir, err)
 	}
 	return nil
 }
@@ -277,7 +277,7 @@ func (db *DB) openPebble(o Options, st openState, lock *pebble.Lock) error {
 		// is no manifest marker): start from an empty directory.
 		if err := clearDir(db.fs, db.dbDir(), "LOCK"); err != nil {
 			lock.Close()
-			return fmt.Errorf("create store: %w", err)
+			return fmt.Errorf("create store %s: %w", db.dir, err)
 		}
 	}
 	popts.Lock = lock
