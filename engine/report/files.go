@@ -47,42 +47,57 @@ func (f *fileRow) mbPerSec() float64 {
 	return float64(f.bytes) / 1e6 / f.seconds
 }
 
-// files merges what the run recorded per task, in plan order (largest
-// first within a phase) when there is a plan.
-func (r *run) files() []*fileRow {
-	var rows []*fileRow
-	byID := map[int]*fileRow{}
-	byInput := map[string]*fileRow{}
-	get := func(id int, input string) *fileRow {
-		if f, ok := byID[id]; ok && id >= 0 {
-			return f
-		}
-		if f, ok := byInput[input]; ok && input != "" && (id < 0 || f.id < 0) {
-			if id >= 0 {
-				f.id = id
-				byID[id] = f
-			}
-			return f
-		}
-		f := &fileRow{id: id, input: input, cluster: -1, status: "pending", skew: 0}
-		rows = append(rows, f)
+// fileIndex finds a task's row by id or by input, making it when new.
+type fileIndex struct {
+	rows    []*fileRow
+	byID    map[int]*fileRow
+	byInput map[string]*fileRow
+}
+
+func (x *fileIndex) get(id int, input string) *fileRow {
+	if f, ok := x.byID[id]; ok && id >= 0 {
+		return f
+	}
+	if f, ok := x.byInput[input]; ok && input != "" && (id < 0 || f.id < 0) {
 		if id >= 0 {
-			byID[id] = f
-		}
-		if input != "" {
-			byInput[input] = f
+			f.id = id
+			x.byID[id] = f
 		}
 		return f
 	}
+	f := &fileRow{id: id, input: input, cluster: -1, status: "pending", skew: 0}
+	x.rows = append(x.rows, f)
+	if id >= 0 {
+		x.byID[id] = f
+	}
+	if input != "" {
+		x.byInput[input] = f
+	}
+	return f
+}
+
+// files merges what the run recorded per task, in plan order (largest
+// first within a phase) when there is a plan.
+func (r *run) files() []*fileRow {
+	x := &fileIndex{byID: map[int]*fileRow{}, byInput: map[string]*fileRow{}}
+	r.filesFromPlanAndSummary(x)
+	r.filesFromTimings(x)
+	r.filesFromAttempts(x)
+	r.filesFinish(x)
+	return x.rows
+}
+
+// filesFromPlanAndSummary takes the tasks of plan.json and summary.json.
+func (r *run) filesFromPlanAndSummary(x *fileIndex) {
 	if r.plan != nil {
 		for _, t := range r.plan.Tasks {
-			f := get(t.ID, t.Input)
+			f := x.get(t.ID, t.Input)
 			f.kind, f.phase, f.size = t.Kind, t.Phase, t.Size
 		}
 	}
 	if r.summary != nil {
 		for _, t := range r.summary.Tasks {
-			f := get(t.ID, t.Input)
+			f := x.get(t.ID, t.Input)
 			f.phase, f.status, f.attempts, f.seconds = t.Phase, t.Status, t.Attempts, t.Seconds
 			if f.size == 0 {
 				f.size = t.Size
@@ -107,9 +122,13 @@ func (r *run) files() []*fileRow {
 			}
 		}
 	}
+}
+
+// filesFromTimings takes timings.csv.
+func (r *run) filesFromTimings(x *fileIndex) {
 	// timings.csv has one line per finished task: the last one is its end.
 	for _, tm := range r.timings {
-		f := get(-1, tm.file)
+		f := x.get(-1, tm.file)
 		if tm.cluster >= 0 {
 			f.cluster = tm.cluster
 		}
@@ -123,11 +142,15 @@ func (r *run) files() []*fileRow {
 		}
 		f.peakRSSMiB = max(f.peakRSSMiB, tm.peakRSSMiB)
 	}
+}
+
+// filesFromAttempts takes status.log's attempts.
+func (r *run) filesFromAttempts(x *fileIndex) {
 	// status.log: attempts, and everything else when the rest is missing.
 	attempts := map[*fileRow]int{}
 	for i := range r.attempts {
 		a := &r.attempts[i]
-		f := get(a.task, a.file)
+		f := x.get(a.task, a.file)
 		attempts[f]++
 		f.cluster = a.cluster
 		if a.killRSSMiB > 0 {
@@ -162,16 +185,20 @@ func (r *run) files() []*fileRow {
 	for f, n := range attempts {
 		f.attempts = max(f.attempts, n)
 	}
+}
+
+// filesFinish adds the RSS samples, the CPUs, and orders the rows.
+func (r *run) filesFinish(x *fileIndex) {
 	// The RSS of a cluster while it held the file.
 	for _, s := range r.rss {
 		if s.file != "" {
-			if f, ok := byInput[s.file]; ok {
+			if f, ok := x.byInput[s.file]; ok {
 				f.peakRSSMiB = max(f.peakRSSMiB, s.rssMiB)
 			}
 		}
 	}
 	cpus := r.clusterCPUs()
-	for _, f := range rows {
+	for _, f := range x.rows {
 		if f.cluster >= 0 && f.cluster < len(cpus) {
 			f.cpus = cpus[f.cluster]
 		}
@@ -183,8 +210,8 @@ func (r *run) files() []*fileRow {
 		}
 	}
 	if r.plan == nil {
-		sort.SliceStable(rows, func(i, j int) bool {
-			a, b := rows[i], rows[j]
+		sort.SliceStable(x.rows, func(i, j int) bool {
+			a, b := x.rows[i], x.rows[j]
 			if a.phase != b.phase {
 				return a.phase < b.phase
 			}
@@ -194,7 +221,6 @@ func (r *run) files() []*fileRow {
 			return a.size > b.size
 		})
 	}
-	return rows
 }
 
 func mibOf(b int64) float64 { return float64(b) / (1 << 20) }

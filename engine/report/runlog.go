@@ -379,37 +379,16 @@ func atof(s string) float64 {
 }
 
 // parseStatus reads status.log into sessions, attempts and events.
+// statusParse is the state of reading status.log.
+type statusParse struct {
+	r       *run
+	open    map[int]int // cluster -> index in r.attempts of its running attempt
+	killed  map[int]int // cluster -> index of the event of a kill not yet followed by "is gone"
+	resumed bool
+}
+
 func (r *run) parseStatus(b []byte) {
-	open := map[int]int{}   // cluster -> index in r.attempts of its running attempt
-	killed := map[int]int{} // cluster -> index of the event of a kill not yet followed by "is gone"
-	resumed := false
-	closeAll := func(t time.Time, outcome, why string) {
-		for c, i := range open {
-			a := &r.attempts[i]
-			a.end, a.outcome, a.message = t, outcome, why
-			delete(open, c)
-		}
-	}
-	// closeOn ends the attempt running on cluster c, if it is task id's
-	// (id -1: whichever).
-	closeOn := func(c, id int, t time.Time, outcome, why string) *attempt {
-		i, ok := open[c]
-		if !ok || (id >= 0 && r.attempts[i].task != id) {
-			return nil
-		}
-		delete(open, c)
-		a := &r.attempts[i]
-		a.end, a.outcome = t, outcome
-		if why != "" {
-			a.message = why
-		}
-		return a
-	}
-	endSession := func(t time.Time, line string) {
-		if n := len(r.sessions); n > 0 && r.sessions[n-1].end.IsZero() {
-			r.sessions[n-1].end, r.sessions[n-1].endLine = t, line
-		}
-	}
+	p := &statusParse{r: r, open: map[int]int{}, killed: map[int]int{}}
 	for _, ln := range lines(b) {
 		t, msg, ok := cutStamp(ln)
 		if !ok {
@@ -417,138 +396,187 @@ func (r *run) parseStatus(b []byte) {
 			continue
 		}
 		r.seen(t)
-		if m := reAssign.FindStringSubmatch(msg); m != nil {
-			c := atoi(m[3])
-			if _, busy := open[c]; busy {
-				closeOn(c, -1, t, outcomeLost, "no end recorded before the next file")
-			}
-			r.attempts = append(r.attempts, attempt{
-				task: atoi(m[2]), file: m[1], cluster: c, retry: atoi(m[4]), alone: m[4] != "",
-				start: t, outcome: outcomeUnfinished,
-			})
-			open[c] = len(r.attempts) - 1
-			continue
+		if !p.attemptLine(t, msg) && !p.clusterLine(t, msg) && !p.sessionLine(t, msg) {
+			r.bad[statusLog]++
 		}
-		if m := reDone.FindStringSubmatch(msg); m != nil {
-			a := closeOn(atoi(m[3]), atoi(m[2]), t, outcomeDone, "")
-			if a == nil {
-				a = r.lastAttempt(atoi(m[2]))
-			}
-			if a == nil {
-				r.bad[statusLog]++
-				continue
-			}
-			a.outcome = outcomeDone
-			a.rows, a.badRows, a.users = atoi64(m[4]), atoi64(m[5]), atoi64(m[6])
-			a.seconds, a.mapSeconds, a.reduceSeconds, a.skew = atof(m[7]), atof(m[8]), atof(m[9]), atof(m[10])
-			a.mode = m[11]
-			continue
-		}
-		if m := reFailed.FindStringSubmatch(msg); m != nil {
-			a := closeOn(atoi(m[3]), atoi(m[2]), t, outcomeFailed, m[4])
-			if a == nil {
-				// Killed or crashed again while alone: that attempt ended
-				// with the cluster, and the file fails with it.
-				if a = r.lastAttempt(atoi(m[2])); a != nil {
-					a.message = m[4]
-				}
-			}
-			if a == nil {
-				r.bad[statusLog]++
-				continue
-			}
-			a.failedAt = true
-			continue
-		}
-		if m := reBadSample.FindStringSubmatch(msg); m != nil {
-			f := sampleFile(m[1])
-			r.samples[f] = append(r.samples[f], m[1])
-			continue
-		}
-		if m := reClStart.FindStringSubmatch(msg); m != nil {
-			kind, text := eventStart, "started"
-			if m[2] != "started" {
-				kind, text = eventRestart, m[3]
-			}
-			r.events = append(r.events, clusterEvent{time: t, cluster: atoi(m[1]), kind: kind, pid: atoi(m[4]), cpus: atoi(m[5]), text: text})
-			continue
-		}
-		if m := reKilled.FindStringSubmatch(msg); m != nil {
-			c := atoi(m[1])
-			r.events = append(r.events, clusterEvent{time: t, cluster: c, kind: eventKill, pid: atoi(m[2]), file: m[3], text: m[4]})
-			killed[c] = len(r.events) - 1
-			if i, ok := open[c]; ok {
-				a := &r.attempts[i]
-				a.message = m[4]
-				if n := reKillNums.FindStringSubmatch(m[4]); n != nil {
-					a.killRSSMiB, a.killTotalMiB, a.killLimMiB = atof(n[1]), atof(n[2]), atof(n[3])
-				}
-			}
-			continue
-		}
-		if m := reGone.FindStringSubmatch(msg); m != nil {
-			c := atoi(m[1])
-			outcome := outcomeLost
-			if _, ok := killed[c]; ok {
-				outcome = outcomeKilled
-				delete(killed, c)
-			}
-			closeOn(c, -1, t, outcome, "")
-			continue
-		}
-		if m := reCrashed.FindStringSubmatch(msg); m != nil {
-			c := atoi(m[1])
-			r.events = append(r.events, clusterEvent{time: t, cluster: c, kind: eventCrash, pid: atoi(m[2]), file: m[4], text: "crashed (" + m[3] + ")"})
-			closeOn(c, -1, t, outcomeCrashed, "cluster crashed ("+m[3]+")")
-			continue
-		}
-		if m := reRetry.FindStringSubmatch(msg); m != nil {
-			r.events = append(r.events, clusterEvent{time: t, cluster: atoi(m[3]), kind: eventRetry, file: m[1], text: "will be retried alone"})
-			continue
-		}
-		if m := reStopping.FindStringSubmatch(msg); m != nil {
-			r.events = append(r.events, clusterEvent{time: t, cluster: atoi(m[1]), kind: eventRecycle, pid: atoi(m[2]), text: m[3]})
-			continue
-		}
-		if reStopped.MatchString(msg) {
-			continue
-		}
-		if m := reStart.FindStringSubmatch(msg); m != nil {
-			closeAll(t, outcomeInterrupted, "the run was started again")
-			endSession(t, "")
-			s := session{
-				start: t, job: m[1], dir: m[2], files: atoi(m[3]), toDo: atoi(m[4]), queue: m[6],
-				ramLimitMiB: atof(m[7]), features: m[8], worker: m[9], resumed: resumed,
-			}
-			for _, f := range strings.Fields(m[5]) {
-				s.clusters = append(s.clusters, atoi(f))
-			}
-			r.sessions = append(r.sessions, s)
-			resumed = false
-			continue
-		}
-		if reResume.MatchString(msg) {
-			resumed = true
-			continue
-		}
-		switch {
-		case strings.HasPrefix(msg, "finished: "):
-			closeAll(t, outcomeInterrupted, "no end recorded")
-			endSession(t, msg)
-			continue
-		case strings.HasPrefix(msg, "interrupted: "), strings.HasPrefix(msg, "stopped: "):
-			closeAll(t, outcomeInterrupted, msg)
-			endSession(t, msg)
-			continue
-		case msg == "all clusters stopped":
-			continue
-		}
-		if m := reIdleCrash.FindStringSubmatch(msg); m != nil {
-			r.events = append(r.events, clusterEvent{time: t, cluster: atoi(m[1]), kind: eventCrash, pid: atoi(m[4]), text: m[2] + " while " + m[3]})
-			continue
-		}
-		r.bad[statusLog]++
 	}
+}
+
+func (p *statusParse) closeAll(t time.Time, outcome, why string) {
+	for c, i := range p.open {
+		a := &p.r.attempts[i]
+		a.end, a.outcome, a.message = t, outcome, why
+		delete(p.open, c)
+	}
+}
+
+// closeOn ends the attempt running on cluster c, if it is task id's (id
+// -1: whichever).
+func (p *statusParse) closeOn(c, id int, t time.Time, outcome, why string) *attempt {
+	i, ok := p.open[c]
+	if !ok || (id >= 0 && p.r.attempts[i].task != id) {
+		return nil
+	}
+	delete(p.open, c)
+	a := &p.r.attempts[i]
+	a.end, a.outcome = t, outcome
+	if why != "" {
+		a.message = why
+	}
+	return a
+}
+
+func (p *statusParse) endSession(t time.Time, line string) {
+	if n := len(p.r.sessions); n > 0 && p.r.sessions[n-1].end.IsZero() {
+		p.r.sessions[n-1].end, p.r.sessions[n-1].endLine = t, line
+	}
+}
+
+// attemptLine reads a line about a file's attempt: assigned, done, failed.
+func (p *statusParse) attemptLine(t time.Time, msg string) bool {
+	if m := reAssign.FindStringSubmatch(msg); m != nil {
+		c := atoi(m[3])
+		if _, busy := p.open[c]; busy {
+			p.closeOn(c, -1, t, outcomeLost, "no end recorded before the next file")
+		}
+		p.r.attempts = append(p.r.attempts, attempt{
+			task: atoi(m[2]), file: m[1], cluster: c, retry: atoi(m[4]), alone: m[4] != "",
+			start: t, outcome: outcomeUnfinished,
+		})
+		p.open[c] = len(p.r.attempts) - 1
+		return true
+	}
+	if m := reDone.FindStringSubmatch(msg); m != nil {
+		a := p.closeOn(atoi(m[3]), atoi(m[2]), t, outcomeDone, "")
+		if a == nil {
+			a = p.r.lastAttempt(atoi(m[2]))
+		}
+		if a == nil {
+			p.r.bad[statusLog]++
+			return true
+		}
+		a.outcome = outcomeDone
+		a.rows, a.badRows, a.users = atoi64(m[4]), atoi64(m[5]), atoi64(m[6])
+		a.seconds, a.mapSeconds, a.reduceSeconds, a.skew = atof(m[7]), atof(m[8]), atof(m[9]), atof(m[10])
+		a.mode = m[11]
+		return true
+	}
+	if m := reFailed.FindStringSubmatch(msg); m != nil {
+		a := p.closeOn(atoi(m[3]), atoi(m[2]), t, outcomeFailed, m[4])
+		if a == nil {
+			// Killed or crashed again while alone: that attempt ended
+			// with the cluster, and the file fails with it.
+			if a = p.r.lastAttempt(atoi(m[2])); a != nil {
+				a.message = m[4]
+			}
+		}
+		if a == nil {
+			p.r.bad[statusLog]++
+			return true
+		}
+		a.failedAt = true
+		return true
+	}
+	return false
+}
+
+// clusterLine reads a line about a cluster: started, killed, gone,
+// crashed, stopping, a file to retry.
+func (p *statusParse) clusterLine(t time.Time, msg string) bool {
+	if m := reClStart.FindStringSubmatch(msg); m != nil {
+		kind, text := eventStart, "started"
+		if m[2] != "started" {
+			kind, text = eventRestart, m[3]
+		}
+		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: atoi(m[1]), kind: kind, pid: atoi(m[4]), cpus: atoi(m[5]), text: text})
+		return true
+	}
+	if m := reKilled.FindStringSubmatch(msg); m != nil {
+		c := atoi(m[1])
+		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: c, kind: eventKill, pid: atoi(m[2]), file: m[3], text: m[4]})
+		p.killed[c] = len(p.r.events) - 1
+		if i, ok := p.open[c]; ok {
+			a := &p.r.attempts[i]
+			a.message = m[4]
+			if n := reKillNums.FindStringSubmatch(m[4]); n != nil {
+				a.killRSSMiB, a.killTotalMiB, a.killLimMiB = atof(n[1]), atof(n[2]), atof(n[3])
+			}
+		}
+		return true
+	}
+	if m := reGone.FindStringSubmatch(msg); m != nil {
+		c := atoi(m[1])
+		outcome := outcomeLost
+		if _, ok := p.killed[c]; ok {
+			outcome = outcomeKilled
+			delete(p.killed, c)
+		}
+		p.closeOn(c, -1, t, outcome, "")
+		return true
+	}
+	if m := reCrashed.FindStringSubmatch(msg); m != nil {
+		c := atoi(m[1])
+		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: c, kind: eventCrash, pid: atoi(m[2]), file: m[4], text: "crashed (" + m[3] + ")"})
+		p.closeOn(c, -1, t, outcomeCrashed, "cluster crashed ("+m[3]+")")
+		return true
+	}
+	if m := reRetry.FindStringSubmatch(msg); m != nil {
+		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: atoi(m[3]), kind: eventRetry, file: m[1], text: "will be retried alone"})
+		return true
+	}
+	if m := reStopping.FindStringSubmatch(msg); m != nil {
+		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: atoi(m[1]), kind: eventRecycle, pid: atoi(m[2]), text: m[3]})
+		return true
+	}
+	if reStopped.MatchString(msg) {
+		return true
+	}
+	if m := reIdleCrash.FindStringSubmatch(msg); m != nil {
+		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: atoi(m[1]), kind: eventCrash, pid: atoi(m[4]), text: m[2] + " while " + m[3]})
+		return true
+	}
+	return false
+}
+
+// sessionLine reads a line about the run: its start, a resume, its end, a
+// bad row sample.
+func (p *statusParse) sessionLine(t time.Time, msg string) bool {
+	if m := reBadSample.FindStringSubmatch(msg); m != nil {
+		f := sampleFile(m[1])
+		p.r.samples[f] = append(p.r.samples[f], m[1])
+		return true
+	}
+	if m := reStart.FindStringSubmatch(msg); m != nil {
+		p.closeAll(t, outcomeInterrupted, "the run was started again")
+		p.endSession(t, "")
+		s := session{
+			start: t, job: m[1], dir: m[2], files: atoi(m[3]), toDo: atoi(m[4]), queue: m[6],
+			ramLimitMiB: atof(m[7]), features: m[8], worker: m[9], resumed: p.resumed,
+		}
+		for _, f := range strings.Fields(m[5]) {
+			s.clusters = append(s.clusters, atoi(f))
+		}
+		p.r.sessions = append(p.r.sessions, s)
+		p.resumed = false
+		return true
+	}
+	if reResume.MatchString(msg) {
+		p.resumed = true
+		return true
+	}
+	switch {
+	case strings.HasPrefix(msg, "finished: "):
+		p.closeAll(t, outcomeInterrupted, "no end recorded")
+		p.endSession(t, msg)
+		return true
+	case strings.HasPrefix(msg, "interrupted: "), strings.HasPrefix(msg, "stopped: "):
+		p.closeAll(t, outcomeInterrupted, msg)
+		p.endSession(t, msg)
+		return true
+	case msg == "all clusters stopped":
+		return true
+	}
+	return false
 }
 
 var reBadSample = regexp.MustCompile(`^bad row sample: (.*)$`)
