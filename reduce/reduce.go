@@ -179,7 +179,7 @@ func Plan(ctx context.Context, db *store.DB, spec *feature.Spec, names []string,
 // against the Spec's schema and probes its Map, and returns the arguments
 // every read task shares.
 func planFiles(ctx context.Context, db *store.DB, spec *feature.Spec, names []string, across bool, params feature.Params) ([]store.FileEntry, taskArgs, error) {
-	a := taskArgs{Store: db.Dir(), Across: across}
+	a := taskArgs{Store: db.Dir(), Across: across, Heavy: heavySig(db)}
 	cols, err := schemaColumns(spec.Schema, db.Config())
 	if err != nil {
 		return nil, a, fmt.Errorf("store %s: %w", db.Dir(), err)

@@ -343,19 +343,15 @@ const knownBugsEnv = "MCE_FAULTS_KNOWN_BUGS"
 // then reduce goes on. Its outputs must be exact for the files it planned,
 // or it must fail saying the store changed.
 //
-// NB: it fails today: reduce plans the heavy users once, and a read task
-// that opens the store after a partition moved a user to the heavy range
-// skips that user in its shards (the store's readers skip the normal-range
-// copies of heavy users) while no heavy task was planned for it: the user
-// is missing from the features files, with no error. The fix belongs in
-// reduce (a read task comparing the store's heavy users with the plan's).
+// It found a bug, now fixed: a read task that opened the store after a
+// partition moved a user to the heavy range skipped that user in its
+// shards while no heavy task was planned for it, and the user was missing
+// from the features files with no error. Read tasks now compare the
+// store's heavy users with the plan's (taskArgs.Heavy) and fail the run
+// saying the store changed.
 func TestReducePlanThenPartition(t *testing.T) {
 	needReduce(t)
 	row := record(t, "partition between reduce's plan and its read task (mce stopped with SIGSTOP)", "reduce")
-	if os.Getenv(knownBugsEnv) == "" {
-		row.notef("known bug, not fixed here: the moved user is missing from reduce's outputs, no error; run with %s=1", knownBugsEnv)
-		t.Skipf("known bug (see the comment); %s=1 runs it", knownBugsEnv)
-	}
 	x := &twoData{ioData: newIOData(t, 62)}
 	x.heavyFile = filepath.Join(filepath.Dir(x.dir), "heavy.txt")
 	if err := os.WriteFile(x.heavyFile, []byte(x.moved+"\n"), 0o644); err != nil {
