@@ -333,9 +333,6 @@ func (x *twoData) partitionWhileReduce(t *testing.T, st string) {
 	row.notef("%s; the reduce finished its 2 files exactly; the store then exact and a new reduce exact", how)
 }
 
-// knownBugsEnv runs the tests of faults found and not fixed yet (they
-// fail): MCE_FAULTS_KNOWN_BUGS=1.
-const knownBugsEnv = "MCE_FAULTS_KNOWN_BUGS"
 
 // TestReducePlanThenPartition stops reduce (SIGSTOP of mce) right after
 // it planned, before its cluster opened the store, and lets a partition
