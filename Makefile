@@ -9,7 +9,7 @@ DEMO    ?= demo
 RACE_PKGS ?= ./engine/... ./internal/csvread/... ./internal/hugemem/... ./store/... ./partition/...
 FUZZTIME ?= 30s
 
-.PHONY: help build test test-race test-short fuzz fuzz-short bench demo lint faults clean
+.PHONY: help build test test-race test-short fuzz fuzz-short bench demo lint faults soak clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -84,6 +84,10 @@ faults: build ## the full fault suite (kills, crashes, RAM limit, disk full, bad
 	@mkdir -p bin
 	@$(GO) test -count=1 -timeout 15m ./internal/faults/ -faults.full -faults.table=$(CURDIR)/bin/faults-table.md; \
 	  status=$$?; cat bin/faults-table.md 2>/dev/null; exit $$status
+
+SOAK_SIZE ?= 20GB
+soak: build ## a long run (not in CI): SOAK_SIZE (default 20GB) through run, partition and reduce, checked; prints the figures
+	SOAK_SIZE=$(SOAK_SIZE) bash internal/faults/soak.sh
 
 clean:
 	rm -rf bin $(DEMO)
