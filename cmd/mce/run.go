@@ -8,12 +8,12 @@ import (
 	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/filejob"
 	"github.com/mce-engine/mce/internal/bytesize"
+	"github.com/mce-engine/mce/internal/termview"
 )
 
 // runCommand is `mce run`: the Multiple Cluster Engine over raw files.
@@ -73,7 +73,7 @@ Examples:
 				}
 			}
 			s, err := engine.Run(c.Context, opts)
-			return finishRun(s, err, (*engine.Summary).LastLine)
+			return finishRun(s, err, (*engine.Summary).LastLine, runFiles)
 		},
 	}
 }
@@ -89,7 +89,8 @@ func clusterFlags() []ucli.Flag {
 		&ucli.DurationFlag{Name: "poll", Value: engine.DefaultPoll, Usage: "`INTERVAL` at which each cluster's RSS is measured, logged to ram_usage.log and checked against --ram-limit"},
 		&ucli.IntFlag{Name: "recycle-after", Usage: "restart a cluster after `N` files (0: never), against leaks"},
 		&ucli.StringFlag{Name: "recycle-rss", Usage: "restart a cluster whose RSS between files exceeds `SIZE` (e.g. 2GiB; default: never)"},
-		&ucli.BoolFlag{Name: "no-progress", Usage: "no progress view on stderr"},
+		&ucli.BoolFlag{Name: "no-progress", Usage: "no live view on a terminal: log records on stderr instead"},
+		verboseFlag,
 	}
 }
 
@@ -133,10 +134,13 @@ func clusterOptions(c *ucli.Context, env *Env, o *engine.Options) error {
 	}
 	o.WorkerExe = exe
 	o.WorkerArgs = []string{"--log-format", "json", "--log-level", c.String("log-level"), "worker"}
-	o.Logger = env.Logger
-	if !c.Bool("no-progress") {
+	// The live view is for a terminal; elsewhere (a pipe, a file, CI)
+	// stderr gets one log line per file event instead.
+	live := !c.Bool("no-progress") && termview.IsTerminal(os.Stderr)
+	if live {
 		o.Progress = os.Stderr
 	}
+	o.Logger = env.commandLogger(c, live)
 	o.FeatureName = env.Spec.Name
 	return nil
 }
@@ -169,18 +173,18 @@ func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, erro
 			return o, err
 		}
 	}
-	if o.Progress != nil && !term.IsTerminal(int(os.Stderr.Fd())) {
-		o.ProgressEvery = engine.DefaultProgressEvery
-	}
 	return o, nil
 }
 
-// finishRun prints the run folder and the last line (as lastLine words
-// it), and maps the outcome to the exit status: 1 when any file failed,
-// 130 when interrupted.
-func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) string) error {
+// finishRun prints on stdout the run folder, the run's summary (files ok
+// and failed, rows, bad rows, wall time, MB/s, the first failures, the
+// report's path) and the last line (as lastLine words it; files counts
+// the files ok and failed), and maps the outcome to the exit status: 1
+// when any file failed, 130 when interrupted.
+func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) string, files func(*engine.Summary) (ok, failed int)) error {
 	if s != nil {
 		fmt.Printf("run folder: %s\n", s.RunDir)
+		printSummary(os.Stdout, s, files)
 		fmt.Println(lastLine(s))
 	}
 	if err != nil {
@@ -195,6 +199,9 @@ func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) stri
 	}
 	return nil
 }
+
+// runFiles counts the files of a `mce run`: one task each.
+func runFiles(s *engine.Summary) (ok, failed int) { return s.Done + s.Skipped, s.Failed }
 
 // execFeaturesBinary compiles --features and replaces this process with
 // the features binary's own `run` (same arguments, without --features), so
