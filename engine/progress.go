@@ -225,7 +225,7 @@ const (
 	wPct     = 4  // "100%"
 	wRate    = 8  // "999 MB/s"
 	wRSS     = 11 // "RSS 999 MiB"
-	tailRoom = 12 // "users 1.3k/103k" fits most of the time
+	tailRoom = 15 // "users 1.3k/5.7k"
 	maxName  = 28
 )
 

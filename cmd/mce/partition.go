@@ -47,6 +47,10 @@ samples of 64 KiB; --full-hash hashes every byte). A bad file fails alone and is
 recorded. Killed at any moment, the store stays usable and holds each file completely or
 not at all; the next run finishes the job. The exit status is 1 when any file failed.
 
+On a terminal stderr shows a live view (the files being read, the merge, a total with the
+ETA) and the log records go to STORE/partition.log (-v: to stderr too). Off a terminal
+stderr gets the log records.
+
 Examples:
   mce partition data/ --out store
   mce partition data/ --out store --mem 4GiB --cpus 8

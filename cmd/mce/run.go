@@ -43,6 +43,11 @@ Each run makes a new folder OUT/JOBNAME<n> with the features files, status.log, 
 ram_usage.log, timings.csv and summary.json. --resume OUT/JOBNAME<n> finishes an interrupted
 run.
 
+On a terminal stderr shows a live view (one line per cluster: file, phase, progress, MB/s,
+RSS; a total with the ETA) and the log records go to status.log only (-v: to stderr too);
+the run ends with a summary on stdout. Off a terminal stderr gets one log line per file
+started, done, failed or retried.
+
 Examples:
   mce run data/ --out runs --job jan --clusters 3,2,1
   mce run data/ --features f.go --param min_amount=100
