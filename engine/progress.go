@@ -130,12 +130,17 @@ func (v *progressView) watch(r *runner, now time.Time) {
 }
 
 // readShare is the share of a task's time that its reading takes, as
-// learned from the finished tasks of its kind (half before any).
-func (v *progressView) readShare(kind string) float64 {
-	if v.kindTotal[kind] <= 0 {
-		return 0.5
+// learned from the finished tasks of its kind. Before any, it is half, or
+// all of it for a task in phase "read": `mce reduce` reads the store and
+// reduces the users as it goes, in that one phase.
+func (v *progressView) readShare(kind, phase string) float64 {
+	switch {
+	case v.kindTotal[kind] > 0:
+		return v.kindRead[kind] / v.kindTotal[kind]
+	case phase == "read":
+		return 1
 	}
-	return v.kindRead[kind] / v.kindTotal[kind]
+	return 0.5
 }
 
 // readBytes is what a task has read: its uncompressed bytes, or its
@@ -154,7 +159,8 @@ type runProgress struct {
 	nDone, nFailed, nSkipped int
 	elapsed                  time.Duration
 	eta                      time.Duration // -1: not known yet
-	bytesPerSec              float64       // of done
+	readBytes                int64         // read by this run's tasks (uncompressed where known)
+	bytesPerSec              float64       // readBytes per second
 	rssBytes                 int64         // of all clusters, at the last poll
 }
 
@@ -174,6 +180,9 @@ func (r *runner) progress(now time.Time) runProgress {
 			p.nFailed++
 			p.done += t.Size
 		}
+		if t.status != TaskRunning && t.res != nil {
+			p.readBytes += t.res.Bytes
+		}
 		p.total += t.Size
 	}
 	p.files = len(r.tasks) - p.nSkipped
@@ -181,13 +190,16 @@ func (r *runner) progress(now time.Time) runProgress {
 		p.rssBytes += c.rss
 		if t := c.task; t != nil {
 			p.done += int64(float64(t.Size) * r.view.taskDone(t, c.prog))
+			p.readBytes += readBytes(c.prog)
 		}
 	}
 	p.elapsed = now.Sub(r.started)
 	p.eta = -1
-	if p.done > 0 && p.elapsed > time.Second {
-		p.bytesPerSec = float64(p.done) / p.elapsed.Seconds()
-		p.eta = time.Duration(float64(p.total-p.done) / p.bytesPerSec * float64(time.Second))
+	if p.elapsed > time.Second {
+		p.bytesPerSec = float64(p.readBytes) / p.elapsed.Seconds()
+		if p.done > 0 {
+			p.eta = time.Duration(float64(p.total-p.done) / (float64(p.done) / p.elapsed.Seconds()) * float64(time.Second))
+		}
 	}
 	return p
 }
@@ -196,7 +208,7 @@ func (r *runner) progress(now time.Time) runProgress {
 // counts for the share its kind's reading takes, the users reduced or
 // written for the rest.
 func (v *progressView) taskDone(t *taskRun, p progressMsg) float64 {
-	share := v.readShare(t.Kind)
+	share := v.readShare(t.Kind, p.Phase)
 	if !postRead(p.Phase) {
 		if t.Size <= 0 {
 			return 0
@@ -233,7 +245,7 @@ const (
 // unknown), in columns: the cluster, its file, its phase, a bar of the
 // phase's progress (bytes read, then users reduced), MB/s of the file's
 // reading, the cluster's RSS; and the total (files, a bar of the run's
-// work by the files' sizes, MB/s, all clusters' RSS, the ETA):
+// work by the files' sizes, MB/s read, all clusters' RSS, the ETA):
 //
 //	cluster 0  invoices_2024_12.csv  map     [████████░░░░░░░░]  52%   85 MB/s  RSS 165 MiB
 //	cluster 1  invoices_2024_09.csv  reduce  [███░░░░░░░░░░░░░]  20%   60 MB/s  RSS 120 MiB  users 1.2k/5.7k

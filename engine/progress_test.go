@@ -21,7 +21,7 @@ func testRunner(now time.Time) *runner {
 		{Task: Task{ID: 1, Kind: "file", Input: "/data/invoices_2024_11.csv", Size: 300e6}, status: TaskPending},
 		{Task: Task{ID: 2, Kind: "file", Input: "/data/invoices_2024_10.csv", Size: 200e6}, status: TaskRunning, start: now.Add(-3 * time.Second), attempts: 1},
 		{Task: Task{ID: 3, Kind: "file", Input: "/data/invoices_2024_09.csv", Size: 100e6}, status: TaskDone, seconds: 2,
-			res: &Result{MapSeconds: 1.5, ReduceSeconds: 0.5}},
+			res: &Result{Bytes: 100e6, MapSeconds: 1.5, ReduceSeconds: 0.5}},
 	}
 	r := &runner{tasks: tasks, started: now.Add(-6 * time.Second), view: newProgressView(nil, 0)}
 	r.clusters = []*cluster{
@@ -47,7 +47,7 @@ func TestRunner_liveLines(t *testing.T) {
 		for _, want := range []*regexp.Regexp{
 			regexp.MustCompile(`^cluster 0  invoices_2024_12\.csv  map     \[█+░+\]  50%   50 MB/s  RSS 300 MiB$`),
 			regexp.MustCompile(`^cluster 1  invoices_2024_10\.csv  reduce  \[ +\]    …   67 MB/s  RSS 150 MiB$`),
-			regexp.MustCompile(`^total      1/4 files, ETA 9s +\[█+░+\]  40%   67 MB/s  RSS 450 MiB  6s so far$`),
+			regexp.MustCompile(`^total      1/4 files, ETA 9s +\[█+░+\]  40%   83 MB/s  RSS 450 MiB  6s so far$`),
 		} {
 			found := false
 			for _, ln := range lines {
@@ -88,7 +88,7 @@ func TestRunner_progress(t *testing.T) {
 	now := time.Now()
 	r := testRunner(now)
 	r.view.watch(r, now)
-	if got := r.view.readShare("file"); got != 0.75 {
+	if got := r.view.readShare("file", "map"); got != 0.75 {
 		t.Errorf("read share %.2f, want 0.75 (1.5 s of 2 s)", got)
 	}
 	p := r.progress(now)
@@ -98,12 +98,19 @@ func TestRunner_progress(t *testing.T) {
 	if p.total != 1000e6 || p.done != want || p.nDone != 1 || p.files != 4 {
 		t.Errorf("progress: total %d, done %d (want %d), %d done of %d", p.total, p.done, want, p.nDone, p.files)
 	}
+	if p.readBytes != 500e6 {
+		t.Errorf("read %d bytes, want 500e6 (100e6 done, 200e6 and 200e6 running)", p.readBytes)
+	}
 	if p.eta <= 0 {
 		t.Errorf("no ETA after 6 s with %d bytes done", p.done)
 	}
-	// Before any file of a kind is done, reading counts for half.
-	if got := r.view.readShare("other"); got != 0.5 {
+	// Before any file of a kind is done, reading counts for half, or
+	// the whole of a task that reads and reduces in one phase.
+	if got := r.view.readShare("other", "map"); got != 0.5 {
 		t.Errorf("read share of an unseen kind %.2f, want 0.5", got)
+	}
+	if got := r.view.readShare("other", "read"); got != 1 {
+		t.Errorf("read share of an unseen kind in phase read %.2f, want 1", got)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -110,7 +111,7 @@ func newApp(env *Env) *ucli.App {
 		Version: Version,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json: log records go to stderr (run, reduce and partition on a terminal show a live view instead unless -v or one of these two flags is given; their records are always in the run folder's status.log or the store's partition.log)"},
+			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json: log records go to stderr (on a terminal run, reduce and partition show a live view instead and keep the records in the run folder's status.log or the store's partition.log, unless -v or one of these two flags is given)"},
 		},
 		Before: func(c *ucli.Context) error {
 			l, err := newLogger(c.String("log-level"), c.String("log-format"))
@@ -164,3 +165,31 @@ func (env *Env) commandLogger(c *ucli.Context, live bool) *slog.Logger {
 	}
 	return env.Logger
 }
+
+// noteHandler writes each record of Info and above as a short line for
+// people, its message and the features file ("compiling features: f.go",
+// "compiled features: f.go in 23.9 s"): for the features build that a
+// command with a live view runs before the view starts.
+type noteHandler struct{ w io.Writer }
+
+func (h noteHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+
+func (h noteHandler) Handle(_ context.Context, r slog.Record) error {
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "features":
+			line += ": " + a.Value.String()
+		case "seconds":
+			if a.Value.Kind() == slog.KindFloat64 {
+				line += fmt.Sprintf(" in %.1f s", a.Value.Float64())
+			}
+		}
+		return true
+	})
+	_, err := fmt.Fprintln(h.w, line)
+	return err
+}
+
+func (h noteHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h noteHandler) WithGroup(string) slog.Handler      { return h }

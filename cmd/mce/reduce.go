@@ -71,7 +71,13 @@ Examples:
 				return &ExitError{Code: 2, Err: err}
 			}
 			s, err := reduce.Run(c.Context, o)
-			return finishRun(s, err, reduce.LastLine, reduceFiles) // counts output files, not tasks
+			var notes []string
+			if s != nil && len(o.Engine.Clusters) > 1 && len(s.Clusters) == 1 {
+				// reduce.Run logs why; on a terminal the log is in status.log only.
+				notes = append(notes, fmt.Sprintf("clusters: one of %d CPUs instead of %s: the store admits one reading process at a time",
+					s.Clusters[0], c.String("clusters")))
+			}
+			return finishRun(s, err, reduce.LastLine, reduceFiles, notes...) // counts output files, not tasks
 		},
 	}
 }

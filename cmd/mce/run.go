@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"syscall"
@@ -184,12 +185,15 @@ func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, erro
 // finishRun prints on stdout the run folder, the run's summary (files ok
 // and failed, rows, bad rows, wall time, MB/s, the first failures, the
 // report's path) and the last line (as lastLine words it; files counts
-// the files ok and failed), and maps the outcome to the exit status: 1
-// when any file failed, 130 when interrupted.
-func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) string, files func(*engine.Summary) (ok, failed int)) error {
+// the files ok and failed; notes follow the summary), and maps the
+// outcome to the exit status: 1 when any file failed, 130 when interrupted.
+func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) string, files func(*engine.Summary) (ok, failed int), notes ...string) error {
 	if s != nil {
 		fmt.Printf("run folder: %s\n", s.RunDir)
 		printSummary(os.Stdout, s, files)
+		for _, n := range notes {
+			fmt.Println(n)
+		}
 		fmt.Println(lastLine(s))
 	}
 	if err != nil {
@@ -213,7 +217,13 @@ func runFiles(s *engine.Summary) (ok, failed int) { return s.Done + s.Skipped, s
 // that the user's Spec decides the schema, the aliases and the workers, and
 // no extra process stands between the user and the clusters.
 func execFeaturesBinary(c *ucli.Context, env *Env) error {
-	exe, err := WorkerExe(c, env)
+	// Where the live view will have the terminal, the build says what it
+	// does in plain words rather than in log records.
+	benv := *env
+	if live := !c.Bool("no-progress") && termview.IsTerminal(os.Stderr); env.commandLogger(c, live) != env.Logger {
+		benv.Logger = slog.New(noteHandler{w: os.Stderr})
+	}
+	exe, err := WorkerExe(c, &benv)
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
