@@ -94,8 +94,8 @@ func checkNoLogLines(t *testing.T, what, screen string) {
 	}
 }
 
-// throttle slows the n cluster processes of the run in runDir ten times by
-// stopping them (SIGSTOP) for 90 ms of every 100 ms, so that a run of a
+// throttle slows the n cluster processes of the run in runDir twenty times by
+// stopping them (SIGSTOP) for 95 ms of every 100 ms, so that a run of a
 // second on generated data lasts long enough to be watched; the returned
 // function lets them go at full speed again. The parent, which draws the
 // view, is not stopped.
@@ -124,10 +124,10 @@ func throttle(t *testing.T, runDir string, n int) (stop func()) {
 			signalAll(pids, syscall.SIGSTOP)
 			select {
 			case <-ctx.Done():
-			case <-time.After(90 * time.Millisecond):
+			case <-time.After(95 * time.Millisecond):
 			}
 			signalAll(pids, syscall.SIGCONT)
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 	var once sync.Once
@@ -244,7 +244,7 @@ func TestTerminal_run(t *testing.T) {
 	}
 
 	if *update {
-		doc := "$ mce run data --out runs --clusters 1,1 --poll 100ms   # 4 generated files, 40 MB; the clusters slowed ten times by the test\n\n" +
+		doc := "$ mce run data --out runs --clusters 1,1 --poll 100ms   # 4 generated files, 40 MB; the clusters slowed twenty times by the test\n\n" +
 			"While it runs (one line per cluster, then the total):\n\n" + indent(trimPrompt(during)) +
 			"\nAt the end (the view is erased; stdout gets the summary):\n\n" + indent(trimPrompt(screen))
 		if err := os.WriteFile(filepath.Join("..", "..", "docs", "terminal.txt"), []byte(doc), 0o644); err != nil {
