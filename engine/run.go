@@ -85,9 +85,9 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	defer r.lock.Close()
 	defer r.logs.close()
 	r.view = newProgressView(o.Progress, o.ProgressEvery)
-	if r.view.tty {
-		r.logger = slog.New(&viewHandler{Handler: r.logger.Handler(), v: r.view})
-	}
+	// Records go to the caller's handler (above the live view on a
+	// terminal) and to status.log.
+	r.logger = slog.New(newStatusHandler(r.view.handler(r.logger.Handler()), r.logs))
 	return r.run(ctx)
 }
 
@@ -249,7 +249,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	r.shutdown()
 	s := r.summary(false)
-	r.view.finish(r.progressLines())
+	r.view.finish()
 	r.logs.statusf("finished: %s in %.1f s", s.LastLine(), s.Seconds)
 	r.logger.Info("run finished", "dir", r.dir, "files", s.Files, "failed", s.Failed, "seconds", s.Seconds)
 	if err := r.writeSummary(false); err != nil {
@@ -292,7 +292,7 @@ func (r *runner) abort(cause error) (*Summary, error) {
 		r.logs.statusf("stopped: %v; all clusters killed", cause)
 		r.logger.Error("run stopped", "dir", r.dir, "error", cause)
 	}
-	r.view.finish(nil)
+	r.view.finish()
 	r.stopErr = cause
 	s := r.summary(interrupted)
 	r.writeSummary(interrupted)

@@ -3,10 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
+	"path/filepath"
+	"strings"
 
 	ucli "github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
@@ -75,7 +75,13 @@ Examples:
 				return &ExitError{Code: 2, Err: err}
 			}
 			s, err := reduce.Run(c.Context, o)
-			return finishRun(s, err, reduce.LastLine) // counts output files, not tasks
+			var notes []string
+			if s != nil && len(o.Engine.Clusters) > 1 && len(s.Clusters) == 1 {
+				// reduce.Run logs why; on a terminal the log is in status.log only.
+				notes = append(notes, fmt.Sprintf("clusters: one of %d CPUs instead of %s: the store admits one reading process at a time",
+					s.Clusters[0], c.String("clusters")))
+			}
+			return finishRun(s, err, reduce.LastLine, reduceFiles, notes...) // counts output files, not tasks
 		},
 	}
 }
@@ -98,8 +104,22 @@ func reduceOptions(c *ucli.Context, env *Env) (reduce.Options, error) {
 		return o, err
 	}
 	runMemory(c, e)
-	if e.Progress != nil && !term.IsTerminal(int(os.Stderr.Fd())) {
-		e.ProgressEvery = engine.DefaultProgressEvery
-	}
 	return o, nil
+}
+
+// reduceFiles counts the output files of a `mce reduce`, as reduce.LastLine
+// does: its store read tasks feed them and are not counted.
+func reduceFiles(s *engine.Summary) (ok, failed int) {
+	for _, t := range s.Tasks {
+		if strings.HasPrefix(filepath.ToSlash(t.Output), reduce.PartsDir+"/") {
+			continue
+		}
+		switch t.Status {
+		case engine.TaskDone, engine.TaskSkipped:
+			ok++
+		case engine.TaskFailed:
+			failed++
+		}
+	}
+	return ok, failed
 }

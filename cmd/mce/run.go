@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
@@ -19,6 +18,7 @@ import (
 	"github.com/mce-engine/mce/engine/report"
 	"github.com/mce-engine/mce/internal/bytesize"
 	"github.com/mce-engine/mce/internal/fbuild"
+	"github.com/mce-engine/mce/internal/termview"
 )
 
 // runCommand is `mce run`: the Multiple Cluster Engine over raw files.
@@ -47,6 +47,11 @@ last line says how many.
 Each run makes a new folder OUT/JOBNAME<n> with the features files, status.log, failure.log,
 ram_usage.log, timings.csv and summary.json. --resume OUT/JOBNAME<n> finishes an interrupted
 run.
+
+On a terminal stderr shows a live view (one line per cluster: file, phase, progress, MB/s,
+RSS; a total with the ETA) and the log records go to status.log only (-v: to stderr too);
+the run ends with a summary on stdout. Off a terminal stderr gets one log line per file
+started, done, failed or retried.
 
 Examples:
   mce run data/ --out runs --job jan --clusters 3,2,1
@@ -82,7 +87,7 @@ Examples:
 				}
 			}
 			s, err := engine.Run(c.Context, opts)
-			return finishRun(s, err, (*engine.Summary).LastLine)
+			return finishRun(s, err, (*engine.Summary).LastLine, runFiles)
 		},
 	}
 }
@@ -98,7 +103,8 @@ func clusterFlags() []ucli.Flag {
 		&ucli.DurationFlag{Name: "poll", Value: engine.DefaultPoll, Usage: "`INTERVAL` at which each cluster's RSS is measured, logged to ram_usage.log and checked against --ram-limit"},
 		&ucli.IntFlag{Name: "recycle-after", Usage: "restart a cluster after `N` files (0: never), against leaks"},
 		&ucli.StringFlag{Name: "recycle-rss", Usage: "restart a cluster whose RSS between files exceeds `SIZE` (e.g. 2GiB; default: never)"},
-		&ucli.BoolFlag{Name: "no-progress", Usage: "no progress view on stderr"},
+		&ucli.BoolFlag{Name: "no-progress", Usage: "no live view on a terminal: log records on stderr instead"},
+		verboseFlag,
 	}
 }
 
@@ -142,10 +148,13 @@ func clusterOptions(c *ucli.Context, env *Env, o *engine.Options) error {
 	}
 	o.WorkerExe = exe
 	o.WorkerArgs = []string{"--log-format", "json", "--log-level", c.String("log-level"), "worker"}
-	o.Logger = env.Logger
-	if !c.Bool("no-progress") {
+	// The live view is for a terminal; elsewhere (a pipe, a file, CI)
+	// stderr gets one log line per file event instead.
+	live := !c.Bool("no-progress") && termview.IsTerminal(os.Stderr)
+	if live {
 		o.Progress = os.Stderr
 	}
+	o.Logger = env.commandLogger(c, live)
 	o.FeatureName = env.Spec.Name
 	return nil
 }
@@ -179,24 +188,25 @@ func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, erro
 			return o, err
 		}
 	}
-	if o.Progress != nil && !term.IsTerminal(int(os.Stderr.Fd())) {
-		o.ProgressEvery = engine.DefaultProgressEvery
-	}
 	return o, nil
 }
 
-// finishRun prints the run folder and the last line (as lastLine words
-// it), and maps the outcome to the exit status: 1 when any file failed,
-// 130 when interrupted.
-func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) string) error {
+// finishRun prints on stdout the run folder, the run's summary (files ok
+// and failed, rows, bad rows, wall time, MB/s, the first failures, the
+// report's path) and the last line (as lastLine words it; files counts
+// the files ok and failed; notes follow the summary), and maps the
+// outcome to the exit status: 1 when any file failed, 130 when interrupted.
+func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) string, files func(*engine.Summary) (ok, failed int), notes ...string) error {
 	if s != nil {
 		fmt.Printf("run folder: %s\n", s.RunDir)
 		// The report is drawn from what the run folder recorded, also
-		// for a failed or interrupted run.
-		if path, rerr := report.Write(s.RunDir); rerr != nil {
+		// for a failed or interrupted run; the summary names it.
+		if _, rerr := report.Write(s.RunDir); rerr != nil {
 			slog.Warn("no run report", "dir", s.RunDir, "error", rerr)
-		} else {
-			fmt.Printf("report: %s\n", path)
+		}
+		printSummary(os.Stdout, s, files)
+		for _, n := range notes {
+			fmt.Println(n)
 		}
 		fmt.Println(lastLine(s))
 	}
@@ -213,6 +223,9 @@ func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) stri
 	return nil
 }
 
+// runFiles counts the files of a `mce run`: one task each.
+func runFiles(s *engine.Summary) (ok, failed int) { return s.Done + s.Skipped, s.Failed }
+
 // execFeaturesBinary compiles --features and replaces this process with
 // the features binary's own command (same arguments, without --features),
 // so that the user's Spec decides the schema, the aliases and the workers,
@@ -220,7 +233,13 @@ func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) stri
 // binary records the features file and this command line in the run
 // folder (--features-source, MCE_RUN_COMMAND), for --resume.
 func execFeaturesBinary(c *ucli.Context, env *Env) error {
-	exe, err := WorkerExe(c, env)
+	// Where the live view will have the terminal, the build says what it
+	// does in plain words rather than in log records.
+	benv := *env
+	if live := !c.Bool("no-progress") && termview.IsTerminal(os.Stderr); env.commandLogger(c, live) != env.Logger {
+		benv.Logger = slog.New(noteHandler{w: os.Stderr})
+	}
+	exe, err := WorkerExe(c, &benv)
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
