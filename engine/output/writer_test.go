@@ -457,3 +457,28 @@ func BenchmarkWriter(b *testing.B) {
 		})
 	}
 }
+
+func TestOptions_ResolveKeyName(t *testing.T) {
+	f := func(flag, specKey, input, want string) {
+		t.Helper()
+		var o Options
+		if err := o.ParseKeyName(flag); err != nil {
+			t.Fatal(err)
+		}
+		spec := &feature.Spec{KeyName: specKey}
+		if got := o.ResolveKeyName(spec, input); got != want {
+			t.Errorf("--key-name %q, Spec.KeyName %q, input %q: %q, want %q", flag, specKey, input, got, want)
+		}
+	}
+	f("", "", "issuer_id", "user") // the default keeps today's bytes
+	f("user", "", "issuer_id", "user")
+	f("input", "", " issuer_id ", "issuer_id")
+	f("input", "", "", "user")
+	f("input", "receiver", "issuer_id", "receiver") // what Map declares beats the input
+	f("", "receiver", "issuer_id", "receiver")
+	f("rfc", "receiver", "issuer_id", "rfc") // the command line has the last word
+	var o Options
+	if err := o.ParseKeyName("a\nb"); err == nil {
+		t.Error("a key name with a line break was taken")
+	}
+}
