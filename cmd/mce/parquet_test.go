@@ -464,3 +464,39 @@ func mkdir(t *testing.T, dir, name string) string {
 	}
 	return p
 }
+
+// TestE2E_ParquetResume checks that --resume keeps the format and key name
+// a run started with: an output removed from a finished run folder comes
+// back as the same Parquet bytes, without the flags repeated.
+func TestE2E_ParquetResume(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		args [][]string
+	}{
+		{"run", [][]string{{"run", "--out", "OUT", "--job", "j", "--no-progress", "IN", "--format", "parquet", "--key-name", "input"}}},
+		{"reduce", [][]string{
+			{"partition", "IN", "--out", "STORE"},
+			{"reduce", "--store", "STORE", "--out", "OUT", "--job", "j", "--no-progress", "--format", "parquet", "--key-name", "input"},
+		}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			work := t.TempDir()
+			files := runOutputs(t, work, mode.args...)
+			path := files["invoices_2024_09.csv.features.parquet"]
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(path)
+			if _, se, code := mce(t, work, nil, mode.name, "--resume", filepath.Dir(path), "--no-progress"); code != 0 {
+				t.Fatalf("%s --resume: exit %d\n%s", mode.name, code, se)
+			}
+			if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s --resume: %s is not the Parquet file it replaces (%v)", mode.name, filepath.Base(path), err)
+			}
+			if m, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "*.features.csv")); len(m) > 0 {
+				t.Errorf("%s --resume wrote CSV: %v", mode.name, m)
+			}
+		})
+	}
+}
