@@ -72,6 +72,10 @@ type taskArgs struct {
 	Parts   []string      `json:"parts,omitempty"`
 	BadRows int64         `json:"bad_rows,omitempty"`
 	Others  []mergeTarget `json:"others,omitempty"`
+	// Format is the features files' format, and KeyName the name of the
+	// output's key column ("": the default).
+	Format  output.Format `json:"format,omitempty"`
+	KeyName string        `json:"key_name,omitempty"`
 }
 
 // fileRef names a store file in a plan; the fingerprint catches a store

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/csvread"
 	"github.com/mce-engine/mce/reduce"
 )
 
@@ -40,10 +41,15 @@ A feature set whose Map re-keys rows (groups them under another key than the use
 cannot be computed from a store grouped by user: use mce run for it. A Map that only
 drops rows (returns a nil key) is fine.
 
+--format and --key-name work as for mce run; --key-name input reads each input's header
+again (the store keeps rows, not headers), so the files must still be where partition
+read them.
+
 Examples:
   mce reduce --store store --out runs
   mce reduce --store store --features f.go --param min_amount=100
   mce reduce --store store --across-files --files invoices_2024_01.csv,invoices_2024_02.csv
+  mce reduce --store store --format parquet --key-name input
   mce reduce --resume runs/job0`,
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "store", Aliases: []string{"s"}, Usage: "the store `DIR` (made by mce partition)"},
@@ -54,7 +60,7 @@ Examples:
 			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
 			&ucli.BoolFlag{Name: "across-files", Usage: "one line per user over all the files, in one features file"},
 			&ucli.StringSliceFlag{Name: "files", Usage: "only these store `FILES` (comma separated; names or base names)"},
-		}, clusterFlags()...),
+		}, append(outputFlags(), clusterFlags()...)...),
 		Action: func(c *ucli.Context) error {
 			args, err := argsAndLateFlags(c)
 			if err != nil {
@@ -99,6 +105,12 @@ func reduceOptions(c *ucli.Context, env *Env) (reduce.Options, error) {
 	var err error
 	if e.Params, err = feature.ParseParams(c.StringSlice("param")); err != nil {
 		return o, err
+	}
+	if o.Output.Options, err = outputOptions(c, e.Resume); err != nil {
+		return o, err
+	}
+	o.Output.UserHeader = func(path string) (string, error) {
+		return csvread.UserHeader(path, csvread.Options{Schema: spec.Schema})
 	}
 	if err := clusterOptions(c, env, e); err != nil {
 		return o, err

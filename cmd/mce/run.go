@@ -15,6 +15,7 @@ import (
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/filejob"
+	"github.com/mce-engine/mce/engine/output"
 	"github.com/mce-engine/mce/engine/report"
 	"github.com/mce-engine/mce/internal/bytesize"
 	"github.com/mce-engine/mce/internal/fbuild"
@@ -44,6 +45,10 @@ disk, sorted runs in the run folder, so a file bigger than the limit still compl
 with its user and does not stop the others. The exit status is 1 when any file failed; the
 last line says how many.
 
+--format parquet writes <input>.features.parquet instead of .csv: typed columns (the exact
+amounts as DECIMAL), zstd-compressed, with the same values. The key column is named user unless
+--key-name says otherwise (input: as the input's header names its user column, e.g. issuer_id).
+
 Each run makes a new folder OUT/JOBNAME<n> with the features files, status.log, failure.log,
 ram_usage.log, timings.csv and summary.json. --resume OUT/JOBNAME<n> finishes an interrupted
 run.
@@ -56,6 +61,7 @@ started, done, failed or retried.
 Examples:
   mce run data/ --out runs --job jan --clusters 3,2,1
   mce run data/ --features f.go --param min_amount=100
+  mce run data/ --format parquet --key-name input
   mce run --resume runs/jan0`,
 		Flags: append(append([]ucli.Flag{
 			&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "`DIR` in which the run folder JOBNAME<n> is made"},
@@ -64,7 +70,7 @@ Examples:
 			featuresFlag, featuresSourceFlag,
 			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
 			&ucli.StringFlag{Name: "mode", Value: filejob.ModeAuto, Usage: "how a cluster reduces a file: group (every user's rows in RAM, then user by user: fastest, RAM about the file's size), stream (each row added to its user's aggregate as it is read: RAM grows with users, not rows; mergeable feature sets such as the built-in one), disk (rows grouped by user through sorted runs on local disk: RAM bounded whatever the file, about 3x slower than group), or auto: group a file whose rows fit the cluster's share of --ram-limit (measured on earlier files), else stream a mergeable set and put any other through disk. Same results in every `MODE`"},
-		}, clusterFlags()...), readerFlags()...),
+		}, append(outputFlags(), clusterFlags()...)...), readerFlags()...),
 		Action: func(c *ucli.Context) error {
 			paths, err := argsAndLateFlags(c)
 			if err != nil {
@@ -77,12 +83,12 @@ Examples:
 			} else if c.String(featuresFlag.Name) != "" && !env.FeaturesBinary {
 				return execFeaturesBinary(c, env)
 			}
-			opts, err := runOptions(c, env, paths)
+			opts, job, err := runOptions(c, env, paths)
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
 			if opts.Resume == "" {
-				if opts.Tasks, err = filejob.Plan(paths); err != nil {
+				if opts.Tasks, err = filejob.PlanFormat(paths, job.Output.Format); err != nil {
 					return &ExitError{Code: 1, Err: err}
 				}
 			}
@@ -159,34 +165,68 @@ func clusterOptions(c *ucli.Context, env *Env, o *engine.Options) error {
 	return nil
 }
 
-func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, error) {
+func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, filejob.Job, error) {
 	var o engine.Options
+	job := filejob.Job{Mode: c.String("mode")}
 	var err error
 	o.Out, o.JobName, o.Resume = c.String("out"), c.String("job"), c.String("resume")
 	if o.Resume != "" && len(paths) > 0 {
-		return o, fmt.Errorf("--resume %s takes no input files (the run folder's plan names them)", o.Resume)
+		return o, job, fmt.Errorf("--resume %s takes no input files (the run folder's plan names them)", o.Resume)
 	}
 	if o.Resume == "" && len(paths) == 0 {
-		return o, errors.New("run: give input files or folders (or --resume DIR)")
+		return o, job, errors.New("run: give input files or folders (or --resume DIR)")
 	}
 	if o.Params, err = feature.ParseParams(c.StringSlice("param")); err != nil {
-		return o, err
+		return o, job, err
 	}
-	job := filejob.Job{Mode: c.String("mode")}
 	if job.Reader, err = readerOptions(c, env.Spec.Schema); err != nil {
-		return o, err
+		return o, job, err
+	}
+	if job.Output, err = outputOptions(c, o.Resume); err != nil {
+		return o, job, err
 	}
 	if err := clusterOptions(c, env, &o); err != nil {
-		return o, err
+		return o, job, err
 	}
 	runMemory(c, &o)
 	if err := filejob.CheckMode(job.Mode, env.Spec.Mergeable(), env.Spec.Name); err != nil {
-		return o, err
+		return o, job, err
 	}
 	if o.Resume == "" {
 		if o.Job, err = job.Encode(); err != nil {
-			return o, err
+			return o, job, err
 		}
+	}
+	return o, job, nil
+}
+
+// outputFlags are the flags of the features files, shared by run and
+// reduce.
+func outputFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "format", Value: string(output.CSV), Usage: "`FORMAT` of the features files: csv, or parquet (<input>.features.parquet: typed columns, exact amounts as DECIMAL, times as UTC timestamps, zstd; the same values as the CSV)"},
+		&ucli.StringFlag{Name: "key-name", Usage: "`NAME` of the key column (the first): user (the default, or the feature set's KeyName), input (the input's own name for its user column, e.g. issuer_id), or any other name"},
+	}
+}
+
+// outputOptions reads outputFlags; a run resumed keeps the settings its
+// plan recorded, so they may not be given again.
+func outputOptions(c *ucli.Context, resume string) (output.Options, error) {
+	var o output.Options
+	if resume != "" {
+		for _, name := range []string{"format", "key-name"} {
+			if c.IsSet(name) {
+				return o, fmt.Errorf("--resume %s takes no --%s (the run folder's plan has it)", resume, name)
+			}
+		}
+		return o, nil
+	}
+	var err error
+	if o.Format, err = output.ParseFormat(c.String("format")); err != nil {
+		return o, fmt.Errorf("--format: %w", err)
+	}
+	if err := o.ParseKeyName(c.String("key-name")); err != nil {
+		return o, fmt.Errorf("--key-name: %w", err)
 	}
 	return o, nil
 }
