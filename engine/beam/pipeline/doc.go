@@ -10,6 +10,8 @@
 //	                                  │              └─ GroupByKey ─ reduce ─────────────────────────────────┤
 //	                                  └─ stats ──────────────────────────────────────────── CoGroupByKey(file) ─ write
 //
+// Its steps:
+//
 //   - read: one element per input file, read whole with mce's own reader
 //     (internal/csvread: delimiter, aliases, cp1252, gzip and zstd, quoted
 //     newlines, bad rows counted). A file is never cut into byte ranges,

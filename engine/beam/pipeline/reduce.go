@@ -161,4 +161,3 @@ func sortedValues(values func(*[]byte) bool) func(*[]byte) bool {
 		return true
 	}
 }
-
