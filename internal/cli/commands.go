@@ -15,6 +15,7 @@ func commands(env *Env) []*ucli.Command {
 		partitionCommand,
 		storeCommand,
 		reduceCommand,
+		beamCommand,
 	} {
 		if f != nil {
 			cmds = append(cmds, f(env))

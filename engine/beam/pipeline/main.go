@@ -49,11 +49,25 @@ func Main(args []string, spec feature.Spec) int {
 	fs.Float64Var(&o.HotShare, "hot-share", DefaultHotShare, "share of its file's rows above which a user is fanned out")
 	fs.BoolVar(&o.SortValues, "sort-values", false, "sort each user's rows in memory before the Reduce (for runners that reorder them)")
 	fs.IntVar(&o.Parsers, "parsers", 0, "parser goroutines per file (default: the CPUs, at most 4)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error; Beam's and Prism's own logs show at debug")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "mce beam: --log-level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	// Prism and the SDK log every job's start and stop through the
+	// default logger: keep them to warnings unless asked.
+	beamLevel := max(level, slog.LevelWarn)
+	if level <= slog.LevelDebug {
+		beamLevel = level
+	}
 	// A worker started by the runner never comes back from here.
 	beam.Init()
+	// NB: after beam.Init, which sets the default logger up its own way.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: beamLevel})))
 
 	o.Inputs = fs.Args()
 	o.Runner = *runners.Runner
@@ -71,7 +85,7 @@ func Main(args []string, spec feature.Spec) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	sum, err := Run(ctx, spec, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mce beam:", err)

@@ -54,7 +54,9 @@ func (f *mapFn) Setup() error {
 	return nil
 }
 
-func (f *mapFn) StartBundle() {
+// StartBundle starts the bundle's counts. (Beam wants the emitter in its
+// signature too.)
+func (f *mapFn) StartBundle(_ func([]byte, []byte)) {
 	f.counts = map[string]int64{}
 	f.totals = map[int]int64{}
 }

@@ -63,7 +63,10 @@ func init() {
 	register.DoFn3x1[context.Context, []byte, func([]byte, []byte), error](&mapFn{})
 	register.Combiner2[*partial, []byte](&addFn{})
 	register.Function4x1(unsaltFn)
-	register.Combiner2[*partial, []byte](&finishFn{})
+	// finishFn's ExtractOutput takes a context (for its counters), which
+	// the register package's callers do not cover: it runs by reflection,
+	// once per user.
+	beam.RegisterType(reflect.TypeOf((*finishFn)(nil)).Elem())
 	register.Function2x3(byFileFn)
 	register.DoFn3x1[[]byte, func(*[]byte) bool, func(int, []byte), error](&reduceFn{})
 	register.DoFn1x2[FileStats, int, FileStats](&statsByFileFn{})
