@@ -65,7 +65,9 @@ type ExitError struct {
 	Code int
 }
 
-func (e *ExitError) Error() string { return fmt.Sprintf("the Beam pipeline exited with status %d", e.Code) }
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("the Beam pipeline exited with status %d", e.Code)
+}
 
 // valueFlags are the pipeline binary's flags that take a value, which may
 // come as the next argument; every other unknown flag must be written
