@@ -113,7 +113,7 @@ func (o *aggOps) setup(name string, params feature.Params, files []string) error
 }
 
 func (o *aggOps) fail(p *partial, line int64, op string, err error) error {
-	return &UserError{File: fileName(o.files, p.file), User: string(p.key), Line: line, Op: op, Err: err}
+	return userError(UserError{File: fileName(o.files, p.file), User: string(p.key), Line: line, Op: op, Err: err})
 }
 
 // live makes sure p has its Aggregator: a new one for an empty partial,
@@ -197,7 +197,7 @@ func (f *addFn) AddInput(p *partial, b []byte) (*partial, error) {
 		return nil, err
 	}
 	if err := feature.Guard(func() error { return p.agg.Add(&f.row) }); err != nil {
-		return nil, &UserError{File: fileName(f.Files, h.file), User: string(h.key), Line: h.line, Op: "add", Err: err}
+		return nil, userError(UserError{File: fileName(f.Files, h.file), User: string(h.key), Line: h.line, Op: "add", Err: err})
 	}
 	p.rows++
 	return p, nil

@@ -181,7 +181,7 @@ func Run(ctx context.Context, spec feature.Spec, opts Options) (*Summary, error)
 	opts.Logger.Info("beam job", "feature", rs.Name, "runner", opts.Runner, "files", len(inputs), "out", opts.Out)
 	res, err := beam.Run(ctx, opts.Runner, p)
 	if err != nil {
-		return nil, fmt.Errorf("beam job on %s: %w", opts.Runner, err)
+		return nil, &JobError{Runner: opts.Runner, Err: err}
 	}
 	if res != nil {
 		sum.JobID = res.JobID()
@@ -191,6 +191,43 @@ func Run(ctx context.Context, spec feature.Spec, opts Options) (*Summary, error)
 		return nil, err
 	}
 	return sum, nil
+}
+
+// JobError is a job the runner reports failed. Its message starts with
+// the line that says why, when the feature code or the reader failed (the
+// runner's report, which follows, is long).
+type JobError struct {
+	Runner string
+	Err    error
+}
+
+func (e *JobError) Error() string {
+	full := e.Err.Error()
+	if h := headline(full); h != "" {
+		return fmt.Sprintf("the job failed: %s\n(the %s runner's report follows)\n%s", h, e.Runner, full)
+	}
+	return fmt.Sprintf("the job failed on %s: %s", e.Runner, full)
+}
+
+func (e *JobError) Unwrap() error { return e.Err }
+
+// headline finds the line of a runner's report that a UserError or a
+// reader's error wrote: the runners pass errors on as text.
+func headline(report string) string {
+	lines := strings.Split(report, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if strings.Contains(l, ": user \"") && strings.Contains(l, "\": ") {
+			return l
+		}
+	}
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if strings.HasPrefix(l, "read ") || strings.Contains(l, "too many bad rows") {
+			return l
+		}
+	}
+	return ""
 }
 
 // build adds the job's transforms under s.

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -115,8 +117,8 @@ func (f *mapFn) salt(ctx context.Context, file int, key []byte) int {
 func (f *mapFn) callMap(h rowHead) (key []byte, keep bool, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &UserError{File: f.fileName(h.file), User: string(h.key), Line: h.line, Op: "map",
-				Err: &feature.PanicError{Value: v, Stack: string(debug.Stack())}}
+			err = userError(UserError{File: f.fileName(h.file), User: string(h.key), Line: h.line, Op: "map",
+				Err: &feature.PanicError{Value: v, Stack: string(debug.Stack())}})
 		}
 	}()
 	key, keep = f.spec.Map(&f.row, f.Params)
@@ -156,3 +158,12 @@ func (e *UserError) Error() string {
 }
 
 func (e *UserError) Unwrap() error { return e.Err }
+
+// userError returns e, after logging the stack of a panic: only the
+// error's text reaches the launcher through the runner.
+func userError(e UserError) error {
+	if pe, ok := errors.AsType[*feature.PanicError](e.Err); ok {
+		slog.Error("feature code panicked", "file", e.File, "user", e.User, "op", e.Op, "panic", pe.Value, "stack", pe.Stack)
+	}
+	return &e
+}

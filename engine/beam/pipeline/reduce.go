@@ -60,14 +60,14 @@ func (f *reduceFn) ProcessElement(key []byte, values func(*[]byte) bool, emit fu
 			err = fmt.Errorf("%w: line %d of %s came after line %d of %s",
 				ErrOutOfOrder, f.rows.bad.line, fileName(f.Files, f.rows.bad.file), f.rows.last.line, fileName(f.Files, f.rows.last.file))
 		}
-		return &UserError{File: fileName(f.Files, file), User: string(user), Op: "reduce", Err: err}
+		return userError(UserError{File: fileName(f.Files, file), User: string(user), Op: "reduce", Err: err})
 	}
 	// Drain what the Reduce did not read: Beam wants the iterator
 	// consumed, and an error in the rows must not pass unseen.
 	for f.rows.Next() {
 	}
 	if err := f.rows.Err(); err != nil {
-		return &UserError{File: fileName(f.Files, file), User: string(user), Op: "reduce", Err: err}
+		return userError(UserError{File: fileName(f.Files, file), User: string(user), Op: "reduce", Err: err})
 	}
 	var line []byte
 	line, f.scratch = appendRecord(nil, f.scratch, user, f.rec)
