@@ -53,7 +53,8 @@ type Options struct {
 	Reader ReaderOptions
 	// AcrossFiles makes one features file with one line per user over
 	// all the inputs (feature.User.File is then ""); the rows of a user
-	// come in input order (largest file first), then line order.
+	// come file by file in the order of the files' base names, then in
+	// line order, as `mce reduce --across-files` gives them.
 	AcrossFiles bool
 	// Runner is the Beam runner: "" or "prism" (in-process), "universal"
 	// (a job server: Flink, Spark or Prism, with the --endpoint flag),
@@ -160,6 +161,15 @@ func Run(ctx context.Context, spec feature.Spec, opts Options) (*Summary, error)
 	}
 	var outputs []string
 	if opts.AcrossFiles {
+		// A user's rows come file by file in the order of the files'
+		// names, as `mce partition` numbers the files of a store that
+		// `mce reduce --across-files` reads (monthly files sort by date).
+		slices.SortStableFunc(inputs, func(a, b csvread.Input) int {
+			if c := strings.Compare(baseName(a.Path), baseName(b.Path)); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Path, b.Path)
+		})
 		outputs = []string{acrossFilesOutput}
 	} else if outputs, err = outputNames(inputs); err != nil {
 		return nil, err
