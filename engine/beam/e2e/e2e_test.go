@@ -329,8 +329,8 @@ func TestBeam_AcrossFiles(t *testing.T) {
 	mustMce(t, "partition", data, "--out", store)
 	for _, fs := range []string{"", "engine/beam/testdata/ordered/f.go"} {
 		red := filepath.Join(t.TempDir(), "reduce")
-		mustMce(t, append(append([]string{"reduce", "--store", store, "--across-files", "--out", red, "--job", "ref", "--no-progress"},
-			featureArgs(fs, nil)...))...)
+		mustMce(t, append([]string{"reduce", "--store", store, "--across-files", "--out", red, "--job", "ref", "--no-progress"},
+			featureArgs(fs, nil)...)...)
 		out := filepath.Join(t.TempDir(), "beam")
 		mustMce(t, append(append([]string{"beam", "--across-files", "--out", out}, featureArgs(fs, nil)...), data)...)
 		sameFeatures(t, filepath.Join(red, "ref0"), out)

@@ -41,7 +41,6 @@ type mapFn struct {
 	spec   *feature.Spec
 	row    feature.Row
 	key    []byte
-	buf    []byte
 	counts map[string]int64 // rows per group key (salt 0) in this bundle
 	totals map[int]int64    // rows per file in this bundle
 }
