@@ -203,9 +203,12 @@ func Run(ctx context.Context, o Options) error {
 	if o.AcrossFiles {
 		args = append(args, "--across-files")
 	}
-	if o.Runner == "dataflow" && !hasFlag(o.PipelineArgs, "worker_binary") {
-		// Dataflow's workers run linux/amd64: stage that build of the
-		// same pipeline.
+	if o.Runner != "prism" && !hasFlag(o.PipelineArgs, "worker_binary") {
+		// Workers that are not this process (Dataflow's, or a job
+		// server's DOCKER or PROCESS environment) run the staged binary,
+		// on linux/amd64: stage that build of the same pipeline. (Beam
+		// would otherwise try to compile the program's source, which a
+		// built binary does not have.) LOOPBACK ignores it.
 		worker := exe
 		if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 			if worker, err = fbuild.BuildBeamWorker(ctx, o.Features, o.Build); err != nil {
