@@ -220,7 +220,16 @@ func Run(ctx context.Context, o Options) error {
 	args = append(args, o.PipelineArgs...)
 	args = append(args, "--")
 	args = append(args, o.Inputs...)
+	// The pipeline's temporary files (Beam leaves an empty
+	// beamloopbackworker-* file per LOOPBACK job) go to a folder of this
+	// job's, removed after it.
+	tmp, err := os.MkdirTemp("", "mce-beam-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
 	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	cmd.Stdout, cmd.Stderr = o.Stdout, o.Stderr
 	if cmd.Stdout == nil {
 		cmd.Stdout = os.Stdout
