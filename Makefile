@@ -9,7 +9,7 @@ DEMO    ?= demo
 RACE_PKGS ?= ./engine/... ./internal/csvread/... ./internal/hugemem/... ./store/... ./partition/...
 FUZZTIME ?= 30s
 
-.PHONY: help build test test-race test-short fuzz fuzz-short bench demo lint faults soak clean
+.PHONY: help build test test-beam test-race test-short fuzz fuzz-short bench demo lint faults soak clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,6 +23,13 @@ test: build ## the test suite CI runs: vet, unit and end-to-end tests, race dete
 	$(GO) test -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -race -short -timeout 10m $(RACE_PKGS)
 	$(MAKE) fuzz-short
+	$(MAKE) test-beam
+
+# test-beam tests the Beam pipeline (engine/beam, a module of its own, so
+# that mce does not depend on Apache Beam): mce beam against mce run on
+# generated messy data. The first run compiles the Beam SDK (minutes).
+test-beam: ## the Beam pipeline's tests, in its own module (mce beam vs mce run on Prism)
+	cd engine/beam && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 test-short: ## quick tests only
 	$(GO) test -short ./...

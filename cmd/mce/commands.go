@@ -16,6 +16,7 @@ func commands(env *Env) []*ucli.Command {
 		storeCommand,
 		reduceCommand,
 		reportCommand,
+		beamCommand,
 	} {
 		if f != nil {
 			cmds = append(cmds, f(env))

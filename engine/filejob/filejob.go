@@ -100,15 +100,16 @@ func PlanFormat(paths []string, format output.Format) ([]engine.Task, error) {
 	if len(in) == 0 {
 		return nil, errors.New("no input files (want .csv, .tsv or .txt, optionally .gz or .zst)")
 	}
-	tasks, err := planInputs(in)
+	tasks, err := PlanInputs(in)
 	for i := range tasks {
 		tasks[i].Output = format.Name(tasks[i].Output)
 	}
 	return tasks, err
 }
 
-// planInputs plans listed inputs.
-func planInputs(in []csvread.Input) ([]engine.Task, error) {
+// PlanInputs plans listed inputs as Plan does: other engines that write
+// `mce run`'s files (the Beam pipeline) name them with it.
+func PlanInputs(in []csvread.Input) ([]engine.Task, error) {
 	in = slices.Clone(in)
 	sort.SliceStable(in, func(i, j int) bool {
 		if in[i].Size != in[j].Size {
