@@ -42,11 +42,16 @@ type ReaderOptions struct {
 	Encoding       feature.Encoding
 	Aliases        map[string][]string
 	MaxBadRowShare float64 // 0: csvread's default (1%); negative: never fail
+	// Decimal, DateFormat, TZ and OnBadValue are mce run's --decimal,
+	// --date-format, --tz and --on-bad-value: amounts and dates are
+	// checked and read in each file's convention, as mce run reads them.
+	Decimal, DateFormat, TZ, OnBadValue string
 }
 
 func (o ReaderOptions) csvread(schema *feature.Schema) csvread.Options {
 	return csvread.Options{Schema: schema, Delimiter: o.Delimiter, Encoding: o.Encoding,
-		Aliases: o.Aliases, MaxBadRowShare: o.MaxBadRowShare}
+		Aliases: o.Aliases, MaxBadRowShare: o.MaxBadRowShare, CheckValues: true,
+		Decimal: o.Decimal, DateFormat: o.DateFormat, TZ: o.TZ, OnBadValue: o.OnBadValue}
 }
 
 var (
