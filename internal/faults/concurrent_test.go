@@ -333,7 +333,6 @@ func (x *twoData) partitionWhileReduce(t *testing.T, st string) {
 	row.notef("%s; the reduce finished its 2 files exactly; the store then exact and a new reduce exact", how)
 }
 
-
 // TestReducePlanThenPartition stops reduce (SIGSTOP of mce) right after
 // it planned, before its cluster opened the store, and lets a partition
 // add two files and move a user of the planned files to the heavy range;
