@@ -14,8 +14,6 @@ import (
 	"runtime"
 	"strings"
 	"time"
-
-	"github.com/mce-engine/mce/internal/srctree"
 )
 
 // The Beam pipeline binary: mce's engine/beam module (a nested Go module,
@@ -76,15 +74,7 @@ func buildBeam(ctx context.Context, featuresPath, goos, goarch string, opts Opti
 		}
 		base = filepath.Base(abs)
 	}
-	goBin, err := findGo()
-	if err != nil {
-		return "", err
-	}
-	goVersion, err := exec.CommandContext(ctx, goBin, "env", "GOVERSION").Output()
-	if err != nil {
-		return "", fmt.Errorf("%w (running %s: %v)", ErrNoGo, goBin, err)
-	}
-	tree, err := srctree.Find()
+	goBin, goVersion, tree, err := toolchain(ctx)
 	if err != nil {
 		return "", err
 	}

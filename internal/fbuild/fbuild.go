@@ -76,28 +76,11 @@ func Build(ctx context.Context, path string, opts Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	goBin, err := findGo()
+	goBin, goVersion, tree, err := toolchain(ctx)
 	if err != nil {
 		return "", err
 	}
-	goVersion, err := exec.CommandContext(ctx, goBin, "env", "GOVERSION").Output()
-	if err != nil {
-		return "", fmt.Errorf("%w (running %s: %v)", ErrNoGo, goBin, err)
-	}
-	tree, err := srctree.Find()
-	if err != nil {
-		return "", err
-	}
-	cache := opts.CacheDir
-	if cache == "" {
-		cache = os.Getenv("MCE_CACHE")
-	}
-	if cache == "" {
-		if cache, err = os.UserCacheDir(); err != nil {
-			cache = os.TempDir()
-		}
-		cache = filepath.Join(cache, "mce")
-	}
+	cache := cacheDir(opts)
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n%s/%s\n", tree.Hash, bytes.TrimSpace(goVersion), runtime.GOOS, runtime.GOARCH)
 	h.Write(src)
@@ -344,4 +327,19 @@ func fileSum(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// toolchain finds the Go toolchain, its version and mce's source: what a
+// build needs and what its cache key holds.
+func toolchain(ctx context.Context) (goBin string, goVersion []byte, tree *srctree.Source, err error) {
+	if goBin, err = findGo(); err != nil {
+		return "", nil, nil, err
+	}
+	if goVersion, err = exec.CommandContext(ctx, goBin, "env", "GOVERSION").Output(); err != nil {
+		return "", nil, nil, fmt.Errorf("%w (running %s: %v)", ErrNoGo, goBin, err)
+	}
+	if tree, err = srctree.Find(); err != nil {
+		return "", nil, nil, err
+	}
+	return goBin, goVersion, tree, nil
 }
