@@ -47,7 +47,7 @@ func readerOptions(c *ucli.Context, schema *feature.Schema) (csvread.Options, er
 	}
 	if o.Decimal != "" {
 		if _, err := feature.ParseNumberFormat(o.Decimal); err != nil {
-			return o, fmt.Errorf("--decimal %q: want , or .", o.Decimal)
+			return o, fmt.Errorf("--decimal %q: want a comma or a point (\",\" or \".\")", o.Decimal)
 		}
 	}
 	if o.DateFormat != "" {

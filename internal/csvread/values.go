@@ -156,7 +156,7 @@ func (f *File) numberFormat(b *Batch, cols []int) (feature.NumberFormat, error) 
 	}
 	nf, err := s.Format()
 	if err != nil {
-		return nf, f.fail(0, fmt.Errorf("%w: column %s: %v: give --decimal , or --decimal .", ErrAmbiguousFormat, f.Schema.Name(cols[0]), err))
+		return nf, f.fail(0, fmt.Errorf("%w: column %s: %v: give --decimal with \",\" or \".\"", ErrAmbiguousFormat, f.Schema.Name(cols[0]), err))
 	}
 	if err := noneRead(any, func(v []byte) bool { _, ok := feature.ParseAmount(v, nf); return ok }); err != nil {
 		return nf, f.fail(0, fmt.Errorf("column %s: %w", f.Schema.Name(cols[0]), err))
