@@ -44,7 +44,7 @@ Examples:
 		Action: func(c *ucli.Context) error {
 			args := c.Args().Slice()
 			if beamrun.WantsHelp(args) {
-				return ucli.ShowCommandHelp(c, "beam")
+				return ucli.ShowCommandHelp(c.Lineage()[1], c.Command.Name)
 			}
 			o, err := beamrun.ParseArgs(args)
 			if err != nil {

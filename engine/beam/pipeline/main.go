@@ -34,15 +34,17 @@ func Main(args []string, spec feature.Spec) int {
 		return 2
 	}
 	fs := flag.CommandLine
+	beams := map[string]bool{} // the flags Beam defined, before ours
+	fs.VisitAll(func(f *flag.Flag) { beams[f.Name] = true })
 	var o Options
 	var params, aliases listFlag
-	fs.StringVar(&o.Out, "out", "", "`DIR` for the features files and summary.json (must hold no earlier results)")
-	fs.Var(&params, "param", "`key=value` passed to the feature functions (repeatable)")
+	fs.StringVar(&o.Out, "out", "", "DIR for the features files and summary.json (must hold no earlier results)")
+	fs.Var(&params, "param", "key=value passed to the feature functions (repeatable)")
 	fs.BoolVar(&o.AcrossFiles, "across-files", false, "one features file, "+acrossFilesOutput+", with one line per user over all the files")
 	delim := fs.String("delimiter", "", "field separator: , ; | tab (default: sniffed per file)")
 	enc := fs.String("encoding", "auto", "text encoding: auto, utf8 or cp1252")
-	fs.Var(&aliases, "alias", "`column=header` maps a file's header name to a column (repeatable)")
-	userCol := fs.String("user-col", "", "header `name` of the user column in the files")
+	fs.Var(&aliases, "alias", "column=header maps a file's header name to a column (repeatable)")
+	userCol := fs.String("user-col", "", "header name of the user column in the files")
 	maxBad := fs.Float64("max-bad-rows", 0.01, "fail a file whose share of malformed rows exceeds this (negative: never)")
 	fs.IntVar(&o.Fanout, "fanout", DefaultFanout, "sub-keys a hot user's rows are combined on (1: no fan-out)")
 	fs.Int64Var(&o.HotRows, "hot-rows", DefaultHotRows, "rows of a user in a file before it may be fanned out")
@@ -50,6 +52,16 @@ func Main(args []string, spec feature.Spec) int {
 	fs.BoolVar(&o.SortValues, "sort-values", false, "sort each user's rows in memory before the Reduce (for runners that reorder them)")
 	fs.IntVar(&o.Parsers, "parsers", 0, "parser goroutines per file (default: the CPUs, at most 4)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error; Beam's and Prism's own logs show at debug")
+	// The usage lists mce's flags, not Beam's many.
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s --out DIR [flags] [Beam flags] INPUTS...\n", args[0])
+		fs.VisitAll(func(f *flag.Flag) {
+			if !beams[f.Name] {
+				fmt.Fprintf(fs.Output(), "  -%s\n    \t%s\n", f.Name, f.Usage)
+			}
+		})
+		fmt.Fprintln(fs.Output(), "Beam's flags (--runner, --endpoint, --environment_type, --project, ...) pass to Beam.")
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
