@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -65,20 +64,8 @@ func readerOptions(c *ucli.Context, schema *feature.Schema) (csvread.Options, er
 		return o, fmt.Errorf("--encoding: %w", err)
 	}
 	o.Encoding = enc
-	o.Aliases = map[string][]string{}
-	for _, kv := range c.StringSlice("alias") {
-		col, header, ok := strings.Cut(kv, "=")
-		col = strings.ToLower(strings.TrimSpace(col))
-		if !ok || col == "" || strings.TrimSpace(header) == "" {
-			return o, fmt.Errorf("--alias %q: want column=header", kv)
-		}
-		if schema.Index(col) < 0 {
-			return o, fmt.Errorf("--alias %q: no column %q in the schema (%s)", kv, col, schema)
-		}
-		o.Aliases[col] = append(o.Aliases[col], header)
-	}
-	if u := c.String("user-col"); u != "" {
-		o.Aliases[schema.UserName()] = append(o.Aliases[schema.UserName()], u)
+	if o.Aliases, err = csvread.ParseAliases(schema, c.StringSlice("alias"), c.String("user-col")); err != nil {
+		return o, err
 	}
 	return o, nil
 }

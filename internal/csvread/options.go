@@ -121,3 +121,25 @@ func sizeString(n int) string {
 	}
 	return fmt.Sprintf("%d bytes", n)
 }
+
+// ParseAliases reads --alias values (column=header, repeatable) and a
+// --user-col header name into Options.Aliases for schema; errors name the
+// flag and its value.
+func ParseAliases(schema *feature.Schema, kvs []string, userCol string) (map[string][]string, error) {
+	aliases := map[string][]string{}
+	for _, kv := range kvs {
+		col, header, ok := strings.Cut(kv, "=")
+		col = strings.ToLower(strings.TrimSpace(col))
+		if !ok || col == "" || strings.TrimSpace(header) == "" {
+			return nil, fmt.Errorf("--alias %q: want column=header", kv)
+		}
+		if schema.Index(col) < 0 {
+			return nil, fmt.Errorf("--alias %q: no column %q in the schema (%s)", kv, col, schema)
+		}
+		aliases[col] = append(aliases[col], header)
+	}
+	if userCol != "" {
+		aliases[schema.UserName()] = append(aliases[schema.UserName()], userCol)
+	}
+	return aliases, nil
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
 
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/csvread"
 )
 
 // Main is the pipeline binary's main: `mce beam` builds a program whose
@@ -132,19 +133,8 @@ func readerOptions(delim, enc string, aliases []string, userCol string, maxBad f
 	if o.Encoding, err = feature.ParseEncoding(enc); err != nil {
 		return o, fmt.Errorf("--encoding: %w", err)
 	}
-	for _, kv := range aliases {
-		col, header, ok := strings.Cut(kv, "=")
-		col = strings.ToLower(strings.TrimSpace(col))
-		if !ok || col == "" || strings.TrimSpace(header) == "" {
-			return o, fmt.Errorf("--alias %q: want column=header", kv)
-		}
-		if schema.Index(col) < 0 {
-			return o, fmt.Errorf("--alias %q: no column %q in the schema (%s)", kv, col, schema)
-		}
-		o.Aliases[col] = append(o.Aliases[col], header)
-	}
-	if userCol != "" {
-		o.Aliases[schema.UserName()] = append(o.Aliases[schema.UserName()], userCol)
+	if o.Aliases, err = csvread.ParseAliases(schema, aliases, userCol); err != nil {
+		return o, err
 	}
 	return o, nil
 }
