@@ -94,6 +94,7 @@ type File struct {
 	nHeader     int          // fields in the header
 	dataLine    int64        // physical line of the first byte of head
 	norms       []normalizer // per schema column: checks (and rewrites) amounts and dates
+	dateCols    []bool       // per schema column: a date column (nil: none)
 	wants       []string     // per schema column: what a value must be, for errors
 
 	// Numbers and Dates are the file's conventions (sniffed or given).
@@ -113,10 +114,22 @@ type Stats struct {
 	// BadValues counts values that did not read as their column's type
 	// (see Options.OnBadValue).
 	BadValues int64
-	Bytes     int64       // uncompressed bytes read, header included
-	Lines     int64       // physical lines, header and empty lines included
-	Samples   []*RowError // the first SampleBadRows bad rows
+	// ZonedTimes and LocalTimes count the dates and times of the good
+	// rows (the date columns checked: Options.DateColumns) that name
+	// their zone ("Z", "+01:00", Unix seconds, or given one by --tz) and
+	// those that do not (see LocalTimes).
+	ZonedTimes, LocalTimes int64
+	Bytes                  int64       // uncompressed bytes read, header included
+	Lines                  int64       // physical lines, header and empty lines included
+	Samples                []*RowError // the first SampleBadRows bad rows
 }
+
+// Zoneless reports whether the file's times are wall-clock times without
+// a zone: some were read and none named one. Its features' times are then
+// written without a zone (see output.Writer.SetLocalTimes); a file whose
+// times mix both, or that names them all (or --tz), keeps them as
+// instants in UTC, its times without a zone read as UTC.
+func (s Stats) Zoneless() bool { return s.LocalTimes > 0 && s.ZonedTimes == 0 }
 
 // RowError is a bad row: where it is and why.
 type RowError struct {

@@ -28,6 +28,8 @@ type parser struct {
 
 	bad        int64
 	badValues  int64
+	zonedTimes int64        // dates of kept rows with a zone, "Z" or "±hh:mm"
+	localTimes int64        // and without
 	failErr    error        // the first bad value with OnBadValue fail
 	norms      []normalizer // nil: no column checked
 	samples    []*RowError  // bad rows of the current chunk, at most maxSamples

@@ -87,7 +87,7 @@ func (f *File) Scan(ctx context.Context, workers int, fn func(b *Batch) error) (
 			setErr(err)
 		}
 	}()
-	counts := make([][3]int64, workers)
+	counts := make([][5]int64, workers)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -111,6 +111,8 @@ func (f *File) Scan(ctx context.Context, workers int, fn func(b *Batch) error) (
 		st.Rows += c[0]
 		st.BadRows += c[1]
 		st.BadValues += c[2]
+		st.ZonedTimes += c[3]
+		st.LocalTimes += c[4]
 	}
 	if firstErr != nil {
 		return st, firstErr
@@ -237,10 +239,10 @@ func (f *File) split(ctx context.Context, out chan<- chunk, free chan []byte, nb
 	}
 }
 
-// work is a parser goroutine. It returns the good rows, the bad rows and
-// the bad values it saw.
+// work is a parser goroutine. It returns the good rows, the bad rows, the
+// bad values, and the times with and without a zone it saw.
 func (f *File) work(ctx context.Context, chunks <-chan chunk, free chan<- []byte,
-	fn func(*Batch) error, setErr func(error), smp *sampler) [3]int64 {
+	fn func(*Batch) error, setErr func(error), smp *sampler) [5]int64 {
 	var rows int64
 	p := newParser(f)
 	b := reuse.batch()
@@ -267,7 +269,7 @@ func (f *File) work(ctx context.Context, chunks <-chan chunk, free chan<- []byte
 			setErr(err)
 		}
 	}
-	return [3]int64{rows, p.bad, p.badValues}
+	return [5]int64{rows, p.bad, p.badValues, p.zonedTimes, p.localTimes}
 }
 
 // sampler keeps the first bad rows of a file, in line order.

@@ -101,8 +101,10 @@ func (f *File) sniffValues(head []byte, eof bool) error {
 	for _, j := range amounts {
 		f.norms[j], f.wants[j] = amountNormalizer(f.Numbers), "an amount"
 	}
+	f.dateCols = make([]bool, f.Schema.Len())
 	for _, j := range dates {
 		f.norms[j], f.wants[j] = dateNormalizer(f.Dates), "a date"
+		f.dateCols[j] = true
 	}
 	return nil
 }
@@ -247,11 +249,20 @@ func dateNormalizer(df feature.DateFormat) normalizer {
 // back out and reports false, after counting it as OnBadValue says.
 func (p *parser) appendFields(b *Batch, line int64, field func(h int) []byte, text []byte) bool {
 	rowBuf, rowEnds := len(b.buf), len(b.ends)
+	var zoned, local int64
 	for j, h := range p.colOf {
 		fld := field(h)
 		if n := p.norms; n != nil && n[j] != nil && len(fld) > 0 {
 			var ok bool
-			if b.buf, ok = n[j](b.buf, fld); !ok {
+			at := len(b.buf)
+			if b.buf, ok = n[j](b.buf, fld); ok && p.f.dateCols[j] {
+				if HasZone(b.buf[at:]) {
+					zoned++
+				} else {
+					local++
+				}
+			}
+			if !ok {
 				p.badValues++
 				verr := &ValueError{Column: p.f.Schema.Name(j), Value: feature.DecodeText(fld, p.enc), Want: p.f.wants[j]}
 				switch p.f.opts.OnBadValue {
@@ -272,5 +283,21 @@ func (p *parser) appendFields(b *Batch, line int64, field func(h int) []byte, te
 		}
 		b.ends = append(b.ends, uint32(len(b.buf)))
 	}
+	p.zonedTimes += zoned
+	p.localTimes += local
 	return true
+}
+
+// HasZone reports whether a date or time in the plain form (ISO, as the
+// parsers leave or rewrite it) ends with its zone, "Z" or "±hh:mm". A date
+// alone ("2023-01-31") has none.
+func HasZone(b []byte) bool {
+	n := len(b)
+	switch {
+	case n == 0:
+		return false
+	case b[n-1] == 'Z':
+		return true
+	}
+	return n >= 16 && b[n-3] == ':' && (b[n-6] == '+' || b[n-6] == '-')
 }
