@@ -48,11 +48,13 @@ func (f Format) Name(csvName string) string {
 const DefaultKeyName = "user"
 
 // KeyFromInput is the --key-name value that names the key column after
-// the input's user column, as the input's header wrote it.
+// the input's user column, as the input's header wrote it, and fails when
+// that name is unknown or cannot be used.
 const KeyFromInput = "input"
 
 // Options say how a features table is written. The zero value writes CSV
-// whose key column is named "user" (or the Spec's KeyName).
+// whose key column is named after the input's user column when the
+// Writer is told it (SetInputKeyName), else "user" (see ResolveKeyName).
 type Options struct {
 	// Format is CSV ("") or Parquet.
 	Format Format `json:"format,omitempty"`
@@ -61,22 +63,22 @@ type Options struct {
 	KeyName string `json:"key_name,omitempty"`
 	// KeyFromInput names the key column after the input's user column
 	// (--key-name input) when neither KeyName nor the Spec's KeyName is
-	// set: Writer.SetInputKeyName gives that name.
+	// set, even for a Spec with a Map, and fails a table whose input name
+	// cannot be used (see ResolveKeyName).
 	KeyFromInput bool `json:"key_from_input,omitempty"`
 	// RowGroupRows is the rows per Parquet row group (default
 	// DefaultRowGroupRows).
 	RowGroupRows int `json:"row_group_rows,omitempty"`
 }
 
-// ParseKeyName reads a --key-name value into o: "" or "user" keep the
-// default (the Spec's KeyName, else "user", so that the CSV bytes of a
-// job that does not ask stay as they were), "input" takes the input's
-// name for its user column, anything else is the name itself.
+// ParseKeyName reads a --key-name value into o: "" keeps the default
+// (see ResolveKeyName), "input" asks for the input's name for its user
+// column, anything else ("user" included) is the name itself.
 func (o *Options) ParseKeyName(s string) error {
 	s = strings.TrimSpace(s)
 	o.KeyName, o.KeyFromInput = "", false
 	switch s {
-	case "", DefaultKeyName:
+	case "":
 	case KeyFromInput:
 		o.KeyFromInput = true
 	default:
@@ -89,19 +91,49 @@ func (o *Options) ParseKeyName(s string) error {
 }
 
 // ResolveKeyName returns the key column's name for spec under o, with
-// input the name the input gave its user column ("" when unknown): o's
-// KeyName, else the Spec's KeyName, else (KeyFromInput) input, else
-// DefaultKeyName.
+// input the name the input's header gave its user column ("" when
+// unknown):
+//
+//  1. o's KeyName (--key-name NAME);
+//  2. the Spec's KeyName (what a Map step groups by);
+//  3. input, when o asks for it (KeyFromInput), or by default when the
+//     Spec has no Map (a Map may group rows under another key than the
+//     user, which its Spec then names with KeyName) and the name can
+//     head the table (not one of the Spec's columns);
+//  4. DefaultKeyName, "user".
 func (o Options) ResolveKeyName(spec *feature.Spec, input string) string {
+	input = strings.TrimSpace(input)
 	switch {
 	case o.KeyName != "":
 		return o.KeyName
 	case spec.KeyName != "":
 		return spec.KeyName
-	case o.KeyFromInput && strings.TrimSpace(input) != "":
-		return strings.TrimSpace(input)
+	case input == "":
+	case o.KeyFromInput:
+		return input
+	case spec.Map == nil && checkKeyAgainst(input, spec) == nil:
+		return input
 	}
 	return DefaultKeyName
+}
+
+// CommonKeyName returns the name the inputs of one table (mce reduce
+// --across-files, mce beam across files) give their user column: the
+// first one, when every input gives the same name (compared without
+// case, as readers such as DuckDB compare column names); "" when they
+// differ or none is known, which names the key column "user" unless
+// the Options or the Spec name it.
+func CommonKeyName(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	first := strings.TrimSpace(names[0])
+	for _, n := range names[1:] {
+		if !strings.EqualFold(strings.TrimSpace(n), first) {
+			return ""
+		}
+	}
+	return first
 }
 
 // checkKeyName refuses a key column name that no table can have.

@@ -37,12 +37,15 @@ const batchRows = 4096
 //	key column              string (UTF-8), required
 //	feature.TypeInt         int64
 //	feature.TypeFloat       double, or DECIMAL(18, Scale) in an INT64 when the column has a Scale
-//	feature.TypeTime        TIMESTAMP(MICROS, isAdjustedToUTC=true)
+//	feature.TypeTime        TIMESTAMP(MICROS, isAdjustedToUTC=true), or =false for local times
 //	feature.TypeString      string (UTF-8)
 //
 // Every feature column is optional: an unset feature (an empty CSV field)
-// is null. Times are instants (mce reads a time without a zone as UTC and
-// CSV writes it with a Z), so they are UTC-adjusted, in microseconds: the
+// is null. Times are instants in UTC (a TIMESTAMP WITH TIME ZONE to
+// DuckDB, Spark's TimestampType) unless the table's times are local: read
+// without a zone (Writer.SetLocalTimes), they are then wall-clock times,
+// not adjusted to UTC (DuckDB's TIMESTAMP, Spark's TimestampNTZType), the
+// same digits the CSV writes without a zone. Both are in microseconds: the
 // unit Spark reads and DuckDB keeps for a TIMESTAMP WITH TIME ZONE (which
 // holds no finer unit), where nanoseconds would make Spark refuse the
 // file; a fraction finer than a microsecond, which only an input with 7 to
@@ -97,7 +100,7 @@ type pqColumn struct {
 	scale int
 }
 
-func newParquetEncoder(w io.Writer, spec *feature.Spec, key string, groupRows int) (*parquetEncoder, error) {
+func newParquetEncoder(w io.Writer, spec *feature.Spec, key string, groupRows int, local bool) (*parquetEncoder, error) {
 	e := &parquetEncoder{groupRows: groupRows, arena: make([]byte, 0, 256<<10)}
 	e.cols = append(e.cols, pqColumn{name: key, kind: pqKey})
 	group := orderedGroup{&pqField{Node: parquet.String(), name: key}}
@@ -113,9 +116,10 @@ func newParquetEncoder(w io.Writer, spec *feature.Spec, key string, groupRows in
 		case c.Type == feature.TypeFloat:
 			col.kind, n = pqFloat, parquet.Leaf(parquet.DoubleType)
 		case c.Type == feature.TypeTime:
-			// TODO(#14): a time read without a zone is to stay without
-			// one; such a column then gets isAdjustedToUTC=false here.
-			col.kind, n = pqTime, parquet.TimestampAdjusted(parquet.Microsecond, true)
+			// A local time's microseconds are those of its wall clock
+			// since 1970-01-01T00:00:00, which is what AppendRecord's UTC
+			// digits read as UTC give.
+			col.kind, n = pqTime, parquet.TimestampAdjusted(parquet.Microsecond, !local)
 		case c.Type == feature.TypeString:
 			col.kind, n = pqString, parquet.String()
 		default:

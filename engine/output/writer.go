@@ -19,6 +19,11 @@ import (
 // columns. So the features are formatted once, by AppendRecord, whatever
 // the format, and a Parquet table holds exactly the values of the CSV one.
 //
+// What the input was is told before the first Write: SetInputKeyName
+// (the key column's name, see Options.ResolveKeyName) and SetLocalTimes
+// (times without a zone: the CSV lines are then rewritten, their times'
+// "Z" dropped).
+//
 // A Writer is not safe for concurrent use. Errors are sticky: after one,
 // every Write returns it.
 type Writer struct {
@@ -26,12 +31,13 @@ type Writer struct {
 	o        Options
 	bw       *bufio.Writer
 	inputKey string
+	local    bool // SetLocalTimes
 
 	started bool   // the header was read
 	pending []byte // the start of a line not yet whole
 	fields  [][]byte
-	scratch []byte // unquoted fields
-	enc     *parquetEncoder
+	scratch []byte      // unquoted fields
+	enc     lineEncoder // nil: CSV lines passed through
 	lines   int64
 	err     error
 }
@@ -65,6 +71,19 @@ func (w *Writer) SetInputKeyName(name string) {
 		return
 	}
 	w.inputKey = name
+}
+
+// SetLocalTimes says that the table's times are wall-clock times, read
+// without a zone (csvread.Stats.Zoneless): CSV then writes them without
+// one ("2024-03-01T10:11:12", where AppendRecord wrote
+// "2024-03-01T10:11:12Z") and Parquet as TIMESTAMP(isAdjustedToUTC=false)
+// instead of an instant in UTC. It must come before the first Write.
+func (w *Writer) SetLocalTimes(local bool) {
+	if w.started {
+		w.fail(errors.New("BUG: output: SetLocalTimes after the header"))
+		return
+	}
+	w.local = local
 }
 
 // KeyName returns the name the key column gets.
@@ -122,20 +141,71 @@ func (w *Writer) start() error {
 	if err := checkKeyAgainst(key, w.spec); err != nil {
 		return w.fail(err)
 	}
+	w.fields = make([][]byte, 1+len(w.spec.Columns))
 	if w.o.Format == Parquet {
-		enc, err := newParquetEncoder(w.bw, w.spec, key, w.o.RowGroupRows)
+		enc, err := newParquetEncoder(w.bw, w.spec, key, w.o.RowGroupRows, w.local)
 		if err != nil {
 			return w.fail(err)
 		}
 		w.enc = enc
-		w.fields = make([][]byte, 1+len(w.spec.Columns))
 		return nil
 	}
 	if _, err := w.bw.WriteString(header(w.spec, key)); err != nil {
 		return w.fail(err)
 	}
+	if w.local && hasTimes(w.spec) {
+		w.enc = &localCSVEncoder{w: w.bw, cols: w.spec.Columns}
+	}
 	return nil
 }
+
+// lineEncoder takes the table's lines, split into unquoted fields (the
+// key first), when they cannot be passed through.
+type lineEncoder interface {
+	record(fields [][]byte) error
+	close() error
+}
+
+func hasTimes(spec *feature.Spec) bool {
+	for _, c := range spec.Columns {
+		if c.Type == feature.TypeTime {
+			return true
+		}
+	}
+	return false
+}
+
+// localCSVEncoder writes CSV lines again with their times' zone dropped:
+// AppendRecord writes a time in UTC, "2024-03-01T10:11:12Z", which for a
+// time read without a zone is its wall clock; without the "Z" it says no
+// more than the input did. The other fields are written as AppendRecord
+// writes them, so the bytes differ only there.
+type localCSVEncoder struct {
+	w    *bufio.Writer
+	cols []feature.Column
+	line []byte
+}
+
+func (e *localCSVEncoder) record(fields [][]byte) error {
+	b := AppendCSVField(e.line[:0], fields[0])
+	for i, c := range e.cols {
+		b = append(b, ',')
+		f := fields[i+1]
+		switch c.Type {
+		case feature.TypeString:
+			b = AppendCSVField(b, f)
+		case feature.TypeTime:
+			b = append(b, bytes.TrimSuffix(f, []byte{'Z'})...)
+		default:
+			b = append(b, f...)
+		}
+	}
+	e.line = append(b, '\n')
+	_, err := e.w.Write(e.line)
+	return err
+}
+
+func (e *localCSVEncoder) close() error { return nil }
 
 // parseLines hands every whole line of pending+p to the encoder and keeps
 // the rest in pending. A line ends at a newline outside quotes: one that

@@ -142,8 +142,10 @@ func TestWriter_CSV(t *testing.T) {
 			}
 		}
 	}
-	f("default", Options{}, "issuer_id", "user")
-	f("user", Options{Format: CSV}, "", "user")
+	f("default", Options{}, "issuer_id", "issuer_id")
+	f("default unknown", Options{}, "", "user")
+	f("default named as a feature", Options{}, "TOP", "user")
+	f("user", Options{Format: CSV, KeyName: "user"}, "issuer_id", "user")
 	f("input", Options{KeyFromInput: true}, "Issuer_ID", "Issuer_ID")
 	f("input unknown", Options{KeyFromInput: true}, "", "user")
 	f("name", Options{KeyName: "rfc, emisor", KeyFromInput: true}, "Issuer_ID", "rfc, emisor")
@@ -427,17 +429,25 @@ func BenchmarkWriter(b *testing.B) {
 		table, _ = AppendRecord(table, nil, fmt.Appendf(nil, "AAA%09dZZ", i), rec)
 		rec.Reset()
 	}
-	for _, format := range []Format{CSV, Parquet} {
-		b.Run("format="+string(format), func(b *testing.B) {
+	for _, c := range []struct {
+		format Format
+		local  bool
+	}{{CSV, false}, {CSV, true}, {Parquet, false}} {
+		name := "format=" + string(c.format)
+		if c.local {
+			name += "/local-times" // every line rewritten
+		}
+		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(table)))
 			b.ReportAllocs()
 			var size int
 			for b.Loop() {
 				var buf bytes.Buffer
-				w, err := NewWriter(&buf, &spec, Options{Format: format})
+				w, err := NewWriter(&buf, &spec, Options{Format: c.format})
 				if err != nil {
 					b.Fatal(err)
 				}
+				w.SetLocalTimes(c.local)
 				// Line by line, as WriteSorted writes.
 				rest := table
 				for len(rest) > 0 {
@@ -470,7 +480,9 @@ func TestOptions_ResolveKeyName(t *testing.T) {
 			t.Errorf("--key-name %q, Spec.KeyName %q, input %q: %q, want %q", flag, specKey, input, got, want)
 		}
 	}
-	f("", "", "issuer_id", "user") // the default keeps today's bytes
+	f("", "", "issuer_id", "issuer_id") // the input's name by default
+	f("", "", " issuer_id ", "issuer_id")
+	f("", "", "", "user")
 	f("user", "", "issuer_id", "user")
 	f("input", "", " issuer_id ", "issuer_id")
 	f("input", "", "", "user")
@@ -480,5 +492,108 @@ func TestOptions_ResolveKeyName(t *testing.T) {
 	var o Options
 	if err := o.ParseKeyName("a\nb"); err == nil {
 		t.Error("a key name with a line break was taken")
+	}
+
+	// A Spec with a Map may group rows under another key than the user:
+	// the input's name is taken only when asked for.
+	withMap := &feature.Spec{Map: func(*feature.Row, feature.Params) ([]byte, bool) { return nil, true }}
+	if got := (Options{}).ResolveKeyName(withMap, "issuer_id"); got != "user" {
+		t.Errorf("a Spec with a Map, by default: %q, want user", got)
+	}
+	if got := (Options{KeyFromInput: true}).ResolveKeyName(withMap, "issuer_id"); got != "issuer_id" {
+		t.Errorf("a Spec with a Map, --key-name input: %q, want issuer_id", got)
+	}
+	// By default a name that is also a feature column (compared without
+	// case) gives way to user; asked for, it is the Writer's error.
+	cols := &feature.Spec{Columns: []feature.Column{{Name: "issuer", Type: feature.TypeInt}}}
+	if got := (Options{}).ResolveKeyName(cols, "ISSUER"); got != "user" {
+		t.Errorf("an input name that is a feature column: %q, want user", got)
+	}
+}
+
+func TestCommonKeyName(t *testing.T) {
+	f := func(names []string, want string) {
+		t.Helper()
+		if got := CommonKeyName(names); got != want {
+			t.Errorf("CommonKeyName(%q) = %q, want %q", names, got, want)
+		}
+	}
+	f(nil, "")
+	f([]string{"issuer_id"}, "issuer_id")
+	f([]string{"issuer_id", "ISSUER_ID", " Issuer_Id"}, "issuer_id")
+	f([]string{"issuer_id", "emisor"}, "")
+	f([]string{"", "issuer_id"}, "")
+}
+
+// TestWriter_LocalTimes writes a table whose times were read without a
+// zone: CSV drops each time's "Z" and changes nothing else; Parquet types
+// the time column TIMESTAMP(isAdjustedToUTC=false) and holds the same
+// wall-clock microseconds.
+func TestWriter_LocalTimes(t *testing.T) {
+	spec := testSpec(t)
+	users := testUsers()
+	table := csvTable(spec, users)
+	for _, seed := range []uint64{0, 3} {
+		var buf bytes.Buffer
+		w, err := NewWriter(&buf, spec, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.SetLocalTimes(true)
+		writeChunks(t, w, table, seed)
+		got := strings.Split(buf.String(), "\n")
+		want := strings.Split(string(table), "\n")
+		if len(got) != len(want) {
+			t.Fatalf("chunks %d: %d lines, want %d", seed, len(got), len(want))
+		}
+		zones := 0
+		for i := range want {
+			// The time column is the fifth; only its "Z" may go.
+			if i > 0 && strings.Contains(want[i], "Z,") {
+				zones++
+			}
+			if fixed := strings.Replace(want[i], "Z,", ",", 1); got[i] != fixed && !(i == 0 && got[i] == want[i]) {
+				t.Errorf("chunks %d, line %d:\n%q\nwant\n%q", seed, i+1, got[i], fixed)
+			}
+		}
+		if zones != 5 {
+			t.Errorf("the table has %d times, want 5", zones)
+		}
+	}
+	// A user whose time is set and whose string holds "Z," in quotes.
+	at := time.Date(2024, 3, 1, 10, 11, 12, 500_000_000, time.UTC)
+	one := csvTable(spec, []testUser{{key: "u", first: &at, top: ptr("Z,Z")}})
+	var buf bytes.Buffer
+	w, _ := NewWriter(&buf, spec, Options{})
+	w.SetLocalTimes(true)
+	writeChunks(t, w, one, 0)
+	if want := Header(spec) + "u,,,,2024-03-01T10:11:12.5,\"Z,Z\",\n"; buf.String() != want {
+		t.Errorf("got %q, want %q", buf.String(), want)
+	}
+
+	buf.Reset()
+	w, _ = NewWriter(&buf, spec, Options{Format: Parquet})
+	w.SetLocalTimes(true)
+	writeChunks(t, w, table, 0)
+	_, types, _, rows := readParquet(t, buf.Bytes())
+	if want := "INT64 TIMESTAMP(isAdjustedToUTC=false,unit=MICROS) optional"; types[4] != want {
+		t.Errorf("time column %q, want %q", types[4], want)
+	}
+	for i, u := range users {
+		if u.first == nil {
+			continue
+		}
+		for _, v := range rows[i] {
+			if v.Column() == 4 && v.Int64() != u.first.UnixMicro() {
+				t.Errorf("user %q: %d, want %d", u.key, v.Int64(), u.first.UnixMicro())
+			}
+		}
+	}
+
+	w, _ = NewWriter(&buf, spec, Options{})
+	w.Write([]byte(Header(spec)))
+	w.SetLocalTimes(true)
+	if err := w.Close(); err == nil {
+		t.Error("SetLocalTimes after the header was taken")
 	}
 }
