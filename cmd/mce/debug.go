@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/filejob"
+	"github.com/mce-engine/mce/engine/output"
 	"github.com/mce-engine/mce/internal/csvread"
 )
 
@@ -89,6 +89,13 @@ func dropFlag(args []string, name string) []string {
 // stdout; onlyUser keeps that user's rows only (the key after the Map).
 func debugFile(c *ucli.Context, env *Env, path, onlyUser string, params feature.Params, ropts csvread.Options) error {
 	spec := env.Spec
+	// The table is written as mce run writes it (the key column's name,
+	// times without a zone), for the Spec as given: --user's filter is no
+	// Map of the user's.
+	table, err := output.NewWriter(os.Stdout, &env.Spec, output.Options{})
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
 	if onlyUser != "" {
 		spec.Map = onlyKey(spec.Map, spec.Schema.User(), onlyUser)
 	}
@@ -96,12 +103,13 @@ func debugFile(c *ucli.Context, env *Env, path, onlyUser string, params feature.
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
-	w := bufio.NewWriter(os.Stdout)
-	defer w.Flush()
 	res, err := filejob.Run(c.Context, filejob.Input{
 		Path: path, Size: st.Size(), Job: filejob.Job{Reader: ropts, Mode: filejob.ModeGroup},
 		Env: &engine.TaskEnv{Spec: &spec, Params: params, CPUs: 1, Progress: &engine.Progress{}, Logger: env.Logger},
-	}, w)
+	}, table)
+	if err == nil {
+		err = table.Close()
+	}
 	if err != nil {
 		var pe *feature.PanicError
 		if errors.As(err, &pe) {

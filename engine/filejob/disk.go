@@ -90,6 +90,7 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 		return nil, err
 	}
 	scan := time.Since(t0)
+	tellTimes(w, in.Path, stats, env.Logger)
 
 	p.Phase.Store("reduce")
 	t1 := time.Now()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"path/filepath"
 	"runtime/debug"
@@ -305,8 +306,10 @@ type Input struct {
 // Run reads one raw file, maps it on in.Env.CPUs workers, groups or
 // streams it (package inram) and writes its features table to w (a
 // bufio.Writer or another io.StringWriter). When w is an *output.Writer,
-// Run tells it the name the file's header gives the user column (for
-// --key-name input). It is the whole per-file job:
+// Run tells it the name the file's header gives the user column (which
+// names the key column) and, once the file is read, whether its times
+// had no zone (which are then written without one). It is the whole
+// per-file job:
 // the cluster's handler runs it into the run folder and `mce debug` into
 // its stdout.
 func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
@@ -369,6 +372,7 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 	}
 	scan := time.Since(t0)
 	env.Logger.Debug("file read", "file", in.Path, "rows", stats.Rows, "bad_rows", stats.BadRows, "seconds", scan.Seconds())
+	tellTimes(w, in.Path, stats, env.Logger)
 
 	p.Phase.Store("reduce")
 	js, err := job.Finish(ctx, w)
@@ -398,6 +402,19 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 		res.BadRowSamples = append(res.BadRowSamples, s.Error()+": "+s.Text)
 	}
 	return res, nil
+}
+
+// tellTimes tells the features table (an *output.Writer) whether the
+// file's times had no zone, before its first line, so that they are
+// written without one; it warns of a file that mixes both.
+func tellTimes(w io.Writer, path string, st csvread.Stats, log *slog.Logger) {
+	if ow, ok := w.(*output.Writer); ok {
+		ow.SetLocalTimes(st.Zoneless())
+	}
+	if st.ZonedTimes > 0 && st.LocalTimes > 0 {
+		log.Warn("times with and without a zone: those without are read as UTC (give --tz ZONE to say theirs)",
+			"file", path, "with_zone", st.ZonedTimes, "without_zone", st.LocalTimes)
+	}
 }
 
 // pumpProgress copies the reader's counters and users (done, total) into

@@ -38,8 +38,11 @@ var Features = feature.Spec{
 		{Name: "large_invoices", Type: feature.TypeInt, Doc: "invoices of at least --param min_amount (default 1000)"},
 		{Name: "last_issued", Type: feature.TypeTime},
 	},
-	Map:    byReceiver,
-	Reduce: reduce,
+	Map: byReceiver,
+	// KeyName names the output's key column: the Map groups by receiver,
+	// so the input's name for its user column would mislead.
+	KeyName: "receiver",
+	Reduce:  reduce,
 }
 
 // byReceiver groups rows by receiver and keeps only one currency
