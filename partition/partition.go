@@ -526,7 +526,8 @@ func (p *job) commit(ctx context.Context, loader *store.Loader, good []*todoFile
 		fe := store.FileEntry{
 			ID: t.id, Name: t.in.name, Path: t.in.path, Size: t.in.size, ModTime: t.in.modTime,
 			Fingerprint: t.fp, Compression: t.csv.Compression, Delimiter: delimName(t.csv.Delimiter),
-			Encoding: t.csv.Encoding.String(), Rows: t.st.Rows, BadRows: t.st.BadRows, RawBytes: t.st.Bytes,
+			Encoding: t.csv.Encoding.String(), UserHeader: t.csv.UserName(), LocalTimes: t.st.Zoneless(),
+			Rows: t.st.Rows, BadRows: t.st.BadRows, RawBytes: t.st.Bytes,
 			Users: fs.users, Blocks: fs.blocks, StoredBytes: fs.stored, Codec: p.comp.String(), Ingested: now,
 		}
 		for _, hp := range fs.heavy {
@@ -651,6 +652,10 @@ func (p *job) readFile(ctx context.Context, t *todoFile, ro csvread.Options, wor
 	}
 	for _, s := range st.Samples {
 		p.log.Warn("bad row", "file", t.in.name, "line", s.Line, "err", s.Err, "text", s.Text)
+	}
+	if st.ZonedTimes > 0 && st.LocalTimes > 0 {
+		p.log.Warn("times with and without a zone: those without are read as UTC (give --tz ZONE to say theirs)",
+			"file", t.in.name, "with_zone", st.ZonedTimes, "without_zone", st.LocalTimes)
 	}
 	p.log.Info("read", "file", t.in.name, "rows", st.Rows, "bad_rows", st.BadRows,
 		"mb", st.Bytes/1e6, "took", time.Since(t0).Round(time.Millisecond))

@@ -72,10 +72,15 @@ type taskArgs struct {
 	Parts   []string      `json:"parts,omitempty"`
 	BadRows int64         `json:"bad_rows,omitempty"`
 	Others  []mergeTarget `json:"others,omitempty"`
-	// Format is the features files' format, and KeyName the name of the
-	// output's key column ("": the default).
-	Format  output.Format `json:"format,omitempty"`
-	KeyName string        `json:"key_name,omitempty"`
+	// Format is the features files' format, KeyName the name of the
+	// output's key column ("": the default) and LocalTimes whether its
+	// times are written without a zone.
+	Format     output.Format `json:"format,omitempty"`
+	KeyName    string        `json:"key_name,omitempty"`
+	LocalTimes bool          `json:"local_times,omitempty"`
+	// TZ is a read task's --tz: the zone of the times the store holds
+	// without one.
+	TZ string `json:"tz,omitempty"`
 }
 
 // fileRef names a store file in a plan; the fingerprint catches a store
@@ -184,6 +189,7 @@ type readTask struct {
 	files []fileInfo // by FileID
 	ids   []store.FileID
 	pw    *partWriter
+	tz    *time.Location // --tz; nil: none
 
 	errOnce sync.Once
 	err     error
@@ -243,6 +249,11 @@ func (w *worker) startRead(env *engine.TaskEnv, t *engine.Task) (*readTask, erro
 	}
 	if rt.cols, err = schemaColumns(env.Spec.Schema, db.Config()); err != nil {
 		return fail(err)
+	}
+	if a.TZ != "" {
+		if rt.tz, err = time.LoadLocation(a.TZ); err != nil {
+			return fail(fmt.Errorf("--tz %q: %w", a.TZ, err))
+		}
 	}
 	if rt.files, rt.ids, err = checkFiles(db, a); err != nil {
 		return fail(err)
@@ -306,9 +317,11 @@ type groupWorker struct {
 }
 
 func (rt *readTask) newGroupWorker() *groupWorker {
+	rows := newUserRows(rt.spec, rt.env.Params, rt.cols, rt.files)
+	rows.setZone(rt.tz)
 	return &groupWorker{
 		rt:    rt,
-		rows:  newUserRows(rt.spec, rt.env.Params, rt.cols, rt.files),
+		rows:  rows,
 		rec:   rt.spec.NewRecord(),
 		user:  feature.User{Params: rt.env.Params},
 		stats: make([]sectionStats, rt.sections()),

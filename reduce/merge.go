@@ -67,7 +67,7 @@ func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Ta
 	if err != nil {
 		return nil, err
 	}
-	own := mergeTarget{Section: a.Section, Output: t.Output, KeyName: a.KeyName}
+	own := mergeTarget{Section: a.Section, Output: t.Output, KeyName: a.KeyName, LocalTimes: a.LocalTimes}
 	targets := []mergeTarget{own}
 	for _, o := range a.Others {
 		if _, err := os.Stat(filepath.Join(env.RunDir, o.Output)); err != nil {
@@ -113,12 +113,13 @@ func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Ta
 }
 
 // mergeTarget is one output of a merge: a section, its features file
-// (run-directory relative) and the name of its key column ("": the
-// default).
+// (run-directory relative), the name of its key column ("": the default)
+// and whether its times are local (output.Writer.SetLocalTimes).
 type mergeTarget struct {
-	Section int    `json:"section"`
-	Output  string `json:"output"`
-	KeyName string `json:"key_name,omitempty"`
+	Section    int    `json:"section"`
+	Output     string `json:"output"`
+	KeyName    string `json:"key_name,omitempty"`
+	LocalTimes bool   `json:"local_times,omitempty"`
 }
 
 type mergeResult struct {
@@ -197,6 +198,7 @@ func mergeSection(ctx context.Context, env *engine.TaskEnv, parts []*partFile, t
 		res.err = err
 		return res
 	}
+	out.Writer().SetLocalTimes(tg.LocalTimes)
 	defer out.Abort()
 	bw := bufio.NewWriterSize(out, 1<<20)
 	if _, err := bw.WriteString(output.Header(env.Spec)); err != nil {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
@@ -169,9 +170,15 @@ func Plan(ctx context.Context, db *store.DB, spec *feature.Spec, names []string,
 	if err != nil {
 		return nil, err
 	}
-	keys, err := keyNames(files, spec, across, out)
+	outs, err := sectionOutputs(files, spec, across, out)
 	if err != nil {
 		return nil, err
+	}
+	if out.TZ != "" {
+		if _, err := time.LoadLocation(out.TZ); err != nil {
+			return nil, fmt.Errorf("--tz %q: %w", out.TZ, err)
+		}
+		a.TZ = out.TZ
 	}
 	clusters := eo.Clusters
 	if len(clusters) == 0 {
@@ -181,7 +188,7 @@ func Plan(ctx context.Context, db *store.DB, spec *feature.Spec, names []string,
 	if err != nil {
 		return nil, err
 	}
-	return append(reads, mergeTasks(db.Dir(), files, reads, across, len(clusters), out.Format, keys)...), nil
+	return append(reads, mergeTasks(db.Dir(), files, reads, across, len(clusters), out.Format, outs)...), nil
 }
 
 // planFiles selects the files of the job, checks the store's columns
@@ -319,11 +326,11 @@ func heavyUsers(db *store.DB, selected map[store.FileID]bool) (heavy []heavyUser
 
 // mergeTasks plans the second phase: one merge task per output file,
 // named as `mce run` names the features file of the same input (package
-// fileid) in format, so that the two modes compare file by file, its key
-// column named keys[i] for files[i] (keys[0] across files); with one
+// fileid) in format, so that the two modes compare file by file, written
+// as outs[i] says for files[i] (outs[0] across files); with one
 // cluster, the merge handed out first (the largest) writes every output
 // at once and the others then find theirs done.
-func mergeTasks(storeDir string, files []store.FileEntry, reads []engine.Task, across bool, clusters int, format output.Format, keys []string) []engine.Task {
+func mergeTasks(storeDir string, files []store.FileEntry, reads []engine.Task, across bool, clusters int, format output.Format, outs []sectionOutput) []engine.Task {
 	var partNames []string
 	for _, t := range reads {
 		partNames = append(partNames, t.Output)
@@ -336,7 +343,8 @@ func mergeTasks(storeDir string, files []store.FileEntry, reads []engine.Task, a
 	var merges []merge
 	add := func(section int, name, out string, users, bad int64) {
 		merges = append(merges, merge{name, format.Name(out), users, taskArgs{
-			Section: section, Parts: partNames, BadRows: bad, Across: across, Format: format, KeyName: keys[section],
+			Section: section, Parts: partNames, BadRows: bad, Across: across, Format: format,
+			KeyName: outs[section].keyName, LocalTimes: outs[section].local,
 		}})
 	}
 	if across {
@@ -375,7 +383,8 @@ func mergeTasks(storeDir string, files []store.FileEntry, reads []engine.Task, a
 		}
 		for k, m := range merges {
 			if k != big {
-				merges[big].args.Others = append(merges[big].args.Others, mergeTarget{Section: m.args.Section, Output: m.output, KeyName: m.args.KeyName})
+				merges[big].args.Others = append(merges[big].args.Others,
+					mergeTarget{Section: m.args.Section, Output: m.output, KeyName: m.args.KeyName, LocalTimes: m.args.LocalTimes})
 			}
 		}
 	}

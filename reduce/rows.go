@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/store"
@@ -64,6 +65,13 @@ type userRows struct {
 	params feature.Params
 	cols   []int // store column of each schema column; nil when the same
 	files  []fileInfo
+
+	// tz, when set (--tz), is the zone of the times of column timeCol
+	// that the store holds without one; they are rewritten, into tzBuf,
+	// as instants in UTC, as mce run's reader rewrites them.
+	tz      *time.Location
+	timeCol int
+	tzBuf   []byte
 
 	src    *store.Rows
 	user   []byte
@@ -124,6 +132,9 @@ func (r *userRows) advance() bool {
 			}
 			f = r.fields
 		}
+		if r.tz != nil {
+			f = r.zoned(f)
+		}
 		r.row.Fields = f
 		if id := r.src.File(); id != r.file {
 			r.file = id
@@ -158,6 +169,40 @@ func (r *userRows) advance() bool {
 		r.err = &storeError{err}
 	}
 	return false
+}
+
+// setZone sets --tz: the zone of the times (the schema's issued_at)
+// that the store holds without one. Nil: none.
+func (r *userRows) setZone(tz *time.Location) {
+	r.timeCol = r.spec.Schema.Index(feature.ColIssuedAt)
+	if tz == nil || r.timeCol < 0 {
+		return
+	}
+	r.tz = tz
+	if r.fields == nil {
+		r.fields = make([][]byte, r.spec.Schema.Len())
+	}
+}
+
+// zoned returns the row's fields with its time, when it has no zone,
+// read in r.tz and written as the instant in UTC ("2024-01-31T14:05:00"
+// in America/Mexico_City becomes "2024-01-31T20:05:00Z"). A value that
+// does not read is left for the feature code to find bad.
+func (r *userRows) zoned(f [][]byte) [][]byte {
+	v := f[r.timeCol]
+	if len(v) == 0 || feature.HasZone(v) {
+		return f
+	}
+	t, err := feature.ParseDate(v, feature.DateFormat{Location: r.tz})
+	if err != nil {
+		return f
+	}
+	if &f[0] != &r.fields[0] {
+		copy(r.fields, f)
+	}
+	r.tzBuf = t.AppendFormat(r.tzBuf[:0])
+	r.fields[r.timeCol] = r.tzBuf
+	return r.fields
 }
 
 // mapRow runs the Spec's Map on the current row, recovering a panic.

@@ -129,8 +129,17 @@ type FileEntry struct {
 	Compression string `json:"compression,omitempty"`
 	Delimiter   string `json:"delimiter"`
 	Encoding    string `json:"encoding"`
-	Rows        int64  `json:"rows"`
-	BadRows     int64  `json:"bad_rows"`
+	// UserHeader is the name the file's header gives its user column
+	// ("issuer_id"), which names the key column of its features; empty
+	// in stores made before it was kept.
+	UserHeader string `json:"user_header,omitempty"`
+	// LocalTimes reports a file whose times had no zone (wall-clock
+	// times, csvread.Stats.Zoneless): its features' times are written
+	// without one. False in stores made before it was kept, whose times
+	// are then written in UTC, as they were.
+	LocalTimes bool  `json:"local_times,omitempty"`
+	Rows       int64 `json:"rows"`
+	BadRows    int64 `json:"bad_rows"`
 	// RawBytes is the uncompressed size of the file, header included.
 	RawBytes int64 `json:"raw_bytes"`
 	// Users, Blocks and StoredBytes describe the file's rows in the store

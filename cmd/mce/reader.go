@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -52,6 +53,11 @@ func readerOptions(c *ucli.Context, schema *feature.Schema) (csvread.Options, er
 	if o.DateFormat != "" {
 		if _, err := feature.ParseDateLayout(o.DateFormat); err != nil {
 			return o, fmt.Errorf("--date-format %q: want ISO, DD/MM/YYYY, MM/DD/YYYY or epoch", o.DateFormat)
+		}
+	}
+	if o.TZ != "" {
+		if _, err := time.LoadLocation(o.TZ); err != nil {
+			return o, fmt.Errorf("--tz %q: want a zone such as UTC or America/Mexico_City: %w", o.TZ, err)
 		}
 	}
 	switch o.OnBadValue {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -41,15 +42,19 @@ A feature set whose Map re-keys rows (groups them under another key than the use
 cannot be computed from a store grouped by user: use mce run for it. A Map that only
 drops rows (returns a nil key) is fine.
 
---format and --key-name work as for mce run; --key-name input reads each input's header
-again (the store keeps rows, not headers), so the files must still be where partition
-read them.
+--format and --key-name work as for mce run: the store keeps the name each file's header
+gives its user column (a store made by an older mce partition does not: its key column is
+then user, and --key-name input reads the file's header again, so it must still be where
+partition read it). Times the input wrote without a zone are written without one, as mce
+run writes them; --tz ZONE reads them as times of ZONE (when partition was not given
+--tz already) and writes every time as an instant in UTC.
 
 Examples:
   mce reduce --store store --out runs
   mce reduce --store store --features f.go --param min_amount=100
   mce reduce --store store --across-files --files invoices_2024_01.csv,invoices_2024_02.csv
-  mce reduce --store store --format parquet --key-name input
+  mce reduce --store store --format parquet --key-name rfc
+  mce reduce --store store --tz America/Mexico_City
   mce reduce --resume runs/job0`,
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "store", Aliases: []string{"s"}, Usage: "the store `DIR` (made by mce partition)"},
@@ -60,6 +65,7 @@ Examples:
 			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
 			&ucli.BoolFlag{Name: "across-files", Usage: "one line per user over all the files, in one features file"},
 			&ucli.StringSliceFlag{Name: "files", Usage: "only these store `FILES` (comma separated; names or base names)"},
+			&ucli.StringFlag{Name: "tz", Usage: "the time `ZONE` of the times the store holds without one, e.g. America/Mexico_City (default: they stay without one)"},
 		}, append(outputFlags(), clusterFlags()...)...),
 		Action: func(c *ucli.Context) error {
 			args, err := argsAndLateFlags(c)
@@ -108,6 +114,15 @@ func reduceOptions(c *ucli.Context, env *Env) (reduce.Options, error) {
 	}
 	if o.Output.Options, err = outputOptions(c, e.Resume); err != nil {
 		return o, err
+	}
+	if tz := c.String("tz"); tz != "" {
+		if e.Resume != "" {
+			return o, fmt.Errorf("--resume %s takes no --tz (the run folder's plan has it)", e.Resume)
+		}
+		if _, err := time.LoadLocation(tz); err != nil {
+			return o, fmt.Errorf("--tz %q: %w", tz, err)
+		}
+		o.Output.TZ = tz
 	}
 	o.Output.UserHeader = func(path string) (string, error) {
 		return csvread.UserHeader(path, csvread.Options{Schema: spec.Schema})

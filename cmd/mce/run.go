@@ -204,8 +204,8 @@ func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, file
 // reduce.
 func outputFlags() []ucli.Flag {
 	return []ucli.Flag{
-		&ucli.StringFlag{Name: "format", Value: string(output.CSV), Usage: "`FORMAT` of the features files: csv, or parquet (<input>.features.parquet: typed columns, exact amounts as DECIMAL, times as UTC timestamps, zstd; the same values as the CSV)"},
-		&ucli.StringFlag{Name: "key-name", Usage: "`NAME` of the key column (the first): user (the default, or the feature set's KeyName), input (the input's own name for its user column, e.g. issuer_id), or any other name"},
+		&ucli.StringFlag{Name: "format", Value: string(output.CSV), Usage: "`FORMAT` of the features files: csv, or parquet (<input>.features.parquet: typed columns, exact amounts as DECIMAL, times as timestamps (in UTC, or local when the input's had no zone), zstd; the same values as the CSV)"},
+		&ucli.StringFlag{Name: "key-name", Usage: "`NAME` of the key column (the first); by default the feature set's KeyName, else the input's own name for its user column (e.g. issuer_id; user for a feature set with a Map, or when the files of one table name it differently); input: the input's name even then; any other name, user included, is taken as it is"},
 	}
 }
 

@@ -334,3 +334,18 @@ func parseEpoch(b []byte) (DateTime, bool) {
 	}
 	return DateTime{Time: time.Unix(sec, nsec).UTC(), Zoned: true}, true
 }
+
+// HasZone reports whether a date or time in ISO form, as [ParseTime] reads
+// it and mce's reader leaves or rewrites every date ("2023-01-31T14:05:00",
+// "2023-01-31 14:05:00-06:00"), ends with its zone, "Z" or "±hh:mm". A
+// date alone ("2023-01-31") has none.
+func HasZone(b []byte) bool {
+	n := len(b)
+	switch {
+	case n == 0:
+		return false
+	case b[n-1] == 'Z':
+		return true
+	}
+	return n >= 16 && b[n-3] == ':' && (b[n-6] == '+' || b[n-6] == '-')
+}

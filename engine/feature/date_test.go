@@ -199,3 +199,24 @@ func TestSniffer_Merge(t *testing.T) {
 		t.Errorf("merged = %v, %v; want MM/DD/YYYY", df, err)
 	}
 }
+
+func TestHasZone(t *testing.T) {
+	f := func(in string, want bool) {
+		t.Helper()
+		if got := HasZone([]byte(in)); got != want {
+			t.Errorf("HasZone(%q) = %v, want %v", in, got, want)
+		}
+	}
+	f("", false)
+	f("2023-01-31", false)
+	f("2023-01-31T14:05:00", false)
+	f("2023-01-31 14:05:00", false)
+	f("2023-01-31T14:05:00.5", false)
+	f("2023-01-31T14:05:00.123456789", false)
+	f("2023-01-31T14:05:00Z", true)
+	f("2023-01-31 14:05:00Z", true)
+	f("2023-01-31T14:05:00.5Z", true)
+	f("2023-01-31T14:05:00+01:00", true)
+	f("2023-01-31T14:05:00-06:00", true)
+	f("2023-01-31 14:05:00.25-06:00", true)
+}

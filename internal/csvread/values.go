@@ -256,7 +256,7 @@ func (p *parser) appendFields(b *Batch, line int64, field func(h int) []byte, te
 			var ok bool
 			at := len(b.buf)
 			if b.buf, ok = n[j](b.buf, fld); ok && p.f.dateCols[j] {
-				if HasZone(b.buf[at:]) {
+				if feature.HasZone(b.buf[at:]) {
 					zoned++
 				} else {
 					local++
@@ -286,18 +286,4 @@ func (p *parser) appendFields(b *Batch, line int64, field func(h int) []byte, te
 	p.zonedTimes += zoned
 	p.localTimes += local
 	return true
-}
-
-// HasZone reports whether a date or time in the plain form (ISO, as the
-// parsers leave or rewrite it) ends with its zone, "Z" or "±hh:mm". A date
-// alone ("2023-01-31") has none.
-func HasZone(b []byte) bool {
-	n := len(b)
-	switch {
-	case n == 0:
-		return false
-	case b[n-1] == 'Z':
-		return true
-	}
-	return n >= 16 && b[n-3] == ':' && (b[n-6] == '+' || b[n-6] == '-')
 }

@@ -6,27 +6,6 @@ import (
 	"github.com/mce-engine/mce/engine/feature"
 )
 
-func TestHasZone(t *testing.T) {
-	f := func(in string, want bool) {
-		t.Helper()
-		if got := HasZone([]byte(in)); got != want {
-			t.Errorf("HasZone(%q) = %v, want %v", in, got, want)
-		}
-	}
-	f("", false)
-	f("2023-01-31", false)
-	f("2023-01-31T14:05:00", false)
-	f("2023-01-31 14:05:00", false)
-	f("2023-01-31T14:05:00.5", false)
-	f("2023-01-31T14:05:00.123456789", false)
-	f("2023-01-31T14:05:00Z", true)
-	f("2023-01-31 14:05:00Z", true)
-	f("2023-01-31T14:05:00.5Z", true)
-	f("2023-01-31T14:05:00+01:00", true)
-	f("2023-01-31T14:05:00-06:00", true)
-	f("2023-01-31 14:05:00.25-06:00", true)
-}
-
 // TestFile_Scan_zones counts the times of a file with and without a zone
 // (Stats.ZonedTimes, LocalTimes) after every layout's rewrite into the
 // plain form, and tells a file of wall-clock times (Stats.Zoneless).
