@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/mce-engine/mce/engine"
+	"github.com/mce-engine/mce/internal/csvread"
 	"github.com/mce-engine/mce/internal/e2etest"
 	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
@@ -97,7 +98,10 @@ func makeFixture() error {
 	}
 	fix.small = filepath.Join(tmpRoot, "small")
 	if _, err := partition.Run(ctx, partition.Options{Inputs: []string{fix.data}, Store: fix.small, CPUs: 2,
-		MemBytes: partition.MinMemBytes, HeavyMinRows: 500, Shards: 16, BlockBytes: 2 << 10, Logger: quiet}); err != nil {
+		MemBytes: partition.MinMemBytes, HeavyMinRows: 500, Shards: 16, BlockBytes: 2 << 10, Logger: quiet,
+		// As mce partition reads: amounts and dates checked, and the
+		// files' times found to have no zone.
+		Read: csvread.Options{CheckValues: true}}); err != nil {
 		return fmt.Errorf("partition small store: %w", err)
 	}
 	outDir := filepath.Join(tmpRoot, "runs")
