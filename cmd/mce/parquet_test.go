@@ -69,7 +69,8 @@ func runOutputs(t *testing.T, work string, args ...[]string) map[string]string {
 }
 
 // builtinParquetTypes are the built-in features' Parquet types, as
-// parquet-go describes them, after the key column's.
+// parquet-go describes them, after the key column's, for identicalInput,
+// whose times have no zone: its times are local, not adjusted to UTC.
 var builtinParquetTypes = []string{
 	"INT64 INT(64,true)",  // invoice_count
 	"INT64 DECIMAL(18,4)", // amount_total: exact
@@ -78,8 +79,8 @@ var builtinParquetTypes = []string{
 	"INT64 DECIMAL(18,4)", // amount_min
 	"INT64 DECIMAL(18,4)", // amount_max
 	"INT64 INT(64,true)",  // distinct_receivers
-	"INT64 TIMESTAMP(isAdjustedToUTC=true,unit=MICROS)", // first_issued
-	"INT64 TIMESTAMP(isAdjustedToUTC=true,unit=MICROS)", // last_issued
+	"INT64 TIMESTAMP(isAdjustedToUTC=false,unit=MICROS)", // first_issued
+	"INT64 TIMESTAMP(isAdjustedToUTC=false,unit=MICROS)", // last_issued
 	"BYTE_ARRAY STRING",   // top_receiver
 	"INT64 DECIMAL(18,4)", // top_receiver_amount
 	"INT64 INT(64,true)",  // bad_rows
@@ -88,7 +89,7 @@ var builtinParquetTypes = []string{
 // builtinDuckDBTypes are the same columns as DuckDB's DESCRIBE types them.
 var builtinDuckDBTypes = []string{
 	"VARCHAR", "BIGINT", "DECIMAL(18,4)", "DOUBLE", "DOUBLE", "DECIMAL(18,4)", "DECIMAL(18,4)",
-	"BIGINT", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP WITH TIME ZONE", "VARCHAR", "DECIMAL(18,4)", "BIGINT",
+	"BIGINT", "TIMESTAMP", "TIMESTAMP", "VARCHAR", "DECIMAL(18,4)", "BIGINT",
 }
 
 // checkParquetAgainstCSV reads pqPath with parquet-go's reader and checks
@@ -172,8 +173,10 @@ func parquetText(t *testing.T, v parquet.Value, f parquet.Field, scale int) stri
 	switch {
 	case scale > 0:
 		return new(big.Rat).SetFrac(big.NewInt(v.Int64()), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)).FloatString(scale)
-	case isTimestamp(lt):
+	case isTimestamp(lt) && lt.Value.(*format.TimestampType).IsAdjustedToUTC:
 		return time.UnixMicro(v.Int64()).UTC().Format(time.RFC3339Nano)
+	case isTimestamp(lt): // a local time, written without a zone
+		return time.UnixMicro(v.Int64()).UTC().Format("2006-01-02T15:04:05.999999999")
 	case f.Type().Kind() == parquet.Int64:
 		return strconv.FormatInt(v.Int64(), 10)
 	case f.Type().Kind() == parquet.Double:
@@ -297,11 +300,12 @@ func duckDBCompare(t *testing.T, dir string, pairs [][2]string) []duckDBCheck {
 
 // TestE2E_ParquetMatchesCSV runs `mce run` and `mce reduce` (per file and
 // across files) on the identity test's inputs twice, into CSV and into
-// Parquet (with --key-name input), and reads every Parquet file back with
-// two readers, parquet-go's and DuckDB's: the same values as the CSV file
-// of the same job, with the built-in features' types (exact amounts as
-// DECIMAL(18,4), times as UTC timestamps) and the input's name for the
-// key column; and run's and reduce's Parquet files are the same bytes.
+// Parquet, and reads every Parquet file back with two readers,
+// parquet-go's and DuckDB's: the same values as the CSV file of the same
+// job, with the built-in features' types (exact amounts as DECIMAL(18,4),
+// times as local timestamps: the inputs' have no zone) and the input's
+// name for the key column (user across files, whose inputs name it
+// differently); and run's and reduce's Parquet files are the same bytes.
 func TestE2E_ParquetMatchesCSV(t *testing.T) {
 	duck := duckDB(t)
 	run := func(extra ...string) [][]string {
@@ -332,9 +336,6 @@ func TestE2E_ParquetMatchesCSV(t *testing.T) {
 			dir := filepath.Join(work, s.name)
 			csvs := runOutputs(t, mkdir(t, dir, "csv"), s.args(s.extra...)...)
 			pqExtra := append([]string{"--format", "parquet"}, s.extra...)
-			if s.keyFromName {
-				pqExtra = append(pqExtra, "--key-name", "input")
-			}
 			pqs := runOutputs(t, mkdir(t, dir, "parquet"), s.args(pqExtra...)...)
 			parquets[s.name] = pqs
 			if len(pqs) != len(csvs) {
@@ -387,11 +388,11 @@ func TestE2E_ParquetMatchesCSV(t *testing.T) {
 	}
 }
 
-// TestE2E_KeyName checks --key-name on CSV outputs: by default the key
-// column keeps the name user (the bytes the identity test records);
-// input names it after each input's header, NAME names it NAME; only the
-// header changes. reduce --across-files --key-name input refuses inputs
-// that name their user column differently.
+// TestE2E_KeyName checks the key column's name on CSV outputs: by default
+// it is the input's name for its user column (mce reduce: as the store
+// kept it at partition), --key-name user and --key-name NAME name it so;
+// only the header changes. Across files, inputs that name their user
+// column differently give user, and --key-name input refuses them.
 func TestE2E_KeyName(t *testing.T) {
 	run := func(extra ...string) [][]string {
 		return [][]string{append([]string{"run", "--out", "OUT", "--job", "j", "--no-progress", "IN"}, extra...)}
@@ -408,29 +409,31 @@ func TestE2E_KeyName(t *testing.T) {
 	}{{"run", run}, {"reduce", reduce}} {
 		t.Run(mode.name, func(t *testing.T) {
 			def := runOutputs(t, t.TempDir(), mode.args()...)
+			user := runOutputs(t, t.TempDir(), mode.args("--key-name", "user")...)
 			input := runOutputs(t, t.TempDir(), mode.args("--key-name", "input")...)
 			named := runOutputs(t, t.TempDir(), mode.args("--key-name", "rfc_emisor")...)
-			for name, path := range def {
+			for name, path := range user {
 				base := strings.TrimSuffix(name, ".features.csv")
-				d, _ := os.ReadFile(path)
-				dHead, dBody, _ := bytes.Cut(d, []byte("\n"))
-				if !bytes.HasPrefix(dHead, []byte("user,invoice_count,")) {
-					t.Errorf("%s: default header %q", name, dHead)
+				u, _ := os.ReadFile(path)
+				uHead, uBody, _ := bytes.Cut(u, []byte("\n"))
+				if !bytes.HasPrefix(uHead, []byte("user,invoice_count,")) {
+					t.Errorf("%s: --key-name user: header %q", name, uHead)
 				}
 				for _, c := range []struct {
+					what  string
 					files map[string]string
 					key   string
-				}{{input, inputKeyNames[base]}, {named, "rfc_emisor"}} {
+				}{{"default", def, inputKeyNames[base]}, {"input", input, inputKeyNames[base]}, {"rfc_emisor", named, "rfc_emisor"}} {
 					b, err := os.ReadFile(c.files[name])
 					if err != nil {
 						t.Fatal(err)
 					}
 					head, body, _ := bytes.Cut(b, []byte("\n"))
-					if want := c.key + string(dHead[len("user"):]); string(head) != want {
-						t.Errorf("%s: header %q, want %q", name, head, want)
+					if want := c.key + string(uHead[len("user"):]); string(head) != want {
+						t.Errorf("%s: --key-name %s: header %q, want %q", name, c.what, head, want)
 					}
-					if !bytes.Equal(body, dBody) {
-						t.Errorf("%s: --key-name %s changed more than the header", name, c.key)
+					if !bytes.Equal(body, uBody) {
+						t.Errorf("%s: --key-name %s changed more than the header", name, c.what)
 					}
 				}
 			}
@@ -441,7 +444,14 @@ func TestE2E_KeyName(t *testing.T) {
 	if _, se, code := mce(t, work, nil, "partition", repo(t, identicalInput), "--out", store); code != 0 {
 		t.Fatalf("partition: exit %d\n%s", code, se)
 	}
-	_, se, code := mce(t, work, nil, "reduce", "--store", store, "--out", filepath.Join(work, "out"), "--no-progress", "--across-files", "--key-name", "input")
+	out := filepath.Join(work, "out")
+	if _, se, code := mce(t, work, nil, "reduce", "--store", store, "--out", out, "--job", "across", "--no-progress", "--across-files"); code != 0 {
+		t.Fatalf("reduce --across-files: exit %d\n%s", code, se)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "across0", "across_files.features.csv")); !bytes.HasPrefix(b, []byte("user,invoice_count,")) {
+		t.Errorf("reduce --across-files over differently named inputs: header %q, want user", strings.SplitN(string(b), "\n", 2)[0])
+	}
+	_, se, code := mce(t, work, nil, "reduce", "--store", store, "--out", out, "--no-progress", "--across-files", "--key-name", "input")
 	if code == 0 || !strings.Contains(se, "name their user column differently") {
 		t.Errorf("reduce --across-files --key-name input over differently named inputs: exit %d\n%s", code, se)
 	}
