@@ -285,7 +285,17 @@ func readFeatureCSV(fs *Features, path, file string) error {
 	return csvTable(path, func(col map[string]int, rec []string) error {
 		ui, ok := col["user"]
 		if !ok {
-			if ui, ok = col["issuer"]; !ok {
+			ui, ok = col["issuer"]
+		}
+		if !ok {
+			// mce names its key column, the first, after the input's
+			// user column (issuer_id, RFC_Emisor…); a file column may
+			// come before it.
+			ui = 0
+			if fi, ok := col["file"]; ok && fi == 0 {
+				ui = 1
+			}
+			if ui >= len(rec) {
 				return errors.New("no user column")
 			}
 		}
