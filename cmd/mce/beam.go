@@ -18,7 +18,9 @@ func beamCommand(env *Env) *ucli.Command {
 pipeline binary, cached like --features (the first build compiles the Beam SDK: minutes; then
 seconds), and runs it. Each input file is read whole with mce's reader; the features files in
 --out have the names and bytes mce run gives. They appear only when the whole job succeeded,
-with summary.json (rows and bad rows per file) written last.
+with summary.json (rows and bad rows per file) written last. The key column is named and times
+are written as mce run does (after the input's user column; without a zone when the input's
+times had none).
 
 Flags:
   --features FILE       a Go file declaring var Features = feature.Spec{...} (default: built-in)
@@ -29,6 +31,7 @@ Flags:
   --across-files        one features file with one line per user over all the files
   --out DIR             where the features files go (must hold no earlier results)
   --delimiter, --encoding, --alias, --user-col, --max-bad-rows   as for mce run
+  --decimal, --date-format, --tz, --on-bad-value                 as for mce run
   --fanout N, --hot-rows N, --hot-share F   hot-user fan-out of mergeable features
   --sort-values         sort each user's rows in memory (runners that reorder them)
 Any other flag goes to Beam as it is, written --name=value (--environment_type=LOOPBACK,

@@ -72,8 +72,8 @@ func (e *ExitError) Error() string {
 // valueFlags are the pipeline binary's flags that take a value, which may
 // come as the next argument; every other unknown flag must be written
 // --name=value (or be a boolean --name).
-var valueFlags = []string{"delimiter", "encoding", "alias", "user-col", "max-bad-rows", "fanout", "hot-rows",
-	"hot-share", "parsers"}
+var valueFlags = []string{"delimiter", "encoding", "alias", "user-col", "max-bad-rows", "decimal", "date-format",
+	"tz", "on-bad-value", "fanout", "hot-rows", "hot-share", "parsers"}
 
 // WantsHelp reports whether the arguments ask for help (-h, --help).
 func WantsHelp(args []string) bool {

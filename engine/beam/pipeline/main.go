@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
@@ -47,6 +48,11 @@ func Main(args []string, spec feature.Spec) int {
 	fs.Var(&aliases, "alias", "column=header maps a file's header name to a column (repeatable)")
 	userCol := fs.String("user-col", "", "header name of the user column in the files")
 	maxBad := fs.Float64("max-bad-rows", 0.01, "fail a file whose share of malformed rows exceeds this (negative: never)")
+	var values ReaderOptions
+	fs.StringVar(&values.Decimal, "decimal", "", "the amounts' decimal separator, , or . (default: sniffed per file)")
+	fs.StringVar(&values.DateFormat, "date-format", "", "the dates' layout: ISO, DD/MM/YYYY, MM/DD/YYYY or epoch (default: sniffed per file)")
+	fs.StringVar(&values.TZ, "tz", "", "the time zone of times written without one, e.g. America/Mexico_City (default: they stay without one)")
+	fs.StringVar(&values.OnBadValue, "on-bad-value", csvread.BadValueSkipRow, "what an amount or date that does not read does to its row: skip-row, empty or fail")
 	fs.IntVar(&o.Fanout, "fanout", DefaultFanout, "sub-keys a hot user's rows are combined on (1: no fan-out)")
 	fs.Int64Var(&o.HotRows, "hot-rows", DefaultHotRows, "rows of a user in a file before it may be fanned out")
 	fs.Float64Var(&o.HotShare, "hot-share", DefaultHotShare, "share of its file's rows above which a user is fanned out")
@@ -96,6 +102,11 @@ func Main(args []string, spec feature.Spec) int {
 		fmt.Fprintln(os.Stderr, "mce beam:", err)
 		return 2
 	}
+	if err := checkValueFlags(values); err != nil {
+		fmt.Fprintln(os.Stderr, "mce beam:", err)
+		return 2
+	}
+	o.Reader.Decimal, o.Reader.DateFormat, o.Reader.TZ, o.Reader.OnBadValue = values.Decimal, values.DateFormat, values.TZ, values.OnBadValue
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
@@ -137,6 +148,32 @@ func readerOptions(delim, enc string, aliases []string, userCol string, maxBad f
 		return o, err
 	}
 	return o, nil
+}
+
+// checkValueFlags checks --decimal, --date-format, --tz and --on-bad-value
+// as `mce run` checks them.
+func checkValueFlags(o ReaderOptions) error {
+	if o.Decimal != "" {
+		if _, err := feature.ParseNumberFormat(o.Decimal); err != nil {
+			return fmt.Errorf("--decimal %q: want a comma or a point", o.Decimal)
+		}
+	}
+	if o.DateFormat != "" {
+		if _, err := feature.ParseDateLayout(o.DateFormat); err != nil {
+			return fmt.Errorf("--date-format %q: want ISO, DD/MM/YYYY, MM/DD/YYYY or epoch", o.DateFormat)
+		}
+	}
+	if o.TZ != "" {
+		if _, err := time.LoadLocation(o.TZ); err != nil {
+			return fmt.Errorf("--tz %q: want a zone such as UTC or America/Mexico_City: %w", o.TZ, err)
+		}
+	}
+	switch o.OnBadValue {
+	case "", csvread.BadValueSkipRow, csvread.BadValueEmpty, csvread.BadValueFail:
+	default:
+		return fmt.Errorf("--on-bad-value %q: want skip-row, empty or fail", o.OnBadValue)
+	}
+	return nil
 }
 
 // listFlag is a repeatable string flag.

@@ -6,6 +6,7 @@ package pipeline
 // writes by calling the same functions.
 
 import (
+	"io"
 	"path/filepath"
 
 	"github.com/mce-engine/mce/engine/feature"
@@ -22,6 +23,26 @@ func header(spec *feature.Spec) string { return output.Header(spec) }
 // '\n') to dst; scratch is reused for formatting.
 func appendRecord(dst, scratch, key []byte, rec *feature.Record) (line, scratchOut []byte) {
 	return output.AppendRecord(dst, scratch, key, rec)
+}
+
+// newTableWriter returns the writer of a features file onto w, which
+// writes the table as `mce run` writes it from the same inputs: the key
+// column named after their user column (when they all give it the same
+// name), their times without a zone when none of them had one.
+func newTableWriter(w io.Writer, spec *feature.Spec, inputs []FileStats) (*output.Writer, error) {
+	tw, err := output.NewWriter(w, spec, output.Options{})
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(inputs))
+	local := len(inputs) > 0
+	for i, in := range inputs {
+		names[i] = in.UserHeader
+		local = local && in.LocalTimes
+	}
+	tw.SetInputKeyName(output.CommonKeyName(names))
+	tw.SetLocalTimes(local)
+	return tw, nil
 }
 
 // Names of the files the pipeline writes.

@@ -149,7 +149,9 @@ func TestRun_MergeableWithoutBinaryState(t *testing.T) {
 	if _, err := run(t, spec, Options{Inputs: []string{in}, Out: out}); err != nil {
 		t.Fatal(err)
 	}
-	want := "user,n,file\nX,2,a.csv\nY,1,a.csv\n"
+	// The key column is named after the input's user column, as mce run
+	// names it.
+	want := "issuer,n,file\nX,2,a.csv\nY,1,a.csv\n"
 	if got := readOut(t, out)["a.csv.features.csv"]; got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
@@ -228,10 +230,31 @@ func TestRun_AcrossFiles(t *testing.T) {
 	if _, err := run(t, countSpec(""), Options{Inputs: []string{a, b}, Out: out, AcrossFiles: true}); err != nil {
 		t.Fatal(err)
 	}
-	want := "user,n,file\nX,3,\nY,1,\n"
+	want := "issuer,n,file\nX,3,\nY,1,\n"
 	if got := readOut(t, out)[acrossFilesOutput]; got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
+}
+
+// TestRun_TimesAndKeyName: as mce run writes them, times read without a
+// zone are written without one, and in UTC under --tz; the key column is
+// named after the input's user column.
+func TestRun_TimesAndKeyName(t *testing.T) {
+	dir := t.TempDir()
+	in := writeCSV(t, dir, "a.csv", [][3]string{{"X", "R", "1"}, {"X", "S", "2"}})
+	f := func(reader ReaderOptions, wantLine string) {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "out")
+		if _, err := run(t, feature.Invoice(), Options{Inputs: []string{in}, Out: out, Reader: reader}); err != nil {
+			t.Fatal(err)
+		}
+		got := readOut(t, out)["a.csv.features.csv"]
+		if !strings.HasPrefix(got, "issuer,invoice_count,") || !strings.Contains(got, "\n"+wantLine+"\n") {
+			t.Errorf("--tz %q: got\n%s\nwant the line\n%s", reader.TZ, got, wantLine)
+		}
+	}
+	f(ReaderOptions{}, "X,2,3,1.5,0.7071067811865476,1,2,2,2024-01-01T10:00:00,2024-01-02T10:00:00,S,2,0")
+	f(ReaderOptions{TZ: "America/Mexico_City"}, "X,2,3,1.5,0.7071067811865476,1,2,2,2024-01-01T16:00:00Z,2024-01-02T16:00:00Z,S,2,0")
 }
 
 func TestRows_RoundTrip(t *testing.T) {

@@ -31,6 +31,12 @@ type FileStats struct {
 	Bytes   int64  `json:"bytes"` // uncompressed bytes read
 	Rows    int64  `json:"rows"`  // good rows
 	BadRows int64  `json:"bad_rows"`
+	// UserHeader is the name the input's header gives its user column,
+	// and LocalTimes whether its times had no zone (csvread's
+	// Stats.Zoneless): they say how its features file is written, as
+	// `mce run` writes it.
+	UserHeader string `json:"user_header,omitempty"`
+	LocalTimes bool   `json:"local_times,omitempty"`
 	// BadRowSamples are the first bad rows, as `mce run`'s summary has them.
 	BadRowSamples []string `json:"bad_row_samples,omitempty"`
 }
@@ -156,7 +162,8 @@ func (f *readFn) ProcessElement(ctx context.Context, in inputFile, emit func([]b
 	}
 	rowsRead.Inc(ctx, st.Rows)
 	badRows.Inc(ctx, st.BadRows)
-	fs := FileStats{File: in.Index, Input: in.Path, Bytes: st.Bytes, Rows: st.Rows, BadRows: st.BadRows}
+	fs := FileStats{File: in.Index, Input: in.Path, Bytes: st.Bytes, Rows: st.Rows, BadRows: st.BadRows,
+		UserHeader: file.UserName(), LocalTimes: st.Zoneless()}
 	for _, s := range st.Samples {
 		fs.BadRowSamples = append(fs.BadRowSamples, s.Error()+": "+s.Text)
 	}

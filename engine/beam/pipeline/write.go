@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -77,16 +76,19 @@ func (f *writeFn) ProcessElement(ctx context.Context, file int, lines func(*[]by
 		part.Inputs[i].Output = name
 	}
 	err = writeFile(ctx, joinPath(f.TempDir, name), func(w io.Writer) error {
-		bw := bufio.NewWriterSize(w, 1<<20)
-		if _, err := bw.WriteString(header(spec)); err != nil {
+		tw, err := newTableWriter(w, spec, part.Inputs)
+		if err != nil {
+			return err
+		}
+		if _, err := tw.WriteString(header(spec)); err != nil {
 			return err
 		}
 		for _, k := range all {
-			if _, err := bw.Write(k.line); err != nil {
+			if _, err := tw.Write(k.line); err != nil {
 				return err
 			}
 		}
-		return bw.Flush()
+		return tw.Close()
 	})
 	if err != nil {
 		return err
