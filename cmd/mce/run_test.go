@@ -120,7 +120,7 @@ func TestRunCommand_outputFlags(t *testing.T) {
 	}
 	f(output.Options{Format: output.CSV})
 	f(output.Options{Format: output.Parquet}, "--format", "parquet")
-	f(output.Options{Format: output.CSV}, "--key-name", "user")
+	f(output.Options{Format: output.CSV, KeyName: "user"}, "--key-name", "user") // user, not the input's name
 	f(output.Options{Format: output.Parquet, KeyFromInput: true}, "--format=parquet", "--key-name", "input")
 	f(output.Options{Format: output.CSV, KeyName: "rfc_emisor"}, "--key-name", "rfc_emisor")
 }
