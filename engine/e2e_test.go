@@ -96,7 +96,8 @@ func readFeatures(t *testing.T, path string) map[string]userFeatures {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	if hdr[0] != "user" || hdr[1] != "invoice_count" || hdr[2] != "amount_total" {
+	// The key column is named after the input's user column.
+	if len(hdr) < 3 || hdr[0] == "" || hdr[1] != "invoice_count" || hdr[2] != "amount_total" {
 		t.Fatalf("%s: header %v", path, hdr)
 	}
 	out := map[string]userFeatures{}

@@ -256,7 +256,8 @@ func readFeatures(path string) (got map[string]tally, dup int64, err error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: header: %w", path, err)
 	}
-	if len(hdr) < 3 || hdr[0] != "user" || hdr[1] != "invoice_count" || hdr[2] != "amount_total" {
+	// The key column is named after the input's user column.
+	if len(hdr) < 3 || hdr[0] == "" || hdr[1] != "invoice_count" || hdr[2] != "amount_total" {
 		return nil, 0, fmt.Errorf("%s: header %q", path, hdr)
 	}
 	got = map[string]tally{}
