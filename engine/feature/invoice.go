@@ -1,6 +1,7 @@
 package feature
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -8,7 +9,10 @@ import (
 	"math/big"
 	"math/bits"
 	"sync"
+	"unicode/utf8"
 	"unsafe"
+
+	"golang.org/x/text/encoding/charmap"
 )
 
 // AmountDigits is the number of fraction digits the built-in invoice
@@ -118,7 +122,29 @@ func (s *rcvSlot) nameBytes() []byte { return s.name[:s.n-1] }
 
 // rcvSeed seeds the receivers' hash; set once, random per process, so that
 // no input can be made to collide.
-var rcvSeed = maphash.MakeSeed()
+var rcvSeed = func() [2]uint64 {
+	s := maphash.MakeSeed()
+	return [2]uint64{maphash.Comparable(s, 1), maphash.Comparable(s, 2)}
+}()
+
+// rcvHash hashes a name of at most rcvInline (15) bytes: its first and
+// last 8 bytes (overlapping, so that every byte counts) multiplied
+// together, seeded, as wyhash does. It is a few times cheaper than
+// maphash.Bytes on such names, and a big user's table is rehashed as it
+// grows.
+func rcvHash(b []byte) uint64 {
+	var lo, hi uint64
+	switch n := len(b); {
+	case n >= 8:
+		lo, hi = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
+	case n >= 4:
+		lo, hi = uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[n-4:]))
+	case n > 0:
+		lo = uint64(b[0])<<16 | uint64(b[n/2])<<8 | uint64(b[n-1])
+	}
+	h, l := bits.Mul64(lo^rcvSeed[0], hi^rcvSeed[1]^uint64(len(b)))
+	return h ^ l
+}
 
 func newInvoiceAgg(s *Schema) *invoiceAgg { return &invoiceAgg{cols: newInvoiceCols(s)} }
 
@@ -170,7 +196,7 @@ func (a *invoiceAgg) addReceiver(name []byte, v int64) {
 // bigSlot returns name's slot in big, or the empty slot where it goes.
 func (a *invoiceAgg) bigSlot(name []byte) *rcvSlot {
 	mask := uint64(len(a.big) - 1)
-	for i := maphash.Bytes(rcvSeed, name) & mask; ; i = (i + 1) & mask {
+	for i := rcvHash(name) & mask; ; i = (i + 1) & mask {
 		if s := &a.big[i]; s.n == 0 || s.is(name) {
 			return s
 		}
@@ -196,7 +222,7 @@ func (a *invoiceAgg) Slot(row *Row) unsafe.Pointer {
 	if len(rcv) > rcvInline || !isASCII(rcv) {
 		return nil
 	}
-	return unsafe.Pointer(&a.big[maphash.Bytes(rcvSeed, rcv)&uint64(len(a.big)-1)])
+	return unsafe.Pointer(&a.big[rcvHash(rcv)&uint64(len(a.big)-1)])
 }
 
 // receivers returns how many receivers the user has.
@@ -229,13 +255,8 @@ func (a *invoiceAgg) Add(row *Row) error {
 		badRow = true
 	} else {
 		a.addAmount(v)
-		// An ASCII name is its own UTF-8 text.
-		rcv := row.Fields[a.cols.receiver]
-		if !isASCII(rcv) {
-			name := DecodeText(rcv, row.Encoding)
-			rcv = unsafe.Slice(unsafe.StringData(name), len(name))
-		}
-		a.addReceiver(rcv, v)
+		var buf [4 * rcvInline]byte
+		a.addReceiver(utf8Text(buf[:0], row.Fields[a.cols.receiver], row.Encoding), v)
 	}
 	ns, err := parseUnixNano(row.Fields[a.cols.time])
 	if err != nil {
@@ -305,6 +326,29 @@ func (a *invoiceAgg) Merge(other Aggregator) error {
 	}
 	o.eachReceiver(a.addReceiver)
 	return nil
+}
+
+// utf8Text returns b as UTF-8, as DecodeText does: b itself when it is
+// ASCII or UTF-8 (unless enc says cp1252), else decoded into buf, so that
+// the receivers' lookup costs no allocation.
+func utf8Text(buf, b []byte, enc Encoding) []byte {
+	switch {
+	case isASCII(b):
+		return b
+	case enc == EncodingCP1252 || enc != EncodingUTF8 && !utf8.Valid(b):
+		for _, c := range b {
+			if c < utf8.RuneSelf {
+				buf = append(buf, c)
+			} else {
+				buf = utf8.AppendRune(buf, charmap.Windows1252.DecodeByte(c))
+			}
+		}
+		return buf
+	case utf8.Valid(b):
+		return b
+	}
+	s := DecodeText(b, enc)
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 func scaled(v int64) float64 { return float64(v) / amountScale }

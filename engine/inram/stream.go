@@ -36,6 +36,8 @@ const (
 	// will touch beyond the aggregate (a slotter's Slot), once the
 	// aggregate is in cache.
 	rowAhead = 4
+	// rowRing is how many rows Add keeps filled: more than rowAhead.
+	rowRing = 8
 )
 
 // slotter is an Aggregator that can say which memory Add(row) will touch
@@ -78,12 +80,12 @@ type aggTable struct {
 	ranges []aggRange
 
 	// Add's scratch, per batch.
-	hash  []uint64             // per row: its key's hash; 0: dropped by Map
-	agg   []feature.Aggregator // per row: its user's aggregate
-	keys  mapKeys
-	row   feature.Row
-	ahead feature.Row // the row a slotter is asked about
-	user  feature.User
+	hash []uint64             // per row: its key's keyHash; 0: dropped by Map
+	agg  []feature.Aggregator // per row: its user's aggregate; nil: dropped
+	keys mapKeys
+	row  feature.Row          // Map's
+	ring [rowRing]feature.Row // the rows from the one being added on
+	user feature.User
 }
 
 // aggRange is an open-addressing table with linear probing, at most
@@ -249,10 +251,11 @@ func (s *streamJob) Add(b Batch) error {
 	return s.add(t, b)
 }
 
-// add adds b's rows to t in three steps a few rows apart, so that each
-// waits for no cache miss: hash every row's key; find each row's slot
-// (asked for slotAhead rows before) and ask for its aggregate; add the
-// row to its aggregate (asked for aggAhead rows before).
+// add adds b's rows to t in stages a few rows apart, so that no row
+// waits for a cache miss: hash every row's key; then, row by row, ask for
+// the slot of the row slotAhead past the one whose aggregate is found
+// (aggAhead rows ahead) and asked for, fill the row rowAhead ahead and ask
+// a slotter for the memory its Add will touch, and add row i.
 func (s *streamJob) add(t *aggTable, b Batch) (err error) {
 	n := b.Len()
 	t.hash = slices.Grow(t.hash[:0], n)[:n]
@@ -282,9 +285,9 @@ func (s *streamJob) add(t *aggTable, b Batch) (err error) {
 				Err: &feature.PanicError{Value: v, Stack: string(debug.Stack())}}
 		}
 	}()
-	// Rows [0, found) have their aggregate, rows [0, asked) were asked
-	// about; row i is added next.
-	found, asked := 0, 0
+	// Rows [0, found) have their aggregate, rows [0, filled) are in the
+	// ring (and a slotter was asked about them); row i is added next.
+	found, filled := 0, 0
 	for i := 0; i < n; i++ {
 		for ; found < n && found <= i+aggAhead; found++ {
 			if k := found + slotAhead; k < n && t.hash[k] != 0 {
@@ -300,10 +303,15 @@ func (s *streamJob) add(t *aggTable, b Batch) (err error) {
 			prefetch.Lines(aggData(agg))
 			t.agg[found] = agg
 		}
-		for ; asked <= i+rowAhead && asked < n; asked++ {
-			if sl, ok := t.agg[asked].(slotter); ok {
-				b.Row(asked, &t.ahead)
-				if p := sl.Slot(&t.ahead); p != nil {
+		for ; filled < n && filled <= i+rowAhead; filled++ {
+			agg := t.agg[filled]
+			if agg == nil {
+				continue
+			}
+			row := &t.ring[filled%rowRing]
+			b.Row(filled, row)
+			if sl, ok := agg.(slotter); ok {
+				if p := sl.Slot(row); p != nil {
 					prefetch.Lines(p)
 				}
 			}
@@ -313,8 +321,7 @@ func (s *streamJob) add(t *aggTable, b Batch) (err error) {
 			continue
 		}
 		at = i
-		b.Row(i, &t.row)
-		if err := agg.Add(&t.row); err != nil {
+		if err := agg.Add(&t.ring[i%rowRing]); err != nil {
 			return &UserError{File: s.opts.File, User: string(t.key(b, i)), Line: b.Line(i), Op: "add", Err: err}
 		}
 	}
