@@ -1,7 +1,6 @@
 package feature
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -107,18 +106,30 @@ const smallReceivers = 2
 // bytes.
 const rcvInline = 15
 
-// rcvSlot is one receiver's total (24 bytes).
-type rcvSlot struct {
-	sum  int64
-	n    uint8 // the name's length + 1; 0: an empty slot
-	name [rcvInline]byte
+// rcvKey is a receiver's name of at most rcvInline bytes packed in two
+// words: byte 0 is the name's length + 1 (0: no receiver), bytes 1 to 15
+// the name, zero-padded. Two names are equal when both words are, and the
+// words are the hash's input: no byte-by-byte work per lookup.
+type rcvKey [2]uint64
+
+func packName(name []byte) (k rcvKey) {
+	b := (*[16]byte)(unsafe.Pointer(&k))
+	b[0] = byte(len(name) + 1)
+	copy(b[1:], name)
+	return k
 }
 
-func (s *rcvSlot) is(name []byte) bool {
-	return int(s.n) == len(name)+1 && string(s.name[:len(name)]) == string(name)
+// name returns the name; it aliases k.
+func (k *rcvKey) name() []byte {
+	b := (*[16]byte)(unsafe.Pointer(k))
+	return b[1:b[0]]
 }
 
-func (s *rcvSlot) nameBytes() []byte { return s.name[:s.n-1] }
+// hash multiplies the two words, seeded, as wyhash does.
+func (k *rcvKey) hash() uint64 {
+	h, l := bits.Mul64(k[0]^rcvSeed[0], k[1]^rcvSeed[1])
+	return h ^ l
+}
 
 // rcvSeed seeds the receivers' hash; set once, random per process, so that
 // no input can be made to collide.
@@ -127,23 +138,10 @@ var rcvSeed = func() [2]uint64 {
 	return [2]uint64{maphash.Comparable(s, 1), maphash.Comparable(s, 2)}
 }()
 
-// rcvHash hashes a name of at most rcvInline (15) bytes: its first and
-// last 8 bytes (overlapping, so that every byte counts) multiplied
-// together, seeded, as wyhash does. It is a few times cheaper than
-// maphash.Bytes on such names, and a big user's table is rehashed as it
-// grows.
-func rcvHash(b []byte) uint64 {
-	var lo, hi uint64
-	switch n := len(b); {
-	case n >= 8:
-		lo, hi = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
-	case n >= 4:
-		lo, hi = uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[n-4:]))
-	case n > 0:
-		lo = uint64(b[0])<<16 | uint64(b[n/2])<<8 | uint64(b[n-1])
-	}
-	h, l := bits.Mul64(lo^rcvSeed[0], hi^rcvSeed[1]^uint64(len(b)))
-	return h ^ l
+// rcvSlot is one receiver's total (24 bytes).
+type rcvSlot struct {
+	key rcvKey // zero: an empty slot
+	sum int64
 }
 
 func newInvoiceAgg(s *Schema) *invoiceAgg { return &invoiceAgg{cols: newInvoiceCols(s)} }
@@ -157,25 +155,30 @@ func (a *invoiceAgg) addReceiver(name []byte, v int64) {
 		a.long[string(name)] += v
 		return
 	}
+	a.addKey(packName(name), v)
+}
+
+// addKey adds v to the total of the receiver k.
+func (a *invoiceAgg) addKey(k rcvKey, v int64) {
 	if a.big == nil {
 		for i := range a.small[:a.nIn] {
-			if s := &a.small[i]; s.is(name) {
+			if s := &a.small[i]; s.key == k {
 				s.sum += v
 				return
 			}
 		}
 		if a.nIn < smallReceivers {
-			a.small[a.nIn].set(name, v)
+			a.small[a.nIn] = rcvSlot{key: k, sum: v}
 			a.nIn++
 			return
 		}
 		a.big = make([]rcvSlot, 8)
 		for i := range a.small {
-			*a.bigSlot(a.small[i].nameBytes()) = a.small[i]
+			*a.bigSlot(&a.small[i].key) = a.small[i]
 		}
 	}
-	s := a.bigSlot(name)
-	if s.n != 0 {
+	s := a.bigSlot(&k)
+	if s.key == k {
 		s.sum += v
 		return
 	}
@@ -183,30 +186,24 @@ func (a *invoiceAgg) addReceiver(name []byte, v int64) {
 		old := a.big
 		a.big = make([]rcvSlot, 2*len(old))
 		for i := range old {
-			if old[i].n != 0 {
-				*a.bigSlot(old[i].nameBytes()) = old[i]
+			if old[i].key[0] != 0 {
+				*a.bigSlot(&old[i].key) = old[i]
 			}
 		}
-		s = a.bigSlot(name)
+		s = a.bigSlot(&k)
 	}
-	s.set(name, v)
+	*s = rcvSlot{key: k, sum: v}
 	a.nIn++
 }
 
-// bigSlot returns name's slot in big, or the empty slot where it goes.
-func (a *invoiceAgg) bigSlot(name []byte) *rcvSlot {
+// bigSlot returns k's slot in big, or the empty slot where it goes.
+func (a *invoiceAgg) bigSlot(k *rcvKey) *rcvSlot {
 	mask := uint64(len(a.big) - 1)
-	for i := rcvHash(name) & mask; ; i = (i + 1) & mask {
-		if s := &a.big[i]; s.n == 0 || s.is(name) {
+	for i := k.hash() & mask; ; i = (i + 1) & mask {
+		if s := &a.big[i]; s.key == *k || s.key[0] == 0 {
 			return s
 		}
 	}
-}
-
-func (s *rcvSlot) set(name []byte, v int64) {
-	s.n = uint8(len(name) + 1)
-	copy(s.name[:], name)
-	s.sum = v
 }
 
 // Slot returns the address of the receiver slot Add(row) will use, or nil
@@ -222,7 +219,8 @@ func (a *invoiceAgg) Slot(row *Row) unsafe.Pointer {
 	if len(rcv) > rcvInline || !isASCII(rcv) {
 		return nil
 	}
-	return unsafe.Pointer(&a.big[rcvHash(rcv)&uint64(len(a.big)-1)])
+	k := packName(rcv)
+	return unsafe.Pointer(&a.big[k.hash()&uint64(len(a.big)-1)])
 }
 
 // receivers returns how many receivers the user has.
@@ -231,20 +229,23 @@ func (a *invoiceAgg) receivers() int { return int(a.nIn) + len(a.long) }
 // eachReceiver calls fn with every receiver's name (valid during the call
 // only) and total, in no particular order.
 func (a *invoiceAgg) eachReceiver(fn func(name []byte, sum int64)) {
-	if a.big == nil {
-		for i := range a.small[:a.nIn] {
-			fn(a.small[i].nameBytes(), a.small[i].sum)
-		}
-	} else {
-		for i := range a.big {
-			if s := &a.big[i]; s.n != 0 {
-				fn(s.nameBytes(), s.sum)
-			}
+	sl := a.slots()
+	for i := range sl {
+		if s := &sl[i]; s.key[0] != 0 {
+			fn(s.key.name(), s.sum)
 		}
 	}
 	for k, v := range a.long {
 		fn(unsafe.Slice(unsafe.StringData(k), len(k)), v)
 	}
+}
+
+// slots returns the receivers' slots (big has empty ones).
+func (a *invoiceAgg) slots() []rcvSlot {
+	if a.big != nil {
+		return a.big
+	}
+	return a.small[:a.nIn]
 }
 
 func (a *invoiceAgg) Add(row *Row) error {
@@ -324,7 +325,15 @@ func (a *invoiceAgg) Merge(other Aggregator) error {
 		}
 		a.nTime += o.nTime
 	}
-	o.eachReceiver(a.addReceiver)
+	sl := o.slots()
+	for i := range sl {
+		if s := &sl[i]; s.key[0] != 0 {
+			a.addKey(s.key, s.sum)
+		}
+	}
+	for k, v := range o.long {
+		a.addReceiver(unsafe.Slice(unsafe.StringData(k), len(k)), v)
+	}
 	return nil
 }
 

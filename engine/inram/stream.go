@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -260,17 +261,24 @@ func (s *streamJob) add(t *aggTable, b Batch) (err error) {
 	n := b.Len()
 	t.hash = slices.Grow(t.hash[:0], n)[:n]
 	t.agg = slices.Grow(t.agg[:0], n)[:n]
-	t.keys.reset(n)
 	var dropped int64
-	err = eachKey(s.spec, &s.opts, b, &t.row, func(i int, key []byte, keep bool) {
-		if !keep {
-			t.hash[i] = 0
-			dropped++
-			return
+	if s.spec.Map == nil {
+		t.keys.reset(0) // every key is the user field
+		for i := 0; i < n; i++ {
+			t.hash[i] = keyHash(b.User(i))
 		}
-		t.keys.set(i, key, b.User(i))
-		t.hash[i] = keyHash(key)
-	})
+	} else {
+		t.keys.reset(n)
+		err = eachKey(s.spec, &s.opts, b, &t.row, func(i int, key []byte, keep bool) {
+			if !keep {
+				t.hash[i] = 0
+				dropped++
+				return
+			}
+			t.keys.set(i, key, b.User(i))
+			t.hash[i] = keyHash(key)
+		})
+	}
 	s.dropped.Add(dropped)
 	s.rows.Add(int64(n) - dropped)
 	if err != nil {
@@ -331,8 +339,10 @@ func (s *streamJob) add(t *aggTable, b Batch) (err error) {
 
 // key returns row i's grouping key.
 func (t *aggTable) key(b Batch, i int) []byte {
-	if key, ok := t.keys.get(i); ok {
-		return key
+	if len(t.keys.off) > 0 {
+		if key, ok := t.keys.get(i); ok {
+			return key
+		}
 	}
 	return b.User(i)
 }
@@ -488,6 +498,13 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 			return lines[l.w].blocks[l.blk][l.off : l.off+l.n]
 		})
 	st.WriteTime = time.Since(t2)
+	// The aggregates are garbage now, in the Go heap: collect them, so
+	// that the next file's reuse their memory instead of adding to it
+	// (the heap would otherwise grow to twice this file's before the
+	// collector ran). The live heap is small now, so this is cheap.
+	s.tables, s.free = nil, nil
+	merged, sorted, outs, lines = nil, nil, nil, nil
+	runtime.GC()
 	return st, err
 }
 
