@@ -201,6 +201,8 @@ func (r *aggRange) grow() {
 	}
 }
 
+// newStream returns the one-pass job, with rangesPerWorker hash ranges per
+// worker rounded up to a power of two.
 func newStream(opts Options) *streamJob {
 	ranges := 1
 	for ranges < rangesPerWorker*opts.Workers {
@@ -234,6 +236,7 @@ func (s *streamJob) take() *aggTable {
 	return t
 }
 
+// give puts t back on the free list, for the next Add.
 func (s *streamJob) give(t *aggTable) {
 	s.mu.Lock()
 	s.free = append(s.free, t)
@@ -347,6 +350,8 @@ func (t *aggTable) key(b Batch, i int) []byte {
 	return b.User(i)
 }
 
+// prefetchSlot asks the CPU for the slot where the user with hash h is
+// looked up first.
 func (t *aggTable) prefetchSlot(shift uint, h uint64) {
 	r := &t.ranges[h>>shift]
 	prefetch.Lines(unsafe.Pointer(&r.slots[h&uint64(len(r.slots)-1)]))
