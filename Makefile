@@ -9,7 +9,7 @@ DEMO    ?= demo
 RACE_PKGS ?= ./engine/... ./internal/csvread/... ./internal/hugemem/... ./store/... ./partition/...
 FUZZTIME ?= 30s
 
-.PHONY: help build test test-race test-short fuzz fuzz-short bench demo lint faults clean
+.PHONY: help build test test-beam test-race test-short fuzz fuzz-short bench demo lint faults soak clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,6 +23,13 @@ test: build ## the test suite CI runs: vet, unit and end-to-end tests, race dete
 	$(GO) test -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -race -short -timeout 10m $(RACE_PKGS)
 	$(MAKE) fuzz-short
+	$(MAKE) test-beam
+
+# test-beam tests the Beam pipeline (engine/beam, a module of its own, so
+# that mce does not depend on Apache Beam): mce beam against mce run on
+# generated messy data. The first run compiles the Beam SDK (minutes).
+test-beam: ## the Beam pipeline's tests, in its own module (mce beam vs mce run on Prism)
+	cd engine/beam && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 test-short: ## quick tests only
 	$(GO) test -short ./...
@@ -63,7 +70,8 @@ demo: build ## generate demo invoice files and run mce on them
 	@run=$$(ls -d $(DEMO)/out/demo* | sort -V | tail -1); \
 	  echo; echo "outputs: $$run"; ls $$run; \
 	  echo; echo "first users of $$(ls $$run/*.features.csv | head -1):"; \
-	  head -4 $$(ls $$run/*.features.csv | head -1) | cut -c1-160
+	  head -4 $$(ls $$run/*.features.csv | head -1) | cut -c1-160; \
+	  echo; echo "report (open it in a browser): $$run/report.html"
 
 # staticcheck at a pinned version, installed into bin/ on first use.
 STATICCHECK_VERSION ?= v0.8.2
@@ -83,6 +91,10 @@ faults: build ## the full fault suite (kills, crashes, RAM limit, disk full, bad
 	@mkdir -p bin
 	@$(GO) test -count=1 -timeout 15m ./internal/faults/ -faults.full -faults.table=$(CURDIR)/bin/faults-table.md; \
 	  status=$$?; cat bin/faults-table.md 2>/dev/null; exit $$status
+
+SOAK_SIZE ?= 20GB
+soak: build ## a long run (not in CI): SOAK_SIZE (default 20GB) through run, partition and reduce, checked; prints the figures
+	SOAK_SIZE=$(SOAK_SIZE) bash internal/faults/soak.sh
 
 clean:
 	rm -rf bin $(DEMO)

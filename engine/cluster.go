@@ -143,10 +143,13 @@ func (r *runner) result(c *cluster, m *fromWorker) {
 			mode = ", " + res.Mode
 		}
 		if res.ModeReason != "" {
-			mode += ": " + res.ModeReason
+			r.logs.statusf("file %s (#%d) took the %s path: %s", t.Label(), t.ID, res.Mode, res.ModeReason)
 		}
 		r.logs.statusf("file %s (#%d) done on cluster %d: %d rows, %d bad rows, %d users in %.2f s (map %.2f s, reduce %.2f s, skew %.2f%s)",
 			t.Label(), t.ID, c.id, res.Rows, res.BadRows, res.Users, t.seconds, res.MapSeconds, res.ReduceSeconds, res.Skew(), mode)
+		if res.BadValues > 0 {
+			r.logs.statusf("file %s (#%d): %d bad values (amounts or dates that did not read; samples below)", t.Label(), t.ID, res.BadValues)
+		}
 		r.logger.Info("file done", "file", t.Label(), "cluster", c.id, "rows", res.Rows, "bad_rows", res.BadRows,
 			"users", res.Users, "seconds", t.seconds, "peak_rss_mib", mib(t.peakRSS))
 		for _, s := range res.BadRowSamples {

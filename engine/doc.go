@@ -10,7 +10,8 @@
 // (which task goes to which cluster), cluster.go (starting, watching and
 // restarting cluster processes), monitor.go (the RAM monitor), proc.go (the
 // processes themselves), worker.go (the cluster's side of the protocol),
-// rundir.go and summary.go (the run folder), progress.go (the live view).
+// rundir.go and summary.go (the run folder), progress.go (the live view)
+// and statuslog.go (every log record also in status.log).
 //
 // # Clusters
 //
@@ -62,7 +63,9 @@
 // # Run directory
 //
 // Each run makes OUT/JOBNAME<n> (n one more than the largest used) holding
-// one features file per input, status.log, failure.log, ram_usage.log,
+// one features file per input, status.log (the run's events in words, and
+// every log record Options.Logger gets, so that a terminal may show only
+// the live view), failure.log, ram_usage.log,
 // timings.csv (per file: bytes, rows, users, map and reduce seconds, peak
 // RSS, the slowest reduce worker against the mean), plan.json (for
 // --resume) and summary.json. Resume finishes an interrupted run: files

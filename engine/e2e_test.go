@@ -24,9 +24,11 @@ import (
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/filejob"
 	"github.com/mce-engine/mce/engine/output"
+	"github.com/mce-engine/mce/internal/csvread"
 	"github.com/mce-engine/mce/internal/e2etest"
 	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
+	"github.com/mce-engine/mce/internal/procfs"
 )
 
 // The end-to-end tests run the real mce binary (and a features binary
@@ -866,4 +868,132 @@ func TestRun_inProcess(t *testing.T) {
 	if !strings.Contains(p, "progress: cluster 0 (1 CPU): ") || !strings.Contains(p, "files done") {
 		t.Errorf("progress lines:\n%s", e2etest.Tail(p, 2000))
 	}
+}
+
+// TestRun_twoAtOnce starts three runs into one --out at the same moment
+// (each gets its own run folder, none shares a file) and tries to resume
+// a run folder while its run still runs (refused, naming the process).
+func TestRun_twoAtOnce(t *testing.T) {
+	skipShort(t)
+	data, files := genData(t, gen.Options{Seed: 17, Files: 2, Size: gen.Size{Bytes: 2 << 20}})
+	out := t.TempDir()
+	t.Cleanup(func() { e2etest.CheckNoOrphans(t, faultyBin) })
+	truth, err := gen.ReadTruth(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := truth[0].User
+	var cmds []*exec.Cmd
+	for range 3 {
+		cmd := exec.Command(faultyBin, runArgs(files, "--out", out, "--job", "same", "--clusters", "1", "--no-progress",
+			"--param", "slow_user="+slow, "--param", "slow_ms=1500")...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(out, "same0", engine.StatusLog))
+		if strings.Contains(string(b), "-> cluster 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no file started in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Not e2etest.Run: it would take the runs' processes for orphans.
+	res, err := exec.Command(faultyBin, "run", "--resume", filepath.Join(out, "same0"), "--no-progress").CombinedOutput()
+	if err == nil || !strings.Contains(string(res), "is still being run (pid ") {
+		t.Errorf("resume of a running run: %v\n%s", err, res)
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("run %d: %v", i, err)
+		}
+	}
+	for n := range 3 {
+		dir := filepath.Join(out, "same"+strconv.Itoa(n))
+		s := e2etest.ReadSummary(t, dir)
+		if s.Done != 2 || s.Failed != 0 {
+			b, _ := os.ReadFile(filepath.Join(dir, engine.StatusLog))
+			t.Errorf("%s: %d done, %d failed\n%s", dir, s.Done, s.Failed, b)
+		}
+		checkTruth(t, data, dir)
+	}
+	if m, _ := filepath.Glob(filepath.Join(out, "same*")); len(m) != 3 {
+		t.Errorf("run folders %v, want same0, same1, same2", m)
+	}
+}
+
+// TestRun_kernelOOMKill runs the cluster inside a memory cgroup whose
+// limit is below what grouping the file needs: the kernel's out-of-memory
+// killer, not mce, kills it. mce logs a SIGKILL it did not send, retries
+// the file alone on its low-memory path (through disk, sized to the
+// cgroup's limit), and the file completes exactly.
+func TestRun_kernelOOMKill(t *testing.T) {
+	skipShort(t)
+	const limit = 150 << 20
+	cg := memCgroup(t, limit)
+	data, _ := genData(t, gen.Options{Seed: 23, Files: 1, Size: gen.Size{Bytes: 120 << 20}})
+	wrapper := filepath.Join(t.TempDir(), "in-cgroup")
+	script := fmt.Sprintf("#!/bin/sh\necho $$ > %s/cgroup.procs\nexec %s \"$@\"\n", cg, mceBin)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := filejob.Plan([]string{data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, _ := filejob.Job{Mode: filejob.ModeGroup, Reader: csvread.Options{CheckValues: true}}.Encode()
+	t.Cleanup(func() { e2etest.CheckNoOrphans(t, mceBin) })
+	s, err := engine.Run(context.Background(), engine.Options{
+		Tasks: tasks, Job: job, Out: t.TempDir(), Clusters: []int{2},
+		WorkerExe: wrapper, WorkerArgs: []string{"--log-level", "warn", "worker"},
+		RAMLimitBytes: 8 << 30, Poll: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := strings.Join(e2etest.LogLines(t, s.RunDir, engine.StatusLog), "\n")
+	failures := strings.Join(e2etest.LogLines(t, s.RunDir, engine.FailureLog), "\n")
+	if s.Done != 1 || !strings.Contains(failures, "a SIGKILL mce did not send") ||
+		!strings.Contains(status, "will be retried alone on cluster 0, on its low-memory path") {
+		t.Fatalf("done %d\nstatus.log:\n%s\nfailure.log:\n%s", s.Done, status, failures)
+	}
+	if m := s.Tasks[0].Result.Mode; m != filejob.ModeDisk {
+		t.Errorf("the retry took the %s path, want disk", m)
+	}
+	checkTruth(t, data, s.RunDir)
+}
+
+// memCgroup makes a memory cgroup below this process's own with the given
+// limit and returns its folder; the test is skipped where none can be made
+// (no cgroup file system, no memory controller, no permission).
+func memCgroup(t *testing.T, limit int64) string {
+	t.Helper()
+	own, err := procfs.OwnCgroup()
+	if err != nil {
+		t.Skipf("no memory cgroup to make one in: %v", err)
+	}
+	dir := filepath.Join(own.String(), fmt.Sprintf("mce-test-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot make a memory cgroup here: %v", err)
+	}
+	t.Cleanup(func() {
+		for range 50 { // its processes may take a moment to leave
+			if os.Remove(dir) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	for _, name := range []string{"memory.max", "memory.limit_in_bytes"} {
+		if os.WriteFile(filepath.Join(dir, name), []byte(strconv.FormatInt(limit, 10)), 0o644) == nil {
+			return dir
+		}
+	}
+	t.Skipf("cannot set a memory limit on %s", dir)
+	return ""
 }

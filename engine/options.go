@@ -103,6 +103,12 @@ type Options struct {
 	Params feature.Params
 	// FeatureName names the feature set in the plan and summary.
 	FeatureName string
+	// FeaturesFile is the features file (f.go) the workers were built
+	// from, "" for a built-in set: a copy is kept in the run folder and
+	// its hash in plan.json, for --resume.
+	FeaturesFile string
+	// Command is the command line, kept in plan.json.
+	Command []string
 
 	// Logger gets the engine's log and the workers'; nil: slog.Default().
 	Logger *slog.Logger
@@ -138,8 +144,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.JobName == "" {
 		o.JobName = DefaultJobName
 	}
-	if strings.ContainsAny(o.JobName, `/\`) {
-		return o, fmt.Errorf("job name %q: no slashes", o.JobName)
+	if strings.ContainsAny(o.JobName, "/\\\x00") || strings.Contains(o.JobName, "..") {
+		return o, fmt.Errorf("job name %q: no slashes and no \"..\" (the run folder must stay inside the output folder)", o.JobName)
 	}
 	if len(o.Clusters) == 0 {
 		o.Clusters = DefaultClusters(runtime.NumCPU())

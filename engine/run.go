@@ -49,6 +49,8 @@ type runner struct {
 	overWarn time.Time
 	// cgroup is this process's memory cgroup, with RAMMeasure cgroup.
 	cgroup *procfs.Cgroup
+	// lock is the run folder's lock, held while the run runs.
+	lock *os.File
 }
 
 // Run runs a job: it plans one task per input file (or takes
@@ -75,13 +77,17 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		err = r.create()
 	}
 	if err != nil {
+		if r.lock != nil {
+			r.lock.Close()
+		}
 		return nil, err
 	}
+	defer r.lock.Close()
 	defer r.logs.close()
 	r.view = newProgressView(o.Progress, o.ProgressEvery)
-	if r.view.tty {
-		r.logger = slog.New(&viewHandler{Handler: r.logger.Handler(), v: r.view})
-	}
+	// Records go to the caller's handler (above the live view on a
+	// terminal) and to status.log.
+	r.logger = slog.New(newStatusHandler(r.view.handler(r.logger.Handler()), r.logs))
 	return r.run(ctx)
 }
 
@@ -105,7 +111,16 @@ func (r *runner) create() error {
 		return err
 	}
 	r.dir = dir
-	r.plan = &Plan{Job: o.JobName, Feature: o.FeatureName, Created: time.Now(), Params: o.Params, Settings: o.Job, Tasks: tasks}
+	if r.lock, err = lockRunDir(dir); err != nil {
+		return err
+	}
+	r.plan = &Plan{Job: o.JobName, Feature: o.FeatureName, Created: time.Now(), Params: o.Params, Settings: o.Job,
+		Command: o.Command, Tasks: tasks}
+	if o.FeaturesFile != "" {
+		if r.plan.Features, err = keepFeatures(dir, o.FeaturesFile); err != nil {
+			return err
+		}
+	}
 	if err := writePlan(dir, r.plan); err != nil {
 		return err
 	}
@@ -125,6 +140,9 @@ func (r *runner) resume() error {
 		return err
 	}
 	r.dir, r.plan = o.Resume, p
+	if r.lock, err = lockRunDir(r.dir); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	o.JobName, o.Job, o.Params = p.Job, p.Settings, p.Params
 	if o.FeatureName != "" && p.Feature != "" && o.FeatureName != p.Feature {
 		return fmt.Errorf("resume %s: the run computed features %q, not %q", o.Resume, p.Feature, o.FeatureName)
@@ -231,7 +249,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	r.shutdown()
 	s := r.summary(false)
-	r.view.finish(r.progressLines())
+	r.view.finish()
 	r.logs.statusf("finished: %s in %.1f s", s.LastLine(), s.Seconds)
 	r.logger.Info("run finished", "dir", r.dir, "files", s.Files, "failed", s.Failed, "seconds", s.Seconds)
 	if err := r.writeSummary(false); err != nil {
@@ -274,7 +292,7 @@ func (r *runner) abort(cause error) (*Summary, error) {
 		r.logs.statusf("stopped: %v; all clusters killed", cause)
 		r.logger.Error("run stopped", "dir", r.dir, "error", cause)
 	}
-	r.view.finish(nil)
+	r.view.finish()
 	r.stopErr = cause
 	s := r.summary(interrupted)
 	r.writeSummary(interrupted)

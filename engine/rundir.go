@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
@@ -23,13 +26,16 @@ const (
 	TimingsCSV  = "timings.csv"   // one row per finished file
 	SummaryJSON = "summary.json"  // the run's outcome, rewritten atomically
 	PlanJSON    = "plan.json"     // the tasks and settings, for --resume
+	// FeaturesCopy is the copy of the features file (f.go) a run was
+	// built from, kept so that --resume builds the same features.
+	FeaturesCopy = "features.go"
 )
 
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // TimingsHeader is the header of timings.csv.
 const TimingsHeader = "file,cluster,bytes,rows,bad_rows,users,map_seconds,reduce_seconds," +
-	"peak_rss_mib,worker_max_seconds,worker_mean_seconds,skew,status,mode,mode_reason"
+	"peak_rss_mib,worker_max_seconds,worker_mean_seconds,skew,status,mode,mode_reason,bad_values"
 
 // CreateRunDir makes the run directory out/<job><n>, n being one more
 // than the largest number already used by out/<job><number> (0 for the
@@ -76,6 +82,40 @@ func runNumber(name, job string) (int, bool) {
 	return n, err == nil
 }
 
+// LockFile is held (flock) by the process running a run folder, so that a
+// --resume of a run still running is refused. It holds that process's pid.
+const LockFile = "run.lock"
+
+// lockRunDir takes the run folder's lock, or says who holds it.
+func lockRunDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		pid, _ := os.ReadFile(filepath.Join(dir, LockFile))
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s is still being run (pid %s holds it): wait for it, or stop it first", dir, strings.TrimSpace(string(pid)))
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return f, nil
+}
+
+// CheckNotRunning returns an error when a process runs the run folder dir
+// now (it holds its lock): a mode that prepares a resume before engine.Run
+// takes the lock itself calls it first.
+func CheckNotRunning(dir string) error {
+	f, err := lockRunDir(dir)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // Plan is what a run directory records at its start so that --resume can
 // finish it: the tasks and the settings that decide their results.
 type Plan struct {
@@ -86,7 +126,46 @@ type Plan struct {
 	Params  feature.Params `json:"params,omitempty"`
 	// Settings are the mode's settings for the run (Options.Job).
 	Settings json.RawMessage `json:"settings,omitempty"`
+	// Command is the command line that started the run.
+	Command []string `json:"command,omitempty"`
+	// Features is the features file the run computes (nil: the set built
+	// into the binary); its copy is FeaturesCopy in the run folder.
+	Features *FeaturesSource `json:"features_source,omitempty"`
 	Tasks    []Task          `json:"tasks"`
+}
+
+// FeaturesSource names a run's features file and its content's hash.
+type FeaturesSource struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}
+
+// HashFile returns the hex SHA-256 of a file's content.
+func HashFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// keepFeatures copies the features file at path into the run folder and
+// returns its record for the plan.
+func keepFeatures(dir, path string) (*FeaturesSource, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keep the features file: %w", err)
+	}
+	if err := output.WriteFileAtomic(filepath.Join(dir, FeaturesCopy), b); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	return &FeaturesSource{Path: abs, SHA256: hex.EncodeToString(sum[:])}, nil
 }
 
 // planVersion 2: the mode's settings as Settings (version 1 had the
@@ -228,9 +307,9 @@ func (l *runLogs) timingRow(t *taskRun) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.timing, "%s,%d,%d,%d,%d,%d,%.3f,%.3f,%.1f,%.3f,%.3f,%.3f,%s,%s,%s\n",
+	fmt.Fprintf(l.timing, "%s,%d,%d,%d,%d,%d,%.3f,%.3f,%.1f,%.3f,%.3f,%.3f,%s,%s,%s,%d\n",
 		csvField(t.Label()), t.cluster, r.Bytes, r.Rows, r.BadRows, r.Users, r.MapSeconds, r.ReduceSeconds,
-		mib(t.peakRSS), r.WorkerMaxSeconds, r.WorkerMeanSeconds, r.Skew(), status, r.Mode, csvField(r.ModeReason))
+		mib(t.peakRSS), r.WorkerMaxSeconds, r.WorkerMeanSeconds, r.Skew(), status, r.Mode, csvField(r.ModeReason), r.BadValues)
 }
 
 func csvField(s string) string { return string(output.AppendCSVField(nil, []byte(s))) }

@@ -65,6 +65,7 @@ type Summary struct {
 	Bytes         int64         `json:"bytes"` // uncompressed bytes read by this run
 	Rows          int64         `json:"rows"`
 	BadRows       int64         `json:"bad_rows"`
+	BadValues     int64         `json:"bad_values"`
 	Restarts      int           `json:"restarts"`        // clusters started again (RAM kills, crashes, recycling)
 	Interrupted   bool          `json:"interrupted"`     // by the context (Ctrl-C)
 	Error         string        `json:"error,omitempty"` // what stopped the run early
@@ -97,9 +98,9 @@ func (s *Summary) LastLine() string {
 	case s.Error != "":
 		return fmt.Sprintf("stopped by an error: %d of %d files done, %d failed", s.Done+s.Skipped, s.Files, s.Failed)
 	case s.Failed == 0:
-		return fmt.Sprintf("all %d files ok", s.Files)
+		return fmt.Sprintf("all %d files ok", s.Files) + s.badValuesNote()
 	}
-	return fmt.Sprintf("%d of %d files failed", s.Failed, s.Files)
+	return fmt.Sprintf("%d of %d files failed", s.Failed, s.Files) + s.badValuesNote()
 }
 
 func (r *runner) summary(interrupted bool) *Summary {
@@ -125,6 +126,7 @@ func (r *runner) summary(interrupted bool) *Summary {
 			s.Bytes += t.res.Bytes
 			s.Rows += t.res.Rows
 			s.BadRows += t.res.BadRows
+			s.BadValues += t.res.BadValues
 		}
 		s.Tasks = append(s.Tasks, TaskSummary{
 			ID: t.ID, Input: t.Label(), Output: t.Output, Phase: t.Phase, Size: t.Size, Status: t.status, Cluster: t.cluster,
@@ -144,4 +146,13 @@ func (r *runner) writeSummary(interrupted bool) error {
 		return err
 	}
 	return nil
+}
+
+// badValuesNote is what LastLine adds when values did not read: a user
+// who reads only the last line learns that rows were left out.
+func (s *Summary) badValuesNote() string {
+	if s.BadValues == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d bad values: their rows left out, see timings.csv and status.log)", s.BadValues)
 }

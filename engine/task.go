@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/mce-engine/mce/engine/feature"
 )
@@ -47,12 +49,28 @@ type Task struct {
 	Phase int `json:"phase,omitempty"`
 }
 
-// Label returns how logs name the task: Name, or else Input.
+// Label returns how logs name the task: Name, or else Input; quoted (Go
+// syntax) when it holds a control character or is not UTF-8, so that a
+// file named with a newline never breaks a log line.
 func (t *Task) Label() string {
+	s := t.Input
 	if t.Name != "" {
-		return t.Name
+		s = t.Name
 	}
-	return t.Input
+	return safeName(s)
+}
+
+// safeName quotes s when it holds a control character or invalid UTF-8.
+func safeName(s string) string {
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // ShortLabel is Label without folders, for the progress view.
@@ -63,7 +81,8 @@ func (t *Task) ShortLabel() string { return filepath.Base(t.Label()) }
 type Result struct {
 	Bytes             int64    `json:"bytes"` // uncompressed input bytes read
 	Rows              int64    `json:"rows"`
-	BadRows           int64    `json:"bad_rows"`
+	BadRows           int64    `json:"bad_rows"`   // bad values' rows included
+	BadValues         int64    `json:"bad_values"` // amounts or dates that did not read
 	DroppedRows       int64    `json:"dropped_rows,omitempty"`
 	Users             int64    `json:"users"`
 	SplitUsers        int      `json:"split_users,omitempty"`
@@ -213,4 +232,42 @@ type fromWorker struct {
 	Progress *progressMsg `json:"progress,omitempty"`
 	Result   *Result      `json:"result,omitempty"`
 	Error    *TaskError   `json:"error,omitempty"`
+}
+
+// taskJSON is Task's JSON form: a file name that is not UTF-8 (bytes JSON
+// strings cannot carry) travels in base64 as input_bytes, output_bytes.
+type taskJSON struct {
+	taskAlias
+	InputBytes  []byte `json:"input_bytes,omitempty"`
+	OutputBytes []byte `json:"output_bytes,omitempty"`
+}
+
+type taskAlias Task
+
+// MarshalJSON implements json.Marshaler.
+func (t Task) MarshalJSON() ([]byte, error) {
+	j := taskJSON{taskAlias: taskAlias(t)}
+	if !utf8.ValidString(t.Input) {
+		j.Input, j.InputBytes = "", []byte(t.Input)
+	}
+	if !utf8.ValidString(t.Output) {
+		j.Output, j.OutputBytes = "", []byte(t.Output)
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *Task) UnmarshalJSON(b []byte) error {
+	var j taskJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*t = Task(j.taskAlias)
+	if j.InputBytes != nil {
+		t.Input = string(j.InputBytes)
+	}
+	if j.OutputBytes != nil {
+		t.Output = string(j.OutputBytes)
+	}
+	return nil
 }

@@ -31,7 +31,17 @@
 // No row goes through pebble's WAL. A run killed at any point leaves the
 // store as it was before the run (or, after step 4, with the run's files
 // complete); the next run removes the scratch files and does the work
-// again.
+// again. The same holds after a power cut (only synced writes survive:
+// the tables are synced before the ingest, which syncs its own record,
+// and MANIFEST.json is written after it) and after a failed write, read
+// or fsync: the run fails with one line naming the file or the store,
+// and records nothing it does not hold. Options.FS puts the store and the
+// runs on another filesystem (the fault suite's error-injecting and
+// crashable ones); the input files are read from the operating system's.
+//
+// Runs open the store for writing, which pebble's directory lock gives to
+// one process at a time: a second partition, or a reduce, waits a few
+// seconds for it, then fails saying the store is in use.
 //
 // # Heavy users
 //

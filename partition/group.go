@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/internal/userhash"
 )
@@ -59,7 +61,7 @@ func NewGrouper(o GroupOptions) (*Grouper, error) {
 	}
 	g := &Grouper{o: o, shards: GroupShards, ncols: o.Schema.Len()}
 	// Two arenas (one filling while the other spills), as in partition.
-	g.srt = newSorter(o.Dir, g.shards, max(o.CPUs, 1), max(o.MemBytes/2, 8<<20), o.Logger, nil)
+	g.srt = newSorter(vfs.Default, o.Dir, g.shards, max(o.CPUs, 1), max(o.MemBytes/2, 8<<20), o.Logger, nil)
 	return g, nil
 }
 
@@ -125,7 +127,7 @@ func (g *Grouper) Each(ctx context.Context, workers int, fn func(w, shard int, k
 		return err
 	}
 	for _, p := range paths {
-		r, err := openRun(p, g.shards)
+		r, err := openRun(vfs.Default, p, g.shards)
 		if err != nil {
 			return err
 		}

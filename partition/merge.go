@@ -5,10 +5,11 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/mce-engine/mce/store"
 )
@@ -302,13 +303,11 @@ func (m *groupMerge) nextRow() (bool, error) {
 }
 
 // mergeTask merges the rows of one shard range from every run into
-// blocks, written through two streams (normal and heavy range).
+// blocks, written through two streams (normal and heavy range): group by
+// group, it decides where the user goes (route), then writes the group's
+// rows into blocks (writeGroup).
 func (j *mergeJob) mergeTask(ctx context.Context, t task) (*mergeStats, error) {
-	st := newMergeStats()
-	normal := j.loader.NewStream(j.tableBytes)
-	heavy := j.loader.NewStream(j.tableBytes)
-	normal.OnTable = func(string) { j.crash.point("merge") }
-	heavy.OnTable = normal.OnTable
+	tw := j.newTaskWriter()
 	readers := make([]*runReader, len(j.runs))
 	for i, r := range j.runs {
 		readers[i] = r.reader(t.lo, t.hi)
@@ -317,10 +316,6 @@ func (j *mergeJob) mergeTask(ctx context.Context, t task) (*mergeStats, error) {
 	if err != nil {
 		return nil, err
 	}
-	comp := j.db.Compressor()
-	w := store.NewBlockWriter(j.schemaCols)
-	fields := make([][]byte, j.schemaCols)
-	var value []byte
 	for n := 1; ; n++ {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -334,101 +329,143 @@ func (j *mergeJob) mergeTask(ctx context.Context, t task) (*mergeStats, error) {
 		if !ok {
 			break
 		}
-		user, shard := m.user, m.shard
-		isHeavy := j.db.IsHeavy(user) || j.forcedHeavy[string(user)] ||
-			(m.rows > j.heavyRows && m.rows >= j.heavyMinRows)
-		s := normal
-		if isHeavy {
-			s = heavy
-			if !j.db.IsHeavy(user) {
-				st.newHeavy[string(user)] = shard
-				moved, err := j.db.CopyToHeavy(ctx, user, heavy)
-				if err != nil {
-					return nil, err
-				}
-				for id, hf := range moved {
-					st.moved[id] = append(st.moved[id], store.HeavyPart{User: string(user), Rows: hf.Rows, Blocks: hf.Blocks})
-				}
-			}
+		isHeavy, err := tw.route(ctx, m.user, m.shard, m.rows)
+		if err != nil {
+			return nil, err
 		}
-		// The group's rows, by (file, line), into blocks per file.
-		key := store.Key{Heavy: isHeavy, Shard: shard, User: user}
-		var fs *fileStats
-		var part *store.HeavyPart
-		flush := func() error {
-			if w.Rows() == 0 {
-				return nil
-			}
-			value = w.AppendValue(value[:0], j.codec, comp)
-			if err := s.AddBlock(key, value); err != nil {
-				return err
-			}
-			fs.blocks++
-			fs.stored += int64(len(value))
-			if part != nil {
-				part.Blocks++
-			}
-			key.Seq++
-			w.Reset()
+		if err := tw.writeGroup(m, isHeavy); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.normal.Close(); err != nil {
+		return nil, err
+	}
+	if err := tw.heavy.Close(); err != nil {
+		return nil, err
+	}
+	return tw.st, nil
+}
+
+// taskWriter is one merge task's output: its two streams, the block being
+// filled, and what it wrote.
+type taskWriter struct {
+	j             *mergeJob
+	st            *mergeStats
+	normal, heavy *store.Stream
+	comp          *store.Compressor
+	w             *store.BlockWriter
+	fields        [][]byte
+	value         []byte
+}
+
+func (j *mergeJob) newTaskWriter() *taskWriter {
+	tw := &taskWriter{
+		j: j, st: newMergeStats(),
+		normal: j.loader.NewStream(j.tableBytes), heavy: j.loader.NewStream(j.tableBytes),
+		comp: j.db.Compressor(), w: store.NewBlockWriter(j.schemaCols), fields: make([][]byte, j.schemaCols),
+	}
+	tw.normal.OnTable = func(string) { j.crash.point("merge") }
+	tw.heavy.OnTable = tw.normal.OnTable
+	return tw
+}
+
+// route decides whether a user of rows rows (in all runs) goes to the
+// heavy range. A user that becomes heavy now has its stored blocks copied
+// there first, ahead of its new ones.
+func (tw *taskWriter) route(ctx context.Context, user []byte, shard int, rows int64) (bool, error) {
+	j := tw.j
+	isHeavy := j.db.IsHeavy(user) || j.forcedHeavy[string(user)] ||
+		(rows > j.heavyRows && rows >= j.heavyMinRows)
+	if !isHeavy || j.db.IsHeavy(user) {
+		return isHeavy, nil
+	}
+	tw.st.newHeavy[string(user)] = shard
+	moved, err := j.db.CopyToHeavy(ctx, user, tw.heavy)
+	if err != nil {
+		return false, err
+	}
+	for id, hf := range moved {
+		tw.st.moved[id] = append(tw.st.moved[id], store.HeavyPart{User: string(user), Rows: hf.Rows, Blocks: hf.Blocks})
+	}
+	return true, nil
+}
+
+// writeGroup writes the current group's rows, by (file, line), into
+// blocks per file, dropping the rows of failed files.
+func (tw *taskWriter) writeGroup(m *groupMerge, isHeavy bool) error {
+	j := tw.j
+	user, s := m.user, tw.normal
+	if isHeavy {
+		s = tw.heavy
+	}
+	key := store.Key{Heavy: isHeavy, Shard: m.shard, User: user}
+	var fs *fileStats
+	var part *store.HeavyPart
+	flush := func() error {
+		if tw.w.Rows() == 0 {
 			return nil
 		}
-		started := false
-		for {
-			ok, err := m.nextRow()
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				break
-			}
-			rr := m.cur
-			if j.failed[rr.file] {
-				continue
-			}
-			if !started || store.FileID(rr.file) != key.File {
-				if started {
-					if err := flush(); err != nil {
-						return nil, err
-					}
-				}
-				started = true
-				key.File, key.Seq = store.FileID(rr.file), 0
-				fs = st.file(key.File)
-				fs.users++
-				part = nil
-				if isHeavy {
-					part = &store.HeavyPart{User: string(user)}
-					fs.heavy[string(user)] = part
-				}
-			}
-			f, err := decodeValue(rr.val, user, j.userCol, fields)
-			if err != nil {
-				return nil, fmt.Errorf("run %s: user %q: %w", rr.r.path, user, err)
-			}
-			w.Add(rr.line, f)
-			fs.rows++
-			if part != nil {
-				part.Rows++
-			}
-			if w.RawBytes() >= j.blockBytes {
+		tw.value = tw.w.AppendValue(tw.value[:0], j.codec, tw.comp)
+		if err := s.AddBlock(key, tw.value); err != nil {
+			return err
+		}
+		fs.blocks++
+		fs.stored += int64(len(tw.value))
+		if part != nil {
+			part.Blocks++
+		}
+		key.Seq++
+		tw.w.Reset()
+		return nil
+	}
+	started := false
+	for {
+		ok, err := m.nextRow()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		rr := m.cur
+		if j.failed[rr.file] {
+			continue
+		}
+		if !started || store.FileID(rr.file) != key.File {
+			if started {
 				if err := flush(); err != nil {
-					return nil, err
+					return err
 				}
 			}
+			started = true
+			key.File, key.Seq = store.FileID(rr.file), 0
+			fs = tw.st.file(key.File)
+			fs.users++
+			part = nil
+			if isHeavy {
+				part = &store.HeavyPart{User: string(user)}
+				fs.heavy[string(user)] = part
+			}
 		}
-		if started {
+		f, err := decodeValue(rr.val, user, j.userCol, tw.fields)
+		if err != nil {
+			return fmt.Errorf("run %s: user %q: %w", rr.r.path, user, err)
+		}
+		tw.w.Add(rr.line, f)
+		fs.rows++
+		if part != nil {
+			part.Rows++
+		}
+		if tw.w.RawBytes() >= j.blockBytes {
 			if err := flush(); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	if err := normal.Close(); err != nil {
-		return nil, err
+	if started {
+		return flush()
 	}
-	if err := heavy.Close(); err != nil {
-		return nil, err
-	}
-	return st, nil
+	return nil
 }
 
 // readerBytes is about what one run reader holds: a decoded frame and its
@@ -438,7 +475,7 @@ const readerBytes = 2 * frameRawBytes
 // narrowRuns merges runs into fewer, bigger runs until at most fanIn
 // remain, fanIn at a time, so that the final merge's readers fit in the
 // memory budget whatever the number of spills.
-func narrowRuns(ctx context.Context, runs []*run, fanIn int, dir string, shards int) ([]*run, error) {
+func narrowRuns(ctx context.Context, fs vfs.FS, runs []*run, fanIn int, dir string, shards int) ([]*run, error) {
 	fanIn = max(fanIn, 2)
 	// An in-memory run stays as it is, to be merged last.
 	var disk, mem []*run
@@ -460,7 +497,7 @@ func narrowRuns(ctx context.Context, runs []*run, fanIn int, dir string, shards 
 				continue
 			}
 			path := filepath.Join(dir, fmt.Sprintf("merged-%d-%05d", pass, i/fanIn))
-			r, err := mergeRuns(ctx, batch, path, shards)
+			r, err := mergeRuns(ctx, fs, batch, path, shards)
 			if err != nil {
 				for _, x := range append(append(next, runs[i:]...), mem...) {
 					x.close()
@@ -469,7 +506,7 @@ func narrowRuns(ctx context.Context, runs []*run, fanIn int, dir string, shards 
 			}
 			for _, x := range batch {
 				x.close()
-				os.Remove(x.path)
+				fs.Remove(x.path)
 			}
 			next = append(next, r)
 		}
@@ -479,7 +516,7 @@ func narrowRuns(ctx context.Context, runs []*run, fanIn int, dir string, shards 
 }
 
 // mergeRuns merges runs into one run at path.
-func mergeRuns(ctx context.Context, runs []*run, path string, shards int) (*run, error) {
+func mergeRuns(ctx context.Context, fs vfs.FS, runs []*run, path string, shards int) (*run, error) {
 	readers := make([]*runReader, len(runs))
 	for i, r := range runs {
 		readers[i] = r.reader(0, shards)
@@ -488,13 +525,13 @@ func mergeRuns(ctx context.Context, runs []*run, path string, shards int) (*run,
 	if err != nil {
 		return nil, err
 	}
-	w, err := newRunWriter(path, shards)
+	w, err := newRunWriter(fs, path, shards)
 	if err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*run, error) {
 		w.f.Close()
-		os.Remove(path)
+		fs.Remove(path)
 		return nil, err
 	}
 	for n := 1; ; n++ {
@@ -525,8 +562,8 @@ func mergeRuns(ctx context.Context, runs []*run, path string, shards int) (*run,
 		}
 	}
 	if _, err := w.finish(); err != nil {
-		os.Remove(path)
+		fs.Remove(path)
 		return nil, err
 	}
-	return openRun(path, shards)
+	return openRun(fs, path, shards)
 }

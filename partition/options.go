@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/mce-engine/mce/internal/csvread"
 	"github.com/mce-engine/mce/store"
 )
@@ -83,6 +85,11 @@ type Options struct {
 	// ingest, ingested, delete (see crash.go). Empty in normal use.
 	CrashAt string
 	Logger  *slog.Logger
+	// FS is the filesystem of the store, its sort runs included (default
+	// the operating system's; see store.Options.FS). The input files are
+	// always read from the operating system's. Tests wrap it to inject
+	// I/O errors or to cut the power.
+	FS vfs.FS
 
 	// maxReaders overrides the merge's fan-in in tests.
 	maxReaders int

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -164,7 +163,7 @@ func (p *job) open() error {
 		Schema: slices.Clone(schema.Columns()), UserColumn: schema.UserName(),
 		Codec: p.o.Codec, Shards: p.o.Shards, BlockBytes: p.o.BlockBytes,
 	}
-	db, err := store.Open(p.o.Store, &store.Options{Create: &cfg, Logger: p.log, Concurrency: p.o.CPUs, CacheBytes: 8 << 20})
+	db, err := store.Open(p.o.Store, &store.Options{Create: &cfg, Logger: p.log, Concurrency: p.o.CPUs, CacheBytes: 8 << 20, FS: p.o.FS})
 	if err != nil {
 		return err
 	}
@@ -289,12 +288,12 @@ func planMemory(memBytes int64, cpus, files int) memPlan {
 	return m
 }
 
-// ingest reads, sorts, merges and ingests the files of todo.
+// ingest reads, sorts, merges and ingests the files of todo, in four
+// steps: read (every file into sorted runs), merge (the runs into
+// sstables of blocks), ingest (the tables with the file records, in one
+// atomic pebble Ingest, then MANIFEST.json) and compact (when readers
+// merge too many layers); then it records the results.
 func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
-	cfg := p.db.Config()
-	userCol := cfg.UserIndex()
-	ncols := len(cfg.Schema)
-	shards := cfg.Shards
 	plan := planMemory(p.o.MemBytes, p.o.CPUs, len(todo))
 	p.log.Info("partition plan", "files", len(todo), "files_at_once", plan.filesAtOnce, "workers_per_file", plan.workersPerFile,
 		"sort_buffer_mib", 2*plan.arenaBytes>>20, "chunk_kib", plan.chunkBytes>>10, "codec", p.comp)
@@ -303,21 +302,78 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(runDir)
+	defer p.db.FS().RemoveAll(runDir)
+	offHeap, restore := p.heapLimit()
+	defer restore()
 
-	// Read.
-	t0 := time.Now()
-	srt := newSorter(runDir, shards, p.o.CPUs, plan.arenaBytes, p.log, p.crash)
+	runPaths, lastRun, err := p.read(ctx, todo, plan, runDir, offHeap)
+	if err != nil {
+		return err
+	}
+	failed := map[uint32]bool{}
+	var good []*todoFile
+	for _, t := range todo {
+		if t.res.Status == StatusFailed {
+			failed[uint32(t.id)] = true
+			p.res.Failed++
+		} else {
+			good = append(good, t)
+		}
+	}
+	if len(good) == 0 {
+		if lastRun != nil {
+			lastRun.close()
+		}
+		return nil
+	}
+	loader, err := p.db.NewLoader(p.comp)
+	if err != nil {
+		if lastRun != nil {
+			lastRun.close()
+		}
+		return err
+	}
+	defer loader.Close()
+	st, err := p.merge(ctx, loader, good, failed, runPaths, lastRun, runDir)
+	if err != nil {
+		return err
+	}
+	if err := p.commit(ctx, loader, good, st); err != nil {
+		return err
+	}
+	if err := p.compact(ctx); err != nil {
+		return err
+	}
+	p.recordIngested(good, st)
+	return nil
+}
+
+// heapLimit returns offHeap, which tells the Go memory limit (with
+// LimitHeap) how many bytes of the budget are held outside the Go heap,
+// and restore, which puts the limit back.
+func (p *job) heapLimit() (offHeap func(int64), restore func()) {
+	if !p.o.LimitHeap {
+		return func(int64) {}, func() {}
+	}
 	// The sort buffers live outside the Go heap: the heap gets the rest of
 	// the budget while they exist, then all of it but the in-memory run's
 	// arena for the merge. (RSS adds ~16 MiB outside the Go heap: code,
 	// stacks, cgo.)
-	offHeap := func(int64) {}
-	if p.o.LimitHeap {
-		whole := p.o.MemBytes + p.o.MemBytes/16 + 16<<20
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
-		offHeap = func(n int64) { debug.SetMemoryLimit(max(whole-n, 64<<20)) }
-	}
+	whole := p.o.MemBytes + p.o.MemBytes/16 + 16<<20
+	before := debug.SetMemoryLimit(-1)
+	return func(n int64) { debug.SetMemoryLimit(max(whole-n, 64<<20)) },
+		func() { debug.SetMemoryLimit(before) }
+}
+
+// read reads every file of todo into the sorter and returns the paths of
+// the spilled runs and the last, in-memory run (nil when none). A file
+// that fails is marked failed; an error of the sorter or the context
+// stops the whole read.
+func (p *job) read(ctx context.Context, todo []*todoFile, plan memPlan, runDir string, offHeap func(int64)) ([]string, *run, error) {
+	cfg := p.db.Config()
+	userCol, ncols, shards := cfg.UserIndex(), len(cfg.Schema), cfg.Shards
+	t0 := time.Now()
+	srt := newSorter(p.db.FS(), runDir, shards, p.o.CPUs, plan.arenaBytes, p.log, p.crash)
 	offHeap(2 * int64(srt.bufBytes))
 	readOpts := p.o.Read
 	if readOpts.ChunkBytes == 0 {
@@ -358,7 +414,7 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 	wg.Wait()
 	if fatal != nil || ctx.Err() != nil {
 		srt.abort()
-		return errors.Join(fatal, ctx.Err())
+		return nil, nil, errors.Join(fatal, ctx.Err())
 	}
 	runPaths, last, err := srt.finish()
 	offHeap(0)
@@ -366,14 +422,12 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 	if last != nil {
 		offHeap(int64(cap(last.buf)))
 		lastRun = memRun(last, shards)
-		defer func() {
-			if lastRun != nil { // not handed to the merge
-				lastRun.close()
-			}
-		}()
 	}
 	if err != nil {
-		return fmt.Errorf("sort: %w", err)
+		if lastRun != nil {
+			lastRun.close()
+		}
+		return nil, nil, fmt.Errorf("sort: %w", err)
 	}
 	p.res.Runs, p.res.SpillBytes = len(runPaths), srt.spillBytes
 	if lastRun != nil {
@@ -382,48 +436,40 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 	srt = nil
 	debug.FreeOSMemory() // the sort buffers are garbage now; give them back
 	p.res.ReadTime = time.Since(t0)
+	return runPaths, lastRun, nil
+}
 
-	failed := map[uint32]bool{}
-	var good []*todoFile
-	for _, t := range todo {
-		if t.res.Status == StatusFailed {
-			failed[uint32(t.id)] = true
-			p.res.Failed++
-		} else {
-			good = append(good, t)
-		}
-	}
-	if len(good) == 0 {
-		return nil
-	}
-
-	// Merge.
+// merge merges the runs (the spilled ones at runPaths and the in-memory
+// lastRun, which it closes with the others) into the loader's tables,
+// dropping the rows of failed files, and returns what it wrote.
+func (p *job) merge(ctx context.Context, loader *store.Loader, good []*todoFile, failed map[uint32]bool,
+	runPaths []string, lastRun *run, runDir string) (*mergeStats, error) {
+	cfg := p.db.Config()
+	shards := cfg.Shards
 	t1 := time.Now()
-	runs := make([]*run, 0, len(runPaths))
+	runs := make([]*run, 0, len(runPaths)+1)
 	defer func() {
 		for _, r := range runs {
 			r.close()
 		}
 	}()
-	var total int64
 	for _, path := range runPaths {
-		r, err := openRun(path, shards)
+		r, err := openRun(p.db.FS(), path, shards)
 		if err != nil {
-			return err
+			if lastRun != nil {
+				lastRun.close()
+			}
+			return nil, err
 		}
 		runs = append(runs, r)
 	}
 	if lastRun != nil {
-		runs, lastRun = append(runs, lastRun), nil // closed with the others
+		runs = append(runs, lastRun) // closed with the others
 	}
+	var total int64
 	for _, t := range good {
 		total += t.st.Rows
 	}
-	loader, err := p.db.NewLoader(p.comp)
-	if err != nil {
-		return err
-	}
-	defer loader.Close()
 	forced := map[string]bool{}
 	for _, u := range p.o.HeavyUsers {
 		forced[u] = true
@@ -433,7 +479,7 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 		heavyRows = int64(p.o.HeavyShare * float64(total))
 	}
 	j := &mergeJob{
-		db: p.db, loader: loader, runs: runs, schemaCols: ncols, userCol: userCol,
+		db: p.db, loader: loader, schemaCols: len(cfg.Schema), userCol: cfg.UserIndex(),
 		blockBytes: cfg.BlockBytes, codec: p.comp.Value, failed: failed, forcedHeavy: forced,
 		heavyMinRows: p.o.HeavyMinRows, heavyRows: heavyRows, tableBytes: 128 << 20, crash: p.crash,
 	}
@@ -445,8 +491,9 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 	}
 	if len(runs) > maxReaders {
 		p.log.Info("too many runs to merge at once; merging them into fewer first", "runs", len(runs), "fan_in", maxReaders)
-		if runs, err = narrowRuns(ctx, runs, maxReaders, runDir, shards); err != nil {
-			return fmt.Errorf("merge runs: %w", err)
+		var err error
+		if runs, err = narrowRuns(ctx, p.db.FS(), runs, maxReaders, runDir, shards); err != nil {
+			return nil, fmt.Errorf("merge runs: %w", err)
 		}
 	}
 	j.runs = runs
@@ -454,12 +501,17 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 	tasks := planTasks(runs, shards, workers)
 	st, err := j.runMerge(ctx, tasks, workers)
 	if err != nil {
-		return fmt.Errorf("merge: %w", err)
+		return nil, fmt.Errorf("merge: %w", err)
 	}
 	p.res.MergeTime = time.Since(t1)
 	p.res.Tables = loader.Tables()
+	return st, nil
+}
 
-	// Ingest the tables with the file records.
+// commit ingests the loader's tables with the records of the good files
+// (and of older files whose rows moved to the heavy range) in one atomic
+// pebble Ingest, then rewrites MANIFEST.json.
+func (p *job) commit(ctx context.Context, loader *store.Loader, good []*todoFile, st *mergeStats) error {
 	t2 := time.Now()
 	commit := store.Commit{NewHeavy: st.newHeavy}
 	now := time.Now().UTC()
@@ -501,15 +553,28 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 		return err
 	}
 	p.res.IngestTime = time.Since(t2)
-	if layers := p.db.Layers(); p.o.Compact || (p.o.CompactLayers > 0 && layers >= p.o.CompactLayers) {
-		t3 := time.Now()
-		p.log.Info("compacting the store", "layers", layers)
-		if err := p.db.Compact(ctx); err != nil {
-			return err
-		}
-		p.res.CompactTime = time.Since(t3)
-		p.log.Info("compacted", "layers", p.db.Layers(), "took", p.res.CompactTime.Round(time.Millisecond))
+	return nil
+}
+
+// compact compacts the store when asked to, or when readers merge
+// CompactLayers layers of tables or more.
+func (p *job) compact(ctx context.Context) error {
+	layers := p.db.Layers()
+	if !p.o.Compact && (p.o.CompactLayers <= 0 || layers < p.o.CompactLayers) {
+		return nil
 	}
+	t3 := time.Now()
+	p.log.Info("compacting the store", "layers", layers)
+	if err := p.db.Compact(ctx); err != nil {
+		return err
+	}
+	p.res.CompactTime = time.Since(t3)
+	p.log.Info("compacted", "layers", p.db.Layers(), "took", p.res.CompactTime.Round(time.Millisecond))
+	return nil
+}
+
+// recordIngested fills the results of the ingested files and logs them.
+func (p *job) recordIngested(good []*todoFile, st *mergeStats) {
 	for u := range st.newHeavy {
 		p.res.NewHeavy = append(p.res.NewHeavy, u)
 	}
@@ -530,7 +595,6 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 	p.log.Info("ingested", "files", len(good), "rows", p.res.Rows, "tables", p.res.Tables, "runs", p.res.Runs,
 		"spill_mib", p.res.SpillBytes>>20, "read", p.res.ReadTime.Round(time.Millisecond),
 		"merge", p.res.MergeTime.Round(time.Millisecond), "ingest", p.res.IngestTime.Round(time.Millisecond))
-	return nil
 }
 
 // readFile reads one file into the sorter.

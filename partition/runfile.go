@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"unsafe"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/klauspost/compress/s2"
 
 	"github.com/mce-engine/mce/internal/prefetch"
@@ -38,7 +38,7 @@ const (
 
 // runWriter writes one run. It is not safe for concurrent use.
 type runWriter struct {
-	f      *os.File
+	f      vfs.File
 	w      *bufio.Writer
 	path   string
 	off    int64
@@ -50,10 +50,10 @@ type runWriter struct {
 	frames int
 }
 
-func newRunWriter(path string, shards int) (*runWriter, error) {
-	f, err := os.Create(path)
+func newRunWriter(fs vfs.FS, path string, shards int) (*runWriter, error) {
+	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
-		return nil, fmt.Errorf("create run: %w", err)
+		return nil, fmt.Errorf("create run %s: %w", path, err)
 	}
 	w := &runWriter{f: f, w: bufio.NewWriterSize(f, 1<<20), path: path, index: make([]int64, shards+1), shard: -1}
 	for i := range w.index {
@@ -163,7 +163,7 @@ func (w *runWriter) finish() (size int64, err error) {
 // readers of every shard range (ReadAt is safe for concurrent use).
 type run struct {
 	path  string
-	f     *os.File
+	f     vfs.File
 	index []int64
 	rows  int64
 
@@ -193,15 +193,15 @@ func memRun(a *arena, shards int) *run {
 	return r
 }
 
-func openRun(path string, shards int) (*run, error) {
-	f, err := os.Open(path)
+func openRun(fs vfs.FS, path string, shards int) (*run, error) {
+	f, err := fs.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open run: %w", err)
+		return nil, fmt.Errorf("open run %s: %w", path, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open run: %w", err)
+		return nil, fmt.Errorf("open run %s: %w", path, err)
 	}
 	tailLen := int64((shards+1)*8 + 16)
 	if st.Size() < tailLen {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/mce-engine/mce/internal/userhash"
 )
 
@@ -37,7 +39,7 @@ func testSortSpillNarrowMerge(t *testing.T, buf int64, wantSpill bool) {
 		val  string
 	}
 	want := map[string][]rec{} // by "shard/user"
-	srt := newSorter(dir, shards, 2, buf, quiet(), nil)
+	srt := newSorter(vfs.Default, dir, shards, 2, buf, quiet(), nil)
 	var sl slab
 	for b := 0; b < 40; b++ {
 		sl.reset()
@@ -67,14 +69,14 @@ func testSortSpillNarrowMerge(t *testing.T, buf int64, wantSpill bool) {
 	}
 	var runs []*run
 	for _, p := range paths {
-		rn, err := openRun(p, shards)
+		rn, err := openRun(vfs.Default, p, shards)
 		if err != nil {
 			t.Fatal(err)
 		}
 		runs = append(runs, rn)
 	}
 	runs = append(runs, memRun(last, shards))
-	runs, err = narrowRuns(context.Background(), runs, 2, dir, shards)
+	runs, err = narrowRuns(context.Background(), vfs.Default, runs, 2, dir, shards)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/mce-engine/mce/internal/hugemem"
 	"github.com/mce-engine/mce/internal/prefetch"
 	"github.com/mce-engine/mce/internal/varint"
@@ -217,6 +219,7 @@ func decodeValue(val, user []byte, userCol int, fields [][]byte) ([][]byte, erro
 // each full arena as a sorted run, in the background, while the other
 // arena fills.
 type sorter struct {
+	fs     vfs.FS
 	dir    string
 	shards int
 	cpus   int
@@ -242,7 +245,7 @@ type sorter struct {
 
 // newSorter makes a sorter with two arenas of arenaBytes each (buffer and
 // entries together).
-func newSorter(dir string, shards, cpus int, arenaBytes int64, logger *slog.Logger, crash *crasher) *sorter {
+func newSorter(fs vfs.FS, dir string, shards, cpus int, arenaBytes int64, logger *slog.Logger, crash *crasher) *sorter {
 	// Give entries (32 B each) a fifth of the arena: records of 128
 	// bytes or more on average (an invoice row is ~165 with its header)
 	// fill the buffer before the entries; smaller ones just make smaller
@@ -251,7 +254,7 @@ func newSorter(dir string, shards, cpus int, arenaBytes int64, logger *slog.Logg
 	entryCap := int(arenaBytes / 5 / entryBytes)
 	bufBytes := int(min(arenaBytes-int64(entryCap)*entryBytes*3/2, maxArenaBytes))
 	s := &sorter{
-		dir: dir, shards: shards, cpus: cpus, logger: logger, crash: crash,
+		fs: fs, dir: dir, shards: shards, cpus: cpus, logger: logger, crash: crash,
 		bufBytes: bufBytes, entryCap: entryCap,
 		free: make(chan *arena, 2), spills: make(chan *arena, 1), done: make(chan struct{}),
 	}
@@ -474,7 +477,7 @@ func (s *sorter) spill(a *arena, path string) (int64, error) {
 		}(pieces[i], s.scratch[lo:hi])
 	}
 	wg.Wait()
-	w, err := newRunWriter(path, s.shards)
+	w, err := newRunWriter(s.fs, path, s.shards)
 	if err != nil {
 		return 0, err
 	}

@@ -2,6 +2,8 @@ package reduce
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"runtime/metrics"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,10 +63,19 @@ type taskArgs struct {
 	// section, the first phase's part files (run-directory relative) and
 	// the file's bad rows as partition counted them. Others are the
 	// outputs the first merge task also writes (see runMerge).
+	// Heavy is a hash of the store's heavy users when the job was
+	// planned: a partition in between that moved a user to the heavy
+	// range would hide its rows from the shard ranges planned.
+	Heavy string `json:"heavy,omitempty"`
+
 	Section int           `json:"section,omitempty"`
 	Parts   []string      `json:"parts,omitempty"`
 	BadRows int64         `json:"bad_rows,omitempty"`
 	Others  []mergeTarget `json:"others,omitempty"`
+	// Format is the features files' format, and KeyName the name of the
+	// output's key column ("": the default).
+	Format  output.Format `json:"format,omitempty"`
+	KeyName string        `json:"key_name,omitempty"`
 }
 
 // fileRef names a store file in a plan; the fingerprint catches a store
@@ -262,6 +274,9 @@ func checkFiles(db *store.DB, a *taskArgs) ([]fileInfo, []store.FileID, error) {
 	files := make([]fileInfo, maxID+1)
 	for i := range files {
 		files[i].section = -1
+	}
+	if a.Heavy != "" && heavySig(db) != a.Heavy {
+		return nil, nil, fmt.Errorf("store %s changed since this run was planned: its heavy users are not the same; start a new mce reduce", a.Store)
 	}
 	ids := make([]store.FileID, 0, len(a.Files))
 	for i, f := range a.Files {
@@ -859,4 +874,15 @@ func (m *heavyMerger) failUser(gr *heavyGroup, err error) {
 		f.Stack = pe.Stack
 	}
 	m.rt.pw.fail(f)
+}
+
+// heavySig is a hash of the store's heavy users, for taskArgs.Heavy.
+func heavySig(db *store.DB) string {
+	var users []string
+	for _, h := range db.HeavyUsers() {
+		users = append(users, h.User)
+	}
+	sort.Strings(users)
+	sum := sha256.Sum256([]byte(strings.Join(users, "\x00")))
+	return hex.EncodeToString(sum[:8])
 }

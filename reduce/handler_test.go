@@ -80,7 +80,7 @@ func TestHandlers_inProcess(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tasks, err := reduce.Plan(ctx, db, &spec, nil, c.across, engine.Options{Clusters: []int{4}, Logger: quiet})
+			tasks, err := reduce.Plan(ctx, db, &spec, nil, c.across, engine.Options{Clusters: []int{4}, Logger: quiet}, reduce.Outputs{})
 			db.Close()
 			if err != nil {
 				t.Fatal(err)

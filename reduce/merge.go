@@ -67,7 +67,7 @@ func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Ta
 	if err != nil {
 		return nil, err
 	}
-	own := mergeTarget{Section: a.Section, Output: t.Output}
+	own := mergeTarget{Section: a.Section, Output: t.Output, KeyName: a.KeyName}
 	targets := []mergeTarget{own}
 	for _, o := range a.Others {
 		if _, err := os.Stat(filepath.Join(env.RunDir, o.Output)); err != nil {
@@ -86,7 +86,7 @@ func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Ta
 				var done atomic.Int64
 				progress = func(n int64) { p.UsersDone.Store(done.Add(n)) }
 			}
-			results[i] = mergeSection(ctx, env, parts, tg, cpus, len(targets), i == 0, progress)
+			results[i] = mergeSection(ctx, env, parts, tg, a.Format, cpus, len(targets), i == 0, progress)
 		}()
 	}
 	wg.Wait()
@@ -112,11 +112,13 @@ func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Ta
 	}, nil
 }
 
-// mergeTarget is one output of a merge: a section and its features file
-// (run-directory relative).
+// mergeTarget is one output of a merge: a section, its features file
+// (run-directory relative) and the name of its key column ("": the
+// default).
 type mergeTarget struct {
 	Section int    `json:"section"`
 	Output  string `json:"output"`
+	KeyName string `json:"key_name,omitempty"`
 }
 
 type mergeResult struct {
@@ -146,10 +148,11 @@ func openParts(dir string, names []string) ([]*partFile, error) {
 	return parts, nil
 }
 
-// mergeSection writes one section's features file, unless it is there
-// already (merged by the first merge task), on cpus CPUs; the merges
-// running at once share the read buffers.
-func mergeSection(ctx context.Context, env *engine.TaskEnv, parts []*partFile, tg mergeTarget, cpus, together int, own bool, progress func(int64)) mergeResult {
+// mergeSection writes one section's features file in format, unless it
+// is there already (merged by the first merge task), on cpus CPUs; the
+// merges running at once share the read buffers. The lines go through
+// output.Table, as `mce run`'s do.
+func mergeSection(ctx context.Context, env *engine.TaskEnv, parts []*partFile, tg mergeTarget, format output.Format, cpus, together int, own bool, progress func(int64)) mergeResult {
 	var res mergeResult
 	var runs []sectionRun
 	var total int64
@@ -189,7 +192,7 @@ func mergeSection(ctx context.Context, env *engine.TaskEnv, parts []*partFile, t
 	ngroups := int(min(int64(cpus), total/groupBytes))
 	chunk := min(max(mergeBufferBytes/max(len(runs)*together, 1), 1<<10), 32<<10)
 
-	out, err := output.Create(path)
+	out, err := output.CreateTable(path, env.Spec, output.Options{Format: format, KeyName: tg.KeyName})
 	if err != nil {
 		res.err = err
 		return res

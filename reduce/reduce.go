@@ -16,6 +16,7 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/engine/output"
 	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/store"
 )
@@ -38,6 +39,9 @@ type Options struct {
 	// AcrossFiles makes one features line per user over all the files,
 	// in one output file, instead of one features file per input file.
 	AcrossFiles bool
+	// Output says how the features files are written: their format and
+	// the name of their key column.
+	Output Outputs
 	// Engine says how to run: clusters, RAM limit, output folder, job
 	// name, --resume, logging, progress. Run sets its Tasks; Paths and
 	// Inputs must be empty.
@@ -97,6 +101,9 @@ func prepare(ctx context.Context, o Options, spec *feature.Spec, eo *engine.Opti
 		if o.Store != "" || len(o.Files) > 0 || o.AcrossFiles {
 			return fmt.Errorf("--resume %s takes no --store, --files or --across-files (the run folder's plan has them)", eo.Resume)
 		}
+		if err := engine.CheckNotRunning(eo.Resume); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
 		var err error
 		if p, storeDir, err = resumePlan(eo.Resume); err != nil {
 			return err
@@ -116,7 +123,7 @@ func prepare(ctx context.Context, o Options, spec *feature.Spec, eo *engine.Opti
 	if p != nil {
 		return prepareResume(eo.Resume, p, db, spec, eo.Logger)
 	}
-	eo.Tasks, err = Plan(ctx, db, spec, o.Files, o.AcrossFiles, *eo)
+	eo.Tasks, err = Plan(ctx, db, spec, o.Files, o.AcrossFiles, *eo, o.Output)
 	return err
 }
 
@@ -155,9 +162,14 @@ func clustersFor(db *store.DB, clusters []int, logger *slog.Logger) []int {
 // Plan plans a reduce job's tasks for the engine on an open store: in
 // phase 0, one task per heavy-user group (largest first, so they start
 // first) and one per range of shards, each writing a part file; in phase
-// 1, one merge task per output file. Clusters and Params come from eo.
-func Plan(ctx context.Context, db *store.DB, spec *feature.Spec, names []string, across bool, eo engine.Options) ([]engine.Task, error) {
+// 1, one merge task per output file, written as out says. Clusters and
+// Params come from eo.
+func Plan(ctx context.Context, db *store.DB, spec *feature.Spec, names []string, across bool, eo engine.Options, out Outputs) ([]engine.Task, error) {
 	files, a, err := planFiles(ctx, db, spec, names, across, eo.Params)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := keyNames(files, spec, across, out)
 	if err != nil {
 		return nil, err
 	}
@@ -169,14 +181,14 @@ func Plan(ctx context.Context, db *store.DB, spec *feature.Spec, names []string,
 	if err != nil {
 		return nil, err
 	}
-	return append(reads, mergeTasks(db.Dir(), files, reads, across, len(clusters))...), nil
+	return append(reads, mergeTasks(db.Dir(), files, reads, across, len(clusters), out.Format, keys)...), nil
 }
 
 // planFiles selects the files of the job, checks the store's columns
 // against the Spec's schema and probes its Map, and returns the arguments
 // every read task shares.
 func planFiles(ctx context.Context, db *store.DB, spec *feature.Spec, names []string, across bool, params feature.Params) ([]store.FileEntry, taskArgs, error) {
-	a := taskArgs{Store: db.Dir(), Across: across}
+	a := taskArgs{Store: db.Dir(), Across: across, Heavy: heavySig(db)}
 	cols, err := schemaColumns(spec.Schema, db.Config())
 	if err != nil {
 		return nil, a, fmt.Errorf("store %s: %w", db.Dir(), err)
@@ -307,10 +319,11 @@ func heavyUsers(db *store.DB, selected map[store.FileID]bool) (heavy []heavyUser
 
 // mergeTasks plans the second phase: one merge task per output file,
 // named as `mce run` names the features file of the same input (package
-// fileid), so that the two modes compare file by file; with one cluster,
-// the merge handed out first (the largest) writes every output at once and
-// the others then find theirs done.
-func mergeTasks(storeDir string, files []store.FileEntry, reads []engine.Task, across bool, clusters int) []engine.Task {
+// fileid) in format, so that the two modes compare file by file, its key
+// column named keys[i] for files[i] (keys[0] across files); with one
+// cluster, the merge handed out first (the largest) writes every output
+// at once and the others then find theirs done.
+func mergeTasks(storeDir string, files []store.FileEntry, reads []engine.Task, across bool, clusters int, format output.Format, keys []string) []engine.Task {
 	var partNames []string
 	for _, t := range reads {
 		partNames = append(partNames, t.Output)
@@ -321,8 +334,10 @@ func mergeTasks(storeDir string, files []store.FileEntry, reads []engine.Task, a
 		args         taskArgs
 	}
 	var merges []merge
-	add := func(section int, name, output string, users, bad int64) {
-		merges = append(merges, merge{name, output, users, taskArgs{Section: section, Parts: partNames, BadRows: bad, Across: across}})
+	add := func(section int, name, out string, users, bad int64) {
+		merges = append(merges, merge{name, format.Name(out), users, taskArgs{
+			Section: section, Parts: partNames, BadRows: bad, Across: across, Format: format, KeyName: keys[section],
+		}})
 	}
 	if across {
 		var users, bad int64
@@ -360,7 +375,7 @@ func mergeTasks(storeDir string, files []store.FileEntry, reads []engine.Task, a
 		}
 		for k, m := range merges {
 			if k != big {
-				merges[big].args.Others = append(merges[big].args.Others, mergeTarget{Section: m.args.Section, Output: m.output})
+				merges[big].args.Others = append(merges[big].args.Others, mergeTarget{Section: m.args.Section, Output: m.output, KeyName: m.args.KeyName})
 			}
 		}
 	}

@@ -41,6 +41,28 @@ type Options struct {
 	// NoLockWait makes Open fail at once when another process holds the
 	// store, instead of waiting up to a few seconds for it to let go.
 	NoLockWait bool
+	// FS is the filesystem the store lives on (default vfs.Default, the
+	// operating system's). Every file of the store goes through it: the
+	// database, MANIFEST.json and a writer's scratch in tmp/. Tests wrap
+	// it to inject I/O errors (pebble's vfs/errorfs) or put the store on
+	// a crashable in-memory filesystem (vfs.NewCrashableMem) to cut the
+	// power at chosen moments.
+	FS vfs.FS
+}
+
+func (o *Options) ensureDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 32 << 20
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
 }
 
 // DB is an opened store. Its read methods are safe for concurrent use;
@@ -49,6 +71,7 @@ type Options struct {
 // processes out while a store is open.
 type DB struct {
 	dir    string
+	fs     vfs.FS
 	pdb    *pebble.DB
 	popts  *pebble.Options
 	lock   *pebble.Lock
@@ -56,6 +79,8 @@ type DB struct {
 	comp   *Compressor
 	logger *slog.Logger
 	ro     bool
+	// corrupt remembers the files pebble reported damaged, to log each once.
+	corrupt sync.Map
 
 	mu    sync.RWMutex
 	cfg   Config
@@ -65,6 +90,10 @@ type DB struct {
 
 // Dir returns the store directory.
 func (db *DB) Dir() string { return db.dir }
+
+// FS returns the filesystem the store lives on: a writer puts its scratch
+// files (TempDir) through it.
+func (db *DB) FS() vfs.FS { return db.fs }
 
 func (db *DB) dbDir() string  { return filepath.Join(db.dir, "db") }
 func (db *DB) tmpDir() string { return filepath.Join(db.dir, "tmp") }
@@ -76,6 +105,12 @@ const lockWait = 5 * time.Second
 // ErrNotExist (unless opts.Create is set); a store of another format,
 // ErrVersion; an unreadable manifest or database, ErrCorrupt.
 //
+// Open goes in steps: it checks (or makes) the directory, looks at what
+// it holds (MANIFEST.json, a database in db/), takes pebble's directory
+// lock, looks again (another process may have made or changed the store
+// while this one waited), opens the database, writes the config of a new
+// store, loads the records and checks MANIFEST.json against them.
+//
 // A writable Open also repairs what an interrupted partition run left:
 // it empties tmp/, rewrites MANIFEST.json from the database when it lags
 // behind, and finishes pending heavy-user moves. Deletions of replaced
@@ -85,117 +120,164 @@ func Open(dir string, opts *Options) (*DB, error) {
 	if opts != nil {
 		o = *opts
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
+	o.ensureDefaults()
+	if err := prepareDir(o, dir); err != nil {
+		return nil, err
 	}
-	if o.CacheBytes <= 0 {
-		o.CacheBytes = 32 << 20
+	db := &DB{dir: dir, fs: o.FS, logger: o.Logger.With("store", dir), ro: o.ReadOnly}
+	st, err := db.inspect(o)
+	if err != nil {
+		return nil, err
 	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = runtime.GOMAXPROCS(0)
+	if st.creating {
+		if err := db.makeDBDir(); err != nil {
+			return nil, err
+		}
 	}
-	st, err := os.Stat(dir)
+	lock, err := db.lockDir(o.NoLockWait)
+	if err != nil {
+		return nil, err
+	}
+	// NB: another process may have made the store, ingested into it or
+	// rewritten its manifest while this one waited for the lock: what was
+	// seen before it no longer holds. (A second partition that took a new
+	// store for its own would otherwise clear the first one's database.)
+	if st, err = db.inspect(o); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if err := db.openPebble(o, st, lock); err != nil {
+		return nil, err
+	}
+	if err := db.initMeta(o, st); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.checkManifest(o, st); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// prepareDir checks that dir is a directory, or makes it for a new store.
+func prepareDir(o Options, dir string) error {
+	st, err := o.FS.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && o.Create != nil && !o.ReadOnly:
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("create store: %w", err)
+		if err := o.FS.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create store %s: %w", dir, err)
+		}
+		// The new directory's entry must survive a power cut before
+		// anything inside it is said to be stored.
+		if err := syncDir(o.FS, filepath.Dir(dir)); err != nil {
+			return fmt.Errorf("create store %s: %w", dir, err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("%w at %s: the directory does not exist (make one with mce partition)", ErrNotExist, dir)
+		return fmt.Errorf("%w at %s: the directory does not exist (make one with mce partition)", ErrNotExist, dir)
 	case err != nil:
-		return nil, fmt.Errorf("open store: %w", err)
+		return fmt.Errorf("open store: %w", err)
 	case !st.IsDir():
-		return nil, fmt.Errorf("%w at %s: not a directory", ErrNotExist, dir)
+		return fmt.Errorf("%w at %s: not a directory", ErrNotExist, dir)
 	}
-	db := &DB{dir: dir, logger: o.Logger.With("store", dir), ro: o.ReadOnly}
+	return nil
+}
 
-	man, merr := readManifestFile(dir)
+// openState is what Open found in the store directory.
+type openState struct {
+	man *Manifest // MANIFEST.json, nil when missing
+	// dbExists: db/ holds a pebble database.
+	dbExists bool
+	// creating: the store is made now (nothing of it was stored).
+	creating bool
+}
+
+// inspect reads MANIFEST.json and looks for a database, and decides
+// whether the store is made now, or refuses what is there.
+func (db *DB) inspect(o Options) (openState, error) {
+	var st openState
+	man, merr := readManifestFile(db.fs, db.dir)
+	st.man = man
 	// NB: a kill while a store is created can leave db/ with some of
 	// pebble's files (LOCK, even MANIFEST-000001): a database exists once
 	// pebble has written its manifest marker, which is what pebble itself
 	// looks for.
-	ents, _ := os.ReadDir(filepath.Join(dir, "db"))
-	dbExists := false
-	for _, e := range ents {
-		dbExists = dbExists || strings.HasPrefix(e.Name(), "marker.manifest.")
+	names, err := db.fs.List(db.dbDir())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// NB: not "no database": a store taken for empty would be
+		// created again over its database.
+		return st, fmt.Errorf("read %s: %w", db.dbDir(), err)
 	}
-	creating := false
+	for _, n := range names {
+		st.dbExists = st.dbExists || strings.HasPrefix(n, "marker.manifest.")
+	}
 	switch {
 	case merr == nil:
-		if !dbExists {
-			return nil, fmt.Errorf("%w: %s has a manifest but no database (db/ is missing or empty)", ErrCorrupt, dir)
+		if !st.dbExists {
+			return st, fmt.Errorf("%w: %s has a manifest but no database (db/ is missing or empty)", ErrCorrupt, db.dir)
 		}
 	case errors.Is(merr, fs.ErrNotExist):
 		switch {
-		case dbExists && o.ReadOnly:
-			return nil, fmt.Errorf("%w: %s has a database but no %s; run mce partition on the store to rebuild it", ErrCorrupt, dir, manifestName)
-		case dbExists:
-			db.logger.Warn("manifest missing; rebuilding it from the database")
+		case st.dbExists && o.ReadOnly:
+			return st, fmt.Errorf("%w: %s has a database but no %s; run mce partition on the store to rebuild it", ErrCorrupt, db.dir, manifestName)
+		case st.dbExists:
+			// Rebuilt from the database by checkManifest.
 		case o.Create != nil && !o.ReadOnly:
-			if err := checkEmptyForCreate(dir); err != nil {
-				return nil, err
+			if err := checkEmptyForCreate(db.fs, db.dir); err != nil {
+				return st, err
 			}
-			creating = true
+			st.creating = true
 		default:
-			return nil, fmt.Errorf("%w at %s: no %s (make one with mce partition)", ErrNotExist, dir, manifestName)
+			return st, fmt.Errorf("%w at %s: no %s (make one with mce partition)", ErrNotExist, db.dir, manifestName)
 		}
 	default:
-		return nil, merr
+		return st, merr
 	}
+	return st, nil
+}
 
-	popts := &pebble.Options{
-		ReadOnly:           o.ReadOnly,
-		ErrorIfNotExists:   !creating,
-		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{db.logger},
-		// NB: pebble's default DataCorruption handler calls Logger.Fatalf,
-		// which exits the process; log it and let the read return its error.
-		EventListener: &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
-			db.logger.Error("on-disk corruption", "path", info.Path, "error", info.Details)
-		}},
+// makeDBDir makes db/ for a new store.
+func (db *DB) makeDBDir() error {
+	if err := db.fs.MkdirAll(db.dbDir(), 0o755); err != nil {
+		return fmt.Errorf("create store %s: %w", db.dir, err)
 	}
-	// Compactions rewrite tables with the store's default compression;
-	// it is read from the manifest (or the creating config) because the
-	// database must be opened to read its own config.
-	var tc Compression
-	switch {
-	case creating:
-		c, err := ParseCompression(cmp.Or(o.Create.Codec, DefaultCompression))
-		if err != nil {
-			return nil, fmt.Errorf("store config: %w", err)
-		}
-		tc = c
-	case man != nil:
-		tc, _ = ParseCompression(man.Codec)
+	if err := syncDir(db.fs, db.dir); err != nil {
+		return fmt.Errorf("create store %s: %w", db.dir, err)
 	}
-	tableComp := pebble.DBCompressionNone
-	if tc.Table != "" {
-		tableComp = pebble.UniformDBCompressionSettings(tc.tableProfile())
-	}
-	popts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return tableComp })
-	if creating {
-		if err := os.MkdirAll(db.dbDir(), 0o755); err != nil {
-			return nil, fmt.Errorf("create store: %w", err)
-		}
-	}
-	// Lock first, so that "in use" is told apart from a damaged database.
+	return nil
+}
+
+// lockDir takes pebble's lock of db/, so that "in use" is told apart from
+// a damaged database.
+func (db *DB) lockDir(noWait bool) (*pebble.Lock, error) {
 	// NB: a process killed a moment ago (a cluster of an mce that got
 	// SIGKILL, say) may still hold the lock until the kernel reaps it:
 	// wait a little before calling the store busy.
-	lock, err := pebble.LockDirectory(db.dbDir(), vfs.Default)
-	for deadline := time.Now().Add(lockWait); err != nil && !o.NoLockWait && time.Now().Before(deadline); {
+	lock, err := pebble.LockDirectory(db.dbDir(), db.fs)
+	for deadline := time.Now().Add(lockWait); err != nil && !noWait && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
-		lock, err = pebble.LockDirectory(db.dbDir(), vfs.Default)
+		lock, err = pebble.LockDirectory(db.dbDir(), db.fs)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store %s is in use by another mce process (or its lock cannot be taken): %w", dir, err)
+		return nil, fmt.Errorf("store %s is in use by another mce process (or its lock cannot be taken): %w", db.dir, err)
 	}
-	if creating {
+	return lock, nil
+}
+
+// openPebble opens (or, for a new store, creates) the database under
+// lock. It owns lock: on error it releases it.
+func (db *DB) openPebble(o Options, st openState, lock *pebble.Lock) error {
+	popts, err := db.pebbleOptions(o, st)
+	if err != nil {
+		lock.Close()
+		return err
+	}
+	if st.creating {
 		// What an interrupted creation left in db/ holds no data (there
 		// is no manifest marker): start from an empty directory.
-		if err := clearDir(db.dbDir(), "LOCK"); err != nil {
+		if err := clearDir(db.fs, db.dbDir(), "LOCK"); err != nil {
 			lock.Close()
-			return nil, fmt.Errorf("create store: %w", err)
+			return fmt.Errorf("create store %s: %w", db.dir, err)
 		}
 	}
 	popts.Lock = lock
@@ -206,57 +288,99 @@ func Open(dir string, opts *Options) (*DB, error) {
 	if err != nil {
 		db.cache.Unref()
 		lock.Close()
-		if errors.Is(err, fs.ErrPermission) {
-			return nil, fmt.Errorf("open database %s: %w", db.dbDir(), err)
+		db.lock, db.cache = nil, nil
+		switch {
+		case errors.Is(err, fs.ErrPermission) || isIOError(err):
+			return fmt.Errorf("open database %s: %s", db.dbDir(), firstLine(err))
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("%w: open database %s: a file of it is missing: %s", ErrCorrupt, db.dbDir(), firstLine(err))
 		}
-		return nil, fmt.Errorf("%w: open database %s: %v", ErrCorrupt, db.dbDir(), err)
+		return fmt.Errorf("%w: open database %s: %s", ErrCorrupt, db.dbDir(), firstLine(err))
 	}
 	db.pdb, db.popts = pdb, popts
-	if !creating && man == nil && o.Create != nil && !o.ReadOnly {
-		// A database without the store's config was being created when
-		// it was killed (the config is its first record): create it again.
-		if _, closer, err := pdb.Get([]byte{kindMeta, metaConfig}); errors.Is(err, pebble.ErrNotFound) {
+	return nil
+}
+
+// pebbleOptions are the database's options. Compactions rewrite tables
+// with the store's default compression, read from the manifest (or the
+// creating config) because the database must be opened to read its own
+// config.
+func (db *DB) pebbleOptions(o Options, st openState) (*pebble.Options, error) {
+	popts := &pebble.Options{
+		FS:                 &fatalDirSyncFS{FS: db.fs, dir: filepath.Clean(db.dbDir()), fatalf: pebbleLogger{db.logger}.Fatalf},
+		ReadOnly:           o.ReadOnly,
+		ErrorIfNotExists:   !st.creating,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{db.logger},
+		// NB: pebble's default DataCorruption handler calls Logger.Fatalf,
+		// which exits the process; log it and let the read return its error.
+		EventListener: &pebble.EventListener{DataCorruption: db.logCorruption},
+	}
+	var tc Compression
+	switch {
+	case st.creating:
+		c, err := ParseCompression(cmp.Or(o.Create.Codec, DefaultCompression))
+		if err != nil {
+			return nil, fmt.Errorf("store config: %w", err)
+		}
+		tc = c
+	case st.man != nil:
+		tc, _ = ParseCompression(st.man.Codec)
+	}
+	tableComp := pebble.DBCompressionNone
+	if tc.Table != "" {
+		tableComp = pebble.UniformDBCompressionSettings(tc.tableProfile())
+	}
+	popts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return tableComp })
+	return popts, nil
+}
+
+// initMeta writes the config of a new store (or of a database whose
+// creation was killed before its config was written: the config is its
+// first record), then loads the records and makes the compressor.
+func (db *DB) initMeta(o Options, st openState) error {
+	creating := st.creating
+	if !creating && st.man == nil && o.Create != nil && !o.ReadOnly {
+		if _, closer, err := db.pdb.Get([]byte{kindMeta, metaConfig}); errors.Is(err, pebble.ErrNotFound) {
 			creating = true
 		} else if err == nil {
 			closer.Close()
 		}
-	}
-	fail := func(err error) (*DB, error) {
-		db.pdb.Close()
-		db.cache.Unref()
-		db.lock.Close()
-		return nil, err
 	}
 	if creating {
 		cfg := *o.Create
 		cfg.ensureDefaults()
 		cfg.Created = time.Now().UTC()
 		if err := cfg.validate(); err != nil {
-			return fail(err)
+			return err
 		}
 		b, _ := json.Marshal(cfg)
-		if err := pdb.Set([]byte{kindMeta, metaConfig}, b, pebble.Sync); err != nil {
-			return fail(fmt.Errorf("write store config: %w", err))
+		if err := db.pdb.Set([]byte{kindMeta, metaConfig}, b, pebble.Sync); err != nil {
+			return fmt.Errorf("write store config: %w", err)
 		}
 	}
 	if err := db.loadMeta(); err != nil {
-		return fail(err)
+		return err
 	}
 	comp, err := NewCompressor(o.Concurrency)
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	db.comp = comp
-	fail = func(err error) (*DB, error) {
-		db.Close()
-		return nil, err
-	}
+	return nil
+}
 
+// checkManifest compares MANIFEST.json with the database's records and,
+// in a writable store, repairs what an interrupted run left: tmp/, the
+// normal-range copies of users that moved to the heavy range, a manifest
+// that lags.
+func (db *DB) checkManifest(o Options, st openState) error {
+	man := st.man
 	if man != nil {
 		missing, extra := diffFiles(man.Files, db.allFiles())
 		if len(extra) > 0 {
-			return fail(fmt.Errorf("%w: manifest %s lists files the database does not hold: %s",
-				ErrCorrupt, filepath.Join(dir, manifestName), fileNames(extra)))
+			return fmt.Errorf("%w: %s lists files its database does not hold: %s (the database's db/MANIFEST-* is damaged or cut short, or %s was edited)",
+				ErrCorrupt, filepath.Join(db.dir, manifestName), fileNames(extra), manifestName)
 		}
 		if len(missing) > 0 {
 			if o.ReadOnly {
@@ -267,53 +391,55 @@ func Open(dir string, opts *Options) (*DB, error) {
 				man = nil
 			}
 		}
+	} else if !st.creating && !o.ReadOnly {
+		db.logger.Warn("manifest missing; rebuilding it from the database")
 	}
-	if !o.ReadOnly {
-		if err := os.RemoveAll(db.tmpDir()); err != nil {
-			return fail(fmt.Errorf("clear %s: %w", db.tmpDir(), err))
-		}
-		if err := db.cleanStaleNormal(context.Background()); err != nil {
-			return fail(err)
-		}
-		if man == nil {
-			if err := db.WriteManifest(); err != nil {
-				return fail(err)
-			}
-		}
+	if o.ReadOnly {
+		return nil
 	}
-	return db, nil
+	if err := db.fs.RemoveAll(db.tmpDir()); err != nil {
+		return fmt.Errorf("clear %s: %w", db.tmpDir(), err)
+	}
+	if err := db.cleanStaleNormal(context.Background()); err != nil {
+		return err
+	}
+	if man == nil {
+		return db.WriteManifest()
+	}
+	return nil
 }
 
-// checkEmptyForCreate refuses to make a store in a directory that holds
-// other things.
 // clearDir removes everything in dir but the named entry.
-func clearDir(dir, keep string) error {
-	ents, err := os.ReadDir(dir)
+func clearDir(fs vfs.FS, dir, keep string) error {
+	names, err := fs.List(dir)
 	if err != nil {
 		return err
 	}
-	for _, e := range ents {
-		if e.Name() == keep {
+	for _, n := range names {
+		if n == keep {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+		if err := fs.RemoveAll(filepath.Join(dir, n)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func checkEmptyForCreate(dir string) error {
-	ents, err := os.ReadDir(dir)
+// checkEmptyForCreate refuses to make a store in a directory that holds
+// other things.
+func checkEmptyForCreate(fs vfs.FS, dir string) error {
+	names, err := fs.List(dir)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", dir, err)
 	}
-	for _, e := range ents {
-		switch e.Name() {
+	sort.Strings(names)
+	for _, n := range names {
+		switch n {
 		case "db", "tmp", manifestName, manifestName + ".tmp":
 			continue
 		}
-		return fmt.Errorf("%s is not empty and is not an mce store (found %s); choose another --out", dir, e.Name())
+		return fmt.Errorf("%s is not empty and is not an mce store (found %s); choose another --out", dir, n)
 	}
 	return nil
 }
@@ -325,7 +451,7 @@ func (db *DB) loadMeta() error {
 		return fmt.Errorf("%w: database %s has no store config", ErrCorrupt, db.dbDir())
 	}
 	if err != nil {
-		return fmt.Errorf("%w: read store config: %v", ErrCorrupt, err)
+		return db.readErr("read store config", err)
 	}
 	var probe struct {
 		Format int `json:"format"`
@@ -349,7 +475,7 @@ func (db *DB) loadMeta() error {
 	heavy := map[string]heavyMeta{}
 	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{kindMeta, metaFile}, UpperBound: []byte{kindMeta, metaHeavy + 1}})
 	if err != nil {
-		return fmt.Errorf("%w: read meta: %v", ErrCorrupt, err)
+		return db.readErr("read the file records", err)
 	}
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()
@@ -362,7 +488,7 @@ func (db *DB) loadMeta() error {
 			fe := new(FileEntry)
 			if err := json.Unmarshal(it.Value(), fe); err != nil {
 				it.Close()
-				return fmt.Errorf("%w: file record %x: %v", ErrCorrupt, k, err)
+				return fmt.Errorf("%w: file record %d (key %x): %v", ErrCorrupt, binary.BigEndian.Uint32(k[2:]), k, err)
 			}
 			if fe.ID != FileID(binary.BigEndian.Uint32(k[2:])) {
 				it.Close()
@@ -384,7 +510,7 @@ func (db *DB) loadMeta() error {
 		}
 	}
 	if err := it.Close(); err != nil {
-		return fmt.Errorf("%w: read meta: %v", ErrCorrupt, err)
+		return db.readErr("read the file records", err)
 	}
 	db.mu.Lock()
 	db.cfg, db.files, db.heavy = cfg, files, heavy
@@ -642,7 +768,7 @@ func (db *DB) WriteManifest() error {
 	if db.ro {
 		return errors.New("store opened read-only")
 	}
-	if err := writeManifestFile(db.dir, db.Manifest()); err != nil {
+	if err := writeManifestFile(db.fs, db.dir, db.Manifest()); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	return nil
@@ -658,16 +784,59 @@ func validUser(u []byte) error {
 }
 
 // pebbleLogger sends pebble's log lines to slog at debug level (errors at
-// error level).
+// error level), one line each: pebble's errors may carry stack traces and
+// detail lines after the first.
 type pebbleLogger struct{ l *slog.Logger }
 
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...), "subsystem", "pebble")
 }
 func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "subsystem", "pebble")
+	p.l.Error(firstLineOf(fmt.Sprintf(format, args...)), "subsystem", "pebble")
 }
+
+// Fatalf is called by pebble on an error it cannot go on from, such as a
+// failed write or fsync of its WAL or MANIFEST: it cannot tell whether the
+// write happened. The process exits with status 70; the database keeps
+// what was synced, and the next Open recovers it.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "subsystem", "pebble")
+	p.l.Error("the store's database stopped on an error it cannot go on from; it keeps what was synced, and the next mce partition or reduce recovers it",
+		"error", firstLineOf(fmt.Sprintf(format, args...)), "subsystem", "pebble")
 	os.Exit(70)
+}
+
+// fatalDirSyncFS is the store's filesystem as pebble sees it: a failed
+// fsync of the database directory stops the process through fatalf, in
+// one line, as pebble's other unrecoverable errors do.
+//
+// NB: pebble panics when it cannot fsync the directory after moving its
+// manifest marker (atomicfs.Marker.Move: "Fsync errors are
+// unrecoverable", see https://wiki.postgresql.org/wiki/Fsync_Errors); a
+// panic's goroutine dump tells a user nothing. It is used by pointer:
+// pebble compares filesystems with ==.
+type fatalDirSyncFS struct {
+	vfs.FS
+	dir    string
+	fatalf func(format string, args ...any)
+}
+
+func (f *fatalDirSyncFS) OpenDir(name string) (vfs.File, error) {
+	d, err := f.FS.OpenDir(name)
+	if err != nil || filepath.Clean(name) != f.dir {
+		return d, err
+	}
+	return fatalSyncDir{File: d, fs: f}, nil
+}
+
+// fatalSyncDir is the database directory opened for syncing.
+type fatalSyncDir struct {
+	vfs.File
+	fs *fatalDirSyncFS
+}
+
+func (d fatalSyncDir) Sync() error {
+	if err := d.File.Sync(); err != nil {
+		d.fs.fatalf("fsync of the database directory %s failed: %v", d.fs.dir, err)
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 var testCfg = Config{Schema: []string{"user", "amount"}, UserColumn: "user", Shards: 4, BlockBytes: 64, ChunkBlocks: 2}
@@ -375,7 +376,7 @@ func TestDB_DeleteFile(t *testing.T) {
 	if got, w := readUser(t, db, "alice", nil), append(want(1, amounts("a", 9)), want(3, amounts("e", 2))...); !slices.Equal(got, w) {
 		t.Errorf("alice while deleting: %v", got)
 	}
-	m, err := readManifestFile(dir)
+	m, err := readManifestFile(vfs.Default, dir)
 	if err != nil || m.Files[1].State != FileDeleting {
 		t.Fatalf("manifest after MarkDeleting: %v %+v", err, m)
 	}
@@ -498,7 +499,7 @@ func TestOpen_Errors(t *testing.T) {
 			t.Fatal(err)
 		}
 		db.Close()
-		if _, err := readManifestFile(d); err != nil {
+		if _, err := readManifestFile(vfs.Default, d); err != nil {
 			t.Errorf("manifest not rebuilt: %v", err)
 		}
 	})
@@ -578,7 +579,7 @@ func TestOpen_ManifestLags(t *testing.T) {
 		t.Fatal(err)
 	}
 	rw.Close()
-	m, err := readManifestFile(dir)
+	m, err := readManifestFile(vfs.Default, dir)
 	if err != nil || len(m.Files) != 2 || m.Rows != 2 {
 		t.Errorf("manifest not rewritten: %v %+v", err, m)
 	}

@@ -90,6 +90,24 @@
 // if a run is killed between an ingest and that rewrite, the database's
 // records win and the next writable Open rewrites the file.
 //
+// # Filesystem, errors and locking
+//
+// Every file of a store goes through Options.FS (pebble's vfs.FS; the
+// operating system's by default), so that tests can inject I/O errors
+// (vfs/errorfs) or cut the power (vfs.NewCrashableMem). A read that fails
+// returns one line naming the store and what was read: a *CorruptError
+// (matching ErrCorrupt) with the damaged table when pebble found damage, a
+// *ReadError otherwise. Pebble cannot go on after a failed write or fsync
+// of its WAL, its MANIFEST or the database directory: the process then
+// exits with status 70 after one log line naming the store; the database
+// keeps what was synced and the next Open recovers it.
+//
+// Pebble's directory lock (db/LOCK) admits one process per store, readers
+// included. Open waits up to 5 s for it (NoLockWait: not at all), then
+// says the store is in use. Open looks at the directory again once it
+// holds the lock: another process may have made or changed the store
+// meanwhile.
+//
 // # Reading
 //
 // A reducer lists shards (0..Config.Shards-1) and heavy users

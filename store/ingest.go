@@ -27,7 +27,7 @@ func (db *DB) TempDir(name string) (string, error) {
 		return "", errors.New("store opened read-only")
 	}
 	d := filepath.Join(db.tmpDir(), name+"-"+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
-	if err := os.MkdirAll(d, 0o755); err != nil {
+	if err := db.fs.MkdirAll(d, 0o755); err != nil {
 		return "", fmt.Errorf("make temp dir: %w", err)
 	}
 	return d, nil
@@ -70,7 +70,7 @@ func (db *DB) NewLoader(c Compression) (*Loader, error) {
 
 // Close removes the Loader's leftover tables (after Ingest, or to abandon
 // it).
-func (l *Loader) Close() error { return os.RemoveAll(l.dir) }
+func (l *Loader) Close() error { return l.db.fs.RemoveAll(l.dir) }
 
 // Tables returns how many tables the Loader's streams have finished.
 func (l *Loader) Tables() int {
@@ -142,9 +142,9 @@ func (s *Stream) Add(key, value []byte) error {
 	}
 	if s.w == nil {
 		path := s.l.newTablePath()
-		f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+		f, err := s.l.db.fs.Create(path, vfs.WriteCategoryUnspecified)
 		if err != nil {
-			s.err = fmt.Errorf("create table: %w", err)
+			s.err = fmt.Errorf("create table %s: %w", path, err)
 			return s.err
 		}
 		s.w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.l.writerOptions())
@@ -272,7 +272,7 @@ func (l *Loader) Ingest(ctx context.Context, c Commit) error {
 		return nil
 	}
 	if err := l.db.pdb.Ingest(ctx, paths); err != nil {
-		return fmt.Errorf("ingest %d tables: %w", len(paths), err)
+		return fmt.Errorf("ingest %d tables into store %s: %w", len(paths), l.db.dir, err)
 	}
 	db := l.db
 	db.mu.Lock()
@@ -310,7 +310,7 @@ func (db *DB) CopyToHeavy(ctx context.Context, user []byte, s *Stream) (map[File
 	sp := userSpan(false, db.ShardOf(user), user)
 	it, err := db.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: sp.Lower, UpperBound: sp.Upper})
 	if err != nil {
-		return nil, fmt.Errorf("read user %q: %w", user, err)
+		return nil, db.readErr(fmt.Sprintf("read user %q", user), err)
 	}
 	defer it.Close()
 	out := map[FileID]HeavyFile{}
@@ -321,7 +321,7 @@ func (db *DB) CopyToHeavy(ctx context.Context, user []byte, s *Stream) (map[File
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return nil, fmt.Errorf("read user %q: %w", user, err)
+			return nil, db.readErr(fmt.Sprintf("read user %q", user), err)
 		}
 		h, err := ParseValueHeader(v)
 		if err != nil {
@@ -338,7 +338,7 @@ func (db *DB) CopyToHeavy(ctx context.Context, user []byte, s *Stream) (map[File
 		out[k.File] = hf
 	}
 	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("read user %q: %w", user, err)
+		return nil, db.readErr(fmt.Sprintf("read user %q", user), err)
 	}
 	return out, nil
 }
@@ -348,11 +348,11 @@ func (db *DB) HasNormalRows(user []byte) (bool, error) {
 	sp := userSpan(false, db.ShardOf(user), user)
 	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: sp.Lower, UpperBound: sp.Upper})
 	if err != nil {
-		return false, err
+		return false, db.readErr(fmt.Sprintf("read user %q", user), err)
 	}
 	ok := it.First()
 	if err := it.Close(); err != nil {
-		return false, err
+		return false, db.readErr(fmt.Sprintf("read user %q", user), err)
 	}
 	return ok, nil
 }
@@ -375,11 +375,11 @@ func (db *DB) cleanStaleNormal(ctx context.Context) error {
 		}
 		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: sp.Lower, UpperBound: sp.Upper})
 		if err != nil {
-			return err
+			return db.readErr("look for moved rows", err)
 		}
 		has := it.First()
 		if err := it.Close(); err != nil {
-			return err
+			return db.readErr("look for moved rows", err)
 		}
 		if has {
 			if err := b.DeleteRange(sp.Lower, sp.Upper, nil); err != nil {
@@ -430,7 +430,7 @@ func (db *DB) DeleteFile(ctx context.Context, id FileID) (groups int64, err erro
 	sp := allDataSpan()
 	it, err := db.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: sp.Lower, UpperBound: sp.Upper})
 	if err != nil {
-		return 0, err
+		return 0, db.readErr("delete rows of "+f.Name, err)
 	}
 	defer it.Close()
 	b := db.pdb.NewBatch()
@@ -478,7 +478,7 @@ func (db *DB) DeleteFile(ctx context.Context, id FileID) (groups int64, err erro
 		valid = it.SeekGE(prefixSuccessor(prefix))
 	}
 	if err := it.Error(); err != nil {
-		return groups, fmt.Errorf("delete rows of %s: %w", f.Name, err)
+		return groups, db.readErr("delete rows of "+f.Name, err)
 	}
 	if err := b.Delete(metaFileKey(id), nil); err != nil {
 		return groups, err

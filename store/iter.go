@@ -76,7 +76,7 @@ func (db *DB) NewIter(ctx context.Context, span Span, opts *IterOptions) (*Iter,
 	db.mu.RUnlock()
 	pit, err := db.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: span.Lower, UpperBound: span.Upper})
 	if err != nil {
-		return nil, fmt.Errorf("new iterator: %w", err)
+		return nil, db.readErr("new iterator", err)
 	}
 	it.it = pit
 	return it, nil
@@ -102,7 +102,7 @@ func (it *Iter) Next() bool {
 	it.skip = 0
 	for {
 		if !valid {
-			it.err = it.it.Error()
+			it.err = it.db.readErr(it.reading(), it.it.Error())
 			return false
 		}
 		it.n++
@@ -179,7 +179,7 @@ func (it *Iter) NewGroup() bool { return it.newGrp }
 func (it *Iter) Value() ([]byte, error) {
 	v, err := it.it.ValueAndErr()
 	if err != nil {
-		return nil, fmt.Errorf("read block %s: %w", it.describe(), err)
+		return nil, it.db.readErr("read block "+it.describe(), err)
 	}
 	return v, nil
 }
@@ -214,6 +214,14 @@ func (it *Iter) describe() string {
 	return fmt.Sprintf("user %q file %d block %d", it.user, it.key.File, it.key.Seq)
 }
 
+// reading says what Next was reading when it failed.
+func (it *Iter) reading() string {
+	if !it.prevOK {
+		return "read blocks"
+	}
+	return "read the blocks after " + it.describe()
+}
+
 // SkipUser makes the next Next skip the rest of the current user's blocks
 // with one seek.
 func (it *Iter) SkipUser() { it.skip = 'u' }
@@ -235,7 +243,7 @@ func (it *Iter) Close() error {
 	if it.err != nil {
 		return it.err
 	}
-	return err
+	return it.db.readErr("close iterator", err)
 }
 
 // UsersOptions restricts a UserIter.

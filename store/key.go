@@ -206,6 +206,3 @@ func allHeavySpan() Span { return Span{Lower: []byte{kindHeavy}, Upper: []byte{k
 
 // allDataSpan is every data key, normal and heavy.
 func allDataSpan() Span { return Span{Lower: []byte{kindNormal}, Upper: []byte{kindHeavy + 1}} }
-
-// metaSpan is every meta key.
-func metaSpan() Span { return Span{Lower: []byte{kindMeta}, Upper: []byte{kindMeta + 1}} }

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // FormatVersion is the layout version this code reads and writes. A store
@@ -205,9 +207,9 @@ type Manifest struct {
 // readManifestFile reads MANIFEST.json. A missing file is returned as an
 // error wrapping os.ErrNotExist; unreadable JSON as ErrCorrupt; another
 // format as ErrVersion.
-func readManifestFile(dir string) (*Manifest, error) {
+func readManifestFile(fs vfs.FS, dir string) (*Manifest, error) {
 	path := filepath.Join(dir, manifestName)
-	b, err := os.ReadFile(path)
+	b, err := readFile(fs, path)
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +233,20 @@ func readManifestFile(dir string) (*Manifest, error) {
 	return m, nil
 }
 
+// readFile is os.ReadFile through fs.
+func readFile(fs vfs.FS, path string) ([]byte, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return b, nil
+}
+
 func versionError(dir string, got int) error {
 	how := "upgrade mce"
 	if got < FormatVersion {
@@ -242,18 +258,18 @@ func versionError(dir string, got int) error {
 
 // writeManifestFile writes m as MANIFEST.json atomically: a temporary
 // file, synced, renamed over the old one, and the directory synced.
-func writeManifestFile(dir string, m *Manifest) error {
+func writeManifestFile(fs vfs.FS, dir string, m *Manifest) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode manifest: %w", err)
 	}
 	b = append(b, '\n')
-	return writeFileAtomic(filepath.Join(dir, manifestName), b)
+	return writeFileAtomic(fs, filepath.Join(dir, manifestName), b)
 }
 
-func writeFileAtomic(path string, b []byte) error {
+func writeFileAtomic(fs vfs.FS, path string, b []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
@@ -268,14 +284,14 @@ func writeFileAtomic(path string, b []byte) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := fs.Rename(tmp, path); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return syncDir(fs, filepath.Dir(path))
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
 	if err != nil {
 		return err
 	}

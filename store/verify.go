@@ -252,12 +252,14 @@ func (db *DB) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error
 	for _, sp := range []Span{{Lower: []byte{kindHeavy + 1}, Upper: []byte{0xFF, 0xFF, 0xFF}}} {
 		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: sp.Lower, UpperBound: sp.Upper})
 		if err != nil {
-			return nil, err
+			return nil, db.readErr("scan past the data ranges", err)
 		}
 		if it.First() {
 			total.problems = append(total.problems, fmt.Sprintf("unknown key %x outside the data ranges", it.Key()))
 		}
-		it.Close()
+		if err := it.Close(); err != nil {
+			return nil, db.readErr("scan past the data ranges", err)
+		}
 	}
 	rep := &VerifyReport{Stale: total.stale, Problems: total.problems}
 	for _, f := range files {
@@ -294,7 +296,7 @@ func (db *DB) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error
 func (db *DB) verifySpan(ctx context.Context, sp Span, shard, shards int, known map[FileID]FileState, heavy map[string]bool, decode bool, acc *verifyAcc) error {
 	it, err := db.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: sp.Lower, UpperBound: sp.Upper})
 	if err != nil {
-		return err
+		return db.readErr(fmt.Sprintf("scan shard %d", shard), err)
 	}
 	defer it.Close()
 	var (
@@ -345,7 +347,7 @@ func (db *DB) verifySpan(ctx context.Context, sp Span, shard, shards int, known 
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("read user %q file %d block %d: %w", k.User, k.File, k.Seq, err)
+			return db.readErr(fmt.Sprintf("read user %q file %d block %d", k.User, k.File, k.Seq), err)
 		}
 		h, err := ParseValueHeader(v)
 		if err != nil {
@@ -387,7 +389,7 @@ func (db *DB) verifySpan(ctx context.Context, sp Span, shard, shards int, known 
 		havePrev = true
 	}
 	if err := it.Error(); err != nil {
-		return fmt.Errorf("%w: scan shard %d: %v", ErrCorrupt, shard, err)
+		return db.readErr(fmt.Sprintf("scan shard %d", shard), err)
 	}
 	return nil
 }

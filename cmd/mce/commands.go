@@ -15,6 +15,8 @@ func commands(env *Env) []*ucli.Command {
 		partitionCommand,
 		storeCommand,
 		reduceCommand,
+		reportCommand,
+		beamCommand,
 	} {
 		if f != nil {
 			cmds = append(cmds, f(env))

@@ -47,6 +47,7 @@ Examples:
 			&ucli.Float64Flag{Name: "heavy-share", Value: gen.DefaultHeavyShare, Usage: "share of all rows issued by the bank; 0 for no heavy issuer"},
 			&ucli.StringFlag{Name: "encoding", Value: "cp1252", Usage: "text encoding: cp1252 or utf8 (--messy mixes both)"},
 			&ucli.BoolFlag{Name: "messy", Usage: "vary delimiters, headers, column order, line ends, compression and encoding per file, with malformed rows"},
+			&ucli.BoolFlag{Name: "value-styles", Usage: "write each file's amounts and dates in a style of its own (1.234,56, $ 1,234.56, 31/01/2024 14:05, Unix seconds...); default: on with --messy"},
 			&ucli.Float64Flag{Name: "bad-rows", Usage: fmt.Sprintf("share of malformed rows (default 0, or %g with --messy)", gen.DefaultBadRowShare)},
 			&ucli.StringFlag{Name: "compression", Value: "none", Usage: "none, gzip, zstd or mixed (one .gz, one .zst; the default with --messy)"},
 			&ucli.StringFlag{Name: "delimiter", Value: ",", Usage: "field delimiter: , ; | or tab (with --messy: the first file's)"},
@@ -82,9 +83,13 @@ func genOptions(c *ucli.Context) (gen.Options, error) {
 		Users:       c.Int("users"),
 		HeavyShare:  c.Float64("heavy-share"),
 		Messy:       c.Bool("messy"),
+		ValueStyles: c.Bool("messy"),
 		BadRowShare: c.Float64("bad-rows"),
 		Compression: c.String("compression"),
 		Workers:     c.Int("workers"),
+	}
+	if c.IsSet("value-styles") {
+		o.ValueStyles = c.Bool("value-styles")
 	}
 	var err error
 	if o.Size, err = gen.ParseSize(c.String("size")); err != nil {

@@ -184,7 +184,7 @@ func TestE2E_IdenticalDemo(t *testing.T) {
 	}
 	work := t.TempDir()
 	data := filepath.Join(work, "data")
-	if _, se, code := mce(t, work, nil, "gen", "--out", data, "--seed", "1", "--files", "6", "--size", "60MB", "--messy"); code != 0 {
+	if _, se, code := mce(t, work, nil, "gen", "--out", data, "--seed", "1", "--files", "6", "--size", "60MB", "--messy", "--value-styles=false"); code != 0 {
 		t.Fatalf("gen: exit %d\n%s", code, se)
 	}
 	// The generator first: if its output moved, the engine's sums below

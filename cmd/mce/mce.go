@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -27,7 +28,14 @@ type Env struct {
 	Spec feature.Spec
 	// FeaturesBinary is true in a binary compiled from a user's f.go.
 	FeaturesBinary bool
-	Logger         *slog.Logger
+	// Logger writes log records to stderr, at --log-level in
+	// --log-format.
+	Logger *slog.Logger
+	// LogExplicit is true when --log-level or --log-format was given:
+	// the user asked for log records on stderr, live view or not.
+	LogExplicit bool
+	// LogLevel is --log-level's.
+	LogLevel slog.Level
 }
 
 // ExitError carries an exit code through urfave/cli.
@@ -103,7 +111,7 @@ func newApp(env *Env) *ucli.App {
 		Version: Version,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json (logs go to stderr)"},
+			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json: log records go to stderr (on a terminal run, reduce and partition show a live view instead and keep the records in the run folder's status.log or the store's partition.log, unless -v or one of these two flags is given)"},
 		},
 		Before: func(c *ucli.Context) error {
 			l, err := newLogger(c.String("log-level"), c.String("log-format"))
@@ -111,6 +119,8 @@ func newApp(env *Env) *ucli.App {
 				return err
 			}
 			env.Logger = l
+			env.LogExplicit = c.IsSet("log-level") || c.IsSet("log-format")
+			env.LogLevel.UnmarshalText([]byte(c.String("log-level"))) // checked by newLogger
 			slog.SetDefault(l)
 			return nil
 		},
@@ -135,3 +145,51 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
+
+// verboseFlag asks a command that draws a live view for its log records on
+// stderr too, above the view.
+var verboseFlag = &ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"},
+	Usage: "log records on stderr too (above the live view on a terminal); they always go to the run folder's status.log"}
+
+// commandLogger is the logger of a command that draws a live view (live:
+// stderr is a terminal and --no-progress was not given). While the view
+// has the terminal the records go only to the run folder, where the engine
+// writes them to status.log (partition: the store's partition.log), so
+// that the terminal shows the view and then the summary, and no log lines
+// among them; -v or an explicit --log-level or --log-format puts them on
+// stderr as well. Off a terminal stderr gets them as before: one line per
+// file started, done, failed or retried, and the warnings.
+func (env *Env) commandLogger(c *ucli.Context, live bool) *slog.Logger {
+	if live && !c.Bool(verboseFlag.Name) && !env.LogExplicit {
+		return slog.New(slog.DiscardHandler)
+	}
+	return env.Logger
+}
+
+// noteHandler writes each record of Info and above as a short line for
+// people, its message and the features file ("compiling features: f.go",
+// "compiled features: f.go in 23.9 s"): for the features build that a
+// command with a live view runs before the view starts.
+type noteHandler struct{ w io.Writer }
+
+func (h noteHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+
+func (h noteHandler) Handle(_ context.Context, r slog.Record) error {
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "features":
+			line += ": " + a.Value.String()
+		case "seconds":
+			if a.Value.Kind() == slog.KindFloat64 {
+				line += fmt.Sprintf(" in %.1f s", a.Value.Float64())
+			}
+		}
+		return true
+	})
+	_, err := fmt.Fprintln(h.w, line)
+	return err
+}
+
+func (h noteHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h noteHandler) WithGroup(string) slog.Handler      { return h }

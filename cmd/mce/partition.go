@@ -3,11 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/mce-engine/mce/internal/bytesize"
+	"github.com/mce-engine/mce/internal/termview"
 	"github.com/mce-engine/mce/partition"
 	"github.com/mce-engine/mce/store"
 )
@@ -45,6 +47,10 @@ samples of 64 KiB; --full-hash hashes every byte). A bad file fails alone and is
 recorded. Killed at any moment, the store stays usable and holds each file completely or
 not at all; the next run finishes the job. The exit status is 1 when any file failed.
 
+On a terminal stderr shows a live view (the files being read, the merge, a total with the
+ETA) and the log records go to STORE/partition.log (-v: to stderr too). Off a terminal
+stderr gets the log records.
+
 Examples:
   mce partition data/ --out store
   mce partition data/ --out store --mem 4GiB --cpus 8
@@ -62,6 +68,9 @@ Examples:
 			&ucli.BoolFlag{Name: "compact", Usage: "compact the store after the ingest (done anyway once incremental runs leave 4 layers of tables)"},
 			&ucli.BoolFlag{Name: "full-hash", Usage: "fingerprint new files by hashing every byte instead of sampling"},
 			&ucli.IntFlag{Name: "shards", Usage: fmt.Sprintf("hash shards of a new store (default %d; an existing store keeps its own)", store.DefaultShards)},
+			&ucli.BoolFlag{Name: "no-progress", Usage: "no live view on a terminal: log records on stderr instead"},
+			&ucli.BoolFlag{Name: verboseFlag.Name, Aliases: verboseFlag.Aliases,
+				Usage: "log records on stderr too (above the live view on a terminal); on a terminal they always go to the store's " + partitionLog},
 		}, readerFlags()...),
 		Action: func(c *ucli.Context) error {
 			paths, err := argsAndLateFlags(c)
@@ -76,11 +85,33 @@ Examples:
 			// Go heap to what the budget leaves it unless the user set a
 			// limit of their own.
 			o.LimitHeap = os.Getenv("GOMEMLIMIT") == ""
+			// On a terminal a live view drawn from partition's log
+			// records replaces them; they go to the store's partition.log.
+			live := !c.Bool("no-progress") && termview.IsTerminal(os.Stderr)
+			var pv *partitionView
+			var sl *storeLog
+			if live {
+				tv := termview.New(os.Stderr)
+				pv, sl = newPartitionView(tv), &storeLog{dir: o.Store}
+				file := slog.NewTextHandler(sl, &slog.HandlerOptions{Level: min(slog.LevelInfo, env.LogLevel)})
+				o.Logger = slog.New(pv.handler(slog.NewMultiHandler(file, tv.Handler(env.commandLogger(c, live).Handler()))))
+			}
 			res, err := partition.Run(c.Context, o)
+			logPath := ""
+			if live {
+				pv.close()
+				var unwritten []byte
+				if logPath, unwritten = sl.close(); logPath == "" && err != nil {
+					os.Stderr.Write(unwritten) // the store was never made: they say why
+				}
+			}
 			if res != nil {
-				fmt.Fprintf(c.App.Writer, "%s: %d file(s) ingested, %d unchanged, %d failed; %d rows, %.1f MB raw in %.1f s (%.0f MB/s), peak RSS %d MiB\n",
-					o.Store, res.Ingested, res.Skipped, res.Failed, res.Rows, float64(res.RawBytes)/1e6,
-					res.Elapsed.Seconds(), res.MBPerSec(), res.PeakRSSBytes>>20)
+				fmt.Fprintf(c.App.Writer, "%s: %d file(s) ingested, %d unchanged, %d failed; %s rows\n%s raw in %s, %.0f MB/s; peak RSS %d MiB\n",
+					o.Store, res.Ingested, res.Skipped, res.Failed, thousands(res.Rows), mbString(res.RawBytes),
+					wallString(res.Elapsed.Seconds()), res.MBPerSec(), res.PeakRSSBytes>>20)
+			}
+			if logPath != "" {
+				fmt.Fprintf(c.App.Writer, "log: %s\n", logPath)
 			}
 			var fe *partition.FilesError
 			if errors.As(err, &fe) {

@@ -3,13 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
+	"path/filepath"
+	"strings"
 
 	ucli "github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/csvread"
 	"github.com/mce-engine/mce/reduce"
 )
 
@@ -40,21 +41,26 @@ A feature set whose Map re-keys rows (groups them under another key than the use
 cannot be computed from a store grouped by user: use mce run for it. A Map that only
 drops rows (returns a nil key) is fine.
 
+--format and --key-name work as for mce run; --key-name input reads each input's header
+again (the store keeps rows, not headers), so the files must still be where partition
+read them.
+
 Examples:
   mce reduce --store store --out runs
   mce reduce --store store --features f.go --param min_amount=100
   mce reduce --store store --across-files --files invoices_2024_01.csv,invoices_2024_02.csv
+  mce reduce --store store --format parquet --key-name input
   mce reduce --resume runs/job0`,
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "store", Aliases: []string{"s"}, Usage: "the store `DIR` (made by mce partition)"},
 			&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "`DIR` in which the run folder JOBNAME<n> is made"},
 			&ucli.StringFlag{Name: "job", Value: engine.DefaultJobName, Usage: "job `NAME`: the run folder is NAME0, NAME1, ... (never overwritten)"},
 			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder of mce reduce)"},
-			featuresFlag,
+			featuresFlag, featuresSourceFlag,
 			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
 			&ucli.BoolFlag{Name: "across-files", Usage: "one line per user over all the files, in one features file"},
 			&ucli.StringSliceFlag{Name: "files", Usage: "only these store `FILES` (comma separated; names or base names)"},
-		}, clusterFlags()...),
+		}, append(outputFlags(), clusterFlags()...)...),
 		Action: func(c *ucli.Context) error {
 			args, err := argsAndLateFlags(c)
 			if err != nil {
@@ -63,7 +69,11 @@ Examples:
 			if len(args) > 0 {
 				return &ExitError{Code: 2, Err: fmt.Errorf("reduce takes no arguments (got %q): give the store with --store", args)}
 			}
-			if c.String(featuresFlag.Name) != "" && !env.FeaturesBinary {
+			if dir := c.String("resume"); dir != "" {
+				if ok, err := resumeFeatures(c, env, dir); ok || err != nil {
+					return err
+				}
+			} else if c.String(featuresFlag.Name) != "" && !env.FeaturesBinary {
 				return execFeaturesBinary(c, env)
 			}
 			o, err := reduceOptions(c, env)
@@ -71,7 +81,13 @@ Examples:
 				return &ExitError{Code: 2, Err: err}
 			}
 			s, err := reduce.Run(c.Context, o)
-			return finishRun(s, err, reduce.LastLine) // counts output files, not tasks
+			var notes []string
+			if s != nil && len(o.Engine.Clusters) > 1 && len(s.Clusters) == 1 {
+				// reduce.Run logs why; on a terminal the log is in status.log only.
+				notes = append(notes, fmt.Sprintf("clusters: one of %d CPUs instead of %s: the store admits one reading process at a time",
+					s.Clusters[0], c.String("clusters")))
+			}
+			return finishRun(s, err, reduce.LastLine, reduceFiles, notes...) // counts output files, not tasks
 		},
 	}
 }
@@ -90,11 +106,32 @@ func reduceOptions(c *ucli.Context, env *Env) (reduce.Options, error) {
 	if e.Params, err = feature.ParseParams(c.StringSlice("param")); err != nil {
 		return o, err
 	}
+	if o.Output.Options, err = outputOptions(c, e.Resume); err != nil {
+		return o, err
+	}
+	o.Output.UserHeader = func(path string) (string, error) {
+		return csvread.UserHeader(path, csvread.Options{Schema: spec.Schema})
+	}
 	if err := clusterOptions(c, env, e); err != nil {
 		return o, err
 	}
-	if e.Progress != nil && !term.IsTerminal(int(os.Stderr.Fd())) {
-		e.ProgressEvery = engine.DefaultProgressEvery
-	}
+	runMemory(c, e)
 	return o, nil
+}
+
+// reduceFiles counts the output files of a `mce reduce`, as reduce.LastLine
+// does: its store read tasks feed them and are not counted.
+func reduceFiles(s *engine.Summary) (ok, failed int) {
+	for _, t := range s.Tasks {
+		if strings.HasPrefix(filepath.ToSlash(t.Output), reduce.PartsDir+"/") {
+			continue
+		}
+		switch t.Status {
+		case engine.TaskDone, engine.TaskSkipped:
+			ok++
+		case engine.TaskFailed:
+			failed++
+		}
+	}
+	return ok, failed
 }

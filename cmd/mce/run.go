@@ -1,19 +1,25 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/filejob"
+	"github.com/mce-engine/mce/engine/output"
+	"github.com/mce-engine/mce/engine/report"
 	"github.com/mce-engine/mce/internal/bytesize"
+	"github.com/mce-engine/mce/internal/fbuild"
+	"github.com/mce-engine/mce/internal/termview"
 )
 
 // runCommand is `mce run`: the Multiple Cluster Engine over raw files.
@@ -39,41 +45,55 @@ disk, sorted runs in the run folder, so a file bigger than the limit still compl
 with its user and does not stop the others. The exit status is 1 when any file failed; the
 last line says how many.
 
+--format parquet writes <input>.features.parquet instead of .csv: typed columns (the exact
+amounts as DECIMAL), zstd-compressed, with the same values. The key column is named user unless
+--key-name says otherwise (input: as the input's header names its user column, e.g. issuer_id).
+
 Each run makes a new folder OUT/JOBNAME<n> with the features files, status.log, failure.log,
 ram_usage.log, timings.csv and summary.json. --resume OUT/JOBNAME<n> finishes an interrupted
 run.
 
+On a terminal stderr shows a live view (one line per cluster: file, phase, progress, MB/s,
+RSS; a total with the ETA) and the log records go to status.log only (-v: to stderr too);
+the run ends with a summary on stdout. Off a terminal stderr gets one log line per file
+started, done, failed or retried.
+
 Examples:
   mce run data/ --out runs --job jan --clusters 3,2,1
   mce run data/ --features f.go --param min_amount=100
+  mce run data/ --format parquet --key-name input
   mce run --resume runs/jan0`,
 		Flags: append(append([]ucli.Flag{
 			&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "`DIR` in which the run folder JOBNAME<n> is made"},
 			&ucli.StringFlag{Name: "job", Value: engine.DefaultJobName, Usage: "job `NAME`: the run folder is NAME0, NAME1, ... (never overwritten)"},
 			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder); no inputs then"},
-			featuresFlag,
+			featuresFlag, featuresSourceFlag,
 			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
 			&ucli.StringFlag{Name: "mode", Value: filejob.ModeAuto, Usage: "how a cluster reduces a file: group (every user's rows in RAM, then user by user: fastest, RAM about the file's size), stream (each row added to its user's aggregate as it is read: RAM grows with users, not rows; mergeable feature sets such as the built-in one), disk (rows grouped by user through sorted runs on local disk: RAM bounded whatever the file, about 3x slower than group), or auto: group a file whose rows fit the cluster's share of --ram-limit (measured on earlier files), else stream a mergeable set and put any other through disk. Same results in every `MODE`"},
-		}, clusterFlags()...), readerFlags()...),
+		}, append(outputFlags(), clusterFlags()...)...), readerFlags()...),
 		Action: func(c *ucli.Context) error {
 			paths, err := argsAndLateFlags(c)
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			if c.String(featuresFlag.Name) != "" && !env.FeaturesBinary {
+			if dir := c.String("resume"); dir != "" {
+				if ok, err := resumeFeatures(c, env, dir); ok || err != nil {
+					return err
+				}
+			} else if c.String(featuresFlag.Name) != "" && !env.FeaturesBinary {
 				return execFeaturesBinary(c, env)
 			}
-			opts, err := runOptions(c, env, paths)
+			opts, job, err := runOptions(c, env, paths)
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
 			if opts.Resume == "" {
-				if opts.Tasks, err = filejob.Plan(paths); err != nil {
+				if opts.Tasks, err = filejob.PlanFormat(paths, job.Output.Format); err != nil {
 					return &ExitError{Code: 1, Err: err}
 				}
 			}
 			s, err := engine.Run(c.Context, opts)
-			return finishRun(s, err, (*engine.Summary).LastLine)
+			return finishRun(s, err, (*engine.Summary).LastLine, runFiles)
 		},
 	}
 }
@@ -89,7 +109,8 @@ func clusterFlags() []ucli.Flag {
 		&ucli.DurationFlag{Name: "poll", Value: engine.DefaultPoll, Usage: "`INTERVAL` at which each cluster's RSS is measured, logged to ram_usage.log and checked against --ram-limit"},
 		&ucli.IntFlag{Name: "recycle-after", Usage: "restart a cluster after `N` files (0: never), against leaks"},
 		&ucli.StringFlag{Name: "recycle-rss", Usage: "restart a cluster whose RSS between files exceeds `SIZE` (e.g. 2GiB; default: never)"},
-		&ucli.BoolFlag{Name: "no-progress", Usage: "no progress view on stderr"},
+		&ucli.BoolFlag{Name: "no-progress", Usage: "no live view on a terminal: log records on stderr instead"},
+		verboseFlag,
 	}
 }
 
@@ -133,54 +154,100 @@ func clusterOptions(c *ucli.Context, env *Env, o *engine.Options) error {
 	}
 	o.WorkerExe = exe
 	o.WorkerArgs = []string{"--log-format", "json", "--log-level", c.String("log-level"), "worker"}
-	o.Logger = env.Logger
-	if !c.Bool("no-progress") {
+	// The live view is for a terminal; elsewhere (a pipe, a file, CI)
+	// stderr gets one log line per file event instead.
+	live := !c.Bool("no-progress") && termview.IsTerminal(os.Stderr)
+	if live {
 		o.Progress = os.Stderr
 	}
+	o.Logger = env.commandLogger(c, live)
 	o.FeatureName = env.Spec.Name
 	return nil
 }
 
-func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, error) {
+func runOptions(c *ucli.Context, env *Env, paths []string) (engine.Options, filejob.Job, error) {
 	var o engine.Options
+	job := filejob.Job{Mode: c.String("mode")}
 	var err error
 	o.Out, o.JobName, o.Resume = c.String("out"), c.String("job"), c.String("resume")
 	if o.Resume != "" && len(paths) > 0 {
-		return o, fmt.Errorf("--resume %s takes no input files (the run folder's plan names them)", o.Resume)
+		return o, job, fmt.Errorf("--resume %s takes no input files (the run folder's plan names them)", o.Resume)
 	}
 	if o.Resume == "" && len(paths) == 0 {
-		return o, errors.New("run: give input files or folders (or --resume DIR)")
+		return o, job, errors.New("run: give input files or folders (or --resume DIR)")
 	}
 	if o.Params, err = feature.ParseParams(c.StringSlice("param")); err != nil {
-		return o, err
+		return o, job, err
 	}
-	job := filejob.Job{Mode: c.String("mode")}
 	if job.Reader, err = readerOptions(c, env.Spec.Schema); err != nil {
-		return o, err
+		return o, job, err
+	}
+	if job.Output, err = outputOptions(c, o.Resume); err != nil {
+		return o, job, err
 	}
 	if err := clusterOptions(c, env, &o); err != nil {
-		return o, err
+		return o, job, err
 	}
+	runMemory(c, &o)
 	if err := filejob.CheckMode(job.Mode, env.Spec.Mergeable(), env.Spec.Name); err != nil {
-		return o, err
+		return o, job, err
 	}
 	if o.Resume == "" {
 		if o.Job, err = job.Encode(); err != nil {
-			return o, err
+			return o, job, err
 		}
 	}
-	if o.Progress != nil && !term.IsTerminal(int(os.Stderr.Fd())) {
-		o.ProgressEvery = engine.DefaultProgressEvery
+	return o, job, nil
+}
+
+// outputFlags are the flags of the features files, shared by run and
+// reduce.
+func outputFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "format", Value: string(output.CSV), Usage: "`FORMAT` of the features files: csv, or parquet (<input>.features.parquet: typed columns, exact amounts as DECIMAL, times as UTC timestamps, zstd; the same values as the CSV)"},
+		&ucli.StringFlag{Name: "key-name", Usage: "`NAME` of the key column (the first): user (the default, or the feature set's KeyName), input (the input's own name for its user column, e.g. issuer_id), or any other name"},
+	}
+}
+
+// outputOptions reads outputFlags; a run resumed keeps the settings its
+// plan recorded, so they may not be given again.
+func outputOptions(c *ucli.Context, resume string) (output.Options, error) {
+	var o output.Options
+	if resume != "" {
+		for _, name := range []string{"format", "key-name"} {
+			if c.IsSet(name) {
+				return o, fmt.Errorf("--resume %s takes no --%s (the run folder's plan has it)", resume, name)
+			}
+		}
+		return o, nil
+	}
+	var err error
+	if o.Format, err = output.ParseFormat(c.String("format")); err != nil {
+		return o, fmt.Errorf("--format: %w", err)
+	}
+	if err := o.ParseKeyName(c.String("key-name")); err != nil {
+		return o, fmt.Errorf("--key-name: %w", err)
 	}
 	return o, nil
 }
 
-// finishRun prints the run folder and the last line (as lastLine words
-// it), and maps the outcome to the exit status: 1 when any file failed,
-// 130 when interrupted.
-func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) string) error {
+// finishRun prints on stdout the run folder, the run's summary (files ok
+// and failed, rows, bad rows, wall time, MB/s, the first failures, the
+// report's path) and the last line (as lastLine words it; files counts
+// the files ok and failed; notes follow the summary), and maps the
+// outcome to the exit status: 1 when any file failed, 130 when interrupted.
+func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) string, files func(*engine.Summary) (ok, failed int), notes ...string) error {
 	if s != nil {
 		fmt.Printf("run folder: %s\n", s.RunDir)
+		// The report is drawn from what the run folder recorded, also
+		// for a failed or interrupted run; the summary names it.
+		if _, rerr := report.Write(s.RunDir); rerr != nil {
+			slog.Warn("no run report", "dir", s.RunDir, "error", rerr)
+		}
+		printSummary(os.Stdout, s, files)
+		for _, n := range notes {
+			fmt.Println(n)
+		}
 		fmt.Println(lastLine(s))
 	}
 	if err != nil {
@@ -196,20 +263,122 @@ func finishRun(s *engine.Summary, err error, lastLine func(*engine.Summary) stri
 	return nil
 }
 
+// runFiles counts the files of a `mce run`: one task each.
+func runFiles(s *engine.Summary) (ok, failed int) { return s.Done + s.Skipped, s.Failed }
+
 // execFeaturesBinary compiles --features and replaces this process with
-// the features binary's own `run` (same arguments, without --features), so
-// that the user's Spec decides the schema, the aliases and the workers, and
-// no extra process stands between the user and the clusters.
+// the features binary's own command (same arguments, without --features),
+// so that the user's Spec decides the schema, the aliases and the workers,
+// and no extra process stands between the user and the clusters. The
+// binary records the features file and this command line in the run
+// folder (--features-source, MCE_RUN_COMMAND), for --resume.
 func execFeaturesBinary(c *ucli.Context, env *Env) error {
-	exe, err := WorkerExe(c, env)
+	// Where the live view will have the terminal, the build says what it
+	// does in plain words rather than in log records.
+	benv := *env
+	if live := !c.Bool("no-progress") && termview.IsTerminal(os.Stderr); env.commandLogger(c, live) != env.Logger {
+		benv.Logger = slog.New(noteHandler{w: os.Stderr})
+	}
+	exe, err := WorkerExe(c, &benv)
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
-	args := append([]string{exe}, dropFlag(os.Args[1:], featuresFlag.Name)...)
-	if err := syscall.Exec(exe, args, os.Environ()); err != nil {
+	src, err := filepath.Abs(c.String(featuresFlag.Name))
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	return execFeatures(exe, dropFlag(os.Args[1:], featuresFlag.Name), src)
+}
+
+// execFeatures replaces this process with the features binary exe running
+// args; src, when set, is the features file it was built from.
+func execFeatures(exe string, args []string, src string) error {
+	if src != "" {
+		args = append(args, "--"+featuresSourceFlag.Name, src)
+	}
+	cmd, err := json.Marshal(os.Args)
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	environ := append(os.Environ(), commandEnv+"="+string(cmd))
+	if err := syscall.Exec(exe, append([]string{exe}, args...), environ); err != nil {
 		return &ExitError{Code: 1, Err: fmt.Errorf("run features binary %s: %w", exe, err)}
 	}
 	return nil // not reached
+}
+
+// commandEnv carries the user's command line into the features binary
+// that execFeatures starts, for plan.json.
+const commandEnv = "MCE_RUN_COMMAND"
+
+// featuresSourceFlag tells a features binary which file it was built from.
+var featuresSourceFlag = &ucli.StringFlag{Name: "features-source", Hidden: true}
+
+// runMemory fills what a run folder remembers of its start: the command
+// line and, in a features binary, the features file.
+func runMemory(c *ucli.Context, o *engine.Options) {
+	o.Command = os.Args
+	if s := os.Getenv(commandEnv); s != "" {
+		var cmd []string
+		if json.Unmarshal([]byte(s), &cmd) == nil {
+			o.Command = cmd
+		}
+	}
+	o.FeaturesFile = c.String(featuresSourceFlag.Name)
+}
+
+// resumeFeatures resumes, in the features binary it was built with, a run
+// folder whose run computed a features file: from the copy the run kept,
+// after checking that the file has not changed since (a --features given
+// again must be the same file). It returns false when the run used the
+// built-in features.
+func resumeFeatures(c *ucli.Context, env *Env, dir string) (bool, error) {
+	if env.FeaturesBinary {
+		return false, nil
+	}
+	p, err := engine.ReadPlan(dir)
+	if err != nil {
+		return false, &ExitError{Code: 1, Err: err}
+	}
+	given := c.String(featuresFlag.Name)
+	if p.Features == nil {
+		if given != "" {
+			return false, &ExitError{Code: 2, Err: fmt.Errorf("resume %s: the run computed the built-in %s features; drop --features", dir, p.Feature)}
+		}
+		return false, nil
+	}
+	kept := filepath.Join(dir, engine.FeaturesCopy)
+	check := func(path, what string) error {
+		sum, err := engine.HashFile(path)
+		if err != nil {
+			return &ExitError{Code: 1, Err: fmt.Errorf("resume %s: %s: %w", dir, what, err)}
+		}
+		if sum != p.Features.SHA256 {
+			return &ExitError{Code: 2, Err: fmt.Errorf("resume %s: %s %s changed since the run started (sha256 %.12s, the run's %.12s): "+
+				"resume with the copy the run kept (--features %s) or start a new run", dir, what, path, sum, p.Features.SHA256, kept)}
+		}
+		return nil
+	}
+	switch {
+	case given != "":
+		if err := check(given, "the features file"); err != nil {
+			return false, err
+		}
+	default:
+		if _, err := os.Stat(p.Features.Path); err == nil {
+			if err := check(p.Features.Path, "the features file"); err != nil {
+				return false, err
+			}
+		}
+	}
+	if err := check(kept, "the run's copy of the features file"); err != nil {
+		return false, err
+	}
+	exe, err := fbuild.Build(c.Context, kept, fbuild.Options{Logger: env.Logger})
+	if err != nil {
+		return false, &ExitError{Code: 1, Err: err}
+	}
+	return true, execFeatures(exe, dropFlag(os.Args[1:], featuresFlag.Name), "")
 }
 
 // argsAndLateFlags returns the command's positional arguments and applies

@@ -12,6 +12,7 @@ import (
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/filejob"
+	"github.com/mce-engine/mce/engine/output"
 )
 
 // parseRun parses `mce run` arguments into engine options without running.
@@ -35,7 +36,7 @@ func parseRunPaths(t *testing.T, args ...string) (engine.Options, []string, erro
 			perr = err
 			return nil
 		}
-		opts, perr = runOptions(c, env, paths)
+		opts, _, perr = runOptions(c, env, paths)
 		return nil
 	}
 	app := &ucli.App{
@@ -96,4 +97,30 @@ func TestRunCommand_badFlags(t *testing.T) {
 	f("a.csv", "--nope")                  // unknown late flag
 	f("a.csv", "--out")                   // late flag without its value
 	f("a.csv", "--alias", "nocolumn=hdr") // unknown column
+	f("a.csv", "--format", "xlsx")        // unknown format
+	f("a.csv", "--key-name", `a"b`)       // a quote in the key name
+	f("--resume", "runs/job0", "--format", "parquet")
+	f("--resume", "runs/job0", "--key-name", "input")
+}
+
+func TestRunCommand_outputFlags(t *testing.T) {
+	f := func(want output.Options, args ...string) {
+		t.Helper()
+		o, err := parseRun(t, append([]string{"a.csv"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var job filejob.Job
+		if err := json.Unmarshal(o.Job, &job); err != nil {
+			t.Fatal(err)
+		}
+		if job.Output != want {
+			t.Errorf("%v: output settings %+v, want %+v", args, job.Output, want)
+		}
+	}
+	f(output.Options{Format: output.CSV})
+	f(output.Options{Format: output.Parquet}, "--format", "parquet")
+	f(output.Options{Format: output.CSV}, "--key-name", "user")
+	f(output.Options{Format: output.Parquet, KeyFromInput: true}, "--format=parquet", "--key-name", "input")
+	f(output.Options{Format: output.CSV, KeyName: "rfc_emisor"}, "--key-name", "rfc_emisor")
 }

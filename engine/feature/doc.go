@@ -33,6 +33,15 @@
 // Column positions are found once with [Schema.Index] or [Rows.Col] and then
 // used as plain ints in the hot loop.
 //
+// # Amounts and dates
+//
+// Files write numbers and times the way whoever exported them does:
+// "1.234,56", "$ 1,234.56", "(1,234.56)", "31/01/2023 14:05", Unix seconds.
+// A file's [NumberFormat] and [DateFormat] say how; [NumberSniffer] and
+// [DateSniffer] find them from the file's values, [ParseAmount] and
+// [ParseDate] read values with them. The zero formats read exactly what
+// [ParseDecimal] and [ParseTime] read.
+//
 // # Parameters
 //
 // `--param key=value` (repeatable) reaches every call as [Params], like the

@@ -76,6 +76,11 @@ type Spec struct {
 	Columns []Column
 	// Map, if set, filters and re-keys rows before grouping.
 	Map MapFunc
+	// KeyName, if set, names the output's key column (the first, before
+	// Columns), e.g. "receiver" for a Map that groups rows by receiver.
+	// Empty: "user", or the input's name for its user column when the run
+	// asks for it (--key-name input); --key-name NAME overrides it.
+	KeyName string
 	// Reduce computes one user's features. Set Reduce or NewAggregator.
 	Reduce ReduceFunc
 	// NewAggregator, if set, makes the feature set mergeable.
@@ -93,6 +98,16 @@ func (s *Spec) Validate() error {
 	if len(s.Columns) == 0 {
 		return fmt.Errorf("feature spec %s has no Columns", s.Name)
 	}
+	if s.KeyName != "" {
+		if strings.ContainsAny(s.KeyName, ",\"\n\r") {
+			return fmt.Errorf("feature spec %s: bad KeyName %q", s.Name, s.KeyName)
+		}
+		for _, c := range s.Columns {
+			if strings.EqualFold(c.Name, s.KeyName) {
+				return fmt.Errorf("feature spec %s: KeyName %q is also a column", s.Name, s.KeyName)
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for _, c := range s.Columns {
 		if c.Name == "" || strings.ContainsAny(c.Name, ",\"\n\r") {
@@ -104,6 +119,9 @@ func (s *Spec) Validate() error {
 		seen[c.Name] = true
 		if c.Type < TypeInt || c.Type > TypeTime {
 			return fmt.Errorf("feature spec %s: column %q has no type", s.Name, c.Name)
+		}
+		if c.Scale != 0 && (c.Type != TypeFloat || c.Scale < 0 || c.Scale > MaxScale) {
+			return fmt.Errorf("feature spec %s: column %q: Scale %d needs a float column and 1..%d", s.Name, c.Name, c.Scale, MaxScale)
 		}
 	}
 	if (s.Reduce == nil) == (s.NewAggregator == nil) {
@@ -196,7 +214,17 @@ type Column struct {
 	Name string
 	Type Type
 	Doc  string
+	// Scale, on a TypeFloat column whose values are exact decimals (sums
+	// of amounts read with Row.Decimal), is their number of fraction
+	// digits: Parquet outputs then hold the column as DECIMAL(18, Scale),
+	// exact, instead of a double. Every value must then need at most
+	// Scale fraction digits as CSV writes it (the shortest form that reads
+	// back exactly), or writing Parquet fails. 0: a double.
+	Scale int
 }
+
+// MaxScale is the largest Column.Scale.
+const MaxScale = 9
 
 // Record holds one user's output features. Unset features are written as
 // empty fields.

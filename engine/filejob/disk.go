@@ -46,12 +46,12 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 	// Buffers as big as the rows need (no bigger: their index is Go
 	// memory the collector zeroes), within a third of the cluster's limit.
 	sortMem := max(rowsEstimate(in.Path, in.Size)+8<<20, 16<<20)
-	if lim := debug.SetMemoryLimit(-1); lim > 0 && lim < 1<<50 {
+	if lim := memBudget(); lim > 0 && lim < 1<<50 {
 		sortMem = min(sortMem, max(lim/diskSortShare, 16<<20))
 		// NB: the sort buffers are mapped outside the Go heap, which
 		// GOMEMLIMIT does not see: the heap gets the rest of the limit.
-		debug.SetMemoryLimit(max(lim-sortMem, lim/2))
-		defer debug.SetMemoryLimit(lim)
+		prev := debug.SetMemoryLimit(max(lim-sortMem, lim/2))
+		defer debug.SetMemoryLimit(prev)
 	}
 	g, err := partition.NewGrouper(partition.GroupOptions{
 		Dir: dir, Schema: spec.Schema, Encoding: f.Encoding, MemBytes: sortMem, CPUs: env.CPUs, Logger: env.Logger,
@@ -107,6 +107,7 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 		Bytes:             stats.Bytes,
 		Rows:              stats.Rows,
 		BadRows:           stats.BadRows,
+		BadValues:         stats.BadValues,
 		DroppedRows:       dropped.Load(),
 		Users:             users.Load(),
 		MapSeconds:        scan.Seconds(),

@@ -1,7 +1,6 @@
 package filejob
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,6 +55,10 @@ type Job struct {
 	Reader csvread.Options `json:"reader"`
 	// Mode is ModeAuto, ModeGroup or ModeStream ("" is auto).
 	Mode string `json:"mode,omitempty"`
+	// Output says how the features files are written: format (the
+	// tasks' Output names, from PlanFormat, end with its extension) and
+	// key column name.
+	Output output.Options `json:"output,omitzero"`
 }
 
 // Encode returns j as engine.Options.Job.
@@ -85,7 +88,11 @@ func CheckMode(mode string, mergeable bool, featureName string) error {
 // Plan lists paths (files and folders, see csvread.ListInputs) and plans
 // one task per input file, largest first (ties by path), each with a
 // features file name unique in the run folder (fileid.Namer).
-func Plan(paths []string) ([]engine.Task, error) {
+func Plan(paths []string) ([]engine.Task, error) { return PlanFormat(paths, output.CSV) }
+
+// PlanFormat is Plan for features files in format: the same names, with
+// the format's extension.
+func PlanFormat(paths []string, format output.Format) ([]engine.Task, error) {
 	in, err := csvread.ListInputs(paths)
 	if err != nil {
 		return nil, err
@@ -93,11 +100,16 @@ func Plan(paths []string) ([]engine.Task, error) {
 	if len(in) == 0 {
 		return nil, errors.New("no input files (want .csv, .tsv or .txt, optionally .gz or .zst)")
 	}
-	return planInputs(in)
+	tasks, err := PlanInputs(in)
+	for i := range tasks {
+		tasks[i].Output = format.Name(tasks[i].Output)
+	}
+	return tasks, err
 }
 
-// planInputs plans listed inputs.
-func planInputs(in []csvread.Input) ([]engine.Task, error) {
+// PlanInputs plans listed inputs as Plan does: other engines that write
+// `mce run`'s files (the Beam pipeline) name them with it.
+func PlanInputs(in []csvread.Input) ([]engine.Task, error) {
 	in = slices.Clone(in)
 	sort.SliceStable(in, func(i, j int) bool {
 		if in[i].Size != in[j].Size {
@@ -224,7 +236,8 @@ func learn(input string, size, peak int64) {
 var rowArena hugemem.Arena
 
 // runFile is the handler of Kind: the whole map and reduce of one raw
-// file inside one cluster, its features file written through output.File.
+// file inside one cluster, its features file written through
+// output.Table in the Job's format.
 func runFile(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
 	var job Job
 	if len(env.Job) > 0 {
@@ -232,21 +245,17 @@ func runFile(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.
 			return nil, fmt.Errorf("run settings: %w", err)
 		}
 	}
-	out, err := output.Create(env.OutputPath(t))
+	out, err := output.CreateTable(env.OutputPath(t), env.Spec, job.Output)
 	if err != nil {
 		return nil, err
 	}
 	defer out.Abort()
-	bw := bufio.NewWriterSize(out, 1<<20)
 	res, err := Run(ctx, Input{
 		Path: t.Input, Size: t.Size, Job: job, Env: env, FreeArena: env.FreeBetweenTasks,
 		LowMemory: t.LowMemory, ScratchDir: output.ScratchName(env.OutputPath(t), "spill"),
-	}, bw)
+	}, out.Writer())
 	if err != nil {
 		return nil, taskError(t.Input, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return nil, fmt.Errorf("write %s: %w", out.Name(), err)
 	}
 	if err := out.Commit(); err != nil {
 		return nil, err
@@ -295,7 +304,9 @@ type Input struct {
 
 // Run reads one raw file, maps it on in.Env.CPUs workers, groups or
 // streams it (package inram) and writes its features table to w (a
-// bufio.Writer or another io.StringWriter). It is the whole per-file job:
+// bufio.Writer or another io.StringWriter). When w is an *output.Writer,
+// Run tells it the name the file's header gives the user column (for
+// --key-name input). It is the whole per-file job:
 // the cluster's handler runs it into the run folder and `mce debug` into
 // its stdout.
 func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
@@ -309,6 +320,9 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 		return nil, err
 	}
 	defer f.Close()
+	if ow, ok := w.(*output.Writer); ok {
+		ow.SetInputKeyName(f.UserName())
+	}
 	// The rows live in the cluster's arena until the output is written;
 	// its regions stay mapped for the next file unless the cluster gives
 	// its memory back between files.
@@ -321,7 +335,7 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 	}()
 	mode, why := chooseMode(modeChoice{
 		mode: in.Job.Mode, mergeable: env.Spec.Mergeable(), input: in.Path, size: in.Size,
-		memLimit: debug.SetMemoryLimit(-1), lowMemory: in.LowMemory, perByte: perByte(in.Path),
+		memLimit: memBudget(), lowMemory: in.LowMemory, perByte: perByte(in.Path),
 	})
 	env.Logger.Debug("mode", "file", in.Path, "mode", mode, "why", why)
 	if mode == ModeDisk {
@@ -371,6 +385,7 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 		Bytes:             stats.Bytes,
 		Rows:              stats.Rows,
 		BadRows:           stats.BadRows,
+		BadValues:         stats.BadValues,
 		DroppedRows:       js.Dropped,
 		Users:             js.Users,
 		SplitUsers:        js.SplitUsers,
@@ -408,4 +423,17 @@ func pumpProgress(p *engine.Progress, f *csvread.File, users func() (done, total
 		}
 	}()
 	return func() { close(done); <-pumped }
+}
+
+// memBudget is the memory this cluster may use: its GOMEMLIMIT (its share
+// of the RAM limit), or less when its cgroup's limit is lower, since the
+// kernel kills at that one.
+func memBudget() int64 {
+	lim := debug.SetMemoryLimit(-1)
+	if cg, err := procfs.OwnCgroup(); err == nil {
+		if c, ok := cg.Limit(); ok && c < lim {
+			lim = c
+		}
+	}
+	return lim
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func TestPlan(t *testing.T) {
-	tasks, err := planInputs([]csvread.Input{
+	tasks, err := PlanInputs([]csvread.Input{
 		{Path: "/a/jan.csv", Size: 10},
 		{Path: "/b/jan.csv.gz", Size: 30},
 		{Path: "/c/feb.tsv", Size: 20},

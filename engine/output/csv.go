@@ -7,10 +7,20 @@ import (
 	"github.com/mce-engine/mce/engine/feature"
 )
 
-// Header returns the features file's header line: `user,<columns>\n`.
+// Header returns the features file's header line: `user,<columns>\n`,
+// with the Spec's KeyName, when it has one, instead of user.
 func Header(spec *feature.Spec) string {
+	key := spec.KeyName
+	if key == "" {
+		key = DefaultKeyName
+	}
+	return header(spec, key)
+}
+
+// header returns the header line with the key column named key.
+func header(spec *feature.Spec, key string) string {
 	var b strings.Builder
-	b.WriteString("user")
+	b.WriteString(string(AppendCSVField(nil, []byte(key))))
 	for _, c := range spec.Columns {
 		b.WriteByte(',')
 		b.WriteString(string(AppendCSVField(nil, []byte(c.Name))))

@@ -38,6 +38,28 @@ type Options struct {
 	// ChunkBytes is the size of the blocks handed to parsers (default 1 MiB:
 	// as fast as bigger ones, and less memory to touch).
 	ChunkBytes int
+
+	// CheckValues checks every amount and date (AmountColumns,
+	// DateColumns) in the file's convention, sniffed or given, and
+	// rewrites them into the plain form ("1234.56", ISO times) when the
+	// file writes them otherwise; mce's commands set it.
+	CheckValues bool `json:",omitempty"`
+	// Decimal is the amounts' decimal separator ("," or "."; see
+	// feature.ParseNumberFormat), "" to sniff it per file.
+	Decimal string `json:",omitempty"`
+	// DateFormat is the dates' layout ("DD/MM/YYYY", "MM/DD/YYYY", "ISO",
+	// "epoch"; see feature.ParseDateLayout), "" to sniff it per file.
+	DateFormat string `json:",omitempty"`
+	// TZ is the zone of times written without one ("" leaves them so).
+	TZ string `json:",omitempty"`
+	// OnBadValue says what a value that does not read does to its row:
+	// BadValueSkipRow (default), BadValueEmpty or BadValueFail.
+	OnBadValue string `json:",omitempty"`
+	// AmountColumns and DateColumns are the schema columns checked (and
+	// rewritten into the plain form) as amounts and dates; nil means the
+	// invoice schema's amount and issued_at.
+	AmountColumns []string `json:",omitempty"`
+	DateColumns   []string `json:",omitempty"`
 }
 
 // DefaultAliases are the header names mce knows for the invoice columns.
@@ -64,14 +86,20 @@ type File struct {
 
 	opts        Options // with defaults filled in
 	osFile      *os.File
-	src         io.Reader // the uncompressed stream after the bytes in head
-	closeDecomp func()    // releases the decompressor, nil for plain files
-	head        []byte    // bytes read by Open after the header line
-	headEOF     bool      // head is the rest of the stream
-	colOf       []int     // header column of each schema column
-	nHeader     int       // fields in the header
-	dataLine    int64     // physical line of the first byte of head
-	headerLines int64     // physical lines up to the end of the header
+	src         io.Reader    // the uncompressed stream after the bytes in head
+	closeDecomp func()       // releases the decompressor, nil for plain files
+	head        []byte       // bytes read by Open after the header line
+	headEOF     bool         // head is the rest of the stream
+	colOf       []int        // header column of each schema column
+	nHeader     int          // fields in the header
+	dataLine    int64        // physical line of the first byte of head
+	norms       []normalizer // per schema column: checks (and rewrites) amounts and dates
+	wants       []string     // per schema column: what a value must be, for errors
+
+	// Numbers and Dates are the file's conventions (sniffed or given).
+	Numbers     feature.NumberFormat
+	Dates       feature.DateFormat
+	headerLines int64 // physical lines up to the end of the header
 	scanned     bool
 
 	bytesRead     atomic.Int64 // uncompressed bytes consumed
@@ -81,10 +109,13 @@ type File struct {
 // Stats counts what Scan read.
 type Stats struct {
 	Rows    int64 // good rows handed to fn
-	BadRows int64
-	Bytes   int64       // uncompressed bytes read, header included
-	Lines   int64       // physical lines, header and empty lines included
-	Samples []*RowError // the first SampleBadRows bad rows
+	BadRows int64 // bad rows, those with bad values included
+	// BadValues counts values that did not read as their column's type
+	// (see Options.OnBadValue).
+	BadValues int64
+	Bytes     int64       // uncompressed bytes read, header included
+	Lines     int64       // physical lines, header and empty lines included
+	Samples   []*RowError // the first SampleBadRows bad rows
 }
 
 // RowError is a bad row: where it is and why.

@@ -264,7 +264,7 @@ func (f *File) readHeader() error {
 	}
 	f.head = head[next:]
 	f.headEOF = eof
-	return nil
+	return f.sniffValues(f.head, eof)
 }
 
 // growCap returns b with room for at least n bytes.

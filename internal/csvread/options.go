@@ -80,6 +80,23 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ChunkBytes < 0 || o.ChunkBytes > maxSizeLimit {
 		return o, fmt.Errorf("chunk bytes %d out of range 1..%d", o.ChunkBytes, maxSizeLimit)
 	}
+	switch o.OnBadValue {
+	case "":
+		o.OnBadValue = BadValueSkipRow
+	case BadValueSkipRow, BadValueEmpty, BadValueFail:
+	default:
+		return o, fmt.Errorf("on bad value %q: want skip-row, empty or fail", o.OnBadValue)
+	}
+	if o.Decimal != "" {
+		if _, err := feature.ParseNumberFormat(o.Decimal); err != nil {
+			return o, fmt.Errorf("decimal %q: %w", o.Decimal, err)
+		}
+	}
+	if o.DateFormat != "" {
+		if _, err := feature.ParseDateLayout(o.DateFormat); err != nil {
+			return o, fmt.Errorf("date format %q: %w", o.DateFormat, err)
+		}
+	}
 	aliases := make(map[string][]string, len(o.Aliases))
 	for k, v := range o.Aliases {
 		k = strings.ToLower(strings.TrimSpace(k))
@@ -103,4 +120,26 @@ func sizeString(n int) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// ParseAliases reads --alias values (column=header, repeatable) and a
+// --user-col header name into Options.Aliases for schema; errors name the
+// flag and its value.
+func ParseAliases(schema *feature.Schema, kvs []string, userCol string) (map[string][]string, error) {
+	aliases := map[string][]string{}
+	for _, kv := range kvs {
+		col, header, ok := strings.Cut(kv, "=")
+		col = strings.ToLower(strings.TrimSpace(col))
+		if !ok || col == "" || strings.TrimSpace(header) == "" {
+			return nil, fmt.Errorf("--alias %q: want column=header", kv)
+		}
+		if schema.Index(col) < 0 {
+			return nil, fmt.Errorf("--alias %q: no column %q in the schema (%s)", kv, col, schema)
+		}
+		aliases[col] = append(aliases[col], header)
+	}
+	if userCol != "" {
+		aliases[schema.UserName()] = append(aliases[schema.UserName()], userCol)
+	}
+	return aliases, nil
 }

@@ -27,7 +27,10 @@ type parser struct {
 	sends   []uint32 // their ends in scratch
 
 	bad        int64
-	samples    []*RowError // bad rows of the current chunk, at most maxSamples
+	badValues  int64
+	failErr    error        // the first bad value with OnBadValue fail
+	norms      []normalizer // nil: no column checked
+	samples    []*RowError  // bad rows of the current chunk, at most maxSamples
 	maxSamples int
 }
 
@@ -41,6 +44,7 @@ func newParser(f *File) *parser {
 		userH:      f.colOf[f.Schema.User()],
 		bounds:     make([]span, f.nHeader),
 		maxSamples: f.opts.SampleBadRows,
+		norms:      f.norms,
 	}
 }
 
@@ -126,9 +130,8 @@ func (p *parser) fastRow(ln []byte, line int64, b *Batch) {
 		p.badRow(line, fieldCountError(nf, p.nh), ln)
 		return
 	}
-	for _, h := range p.colOf {
-		b.buf = append(b.buf, ln[bd[h].a:bd[h].b]...)
-		b.ends = append(b.ends, uint32(len(b.buf)))
+	if !p.appendFields(b, line, func(h int) []byte { return ln[bd[h].a:bd[h].b] }, ln) {
+		return
 	}
 	b.addUser(ln[bd[p.userH].a:bd[p.userH].b], p.enc, line)
 }
@@ -144,9 +147,8 @@ func (p *parser) quotedRow(rec []byte, line int64, b *Batch) {
 		p.badRow(line, fieldCountError(len(p.sends), p.nh), rec)
 		return
 	}
-	for _, h := range p.colOf {
-		b.buf = append(b.buf, p.field(h)...)
-		b.ends = append(b.ends, uint32(len(b.buf)))
+	if !p.appendFields(b, line, p.field, rec) {
+		return
 	}
 	b.addUser(p.field(p.userH), p.enc, line)
 }

@@ -87,12 +87,12 @@ func (f *File) Scan(ctx context.Context, workers int, fn func(b *Batch) error) (
 			setErr(err)
 		}
 	}()
-	counts := make([][2]int64, workers)
+	counts := make([][3]int64, workers)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			counts[w][0], counts[w][1] = f.work(runCtx, chunks, free, fn, setErr, smp)
+			counts[w] = f.work(runCtx, chunks, free, fn, setErr, smp)
 		}()
 	}
 	wg.Wait()
@@ -110,6 +110,7 @@ func (f *File) Scan(ctx context.Context, workers int, fn func(b *Batch) error) (
 	for _, c := range counts {
 		st.Rows += c[0]
 		st.BadRows += c[1]
+		st.BadValues += c[2]
 	}
 	if firstErr != nil {
 		return st, firstErr
@@ -236,9 +237,11 @@ func (f *File) split(ctx context.Context, out chan<- chunk, free chan []byte, nb
 	}
 }
 
-// work is a parser goroutine. It returns the good and bad rows it saw.
+// work is a parser goroutine. It returns the good rows, the bad rows and
+// the bad values it saw.
 func (f *File) work(ctx context.Context, chunks <-chan chunk, free chan<- []byte,
-	fn func(*Batch) error, setErr func(error), smp *sampler) (rows, bad int64) {
+	fn func(*Batch) error, setErr func(error), smp *sampler) [3]int64 {
+	var rows int64
 	p := newParser(f)
 	b := reuse.batch()
 	b.file, b.ncols, b.user = f, f.Schema.Len(), f.Schema.User()
@@ -256,11 +259,15 @@ func (f *File) work(ctx context.Context, chunks <-chan chunk, free chan<- []byte
 			smp.add(p.samples)
 			p.samples = p.samples[:0]
 		}
+		if p.failErr != nil {
+			setErr(p.failErr)
+			continue
+		}
 		if err := fn(b); err != nil {
 			setErr(err)
 		}
 	}
-	return rows, p.bad
+	return [3]int64{rows, p.bad, p.badValues}
 }
 
 // sampler keeps the first bad rows of a file, in line order.

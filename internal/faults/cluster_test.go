@@ -310,3 +310,56 @@ func TestFeatureFaults(t *testing.T) {
 	}
 	row.notef("failure.log names user and file (panic with its stack); those files fail alone, the others exact")
 }
+
+// TestRAMLimit_idleClusterHolds has cluster 1 pass the RAM limit while
+// cluster 0 sits idle holding the memory of its last files (fifo: cluster 0
+// takes the largest file and then the small ones while cluster 1 is slowed
+// down on one user): the idle cluster is asked for its memory before the
+// busy one is killed, and stopped before the file runs again alone.
+func TestRAMLimit_idleClusterHolds(t *testing.T) {
+	row := record(t, "retry alone with an idle cluster holding memory", "run")
+	d := genData(t, gen.Options{Seed: 30, Files: 4, Size: gen.Size{Bytes: 48 << 20}})
+	hogFile := d.files[1] // cluster 1's first file under fifo
+	base := filepath.Base(hogFile)
+	var slow, hog string
+	for u, x := range d.truth[base] {
+		alone := true
+		for f, users := range d.truth {
+			if _, ok := users[u]; ok && f != base {
+				alone = false
+			}
+		}
+		if !alone {
+			continue
+		}
+		if slow == "" || x.rows > d.truth[base][slow].rows {
+			slow = u // reduced first on one CPU: cluster 1 is busy while cluster 0 finishes
+		}
+		if hog == "" || x.rows < d.truth[base][hog].rows {
+			hog = u // reduced last
+		}
+	}
+	r := runCmd(t, faultyBin, runArgs(d.files, "--out", t.TempDir(), "--no-progress", "--clusters", "1,1", "--queue", "fifo",
+		"--poll", "20ms", "--ram-limit", "200MiB", "--param", "slow_user="+slow, "--param", "slow_ms=1500",
+		"--param", "hog_user="+hog, "--param", "hog_once="+filepath.Join(t.TempDir(), "hogged")))
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, e2etest.Tail(r.stderr, 2000))
+	}
+	status := e2etest.ReadLog(t, r.runDir, engine.StatusLog)
+	at := func(s string) int {
+		i := strings.Index(status, s)
+		if i < 0 {
+			t.Errorf("status.log lacks %q:\n%s", s, status)
+		}
+		return i
+	}
+	asked, killed := at("cluster 0 (idle, "), at("cluster 1 killed (pid ")
+	stopped, alone := at("cluster 0 stopped (pid "), at(fmt.Sprintf("file %s (#1) -> cluster 1 (retry 1, alone)", hogFile))
+	if !t.Failed() && !(asked < killed && killed < stopped && stopped < alone) {
+		t.Errorf("want: idle cluster asked, busy one killed, idle one stopped, retry alone; got %d %d %d %d", asked, killed, stopped, alone)
+	}
+	lost, dup := checkRunOutputs(t, r.runDir, d)
+	checkNoTemps(t, r.runDir)
+	row.add(lost, dup)
+	row.notef("idle cluster asked for its memory first, busy one killed, idle one stopped for the retry alone; exact")
+}

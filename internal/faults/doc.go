@@ -10,7 +10,13 @@
 // --resume or a rerun; SIGKILL of one cluster process; the RAM limit
 // reached; a panic and an error in the feature function; a full disk
 // (a small tmpfs when mounting is allowed, else RLIMIT_FSIZE on the
-// child); and bad input files of every kind beside good ones.
+// child); bad input files of every kind beside good ones; I/O errors
+// (EIO) at seeded reads, writes and fsyncs of the store through pebble's
+// vfs/errorfs, those that stop pebble in a child process; a power cut at
+// seeded moments of partition on pebble's crashable in-memory filesystem;
+// two commands on one store at once (one held with SIGSTOP); and corrupt
+// stores (flipped bytes, cut manifests, a deleted table, wrong records)
+// through `mce store verify` and `mce reduce`.
 //
 // By default (`go test ./internal/faults/`) a short version runs: a few
 // kill moments per command. `-faults.full` (or MCE_FAULTS=full) runs the

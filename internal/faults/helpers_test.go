@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/output"
@@ -447,13 +449,28 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 // fu is a (file, user) pair.
 type fu struct{ file, user string }
 
-// readStore reads every row of a store: per recorded file and user the
-// rows and cents. A row out of file order within a user is an error.
-func readStore(t *testing.T, dir string) (got map[fu]tally, files []string) {
+// readStore reads every row of a store on fs: per recorded file and user
+// the rows and cents. A row out of file order within a user is an error.
+func readStore(t *testing.T, fs vfs.FS, dir string) (got map[fu]tally, files []string) {
 	t.Helper()
-	db, err := store.Open(dir, &store.Options{ReadOnly: true, Logger: quiet()})
+	got, files, problems, err := scanStore(fs, dir)
 	if err != nil {
-		t.Fatalf("store %s does not open: %v", dir, err)
+		t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		t.Errorf("verify %s: %s", dir, strings.Join(problems, "\n"))
+	}
+	return got, files
+}
+
+// scanStore opens a store on fs read-only, reads every row of it (per
+// recorded file and user the rows and cents) and verifies it (decoding
+// every block); problems are what Verify reports. It returns the first
+// error of the open, the reads or Verify.
+func scanStore(fs vfs.FS, dir string) (got map[fu]tally, files, problems []string, err error) {
+	db, err := store.Open(dir, &store.Options{ReadOnly: true, Logger: quiet(), FS: fs})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("store %s does not open: %w", dir, err)
 	}
 	defer db.Close()
 	names := map[store.FileID]string{}
@@ -494,16 +511,13 @@ func readStore(t *testing.T, dir string) (got map[fu]tally, files []string) {
 			return nil
 		})
 	if err != nil {
-		t.Fatalf("read store %s: %v", dir, err)
+		return nil, nil, nil, fmt.Errorf("read store %s: %w", dir, err)
 	}
 	rep, err := db.Verify(context.Background(), store.VerifyOptions{Decode: true})
 	if err != nil {
-		t.Fatalf("verify %s: %v", dir, err)
+		return nil, nil, nil, fmt.Errorf("verify %s: %w", dir, err)
 	}
-	if len(rep.Problems) > 0 {
-		t.Errorf("verify %s: %s", dir, strings.Join(rep.Problems, "\n"))
-	}
-	return got, files
+	return got, files, rep.Problems, nil
 }
 
 // checkStore compares a store with the truth of the files it records
@@ -512,8 +526,15 @@ func readStore(t *testing.T, dir string) (got map[fu]tally, files []string) {
 // (no manifest) records nothing.
 func checkStore(t *testing.T, dir string, d *dataset, want []string) (recorded []string, lost, dup int64) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(dir, "MANIFEST.json")); err != nil {
-		if _, err := store.Open(dir, &store.Options{ReadOnly: true, Logger: quiet()}); err == nil {
+	return checkStoreFS(t, vfs.Default, dir, d, want)
+}
+
+// checkStoreFS is checkStore for a store on fs.
+func checkStoreFS(t *testing.T, fs vfs.FS, dir string, d *dataset, want []string) (recorded []string, lost, dup int64) {
+	t.Helper()
+	if _, err := fs.Stat(filepath.Join(dir, "MANIFEST.json")); err != nil {
+		if db, err := store.Open(dir, &store.Options{ReadOnly: true, Logger: quiet(), FS: fs}); err == nil {
+			db.Close()
 			t.Errorf("store %s opens without a manifest", dir)
 		}
 		if len(want) > 0 {
@@ -522,7 +543,7 @@ func checkStore(t *testing.T, dir string, d *dataset, want []string) (recorded [
 		}
 		return nil, lost, 0
 	}
-	got, files := readStore(t, dir)
+	got, files := readStore(t, fs, dir)
 	perFile := map[string]map[string]tally{}
 	for k, v := range got {
 		if perFile[k.file] == nil {

@@ -52,6 +52,10 @@ func TestMain(m *testing.M) {
 		execWithFileSizeLimit(v)
 		return // not reached
 	}
+	if v := os.Getenv(ioChildEnv); v != "" {
+		ioChild(v)
+		return // not reached
+	}
 	flag.Parse()
 	if testing.Short() {
 		fmt.Println("faults: skipped with -short (end-to-end tests of the built binary)")

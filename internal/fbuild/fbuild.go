@@ -23,6 +23,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -75,41 +76,35 @@ func Build(ctx context.Context, path string, opts Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	goBin, err := findGo()
+	goBin, goVersion, tree, err := toolchain(ctx)
 	if err != nil {
 		return "", err
 	}
-	goVersion, err := exec.CommandContext(ctx, goBin, "env", "GOVERSION").Output()
-	if err != nil {
-		return "", fmt.Errorf("%w (running %s: %v)", ErrNoGo, goBin, err)
-	}
-	tree, err := srctree.Find()
-	if err != nil {
-		return "", err
-	}
-	cache := opts.CacheDir
-	if cache == "" {
-		cache = os.Getenv("MCE_CACHE")
-	}
-	if cache == "" {
-		if cache, err = os.UserCacheDir(); err != nil {
-			cache = os.TempDir()
-		}
-		cache = filepath.Join(cache, "mce")
-	}
+	cache := cacheDir(opts)
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n%s/%s\n", tree.Hash, bytes.TrimSpace(goVersion), runtime.GOOS, runtime.GOARCH)
 	h.Write(src)
 	key := hex.EncodeToString(h.Sum(nil)[:12])
+	// NB: the cache holds programs mce runs: only its owner may write it.
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		return "", fmt.Errorf("features cache: %w", err)
+	}
+	if err := os.Chmod(cache, 0o700); err != nil {
+		return "", fmt.Errorf("features cache: %w", err)
+	}
 	exe := filepath.Join(cache, "bin", key, "mce-features")
 	if _, err := os.Stat(exe); err == nil {
-		logger.Debug("features binary cached", "features", path, "binary", exe)
-		return exe, nil
+		if cachedOK(exe) {
+			logger.Debug("features binary cached", "features", path, "binary", exe)
+			return exe, nil
+		}
+		logger.Warn("the cached features binary does not match what was built; building it again", "binary", exe)
+		os.Remove(exe)
 	}
 
 	srcDir := filepath.Join(cache, "src", tree.Hash)
 	if _, err := os.Stat(filepath.Join(srcDir, "go.mod")); err != nil {
-		if err := os.MkdirAll(filepath.Dir(srcDir), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(srcDir), 0o700); err != nil {
 			return "", err
 		}
 		if err := tree.Extract(srcDir); err != nil {
@@ -130,7 +125,7 @@ func Build(ctx context.Context, path string, opts Options) (string, error) {
 		return "", err
 	}
 	base := filepath.Base(abs)
-	if err := os.MkdirAll(filepath.Dir(exe), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(exe), 0o700); err != nil {
 		return "", err
 	}
 	tmpExe := exe + fmt.Sprintf(".tmp%d", os.Getpid())
@@ -151,6 +146,13 @@ func Build(ctx context.Context, path string, opts Options) (string, error) {
 			msg = path + ": Features must be a feature.Spec: declare `var Features = feature.Spec{...}` or `func Features() feature.Spec`"
 		}
 		return "", &CompileError{File: path, Output: msg}
+	}
+	sum, err := fileSum(tmpExe)
+	if err != nil {
+		return "", fmt.Errorf("install features binary: %w", err)
+	}
+	if err := os.WriteFile(exe+sumSuffix, []byte(sum+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("install features binary: %w", err)
 	}
 	if err := os.Rename(tmpExe, exe); err != nil {
 		return "", fmt.Errorf("install features binary: %w", err)
@@ -295,4 +297,49 @@ func rewritePaths(out, pkgRel, base, userPath string) string {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// sumSuffix names the file beside a cached binary that holds the SHA-256
+// it had when it was built.
+const sumSuffix = ".sha256"
+
+// cachedOK reports whether the cached binary is byte for byte the one that
+// was built (a binary changed since, or without its record, is rebuilt,
+// never run).
+func cachedOK(exe string) bool {
+	want, err := os.ReadFile(exe + sumSuffix)
+	if err != nil {
+		return false
+	}
+	got, err := fileSum(exe)
+	return err == nil && got == strings.TrimSpace(string(want))
+}
+
+// fileSum returns the hex SHA-256 of a file.
+func fileSum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// toolchain finds the Go toolchain, its version and mce's source: what a
+// build needs and what its cache key holds.
+func toolchain(ctx context.Context) (goBin string, goVersion []byte, tree *srctree.Source, err error) {
+	if goBin, err = findGo(); err != nil {
+		return "", nil, nil, err
+	}
+	if goVersion, err = exec.CommandContext(ctx, goBin, "env", "GOVERSION").Output(); err != nil {
+		return "", nil, nil, fmt.Errorf("%w (running %s: %v)", ErrNoGo, goBin, err)
+	}
+	if tree, err = srctree.Find(); err != nil {
+		return "", nil, nil, err
+	}
+	return goBin, goVersion, tree, nil
 }

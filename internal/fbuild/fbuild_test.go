@@ -1,6 +1,7 @@
 package fbuild
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -49,6 +50,26 @@ func TestBuild_Example(t *testing.T) {
 	st2, _ := os.Stat(exe2)
 	if exe2 != exe || !st1.ModTime().Equal(st2.ModTime()) {
 		t.Errorf("second build recompiled: %s vs %s", exe, exe2)
+	}
+
+	// The cache is its owner's alone.
+	if st, err := os.Stat(cache); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("cache folder mode %v (%v), want 0700", st.Mode().Perm(), err)
+	}
+	// A cached binary whose bytes changed is built again, not run.
+	tampered := []byte("#!/bin/sh\necho tampered\n")
+	if err := os.WriteFile(exe, tampered, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe4, err := Build(context.Background(), example, Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(exe4); bytes.Equal(b, tampered) {
+		t.Error("a tampered cached binary was served")
+	}
+	if out, err := exec.Command(exe4, "features").CombinedOutput(); err != nil || !strings.Contains(string(out), "receivers") {
+		t.Errorf("rebuilt binary: %v\n%s", err, out)
 	}
 
 	// A changed f.go gets a new binary.

@@ -30,6 +30,29 @@
 // holding a line break, and a share of malformed rows (too many or too few
 // fields, never an open quote that would swallow the rows after it).
 //
+// # Value styles
+//
+// With Options.ValueStyles (which `mce gen --messy` turns on) each file
+// writes its amounts and issue times in a style of its own, as people write
+// them; the largest file keeps the plain styles when there are others:
+//
+//	amounts   plain 1234.56, point 1,234.56, comma 1.234,56, symbol $ 1,234.56
+//	          (€ for EUR rows), space 1 234,56 (a no-break space), code
+//	          1.234,56 MXN, short 1234.5, comma-plain 1234,56; quoted when
+//	          they hold the file's delimiter
+//	times     iso-space 2024-12-05 10:11:12, iso-t 2024-12-05T10:11:12, iso-z
+//	          ...T10:11:12Z, iso-offset ...T04:11:12-06:00 (the same instant),
+//	          dmy 05/12/2024 10:11:12, dmy-hm 05/12/2024 10:11, mdy
+//	          12/05/2024 10:11:12, epoch 1733393472, date 2024-12-05
+//
+// Only the text changes: the same Options give the same rows, the same
+// _truth.csv and the same row counts with or without value styles (files
+// are sized as if plain, so a byte Size is then met less closely), and
+// dmy-hm and date drop the seconds and the time of the instant drawn.
+// _truth_styles.csv says each file's styles, the decimal separator and
+// date layout a reader should find, the precision its times keep and
+// whether they name a zone ([ReadTruthStyles]).
+//
 // # Determinism
 //
 // The output depends only on the Options other than Workers and Logger:

@@ -71,8 +71,17 @@ type FileSummary struct {
 	Header        []string
 	Shuffled      bool // columns not in schema order
 	ExtraColumn   bool
+	// AmountStyle and DateStyle name how the file writes its amounts and
+	// issue times (see StyleTruth): "plain" and "iso-space" unless
+	// Options.ValueStyles.
+	AmountStyle string
+	DateStyle   string
 
-	users []userAcc // per issuer, for truth.csv
+	users  []userAcc // per issuer, for truth.csv
+	styles struct {
+		amount amountStyle
+		date   dateStyle
+	}
 }
 
 // Run writes the files and the truth files into o.Dir.
@@ -139,7 +148,11 @@ func newGenerator(o *Options) (*generator, error) {
 		for i, f := range g.files {
 			buf := make([]byte, 0, sampleRows*200)
 			out := &chunkOut{buf: &buf}
-			wk.chunk(f, 0, sampleRows, chunkRand(o.Seed, i, 0, saltSample), out)
+			// NB: sized as if its values were plain, so that the same
+			// Options give the same rows with and without ValueStyles.
+			plain := *f
+			plain.amount, plain.date = amountPlain, dateSpace
+			wk.chunk(&plain, 0, sampleRows, chunkRand(o.Seed, i, 0, saltSample), out)
 			perRow := float64(len(buf)) / sampleRows
 			target := float64(o.Size.Bytes)*w[i] - float64(len(f.headerLine()))
 			rows[i] = max(1, int64(target/perRow+0.5))
@@ -165,14 +178,15 @@ func receiverSpace(users int) uint64 {
 	return min(max(10*uint64(users), 100_000), rfcSpace)
 }
 
-// outputName matches the names of the files Run writes, and of its
-// temporary files.
-var outputName = regexp.MustCompile(`^(invoices_\d{4}_\d{2}\.csv(\.gz|\.zst)?|\.invoices_.*\.tmp\d*|\.truth.*\.tmp\d*)$`)
+// outputName matches the names of the data files Run writes, of
+// _truth_styles.csv (which only runs with ValueStyles write; the other
+// truth files are always rewritten), and of Run's temporary files.
+var outputName = regexp.MustCompile(`^(invoices_\d{4}_\d{2}\.csv(\.gz|\.zst)?|_truth_styles\.csv|\.invoices_.*\.tmp\d*|\._?truth.*\.tmp\d*)$`)
 
 // removeStale removes files an earlier run left that this run does not
 // write, so that the directory holds what truth.csv describes.
 func (g *generator) removeStale() error {
-	keep := map[string]bool{}
+	keep := map[string]bool{TruthStylesFile: g.o.ValueStyles}
 	for _, f := range g.files {
 		keep[f.name] = true
 	}
@@ -335,7 +349,9 @@ func (g *generator) writeFile(ctx context.Context, f *fileSpec, slots []chan *ch
 		Name: f.name, Bytes: int64(len(hdr)), Compression: f.compression, Delimiter: f.delim,
 		Encoding: f.enc, CRLF: f.crlf, Header: f.header, Shuffled: f.shuffled,
 		ExtraColumn: slices.Contains(f.cols, colExtra),
+		AmountStyle: amountStyleNames[f.amount], DateStyle: dateStyleNames[f.date],
 	}
+	res.styles.amount, res.styles.date = f.amount, f.date
 	acc := map[int32]userAcc{}
 	for _, slot := range slots {
 		var out *chunkOut
@@ -419,6 +435,11 @@ func (g *generator) writeTruth(files []FileSummary) error {
 	})
 	if err != nil {
 		return err
+	}
+	if g.o.ValueStyles {
+		if err := g.writeStyles(byName); err != nil {
+			return err
+		}
 	}
 	return g.writeAtomic(TruthFilesFile, func(w *bufio.Writer) error {
 		w.WriteString("file,rows,bad_rows,users,amount_total,bytes,compression,delimiter,encoding,disk_bytes\n")

@@ -57,6 +57,13 @@ type Options struct {
 	Encoding feature.Encoding
 	// Messy varies the files as real deliveries vary (see the package doc).
 	Messy bool
+	// ValueStyles writes each file's amounts and issue times in a style
+	// of its own (1.234,56, $ 1,234.56, 31/01/2024 14:05, Unix seconds,
+	// ...; see the package doc) and adds _truth_styles.csv. The rows stay
+	// the same: only their text changes. Messy does not imply it, so that
+	// Messy files stay what they have always been; `mce gen --messy` turns
+	// it on unless --value-styles=false.
+	ValueStyles bool
 	// BadRowShare is the share of malformed rows: 0 means none, or
 	// DefaultBadRowShare with Messy; negative means none even with Messy.
 	BadRowShare float64

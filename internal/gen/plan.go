@@ -75,7 +75,9 @@ type fileSpec struct {
 	name        string // base name, with the compression suffix
 	month       []byte // "YYYY-MM-"
 	monthSecs   uint64 // seconds in the month
-	rows        int64  // data rows, bad ones included
+	year, mon   int
+	monthStart  int64 // Unix seconds at the month's start
+	rows        int64 // data rows, bad ones included
 	chunks      int
 	delim       byte
 	delimBit    uint8
@@ -87,6 +89,8 @@ type fileSpec struct {
 	shuffled    bool
 	multiline   float64 // share of descriptions with a line break
 	badShare    float64
+	amount      amountStyle // with Options.ValueStyles
+	date        dateStyle
 }
 
 func (f *fileSpec) eol() []byte {
@@ -126,6 +130,9 @@ func planFiles(o *Options) []*fileSpec {
 			name:        fmt.Sprintf("invoices_%04d_%02d.csv", y, m),
 			month:       []byte(fmt.Sprintf("%04d-%02d-", y, m)),
 			monthSecs:   uint64(days) * 86400,
+			year:        y,
+			mon:         m,
+			monthStart:  time.Date(y, time.Month(m), 1, 0, 0, 0, 0, time.UTC).Unix(),
 			delim:       o.Delimiter,
 			enc:         o.Encoding,
 			compression: o.Compression,
@@ -147,6 +154,9 @@ func planFiles(o *Options) []*fileSpec {
 		if n > 1 {
 			files[role(1)].compression = CompressZstd
 		}
+	}
+	if o.ValueStyles {
+		planStyles(o, files)
 	}
 	for _, f := range files {
 		f.delimBit = delimBit(f.delim)

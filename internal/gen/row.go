@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 )
@@ -136,83 +137,9 @@ func (w *worker) chunk(f *fileSpec, start, end int64, r *rand.Rand, out *chunkOu
 	for k := start; k < end; k++ {
 		// Draw every value first, in a fixed order, then write them in
 		// the file's column order.
-		var user int32
-		isBank := bankLeft > 0 && r.Int64N(end-k) < bankLeft
-		switch {
-		case isBank:
-			user = 0
-			bankLeft--
-		case heavy:
-			user = int32(1 + zipf.Uint64())
-		default:
-			user = int32(zipf.Uint64())
-		}
-		bad := f.badShare > 0 && r.Float64() < f.badShare
-		id1, id2 := r.Uint64(), r.Uint64()
-		var receiver uint64
-		if r.Uint64N(100) < repeatCustomersPct {
-			receiver = mix64(uint64(user)<<4|r.Uint64N(8)) % g.receivers
-		} else {
-			receiver = r.Uint64N(g.receivers)
-		}
-		secs := r.Uint64N(f.monthSecs)
-		var cents int64
-		if isBank {
-			cents = int64(math.Exp(bankAmountMu + bankAmountSigma*r.NormFloat64()))
-		} else {
-			cents = int64(math.Exp(amountMu + amountSigma*r.NormFloat64()))
-		}
-		currency := "MXN"
-		if !isBank {
-			switch c := r.Uint64N(100); {
-			case c >= 98:
-				currency = "EUR"
-				cents /= 20
-			case c >= 92:
-				currency = "USD"
-				cents /= 18
-			}
-		}
-		cents = min(max(cents, 1), maxCents)
-		var subject phrase
-		if isBank {
-			subject = g.text.bankSubjects[r.IntN(len(g.text.bankSubjects))]
-		} else {
-			subject = g.text.subjects[r.IntN(len(g.text.subjects))]
-		}
-		suffix, second := -1, -1
-		if r.Uint64N(100) < suffixPct {
-			suffix = r.IntN(len(g.text.suffixes))
-		}
-		if f.multiline > 0 && r.Float64() < f.multiline && !bad {
-			second = r.IntN(len(g.text.secondLines))
-		}
-		extra := r.IntN(len(g.text.extra))
-
-		for j, c := range f.cols {
-			if j > 0 {
-				buf = append(buf, f.delim)
-			}
-			pos[j] = len(buf)
-			switch c {
-			case colInvoiceID:
-				buf = appendUUID(buf, id1, id2)
-			case colIssuer:
-				buf = append(buf, g.users.id(user, e)...)
-			case colReceiver:
-				buf = appendRFC(buf, receiver, receiverSalt, e)
-			case colIssuedAt:
-				buf = appendTime(buf, f.month, secs)
-			case colAmount:
-				buf = appendCents(buf, cents)
-			case colCurrency:
-				buf = append(buf, currency...)
-			case colDescription:
-				buf = w.appendDescription(buf, f, e, eol, subject, suffix, second)
-			case colExtra:
-				buf = append(buf, g.text.extra[extra].enc[e]...)
-			}
-		}
+		d := w.draw(f, r, zipf, heavy, &bankLeft, end-k)
+		bad, user, cents, second := d.bad, d.user, d.cents, d.second
+		buf = w.appendRow(buf, f, e, eol, &d, receiverSalt, &pos)
 		if bad {
 			// Too few or too many fields, never an open quote: the
 			// malformed row must not swallow its neighbours.
@@ -246,6 +173,122 @@ func (w *worker) chunk(f *fileSpec, start, end int64, r *rand.Rand, out *chunkOu
 		w.rows[u], w.cents[u] = 0, 0
 	}
 	w.touched = w.touched[:0]
+}
+
+// rowDraw is one row's drawn values.
+type rowDraw struct {
+	user                  int32
+	isBank, bad           bool
+	id1, id2, receiver    uint64
+	secs                  uint64
+	cents                 int64
+	currency              string
+	subject               phrase
+	suffix, second, extra int
+}
+
+// draw draws one row's values in their fixed order; left is how many rows
+// of the chunk are left, bankLeft how many of them the bank issues.
+func (w *worker) draw(f *fileSpec, r *rand.Rand, zipf *rand.Zipf, heavy bool, bankLeft *int64, left int64) rowDraw {
+	g := w.g
+	var d rowDraw
+	d.isBank = *bankLeft > 0 && r.Int64N(left) < *bankLeft
+	switch {
+	case d.isBank:
+		d.user = 0
+		*bankLeft--
+	case heavy:
+		d.user = int32(1 + zipf.Uint64())
+	default:
+		d.user = int32(zipf.Uint64())
+	}
+	d.bad = f.badShare > 0 && r.Float64() < f.badShare
+	d.id1, d.id2 = r.Uint64(), r.Uint64()
+	if r.Uint64N(100) < repeatCustomersPct {
+		d.receiver = mix64(uint64(d.user)<<4|r.Uint64N(8)) % g.receivers
+	} else {
+		d.receiver = r.Uint64N(g.receivers)
+	}
+	d.secs = r.Uint64N(f.monthSecs)
+	if d.isBank {
+		d.cents = int64(math.Exp(bankAmountMu + bankAmountSigma*r.NormFloat64()))
+	} else {
+		d.cents = int64(math.Exp(amountMu + amountSigma*r.NormFloat64()))
+	}
+	d.currency = "MXN"
+	if !d.isBank {
+		switch c := r.Uint64N(100); {
+		case c >= 98:
+			d.currency = "EUR"
+			d.cents /= 20
+		case c >= 92:
+			d.currency = "USD"
+			d.cents /= 18
+		}
+	}
+	d.cents = min(max(d.cents, 1), maxCents)
+	if d.isBank {
+		d.subject = g.text.bankSubjects[r.IntN(len(g.text.bankSubjects))]
+	} else {
+		d.subject = g.text.subjects[r.IntN(len(g.text.subjects))]
+	}
+	d.suffix, d.second = -1, -1
+	if r.Uint64N(100) < suffixPct {
+		d.suffix = r.IntN(len(g.text.suffixes))
+	}
+	if f.multiline > 0 && r.Float64() < f.multiline && !d.bad {
+		d.second = r.IntN(len(g.text.secondLines))
+	}
+	d.extra = r.IntN(len(g.text.extra))
+
+	return d
+}
+
+// appendRow writes a drawn row's fields in the file's column order,
+// recording where each starts in pos.
+func (w *worker) appendRow(buf []byte, f *fileSpec, e int, eol []byte, d *rowDraw, receiverSalt uint64, pos *[numColumns + 1]int) []byte {
+	g := w.g
+	for j, c := range f.cols {
+		if j > 0 {
+			buf = append(buf, f.delim)
+		}
+		pos[j] = len(buf)
+		switch c {
+		case colInvoiceID:
+			buf = appendUUID(buf, d.id1, d.id2)
+		case colIssuer:
+			buf = append(buf, g.users.id(d.user, e)...)
+		case colReceiver:
+			buf = appendRFC(buf, d.receiver, receiverSalt, e)
+		case colIssuedAt:
+			if f.date == dateSpace {
+				buf = appendTime(buf, f.month, d.secs)
+			} else {
+				buf = appendDate(buf, f, d.secs)
+			}
+		case colAmount:
+			if f.amount == amountPlain {
+				buf = appendCents(buf, d.cents)
+			} else {
+				buf = appendAmount(buf, f.amount, d.cents, d.currency, e)
+				if bytes.IndexByte(buf[pos[j]:], f.delim) >= 0 {
+					// Quoted, as a spreadsheet writes 1,234.56 in a
+					// comma-separated file; amounts hold no quote.
+					buf = append(buf, 0, 0)
+					copy(buf[pos[j]+1:], buf[pos[j]:len(buf)-2])
+					buf[pos[j]] = '"'
+					buf[len(buf)-1] = '"'
+				}
+			}
+		case colCurrency:
+			buf = append(buf, d.currency...)
+		case colDescription:
+			buf = w.appendDescription(buf, f, e, eol, d.subject, d.suffix, d.second)
+		case colExtra:
+			buf = append(buf, g.text.extra[d.extra].enc[e]...)
+		}
+	}
+	return buf
 }
 
 func (w *worker) appendDescription(buf []byte, f *fileSpec, e int, eol []byte, subject phrase, suffix, second int) []byte {

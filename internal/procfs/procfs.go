@@ -129,3 +129,21 @@ func (c *Cgroup) WorkingSet() (int64, error) {
 
 // String names the cgroup's folder.
 func (c *Cgroup) String() string { return c.dir }
+
+// Limit returns the cgroup's memory limit in bytes (memory.max, or v1's
+// memory.limit_in_bytes), and false when it has none.
+func (c *Cgroup) Limit() (int64, bool) {
+	name := "memory.max"
+	if !c.v2 {
+		name = "memory.limit_in_bytes"
+	}
+	b, err := os.ReadFile(filepath.Join(c.dir, name))
+	if err != nil {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || v <= 0 || v >= 1<<60 {
+		return 0, false // "max", or v1's "no limit" near 2^63
+	}
+	return v, true
+}

@@ -1,0 +1,177 @@
+package report
+
+import (
+	"encoding/xml"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// copyRun copies a run folder of testdata into a new temporary folder, so
+// that Write does not write into testdata.
+func copyRun(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+var (
+	reRef    = regexp.MustCompile(`(?i)\b(?:src|href|action|poster|data)\s*=\s*"([^"]*)"`)
+	reCSSURL = regexp.MustCompile(`(?i)url\(\s*['"]?([^'")]*)`)
+	reSVG    = regexp.MustCompile(`(?s)<svg\b.*?</svg>`)
+)
+
+// checkSelfContained fails when the page refers to anything but itself:
+// every src or href is data: or a fragment, every CSS url() a fragment.
+func checkSelfContained(t *testing.T, page string) {
+	t.Helper()
+	for _, m := range reRef.FindAllStringSubmatch(page, -1) {
+		if !strings.HasPrefix(m[1], "data:") && !strings.HasPrefix(m[1], "#") {
+			t.Errorf("the page refers to %q", m[0])
+		}
+	}
+	for _, m := range reCSSURL.FindAllStringSubmatch(page, -1) {
+		if !strings.HasPrefix(m[1], "#") {
+			t.Errorf("the page's CSS loads %q", m[0])
+		}
+	}
+	for _, bad := range []string{"@import", "<link rel=\"stylesheet\"", "<iframe", "fetch(", "XMLHttpRequest", "@font-face"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("the page has %q", bad)
+		}
+	}
+}
+
+// checkSVG parses every inline SVG as XML.
+func checkSVG(t *testing.T, page string) {
+	t.Helper()
+	for _, svg := range reSVG.FindAllString(page, -1) {
+		d := xml.NewDecoder(strings.NewReader(svg))
+		for {
+			_, err := d.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Errorf("an SVG is not well-formed XML: %v", err)
+				break
+			}
+		}
+	}
+}
+
+// TestWrite writes the report of every run folder of testdata and checks
+// it: one bar per attempt, one RSS line per cluster with samples, a
+// self-contained page, sections that say what is not recorded.
+func TestWrite(t *testing.T) {
+	for _, src := range runDirs(t) {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			dir := copyRun(t, src)
+			path, err := Write(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if path != filepath.Join(dir, FileName) {
+				t.Errorf("Write returned %s", path)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			page := string(b)
+			r, _ := readRun(dir)
+			if got, want := strings.Count(page, `<rect class="bar `), len(r.attempts); got != want {
+				t.Errorf("%d bars, %d attempts", got, want)
+			}
+			lines := map[int]bool{}
+			for _, s := range r.rss {
+				lines[s.cluster] = true
+			}
+			if got := strings.Count(page, `<polyline class="rss"`); got != len(lines) {
+				t.Errorf("%d RSS lines, %d clusters with samples", got, len(lines))
+			}
+			if len(r.rss) == 0 && !strings.Contains(page, "no RSS sample was recorded") && !strings.Contains(page, "has no ram_usage.log") {
+				t.Error("no RSS samples, and the page does not say so")
+			}
+			for _, m := range r.missing {
+				if !strings.Contains(page, m+" <span class=\"missing\">(not recorded)") && !strings.Contains(page, "<code>"+m+"</code> <span class=\"missing\">") {
+					t.Errorf("the page does not say %s is not recorded", m)
+				}
+			}
+			checkSelfContained(t, page)
+			checkSVG(t, page)
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				if strings.Contains(e.Name(), ".tmp-") {
+					t.Errorf("temporary file %s left", e.Name())
+				}
+			}
+		})
+	}
+	t.Run("empty", func(t *testing.T) {
+		dir := t.TempDir()
+		path, err := Write(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(path)
+		for _, want := range []string{"nothing recorded", "not recorded: the run folder has no status.log", "not recorded: the run folder has no ram_usage.log", "No advice"} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("the report of an empty folder lacks %q", want)
+			}
+		}
+	})
+	t.Run("not a folder", func(t *testing.T) {
+		if _, err := Write(filepath.Join(t.TempDir(), "nope")); err == nil {
+			t.Error("no error")
+		}
+	})
+}
+
+// TestWrite_Escapes puts markup in a file name, a user and a message: the
+// page must show it as text.
+func TestWrite_Escapes(t *testing.T) {
+	dir := copyRun(t, "testdata/runs/crash")
+	evil := `<script>alert(1)</script>`
+	add := func(name, text string) {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(text)
+		f.Close()
+	}
+	add(statusLog, "2026-03-02T08:00:05.700Z file /data/"+evil+".csv (#9) -> cluster 1\n")
+	add(failureLog, "2026-03-02T08:00:05.800Z cluster 1 file /data/"+evil+`.csv user "`+evil+`": `+evil+"\n")
+	path, err := Write(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if strings.Contains(string(b), evil) {
+		t.Error("the page holds unescaped markup from the logs")
+	}
+	if strings.Count(string(b), "&lt;script&gt;") < 3 {
+		t.Error("the escaped name is missing")
+	}
+	checkSVG(t, string(b))
+}

@@ -1,0 +1,276 @@
+package csvread
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mce-engine/mce/engine/feature"
+)
+
+// Amounts and dates as people write them. Open reads a sample of the
+// file's amount and date columns (the rows in its first block), decides
+// their convention (feature.SniffAmounts, feature.SniffDates; --decimal,
+// --date-format and --tz override), and the parsers then check every
+// value of those columns and, when the file's convention is not the plain
+// one ("1234.56", ISO times), rewrite it into the plain form, so that
+// everything downstream (the in-RAM jobs, the store, the feature code's
+// typed accessors) reads one convention: "1.234,56" becomes "1234.56",
+// "31/01/2023 14:05" becomes "2023-01-31T14:05:00". A value that does not
+// read in the file's convention is a bad value (OnBadValue says what
+// happens to its row).
+
+// What OnBadValue does with a row holding a value that does not parse.
+const (
+	BadValueSkipRow = "skip-row" // the row is dropped and counted (the default)
+	BadValueEmpty   = "empty"    // the value is emptied and the row kept
+	BadValueFail    = "fail"     // the file fails, naming file, line and column
+)
+
+// ErrBadValue is a value that does not read as its column's type in the
+// file's convention; ErrAmbiguousFormat a file whose values read two ways.
+var (
+	ErrBadValue        = errors.New("bad value")
+	ErrAmbiguousFormat = errors.New("ambiguous values")
+)
+
+// ValueError is a bad value: which column, which value.
+type ValueError struct {
+	Column string
+	Value  string
+	Want   string // "an amount", "a date"
+}
+
+func (e *ValueError) Error() string {
+	return fmt.Sprintf("%v: column %s: %q is not %s", ErrBadValue, e.Column, e.Value, e.Want)
+}
+
+func (e *ValueError) Unwrap() error { return ErrBadValue }
+
+// sampleValues is how many values of each column Open sniffs at most.
+const sampleValues = 4096
+
+// normalizer checks one field and appends it, rewritten into the plain
+// form when it has to be, to dst; ok false for a bad value.
+type normalizer func(dst, fld []byte) ([]byte, bool)
+
+// valueColumns returns the schema positions of the amount and date
+// columns to check (the invoice schema's amount and issued_at, or what
+// Options.AmountColumns and DateColumns name).
+func (f *File) valueColumns() (amounts, dates []int) {
+	if !f.opts.CheckValues {
+		return nil, nil
+	}
+	names := func(given []string, def string) []string {
+		if given != nil {
+			return given
+		}
+		return []string{def}
+	}
+	for _, n := range names(f.opts.AmountColumns, feature.ColAmount) {
+		if i := f.Schema.Index(n); i >= 0 {
+			amounts = append(amounts, i)
+		}
+	}
+	for _, n := range names(f.opts.DateColumns, feature.ColIssuedAt) {
+		if i := f.Schema.Index(n); i >= 0 {
+			dates = append(dates, i)
+		}
+	}
+	return amounts, dates
+}
+
+// sniffValues decides the file's number and date conventions from the rows
+// in head (the data after the header in the first block) and sets the
+// parsers' normalizers.
+func (f *File) sniffValues(head []byte, eof bool) error {
+	amounts, dates := f.valueColumns()
+	if len(amounts)+len(dates) == 0 {
+		return nil
+	}
+	sample := f.sampleRows(head, eof)
+	f.norms = make([]normalizer, f.Schema.Len())
+	f.wants = make([]string, f.Schema.Len())
+	var err error
+	if f.Numbers, err = f.numberFormat(sample, amounts); err != nil {
+		return err
+	}
+	if f.Dates, err = f.dateFormat(sample, dates); err != nil {
+		return err
+	}
+	for _, j := range amounts {
+		f.norms[j], f.wants[j] = amountNormalizer(f.Numbers), "an amount"
+	}
+	for _, j := range dates {
+		f.norms[j], f.wants[j] = dateNormalizer(f.Dates), "a date"
+	}
+	return nil
+}
+
+// sampleRows parses the whole lines of head, without normalizing.
+func (f *File) sampleRows(head []byte, eof bool) *Batch {
+	if !eof {
+		for i := len(head) - 1; ; i-- {
+			if i < 0 {
+				head = nil
+				break
+			}
+			if head[i] == '\n' {
+				head = head[:i+1]
+				break
+			}
+		}
+	}
+	b := &Batch{file: f, ncols: f.Schema.Len(), user: f.Schema.User()}
+	b.reset(0, len(head), int(max(1, int64(len(head))/16)))
+	p := newParser(f)
+	p.norms = nil
+	p.parse(&chunk{data: head, line: f.dataLine, eof: eof}, b)
+	return b
+}
+
+// columnSample returns up to sampleValues non-empty values of column j.
+func columnSample(b *Batch, j int) [][]byte {
+	var out [][]byte
+	for i := 0; i < b.Len() && len(out) < sampleValues; i++ {
+		if v := b.Field(i, j); len(v) > 0 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// numberFormat is --decimal, or the amount columns' sniffed convention.
+func (f *File) numberFormat(b *Batch, cols []int) (feature.NumberFormat, error) {
+	if f.opts.Decimal != "" {
+		return feature.ParseNumberFormat(f.opts.Decimal)
+	}
+	var s feature.NumberSniffer
+	var any [][]byte
+	for _, j := range cols {
+		vals := columnSample(b, j)
+		for _, v := range vals {
+			s.Add(v)
+		}
+		any = append(any, vals...)
+	}
+	nf, err := s.Format()
+	if err != nil {
+		return nf, f.fail(0, fmt.Errorf("%w: column %s: %v: give --decimal with \",\" or \".\"", ErrAmbiguousFormat, f.Schema.Name(cols[0]), err))
+	}
+	if err := noneRead(any, func(v []byte) bool { _, ok := feature.ParseAmount(v, nf); return ok }); err != nil {
+		return nf, f.fail(0, fmt.Errorf("column %s: %w", f.Schema.Name(cols[0]), err))
+	}
+	return nf, nil
+}
+
+// dateFormat is --date-format and --tz, or the date columns' sniffed
+// convention.
+func (f *File) dateFormat(b *Batch, cols []int) (feature.DateFormat, error) {
+	var df feature.DateFormat
+	var any [][]byte
+	for _, j := range cols {
+		any = append(any, columnSample(b, j)...)
+	}
+	if f.opts.DateFormat != "" {
+		l, err := feature.ParseDateLayout(f.opts.DateFormat)
+		if err != nil {
+			return df, err
+		}
+		df.Layout = l
+	} else if len(cols) > 0 {
+		var err error
+		if df, err = feature.SniffDates(any); err != nil {
+			return df, f.fail(0, fmt.Errorf("%w: column %s: %v: give --date-format DD/MM/YYYY or MM/DD/YYYY", ErrAmbiguousFormat, f.Schema.Name(cols[0]), err))
+		}
+	}
+	if f.opts.TZ != "" {
+		loc, err := time.LoadLocation(f.opts.TZ)
+		if err != nil {
+			return df, fmt.Errorf("--tz %q: %w", f.opts.TZ, err)
+		}
+		df.Location = loc
+	}
+	if err := noneRead(any, func(v []byte) bool { _, err := feature.ParseDate(v, df); return err == nil }); err != nil {
+		return df, f.fail(0, fmt.Errorf("column %s: %w", f.Schema.Name(cols[0]), err))
+	}
+	return df, nil
+}
+
+// noneRead fails a sample of which no value reads.
+func noneRead(vals [][]byte, reads func([]byte) bool) error {
+	if len(vals) == 0 {
+		return nil
+	}
+	for _, v := range vals {
+		if reads(v) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: none of the first %d values reads (e.g. %q)", ErrBadValue, len(vals), vals[0])
+}
+
+// amountNormalizer checks amounts in nf; plain ones are kept as they are,
+// others rewritten into the plain form.
+func amountNormalizer(nf feature.NumberFormat) normalizer {
+	plain := nf == feature.NumberFormat{} || nf == feature.NumberFormat{Decimal: '.'}
+	return func(dst, fld []byte) ([]byte, bool) {
+		a, ok := feature.ParseAmount(fld, nf)
+		if !ok {
+			return dst, false
+		}
+		if plain {
+			return append(dst, fld...), true
+		}
+		return a.AppendPlain(dst), true
+	}
+}
+
+// dateNormalizer checks dates in df; ISO ones without --tz are kept as
+// they are, others rewritten into ISO.
+func dateNormalizer(df feature.DateFormat) normalizer {
+	plain := df == feature.DateFormat{}
+	return func(dst, fld []byte) ([]byte, bool) {
+		t, err := feature.ParseDate(fld, df)
+		if err != nil {
+			return dst, false
+		}
+		if plain {
+			return append(dst, fld...), true
+		}
+		return t.AppendFormat(dst), true
+	}
+}
+
+// appendFields appends a row's schema fields (field(h) for header column
+// h) to b, normalizing amounts and dates; on a bad value it takes the row
+// back out and reports false, after counting it as OnBadValue says.
+func (p *parser) appendFields(b *Batch, line int64, field func(h int) []byte, text []byte) bool {
+	rowBuf, rowEnds := len(b.buf), len(b.ends)
+	for j, h := range p.colOf {
+		fld := field(h)
+		if n := p.norms; n != nil && n[j] != nil && len(fld) > 0 {
+			var ok bool
+			if b.buf, ok = n[j](b.buf, fld); !ok {
+				p.badValues++
+				verr := &ValueError{Column: p.f.Schema.Name(j), Value: feature.DecodeText(fld, p.enc), Want: p.f.wants[j]}
+				switch p.f.opts.OnBadValue {
+				case BadValueEmpty:
+					b.ends = append(b.ends, uint32(len(b.buf)))
+					continue
+				case BadValueFail:
+					if p.failErr == nil {
+						p.failErr = &FileError{File: p.f.Path, Line: line, Err: verr}
+					}
+				}
+				b.buf, b.ends = b.buf[:rowBuf], b.ends[:rowEnds]
+				p.badRow(line, verr, text)
+				return false
+			}
+		} else {
+			b.buf = append(b.buf, fld...)
+		}
+		b.ends = append(b.ends, uint32(len(b.buf)))
+	}
+	return true
+}
