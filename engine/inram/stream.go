@@ -522,6 +522,9 @@ type lineRef struct {
 // merge merges range r of every table into the one that has most of its
 // users and returns it. An error or panic of Merge is a *UserError.
 func (s *streamJob) merge(r int) (m *aggRange, err error) {
+	if len(s.tables) == 0 { // a file without rows
+		return &aggRange{}, nil
+	}
 	base := 0
 	for k, t := range s.tables {
 		if t.ranges[r].n > s.tables[base].ranges[r].n {

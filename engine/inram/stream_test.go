@@ -272,6 +272,29 @@ func TestStream_cancel(t *testing.T) {
 	}
 }
 
+// TestStream_noRows: a file without rows (a header only, or every row
+// bad) finishes with no users and the header alone, in both modes.
+func TestStream_noRows(t *testing.T) {
+	spec := feature.Invoice()
+	spec.Validate()
+	for _, group := range []bool{false, true} {
+		j, err := New(Options{Spec: &spec, Workers: 2, Group: group})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		w := bufio.NewWriter(&out)
+		st, err := j.Finish(context.Background(), w)
+		if err != nil || st.Users != 0 {
+			t.Fatalf("group=%v: Finish = %+v, %v", group, st, err)
+		}
+		w.Flush()
+		if n := strings.Count(out.String(), "\n"); n != 1 || !strings.HasPrefix(out.String(), "user,invoice_count,") {
+			t.Errorf("group=%v: output %q, want the header alone", group, out.String())
+		}
+	}
+}
+
 // TestAggRange checks the users' table on keys of every length up to
 // past the inline limit, as it grows: each key found again, absent keys
 // not found, and the keys read back.
