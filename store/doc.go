@@ -102,11 +102,14 @@
 // exits with status 70 after one log line naming the store; the database
 // keeps what was synced and the next Open recovers it.
 //
-// Pebble's directory lock (db/LOCK) admits one process per store, readers
-// included. Open waits up to 5 s for it (NoLockWait: not at all), then
-// says the store is in use. Open looks at the directory again once it
-// holds the lock: another process may have made or changed the store
-// meanwhile.
+// Pebble's directory lock (db/LOCK) is exclusive for a writer and, on
+// Linux, shared for readers: a store is written by one process at a time
+// with no reader beside it, or read by any number of read-only processes
+// (the clusters of a reduce) at once. Elsewhere a reader's lock is
+// exclusive too. Open waits up to 5 s for the lock (NoLockWait: not at
+// all), then says the store is in use. Open looks at the directory again
+// once it holds the lock: another process may have made or changed the
+// store meanwhile.
 //
 // # Reading
 //
