@@ -468,7 +468,7 @@ func probeMap(ctx context.Context, db *store.DB, spec *feature.Spec, params feat
 		spans = append(spans, db.ShardSpan(s))
 	}
 	for _, sp := range spans {
-		ui, err := db.Users(ctx, sp, &store.UsersOptions{ByFile: true, IterOptions: store.IterOptions{Files: ids}})
+		ui, err := db.Users(ctx, sp, &store.UsersOptions{ByFile: true, IterOptions: store.IterOptions{Files: ids, Columns: readColumns(spec, db.Config())}})
 		if err != nil {
 			return err
 		}

@@ -471,7 +471,7 @@ func (db *DB) loadMeta() error {
 	if perr != nil {
 		return fmt.Errorf("%w: store config: %v", ErrCorrupt, perr)
 	}
-	if probe.Format != FormatVersion {
+	if !readableFormat(probe.Format) {
 		return versionError(db.dir, probe.Format)
 	}
 	if err := cfg.validate(); err != nil {
