@@ -57,8 +57,13 @@
 // A value is one block of up to Config.BlockBytes (64 KiB) of raw rows of
 // one (user, file), in line order:
 //
-//	value   = codec (1 B) | uvarint(rows) | uvarint(rawLen) | compress(raw)
-//	raw     = uvarint(ncols) | uvarint(rows) | lines | column × ncols
+//	value   = tag (1 B) | uvarint(rows) | uvarint(rawLen) | compress(raw)
+//	tag     = codec                  layout 1 (stores of format 1)
+//	        | 0x10 + codec           layout 2 (format 2)
+//	raw     = uvarint(ncols) | uvarint(rows) | lines | column × ncols          layout 1
+//	        | uvarint(ncols) | uvarint(rows) | uvarint(fieldBytes)            layout 2
+//	          | uvarint(len(lines)) | uvarint(len(column)) × ncols
+//	          | lines | column × ncols
 //	lines   = varint(line − previous line) × rows   (the first from 0)
 //	column  = 0x00 | uvarint(len) × rows | bytes    values that differ
 //	        | 0x01 | uvarint(len) | bytes           the same in every row
@@ -66,7 +71,14 @@
 // The layout is columnar, so a codec sees like values side by side, and
 // a column that is constant in the block (the user column always is) costs
 // its bytes once. The header's row count lets verify and a reducer's
-// scheduler count rows without decoding.
+// scheduler count rows without decoding. Layout 2 heads the columns with
+// their lengths and the block's field bytes (what a reader counts as
+// read), so that a reader that asks for some columns (IterOptions.Columns,
+// from a feature set's Spec.Reads) decodes those and skips the others
+// unread; layout 1 must parse every column's lengths to find the next.
+// A store's format (Config.Format) fixes the layout its writers use: a
+// format 1 store stays format 1 when a partition adds files to it, so the
+// mce that made it keeps reading it; a new store is format 2.
 //
 // Compression (see Compression) is chosen per partition run: by default
 // ("table-zstd") blocks are stored as they are and pebble compresses each
