@@ -107,7 +107,8 @@ func partitionArgs(in, st string, flags ...string) []string {
 // TestTwoCommands runs two commands on one store at once, each pair in
 // its own subtest, all at the same time (the stores differ): two
 // partitions, reduce while a partition holds the store, and a partition
-// while reduce reads it. Pebble's directory lock admits one process; the
+// while reduce reads it. Pebble's directory lock admits one writer and no
+// reader beside it (readers share it among themselves); the
 // other waits up to 5 s and then must fail with one line saying the store
 // is in use. The store must stay exact, every features file written be
 // exact, and the command that failed must succeed when run again.
