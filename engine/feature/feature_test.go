@@ -115,6 +115,8 @@ func TestSpec_Validate(t *testing.T) {
 	f(Spec{Name: "x", Columns: []Column{{Name: "a,b", Type: TypeInt}}, Reduce: red}, "bad column name")
 	f(Spec{Name: "x", Columns: []Column{{Name: "a", Type: TypeInt}, {Name: "a", Type: TypeInt}}, Reduce: red}, "twice")
 	f(Spec{Name: "x", Columns: []Column{{Name: "a"}}, Reduce: red}, "no type")
+	f(Spec{Name: "reads", Columns: cols, Reduce: red, Reads: []string{"Amount", " receiver "}}, "")
+	f(Spec{Name: "x", Columns: cols, Reduce: red, Reads: []string{"amount", "price"}}, `Reads names column "price"`)
 	inv := Invoice()
 	f(inv, "")
 }

@@ -48,6 +48,7 @@ func Invoice() Spec {
 			{Name: "bad_rows", Type: TypeInt, Doc: "rows whose amount or issue time could not be parsed"},
 		},
 		NewAggregator: func(*User) Aggregator { return &invoiceAgg{cols: cols} },
+		Reads:         []string{ColReceiver, ColIssuedAt, ColAmount},
 	}
 }
 
