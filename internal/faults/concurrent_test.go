@@ -137,8 +137,7 @@ func TestTwoCommands(t *testing.T) {
 	}
 	storeR, storeP := firstStore(), firstStore()
 	t.Cleanup(func() {
-		e2etest.CheckNoOrphans(t, mceBin)
-		e2etest.CheckNoOrphans(t, faultyBin)
+		checkNoOrphans(t, mceBin, faultyBin)
 	})
 	t.Run("partition while partition holds the store", func(t *testing.T) {
 		t.Parallel()
