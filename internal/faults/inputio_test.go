@@ -182,7 +182,7 @@ func TestIOErrors_runInput(t *testing.T) {
 			t.Logf("%s: %s", what, lines[1][0])
 		}
 	}
-	row.notef("%d files failed alone, each named with its line (plain files) and byte in failure.log and on stderr, no features file, summary failed; the other files exact; --resume exact", len(paths))
+	row.notef("%d tries over plain, gzip and zstd files: that file alone fails, named with the line being read and the byte in failure.log, on stdout and stderr (one line each); no features file, summary says failed; the others exact; --resume exact", len(paths))
 }
 
 // TestIOErrors_partitionInput is TestIOErrors_runInput for partition: the
@@ -233,7 +233,7 @@ func TestIOErrors_partitionInput(t *testing.T) {
 		_, l, du := checkStore(t, st, d, d.names())
 		row.add(lost+l, dup+du)
 	}
-	row.notef("%d files not ingested, each named with its line (plain files) and byte on stderr; the others exact in the store; reruns exact", len(paths))
+	row.notef("%d tries: that file is not ingested, named with the line and the byte in one line on stderr; the others exact in the store; reruns exact", len(paths))
 }
 
 // straceInject runs the command under strace, which makes every fsync and
@@ -300,7 +300,7 @@ func TestIOErrors_outputSync(t *testing.T) {
 			t.Errorf("features files of %v, want none", have)
 		}
 		row.add(resumeExact(t, "run", runDir, d))
-		row.notef("stopped before any file (exit %d: %q); nothing recorded done; --resume exact", r.code, e2etest.LastLine(r.stderr))
+		row.notef("stopped before any file, exit %d: %q; nothing recorded done; --resume exact", r.code, strings.ReplaceAll(e2etest.LastLine(r.stderr), runDir, "RUNDIR"))
 	})
 	t.Run("reduce", func(t *testing.T) {
 		needReduce(t)
