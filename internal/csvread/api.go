@@ -106,9 +106,15 @@ type File struct {
 	bytesRead     atomic.Int64 // uncompressed bytes consumed
 	diskBytesRead atomic.Int64 // on-disk bytes consumed
 	// diskErr is the first error reading the file from disk, with the
-	// byte it was reading (set by the goroutine that reads; see diskReader).
-	diskErr    error
-	diskErrOff int64
+	// byte it was reading (see diskReader; a zstd decoder reads the disk
+	// from a goroutine of its own).
+	diskErr atomic.Pointer[diskFault]
+}
+
+// diskFault is a failed read of the disk and the byte it was reading.
+type diskFault struct {
+	err error
+	off int64
 }
 
 // Stats counts what Scan read.

@@ -120,12 +120,12 @@ func detectCompression(magic []byte, path string) string {
 // of the disk names the byte it could not read, and that line.
 func (f *File) streamErr(err error, line int64) error {
 	n := f.bytesRead.Load()
-	if f.diskErr != nil {
-		at := fmt.Sprintf("at byte %d of %d", f.diskErrOff, f.Size)
+	if d := f.diskErr.Load(); d != nil {
+		at := fmt.Sprintf("at byte %d of %d", d.off, f.Size)
 		if f.Compression != "" {
 			at += fmt.Sprintf(" on disk (%d bytes decompressed)", n)
 		}
-		return f.fail(line, fmt.Errorf("%w %s: %w", ErrRead, at, unwrapPath(f.diskErr)))
+		return f.fail(line, fmt.Errorf("%w %s: %w", ErrRead, at, unwrapPath(d.err)))
 	}
 	if f.Compression == "" {
 		return f.fail(0, fmt.Errorf("read: %w", err))
@@ -179,8 +179,8 @@ type diskReader struct{ f *File }
 func (d *diskReader) Read(p []byte) (int, error) {
 	n, err := d.f.disk.Read(p)
 	off := d.f.diskBytesRead.Add(int64(n))
-	if err != nil && err != io.EOF && d.f.diskErr == nil {
-		d.f.diskErr, d.f.diskErrOff = err, off
+	if err != nil && err != io.EOF {
+		d.f.diskErr.CompareAndSwap(nil, &diskFault{err: err, off: off})
 	}
 	return n, err
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // failAt reads f until byte bad, then fails every read with EIO, as a
@@ -42,10 +44,13 @@ func TestReadError(t *testing.T) {
 	for i := range 200_000 {
 		fmt.Fprintf(&plain, "%d,user%d,%d.%02d\n", i, i%977, i, i%100)
 	}
-	var gz bytes.Buffer
+	var gz, zs bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(plain.Bytes())
 	zw.Close()
+	enc, _ := zstd.NewWriter(&zs)
+	enc.Write(plain.Bytes())
+	enc.Close()
 	lineAt := func(off int64) int64 { return 1 + int64(bytes.Count(plain.Bytes()[:off], []byte{'\n'})) }
 
 	defer func(w func(string, *os.File) io.Reader) { wrapInput = w }(wrapInput)
@@ -62,6 +67,8 @@ func TestReadError(t *testing.T) {
 		{"plain at the last byte", plain.Bytes(), int64(plain.Len() - 1), "x.csv:LINE: read error at byte BAD of SIZE: input/output error"},
 		{"gzip in its header", gz.Bytes(), 5, "x.csv:1: read error at byte 5 of SIZE on disk (0 bytes decompressed): input/output error"},
 		{"gzip far in", gz.Bytes(), int64(gz.Len() * 3 / 4), "read error at byte BAD of SIZE on disk ("},
+		{"zstd in its header", zs.Bytes(), 6, "x.csv:1: read error at byte 6 of SIZE on disk (0 bytes decompressed): input/output error"},
+		{"zstd far in", zs.Bytes(), int64(zs.Len() * 2 / 3), "read error at byte BAD of SIZE on disk ("},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := writeTemp(t, "x.csv", c.data)
