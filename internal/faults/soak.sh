@@ -24,7 +24,7 @@ t0=$(secs); $MCE partition "$DIR/data" --out "$DIR/store" >"$DIR/partition.out" 
 echo "partition: $(echo "$t1 - $t0" | bc) s; $(grep -h 'peak RSS' "$DIR/partition.out" | tail -1)"
 echo "store: $(du -sh "$DIR/store" | cut -f1) on disk"
 $MCE store verify "$DIR/store" >"$DIR/verify.out" 2>&1 && echo "store verify: ok"
-t0=$(secs); $MCE reduce --store "$DIR/store" --out "$DIR/reduce" --no-progress >"$DIR/reduce.out" 2>"$DIR/reduce.err"; t1=$(secs)
+t0=$(secs); $MCE reduce --store "$DIR/store" --out "$DIR/reduce" --ram-limit "$LIMIT" --no-progress >"$DIR/reduce.out" 2>"$DIR/reduce.err"; t1=$(secs)
 tail -1 "$DIR/reduce.out"
 echo "reduce: $(echo "$t1 - $t0" | bc) s"
 diffs=0
