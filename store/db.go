@@ -625,6 +625,15 @@ func (db *DB) FileByName(name string) (FileEntry, bool) {
 			return cloneEntry(f), true
 		}
 	}
+	// A store written before names were kept as bytes recorded a name
+	// that is not UTF-8 as JSON text (see jsonText).
+	if old := jsonText(name); old != name {
+		for _, f := range db.files {
+			if f.Name == old && f.State == FileLive {
+				return cloneEntry(f), true
+			}
+		}
+	}
 	return FileEntry{}, false
 }
 

@@ -130,7 +130,8 @@ const (
 type FileEntry struct {
 	ID FileID `json:"id"`
 	// Name identifies the file across runs: its path relative to the input
-	// root given to partition, with '/' separators.
+	// root given to partition, with '/' separators. Name and Path are kept
+	// byte for byte, UTF-8 or not (see fileEntryJSON).
 	Name string `json:"name"`
 	// Path is the file's path when it was ingested (for people).
 	Path    string    `json:"path"`
