@@ -59,9 +59,13 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s; "5000x" counts ex
 	done
 
 BENCHFLAGS ?=
-bench: build ## reader and generator micro-benchmarks, then run/partition/reduce vs sort|awk, DuckDB and the floor (BENCHFLAGS=--size 20GB ...)
+# The large size skips the sort|awk baseline (minutes at 2 GB, and no target
+# depends on it); its report goes to bench/results/2GB.
+BENCH_LARGE ?= 2GB
+bench: build ## micro-benchmarks, then run/partition/reduce vs sort|awk, DuckDB and the floor, at 1 and 2 CPUs, at the default size and at BENCH_LARGE (BENCH_LARGE= for the default size only)
 	$(GO) test -run=NONE -bench='Scan$$|Gen$$' -benchmem ./internal/csvread ./internal/gen
-	$(BIN) bench $(BENCHFLAGS)
+	$(BIN) bench --sweep $(BENCHFLAGS)
+	$(if $(BENCH_LARGE),$(BIN) bench --sweep --size $(BENCH_LARGE) --skip unix --out bench/results/$(BENCH_LARGE) $(BENCHFLAGS))
 
 demo: build ## generate demo invoice files and run mce on them
 	@rm -rf $(DEMO)/data

@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	r := &runner{cfg: &cfg, mce: mce, data: data, rounds: new([]*pendingRuns)}
 	byName := map[string]*Result{}
-	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysRunStream, SysPartition, SysReduce, SysUnix, SysDuckDB} {
+	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysRunGroup, SysRunReduce, SysPartition, SysReduce, SysUnix, SysDuckDB} {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysRunStream, SysPartition, SysReduce, SysUnix, SysDuckDB} {
+	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysRunGroup, SysRunReduce, SysPartition, SysReduce, SysUnix, SysDuckDB} {
 		if res := byName[sys]; res.Status != StatusOK && res.Status != StatusSkipped {
 			cfg.Logger.Warn("bench: "+res.Status.String(), "system", sys, "reason", firstLine(res.Reason))
 		}
@@ -180,7 +180,7 @@ func (r *runner) measure(ctx context.Context, system string, cpus int) *Result {
 		return r.runFloor(ctx, cpus)
 	case SysCSVFloor:
 		return r.runCSVFloor(ctx, cpus)
-	case SysRun, SysRunStream, SysReduce:
+	case SysRun, SysRunGroup, SysRunReduce, SysReduce:
 		return r.runMCE(ctx, system, cpus)
 	case SysPartition:
 		return r.runPartition(ctx, cpus)

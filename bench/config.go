@@ -14,6 +14,11 @@ import (
 	"github.com/mce-engine/mce/internal/bytesize"
 )
 
+// ReduceFormFeatures is the features file of the run-reduce system,
+// relative to the repository: the built-in features written as a plain
+// Reduce.
+const ReduceFormFeatures = "examples/invoice-reduce/f.go"
+
 // Defaults of a zero Config.
 const (
 	DefaultSize         = "300MB"
@@ -33,7 +38,8 @@ const (
 	SysFloor     = "floor"
 	SysCSVFloor  = "csvfloor"
 	SysRun       = "run"
-	SysRunStream = "run-stream"
+	SysRunGroup  = "run-group"
+	SysRunReduce = "run-reduce"
 	SysPartition = "partition"
 	SysReduce    = "reduce"
 	SysUnix      = "unix"
@@ -42,7 +48,7 @@ const (
 
 // AllSystems lists every system in report order.
 func AllSystems() []string {
-	return []string{SysRun, SysRunStream, SysPartition, SysReduce, SysUnix, SysDuckDB, SysFloor, SysCSVFloor}
+	return []string{SysRun, SysRunGroup, SysRunReduce, SysPartition, SysReduce, SysUnix, SysDuckDB, SysFloor, SysCSVFloor}
 }
 
 // Config says what to benchmark. The zero value (with Self set, for the

@@ -21,6 +21,7 @@ const fakeMCE = `#!/bin/sh
 case "$1" in
 --help) printf 'NAME:\n   mce - fake\n\nCOMMANDS:\n   run        x\n   partition  x\n   reduce     x\n   help, h    x\n\nGLOBAL OPTIONS:\n   --help\n'; exit 0 ;;
 --version) echo "mce version fake"; exit 0 ;;
+features) exit 0 ;;
 esac
 cmd=$1; shift
 out= job= store= inputs=0
@@ -87,7 +88,8 @@ func TestRun_FakeMCE(t *testing.T) {
 	feats := t.TempDir()
 	writeMCEFeatures(t, filepath.Join(feats, "run"), want)
 	writeMCEFeatures(t, filepath.Join(feats, "reduce"), want)
-	writeMCEFeatures(t, filepath.Join(feats, "run-stream"), want)
+	writeMCEFeatures(t, filepath.Join(feats, "run-group"), want)
+	writeMCEFeatures(t, filepath.Join(feats, "run-reduce"), want)
 	t.Setenv("FAKE_FEATURES", feats)
 
 	cfg, out := testConfig(t, data)
@@ -100,7 +102,7 @@ func TestRun_FakeMCE(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, sys := range []string{SysRun, SysRunStream, SysPartition, SysReduce, SysUnix} {
+	for _, sys := range []string{SysRun, SysRunGroup, SysRunReduce, SysPartition, SysReduce, SysUnix} {
 		if res := rep.Result(sys); !res.OK() || len(res.Runs) != 2 {
 			t.Errorf("%s: %v %s, %d runs", sys, res.Status, res.Reason, len(res.Runs))
 		}
@@ -112,7 +114,7 @@ func TestRun_FakeMCE(t *testing.T) {
 		t.Errorf("reduce skew %+v", sk)
 	}
 	md := out.String()
-	for _, want := range []string{"reduce agrees with run", "run-stream agrees with run", "unix agrees with run", "run agrees with truth",
+	for _, want := range []string{"reduce agrees with run", "run-group agrees with run", "run-reduce agrees with run", "unix agrees with run", "run agrees with truth",
 		"mce version fake", "store ≤ 50% of raw (issue 4) | 0.", "**Break-even**"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)

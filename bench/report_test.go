@@ -42,7 +42,7 @@ func testReport() *Report {
 		Machine: Machine{Host: "box 1", Cores: 2, RAMBytes: 8 << 30, CPUModel: "Test CPU", LoadStart: "3.0"},
 		Config:  Config{CPUs: 2, Runs: 3, PartitionMem: "256MiB", Results: "x"},
 		Data:    &Dataset{Files: make([]string, 6), RawBytes: 300e6, DiskBytes: 300e6, Rows: 2e6, Desc: "test data"},
-		Results: []*Result{run, part, red,
+		Results: []*Result{run, res(SysRunGroup, 2.4, 900), res(SysRunReduce, 1.6, 700), part, red,
 			{System: SysUnix, Status: StatusFailed, Reason: "bash sort: exit status 2: sort: cannot | read\nmore"},
 			duck, res(SysFloor, 1, 10),
 			{System: SysCSVFloor, Status: StatusUnavailable, Reason: "no Go"}},
@@ -69,12 +69,15 @@ func TestEvaluate(t *testing.T) {
 		t.Errorf("no target %q in %v", prefix, got)
 	}
 	f("mce run ≥ 150 MB/s", Met, "200 MB/s")
-	f("mce run ≥ 2× DuckDB", Met, "2.67×")
+	f("mce run ≥ 4× DuckDB", NotMet, "2.67×")
+	f("the one pass ≥ 1.5× faster", Met, "1.60× faster, 0.44× the RSS")
+	f("the Reduce-form f.go ≥ 3× DuckDB", NotMet, "2.50×")
 	f("mce reduce ≥ 2× mce run", Met, "3.00×")
 	f("mce reduce peak RSS", Met, "100 MiB")
 	f("store ≤ 50%", Met, "40.0%")
 	f("partition peak RSS", Met, "1.17×")
-	f("partition ≤ 2", Met, "1.67 passes")
+	f("partition ≤ 1.2", NotMet, "1.67 passes")
+	f("partition ≥ 150 MB/s", NotMet, "120 MB/s")
 	f("mce run ≥ 60% of the floor", Met, "67%")
 	f("mce run skew", Met, "1.05×")
 	f("mce reduce skew", NotMet, "1.40×")

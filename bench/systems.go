@@ -377,12 +377,20 @@ func runDir(out, job string) (string, error) {
 func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 	res := &Result{System: system, CPUs: cpus, What: systemWhat(system)}
 	cmd := system
-	if system == SysRunStream {
+	if system == SysRunGroup || system == SysRunReduce {
 		cmd = SysRun
 	}
 	if !r.mce.has(cmd) {
 		res.Status, res.Reason = StatusUnavailable, r.mce.why(cmd)
 		return res
+	}
+	features := filepath.Join(r.cfg.Src, ReduceFormFeatures)
+	if system == SysRunReduce {
+		// Build the features binary once, outside the measured runs.
+		if out, err := exec.CommandContext(ctx, r.mce.path, "features", "--features", features).CombinedOutput(); err != nil {
+			res.Status, res.Reason = StatusFailed, fmt.Sprintf("mce features --features %s: %v: %s", features, err, out)
+			return res
+		}
 	}
 	store := filepath.Join(r.cfg.Work, "store")
 	base := filepath.Join(r.cfg.Work, "out", fmt.Sprintf("%s-cpus%d", system, cpus))
@@ -398,8 +406,11 @@ func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 		switch system {
 		case SysRun:
 			args = append(args, r.inputArgs()...)
-		case SysRunStream:
-			args = append(args, "--mode", "stream")
+		case SysRunGroup:
+			args = append(args, "--mode", "group")
+			args = append(args, r.inputArgs()...)
+		case SysRunReduce:
+			args = append(args, "--features", features)
 			args = append(args, r.inputArgs()...)
 		default:
 			args = append(args, "--store", store)

@@ -362,7 +362,7 @@ func (j *mergeJob) newTaskWriter() *taskWriter {
 	tw := &taskWriter{
 		j: j, st: newMergeStats(),
 		normal: j.loader.NewStream(j.tableBytes), heavy: j.loader.NewStream(j.tableBytes),
-		comp: j.db.Compressor(), w: store.NewBlockWriter(j.schemaCols), fields: make([][]byte, j.schemaCols),
+		comp: j.db.Compressor(), w: store.NewBlockWriter(j.schemaCols).SetFormat(j.db.Config().Format), fields: make([][]byte, j.schemaCols),
 	}
 	tw.normal.OnTable = func(string) { j.crash.point("merge") }
 	tw.heavy.OnTable = tw.normal.OnTable

@@ -79,6 +79,38 @@ func checkStore(t *testing.T, storeDir string, truth []gen.Truth) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	got := tallyStore(t, db)
+	want := map[fu]tally{}
+	for _, tr := range truth {
+		want[fu{tr.File, tr.User}] = tally{tr.Rows, tr.AmountCents}
+	}
+	bad := 0
+	for k, w := range want {
+		if g := got[k]; g != w && bad < 10 {
+			bad++
+			t.Errorf("%s %q: store has %d rows, %d cents; truth %d rows, %d cents", k.file, k.user, g.rows, g.cents, w.rows, w.cents)
+		}
+	}
+	for k, g := range got {
+		if _, ok := want[k]; !ok && bad < 10 {
+			bad++
+			t.Errorf("%s %q: %d rows in the store, none in the truth", k.file, k.user, g.rows)
+		}
+	}
+	rep, err := db.Verify(context.Background(), store.VerifyOptions{Decode: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) > 0 {
+		t.Errorf("verify: %s", strings.Join(rep.Problems, "\n"))
+	}
+}
+
+// tallyStore reads every row of the store and tallies its rows and
+// amount by (file, user), checking that each user's rows come in file
+// order and carry the user.
+func tallyStore(t *testing.T, db *store.DB) map[fu]tally {
+	t.Helper()
 	names := map[store.FileID]string{}
 	for _, f := range db.Files() {
 		names[f.ID] = f.Name
@@ -86,7 +118,7 @@ func checkStore(t *testing.T, storeDir string, truth []gen.Truth) {
 	amount := slices.Index(db.Config().Schema, feature.ColAmount)
 	user := db.Config().UserIndex()
 	got := map[fu]tally{}
-	err = e2etest.EachUser(context.Background(), db, func() map[fu]tally { return map[fu]tally{} },
+	err := e2etest.EachUser(context.Background(), db, func() map[fu]tally { return map[fu]tally{} },
 		func(local map[fu]tally, u *store.UserIter) error {
 			rows := u.Rows()
 			lastFile, lastLine := store.FileID(0), int64(-1)
@@ -123,30 +155,7 @@ func checkStore(t *testing.T, storeDir string, truth []gen.Truth) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[fu]tally{}
-	for _, tr := range truth {
-		want[fu{tr.File, tr.User}] = tally{tr.Rows, tr.AmountCents}
-	}
-	bad := 0
-	for k, w := range want {
-		if g := got[k]; g != w && bad < 10 {
-			bad++
-			t.Errorf("%s %q: store has %d rows, %d cents; truth %d rows, %d cents", k.file, k.user, g.rows, g.cents, w.rows, w.cents)
-		}
-	}
-	for k, g := range got {
-		if _, ok := want[k]; !ok && bad < 10 {
-			bad++
-			t.Errorf("%s %q: %d rows in the store, none in the truth", k.file, k.user, g.rows)
-		}
-	}
-	rep, err := db.Verify(context.Background(), store.VerifyOptions{Decode: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Problems) > 0 {
-		t.Errorf("verify: %s", strings.Join(rep.Problems, "\n"))
-	}
+	return got
 }
 
 func readTruth(t testing.TB, dir string) []gen.Truth {
@@ -538,4 +547,51 @@ func dirBytes(t testing.TB, dir string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestRun_Format1Store adds a file to a store of format 1 (made by mce
+// before blocks had a column directory; store/testdata/format1): the
+// store keeps its format, the new blocks are written in its layout (which
+// Verify checks), and the store holds exactly the old rows and the new
+// file's.
+func TestRun_Format1Store(t *testing.T) {
+	st := filepath.Join(t.TempDir(), "store")
+	if err := os.CopyFS(st, os.DirFS(filepath.Join("..", "store", "testdata", "format1", "store"))); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var truth []gen.Truth
+	for k, v := range tallyStore(t, db) {
+		truth = append(truth, gen.Truth{File: k.file, User: k.user, Rows: v.rows, AmountCents: v.cents})
+	}
+	db.Close()
+	if len(truth) == 0 {
+		t.Fatal("the format 1 store reads empty")
+	}
+	// A month the store does not hold (it holds 2024_11 and 2024_12).
+	raw := generate(t, gen.Options{Seed: 5, Files: 3, Size: gen.Size{Rows: 3000}})
+	for _, n := range []string{"invoices_2024_11.csv", "invoices_2024_12.csv"} {
+		if err := os.Remove(filepath.Join(raw, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := smallOpts(raw, st)
+	o.Shards, o.BlockBytes = 0, 0 // the store's own
+	res, err := Run(context.Background(), o)
+	if err != nil || res.Ingested != 1 {
+		t.Fatalf("partition into the format 1 store: %v, %+v", err, res)
+	}
+	truth = append(truth, truthOf(t, filepath.Join(raw, "invoices_2024_10.csv"))...)
+	checkStore(t, st, truth)
+	db, err = store.Open(st, &store.Options{ReadOnly: true, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if f := db.Config().Format; f != 1 {
+		t.Errorf("the store's format is %d after the partition, want 1", f)
+	}
 }

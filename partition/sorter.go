@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 	"unsafe"
@@ -401,7 +402,9 @@ func (s *sorter) finish() ([]string, *arena, error) {
 		if cap(s.scratch) < len(last.entries) {
 			s.scratch = make([]entry, len(last.entries))
 		}
-		sortEntries(last, last.entries, s.scratch)
+		// NB: the sorted entries may end in the scratch array, which then
+		// becomes the arena's (release drops the sorter's reference).
+		last.entries = sortEntriesParallel(last, last.entries, s.scratch[:len(last.entries)], s.shards, s.cpus)
 	} else {
 		last = nil
 	}
@@ -592,6 +595,60 @@ func sortEntries(a *arena, es, tmp []entry) {
 		}
 		i = j
 	}
+}
+
+// parallelSortMin is the fewest entries sortEntriesParallel spreads over
+// several goroutines.
+const parallelSortMin = 1 << 16
+
+// sortEntriesParallel sorts es as sortEntries does, on up to cpus
+// goroutines, and returns the sorted entries: es or tmp (as long as es),
+// whichever holds them. It first moves the entries into tmp by shard (a
+// counting sort on the key's top 16 bits), then cuts the shards into
+// one range per goroutine with about as many entries each and sorts the
+// ranges at once, es serving as their scratch. It is what the last
+// arena of a partition waits for before the merge can start: sorted on
+// one CPU, the whole in-memory run was a serial step (0.26 s of 2.1 M
+// rows on the benchmark's data).
+func sortEntriesParallel(a *arena, es, tmp []entry, shards, cpus int) []entry {
+	if cpus < 2 || len(es) < parallelSortMin {
+		sortEntries(a, es, tmp)
+		return es
+	}
+	starts := make([]int, shards+1)
+	for i := range es {
+		starts[es[i].pfx>>48+1]++
+	}
+	for s := 1; s <= shards; s++ {
+		starts[s] += starts[s-1]
+	}
+	next := slices.Clone(starts[:shards])
+	for _, e := range es {
+		sh := e.pfx >> 48
+		tmp[next[sh]] = e
+		next[sh]++
+	}
+	var wg sync.WaitGroup
+	lo := 0
+	for k := 1; k <= cpus && lo < len(es); k++ {
+		// The first shard boundary at or past k/cpus of the entries.
+		want := k * len(es) / cpus
+		hi := len(es)
+		if k < cpus {
+			hi = starts[sort.SearchInts(starts, want)]
+		}
+		if hi <= lo {
+			continue
+		}
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			sortEntries(a, tmp[lo:hi], es[lo:hi])
+		}(lo, hi)
+		lo = hi
+	}
+	wg.Wait()
+	return tmp
 }
 
 // groupCmp orders records by (shard, user) only. Zero-padded words

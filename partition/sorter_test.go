@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -81,12 +82,25 @@ func TestArenaLess(t *testing.T) {
 		if trial == 0 {
 			rs = rs[:100] // below the radix sort's cut-off
 		}
+		par := slices.Clone(rs)
 		sortEntries(a, rs, make([]entry, len(rs)))
 		want := slices.Clone(rs)
 		slices.SortFunc(want, a.less)
 		for i := range rs {
 			if a.less(rs[i], want[i]) != 0 {
 				t.Fatalf("trial %d: sortEntries differs from a.less at %d of %d", trial, i, len(rs))
+			}
+		}
+		// On several goroutines, cut by shard: the same order.
+		for _, cpus := range []int{2, 3, 7} {
+			got := sortEntriesParallel(a, slices.Clone(par), make([]entry, len(par)), 3, cpus)
+			if len(got) != len(want) {
+				t.Fatalf("trial %d, %d cpus: %d entries, want %d", trial, cpus, len(got), len(want))
+			}
+			for i := range got {
+				if a.less(got[i], want[i]) != 0 {
+					t.Fatalf("trial %d, %d cpus: sortEntriesParallel differs from a.less at %d of %d", trial, cpus, i, len(got))
+				}
 			}
 		}
 	}
@@ -122,14 +136,17 @@ func spillEntries(n int) (*arena, int) {
 func BenchmarkSortEntries(b *testing.B) {
 	a, rows := spillEntries(400_000)
 	es, tmp := make([]entry, rows), make([]entry, rows)
-	for _, alg := range []string{"radix", "pdq"} {
+	for _, alg := range []string{"radix", "radix-parallel", "pdq"} {
 		b.Run(alg, func(b *testing.B) {
 			b.SetBytes(int64(rows) * entryBytes)
 			for b.Loop() {
 				copy(es, a.entries)
-				if alg == "radix" {
+				switch alg {
+				case "radix":
 					sortEntries(a, es, tmp)
-				} else {
+				case "radix-parallel":
+					sortEntriesParallel(a, es, tmp, 256, runtime.GOMAXPROCS(0))
+				default:
 					slices.SortFunc(es, a.less)
 				}
 			}

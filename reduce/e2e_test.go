@@ -202,6 +202,30 @@ func checkPhases(t *testing.T, dir string) {
 	}
 }
 
+// TestReduce_twoClusters: two clusters read one store at the same time
+// (readers share its lock) and the outputs are byte-identical to `mce
+// run`'s.
+func TestReduce_twoClusters(t *testing.T) {
+	f := setup(t)
+	r := e2etest.Run(t, mceBin, reduceArgs(f.store, t.TempDir(), "red", "--clusters", "1,1")...)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
+	}
+	sameFiles(t, f.runDir, r.RunDir)
+	clusters := map[string]bool{}
+	for _, ln := range strings.Split(e2etest.ReadLog(t, r.RunDir, engine.StatusLog), "\n") {
+		if _, c, ok := strings.Cut(ln, ") done on cluster "); ok && strings.Contains(ln, "#shards ") {
+			clusters[strings.SplitN(c, ":", 2)[0]] = true
+		}
+	}
+	if len(clusters) != 2 {
+		t.Errorf("the store was read by clusters %v, want 0 and 1", clusters)
+	}
+	if strings.Contains(r.Stdout, "instead of") {
+		t.Errorf("reduce fell back to one cluster:\n%s", r.Stdout)
+	}
+}
+
 func reduceArgs(store, out, job string, flags ...string) []string {
 	return append([]string{"reduce", "--store", store, "--out", out, "--job", job, "--no-progress", "--poll", "100ms"}, flags...)
 }

@@ -180,16 +180,18 @@ func (w *worker) open(path string, env *engine.TaskEnv) (*store.DB, error) {
 
 // readTask is the shared state of a first-phase task.
 type readTask struct {
-	env   *engine.TaskEnv
-	t     *engine.Task
-	a     *taskArgs
-	db    *store.DB
-	spec  *feature.Spec
-	cols  []int
-	files []fileInfo // by FileID
-	ids   []store.FileID
-	pw    *partWriter
-	tz    *time.Location // --tz; nil: none
+	env  *engine.TaskEnv
+	t    *engine.Task
+	a    *taskArgs
+	db   *store.DB
+	spec *feature.Spec
+	cols []int
+	// decode is the store columns the workers decode (nil: all).
+	decode []int
+	files  []fileInfo // by FileID
+	ids    []store.FileID
+	pw     *partWriter
+	tz     *time.Location // --tz; nil: none
 
 	errOnce sync.Once
 	err     error
@@ -250,6 +252,7 @@ func (w *worker) startRead(env *engine.TaskEnv, t *engine.Task) (*readTask, erro
 	if rt.cols, err = schemaColumns(env.Spec.Schema, db.Config()); err != nil {
 		return fail(err)
 	}
+	rt.decode = readColumns(env.Spec, db.Config())
 	if a.TZ != "" {
 		if rt.tz, err = time.LoadLocation(a.TZ); err != nil {
 			return fail(fmt.Errorf("--tz %q: %w", a.TZ, err))
@@ -331,6 +334,7 @@ func (rt *readTask) newGroupWorker() *groupWorker {
 // count moves the rows' counters into section sec's stats.
 func (g *groupWorker) count(sec int) {
 	r := g.rows
+	r.bytes = r.src.Bytes()
 	st := &g.stats[sec]
 	st.Rows += r.rows
 	st.Dropped += r.dropped
@@ -542,7 +546,7 @@ func (w *worker) runRead(ctx context.Context, env *engine.TaskEnv, t *engine.Tas
 func (g *groupWorker) shard(ctx context.Context, s int, sink *lineSink) error {
 	rt := g.rt
 	it, err := rt.db.Users(ctx, rt.db.ShardSpan(s), &store.UsersOptions{
-		ByFile: !rt.a.Across, IterOptions: store.IterOptions{Files: rt.ids},
+		ByFile: !rt.a.Across, IterOptions: store.IterOptions{Files: rt.ids, Columns: rt.decode},
 	})
 	if err != nil {
 		return fmt.Errorf("shard %d: %w", s, err)
@@ -716,7 +720,7 @@ func (g *groupWorker) heavyItem(ctx context.Context, it *heavyItem) heavyResult 
 	res := heavyResult{out: groupEmpty}
 	before := g.stats[it.sec]
 	var span store.Span
-	opts := &store.UsersOptions{ByFile: !rt.a.Across, IterOptions: store.IterOptions{Files: rt.ids}}
+	opts := &store.UsersOptions{ByFile: !rt.a.Across, IterOptions: store.IterOptions{Files: rt.ids, Columns: rt.decode}}
 	switch {
 	case it.chunk != nil:
 		span, opts.ByFile = it.chunk.Span, true

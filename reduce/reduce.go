@@ -93,8 +93,9 @@ func Run(ctx context.Context, o Options) (*engine.Summary, error) {
 }
 
 // prepare opens the store once, plans the tasks (or checks a run folder
-// to resume) and picks the cluster layout, then closes the store: pebble
-// locks it for one process at a time, and the clusters open it next.
+// to resume) and picks the cluster layout, then closes the store: the
+// clusters open it next, each for itself (readers share the store's lock;
+// a partition that holds it keeps them all out).
 func prepare(ctx context.Context, o Options, spec *feature.Spec, eo *engine.Options) error {
 	storeDir := o.Store
 	var p *engine.Plan
@@ -139,9 +140,9 @@ func openStore(dir string, logger *slog.Logger) (*store.DB, error) {
 
 // clustersFor returns the cluster layout to read the store with: the
 // given one when several processes may read the store at once (a second
-// open beside db succeeds), else one cluster of all their CPUs (pebble's
-// directory lock then admits one process at a time; a cluster reads shards
-// on all its CPUs anyway).
+// open beside db succeeds: readers share the lock, see store.Open), else
+// one cluster of all their CPUs (where the lock admits one process at a
+// time; a cluster reads shards on all its CPUs anyway).
 func clustersFor(db *store.DB, clusters []int, logger *slog.Logger) []int {
 	if len(clusters) < 2 {
 		return clusters
@@ -476,7 +477,7 @@ func probeMap(ctx context.Context, db *store.DB, spec *feature.Spec, params feat
 		spans = append(spans, db.ShardSpan(s))
 	}
 	for _, sp := range spans {
-		ui, err := db.Users(ctx, sp, &store.UsersOptions{ByFile: true, IterOptions: store.IterOptions{Files: ids}})
+		ui, err := db.Users(ctx, sp, &store.UsersOptions{ByFile: true, IterOptions: store.IterOptions{Files: ids, Columns: readColumns(spec, db.Config())}})
 		if err != nil {
 			return err
 		}

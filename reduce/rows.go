@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,7 +83,8 @@ type userRows struct {
 	done   bool
 	err    error
 
-	// Counters since the last takeCounts.
+	// Counters since the last groupWorker.count; bytes is set there, from
+	// the blocks the group read (columns not decoded included).
 	rows, dropped, bytes int64
 }
 
@@ -143,9 +145,6 @@ func (r *userRows) advance() bool {
 			}
 		}
 		r.rows++
-		for _, b := range f {
-			r.bytes += int64(len(b))
-		}
 		if r.spec.Map == nil {
 			return true
 		}
@@ -231,6 +230,24 @@ func (r *userRows) Err() error { return r.err }
 
 // Schema implements feature.Rows.
 func (r *userRows) Schema() *feature.Schema { return r.spec.Schema }
+
+// readColumns returns the store columns a worker decodes: those the
+// Spec reads (Spec.Reads) and the user column, or nil (every column) when
+// the Spec does not say.
+func readColumns(s *feature.Spec, cfg store.Config) []int {
+	if len(s.Reads) == 0 {
+		return nil
+	}
+	out := []int{cfg.UserIndex()}
+	for _, name := range s.Reads {
+		for k, c := range cfg.Schema {
+			if strings.EqualFold(c, strings.TrimSpace(name)) && !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
 
 // schemaColumns maps the Spec's schema onto the store's columns: the
 // store column of each schema column, or nil when they are the same.

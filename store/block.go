@@ -19,6 +19,26 @@ const maxBlockRaw = 256 << 20
 // header cannot ask for a huge allocation.
 const maxBlockRows = 1 << 24
 
+// Block layouts. A value's first byte names its layout and its codec
+// (see doc.go); a store's format decides which layout its writers use.
+const (
+	// Layout1 is the layout of format 1 stores: the columns one after the
+	// other, so that a reader parses every column to find the next.
+	Layout1 = 1
+	// Layout2 (format 2 stores) heads the columns with a directory of
+	// their lengths and the block's field bytes, so that a reader decodes
+	// only the columns it asks for and skips the others unread.
+	Layout2 = 2
+)
+
+// layoutOf returns the block layout a store of format writes.
+func layoutOf(format int) int {
+	if format <= 1 {
+		return Layout1
+	}
+	return Layout2
+}
+
 // BlockWriter accumulates rows and encodes them as one block value. Rows
 // have a fixed number of fields (one per schema column) and a source line.
 // The encoding is columnar: the lengths and bytes of each column are
@@ -27,21 +47,36 @@ const maxBlockRows = 1 << 24
 //
 // A BlockWriter is not safe for concurrent use; Reset reuses its buffers.
 type BlockWriter struct {
-	ncols int
-	lines []int64
-	lens  [][]uint32 // per column, per row
-	data  [][]byte   // per column, concatenated values
-	raw   int        // estimated encoded raw size
-	buf   []byte     // encode scratch
+	ncols  int
+	layout int
+	lines  []int64
+	lens   [][]uint32 // per column, per row
+	data   [][]byte   // per column, concatenated values
+	raw    int        // estimated encoded raw size
+	buf    []byte     // encode scratch
+	secs   []byte     // Layout2: the sections, before their directory
+	secLen []int
 }
 
-// NewBlockWriter returns a writer for rows of ncols fields.
+// NewBlockWriter returns a writer for rows of ncols fields, in the
+// layout of a new store (Layout2); SetFormat picks an older store's.
 func NewBlockWriter(ncols int) *BlockWriter {
 	if ncols < 1 || ncols > math.MaxUint16 {
 		panic(fmt.Sprintf("BUG: NewBlockWriter(%d)", ncols))
 	}
-	return &BlockWriter{ncols: ncols, lens: make([][]uint32, ncols), data: make([][]byte, ncols)}
+	return &BlockWriter{ncols: ncols, layout: Layout2, lens: make([][]uint32, ncols), data: make([][]byte, ncols)}
 }
+
+// SetFormat makes the writer write blocks in the layout of a store of
+// that format (Config.Format), so that what it adds to an older store
+// stays readable by the mce that made it. It returns w.
+func (w *BlockWriter) SetFormat(format int) *BlockWriter {
+	w.layout = layoutOf(format)
+	return w
+}
+
+// Layout returns the layout the writer writes.
+func (w *BlockWriter) Layout() int { return w.layout }
 
 // Columns returns the number of fields per row.
 func (w *BlockWriter) Columns() int { return w.ncols }
@@ -80,42 +115,79 @@ func (w *BlockWriter) Reset() {
 
 // Block value layout (see doc.go):
 //
-//	value   = codec:1 | uvarint(rows) | uvarint(rawLen) | payload
+//	value   = tag:1 | uvarint(rows) | uvarint(rawLen) | payload
+//	tag     = codec (Layout1) | 0x10 + codec (Layout2)
 //	payload = compress(raw)
-//	raw     = uvarint(ncols) | uvarint(rows) | lines | column*ncols
+//	raw1    = uvarint(ncols) | uvarint(rows) | lines | column*ncols
+//	raw2    = uvarint(ncols) | uvarint(rows) | uvarint(fieldBytes)
+//	        | uvarint(len(lines)) | uvarint(len(column))*ncols
+//	        | lines | column*ncols
 //	lines   = rows × varint(line - previous line), the first from 0
 //	column  = 0x00 | rows × uvarint(len) | bytes   (values differ)
 //	        | 0x01 | uvarint(len) | bytes          (every row the same)
 const (
 	colVarying  byte = 0
 	colConstant byte = 1
+	// tagLayout2 marks a Layout2 value in its tag byte.
+	tagLayout2 byte = 0x10
 )
 
 // AppendRaw appends the uncompressed block encoding to dst.
 func (w *BlockWriter) AppendRaw(dst []byte) []byte {
+	if w.layout == Layout1 {
+		return w.appendRaw1(dst)
+	}
 	rows := len(w.lines)
+	w.secs = w.appendLines(w.secs[:0])
+	w.secLen = append(w.secLen[:0], len(w.secs))
+	fieldBytes := 0
+	for j := 0; j < w.ncols; j++ {
+		n := len(w.secs)
+		w.secs = w.appendColumn(w.secs, j)
+		w.secLen = append(w.secLen, len(w.secs)-n)
+		fieldBytes += len(w.data[j])
+	}
 	dst = binary.AppendUvarint(dst, uint64(w.ncols))
 	dst = binary.AppendUvarint(dst, uint64(rows))
+	dst = binary.AppendUvarint(dst, uint64(fieldBytes))
+	for _, n := range w.secLen {
+		dst = binary.AppendUvarint(dst, uint64(n))
+	}
+	return append(dst, w.secs...)
+}
+
+// appendRaw1 appends the block in Layout1.
+func (w *BlockWriter) appendRaw1(dst []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(w.ncols))
+	dst = binary.AppendUvarint(dst, uint64(len(w.lines)))
+	dst = w.appendLines(dst)
+	for j := 0; j < w.ncols; j++ {
+		dst = w.appendColumn(dst, j)
+	}
+	return dst
+}
+
+func (w *BlockWriter) appendLines(dst []byte) []byte {
 	prev := int64(0)
 	for _, l := range w.lines {
 		dst = binary.AppendVarint(dst, l-prev)
 		prev = l
 	}
-	for j := 0; j < w.ncols; j++ {
-		lens, data := w.lens[j], w.data[j]
-		if rows > 1 && constantColumn(lens, data) {
-			dst = append(dst, colConstant)
-			dst = binary.AppendUvarint(dst, uint64(lens[0]))
-			dst = append(dst, data[:lens[0]]...)
-			continue
-		}
-		dst = append(dst, colVarying)
-		for _, n := range lens {
-			dst = binary.AppendUvarint(dst, uint64(n))
-		}
-		dst = append(dst, data...)
-	}
 	return dst
+}
+
+func (w *BlockWriter) appendColumn(dst []byte, j int) []byte {
+	lens, data := w.lens[j], w.data[j]
+	if len(lens) > 1 && constantColumn(lens, data) {
+		dst = append(dst, colConstant)
+		dst = binary.AppendUvarint(dst, uint64(lens[0]))
+		return append(dst, data[:lens[0]]...)
+	}
+	dst = append(dst, colVarying)
+	for _, n := range lens {
+		dst = binary.AppendUvarint(dst, uint64(n))
+	}
+	return append(dst, data...)
 }
 
 // constantColumn reports whether every value of the column is the same.
@@ -137,7 +209,11 @@ func constantColumn(lens []uint32, data []byte) bool {
 // to dst.
 func (w *BlockWriter) AppendValue(dst []byte, codec Codec, c *Compressor) []byte {
 	w.buf = w.AppendRaw(w.buf[:0])
-	dst = append(dst, byte(codec))
+	tag := byte(codec)
+	if w.layout == Layout2 {
+		tag |= tagLayout2
+	}
+	dst = append(dst, tag)
 	dst = binary.AppendUvarint(dst, uint64(len(w.lines)))
 	dst = binary.AppendUvarint(dst, uint64(len(w.buf)))
 	return c.Compress(codec, dst, w.buf)
@@ -147,6 +223,7 @@ func (w *BlockWriter) AppendValue(dst []byte, codec Codec, c *Compressor) []byte
 // rows without decompressing.
 type ValueHeader struct {
 	Codec   Codec
+	Layout  int
 	Rows    int
 	RawLen  int
 	Payload []byte // the compressed raw block; aliases the value
@@ -158,9 +235,12 @@ func ParseValueHeader(v []byte) (ValueHeader, error) {
 	if len(v) < 3 {
 		return h, fmt.Errorf("%w: block value of %d bytes", ErrCorrupt, len(v))
 	}
-	h.Codec = Codec(v[0])
+	h.Codec, h.Layout = Codec(v[0]&^tagLayout2), Layout1
+	if v[0]&tagLayout2 != 0 {
+		h.Layout = Layout2
+	}
 	if h.Codec > CodecZstd {
-		return h, fmt.Errorf("%w: block codec %d", ErrCorrupt, v[0])
+		return h, fmt.Errorf("%w: block tag %#x", ErrCorrupt, v[0])
 	}
 	rows, n := binary.Uvarint(v[1:])
 	if n <= 0 || rows > maxBlockRows {
@@ -176,18 +256,53 @@ func ParseValueHeader(v []byte) (ValueHeader, error) {
 
 // Block is a decoded block: rows of fields that alias its own buffer.
 // Decode into the same Block again to reuse its memory.
+//
+// A Block told which columns to decode (SetColumns) decodes only those:
+// the others' fields are nil. A Layout2 block skips them unread; a
+// Layout1 block must still parse their lengths to find the next column.
 type Block struct {
-	raw   []byte
-	ncols int
-	rows  int
-	lines []int64
-	// Per column: where its rows' offsets start in starts/ends, or -1 for
-	// a constant column, whose one value is at [cs, ce).
+	raw        []byte
+	ncols      int
+	rows       int
+	fieldBytes int64
+	lines      []int64
+	want       []bool // by column; nil: every column
+	// Per column: where its rows' offsets start in starts/ends, colConst
+	// for a constant column, whose one value is at [cs, ce), or colAbsent
+	// for a column not decoded.
 	colAt  []int
 	cs, ce []uint32
 	starts []uint32 // rows × varying columns
 	ends   []uint32
+	secs   []uint32 // Layout2: the directory's section lengths
 }
+
+const (
+	colConst  = -1
+	colAbsent = -2
+)
+
+// SetColumns makes the next decodes decode only columns cols (nil: every
+// column). cols is not kept.
+func (b *Block) SetColumns(cols []int) {
+	if cols == nil {
+		b.want = nil
+		return
+	}
+	n := 0
+	for _, c := range cols {
+		n = max(n, c+1)
+	}
+	b.want = make([]bool, n)
+	for _, c := range cols {
+		if c >= 0 {
+			b.want[c] = true
+		}
+	}
+}
+
+// wants reports whether column j is decoded.
+func (b *Block) wants(j int) bool { return b.want == nil || (j < len(b.want) && b.want[j]) }
 
 // Len returns the number of rows.
 func (b *Block) Len() int { return b.rows }
@@ -198,15 +313,22 @@ func (b *Block) Columns() int { return b.ncols }
 // Line returns row i's source line.
 func (b *Block) Line(i int) int64 { return b.lines[i] }
 
-// Field returns field j of row i. It aliases the block: valid until the
-// block is decoded into again.
+// FieldBytes returns the bytes of every field of every row of the block,
+// the columns not decoded included.
+func (b *Block) FieldBytes() int64 { return b.fieldBytes }
+
+// Field returns field j of row i: nil when column j is not decoded. It
+// aliases the block: valid until the block is decoded into again.
 func (b *Block) Field(i, j int) []byte {
-	at := b.colAt[j]
-	if at < 0 {
+	switch at := b.colAt[j]; at {
+	case colConst:
 		return b.raw[b.cs[j]:b.ce[j]:b.ce[j]]
+	case colAbsent:
+		return nil
+	default:
+		k := at + i
+		return b.raw[b.starts[k]:b.ends[k]:b.ends[k]]
 	}
-	k := at + i
-	return b.raw[b.starts[k]:b.ends[k]:b.ends[k]]
 }
 
 // Row fills dst with row i's fields (reusing its capacity) and returns it.
@@ -231,7 +353,7 @@ func (b *Block) DecodeValue(v []byte, c *Compressor) error {
 	if err != nil {
 		return err
 	}
-	if err := b.decodeRaw(); err != nil {
+	if err := b.decodeRaw(h.Layout); err != nil {
 		return err
 	}
 	if b.rows != h.Rows {
@@ -240,29 +362,49 @@ func (b *Block) DecodeValue(v []byte, c *Compressor) error {
 	return nil
 }
 
-// DecodeRaw decodes an uncompressed block (what AppendRaw wrote) into b.
-// b keeps a copy of raw.
-func (b *Block) DecodeRaw(raw []byte) error {
+// DecodeRaw decodes an uncompressed block of a layout (what AppendRaw
+// wrote) into b. b keeps a copy of raw.
+func (b *Block) DecodeRaw(raw []byte, layout int) error {
 	b.raw = append(b.raw[:0], raw...)
-	return b.decodeRaw()
+	return b.decodeRaw(layout)
 }
 
-func (b *Block) decodeRaw() error {
+func blockErr(what string) error { return fmt.Errorf("%w: block: bad %s", ErrCorrupt, what) }
+
+// decodeRaw decodes b.raw, of a layout.
+func (b *Block) decodeRaw(layout int) error {
 	p := b.raw
-	bad := func(what string) error { return fmt.Errorf("%w: block: bad %s", ErrCorrupt, what) }
 	ncols, n := binary.Uvarint(p)
 	if n <= 0 || ncols == 0 || ncols > math.MaxUint16 {
-		return bad("column count")
+		return blockErr("column count")
 	}
 	p = p[n:]
 	rows, n := binary.Uvarint(p)
 	// Every row takes at least one byte (its line delta), so rows can't
 	// exceed the block's size.
 	if n <= 0 || rows > uint64(len(b.raw)) || rows > maxBlockRows {
-		return bad("row count")
+		return blockErr("row count")
 	}
 	p = p[n:]
 	b.ncols, b.rows = int(ncols), int(rows)
+	// Every column takes at least one byte and every varying cell one
+	// more, so the allocations below are bounded by the block's size.
+	if b.ncols > len(p) {
+		return blockErr("column count")
+	}
+	b.colAt = resize(b.colAt, b.ncols)
+	b.cs = resize(b.cs, b.ncols)
+	b.ce = resize(b.ce, b.ncols)
+	b.starts, b.ends = b.starts[:0], b.ends[:0]
+	if layout == Layout1 {
+		return b.decodeLayout1(p)
+	}
+	return b.decodeLayout2(p)
+}
+
+// decodeLines decodes the rows' lines from the front of p and returns the
+// rest.
+func (b *Block) decodeLines(p []byte) ([]byte, error) {
 	if cap(b.lines) < b.rows {
 		b.lines = make([]int64, b.rows)
 	}
@@ -271,75 +413,157 @@ func (b *Block) decodeRaw() error {
 	for i := range b.lines {
 		d, n := binary.Varint(p)
 		if n <= 0 {
-			return bad("line")
+			return nil, blockErr("line")
 		}
 		p = p[n:]
 		prev += d
 		b.lines[i] = prev
 	}
-	// Every column takes at least one byte and every varying cell one
-	// more, so the allocations below are bounded by the block's size.
-	if b.ncols > len(p) {
-		return bad("column count")
+	return p, nil
+}
+
+// decodeLayout1 decodes the lines and columns of a Layout1 block; p
+// follows the row count. A column not wanted is parsed only as far as
+// needed to find the next one, and to count its bytes.
+func (b *Block) decodeLayout1(p []byte) error {
+	p, err := b.decodeLines(p)
+	if err != nil {
+		return err
 	}
-	b.colAt = resize(b.colAt, b.ncols)
-	b.cs = resize(b.cs, b.ncols)
-	b.ce = resize(b.ce, b.ncols)
-	b.starts, b.ends = b.starts[:0], b.ends[:0]
-	off := func() uint32 { return uint32(len(b.raw) - len(p)) }
+	b.fieldBytes = 0
 	for j := 0; j < b.ncols; j++ {
-		if len(p) == 0 {
-			return bad("column header")
-		}
-		mode := p[0]
-		p = p[1:]
-		switch mode {
-		case colConstant:
-			l, n := binary.Uvarint(p)
-			if n <= 0 || l > uint64(len(p)-n) {
-				return bad("constant column")
-			}
-			p = p[n:]
-			b.colAt[j] = -1
-			b.cs[j] = off()
-			b.ce[j] = b.cs[j] + uint32(l)
-			p = p[l:]
-		case colVarying:
-			if b.rows > len(p) {
-				return bad("column lengths")
-			}
-			at := len(b.starts)
-			b.colAt[j] = at
-			// Lengths first; then turn them into offsets.
-			total := uint64(0)
-			for i := 0; i < b.rows; i++ {
-				l, n := binary.Uvarint(p)
-				if n <= 0 || l > uint64(len(b.raw)) {
-					return bad("field length")
-				}
-				p = p[n:]
-				b.ends = append(b.ends, uint32(l))
-				total += l
-			}
-			if total > uint64(len(p)) {
-				return bad("column data")
-			}
-			s := off()
-			for i := 0; i < b.rows; i++ {
-				l := b.ends[at+i]
-				b.starts = append(b.starts, s)
-				b.ends[at+i] = s + l
-				s += l
-			}
-			p = p[total:]
-		default:
-			return bad("column mode")
+		if p, err = b.decodeColumn(j, p, b.wants(j)); err != nil {
+			return err
 		}
 	}
 	if len(p) != 0 {
 		return fmt.Errorf("%w: block: %d trailing bytes", ErrCorrupt, len(p))
 	}
 	return nil
+}
+
+// decodeLayout2 decodes a Layout2 block; p follows the row count. The
+// directory says where each column is: columns not wanted are not read.
+func (b *Block) decodeLayout2(p []byte) error {
+	// NB: a constant column's value counts once per row, so the field
+	// bytes may well exceed the block's size.
+	fb, n := binary.Uvarint(p)
+	if n <= 0 || fb > math.MaxInt64 {
+		return blockErr("field bytes")
+	}
+	p = p[n:]
+	b.fieldBytes = int64(fb)
+	// The directory: lines, then each column. Every section takes at
+	// least one byte (below), so the loop is bounded by the block's size.
+	nsec := b.ncols + 1
+	b.secs = resize(b.secs, nsec)
+	secs := b.secs
+	total := uint64(0)
+	for k := 0; k < nsec; k++ {
+		l, n := binary.Uvarint(p)
+		if n <= 0 || l > uint64(len(b.raw)) {
+			return blockErr("column directory")
+		}
+		p = p[n:]
+		secs[k] = uint32(l)
+		total += l
+	}
+	if total != uint64(len(p)) {
+		return fmt.Errorf("%w: block: directory says %d bytes, %d follow", ErrCorrupt, total, len(p))
+	}
+	lines := p[:secs[0]]
+	rest, err := b.decodeLines(lines)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return blockErr("lines section")
+	}
+	p = p[secs[0]:]
+	for j := 0; j < b.ncols; j++ {
+		sec := p[:secs[j+1]]
+		p = p[secs[j+1]:]
+		if !b.wants(j) {
+			b.colAt[j] = colAbsent
+			continue
+		}
+		rest, err := b.decodeColumn(j, sec, true)
+		if err != nil {
+			return err
+		}
+		if len(rest) != 0 {
+			return blockErr("column section")
+		}
+	}
+	b.fieldBytes = int64(fb) // decodeColumn counted the decoded ones again
+	return nil
+}
+
+// decodeColumn decodes column j from the front of p (a constant or a
+// varying column) and returns the rest. A column not wanted is skipped:
+// only its lengths are read (Layout1 must, to find the next column), and
+// counted into fieldBytes.
+func (b *Block) decodeColumn(j int, p []byte, want bool) ([]byte, error) {
+	if len(p) == 0 {
+		return nil, blockErr("column header")
+	}
+	mode := p[0]
+	p = p[1:]
+	// NB: p is a slice of b.raw, ending at a column's end (Layout2) or at
+	// the block's: its offset in b.raw is told by its capacity.
+	off := func() uint32 { return uint32(cap(b.raw) - cap(p)) }
+	switch mode {
+	case colConstant:
+		l, n := binary.Uvarint(p)
+		if n <= 0 || l > uint64(len(p)-n) {
+			return nil, blockErr("constant column")
+		}
+		p = p[n:]
+		b.colAt[j] = colConst
+		if !want {
+			b.colAt[j] = colAbsent
+		}
+		b.cs[j] = off()
+		b.ce[j] = b.cs[j] + uint32(l)
+		b.fieldBytes += int64(l) * int64(b.rows)
+		return p[l:], nil
+	case colVarying:
+		if b.rows > len(p) {
+			return nil, blockErr("column lengths")
+		}
+		at := len(b.starts)
+		// Lengths first; then turn them into offsets.
+		total := uint64(0)
+		for i := 0; i < b.rows; i++ {
+			l, n := binary.Uvarint(p)
+			if n <= 0 || l > uint64(len(b.raw)) {
+				return nil, blockErr("field length")
+			}
+			p = p[n:]
+			if want {
+				b.ends = append(b.ends, uint32(l))
+			}
+			total += l
+		}
+		if total > uint64(len(p)) {
+			return nil, blockErr("column data")
+		}
+		b.fieldBytes += int64(total)
+		if !want {
+			b.colAt[j] = colAbsent
+			return p[total:], nil
+		}
+		b.colAt[j] = at
+		s := off()
+		for i := 0; i < b.rows; i++ {
+			l := b.ends[at+i]
+			b.starts = append(b.starts, s)
+			b.ends[at+i] = s + l
+			s += l
+		}
+		return p[total:], nil
+	}
+	return nil, blockErr("column mode")
 }
 
 // resize returns s with length n, reusing its capacity.

@@ -68,7 +68,8 @@ func (o *Options) ensureDefaults() {
 // DB is an opened store. Its read methods are safe for concurrent use;
 // every goroutine makes its own iterators. Writes (Loader, DeleteFile) are
 // for one partition run at a time; pebble's directory lock keeps other
-// processes out while a store is open.
+// processes out while a store is open for writing, and writers out while
+// readers (who share it) hold it.
 type DB struct {
 	dir    string
 	fs     vfs.FS
@@ -134,7 +135,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	lock, err := db.lockDir(o.NoLockWait)
+	lock, err := db.lockDir(o.NoLockWait, o.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -248,15 +249,20 @@ func (db *DB) makeDBDir() error {
 }
 
 // lockDir takes pebble's lock of db/, so that "in use" is told apart from
-// a damaged database.
-func (db *DB) lockDir(noWait bool) (*pebble.Lock, error) {
+// a damaged database. A reader's lock is shared (see sharedLockFS): many
+// readers hold it at once, a writer excludes them all.
+func (db *DB) lockDir(noWait, readOnly bool) (*pebble.Lock, error) {
+	lfs := db.fs
+	if readOnly {
+		lfs = readLockFS(db.fs)
+	}
 	// NB: a process killed a moment ago (a cluster of an mce that got
 	// SIGKILL, say) may still hold the lock until the kernel reaps it:
 	// wait a little before calling the store busy.
-	lock, err := pebble.LockDirectory(db.dbDir(), db.fs)
+	lock, err := pebble.LockDirectory(db.dbDir(), lfs)
 	for deadline := time.Now().Add(lockWait); err != nil && !noWait && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
-		lock, err = pebble.LockDirectory(db.dbDir(), db.fs)
+		lock, err = pebble.LockDirectory(db.dbDir(), lfs)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store %s is in use by another mce process (or its lock cannot be taken): %w", db.dir, err)
@@ -465,7 +471,7 @@ func (db *DB) loadMeta() error {
 	if perr != nil {
 		return fmt.Errorf("%w: store config: %v", ErrCorrupt, perr)
 	}
-	if probe.Format != FormatVersion {
+	if !readableFormat(probe.Format) {
 		return versionError(db.dir, probe.Format)
 	}
 	if err := cfg.validate(); err != nil {
@@ -617,6 +623,15 @@ func (db *DB) FileByName(name string) (FileEntry, bool) {
 	for _, f := range db.files {
 		if f.Name == name && f.State == FileLive {
 			return cloneEntry(f), true
+		}
+	}
+	// A store written before names were kept as bytes recorded a name
+	// that is not UTF-8 as JSON text (see jsonText).
+	if old := jsonText(name); old != name {
+		for _, f := range db.files {
+			if f.Name == old && f.State == FileLive {
+				return cloneEntry(f), true
+			}
 		}
 	}
 	return FileEntry{}, false

@@ -57,8 +57,13 @@
 // A value is one block of up to Config.BlockBytes (64 KiB) of raw rows of
 // one (user, file), in line order:
 //
-//	value   = codec (1 B) | uvarint(rows) | uvarint(rawLen) | compress(raw)
-//	raw     = uvarint(ncols) | uvarint(rows) | lines | column × ncols
+//	value   = tag (1 B) | uvarint(rows) | uvarint(rawLen) | compress(raw)
+//	tag     = codec                  layout 1 (stores of format 1)
+//	        | 0x10 + codec           layout 2 (format 2)
+//	raw     = uvarint(ncols) | uvarint(rows) | lines | column × ncols          layout 1
+//	        | uvarint(ncols) | uvarint(rows) | uvarint(fieldBytes)            layout 2
+//	          | uvarint(len(lines)) | uvarint(len(column)) × ncols
+//	          | lines | column × ncols
 //	lines   = varint(line − previous line) × rows   (the first from 0)
 //	column  = 0x00 | uvarint(len) × rows | bytes    values that differ
 //	        | 0x01 | uvarint(len) | bytes           the same in every row
@@ -66,7 +71,14 @@
 // The layout is columnar, so a codec sees like values side by side, and
 // a column that is constant in the block (the user column always is) costs
 // its bytes once. The header's row count lets verify and a reducer's
-// scheduler count rows without decoding.
+// scheduler count rows without decoding. Layout 2 heads the columns with
+// their lengths and the block's field bytes (what a reader counts as
+// read), so that a reader that asks for some columns (IterOptions.Columns,
+// from a feature set's Spec.Reads) decodes those and skips the others
+// unread; layout 1 must parse every column's lengths to find the next.
+// A store's format (Config.Format) fixes the layout its writers use: a
+// format 1 store stays format 1 when a partition adds files to it, so the
+// mce that made it keeps reading it; a new store is format 2.
 //
 // Compression (see Compression) is chosen per partition run: by default
 // ("table-zstd") blocks are stored as they are and pebble compresses each
@@ -102,11 +114,14 @@
 // exits with status 70 after one log line naming the store; the database
 // keeps what was synced and the next Open recovers it.
 //
-// Pebble's directory lock (db/LOCK) admits one process per store, readers
-// included. Open waits up to 5 s for it (NoLockWait: not at all), then
-// says the store is in use. Open looks at the directory again once it
-// holds the lock: another process may have made or changed the store
-// meanwhile.
+// Pebble's directory lock (db/LOCK) is exclusive for a writer and, on
+// Linux, shared for readers: a store is written by one process at a time
+// with no reader beside it, or read by any number of read-only processes
+// (the clusters of a reduce) at once. Elsewhere a reader's lock is
+// exclusive too. Open waits up to 5 s for the lock (NoLockWait: not at
+// all), then says the store is in use. Open looks at the directory again
+// once it holds the lock: another process may have made or changed the
+// store meanwhile.
 //
 // # Reading
 //

@@ -15,6 +15,11 @@ type IterOptions struct {
 	// files that are not live (being deleted, or unknown) are always
 	// skipped.
 	Files []FileID
+	// Columns, when not nil, are the only columns a UserIter's Rows
+	// decode (by position in the store's schema); the others' fields are
+	// nil. A block of a format 2 store is then not even parsed past its
+	// column directory for them.
+	Columns []int
 }
 
 // Iter walks the blocks of a span in key order: by shard, user, file (in
@@ -296,6 +301,7 @@ func (db *DB) Users(ctx context.Context, span Span, opts *UsersOptions) (*UserIt
 	}
 	u := &UserIter{it: it, byFile: o.ByFile}
 	u.rows.u = u
+	u.rows.blk.SetColumns(o.Columns)
 	return u, nil
 }
 
@@ -359,11 +365,12 @@ type Rows struct {
 	end    bool
 	file   FileID
 	fields [][]byte
+	bytes  int64
 	err    error
 }
 
 func (r *Rows) reset() {
-	r.i, r.loaded, r.end, r.err = 0, false, false, nil
+	r.i, r.loaded, r.end, r.err, r.bytes = 0, false, false, nil, 0
 }
 
 // Next moves to the next row and reports whether there is one.
@@ -397,6 +404,7 @@ func (r *Rows) Next() bool {
 			return false
 		}
 		r.loaded = true
+		r.bytes += r.blk.FieldBytes()
 		r.file = u.it.key.File
 		if r.blk.Len() > 0 {
 			r.i = 0
@@ -414,6 +422,10 @@ func (r *Rows) Fields() [][]byte {
 
 // Field returns field j of the current row, valid until Next.
 func (r *Rows) Field(j int) []byte { return r.blk.Field(r.i, j) }
+
+// Bytes returns the bytes of the fields of the group's blocks read so
+// far, the columns not decoded included: what a reader counts as read.
+func (r *Rows) Bytes() int64 { return r.bytes }
 
 // Line returns the current row's line in its source file.
 func (r *Rows) Line() int64 { return r.blk.Line(r.i) }

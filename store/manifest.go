@@ -14,9 +14,21 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// FormatVersion is the layout version this code reads and writes. A store
-// of another version is refused with ErrVersion.
-const FormatVersion = 1
+// FormatVersion is the layout version of the stores this code makes.
+// Format 2 blocks carry a column directory (Layout2), so that a reader
+// decodes only the columns its features read. This code reads and writes
+// stores of format MinFormatVersion to FormatVersion: a format 1 store
+// stays format 1, and what a partition adds to it is written in its
+// layout, so that the mce that made it still reads it (partition its raw
+// files again into a new store to get the column directory). A store of
+// another version is refused with ErrVersion.
+const FormatVersion = 2
+
+// MinFormatVersion is the oldest store format this code reads.
+const MinFormatVersion = 1
+
+// readableFormat reports whether this code reads stores of format v.
+func readableFormat(v int) bool { return v >= MinFormatVersion && v <= FormatVersion }
 
 // Errors callers branch on with errors.Is.
 var (
@@ -118,7 +130,8 @@ const (
 type FileEntry struct {
 	ID FileID `json:"id"`
 	// Name identifies the file across runs: its path relative to the input
-	// root given to partition, with '/' separators.
+	// root given to partition, with '/' separators. Name and Path are kept
+	// byte for byte, UTF-8 or not (see fileEntryJSON).
 	Name string `json:"name"`
 	// Path is the file's path when it was ingested (for people).
 	Path    string    `json:"path"`
@@ -231,7 +244,7 @@ func readManifestFile(fs vfs.FS, dir string) (*Manifest, error) {
 	if v.Format == nil {
 		return nil, fmt.Errorf("%w: manifest %s has no format version", ErrCorrupt, path)
 	}
-	if *v.Format != FormatVersion {
+	if !readableFormat(*v.Format) {
 		return nil, versionError(dir, *v.Format)
 	}
 	m := new(Manifest)
@@ -258,11 +271,11 @@ func readFile(fs vfs.FS, path string) ([]byte, error) {
 
 func versionError(dir string, got int) error {
 	how := "upgrade mce"
-	if got < FormatVersion {
+	if got < MinFormatVersion {
 		how = "partition the raw files again into a new store"
 	}
-	return fmt.Errorf("%w: store %s has format version %d and this mce reads version %d; %s",
-		ErrVersion, dir, got, FormatVersion, how)
+	return fmt.Errorf("%w: store %s has format version %d and this mce reads versions %d to %d; %s",
+		ErrVersion, dir, got, MinFormatVersion, FormatVersion, how)
 }
 
 // writeManifestFile writes m as MANIFEST.json atomically: a temporary

@@ -305,6 +305,7 @@ func (db *DB) verifySpan(ctx context.Context, sp Span, shard, shards int, known 
 		prevUser []byte
 		havePrev bool
 		n        int
+		storeFmt = db.Config().Format
 	)
 	problem := func(format string, args ...any) {
 		if len(acc.problems) < 100 {
@@ -353,6 +354,10 @@ func (db *DB) verifySpan(ctx context.Context, sp Span, shard, shards int, known 
 		if err != nil {
 			problem("user %q file %d block %d: %v", k.User, k.File, k.Seq, err)
 			continue
+		}
+		if h.Layout > layoutOf(storeFmt) {
+			problem("user %q file %d block %d: block layout %d in a format %d store (the mce that made the store cannot read it)",
+				k.User, k.File, k.Seq, h.Layout, storeFmt)
 		}
 		rows := int64(h.Rows)
 		if decode {

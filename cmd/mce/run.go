@@ -69,7 +69,7 @@ Examples:
 			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder); no inputs then"},
 			featuresFlag, featuresSourceFlag,
 			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
-			&ucli.StringFlag{Name: "mode", Value: filejob.ModeAuto, Usage: "how a cluster reduces a file: group (every user's rows in RAM, then user by user: fastest, RAM about the file's size), stream (each row added to its user's aggregate as it is read: RAM grows with users, not rows; mergeable feature sets such as the built-in one), disk (rows grouped by user through sorted runs on local disk: RAM bounded whatever the file, about 3x slower than group), or auto: group a file whose rows fit the cluster's share of --ram-limit (measured on earlier files), else stream a mergeable set and put any other through disk. Same results in every `MODE`"},
+			&ucli.StringFlag{Name: "mode", Value: filejob.ModeAuto, Usage: "how a cluster reduces a file: stream (one pass: each row added to its user's aggregate as it is parsed, no row kept: the fastest, RAM grows with users, not rows; mergeable feature sets such as the built-in one), group (every user's rows in RAM, then user by user: RAM about the file's size; any feature set), disk (rows grouped by user through sorted runs on local disk: RAM bounded whatever the file, about 3x slower than group), or auto: stream a mergeable set; group any other when its rows fit the cluster's share of --ram-limit (measured on earlier files), else put it through disk. Same results in every `MODE`"},
 		}, append(outputFlags(), clusterFlags()...)...), readerFlags()...),
 		Action: func(c *ucli.Context) error {
 			paths, err := argsAndLateFlags(c)

@@ -85,7 +85,7 @@ func TestPartitionAndStoreCommands(t *testing.T) {
 	}
 	man := filepath.Join(st, "MANIFEST.json")
 	b, _ := os.ReadFile(man)
-	os.WriteFile(man, bytes.Replace(b, []byte(`"format": 1`), []byte(`"format": 7`), 1), 0o644)
+	os.WriteFile(man, bytes.Replace(b, []byte(`"format": 2`), []byte(`"format": 7`), 1), 0o644)
 	code, _, errs = runMain(t, "store", "verify", st)
 	if code != 1 || !strings.Contains(errs, "format version 7") {
 		t.Errorf("other version: exit %d: %s", code, errs)

@@ -3,11 +3,15 @@ package feature
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"math/big"
 	"math/bits"
 	"sync"
+	"unicode/utf8"
 	"unsafe"
+
+	"golang.org/x/text/encoding/charmap"
 )
 
 // AmountDigits is the number of fraction digits the built-in invoice
@@ -25,6 +29,7 @@ const amountScale = 10000 // 10^AmountDigits
 // amount or issue time cannot be parsed are counted in bad_rows and left
 // out of the figures that need them. It is mergeable.
 func Invoice() Spec {
+	cols := newInvoiceCols(InvoiceSchema)
 	return Spec{
 		Name:   "invoice",
 		Schema: InvoiceSchema,
@@ -42,7 +47,8 @@ func Invoice() Spec {
 			{Name: "top_receiver_amount", Type: TypeFloat, Scale: AmountDigits},
 			{Name: "bad_rows", Type: TypeInt, Doc: "rows whose amount or issue time could not be parsed"},
 		},
-		NewAggregator: func(*User) Aggregator { return newInvoiceAgg(InvoiceSchema) },
+		NewAggregator: func(*User) Aggregator { return &invoiceAgg{cols: cols} },
+		Reads:         []string{ColReceiver, ColIssuedAt, ColAmount},
 	}
 }
 
@@ -56,7 +62,7 @@ func Builtin(name string) (Spec, error) {
 }
 
 type invoiceAgg struct {
-	amountCol, receiverCol, timeCol int
+	cols *invoiceCols
 
 	n, nAmount, bad int64
 	sum             int64
@@ -65,124 +71,196 @@ type invoiceAgg struct {
 	first, last     int64 // unix nanos
 	nTime           int64
 
-	// The receivers' totals, in order of first appearance, and their
-	// names: most users have a handful, found by a scan of rcvNames; past
-	// smallReceivers the names move to the index rcvIdx (name -> position
-	// in rcvSum) and rcvNames is dropped. Names added from a row are copied
-	// into nameBuf, which is never written over (a full one is replaced),
-	// so that a name costs no allocation of its own.
-	rcvSum   []int64
-	rcvNames []string
-	rcvIdx   map[string]int32
-	nameBuf  []byte
-	names0   [4]string // rcvNames's first array
-	sums0    [4]int64
+	// The receivers' totals, keyed by the receiver's UTF-8 text (so that
+	// the same receiver matches across cp1252 and UTF-8 files), the names
+	// held in the slots themselves: most users have a handful, scanned in
+	// small in order of first appearance; past smallReceivers they move to
+	// big, an open-addressing table at most half full. A name longer than
+	// rcvInline bytes (RFCs have 12 or 13) is kept in long instead. A
+	// receiver's lookup then touches one cache line, where a map of strings
+	// touched three (its control word, its slot, the name's bytes): a big
+	// user's receivers do not stay in cache when its rows come between
+	// other users' rows (`mce run --mode stream`). The aggregator is kept
+	// small (192 bytes) because `mce run`'s one-pass job holds one per
+	// user and worker.
+	nIn   int32 // receivers in small, or in big once it is made
+	small [smallReceivers]rcvSlot
+	big   []rcvSlot // at most three quarters full
+	long  map[string]int64
 }
 
-// smallReceivers is how many receivers a user has before they are indexed
-// by a map: below it a linear scan is cheaper than hashing and a user
-// costs no map (BenchmarkInvoice).
-const smallReceivers = 12
+// invoiceCols are the columns the invoice features read, found once per
+// Spec.
+type invoiceCols struct{ amount, receiver, time int }
 
-func newInvoiceAgg(s *Schema) *invoiceAgg {
-	a := &invoiceAgg{
-		amountCol:   s.Index(ColAmount),
-		receiverCol: s.Index(ColReceiver),
-		timeCol:     s.Index(ColIssuedAt),
-	}
-	a.rcvNames, a.rcvSum = a.names0[:0], a.sums0[:0]
-	return a
+func newInvoiceCols(s *Schema) *invoiceCols {
+	return &invoiceCols{amount: s.Index(ColAmount), receiver: s.Index(ColReceiver), time: s.Index(ColIssuedAt)}
 }
 
-// receiver returns the index of the receiver name, or -1.
-func (a *invoiceAgg) receiver(name string) int {
-	if a.rcvIdx != nil {
-		if i, ok := a.rcvIdx[name]; ok {
-			return int(i)
-		}
-		return -1
-	}
-	for i, n := range a.rcvNames {
-		if n == name {
-			return i
-		}
-	}
-	return -1
+// smallReceivers is how many receivers a user has before they are hashed.
+// Most users of a month have one or two (in the generated data, 77% of
+// those a worker sees), and the slots are part of the aggregator, so that
+// such a user costs no other object.
+const smallReceivers = 2
+
+// rcvInline is the longest receiver name a slot holds: RFCs have 12 or 13
+// bytes.
+const rcvInline = 15
+
+// rcvKey is a receiver's name of at most rcvInline bytes packed in two
+// words: byte 0 is the name's length + 1 (0: no receiver), bytes 1 to 15
+// the name, zero-padded. Two names are equal when both words are, and the
+// words are the hash's input: no byte-by-byte work per lookup.
+type rcvKey [2]uint64
+
+func packName(name []byte) (k rcvKey) {
+	b := (*[16]byte)(unsafe.Pointer(&k))
+	b[0] = byte(len(name) + 1)
+	copy(b[1:], name)
+	return k
 }
 
-// addReceiver adds a receiver that receiver did not find.
-func (a *invoiceAgg) addReceiver(name string, v int64) {
-	switch {
-	case a.rcvIdx != nil:
-		a.rcvIdx[name] = int32(len(a.rcvSum))
-	case len(a.rcvNames) == smallReceivers:
-		a.rcvIdx = make(map[string]int32, 4*smallReceivers)
-		for i, n := range a.rcvNames {
-			a.rcvIdx[n] = int32(i)
-		}
-		a.rcvIdx[name] = int32(len(a.rcvSum))
-		a.rcvNames = nil
-	default:
-		a.rcvNames = append(a.rcvNames, name)
-	}
-	a.rcvSum = append(a.rcvSum, v)
+// name returns the name; it aliases k.
+func (k *rcvKey) name() []byte {
+	b := (*[16]byte)(unsafe.Pointer(k))
+	return b[1:b[0]]
 }
 
-// eachReceiver calls fn with every receiver's name and total, in no
-// particular order.
-func (a *invoiceAgg) eachReceiver(fn func(name string, sum int64)) {
-	if a.rcvIdx != nil {
-		for k, i := range a.rcvIdx {
-			fn(k, a.rcvSum[i])
+// hash multiplies the two words, seeded, as wyhash does.
+func (k *rcvKey) hash() uint64 {
+	h, l := bits.Mul64(k[0]^rcvSeed[0], k[1]^rcvSeed[1])
+	return h ^ l
+}
+
+// rcvSeed seeds the receivers' hash; set once, random per process, so that
+// no input can be made to collide.
+var rcvSeed = func() [2]uint64 {
+	s := maphash.MakeSeed()
+	return [2]uint64{maphash.Comparable(s, 1), maphash.Comparable(s, 2)}
+}()
+
+// rcvSlot is one receiver's total (24 bytes).
+type rcvSlot struct {
+	key rcvKey // zero: an empty slot
+	sum int64
+}
+
+func newInvoiceAgg(s *Schema) *invoiceAgg { return &invoiceAgg{cols: newInvoiceCols(s)} }
+
+// addReceiver adds v to the receiver's total (name is its UTF-8 text).
+func (a *invoiceAgg) addReceiver(name []byte, v int64) {
+	if len(name) > rcvInline {
+		if a.long == nil {
+			a.long = make(map[string]int64)
 		}
+		a.long[string(name)] += v
 		return
 	}
-	for i, k := range a.rcvNames {
-		fn(k, a.rcvSum[i])
+	a.addKey(packName(name), v)
+}
+
+// addKey adds v to the total of the receiver k.
+func (a *invoiceAgg) addKey(k rcvKey, v int64) {
+	if a.big == nil {
+		for i := range a.small[:a.nIn] {
+			if s := &a.small[i]; s.key == k {
+				s.sum += v
+				return
+			}
+		}
+		if a.nIn < smallReceivers {
+			a.small[a.nIn] = rcvSlot{key: k, sum: v}
+			a.nIn++
+			return
+		}
+		a.big = make([]rcvSlot, 8)
+		for i := range a.small {
+			*a.bigSlot(&a.small[i].key) = a.small[i]
+		}
+	}
+	s := a.bigSlot(&k)
+	if s.key == k {
+		s.sum += v
+		return
+	}
+	if 4*(int(a.nIn)+1) > 3*len(a.big) {
+		old := a.big
+		a.big = make([]rcvSlot, 2*len(old))
+		for i := range old {
+			if old[i].key[0] != 0 {
+				*a.bigSlot(&old[i].key) = old[i]
+			}
+		}
+		s = a.bigSlot(&k)
+	}
+	*s = rcvSlot{key: k, sum: v}
+	a.nIn++
+}
+
+// bigSlot returns k's slot in big, or the empty slot where it goes.
+func (a *invoiceAgg) bigSlot(k *rcvKey) *rcvSlot {
+	mask := uint64(len(a.big) - 1)
+	for i := k.hash() & mask; ; i = (i + 1) & mask {
+		if s := &a.big[i]; s.key == *k || s.key[0] == 0 {
+			return s
+		}
 	}
 }
 
-// keepName returns a copy of b that lives as long as the aggregator.
-func (a *invoiceAgg) keepName(b []byte) string {
-	if len(b) == 0 {
-		return ""
+// Slot returns the address of the receiver slot Add(row) will use, or nil
+// (a user with few receivers keeps them in the aggregator itself). It is
+// for a prefetch only: `mce run`'s one-pass job (engine/inram) asks the
+// CPU for it a few rows before Add, since a big user's receivers are
+// spread over memory and its rows come between other users' rows.
+func (a *invoiceAgg) Slot(row *Row) unsafe.Pointer {
+	if a.big == nil {
+		return nil
 	}
-	if cap(a.nameBuf)-len(a.nameBuf) < len(b) {
-		a.nameBuf = make([]byte, 0, max(min(4*cap(a.nameBuf), 64<<10), 256, len(b)))
+	rcv := row.Fields[a.cols.receiver]
+	if len(rcv) > rcvInline || !isASCII(rcv) {
+		return nil
 	}
-	start := len(a.nameBuf)
-	a.nameBuf = append(a.nameBuf, b...)
-	return unsafe.String(&a.nameBuf[start], len(b))
+	k := packName(rcv)
+	return unsafe.Pointer(&a.big[k.hash()&uint64(len(a.big)-1)])
+}
+
+// receivers returns how many receivers the user has.
+func (a *invoiceAgg) receivers() int { return int(a.nIn) + len(a.long) }
+
+// eachReceiver calls fn with every receiver's name (valid during the call
+// only) and total, in no particular order.
+func (a *invoiceAgg) eachReceiver(fn func(name []byte, sum int64)) {
+	sl := a.slots()
+	for i := range sl {
+		if s := &sl[i]; s.key[0] != 0 {
+			fn(s.key.name(), s.sum)
+		}
+	}
+	for k, v := range a.long {
+		fn(unsafe.Slice(unsafe.StringData(k), len(k)), v)
+	}
+}
+
+// slots returns the receivers' slots (big has empty ones).
+func (a *invoiceAgg) slots() []rcvSlot {
+	if a.big != nil {
+		return a.big
+	}
+	return a.small[:a.nIn]
 }
 
 func (a *invoiceAgg) Add(row *Row) error {
 	a.n++
 	badRow := false
-	v, err := ParseDecimal(row.Fields[a.amountCol], AmountDigits)
+	v, err := ParseDecimal(row.Fields[a.cols.amount], AmountDigits)
 	if err != nil {
 		badRow = true
 	} else {
 		a.addAmount(v)
-		// Receivers are keyed by their UTF-8 text, so that the same
-		// receiver matches across cp1252 and UTF-8 files. An ASCII name
-		// is looked up in place and copied only when it is new.
-		rcv := row.Fields[a.receiverCol]
-		if isASCII(rcv) {
-			if i := a.receiver(unsafeString(rcv)); i >= 0 {
-				a.rcvSum[i] += v
-			} else {
-				a.addReceiver(a.keepName(rcv), v)
-			}
-		} else {
-			name := DecodeText(rcv, row.Encoding)
-			if i := a.receiver(name); i >= 0 {
-				a.rcvSum[i] += v
-			} else {
-				a.addReceiver(name, v)
-			}
-		}
+		var buf [4 * rcvInline]byte
+		a.addReceiver(utf8Text(buf[:0], row.Fields[a.cols.receiver], row.Encoding), v)
 	}
-	ns, err := parseUnixNano(row.Fields[a.timeCol])
+	ns, err := parseUnixNano(row.Fields[a.cols.time])
 	if err != nil {
 		badRow = true
 	} else {
@@ -248,14 +326,39 @@ func (a *invoiceAgg) Merge(other Aggregator) error {
 		}
 		a.nTime += o.nTime
 	}
-	o.eachReceiver(func(k string, v int64) {
-		if j := a.receiver(k); j >= 0 {
-			a.rcvSum[j] += v
-		} else {
-			a.addReceiver(k, v)
+	sl := o.slots()
+	for i := range sl {
+		if s := &sl[i]; s.key[0] != 0 {
+			a.addKey(s.key, s.sum)
 		}
-	})
+	}
+	for k, v := range o.long {
+		a.addReceiver(unsafe.Slice(unsafe.StringData(k), len(k)), v)
+	}
 	return nil
+}
+
+// utf8Text returns b as UTF-8, as DecodeText does: b itself when it is
+// ASCII or UTF-8 (unless enc says cp1252), else decoded into buf, so that
+// the receivers' lookup costs no allocation.
+func utf8Text(buf, b []byte, enc Encoding) []byte {
+	switch {
+	case isASCII(b):
+		return b
+	case enc == EncodingCP1252 || enc != EncodingUTF8 && !utf8.Valid(b):
+		for _, c := range b {
+			if c < utf8.RuneSelf {
+				buf = append(buf, c)
+			} else {
+				buf = utf8.AppendRune(buf, charmap.Windows1252.DecodeByte(c))
+			}
+		}
+		return buf
+	case utf8.Valid(b):
+		return b
+	}
+	s := DecodeText(b, enc)
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 func scaled(v int64) float64 { return float64(v) / amountScale }
@@ -271,21 +374,21 @@ func (a *invoiceAgg) Finish(out *Record) error {
 		out.SetFloatAt(4, scaled(a.min))
 		out.SetFloatAt(5, scaled(a.max))
 	}
-	out.SetIntAt(6, int64(len(a.rcvSum)))
+	out.SetIntAt(6, int64(a.receivers()))
 	if a.nTime > 0 {
 		out.SetIntAt(7, a.first)
 		out.SetIntAt(8, a.last)
 	}
-	if len(a.rcvSum) > 0 {
-		var top string
+	if a.receivers() > 0 {
+		var top []byte
 		var topV int64
 		first := true
-		a.eachReceiver(func(k string, v int64) {
-			if first || v > topV || (v == topV && k < top) {
+		a.eachReceiver(func(k []byte, v int64) {
+			if first || v > topV || (v == topV && string(k) < string(top)) {
 				top, topV, first = k, v, false
 			}
 		})
-		out.SetStringAt(9, top)
+		out.SetStringAt(9, string(top))
 		out.SetFloatAt(10, scaled(topV))
 	}
 	out.SetIntAt(11, a.bad)

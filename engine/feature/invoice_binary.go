@@ -20,15 +20,15 @@ const invoiceStateVersion = 1
 // MarshalBinary encodes the aggregate: its counts, sums, extremes and every
 // receiver's total. The receivers come in no particular order.
 func (a *invoiceAgg) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, 96+len(a.rcvSum)*24)
+	b := make([]byte, 0, 96+a.receivers()*24)
 	b = append(b, invoiceStateVersion)
 	for _, v := range [...]int64{a.n, a.nAmount, a.bad, a.sum, a.min, a.max, a.first, a.last, a.nTime} {
 		b = binary.AppendVarint(b, v)
 	}
 	b = binary.AppendUvarint(b, a.sqHi)
 	b = binary.AppendUvarint(b, a.sqLo)
-	b = binary.AppendUvarint(b, uint64(len(a.rcvSum)))
-	a.eachReceiver(func(name string, sum int64) {
+	b = binary.AppendUvarint(b, uint64(a.receivers()))
+	a.eachReceiver(func(name []byte, sum int64) {
 		b = binary.AppendUvarint(b, uint64(len(name)))
 		b = append(b, name...)
 		b = binary.AppendVarint(b, sum)
@@ -41,7 +41,7 @@ var errInvoiceState = errors.New("invoice: corrupt aggregate state")
 // UnmarshalBinary restores an aggregate that MarshalBinary encoded into a
 // fresh Aggregator (one that has seen no row).
 func (a *invoiceAgg) UnmarshalBinary(b []byte) error {
-	if a.n != 0 || len(a.rcvSum) != 0 {
+	if a.n != 0 || a.receivers() != 0 {
 		return errors.New("invoice: UnmarshalBinary into an aggregate that has rows")
 	}
 	if len(b) == 0 || b[0] != invoiceStateVersion {
@@ -79,13 +79,13 @@ func (a *invoiceAgg) UnmarshalBinary(b []byte) error {
 		if b == nil || l > uint64(len(b)) {
 			return errInvoiceState
 		}
-		name := a.keepName(b[:l])
+		name := b[:l:l]
 		b = b[l:]
 		sum := varint()
 		if b == nil {
 			return errInvoiceState
 		}
-		if a.receiver(name) >= 0 {
+		if a.hasReceiver(name) {
 			return fmt.Errorf("%w: receiver %q twice", errInvoiceState, name)
 		}
 		a.addReceiver(name, sum)
@@ -94,4 +94,22 @@ func (a *invoiceAgg) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("%w: %d bytes left over", errInvoiceState, len(b))
 	}
 	return nil
+}
+
+// hasReceiver reports whether the user has the receiver name (UTF-8).
+func (a *invoiceAgg) hasReceiver(name []byte) bool {
+	if len(name) > rcvInline {
+		_, ok := a.long[string(name)]
+		return ok
+	}
+	k := packName(name)
+	if a.big == nil {
+		for i := range a.small[:a.nIn] {
+			if a.small[i].key == k {
+				return true
+			}
+		}
+		return false
+	}
+	return a.bigSlot(&k).key == k
 }

@@ -3,6 +3,7 @@ package feature
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -241,17 +242,36 @@ func ParseTime(b []byte) (time.Time, error) {
 	return time.Time{}, errTime
 }
 
+// errTimeRange is the error of a time that int64 nanoseconds since 1970
+// cannot hold (before 1677-09-21 or after 2262-04-11: a year typed wrong,
+// or a placeholder such as 9999-12-31), where UnixNano would wrap to
+// another time.
+var errTimeRange = errors.New("time out of range (1677-09-21 to 2262-04-11)")
+
+// The first and last whole seconds int64 nanoseconds hold, in Unix time.
+const (
+	minNanoSec = math.MinInt64 / 1_000_000_000
+	maxNanoSec = math.MaxInt64 / 1_000_000_000
+)
+
 // parseUnixNano is ParseTime(b).UnixNano() without building a time.Time
-// on the common forms.
+// on the common forms; a time UnixNano cannot hold is errTimeRange.
 func parseUnixNano(b []byte) (int64, error) {
 	if sec, ok := fastUnix(b); ok {
+		if sec < minNanoSec || sec > maxNanoSec {
+			return 0, errTimeRange
+		}
 		return sec * 1e9, nil
 	}
 	t, err := ParseTime(b)
 	if err != nil {
 		return 0, err
 	}
-	return t.UnixNano(), nil
+	ns := t.UnixNano()
+	if !time.Unix(0, ns).Equal(t) {
+		return 0, errTimeRange
+	}
+	return ns, nil
 }
 
 // fastUnix reads the common forms, exactly "YYYY-MM-DD" or "YYYY-MM-DD

@@ -85,6 +85,11 @@ type Spec struct {
 	Reduce ReduceFunc
 	// NewAggregator, if set, makes the feature set mergeable.
 	NewAggregator func(u *User) Aggregator
+	// Reads, if set, names the input columns that Map and the features
+	// read. mce reduce then decodes only those (and the user column) from
+	// the store, and leaves the other fields of a Row nil; nil reads every
+	// column. mce run hands over every field either way.
+	Reads []string
 }
 
 // Validate checks the Spec and fills defaults.
@@ -126,6 +131,11 @@ func (s *Spec) Validate() error {
 	}
 	if (s.Reduce == nil) == (s.NewAggregator == nil) {
 		return fmt.Errorf("feature spec %s: set exactly one of Reduce and NewAggregator", s.Name)
+	}
+	for _, c := range s.Reads {
+		if s.Schema.Index(c) < 0 {
+			return fmt.Errorf("feature spec %s: Reads names column %q, which the schema %v does not hold", s.Name, c, s.Schema.Columns())
+		}
 	}
 	return nil
 }

@@ -41,10 +41,10 @@ const (
 	// the sort buffers and one user's rows, whatever the file's size. Any
 	// feature set; the path for a Reduce set whose file does not fit.
 	ModeDisk = "disk"
-	// ModeAuto groups a file whose rows fit the cluster's share of the
-	// RAM limit, and streams (mergeable sets) or goes through disk (the
-	// others) a bigger one; a file retried after a RAM kill always takes
-	// the low-memory path.
+	// ModeAuto takes the one pass (ModeStream) for a mergeable set; it
+	// groups a file of any other set whose rows fit the cluster's share of
+	// the RAM limit, and sends a bigger one through disk; a file retried
+	// after a RAM kill always takes the low-memory path.
 	ModeAuto = "auto"
 )
 
@@ -161,16 +161,15 @@ type modeChoice struct {
 // chooseMode decides how a file is reduced, and says why. A file on its
 // low-memory path (a retry after a RAM kill, or a file as big as one that
 // was killed) goes through disk, whose RAM does not grow with the file nor
-// with its users. In ModeAuto a file is grouped when its grouped rows fit:
-// about perByte of RAM per byte on disk (measured on this cluster's
-// earlier files, or rowsEstimate's guess), within 80% of the cluster's
-// share when measured, half of it when guessed; else a mergeable set is
-// streamed (RAM grows with the users) and any other goes through disk.
+// with its users. In ModeAuto a mergeable set takes the one pass
+// (ModeStream), whose RAM grows with the users' aggregates, not with the
+// rows: a file whose users do not fit is killed by the RAM monitor and
+// retried on the low-memory path. Any other set is grouped when its
+// grouped rows fit: about perByte of RAM per byte on disk (measured on
+// this cluster's earlier files, or rowsEstimate's guess), within 80% of
+// the cluster's share when measured, half of it when guessed; else it
+// goes through disk.
 func chooseMode(c modeChoice) (mode, why string) {
-	low := ModeStream
-	if !c.mergeable {
-		low = ModeDisk
-	}
 	switch {
 	case c.lowMemory:
 		return ModeDisk, "low-memory path after a RAM kill"
@@ -178,6 +177,8 @@ func chooseMode(c modeChoice) (mode, why string) {
 		return ModeGroup, "--mode stream needs a mergeable feature set"
 	case c.mode == ModeGroup || c.mode == ModeStream || c.mode == ModeDisk:
 		return c.mode, "--mode " + c.mode
+	case c.mergeable:
+		return ModeStream, "one pass: mergeable feature set"
 	case c.memLimit <= 0 || c.memLimit == math.MaxInt64:
 		return ModeGroup, "no RAM limit"
 	}
@@ -188,7 +189,7 @@ func chooseMode(c modeChoice) (mode, why string) {
 	if need <= room {
 		return ModeGroup, fmt.Sprintf("rows ~%d MiB (%s) fit %d MiB of the cluster's share", need>>20, how, room>>20)
 	}
-	return low, fmt.Sprintf("rows ~%d MiB (%s) > %d MiB of the cluster's share", need>>20, how, room>>20)
+	return ModeDisk, fmt.Sprintf("rows ~%d MiB (%s) > %d MiB of the cluster's share", need>>20, how, room>>20)
 }
 
 // rowsEstimate is about the RAM a grouped file takes: its rows, their

@@ -45,12 +45,18 @@ func TestChooseMode(t *testing.T) {
 			t.Errorf("chooseMode(%+v) = %s (%s), want %s", c, got, why, want)
 		}
 	}
-	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv", size: 1 * gib, memLimit: 8 * gib}, ModeGroup)
-	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv", size: 4 * gib, memLimit: 8 * gib}, ModeStream)    // 5 GiB of rows > half of 8
-	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv.gz", size: 1 * gib, memLimit: 8 * gib}, ModeStream) // ~10 GiB once decompressed
-	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv.zst", size: 100 << 20, memLimit: 8 * gib}, ModeGroup)
-	f(modeChoice{mode: ModeAuto, mergeable: false, input: "/d/jan.csv", size: 40 * gib, memLimit: 8 * gib}, ModeDisk)       // a Reduce set goes through disk
-	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv", size: 40 * gib, memLimit: math.MaxInt64}, ModeGroup) // no limit
+	// A mergeable set takes the one pass whatever the size: its RAM is the users'.
+	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv", size: 1 * gib, memLimit: 8 * gib}, ModeStream)
+	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv.gz", size: 1 * gib, memLimit: 8 * gib}, ModeStream)
+	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv", size: 40 * gib, memLimit: math.MaxInt64}, ModeStream)
+	f(modeChoice{mode: ModeAuto, mergeable: true, input: "/d/jan.csv", size: 40 * gib, memLimit: 8 * gib, perByte: 1.5}, ModeStream)
+	// Any other set is grouped when its rows fit, else it goes through disk.
+	f(modeChoice{mode: ModeAuto, mergeable: false, input: "/d/jan.csv", size: 1 * gib, memLimit: 8 * gib}, ModeGroup)
+	f(modeChoice{mode: ModeAuto, mergeable: false, input: "/d/jan.csv", size: 4 * gib, memLimit: 8 * gib}, ModeDisk)    // 5 GiB of rows > half of 8
+	f(modeChoice{mode: ModeAuto, mergeable: false, input: "/d/jan.csv.gz", size: 1 * gib, memLimit: 8 * gib}, ModeDisk) // ~10 GiB once decompressed
+	f(modeChoice{mode: ModeAuto, mergeable: false, input: "/d/jan.csv.zst", size: 100 << 20, memLimit: 8 * gib}, ModeGroup)
+	f(modeChoice{mode: ModeAuto, mergeable: false, input: "/d/jan.csv", size: 40 * gib, memLimit: 8 * gib}, ModeDisk)
+	f(modeChoice{mode: ModeAuto, mergeable: false, input: "/d/jan.csv", size: 40 * gib, memLimit: math.MaxInt64}, ModeGroup) // no limit
 	f(modeChoice{mode: ModeGroup, mergeable: true, input: "/d/jan.csv", size: 40 * gib, memLimit: 8 * gib}, ModeGroup)
 	f(modeChoice{mode: ModeStream, mergeable: true, input: "/d/jan.csv", size: 1, memLimit: 8 * gib}, ModeStream)
 	f(modeChoice{mode: ModeStream, mergeable: false, input: "/d/jan.csv", size: 1, memLimit: 8 * gib}, ModeGroup)

@@ -44,6 +44,7 @@ func BenchmarkJob(b *testing.B) {
 				b.ReportAllocs()
 				var skew, overIdeal, rows float64
 				var mapTime, reduceTime time.Duration
+				cpu0, _ := cpuTime()
 				for i := 0; i < b.N; i++ {
 					st, n, scan := mapReduceFile(b, path, workers, mode == "group")
 					skew += st.Skew()
@@ -53,6 +54,11 @@ func BenchmarkJob(b *testing.B) {
 					reduceTime += st.ReduceTime + st.WriteTime
 				}
 				n := float64(b.N)
+				// CPU time is what a loaded machine's other processes
+				// disturb least: compare it beside the wall time.
+				if cpu1, ok := cpuTime(); ok {
+					b.ReportMetric((cpu1-cpu0).Seconds()/n, "cpu-s/op")
+				}
 				b.ReportMetric(skew/n, "skew")
 				b.ReportMetric(rows/b.Elapsed().Seconds(), "rows/s")
 				b.ReportMetric(mapTime.Seconds()/n, "map-s/op")

@@ -2,9 +2,31 @@
 // `mce run`, on as many workers as the cluster has CPUs. New returns one of
 // two Jobs: the grouping one (below), which holds the file's rows by user in
 // RAM and passes each user's rows through the feature function, and, for a
-// mergeable Spec, the streaming one (stream.go), which adds each row to its
-// user's Aggregator as it is read: its RAM is the users' aggregates, cut
-// into stripes with a lock each, and no row is kept.
+// mergeable Spec, the one-pass one (stream.go, `--mode stream`), which adds
+// each row to its user's Aggregator as it is parsed and keeps no row.
+//
+// # One pass
+//
+// Every goroutine that calls Add takes a table of its own for the batch (a
+// free list under a lock, taken once per batch, so that no row waits for a
+// lock and a table is only ever touched by one goroutine at a time) and
+// adds each row to its user's Aggregator there. A table is cut into hash
+// ranges by the top bits of the user's userhash.Sum; each range is an
+// open-addressing table with linear probing, one 32-byte slot per user
+// (the Aggregator and the key, inline up to 15 bytes), at most three
+// quarters full. The rows of a batch go through a short pipeline: the
+// slot of a row a few rows ahead is asked for (a prefetch), then its
+// Aggregator, then what its Add will touch (an Aggregator with a Slot
+// method, as the built-in one has for its receivers), so that the CPU
+// waits for no cache miss. A user many batches have is one Aggregator per
+// table, however many rows it has: skew costs nothing.
+//
+// Finish merges the tables range by range on the workers (range r of
+// every table into the one that has most of its users, with
+// Aggregator.Merge, the others in the order they were made), finishes
+// every user of a range, sorts the range by key, and merges the ranges'
+// sorted lines into the output. The RAM is the users' aggregates, once per
+// table until the merge, not the file.
 //
 // # Map
 //

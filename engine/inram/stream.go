@@ -2,32 +2,72 @@ package inram
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/output"
+	"github.com/mce-engine/mce/internal/prefetch"
 	"github.com/mce-engine/mce/internal/userhash"
 )
 
-// stripesPerWorker is how many stripes of the aggregate table each worker
-// has: enough that two workers seldom want the same stripe at once.
-const stripesPerWorker = 8
+const (
+	// rangesPerWorker is how many hash ranges each worker has at the
+	// merge: more ranges than workers, so that a worker that is done
+	// early takes another range.
+	rangesPerWorker = 4
+	// minSlots is a range's table size when it is made.
+	minSlots = 256
+	// slotAhead is how many rows ahead Add asks for a row's slot, so that
+	// it is in cache when the row's turn comes (the users' slots are all
+	// over the table, and the rows come in file order).
+	slotAhead = 8
+	// aggAhead is how many rows ahead Add asks for a row's aggregate,
+	// once its slot is known.
+	aggAhead = 8
+	// rowAhead is how many rows ahead Add asks for what the row's Add
+	// will touch beyond the aggregate (a slotter's Slot), once the
+	// aggregate is in cache.
+	rowAhead = 4
+	// rowRing is how many rows Add keeps filled: more than rowAhead.
+	rowRing = 8
+)
 
-// streamJob aggregates a mergeable Spec's rows as they are read: every
-// user has one feature.Aggregator in a table cut into stripes, each behind
-// its own lock, and a batch adds its rows stripe by stripe. No row is kept,
-// so the file's RAM is its users' aggregates, not its rows.
+// slotter is an Aggregator that can say which memory Add(row) will touch
+// beyond the aggregator itself (feature.Invoice's receivers), so that the
+// one-pass job asks the CPU for it a few rows ahead. Slot must not change
+// the aggregator; it may return nil.
+type slotter interface {
+	Slot(row *feature.Row) unsafe.Pointer
+}
+
+// streamJob is the one-pass job of a mergeable Spec: every goroutine that
+// calls Add aggregates its batch into a table of its own (no lock per row,
+// no copy of the row), keyed by the user and the user's userhash.Sum. At
+// Finish the tables are merged hash range by hash range on the workers
+// (range r of every table into one, with Aggregator.Merge), each range's
+// users are finished and sorted by key, and the ranges are merged into the
+// output. A user that many batches have, however many rows it has, is one
+// aggregate per table: skew costs nothing. No row is kept, so the file's
+// RAM is its users' aggregates (once per table until the merge), not its
+// rows.
 type streamJob struct {
-	opts    Options
-	spec    *feature.Spec
-	stripes []stripe
-	scratch sync.Pool
+	opts   Options
+	spec   *feature.Spec
+	shift  uint // a hash's range is hash >> shift
+	ranges int
+
+	mu     sync.Mutex
+	free   []*aggTable // tables no Add holds now
+	tables []*aggTable // every table, in the order they were made
 
 	rows       atomic.Int64
 	dropped    atomic.Int64
@@ -35,191 +75,330 @@ type streamJob struct {
 	usersDone  atomic.Int64
 }
 
-// stripe is one lock's share of the users.
-type stripe struct {
-	mu   sync.Mutex
-	idx  map[string]int32 // key -> index into users
-	user []streamUser
-	// Filled by Finish.
-	byKey []int32
-	_     [64]byte // keep stripes' locks on separate cache lines
+// aggTable is one Add caller's aggregates: one open-addressing table per
+// hash range. Only the Add that took it from the free list touches it.
+type aggTable struct {
+	ranges []aggRange
+
+	// Add's scratch, per batch.
+	hash []uint64             // per row: its key's keyHash; 0: dropped by Map
+	agg  []feature.Aggregator // per row: its user's aggregate; nil: dropped
+	keys mapKeys
+	row  feature.Row          // Map's
+	ring [rowRing]feature.Row // the rows from the one being added on
+	user feature.User
 }
 
-type streamUser struct {
-	key string
-	agg feature.Aggregator
-	// The user's output line, set by Finish.
-	outW        uint16
-	outBlk, off uint32
-	outLen      uint32
+// aggRange is an open-addressing table with linear probing, at most
+// three quarters full, of the users whose hash falls in one range. A slot
+// is found by the hash's low bits (the range is its top bits).
+type aggRange struct {
+	slots []aggSlot // len is a power of two
+	n     int
+	long  []string // the keys longer than inlineKey
 }
 
-type streamScratch struct {
-	stripe []int32 // stripe per row; -1: dropped by Map
-	keys   mapKeys
-	count  []int32 // rows per stripe, then their start in order
-	order  []int32 // row indices grouped by stripe
-	later  []int32 // stripes found locked, tried again at the end
-	row    feature.Row
-	user   feature.User
+// inlineKey is the longest key a slot holds in itself. User ids (RFCs)
+// have 12 or 13 bytes; a longer key is kept in the range's long.
+const inlineKey = 15
+
+// longKey in aggSlot.n marks a long key; the slot's key bytes hold its
+// index in the range's long.
+const longKey = 0xff
+
+// aggSlot is one user's aggregate: 32 bytes, so that finding a user costs
+// one cache miss, which Add asks for ahead.
+type aggSlot struct {
+	agg feature.Aggregator // nil: an empty slot
+	n   uint8              // the key's length, or longKey
+	key [inlineKey]byte
 }
 
+// keyBytes returns sl's key; it aliases the slot or the range.
+func (r *aggRange) keyBytes(sl *aggSlot) []byte {
+	if sl.n == longKey {
+		k := r.long[binary.LittleEndian.Uint32(sl.key[:])]
+		return unsafe.Slice(unsafe.StringData(k), len(k))
+	}
+	return sl.key[:sl.n]
+}
+
+// keyString returns sl's key; it aliases the slot or the range.
+func (r *aggRange) keyString(sl *aggSlot) string {
+	if sl.n == longKey {
+		return r.long[binary.LittleEndian.Uint32(sl.key[:])]
+	}
+	return unsafe.String(&sl.key[0], int(sl.n))
+}
+
+// lookup returns the slot of the user with hash h and key and true, or
+// the empty slot where it goes and false.
+func (r *aggRange) lookup(h uint64, key []byte) (*aggSlot, bool) {
+	mask := uint64(len(r.slots) - 1)
+	long := len(key) > inlineKey
+	for i := h & mask; ; i = (i + 1) & mask {
+		sl := &r.slots[i]
+		switch {
+		case sl.agg == nil:
+			return sl, false
+		case long:
+			if sl.n == longKey && r.long[binary.LittleEndian.Uint32(sl.key[:])] == string(key) {
+				return sl, true
+			}
+		case int(sl.n) == len(key) && string(sl.key[:len(key)]) == string(key):
+			return sl, true
+		}
+	}
+}
+
+// insert puts a new user into the empty slot lookup returned for it (nil:
+// look it up again), growing the table first when it is full; it returns
+// the user's slot.
+func (r *aggRange) insert(sl *aggSlot, h uint64, key []byte, agg feature.Aggregator) *aggSlot {
+	if 4*(r.n+1) > 3*len(r.slots) {
+		r.grow()
+		sl = nil
+	}
+	if sl == nil {
+		sl, _ = r.lookup(h, key)
+	}
+	sl.agg = agg
+	if len(key) > inlineKey {
+		sl.n = longKey
+		binary.LittleEndian.PutUint32(sl.key[:], uint32(len(r.long)))
+		r.long = append(r.long, string(key))
+	} else {
+		sl.n = uint8(copy(sl.key[:], key))
+	}
+	r.n++
+	return sl
+}
+
+// keyHash is userhash.Sum of the key, but never 0, which marks a row
+// Map dropped.
+func keyHash(key []byte) uint64 {
+	if h := userhash.Sum(key); h != 0 {
+		return h
+	}
+	return 1
+}
+
+// grow doubles the table.
+func (r *aggRange) grow() {
+	old := r.slots
+	r.slots = make([]aggSlot, 2*len(old))
+	mask := uint64(len(r.slots) - 1)
+	for k := range old {
+		o := &old[k]
+		if o.agg == nil {
+			continue
+		}
+		i := keyHash(r.keyBytes(o)) & mask
+		for r.slots[i].agg != nil {
+			i = (i + 1) & mask
+		}
+		r.slots[i] = *o
+	}
+}
+
+// newStream returns the one-pass job, with rangesPerWorker hash ranges per
+// worker rounded up to a power of two.
 func newStream(opts Options) *streamJob {
-	s := &streamJob{
-		opts:    opts,
-		spec:    opts.Spec,
-		stripes: make([]stripe, opts.Workers*stripesPerWorker),
+	ranges := 1
+	for ranges < rangesPerWorker*opts.Workers {
+		ranges *= 2
 	}
-	for i := range s.stripes {
-		s.stripes[i].idx = make(map[string]int32)
+	shift := uint(64)
+	for r := ranges; r > 1; r /= 2 {
+		shift--
 	}
-	s.scratch.New = func() any { return &streamScratch{} }
-	return s
+	return &streamJob{opts: opts, spec: opts.Spec, ranges: ranges, shift: shift}
 }
 
 func (s *streamJob) UsersTotal() int64 { return s.usersTotal.Load() }
 func (s *streamJob) UsersDone() int64  { return s.usersDone.Load() }
 
-// Add implements Job: it adds the batch's rows to their users'
-// aggregates. An error or panic of the feature code is a *UserError with
-// the row's user and line.
+// take returns a table no other Add holds, making one when all are held.
+func (s *streamJob) take() *aggTable {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.free); n > 0 {
+		t := s.free[n-1]
+		s.free = s.free[:n-1]
+		return t
+	}
+	t := &aggTable{ranges: make([]aggRange, s.ranges)}
+	for r := range t.ranges {
+		t.ranges[r].slots = make([]aggSlot, minSlots)
+	}
+	t.user = feature.User{File: s.opts.File, Params: s.opts.Params}
+	s.tables = append(s.tables, t)
+	return t
+}
+
+// give puts t back on the free list, for the next Add.
+func (s *streamJob) give(t *aggTable) {
+	s.mu.Lock()
+	s.free = append(s.free, t)
+	s.mu.Unlock()
+}
+
+// Add implements Job: it adds the batch's rows to their users' aggregates
+// in a table of its own. An error or panic of the feature code is a
+// *UserError with the row's user and line.
 func (s *streamJob) Add(b Batch) error {
-	n := b.Len()
-	if n == 0 {
+	if b.Len() == 0 {
 		return nil
 	}
-	sc := s.scratch.Get().(*streamScratch)
-	defer s.scratch.Put(sc)
-	sc.stripe = slices.Grow(sc.stripe[:0], n)[:n]
-	sc.keys.reset(n)
-	S := len(s.stripes)
-	if cap(sc.count) < S+1 {
-		sc.count = make([]int32, S+1)
-	}
-	count := sc.count[:S+1]
-	clear(count)
+	t := s.take()
+	defer s.give(t)
+	return s.add(t, b)
+}
 
-	if err := s.route(b, sc, count); err != nil {
+// add adds b's rows to t in stages a few rows apart, so that no row
+// waits for a cache miss: hash every row's key; then, row by row, ask for
+// the slot of the row slotAhead past the one whose aggregate is found
+// (aggAhead rows ahead) and asked for, fill the row rowAhead ahead and ask
+// a slotter for the memory its Add will touch, and add row i.
+func (s *streamJob) add(t *aggTable, b Batch) (err error) {
+	n := b.Len()
+	t.hash = slices.Grow(t.hash[:0], n)[:n]
+	t.agg = slices.Grow(t.agg[:0], n)[:n]
+	var dropped int64
+	if s.spec.Map == nil {
+		t.keys.reset(0) // every key is the user field
+		for i := 0; i < n; i++ {
+			t.hash[i] = keyHash(b.User(i))
+		}
+	} else {
+		t.keys.reset(n)
+		err = eachKey(s.spec, &s.opts, b, &t.row, func(i int, key []byte, keep bool) {
+			if !keep {
+				t.hash[i] = 0
+				dropped++
+				return
+			}
+			t.keys.set(i, key, b.User(i))
+			t.hash[i] = keyHash(key)
+		})
+	}
+	s.dropped.Add(dropped)
+	s.rows.Add(int64(n) - dropped)
+	if err != nil {
 		return err
 	}
-	// Counting sort of the rows by stripe.
-	var kept int32
-	for i, c := range count[:S] {
-		count[i] = kept
-		kept += c
-	}
-	count[S] = kept
-	sc.order = slices.Grow(sc.order[:0], int(kept))[:kept]
-	for i, st := range sc.stripe {
-		if st >= 0 {
-			sc.order[count[st]] = int32(i)
-			count[st]++
-		}
-	}
-	for i := S - 1; i > 0; i-- {
-		count[i] = count[i-1]
-	}
-	count[0] = 0
-	s.rows.Add(int64(kept))
 
-	// Take the stripes in turn, starting at one that depends on the batch
-	// so that concurrent batches start apart; a stripe another worker holds
-	// is left for the end.
-	sc.later = sc.later[:0]
-	first := int(b.Seq() % int64(S))
-	for k := 0; k < S; k++ {
-		st := (first + k) % S
-		if count[st] == count[st+1] {
-			continue
-		}
-		if !s.stripes[st].mu.TryLock() {
-			sc.later = append(sc.later, int32(st))
-			continue
-		}
-		err := s.addStripe(b, sc, st, count[st], count[st+1])
-		s.stripes[st].mu.Unlock()
-		if err != nil {
-			return err
-		}
-	}
-	for _, st := range sc.later {
-		s.stripes[st].mu.Lock()
-		err := s.addStripe(b, sc, int(st), count[st], count[st+1])
-		s.stripes[st].mu.Unlock()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// route finds each row's key and stripe and counts the rows per stripe.
-func (s *streamJob) route(b Batch, sc *streamScratch, count []int32) error {
-	S := uint64(len(s.stripes))
-	return eachKey(s.spec, &s.opts, b, &sc.row, func(i int, key []byte, keep bool) {
-		if !keep {
-			sc.stripe[i] = -1
-			s.dropped.Add(1)
-			return
-		}
-		sc.keys.set(i, key, b.User(i))
-		st := int32(userhash.Sum(key) % S)
-		sc.stripe[i] = st
-		count[st]++
-	})
-}
-
-// addStripe adds rows order[lo:hi] (all of stripe st) under its lock.
-func (s *streamJob) addStripe(b Batch, sc *streamScratch, st int, lo, hi int32) (err error) {
-	p := &s.stripes[st]
-	var i int32
-	var key []byte
+	// at is the row whose user code runs now, for the error.
+	at := 0
 	defer func() {
 		if v := recover(); v != nil {
-			err = &UserError{File: s.opts.File, User: string(key), Line: b.Line(int(i)), Op: "add",
+			err = &UserError{File: s.opts.File, User: string(t.key(b, at)), Line: b.Line(at), Op: "add",
 				Err: &feature.PanicError{Value: v, Stack: string(debug.Stack())}}
 		}
 	}()
-	for _, i = range sc.order[lo:hi] {
-		var ok bool
-		if key, ok = sc.keys.get(int(i)); !ok {
-			key = b.User(int(i))
+	// Rows [0, found) have their aggregate, rows [0, filled) are in the
+	// ring (and a slotter was asked about them); row i is added next.
+	found, filled := 0, 0
+	for i := 0; i < n; i++ {
+		for ; found < n && found <= i+aggAhead; found++ {
+			if k := found + slotAhead; k < n && t.hash[k] != 0 {
+				t.prefetchSlot(s.shift, t.hash[k])
+			}
+			h := t.hash[found]
+			if h == 0 {
+				t.agg[found] = nil
+				continue
+			}
+			at = found
+			agg := t.find(s, h, t.key(b, found))
+			prefetch.Lines(aggData(agg))
+			t.agg[found] = agg
 		}
-		u, ok := p.idx[string(key)]
-		if !ok {
-			u = int32(len(p.user))
-			k := string(key)
-			p.idx[k] = u
-			sc.user = feature.User{Key: key, File: s.opts.File, Params: s.opts.Params}
-			p.user = append(p.user, streamUser{key: k, agg: s.spec.NewAggregator(&sc.user)})
+		for ; filled < n && filled <= i+rowAhead; filled++ {
+			agg := t.agg[filled]
+			if agg == nil {
+				continue
+			}
+			row := &t.ring[filled%rowRing]
+			b.Row(filled, row)
+			if sl, ok := agg.(slotter); ok {
+				if p := sl.Slot(row); p != nil {
+					prefetch.Lines(p)
+				}
+			}
 		}
-		b.Row(int(i), &sc.row)
-		if err := p.user[u].agg.Add(&sc.row); err != nil {
-			return &UserError{File: s.opts.File, User: string(key), Line: b.Line(int(i)), Op: "add", Err: err}
+		agg := t.agg[i]
+		if agg == nil {
+			continue
+		}
+		at = i
+		if err := agg.Add(&t.ring[i%rowRing]); err != nil {
+			return &UserError{File: s.opts.File, User: string(t.key(b, i)), Line: b.Line(i), Op: "add", Err: err}
 		}
 	}
+	clear(t.agg) // hold no aggregate past the merge
 	return nil
 }
 
-// Finish implements Job: it finishes every user's aggregate on the
-// workers (stripes taken from one atomic cursor) and writes the lines
-// sorted by user key.
+// key returns row i's grouping key.
+func (t *aggTable) key(b Batch, i int) []byte {
+	if len(t.keys.off) > 0 {
+		if key, ok := t.keys.get(i); ok {
+			return key
+		}
+	}
+	return b.User(i)
+}
+
+// prefetchSlot asks the CPU for the slot where the user with hash h is
+// looked up first.
+func (t *aggTable) prefetchSlot(shift uint, h uint64) {
+	r := &t.ranges[h>>shift]
+	prefetch.Lines(unsafe.Pointer(&r.slots[h&uint64(len(r.slots)-1)]))
+}
+
+// find returns the aggregate of the user with hash h and key, making the
+// user (and its Aggregator) when it is new.
+func (t *aggTable) find(s *streamJob, h uint64, key []byte) feature.Aggregator {
+	r := &t.ranges[h>>s.shift]
+	sl, ok := r.lookup(h, key)
+	if ok {
+		return sl.agg
+	}
+	t.user.Key = key
+	agg := s.spec.NewAggregator(&t.user)
+	t.user.Key = nil
+	r.insert(sl, h, key, agg)
+	return agg
+}
+
+// aggData returns the address an Aggregator's dynamic value is at, for a
+// prefetch only.
+//
+// NB: it reads the interface's second word, which the Go runtime has
+// always used for the value's pointer; were that to change, the prefetch
+// would only ask for the wrong line (prefetches never fault).
+func aggData(a feature.Aggregator) unsafe.Pointer {
+	return (*[2]unsafe.Pointer)(unsafe.Pointer(&a))[1]
+}
+
+// Finish implements Job: the workers merge the tables range by range (each
+// range's users into the table that has most of them, the other tables in
+// the order they were made), then finish every user of the range and
+// sort the range by key; the ranges are merged into w.
 func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	var st Stats
-	defer func() { s.stripes = nil }()
+	defer func() { s.tables, s.free = nil, nil }()
 	st.Rows = s.rows.Load()
 	st.Dropped = s.dropped.Load()
-	for i := range s.stripes {
-		st.Users += int64(len(s.stripes[i].user))
-	}
-	s.usersTotal.Store(st.Users)
 
-	t1 := time.Now()
 	W := s.opts.Workers
+	merged := make([]*aggRange, s.ranges)
+	sorted := make([][]int32, s.ranges) // occupied slots of merged[r], by key
+	outs := make([][]lineRef, s.ranges)
 	lines := make([]lineBuf, W)
 	st.WorkerBusy = make([]time.Duration, W)
 	longest := make([]time.Duration, W)
-	var next atomic.Int64
 	var errOnce sync.Once
 	var firstErr error
 	var stop atomic.Bool
@@ -227,13 +406,16 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 		errOnce.Do(func() { firstErr = err })
 		stop.Store(true)
 	}
+
+	t1 := time.Now()
+	// Merge. Every range is merged before any is finished, so that the
+	// progress view knows the number of users.
+	var next atomic.Int64
 	parallel(W, func(wk int) {
 		start := time.Now()
-		rec := s.spec.NewRecord()
-		var keyBuf, line, field []byte
 		for !stop.Load() {
-			i := next.Add(1) - 1
-			if i >= int64(len(s.stripes)) {
+			r := int(next.Add(1) - 1)
+			if r >= s.ranges {
 				break
 			}
 			if err := ctx.Err(); err != nil {
@@ -241,34 +423,68 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 				break
 			}
 			t0 := time.Now()
-			p := &s.stripes[i]
-			for k := range p.user {
-				u := &p.user[k]
-				err := feature.Guard(func() error {
-					rec.Reset()
-					return u.agg.Finish(rec)
-				})
-				if err != nil {
-					fail(&UserError{File: s.opts.File, User: u.key, Err: err})
-					break
-				}
-				u.agg = nil
-				keyBuf = append(keyBuf[:0], u.key...)
-				line, field = output.AppendRecord(line[:0], field, keyBuf, rec)
-				u.outW = uint16(wk)
-				u.outBlk, u.off = lines[wk].add(line)
-				u.outLen = uint32(len(line))
-				s.usersDone.Add(1)
+			m, err := s.merge(r)
+			if err != nil {
+				fail(err)
+				break
 			}
-			p.byKey = make([]int32, len(p.user))
-			for k := range p.byKey {
-				p.byKey[k] = int32(k)
-			}
-			slices.SortFunc(p.byKey, func(a, b int32) int { return strings.Compare(p.user[a].key, p.user[b].key) })
+			merged[r] = m
+			s.usersTotal.Add(int64(m.n))
 			longest[wk] = max(longest[wk], time.Since(t0))
 		}
 		st.WorkerBusy[wk] = time.Since(start)
 	})
+	if firstErr == nil {
+		next.Store(0)
+		parallel(W, func(wk int) {
+			start := time.Now()
+			rec := s.spec.NewRecord()
+			var keyBuf, line, field []byte
+			for !stop.Load() {
+				r := int(next.Add(1) - 1)
+				if r >= s.ranges {
+					break
+				}
+				if err := ctx.Err(); err != nil {
+					fail(err)
+					break
+				}
+				t0 := time.Now()
+				m := merged[r]
+				order := make([]int32, 0, m.n)
+				for k := range m.slots {
+					if m.slots[k].agg != nil {
+						order = append(order, int32(k))
+					}
+				}
+				slices.SortFunc(order, func(a, b int32) int {
+					return strings.Compare(m.keyString(&m.slots[a]), m.keyString(&m.slots[b]))
+				})
+				out := make([]lineRef, len(order))
+				for k, si := range order {
+					sl := &m.slots[si]
+					err := feature.Guard(func() error {
+						rec.Reset()
+						return sl.agg.Finish(rec)
+					})
+					if err != nil {
+						fail(&UserError{File: s.opts.File, User: m.keyString(sl), Err: err})
+						break
+					}
+					sl.agg = nil // done: let it go
+					keyBuf = append(keyBuf[:0], m.keyString(sl)...)
+					line, field = output.AppendRecord(line[:0], field, keyBuf, rec)
+					blk, off := lines[wk].add(line)
+					out[k] = lineRef{w: uint16(wk), blk: blk, off: off, n: uint32(len(line))}
+				}
+				s.usersDone.Add(int64(len(order)))
+				sorted[r], outs[r] = order, out
+				longest[wk] = max(longest[wk], time.Since(t0))
+			}
+			st.WorkerBusy[wk] += time.Since(start)
+		})
+	}
+	st.Users = s.usersTotal.Load()
 	st.LongestItem = slices.Max(longest)
 	st.ReduceTime = time.Since(t1)
 	if firstErr != nil {
@@ -279,13 +495,72 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	}
 
 	t2 := time.Now()
-	err := output.WriteSorted(w, s.spec, len(s.stripes),
-		func(p int) int { return len(s.stripes[p].byKey) },
-		func(p, i int) string { return s.stripes[p].user[s.stripes[p].byKey[i]].key },
-		func(p, i int) []byte {
-			u := &s.stripes[p].user[s.stripes[p].byKey[i]]
-			return lines[u.outW].blocks[u.outBlk][u.off : u.off+u.outLen]
+	err := output.WriteSorted(w, s.spec, s.ranges,
+		func(r int) int { return len(sorted[r]) },
+		func(r, i int) string { m := merged[r]; return m.keyString(&m.slots[sorted[r][i]]) },
+		func(r, i int) []byte {
+			l := outs[r][i]
+			return lines[l.w].blocks[l.blk][l.off : l.off+l.n]
 		})
 	st.WriteTime = time.Since(t2)
+	// The aggregates are garbage now, in the Go heap: collect them, so
+	// that the next file's reuse their memory instead of adding to it
+	// (the heap would otherwise grow to twice this file's before the
+	// collector ran). The live heap is small now, so this is cheap.
+	s.tables, s.free = nil, nil
+	merged, sorted, outs, lines = nil, nil, nil, nil
+	runtime.GC()
 	return st, err
+}
+
+// lineRef is where a user's output line is: worker w's lineBuf.
+type lineRef struct {
+	w           uint16
+	blk, off, n uint32
+}
+
+// merge merges range r of every table into the one that has most of its
+// users and returns it. An error or panic of Merge is a *UserError.
+func (s *streamJob) merge(r int) (m *aggRange, err error) {
+	if len(s.tables) == 0 { // a file without rows
+		return &aggRange{}, nil
+	}
+	base := 0
+	for k, t := range s.tables {
+		if t.ranges[r].n > s.tables[base].ranges[r].n {
+			base = k
+		}
+	}
+	m = &s.tables[base].ranges[r]
+	var key []byte
+	defer func() {
+		if v := recover(); v != nil {
+			err = &UserError{File: s.opts.File, User: string(key),
+				Err: &feature.PanicError{Value: v, Stack: string(debug.Stack())}}
+		}
+	}()
+	for k, t := range s.tables {
+		if k == base {
+			continue
+		}
+		src := &t.ranges[r]
+		for i := range src.slots {
+			cur := &src.slots[i]
+			if cur.agg == nil {
+				continue
+			}
+			key = src.keyBytes(cur)
+			h := keyHash(key)
+			dst, ok := m.lookup(h, key)
+			if !ok {
+				m.insert(dst, h, key, cur.agg)
+				continue
+			}
+			if err := dst.agg.Merge(cur.agg); err != nil {
+				return nil, &UserError{File: s.opts.File, User: string(key), Err: err}
+			}
+		}
+		*src = aggRange{} // merged: let its aggregates go
+	}
+	return m, nil
 }

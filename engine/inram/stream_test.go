@@ -2,6 +2,7 @@ package inram
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -122,3 +123,210 @@ func (panickyAgg) Add(*feature.Row) error { panic("add boom") }
 type finishPanicAgg struct{ feature.Aggregator }
 
 func (finishPanicAgg) Finish(*feature.Record) error { panic("finish boom") }
+
+// tablesJob adds each batch group to a table of its own, as that many
+// reading goroutines would, so that every user is in several tables and
+// Finish merges them.
+func tablesJob(t *testing.T, spec *feature.Spec, opts Options, groups [][]*memBatch) *streamJob {
+	t.Helper()
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	opts.Spec = spec
+	if opts.File == "" {
+		opts.File = "test.csv"
+	}
+	j, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := j.(*streamJob)
+	tables := make([]*aggTable, len(groups))
+	for k := range groups {
+		tables[k] = s.take()
+	}
+	for k, g := range groups {
+		for _, b := range g {
+			if err := s.add(tables[k], b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, tb := range tables {
+		s.give(tb)
+	}
+	if len(s.tables) != len(groups) {
+		t.Fatalf("%d tables, want %d", len(s.tables), len(groups))
+	}
+	return s
+}
+
+func finishString(j Job) (string, Stats, error) {
+	var out bytes.Buffer
+	w := bufio.NewWriter(&out)
+	st, err := j.Finish(context.Background(), w)
+	w.Flush()
+	return out.String(), st, err
+}
+
+// TestStream_mergesTables checks that users spread over more tables than
+// workers, with keys short and longer than a slot holds (Map keys them
+// by receiver and user, some very long), merge into exactly the grouped
+// features, and that the tables' users are counted once.
+func TestStream_mergesTables(t *testing.T) {
+	rows := invoiceRows(30000, 3000, 0.13, 31)
+	long := func(r *feature.Row, p feature.Params) ([]byte, bool) {
+		if r.Fields[4][0] == '-' {
+			return nil, false
+		}
+		if r.Fields[2][len(r.Fields[2])-1]%3 == 0 {
+			return r.Fields[2], true // short: RCVnnn
+		}
+		pad := strings.Repeat("x", int(r.Fields[2][len(r.Fields[2])-1]-'0')*4)
+		return fmt.Appendf(nil, "%s/%s/%s", r.Fields[2], pad, r.Fields[1]), true
+	}
+	for _, tc := range []struct {
+		name string
+		mapf feature.MapFunc
+	}{{"by user", nil}, {"long keys", long}} {
+		spec := feature.Invoice()
+		spec.Map = tc.mapf
+		want, wst, err := run(t, spec, Options{Workers: 1, Group: true}, batches(rows, 333, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tables := range []int{1, 2, 7} {
+			t.Run(fmt.Sprintf("%s/tables=%d", tc.name, tables), func(t *testing.T) {
+				bs := batches(rows, 211, uint64(tables))
+				groups := make([][]*memBatch, tables)
+				for i, b := range bs {
+					groups[i%tables] = append(groups[i%tables], b)
+				}
+				spec := spec
+				got, st, err := finishString(tablesJob(t, &spec, Options{Workers: 3}, groups))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Fatalf("merged features differ from grouped ones:\n%s", firstDiff(got, want))
+				}
+				if st.Rows != wst.Rows || st.Users != wst.Users || st.Dropped != wst.Dropped {
+					t.Errorf("stats rows/users/dropped %d/%d/%d, grouped %d/%d/%d",
+						st.Rows, st.Users, st.Dropped, wst.Rows, wst.Users, wst.Dropped)
+				}
+			})
+		}
+	}
+}
+
+// mergeFailAgg fails or panics in Merge.
+type mergeFailAgg struct {
+	feature.Aggregator
+	panics bool
+}
+
+func (a mergeFailAgg) Merge(o feature.Aggregator) error {
+	if a.panics {
+		panic("merge boom")
+	}
+	return errors.New("cannot merge")
+}
+
+// TestStream_mergeErrorNamesUser: an error or a panic in Merge fails the
+// job with the user's key and the file.
+func TestStream_mergeErrorNamesUser(t *testing.T) {
+	rows := invoiceRows(4000, 40, 0.2, 33)
+	for _, panics := range []bool{false, true} {
+		spec := feature.Invoice()
+		mk := spec.NewAggregator
+		spec.NewAggregator = func(u *feature.User) feature.Aggregator {
+			if string(u.Key) == "USR000000" {
+				return mergeFailAgg{mk(u), panics}
+			}
+			return mk(u)
+		}
+		bs := batches(rows, 100, 34)
+		_, _, err := finishString(tablesJob(t, &spec, Options{Workers: 2, File: "apr.csv"}, [][]*memBatch{bs[:20], bs[20:]}))
+		var ue *UserError
+		if !errors.As(err, &ue) || ue.User != "USR000000" || ue.File != "apr.csv" {
+			t.Fatalf("panics=%v: err = %v, want a merge error of user USR000000 in apr.csv", panics, err)
+		}
+		var pe *feature.PanicError
+		if panics != errors.As(err, &pe) {
+			t.Errorf("panics=%v: err = %v", panics, err)
+		}
+	}
+}
+
+// TestStream_cancel: a cancelled context stops Finish.
+func TestStream_cancel(t *testing.T) {
+	spec := feature.Invoice()
+	spec.Validate()
+	j, _ := New(Options{Spec: &spec, Workers: 2})
+	addAll(t, j, batches(invoiceRows(2000, 30, 0.1, 35), 100, 36), 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out bytes.Buffer
+	if _, err := j.Finish(ctx, bufio.NewWriter(&out)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+// TestStream_noRows: a file without rows (a header only, or every row
+// bad) finishes with no users and the header alone, in both modes.
+func TestStream_noRows(t *testing.T) {
+	spec := feature.Invoice()
+	spec.Validate()
+	for _, group := range []bool{false, true} {
+		j, err := New(Options{Spec: &spec, Workers: 2, Group: group})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		w := bufio.NewWriter(&out)
+		st, err := j.Finish(context.Background(), w)
+		if err != nil || st.Users != 0 {
+			t.Fatalf("group=%v: Finish = %+v, %v", group, st, err)
+		}
+		w.Flush()
+		if n := strings.Count(out.String(), "\n"); n != 1 || !strings.HasPrefix(out.String(), "user,invoice_count,") {
+			t.Errorf("group=%v: output %q, want the header alone", group, out.String())
+		}
+	}
+}
+
+// TestAggRange checks the users' table on keys of every length up to
+// past the inline limit, as it grows: each key found again, absent keys
+// not found, and the keys read back.
+func TestAggRange(t *testing.T) {
+	r := &aggRange{slots: make([]aggSlot, minSlots)}
+	var keys [][]byte
+	for i := 0; i < 5000; i++ {
+		keys = append(keys, fmt.Appendf(nil, "%s%d", strings.Repeat("k", i%(2*inlineKey)), i))
+	}
+	aggs := map[string]feature.Aggregator{}
+	for i, k := range keys {
+		if _, ok := r.lookup(keyHash(k), k); ok {
+			t.Fatalf("key %q found before it was added", k)
+		}
+		sl, _ := r.lookup(keyHash(k), k)
+		agg := &countAgg{}
+		r.insert(sl, keyHash(k), k, agg)
+		aggs[string(k)] = agg
+		if r.n != i+1 || 4*r.n > 3*len(r.slots) {
+			t.Fatalf("%d users in %d slots", r.n, len(r.slots))
+		}
+	}
+	for _, k := range keys {
+		sl, ok := r.lookup(keyHash(k), k)
+		if !ok || sl.agg != aggs[string(k)] || string(r.keyBytes(sl)) != string(k) || r.keyString(sl) != string(k) {
+			t.Fatalf("key %q: found %v, its slot holds %q", k, ok, r.keyBytes(sl))
+		}
+	}
+}
+
+type countAgg struct{ n int }
+
+func (a *countAgg) Add(*feature.Row) error           { a.n++; return nil }
+func (a *countAgg) Merge(o feature.Aggregator) error { a.n += o.(*countAgg).n; return nil }
+func (a *countAgg) Finish(*feature.Record) error     { return nil }

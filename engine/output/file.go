@@ -42,11 +42,11 @@ func (o *File) Commit() error {
 	if err := o.f.Sync(); err != nil {
 		o.f.Close()
 		os.Remove(o.tmp)
-		return fmt.Errorf("sync %s: %w", o.tmp, err)
+		return fmt.Errorf("output not saved: %w", err) // err names the file: "sync PATH: ..."
 	}
 	if err := o.f.Close(); err != nil {
 		os.Remove(o.tmp)
-		return fmt.Errorf("close %s: %w", o.tmp, err)
+		return fmt.Errorf("output not saved: %w", err)
 	}
 	if err := os.Rename(o.tmp, o.final); err != nil {
 		os.Remove(o.tmp)
@@ -87,7 +87,7 @@ func SyncDir(dir string) error {
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
+		return fmt.Errorf("sync dir: %w", err) // err names the folder: "sync DIR: ..."
 	}
 	return nil
 }

@@ -381,7 +381,7 @@ func notes(r *run, files []*fileRow, a *Advice, currentPeakMiB float64) []string
 		}
 	}
 	if groupKilled {
-		out = append(out, "a file grouped in RAM (--mode group or auto) was killed: --mode stream holds the users' aggregates, not the rows (mergeable feature sets only)")
+		out = append(out, "a file grouped in RAM was killed: --mode stream (auto's choice for a mergeable set) holds the users' aggregates, not the rows; a Reduce feature set can take --mode disk")
 	}
 	if a.Best != nil && a.Best.Queue != a.Current.Queue {
 		out = append(out, fmt.Sprintf("the suggestion changes the queue from %s to %s", a.Current.Queue, a.Best.Queue))

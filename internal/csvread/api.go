@@ -86,6 +86,7 @@ type File struct {
 
 	opts        Options // with defaults filled in
 	osFile      *os.File
+	disk        io.Reader    // osFile, or a test build's faulty reader (see wrapInput)
 	src         io.Reader    // the uncompressed stream after the bytes in head
 	closeDecomp func()       // releases the decompressor, nil for plain files
 	head        []byte       // bytes read by Open after the header line
@@ -105,6 +106,16 @@ type File struct {
 
 	bytesRead     atomic.Int64 // uncompressed bytes consumed
 	diskBytesRead atomic.Int64 // on-disk bytes consumed
+	// diskErr is the first error reading the file from disk, with the
+	// byte it was reading (see diskReader; a zstd decoder reads the disk
+	// from a goroutine of its own).
+	diskErr atomic.Pointer[diskFault]
+}
+
+// diskFault is a failed read of the disk and the byte it was reading.
+type diskFault struct {
+	err error
+	off int64
 }
 
 // Stats counts what Scan read.

@@ -38,6 +38,7 @@ func Open(path string, opts Options) (*File, error) {
 		return nil, &FileError{File: path, Err: pathErr("open", err)}
 	}
 	f := &File{Path: path, Schema: opts.Schema, opts: opts, osFile: osf}
+	f.disk = wrapInput(path, osf)
 	if err := f.open(); err != nil {
 		f.Close()
 		return nil, err
@@ -67,15 +68,18 @@ func (f *File) open() error {
 		return f.fail(0, errors.New("is a directory"))
 	}
 	f.Size = st.Size()
-	disk := bufio.NewReaderSize(&countReader{r: f.osFile, n: &f.diskBytesRead}, 64<<10)
-	magic, _ := disk.Peek(4)
+	disk := bufio.NewReaderSize(&diskReader{f: f}, 64<<10)
+	magic, err := disk.Peek(4)
+	if err != nil && err != io.EOF {
+		return f.streamErr(err, 1)
+	}
 	f.Compression = detectCompression(magic, f.Path)
 	var stream io.Reader = disk
 	switch f.Compression {
 	case compGzip:
 		zr, err := gzip.NewReader(disk)
 		if err != nil {
-			return f.streamErr(err)
+			return f.streamErr(err, 1)
 		}
 		f.closeDecomp = func() { zr.Close() }
 		stream = zr
@@ -111,17 +115,36 @@ func detectCompression(magic []byte, path string) string {
 }
 
 // streamErr turns an error of the uncompressed stream into a *FileError
-// that says what went wrong and how far the file was read.
-func (f *File) streamErr(err error) error {
+// that says what went wrong and how far the file was read. line is the
+// physical line being read when it came (0 when unknown); a failed read
+// of the disk names the byte it could not read, and that line.
+func (f *File) streamErr(err error, line int64) error {
+	n := f.bytesRead.Load()
+	if d := f.diskErr.Load(); d != nil {
+		at := fmt.Sprintf("at byte %d of %d", d.off, f.Size)
+		if f.Compression != "" {
+			at += fmt.Sprintf(" on disk (%d bytes decompressed)", n)
+		}
+		return f.fail(line, fmt.Errorf("%w %s: %w", ErrRead, at, unwrapPath(d.err)))
+	}
 	if f.Compression == "" {
 		return f.fail(0, fmt.Errorf("read: %w", err))
 	}
-	n := f.bytesRead.Load()
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return f.fail(0, fmt.Errorf("%w %s stream after %d decompressed bytes (%d bytes on disk)",
 			ErrTruncated, f.Compression, n, f.Size))
 	}
 	return f.fail(0, fmt.Errorf("%w %s stream after %d decompressed bytes: %w", ErrCorrupt, f.Compression, n, err))
+}
+
+// unwrapPath drops the operation and path that an *fs.PathError adds (the
+// message names the file already).
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // Close releases the file and its decompressor.
@@ -148,6 +171,19 @@ func (f *File) BytesRead() int64 { return f.bytesRead.Load() }
 // DiskBytesRead returns the on-disk (compressed) bytes consumed so far; it
 // may be called from any goroutine while Scan runs.
 func (f *File) DiskBytesRead() int64 { return f.diskBytesRead.Load() }
+
+// diskReader reads the file from disk, counting the bytes in
+// diskBytesRead and keeping the first error with the byte it was reading.
+type diskReader struct{ f *File }
+
+func (d *diskReader) Read(p []byte) (int, error) {
+	n, err := d.f.disk.Read(p)
+	off := d.f.diskBytesRead.Add(int64(n))
+	if err != nil && err != io.EOF {
+		d.f.diskErr.CompareAndSwap(nil, &diskFault{err: err, off: off})
+	}
+	return n, err
+}
 
 type countReader struct {
 	r io.Reader
@@ -188,7 +224,7 @@ func (f *File) readHeader() error {
 	head, eof, err := readFull(f.src, full[:0:sniffBytes])
 	head = full[:len(head)]
 	if err != nil {
-		return f.streamErr(err)
+		return f.streamErr(err, 1+int64(bytes.Count(head, []byte{'\n'})))
 	}
 	// The header must be whole: read on until there is a newline.
 	for !eof && bytes.IndexByte(head, '\n') < 0 {
@@ -197,7 +233,7 @@ func (f *File) readHeader() error {
 		}
 		head, eof, err = readFull(f.src, growCap(head, 2*cap(head)))
 		if err != nil {
-			return f.streamErr(err)
+			return f.streamErr(err, 1+int64(bytes.Count(head, []byte{'\n'})))
 		}
 	}
 	hdrStart := 0

@@ -42,6 +42,7 @@ var (
 	ErrTooManyBadRows = errors.New("too many bad rows")
 	ErrTruncated      = errors.New("truncated")
 	ErrCorrupt        = errors.New("corrupt")
+	ErrRead           = errors.New("read error")
 )
 
 // withDefaults returns o with its zero fields set to the defaults, or an

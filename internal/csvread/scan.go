@@ -191,7 +191,7 @@ func (f *File) split(ctx context.Context, out chan<- chunk, free chan []byte, nb
 		var eof bool
 		cur, eof, err = readFull(r, cur)
 		if err != nil {
-			return lines, f.streamErr(err)
+			return lines, f.streamErr(err, line+int64(bytes.Count(cur, []byte{'\n'})))
 		}
 		if eof {
 			if len(cur) == 0 {

@@ -60,7 +60,7 @@ func (b *bg) wait(t *testing.T) result {
 		t.Fatalf("%s did not finish in two minutes\nstderr:\n%s", b.bin, e2etest.Tail(b.se.String(), 3000))
 	}
 	r := finish(t, b.cmd, err, &b.so, &b.se, b.t0)
-	e2etest.CheckNoOrphans(t, b.bin)
+	checkNoOrphans(t, b.bin)
 	return r
 }
 

@@ -7,16 +7,22 @@ import (
 	"testing"
 )
 
-// TestFuzzTargets checks that the round-trip fuzz targets the suite relies
-// on are still there: the row reader, the row block encoding and the store
-// key encoding. `make fuzz` (and `make fuzz-short` in `make test`) runs
-// every Fuzz function it finds; this test makes the loss of one of these
-// three visible.
+// TestFuzzTargets checks that the fuzz targets the suite relies on are
+// still there: the row reader, the row block encoding, the store key
+// encoding, the amount and date parsers and their sniffers, and the
+// Parquet round trip. `make fuzz` (and `make fuzz-short` in `make test`)
+// runs every Fuzz function it finds; this test makes the loss of one of
+// these visible.
 func TestFuzzTargets(t *testing.T) {
 	for _, c := range []struct{ dir, name string }{
 		{"../csvread", "FuzzReadRow"},
 		{"../../store", "FuzzBlock"},
 		{"../../store", "FuzzKey"},
+		{"../../engine/feature", "FuzzParseAmount"},
+		{"../../engine/feature", "FuzzParseDate"},
+		{"../../engine/feature", "FuzzSniffAmounts"},
+		{"../../engine/feature", "FuzzSniffDates"},
+		{"../../engine/output", "FuzzParquetRoundTrip"},
 	} {
 		files, _ := filepath.Glob(filepath.Join(c.dir, "*_test.go"))
 		re := regexp.MustCompile(`(?m)^func ` + c.name + `\(f \*testing\.F\) \{$`)

@@ -208,7 +208,7 @@ func runCmd(t *testing.T, bin string, args []string, setup ...func(*exec.Cmd)) r
 	if testing.Verbose() {
 		t.Logf("%s %s: exit %d in %.2f s\nstdout:\n%s", filepath.Base(bin), strings.Join(args, " "), r.code, r.took.Seconds(), r.stdout)
 	}
-	e2etest.CheckNoOrphans(t, bin)
+	checkNoOrphans(t, bin, mceBin, mceFaultBin, faultyBin)
 	return r
 }
 
@@ -238,7 +238,7 @@ func runKilled(t *testing.T, bin string, args []string, delay time.Duration, set
 	}
 	// Its clusters die with it (PR_SET_PDEATHSIG); give a large heap a
 	// moment to go.
-	e2etest.CheckNoOrphans(t, bin)
+	checkNoOrphans(t, bin, mceBin, mceFaultBin, faultyBin)
 	return r, r.signaled
 }
 

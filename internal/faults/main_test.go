@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,12 +26,15 @@ var (
 // variable's value and execs its arguments (see withFileSizeLimit).
 const fsizeEnv = "MCE_FAULTS_FSIZE"
 
-// The binaries under test, built once by TestMain: mce itself and the
-// faulty features binary (internal/e2etest/testdata/faulty). binDir holds them.
+// The binaries under test, built once by TestMain: mce itself, mce built
+// with the tag faultinject (its input reads fail where MCE_FAULT_READ
+// says, see csvread.FaultReadEnv) and the faulty features binary
+// (internal/e2etest/testdata/faulty). binDir holds them.
 var (
-	mceBin    string
-	faultyBin string
-	binDir    string
+	mceBin      string
+	mceFaultBin string
+	faultyBin   string
+	binDir      string
 	// reduceMissing says why `mce reduce` cannot be tested ("" when it
 	// can): its tests skip with this message.
 	reduceMissing string
@@ -65,6 +69,11 @@ func TestMain(m *testing.M) {
 	os.Exit(e2etest.Main("mce-faults-bin-", map[string]string{"mce": "../../cmd/mce", "faulty": "../e2etest/testdata/faulty/f.go"},
 		func(dir string, bins map[string]string) int {
 			binDir, mceBin, faultyBin = dir, bins["mce"], bins["faulty"]
+			mceFaultBin = filepath.Join(dir, "mce-faultinject")
+			if out, err := exec.Command("go", "build", "-tags", "faultinject", "-o", mceFaultBin, "../../cmd/mce").CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "go build -tags faultinject: %v\n%s", err, out)
+				return 1
+			}
 			built := time.Since(t0)
 			if out, err := exec.Command(mceBin, "reduce", "--help").CombinedOutput(); err != nil {
 				line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
@@ -120,8 +129,10 @@ func execWithFileSizeLimit(v string) {
 // faultRow is one line of the table: a fault tried on a command.
 type faultRow struct {
 	fault, command string
+	test           string // the name of the test that records it
 	tries          int
 	lost, dup      int64
+	orphans        int // processes left running after a command
 	result         string
 	note           string
 }
@@ -139,7 +150,7 @@ var faultTable = &table{}
 // lost and dup, and the row's result is set from t's outcome when t ends.
 func record(t *testing.T, fault, command string) *faultRow {
 	t.Helper()
-	r := &faultRow{fault: fault, command: command}
+	r := &faultRow{fault: fault, command: command, test: t.Name()}
 	faultTable.mu.Lock()
 	faultTable.rows = append(faultTable.rows, r)
 	faultTable.mu.Unlock()
@@ -169,6 +180,53 @@ func (r *faultRow) add(lost, dup int64) {
 	r.dup += dup
 }
 
+// addOrphans counts n processes that the test named test (or one of its
+// subtests) left running: on the row of that test, else of its parent,
+// else of its first subtest.
+func (tb *table) addOrphans(test string, n int) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	var best *faultRow
+	for _, r := range tb.rows {
+		if (r.test == test || strings.HasPrefix(test, r.test+"/")) && (best == nil || len(r.test) > len(best.test)) {
+			best = r
+		}
+	}
+	for _, r := range tb.rows {
+		if best == nil && strings.HasPrefix(r.test, test+"/") {
+			best = r
+		}
+	}
+	if best != nil {
+		best.orphans += n
+	}
+}
+
+// checkNoOrphans fails the test if a process of one of bins still runs
+// three seconds after its command ended (zombies are fine), kills it and
+// counts it in the table (the "orphan processes" column).
+func checkNoOrphans(t *testing.T, bins ...string) {
+	t.Helper()
+	var live []int
+	waitFor(3*time.Second, func() bool {
+		live = live[:0]
+		for _, b := range bins {
+			if b != "" {
+				live = append(live, e2etest.LiveProcs(b)...)
+			}
+		}
+		return len(live) == 0
+	})
+	if len(live) == 0 {
+		return
+	}
+	for _, pid := range live {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	faultTable.addOrphans(t.Name(), len(live))
+	t.Errorf("processes still running after the command: %v", live)
+}
+
 // notef sets the row's note (what happened, in a few words).
 func (r *faultRow) notef(format string, args ...any) {
 	faultTable.mu.Lock()
@@ -181,14 +239,14 @@ func (tb *table) markdown(caption string) string {
 	defer tb.mu.Unlock()
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", caption)
-	b.WriteString("| fault | command | times tried | rows lost | rows duplicated | result | what happened |\n")
-	b.WriteString("|---|---|---:|---:|---:|---|---|\n")
+	b.WriteString("| fault | command | times tried | rows lost | rows duplicated | orphan processes | result | what happened |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---|---|\n")
 	for _, r := range tb.rows {
 		res := r.result
 		if res == "" {
 			res = "running"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %s | %s |\n", r.fault, r.command, r.tries, r.lost, r.dup, res,
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %s | %s |\n", r.fault, r.command, r.tries, r.lost, r.dup, r.orphans, res,
 			strings.ReplaceAll(r.note, "|", `\|`))
 	}
 	return b.String()

@@ -1,0 +1,38 @@
+package reduce
+
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// fileRefJSON is fileRef's JSON form: a name that is not UTF-8 (bytes
+// JSON strings cannot carry; encoding/json writes them as U+FFFD) also
+// travels exactly, in base64, as name_bytes, as the store keeps it.
+type fileRefJSON struct {
+	fileRefAlias
+	NameBytes []byte `json:"name_bytes,omitempty"`
+}
+
+type fileRefAlias fileRef
+
+// MarshalJSON implements json.Marshaler.
+func (f fileRef) MarshalJSON() ([]byte, error) {
+	j := fileRefJSON{fileRefAlias: fileRefAlias(f)}
+	if !utf8.ValidString(f.Name) {
+		j.NameBytes = []byte(f.Name)
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *fileRef) UnmarshalJSON(b []byte) error {
+	var j fileRefJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*f = fileRef(j.fileRefAlias)
+	if j.NameBytes != nil {
+		f.Name = string(j.NameBytes)
+	}
+	return nil
+}
