@@ -3,12 +3,17 @@ package output
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/csv"
+	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/mce-engine/mce/engine/feature"
 )
 
 // fuzzBytes hands out the bytes of a fuzz input; past its end, zeros.
@@ -68,7 +73,11 @@ func fuzzUsers(b fuzzBytes) []testUser {
 // reads the file back with parquet-go's reader and compares every value:
 // ints and strings byte for byte (an empty string is null, as in CSV),
 // decimals to the unit of their scale, doubles bit for bit (any NaN for
-// a NaN), times to the microsecond below, unset features null.
+// a NaN), times to the microsecond below, unset features null. Every
+// other input marks the times local (Writer.SetLocalTimes): the Parquet
+// column is then not adjusted to UTC, with the same values, and the CSV
+// table, written again line by line, differs from the lines given only
+// by its times' Z.
 func FuzzParquetRoundTrip(f *testing.F) {
 	f.Add([]byte{}, uint8(8), uint64(0))
 	f.Add([]byte("\x3f\x05keyAB\x01\x02\x03\x04\x05\x06\x07\x08"), uint8(1), uint64(3))
@@ -81,8 +90,17 @@ func FuzzParquetRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeChunks(t, w, csvTable(spec, users), chunkSeed)
-		_, _, groups, rows := readParquet(t, buf.Bytes())
+		local := chunkSeed&1 == 1
+		w.SetLocalTimes(local)
+		table := csvTable(spec, users)
+		writeChunks(t, w, table, chunkSeed)
+		_, types, groups, rows := readParquet(t, buf.Bytes())
+		if want := fmt.Sprintf("TIMESTAMP(isAdjustedToUTC=%v,", !local); !strings.Contains(types[4], want) {
+			t.Fatalf("local %v: time column %s", local, types[4])
+		}
+		if local {
+			checkLocalCSV(t, spec, table, chunkSeed)
+		}
 		var n int64
 		for _, g := range groups {
 			n += g
@@ -118,4 +136,36 @@ func FuzzParquetRoundTrip(f *testing.F) {
 			check(6, u.cents != nil, func(v parquet.Value) bool { return v.Int64() == int64(math.Round(*u.cents*100)) })
 		}
 	})
+}
+
+// checkLocalCSV writes table as CSV with local times and reads both back
+// with encoding/csv: the same records, but for the time column's Z.
+func checkLocalCSV(t *testing.T, spec *feature.Spec, table []byte, seed uint64) {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, spec, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetLocalTimes(true)
+	writeChunks(t, w, table, seed)
+	want, err := csv.NewReader(bytes.NewReader(table)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := csv.NewReader(bytes.NewReader(buf.Bytes())).ReadAll()
+	if err != nil {
+		t.Fatalf("the local-times CSV does not read back: %v", err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if i > 0 {
+			want[i][4] = strings.TrimSuffix(want[i][4], "Z")
+		}
+		if fmt.Sprint(got[i]) != fmt.Sprint(want[i]) {
+			t.Fatalf("record %d: %q, want %q", i, got[i], want[i])
+		}
+	}
 }
