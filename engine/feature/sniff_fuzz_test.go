@@ -14,6 +14,43 @@ func fuzzSamples(b []byte) [][]byte {
 	return s[:min(len(s), 64)]
 }
 
+// sniffer is a NumberSniffer or a DateSniffer (a pointer to S).
+type sniffer[F, S any] interface {
+	*S
+	Add([]byte)
+	Merge(*S)
+	Format() (F, error)
+}
+
+// sameSniffed fails t unless sniff of the samples reversed, and sniffers
+// fed parts of them and merged (as parallel readers do), give what sniff
+// gave in order: want, and an error when err is one.
+func sameSniffed[F comparable, S any, P sniffer[F, S]](t *testing.T, samples [][]byte, sniff func([][]byte) (F, error), want F, err error) {
+	t.Helper()
+	same := func(what string, got F, err2 error) {
+		if got != want || (err2 == nil) != (err == nil) {
+			t.Fatalf("%s: %v, %v; in order: %v, %v", what, got, err2, want, err)
+		}
+	}
+	rev := slices.Clone(samples)
+	slices.Reverse(rev)
+	got, err2 := sniff(rev)
+	same("reversed", got, err2)
+	for cut := 0; cut <= len(samples); cut += max(1, len(samples)/3) {
+		var a, z S
+		for i, s := range samples {
+			if i < cut {
+				P(&a).Add(s)
+			} else {
+				P(&z).Add(s)
+			}
+		}
+		P(&z).Merge(&a)
+		got, err2 := P(&z).Format()
+		same("merged", got, err2)
+	}
+}
+
 // FuzzSniffAmounts checks SniffAmounts on a column of values: it never
 // panics; its answer does not depend on the values' order nor on how
 // they are shared between sniffers that are merged (as parallel readers
@@ -34,28 +71,7 @@ func FuzzSniffAmounts(f *testing.F) {
 		if err != nil && !errors.Is(err, ErrAmbiguousDecimal) {
 			t.Fatalf("SniffAmounts: %v, not ErrAmbiguousDecimal", err)
 		}
-		same := func(what string, nf2 NumberFormat, err2 error) {
-			if nf2 != nf || (err2 == nil) != (err == nil) {
-				t.Fatalf("%s: %v, %v; in order: %v, %v", what, nf2, err2, nf, err)
-			}
-		}
-		rev := slices.Clone(samples)
-		slices.Reverse(rev)
-		nf2, err2 := SniffAmounts(rev)
-		same("reversed", nf2, err2)
-		for cut := 0; cut <= len(samples); cut += max(1, len(samples)/3) {
-			var a, z NumberSniffer
-			for i, s := range samples {
-				if i < cut {
-					a.Add(s)
-				} else {
-					z.Add(s)
-				}
-			}
-			z.Merge(&a)
-			nf2, err2 := z.Format()
-			same("merged", nf2, err2)
-		}
+		sameSniffed[NumberFormat, NumberSniffer](t, samples, SniffAmounts, nf, err)
 
 		var point, comma int
 		for _, s := range samples {
@@ -109,28 +125,7 @@ func FuzzSniffDates(f *testing.F) {
 		if err != nil && !errors.Is(err, ErrAmbiguousDate) {
 			t.Fatalf("SniffDates: %v, not ErrAmbiguousDate", err)
 		}
-		same := func(what string, df2 DateFormat, err2 error) {
-			if df2 != df || (err2 == nil) != (err == nil) {
-				t.Fatalf("%s: %v, %v; in order: %v, %v", what, df2, err2, df, err)
-			}
-		}
-		rev := slices.Clone(samples)
-		slices.Reverse(rev)
-		df2, err2 := SniffDates(rev)
-		same("reversed", df2, err2)
-		for cut := 0; cut <= len(samples); cut += max(1, len(samples)/3) {
-			var a, z DateSniffer
-			for i, s := range samples {
-				if i < cut {
-					a.Add(s)
-				} else {
-					z.Add(s)
-				}
-			}
-			z.Merge(&a)
-			df2, err2 := z.Format()
-			same("merged", df2, err2)
-		}
+		sameSniffed[DateFormat, DateSniffer](t, samples, SniffDates, df, err)
 		if err != nil {
 			return
 		}
