@@ -314,11 +314,11 @@ func (r *runner) liveLines(width int, now time.Time) []string {
 		tot.rate = mbpsString(pr.bytesPerSec)
 	}
 	if pr.eta >= 0 {
-		tot.name += ", ETA " + durString(pr.eta)
+		tot.name += ", ETA " + termview.Duration(pr.eta)
 	} else {
 		tot.name += ", ETA ?"
 	}
-	tot.tail = durString(pr.elapsed) + " so far"
+	tot.tail = termview.Duration(pr.elapsed) + " so far"
 	if pr.nSkipped > 0 {
 		tot.tail += fmt.Sprintf(", %d done before resume", pr.nSkipped)
 	}
@@ -451,16 +451,4 @@ func countString(n int64) string {
 		return fmt.Sprintf("%.1fk", float64(n)/1e3)
 	}
 	return fmt.Sprint(n)
-}
-
-// durString is a duration rounded for people: 9s, 1m05s, 2h03m.
-func durString(d time.Duration) string {
-	d = d.Round(time.Second)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	}
-	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 }

@@ -155,10 +155,10 @@ func (pv *partitionView) lines(width int, now time.Time) []string {
 	sort.Strings(names)
 	for _, f := range names {
 		pf := pv.reading[f]
-		rows = append(rows, row{"reading", filepath.Base(f), fmt.Sprintf("%.0f MB", pf.mb), durShort(now.Sub(pf.since))})
+		rows = append(rows, row{"reading", filepath.Base(f), fmt.Sprintf("%.0f MB", pf.mb), termview.Duration(now.Sub(pf.since))})
 	}
 	if pv.phase != "" {
-		rows = append(rows, row{label: pv.phaseLabel, name: pv.phase, tail: durShort(now.Sub(pv.phaseSince))})
+		rows = append(rows, row{label: pv.phaseLabel, name: pv.phase, tail: termview.Duration(now.Sub(pv.phaseSince))})
 	}
 	if len(rows) == 0 && pv.planned == 0 {
 		rows = append(rows, row{label: "opening", name: "the store and the input files"})
@@ -187,7 +187,7 @@ func (pv *partitionView) lines(width int, now time.Time) []string {
 		mbps := pv.readMB / readTime.Seconds()
 		rate = fmt.Sprintf("%.0f MB/s", mbps)
 		if pv.phase == "" {
-			eta = "ETA " + durShort(time.Duration((total-pv.readMB)/mbps*float64(time.Second)))
+			eta = "ETA " + termview.Duration(time.Duration((total-pv.readMB)/mbps*float64(time.Second)))
 		} else {
 			eta = ""
 		}
@@ -221,20 +221,8 @@ func (pv *partitionView) lines(width int, now time.Time) []string {
 		bar = min(max(width-1-fixed, 10), 30)
 	}
 	tot := termview.Pad("total", wl+2) + files + "  " + eta + "  " + termview.Bar(frac, bar) +
-		termview.PadLeft(fmt.Sprintf("%.0f%%", 100*min(frac, 1)), 5) + "  " + rate + "  " + rss + "  " + durShort(el) + " elapsed"
+		termview.PadLeft(fmt.Sprintf("%.0f%%", 100*min(frac, 1)), 5) + "  " + rate + "  " + rss + "  " + termview.Duration(el) + " elapsed"
 	return append(out, tot)
-}
-
-// durShort is a duration for people: 9s, 1m05s, 2h03m.
-func durShort(d time.Duration) string {
-	d = d.Round(time.Second)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	}
-	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 }
 
 // watchHandler shows every record of Info and above to see, then hands
