@@ -407,39 +407,14 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 		stop.Store(true)
 	}
 
-	t1 := time.Now()
-	// Merge. Every range is merged before any is finished, so that the
-	// progress view knows the number of users.
-	var next atomic.Int64
-	parallel(W, func(wk int) {
-		start := time.Now()
-		for !stop.Load() {
-			r := int(next.Add(1) - 1)
-			if r >= s.ranges {
-				break
-			}
-			if err := ctx.Err(); err != nil {
-				fail(err)
-				break
-			}
-			t0 := time.Now()
-			m, err := s.merge(r)
-			if err != nil {
-				fail(err)
-				break
-			}
-			merged[r] = m
-			s.usersTotal.Add(int64(m.n))
-			longest[wk] = max(longest[wk], time.Since(t0))
-		}
-		st.WorkerBusy[wk] = time.Since(start)
-	})
-	if firstErr == nil {
-		next.Store(0)
+	// eachRange hands the ranges to the workers through one cursor until
+	// all are done or one fails; work(wk) makes worker wk's function of
+	// one range. It adds up each worker's busy time and longest range.
+	eachRange := func(work func(wk int) func(r int) error) {
+		var next atomic.Int64
 		parallel(W, func(wk int) {
 			start := time.Now()
-			rec := s.spec.NewRecord()
-			var keyBuf, line, field []byte
+			do := work(wk)
 			for !stop.Load() {
 				r := int(next.Add(1) - 1)
 				if r >= s.ranges {
@@ -450,6 +425,35 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 					break
 				}
 				t0 := time.Now()
+				if err := do(r); err != nil {
+					fail(err)
+					break
+				}
+				longest[wk] = max(longest[wk], time.Since(t0))
+			}
+			st.WorkerBusy[wk] += time.Since(start)
+		})
+	}
+
+	t1 := time.Now()
+	// Merge. Every range is merged before any is finished, so that the
+	// progress view knows the number of users.
+	eachRange(func(int) func(int) error {
+		return func(r int) error {
+			m, err := s.merge(r)
+			if err != nil {
+				return err
+			}
+			merged[r] = m
+			s.usersTotal.Add(int64(m.n))
+			return nil
+		}
+	})
+	if firstErr == nil {
+		eachRange(func(wk int) func(int) error {
+			rec := s.spec.NewRecord()
+			var keyBuf, line, field []byte
+			return func(r int) error {
 				m := merged[r]
 				order := make([]int32, 0, m.n)
 				for k := range m.slots {
@@ -468,8 +472,7 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 						return sl.agg.Finish(rec)
 					})
 					if err != nil {
-						fail(&UserError{File: s.opts.File, User: m.keyString(sl), Err: err})
-						break
+						return &UserError{File: s.opts.File, User: m.keyString(sl), Err: err}
 					}
 					sl.agg = nil // done: let it go
 					keyBuf = append(keyBuf[:0], m.keyString(sl)...)
@@ -479,9 +482,8 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 				}
 				s.usersDone.Add(int64(len(order)))
 				sorted[r], outs[r] = order, out
-				longest[wk] = max(longest[wk], time.Since(t0))
+				return nil
 			}
-			st.WorkerBusy[wk] += time.Since(start)
 		})
 	}
 	st.Users = s.usersTotal.Load()
