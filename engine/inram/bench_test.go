@@ -16,6 +16,7 @@ import (
 	"github.com/mce-engine/mce/internal/csvread"
 	"github.com/mce-engine/mce/internal/gen"
 	"github.com/mce-engine/mce/internal/hugemem"
+	"github.com/mce-engine/mce/internal/procfs"
 )
 
 // BenchmarkJob is the map and reduce of one generated file (13% of its
@@ -44,7 +45,7 @@ func BenchmarkJob(b *testing.B) {
 				b.ReportAllocs()
 				var skew, overIdeal, rows float64
 				var mapTime, reduceTime time.Duration
-				cpu0, _ := cpuTime()
+				cpu0, _ := procfs.CPUTime()
 				for i := 0; i < b.N; i++ {
 					st, n, scan := mapReduceFile(b, path, workers, mode == "group")
 					skew += st.Skew()
@@ -56,7 +57,7 @@ func BenchmarkJob(b *testing.B) {
 				n := float64(b.N)
 				// CPU time is what a loaded machine's other processes
 				// disturb least: compare it beside the wall time.
-				if cpu1, ok := cpuTime(); ok {
+				if cpu1, ok := procfs.CPUTime(); ok {
 					b.ReportMetric((cpu1-cpu0).Seconds()/n, "cpu-s/op")
 				}
 				b.ReportMetric(skew/n, "skew")

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/mce-engine/mce/internal/procfs"
 )
 
 // benchFiles holds the generated benchmark inputs, written once per test
@@ -103,7 +105,7 @@ func BenchmarkScan(b *testing.B) {
 			b.SetBytes(st.Size())
 			b.ReportAllocs()
 			var rows int64
-			cpu0, cpuOK := cpuTime()
+			cpu0, cpuOK := procfs.CPUTime()
 			for b.Loop() {
 				f, err := Open(path, Options{})
 				if err != nil {
@@ -122,7 +124,7 @@ func BenchmarkScan(b *testing.B) {
 				rows = s.Rows
 			}
 			b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-			if cpu1, ok := cpuTime(); ok && cpuOK && cpu1 > cpu0 {
+			if cpu1, ok := procfs.CPUTime(); ok && cpuOK && cpu1 > cpu0 {
 				// Throughput per CPU-second of the whole process (splitter,
 				// parsers and GC): the figure per core.
 				b.ReportMetric(float64(st.Size())*float64(b.N)/1e6/(cpu1-cpu0).Seconds(), "MB/cpu-s")
