@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	r := &runner{cfg: &cfg, mce: mce, data: data, rounds: new([]*pendingRuns)}
 	byName := map[string]*Result{}
-	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysRunGroup, SysRunReduce, SysPartition, SysReduce, SysUnix, SysDuckDB} {
+	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysPartition, SysReduce, SysUnix, SysDuckDB} {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysRunGroup, SysRunReduce, SysPartition, SysReduce, SysUnix, SysDuckDB} {
+	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysPartition, SysReduce, SysUnix, SysDuckDB} {
 		if res := byName[sys]; res.Status != StatusOK && res.Status != StatusSkipped {
 			cfg.Logger.Warn("bench: "+res.Status.String(), "system", sys, "reason", firstLine(res.Reason))
 		}
@@ -180,7 +180,7 @@ func (r *runner) measure(ctx context.Context, system string, cpus int) *Result {
 		return r.runFloor(ctx, cpus)
 	case SysCSVFloor:
 		return r.runCSVFloor(ctx, cpus)
-	case SysRun, SysRunGroup, SysRunReduce, SysReduce:
+	case SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysReduce:
 		return r.runMCE(ctx, system, cpus)
 	case SysPartition:
 		return r.runPartition(ctx, cpus)
@@ -241,11 +241,17 @@ func gate(rep *Report) (*Features, error) {
 	return ref, nil
 }
 
-// sweep measures run and reduce at 1, 2, … all cores; the point at
-// Config.CPUs is the main measurement.
+// sweep measures run and reduce at Config.SweepCPUs (default 1, 2, … all
+// cores); the point at Config.CPUs is the main measurement.
 func sweep(ctx context.Context, r *runner, rep *Report, ref *Features) error {
 	var errs []error
-	for c := 1; c <= runtime.NumCPU(); c++ {
+	cpus := r.cfg.SweepCPUs
+	if len(cpus) == 0 {
+		for c := 1; c <= runtime.NumCPU(); c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	for _, c := range cpus {
 		p := SweepPoint{CPUs: c}
 		if c == r.cfg.CPUs {
 			p.Run, p.Reduce = rep.Result(SysRun), rep.Result(SysReduce)

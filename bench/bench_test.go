@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -223,5 +225,33 @@ func TestRun_WithMCE(t *testing.T) {
 	}
 	if rep.Result(SysRun).Skew == nil {
 		t.Errorf("no skew from mce run's timings.csv: %s", rep.Result(SysRun).Note)
+	}
+}
+
+func TestBindFlags_SweepCPUs(t *testing.T) {
+	for _, tc := range []struct {
+		arg     string
+		want    []int
+		wantErr bool
+	}{
+		{"1,4,16", []int{1, 4, 16}, false},
+		{" 2 ", []int{2}, false},
+		{"0", nil, true},
+		{"1,x", nil, true},
+	} {
+		var cfg Config
+		fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		BindFlags(fs, &cfg)
+		err := fs.Parse([]string{"-sweep-cpus", tc.arg})
+		if (err != nil) != tc.wantErr {
+			t.Fatalf("-sweep-cpus %q: error %v, want error %v", tc.arg, err, tc.wantErr)
+		}
+		if !tc.wantErr && (!slices.Equal(cfg.SweepCPUs, tc.want) || !cfg.Sweep) {
+			t.Errorf("-sweep-cpus %q: SweepCPUs %v, Sweep %v; want %v, true", tc.arg, cfg.SweepCPUs, cfg.Sweep, tc.want)
+		}
+	}
+	if got := oneCPUClusters(3); got != "1,1,1" {
+		t.Errorf("oneCPUClusters(3) = %q", got)
 	}
 }

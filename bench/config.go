@@ -39,6 +39,7 @@ const (
 	SysCSVFloor  = "csvfloor"
 	SysRun       = "run"
 	SysRunGroup  = "run-group"
+	SysRun1CPU   = "run-1cpu"
 	SysRunReduce = "run-reduce"
 	SysPartition = "partition"
 	SysReduce    = "reduce"
@@ -48,7 +49,7 @@ const (
 
 // AllSystems lists every system in report order.
 func AllSystems() []string {
-	return []string{SysRun, SysRunGroup, SysRunReduce, SysPartition, SysReduce, SysUnix, SysDuckDB, SysFloor, SysCSVFloor}
+	return []string{SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysPartition, SysReduce, SysUnix, SysDuckDB, SysFloor, SysCSVFloor}
 }
 
 // Config says what to benchmark. The zero value (with Self set, for the
@@ -85,6 +86,9 @@ type Config struct {
 	CPUs int
 	// Sweep also runs mce run and mce reduce with 1, 2, … all cores.
 	Sweep bool
+	// SweepCPUs are the CPU counts of the sweep (default 1, 2, … all
+	// cores); setting it sets Sweep.
+	SweepCPUs []int
 	// Profile runs mce run once more with CPU profiling (ProfileEnv) and
 	// puts `go tool pprof -top` in the report.
 	Profile bool

@@ -90,6 +90,7 @@ func TestRun_FakeMCE(t *testing.T) {
 	writeMCEFeatures(t, filepath.Join(feats, "reduce"), want)
 	writeMCEFeatures(t, filepath.Join(feats, "run-group"), want)
 	writeMCEFeatures(t, filepath.Join(feats, "run-reduce"), want)
+	writeMCEFeatures(t, filepath.Join(feats, "run-1cpu"), want)
 	t.Setenv("FAKE_FEATURES", feats)
 
 	cfg, out := testConfig(t, data)
@@ -114,7 +115,7 @@ func TestRun_FakeMCE(t *testing.T) {
 		t.Errorf("reduce skew %+v", sk)
 	}
 	md := out.String()
-	for _, want := range []string{"reduce agrees with run", "run-group agrees with run", "run-reduce agrees with run", "unix agrees with run", "run agrees with truth",
+	for _, want := range []string{"reduce agrees with run", "run-group agrees with run", "run-reduce agrees with run", "run-1cpu agrees with run", "unix agrees with run", "run agrees with truth",
 		"mce version fake", "store ≤ 50% of raw (issue 4) | 0.", "**Break-even**"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)

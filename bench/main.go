@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -26,6 +27,17 @@ func BindFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.IntVar(&cfg.Runs, "runs", DefaultRuns, "runs per system; figures are medians")
 	fs.IntVar(&cfg.CPUs, "cpus", 0, "CPUs for every system (default: all cores)")
 	fs.BoolVar(&cfg.Sweep, "sweep", false, "also run mce run and mce reduce with 1, 2, … all cores")
+	fs.Func("sweep-cpus", "comma-separated CPU counts of the sweep (e.g. 1,4,16; implies --sweep)", func(s string) error {
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("want CPU counts such as 1,4,16, got %q", f)
+			}
+			cfg.SweepCPUs = append(cfg.SweepCPUs, n)
+		}
+		cfg.Sweep = true
+		return nil
+	})
 	fs.BoolVar(&cfg.Profile, "profile", false, "profile one extra mce run (env "+ProfileEnv+") and add go tool pprof -top to the report")
 	fs.StringVar(&cfg.PartitionMem, "partition-mem", DefaultPartitionMem, "mce partition --mem")
 	fs.StringVar(&cfg.SortMem, "sort-mem", DefaultSortMem, "sort -S of the unix baseline")

@@ -389,6 +389,8 @@ func systemWhat(system string) string {
 		return "mce run (built-in features; --mode auto: the one pass)"
 	case SysRunGroup:
 		return "mce run --mode group (built-in features, grouped in RAM)"
+	case SysRun1CPU:
+		return "mce run --clusters 1,1,… (one cluster of one CPU per CPU, each on its own file; the one pass)"
 	case SysRunReduce:
 		return "mce run --features " + ReduceFormFeatures + " (the built-in features as a plain Reduce: grouped)"
 	case SysPartition:

@@ -373,11 +373,16 @@ func runDir(out, job string) (string, error) {
 	return best, nil
 }
 
+// oneCPUClusters is --clusters for cpus clusters of one CPU: "1,1,…".
+func oneCPUClusters(cpus int) string {
+	return strings.TrimSuffix(strings.Repeat("1,", cpus), ",")
+}
+
 // runMCE measures `mce run` or `mce reduce` (job names the system).
 func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 	res := &Result{System: system, CPUs: cpus, What: systemWhat(system)}
 	cmd := system
-	if system == SysRunGroup || system == SysRunReduce {
+	if system == SysRunGroup || system == SysRun1CPU || system == SysRunReduce {
 		cmd = SysRun
 	}
 	if !r.mce.has(cmd) {
@@ -408,6 +413,9 @@ func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 			args = append(args, r.inputArgs()...)
 		case SysRunGroup:
 			args = append(args, "--mode", "group")
+			args = append(args, r.inputArgs()...)
+		case SysRun1CPU:
+			args[len(args)-1] = oneCPUClusters(cpus)
 			args = append(args, r.inputArgs()...)
 		case SysRunReduce:
 			args = append(args, "--features", features)
