@@ -281,29 +281,66 @@ func parseUnixNano(b []byte) (int64, error) {
 // (:60) is the next minute unless it would turn the day. It reports false for anything else, which the
 // layouts then read.
 func fastUnix(b []byte) (int64, bool) {
-	if (len(b) != 19 && len(b) != 10) || b[4] != '-' || b[7] != '-' {
+	n := len(b)
+	if n != 19 && n != 10 {
 		return 0, false
 	}
-	y, ok1 := digits(b[0:4])
-	mo, ok2 := digits(b[5:7])
-	d, ok3 := digits(b[8:10])
-	if !ok1 || !ok2 || !ok3 || mo < 1 || mo > 12 || d < 1 || d > 31 {
+	_ = b[9]
+	// Each digit minus '0': a byte that is not a digit is then above 9
+	// (those below '0' wrap around).
+	y0, y1, y2, y3 := b[0]-'0', b[1]-'0', b[2]-'0', b[3]-'0'
+	m0, m1, d0, d1 := b[5]-'0', b[6]-'0', b[8]-'0', b[9]-'0'
+	if b[4] != '-' || b[7] != '-' || y0 > 9 || y1 > 9 || y2 > 9 || y3 > 9 || m0 > 9 || m1 > 9 || d0 > 9 || d1 > 9 {
 		return 0, false
 	}
-	if len(b) == 10 {
-		return daysFromCivil(y, mo, d) * 86400, true
-	}
-	if (b[10] != 'T' && b[10] != ' ') || b[13] != ':' || b[16] != ':' || d > daysIn(y, mo) {
+	y := int(y0)*1000 + int(y1)*100 + int(y2)*10 + int(y3)
+	mo, d := int(m0)*10+int(m1), int(d0)*10+int(d1)
+	if mo < 1 || mo > 12 || d < 1 || d > 31 {
 		return 0, false
 	}
-	h, ok4 := digits(b[11:13])
-	mi, ok5 := digits(b[14:16])
-	s, ok6 := digits(b[17:19])
-	if !ok4 || !ok5 || !ok6 || h >= 24 || mi >= 60 || s >= 61 || h == 23 && mi == 59 && s == 60 {
+	if n == 10 {
+		return civilDays(y, mo, d) * 86400, true
+	}
+	_ = b[18]
+	h0, h1, i0, i1, s0, s1 := b[11]-'0', b[12]-'0', b[14]-'0', b[15]-'0', b[17]-'0', b[18]-'0'
+	if (b[10] != 'T' && b[10] != ' ') || b[13] != ':' || b[16] != ':' || h0 > 9 || h1 > 9 || i0 > 9 || i1 > 9 || s0 > 9 || s1 > 9 {
 		return 0, false
 	}
-	return daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+s), true
+	h, mi, s := int(h0)*10+int(h1), int(i0)*10+int(i1), int(s0)*10+int(s1)
+	if h >= 24 || mi >= 60 || s >= 61 || h == 23 && mi == 59 && s == 60 || d > 28 && d > daysIn(y, mo) {
+		return 0, false
+	}
+	return civilDays(y, mo, d)*86400 + int64(h*3600+mi*60+s), true
 }
+
+// civilDays is daysFromCivil, by table for the years of yearStart.
+func civilDays(y, m, d int) int64 {
+	if k := y - yearStartFrom; k >= 0 && k < len(yearStart) {
+		days := yearStart[k] + monthStart[m-1] + int32(d) - 1
+		if m > 2 && isLeap(y) {
+			days++
+		}
+		return int64(days)
+	}
+	return daysFromCivil(y, m, d)
+}
+
+func isLeap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
+
+// yearStart holds the days from 1970-01-01 to January 1st of the years
+// yearStartFrom on: fastUnix's common years without the calendar's
+// divisions.
+const yearStartFrom = 1900
+
+var yearStart = func() (t [300]int32) {
+	for k := range t {
+		t[k] = int32(daysFromCivil(yearStartFrom+k, 1, 1))
+	}
+	return t
+}()
+
+// monthStart holds the days before each month in a year that is not leap.
+var monthStart = [12]int32{0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334}
 
 // daysFromCivil returns the days from 1970-01-01 to y-m-d in the
 // proleptic Gregorian calendar; d past the month's end runs into the next.
@@ -326,7 +363,7 @@ func daysFromCivil(y, m, d int) int64 {
 func daysIn(y, m int) int {
 	switch m {
 	case 2:
-		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+		if isLeap(y) {
 			return 29
 		}
 		return 28
