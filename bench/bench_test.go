@@ -255,3 +255,16 @@ func TestBindFlags_SweepCPUs(t *testing.T) {
 		t.Errorf("oneCPUClusters(3) = %q", got)
 	}
 }
+
+func TestShownPath(t *testing.T) {
+	for _, tc := range []struct{ src, path, want string }{
+		{"/r", "/r/bench/work/data", "bench/work/data"},
+		{"/r", "/elsewhere/data", "/elsewhere/data"},
+		{"/r", "/rx/data", "/rx/data"},
+		{"/r", "/r", "."},
+	} {
+		if got := shownPath(tc.src, tc.path); got != tc.want {
+			t.Errorf("shownPath(%q, %q) = %q, want %q", tc.src, tc.path, got, tc.want)
+		}
+	}
+}

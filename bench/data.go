@@ -53,7 +53,7 @@ func prepareData(ctx context.Context, cfg *Config, mce *mceInfo) (*Dataset, erro
 		if err != nil {
 			return nil, err
 		}
-		d.Desc = "existing files in " + cfg.Data
+		d.Desc = "existing files in " + shownPath(cfg.Src, cfg.Data)
 		return d, nil
 	}
 	dir := filepath.Join(cfg.Work, "data")
@@ -203,4 +203,16 @@ func dirBytes(dir string) (int64, error) {
 		return nil
 	})
 	return n, err
+}
+
+// shownPath is path as a report shows it: relative to the repository src
+// when it is inside it, so that a report does not name the machine's
+// folders.
+func shownPath(src, path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		if rel, err := filepath.Rel(src, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return rel
+		}
+	}
+	return path
 }
