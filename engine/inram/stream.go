@@ -174,6 +174,14 @@ func (r *aggRange) insert(sl *aggSlot, h uint64, key []byte, agg feature.Aggrega
 	return sl
 }
 
+// writeFirstSlots is the size of a range's table (128 KiB) from which its
+// growth clears it before it reads it: as feature.Invoice does with its
+// receivers, because a fresh page first read is mapped to the kernel's
+// zero page, and the write that follows copies it and flushes it from
+// the TLB of every CPU (an interrupt to each in a VM), where a write first
+// just gets the page.
+const writeFirstSlots = 4096
+
 // keyHash is userhash.Sum of the key, but never 0, which marks a row
 // Map dropped.
 func keyHash(key []byte) uint64 {
@@ -187,6 +195,11 @@ func keyHash(key []byte) uint64 {
 func (r *aggRange) grow() {
 	old := r.slots
 	r.slots = make([]aggSlot, 2*len(old))
+	if len(r.slots) >= writeFirstSlots {
+		// Fresh pages from the OS: have their first touch be a write
+		// (see writeFirstSlots).
+		clear(r.slots)
+	}
 	mask := uint64(len(r.slots) - 1)
 	for k := range old {
 		o := &old[k]
