@@ -525,12 +525,12 @@ func mergeRuns(ctx context.Context, fs vfs.FS, runs []*run, path string, shards 
 	if err != nil {
 		return nil, err
 	}
-	w, err := newRunWriter(fs, path, shards)
+	w, err := newRunWriter(fs, path, shards, 1)
 	if err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*run, error) {
-		w.f.Close()
+		w.abort()
 		fs.Remove(path)
 		return nil, err
 	}

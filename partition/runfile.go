@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -48,18 +49,120 @@ type runWriter struct {
 	comp   []byte
 	rows   int64
 	frames int
+
+	// pipe, when the run is written with several workers, compresses the
+	// frames on them and writes them in order; nil: each frame is
+	// compressed and written by flushFrame.
+	pipe *framePipe
+	// first is the shard whose first frame the next frame is (-1: none):
+	// with a pipe, a shard's offset is known only when its frame is
+	// written.
+	first int
 }
 
-func newRunWriter(fs vfs.FS, path string, shards int) (*runWriter, error) {
+// newRunWriter creates a run at path. With workers > 1 its frames are
+// compressed on that many goroutines while the caller fills the next ones
+// (the file's bytes are the same: s2 is deterministic); its frames in
+// flight are then at most 2·workers (64 KiB each, and their compressed
+// copies).
+func newRunWriter(fs vfs.FS, path string, shards, workers int) (*runWriter, error) {
 	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, fmt.Errorf("create run %s: %w", path, err)
 	}
-	w := &runWriter{f: f, w: bufio.NewWriterSize(f, 1<<20), path: path, index: make([]int64, shards+1), shard: -1}
+	w := &runWriter{f: f, w: bufio.NewWriterSize(f, 1<<20), path: path, index: make([]int64, shards+1), shard: -1, first: -1}
 	for i := range w.index {
 		w.index[i] = -1
 	}
+	if workers > 1 {
+		w.pipe = newFramePipe(w, workers)
+	}
 	return w, nil
+}
+
+// framePipe is a runWriter's frames in flight: flushFrame hands each to
+// work (any compressor) and to order (the writer, which writes them in
+// the order they came as each is ready).
+type framePipe struct {
+	free  chan *pipeFrame // frames not in flight
+	work  chan *pipeFrame
+	order chan *pipeFrame
+	wg    sync.WaitGroup // the compressors and the writer
+
+	mu  sync.Mutex
+	err error // the writer's first error
+}
+
+type pipeFrame struct {
+	raw, comp []byte
+	first     int           // the shard whose first frame this is, or -1
+	ready     chan struct{} // compressed
+}
+
+func newFramePipe(w *runWriter, workers int) *framePipe {
+	n := 2 * workers
+	p := &framePipe{free: make(chan *pipeFrame, n), work: make(chan *pipeFrame, n), order: make(chan *pipeFrame, n)}
+	for range n {
+		p.free <- &pipeFrame{ready: make(chan struct{}, 1)}
+	}
+	p.wg.Add(workers + 1)
+	for range workers {
+		go func() {
+			defer p.wg.Done()
+			for f := range p.work {
+				f.comp = s2.Encode(f.comp[:cap(f.comp)], f.raw)
+				f.ready <- struct{}{}
+			}
+		}()
+	}
+	go func() {
+		defer p.wg.Done()
+		for f := range p.order {
+			<-f.ready
+			if p.getErr() == nil {
+				if f.first >= 0 {
+					w.index[f.first] = w.off
+				}
+				if err := w.writeFrame(len(f.raw), f.comp); err != nil {
+					p.setErr(err)
+				}
+			}
+			p.free <- f
+		}
+	}()
+	return p
+}
+
+func (p *framePipe) setErr(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.mu.Unlock()
+}
+
+func (p *framePipe) getErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// close waits for every frame handed to the pipe to be written and
+// returns the writer's first error.
+func (p *framePipe) close() error {
+	close(p.work)
+	close(p.order)
+	p.wg.Wait()
+	return p.getErr()
+}
+
+// abort stops a run that will not be finished: its pipe, and its file.
+func (w *runWriter) abort() {
+	if w.pipe != nil {
+		w.pipe.close()
+		w.pipe = nil
+	}
+	w.f.Close()
 }
 
 func (w *runWriter) need(n int) error {
@@ -73,19 +176,40 @@ func (w *runWriter) flushFrame() error {
 	if len(w.raw) == 0 {
 		return nil
 	}
+	w.frames++
+	if p := w.pipe; p != nil {
+		f := <-p.free
+		if err := p.getErr(); err != nil {
+			p.free <- f
+			return err
+		}
+		f.raw, w.raw = w.raw, f.raw[:0]
+		f.first, w.first = w.first, -1
+		p.order <- f
+		p.work <- f
+		return nil
+	}
+	if w.first >= 0 {
+		w.index[w.first], w.first = w.off, -1
+	}
 	w.comp = s2.Encode(w.comp[:cap(w.comp)], w.raw)
+	rawLen := len(w.raw)
+	w.raw = w.raw[:0]
+	return w.writeFrame(rawLen, w.comp)
+}
+
+// writeFrame writes one compressed frame of rawLen bytes.
+func (w *runWriter) writeFrame(rawLen int, comp []byte) error {
 	var hdr [frameHdrBytes]byte
-	binary.LittleEndian.PutUint32(hdr[:], uint32(len(w.raw)))
-	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(w.comp)))
+	binary.LittleEndian.PutUint32(hdr[:], uint32(rawLen))
+	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(comp)))
 	if _, err := w.w.Write(hdr[:]); err != nil {
 		return fmt.Errorf("write run %s: %w", w.path, err)
 	}
-	if _, err := w.w.Write(w.comp); err != nil {
+	if _, err := w.w.Write(comp); err != nil {
 		return fmt.Errorf("write run %s: %w", w.path, err)
 	}
-	w.off += int64(frameHdrBytes + len(w.comp))
-	w.raw = w.raw[:0]
-	w.frames++
+	w.off += int64(frameHdrBytes + len(comp))
 	return nil
 }
 
@@ -99,7 +223,7 @@ func (w *runWriter) group(shard int, user []byte, n int64) error {
 			return fmt.Errorf("BUG: run shard %d after %d", shard, w.shard)
 		}
 		w.shard = shard
-		w.index[shard] = w.off
+		w.first = shard
 	}
 	if err := w.need(3*binary.MaxVarintLen64 + len(user)); err != nil {
 		return err
@@ -128,11 +252,17 @@ func (w *runWriter) row(file uint32, line int64, val []byte) error {
 func (w *runWriter) finish() (size int64, err error) {
 	defer func() {
 		if err != nil {
-			w.f.Close()
+			w.abort()
 		}
 	}()
 	if err := w.flushFrame(); err != nil {
 		return 0, err
+	}
+	if p := w.pipe; p != nil {
+		w.pipe = nil
+		if err := p.close(); err != nil {
+			return 0, err
+		}
 	}
 	n := len(w.index) - 1
 	w.index[n] = w.off

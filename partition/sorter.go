@@ -470,7 +470,7 @@ func (s *sorter) spill(a *arena, path string) (int64, error) {
 		s.scratch = make([]entry, max(len(es), s.entryCap))
 	}
 	sorted := sortEntriesParallel(a, es, s.scratch[:len(es)], s.shards, s.cpus)
-	w, err := newRunWriter(s.fs, path, s.shards)
+	w, err := newRunWriter(s.fs, path, s.shards, s.cpus)
 	if err != nil {
 		return 0, err
 	}
@@ -482,6 +482,7 @@ func (s *sorter) spill(a *arena, path string) (int64, error) {
 			j++
 		}
 		if err := w.group(int(g.pfx>>48), a.user(g), int64(j-i)); err != nil {
+			w.abort()
 			return 0, err
 		}
 		for k := i; k < j; k++ {
@@ -489,6 +490,7 @@ func (s *sorter) spill(a *arena, path string) (int64, error) {
 				prefetch.Lines(unsafe.Pointer(&a.buf[sorted[k+prefetchAhead].off]))
 			}
 			if err := w.row(a.record(sorted[k])); err != nil {
+				w.abort()
 				return 0, err
 			}
 			if k+1 == half {
