@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mce-engine/mce/engine/feature"
@@ -124,9 +125,9 @@ type finishPanicAgg struct{ feature.Aggregator }
 
 func (finishPanicAgg) Finish(*feature.Record) error { panic("finish boom") }
 
-// tablesJob adds each batch group to a table of its own, as that many
-// reading goroutines would, so that every user is in several tables and
-// Finish merges them.
+// tablesJob adds each batch group through a scratch of its own, as that
+// many reading goroutines would, so that every user's rows come from
+// several of them.
 func tablesJob(t *testing.T, spec *feature.Spec, opts Options, groups [][]*memBatch) *streamJob {
 	t.Helper()
 	if err := spec.Validate(); err != nil {
@@ -141,7 +142,7 @@ func tablesJob(t *testing.T, spec *feature.Spec, opts Options, groups [][]*memBa
 		t.Fatal(err)
 	}
 	s := j.(*streamJob)
-	tables := make([]*aggTable, len(groups))
+	tables := make([]*addScratch, len(groups))
 	for k := range groups {
 		tables[k] = s.take()
 	}
@@ -154,9 +155,6 @@ func tablesJob(t *testing.T, spec *feature.Spec, opts Options, groups [][]*memBa
 	}
 	for _, tb := range tables {
 		s.give(tb)
-	}
-	if len(s.tables) != len(groups) {
-		t.Fatalf("%d tables, want %d", len(s.tables), len(groups))
 	}
 	return s
 }
@@ -219,41 +217,43 @@ func TestStream_mergesTables(t *testing.T) {
 	}
 }
 
-// mergeFailAgg fails or panics in Merge.
-type mergeFailAgg struct {
-	feature.Aggregator
-	panics bool
-}
+// mergeFailAgg fails in Merge.
+type mergeFailAgg struct{ feature.Aggregator }
 
-func (a mergeFailAgg) Merge(o feature.Aggregator) error {
-	if a.panics {
-		panic("merge boom")
+func (mergeFailAgg) Merge(feature.Aggregator) error { return errors.New("cannot merge") }
+
+// TestStream_oneAggregatePerUser: however many goroutines add a user's
+// rows, at once or not, the one pass makes one aggregate per user and
+// never merges (Merge fails here), and gives the grouped features.
+func TestStream_oneAggregatePerUser(t *testing.T) {
+	rows := invoiceRows(20000, 500, 0.2, 33)
+	want, wst, err := run(t, feature.Invoice(), Options{Workers: 1, Group: true}, batches(rows, 333, 1))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return errors.New("cannot merge")
-}
-
-// TestStream_mergeErrorNamesUser: an error or a panic in Merge fails the
-// job with the user's key and the file.
-func TestStream_mergeErrorNamesUser(t *testing.T) {
-	rows := invoiceRows(4000, 40, 0.2, 33)
-	for _, panics := range []bool{false, true} {
+	for _, workers := range []int{1, 2, 5} {
 		spec := feature.Invoice()
 		mk := spec.NewAggregator
+		var made atomic.Int64
 		spec.NewAggregator = func(u *feature.User) feature.Aggregator {
-			if string(u.Key) == "USR000000" {
-				return mergeFailAgg{mk(u), panics}
-			}
-			return mk(u)
+			made.Add(1)
+			return mergeFailAgg{mk(u)}
 		}
-		bs := batches(rows, 100, 34)
-		_, _, err := finishString(tablesJob(t, &spec, Options{Workers: 2, File: "apr.csv"}, [][]*memBatch{bs[:20], bs[20:]}))
-		var ue *UserError
-		if !errors.As(err, &ue) || ue.User != "USR000000" || ue.File != "apr.csv" {
-			t.Fatalf("panics=%v: err = %v, want a merge error of user USR000000 in apr.csv", panics, err)
+		spec.Validate()
+		j, err := New(Options{Spec: &spec, Workers: workers, File: "apr.csv"})
+		if err != nil {
+			t.Fatal(err)
 		}
-		var pe *feature.PanicError
-		if panics != errors.As(err, &pe) {
-			t.Errorf("panics=%v: err = %v", panics, err)
+		addAll(t, j, batches(rows, 97, 34), workers)
+		got, st, err := finishString(j)
+		if err != nil {
+			t.Fatalf("workers=%d: %v", workers, err)
+		}
+		if got != want {
+			t.Fatalf("workers=%d: features differ from grouped ones:\n%s", workers, firstDiff(got, want))
+		}
+		if made.Load() != wst.Users || st.Users != wst.Users {
+			t.Errorf("workers=%d: %d aggregates made, %d users; want %d", workers, made.Load(), st.Users, wst.Users)
 		}
 	}
 }
