@@ -399,7 +399,7 @@ func (p *job) read(ctx context.Context, todo []*todoFile, plan memPlan, runDir s
 			if err == nil {
 				return
 			}
-			if srtErr := srt.getErr(); srtErr != nil || ctx.Err() != nil {
+			if srtErr := srt.failure(); srtErr != nil || ctx.Err() != nil {
 				fatalMu.Lock()
 				if fatal == nil {
 					fatal = errors.Join(srtErr, ctx.Err())

@@ -84,13 +84,11 @@ func newRunWriter(fs vfs.FS, path string, shards, workers int) (*runWriter, erro
 // work (any compressor) and to order (the writer, which writes them in
 // the order they came as each is ready).
 type framePipe struct {
-	free  chan *pipeFrame // frames not in flight
-	work  chan *pipeFrame
-	order chan *pipeFrame
-	wg    sync.WaitGroup // the compressors and the writer
-
-	mu  sync.Mutex
-	err error // the writer's first error
+	free     chan *pipeFrame // frames not in flight
+	work     chan *pipeFrame
+	order    chan *pipeFrame
+	wg       sync.WaitGroup // the compressors and the writer
+	firstErr                // the writer's
 }
 
 type pipeFrame struct {
@@ -119,12 +117,12 @@ func newFramePipe(w *runWriter, workers int) *framePipe {
 		defer p.wg.Done()
 		for f := range p.order {
 			<-f.ready
-			if p.getErr() == nil {
+			if p.failure() == nil {
 				if f.first >= 0 {
 					w.index[f.first] = w.off
 				}
 				if err := w.writeFrame(len(f.raw), f.comp); err != nil {
-					p.setErr(err)
+					p.fail(err)
 				}
 			}
 			p.free <- f
@@ -133,18 +131,24 @@ func newFramePipe(w *runWriter, workers int) *framePipe {
 	return p
 }
 
-func (p *framePipe) setErr(err error) {
-	p.mu.Lock()
-	if p.err == nil {
-		p.err = err
-	}
-	p.mu.Unlock()
+// firstErr holds the first error set of several goroutines'.
+type firstErr struct {
+	mu  sync.Mutex
+	err error
 }
 
-func (p *framePipe) getErr() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.err
+func (e *firstErr) fail(err error) {
+	e.mu.Lock()
+	if e.err == nil {
+		e.err = err
+	}
+	e.mu.Unlock()
+}
+
+func (e *firstErr) failure() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
 }
 
 // close waits for every frame handed to the pipe to be written and
@@ -153,7 +157,7 @@ func (p *framePipe) close() error {
 	close(p.work)
 	close(p.order)
 	p.wg.Wait()
-	return p.getErr()
+	return p.failure()
 }
 
 // abort stops a run that will not be finished: its pipe, and its file.
@@ -179,7 +183,7 @@ func (w *runWriter) flushFrame() error {
 	w.frames++
 	if p := w.pipe; p != nil {
 		f := <-p.free
-		if err := p.getErr(); err != nil {
+		if err := p.failure(); err != nil {
 			p.free <- f
 			return err
 		}

@@ -237,8 +237,7 @@ type sorter struct {
 	spills chan *arena
 	done   chan struct{}
 
-	errMu sync.Mutex
-	err   error
+	firstErr
 
 	runs       []string
 	spillBytes int64
@@ -263,20 +262,6 @@ func newSorter(fs vfs.FS, dir string, shards, cpus int, arenaBytes int64, logger
 	return s
 }
 
-func (s *sorter) setErr(err error) {
-	s.errMu.Lock()
-	if s.err == nil {
-		s.err = err
-	}
-	s.errMu.Unlock()
-}
-
-func (s *sorter) getErr() error {
-	s.errMu.Lock()
-	defer s.errMu.Unlock()
-	return s.err
-}
-
 // getArena returns an empty arena: a new one while fewer than two exist,
 // else the next one the spiller frees.
 func (s *sorter) getArena(ctx context.Context) (*arena, error) {
@@ -289,7 +274,7 @@ func (s *sorter) getArena(ctx context.Context) (*arena, error) {
 	case a := <-s.free:
 		return a, nil
 	case <-s.done:
-		if err := s.getErr(); err != nil {
+		if err := s.failure(); err != nil {
 			return nil, err
 		}
 		return nil, fmt.Errorf("BUG: spiller stopped")
@@ -337,7 +322,7 @@ func (s *sorter) add(ctx context.Context, sl *slab) error {
 func (s *sorter) reserve(ctx context.Context, sl *slab, es []entry) (*arena, []byte, int, []entry, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.getErr(); err != nil {
+	if err := s.failure(); err != nil {
 		return nil, nil, 0, nil, 0, err
 	}
 	// The records of es[:k] run from es[0].off to es[k].off, or to the
@@ -397,7 +382,7 @@ func (s *sorter) finish() ([]string, *arena, error) {
 	s.mu.Unlock()
 	close(s.spills)
 	<-s.done
-	if last != nil && len(last.entries) > 0 && s.getErr() == nil {
+	if last != nil && len(last.entries) > 0 && s.failure() == nil {
 		last.writers.Wait()
 		if cap(s.scratch) < len(last.entries) {
 			s.scratch = make([]entry, len(last.entries))
@@ -409,7 +394,7 @@ func (s *sorter) finish() ([]string, *arena, error) {
 		last = nil
 	}
 	s.release(last)
-	return s.runs, last, s.getErr()
+	return s.runs, last, s.failure()
 }
 
 // release unmaps the arenas' buffers but keep's. Only after the spiller
@@ -439,12 +424,12 @@ func (s *sorter) spiller() {
 	defer close(s.done)
 	for a := range s.spills {
 		a.writers.Wait()
-		if s.getErr() == nil {
+		if s.failure() == nil {
 			t0 := time.Now()
 			path := filepath.Join(s.dir, fmt.Sprintf("run-%05d", len(s.runs)))
 			size, err := s.spill(a, path)
 			if err != nil {
-				s.setErr(err)
+				s.fail(err)
 			} else {
 				s.runs = append(s.runs, path)
 				s.spillBytes += size
