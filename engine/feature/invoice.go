@@ -173,7 +173,7 @@ func (a *invoiceAgg) addKey(k rcvKey, v int64) {
 			a.nIn++
 			return
 		}
-		a.big = make([]rcvSlot, 8)
+		a.big = freshSlots(8)
 		for i := range a.small {
 			*a.bigSlot(&a.small[i].key) = a.small[i]
 		}
@@ -185,12 +185,7 @@ func (a *invoiceAgg) addKey(k rcvKey, v int64) {
 	}
 	if 4*(int(a.nIn)+1) > 3*len(a.big) {
 		old := a.big
-		a.big = make([]rcvSlot, 2*len(old))
-		if len(a.big) >= writeFirstSlots {
-			// Fresh pages from the OS: have their first touch be a write
-			// (see writeFirstSlots).
-			clear(a.big)
-		}
+		a.big = freshSlots(2 * len(old))
 		for i := range old {
 			if old[i].key[0] != 0 {
 				*a.bigSlot(&old[i].key) = old[i]
@@ -202,15 +197,19 @@ func (a *invoiceAgg) addKey(k rcvKey, v int64) {
 	a.nIn++
 }
 
-// writeFirstSlots is the size of a receivers' table (96 KiB) from which
-// its growth clears it before the rehash reads it. A table that large
-// comes in fresh pages from the OS, and a page whose first touch is a read
-// is mapped to the kernel's zero page; the write that follows then copies
-// it and flushes the page from the TLB of every CPU the process runs on,
-// which in a VM is an interrupt to each of them (a tenth of `mce run`'s
-// CPU time on 2 CPUs, the heavy user's table growing). A write first gets
-// a page of its own, without a flush.
-const writeFirstSlots = 4096
+// freshSlots makes a receivers' table and clears it, so that the first
+// touch of its memory is a write. Memory the heap takes fresh from the OS
+// is not zeroed by Go, and a page whose first touch is a read (the
+// rehash's probes) is mapped to the kernel's zero page; the write that
+// follows copies it and flushes the page from the TLB of every CPU the
+// process runs on, which in a VM is an interrupt to each of them (a tenth
+// of `mce run`'s CPU time on 2 CPUs; a write first just gets its page).
+// Clearing memory that is already the process's costs a memset.
+func freshSlots(n int) []rcvSlot {
+	s := make([]rcvSlot, n)
+	clear(s)
+	return s
+}
 
 // bigSlot returns k's slot in big, or the empty slot where it goes.
 func (a *invoiceAgg) bigSlot(k *rcvKey) *rcvSlot {

@@ -187,13 +187,17 @@ func (r *aggRange) insert(sl *aggSlot, h uint64, key []byte, agg feature.Aggrega
 	return sl
 }
 
-// writeFirstSlots is the size of a range's table (128 KiB) from which its
-// growth clears it before it reads it: as feature.Invoice does with its
-// receivers, because a fresh page first read is mapped to the kernel's
-// zero page, and the write that follows copies it and flushes it from
-// the TLB of every CPU (an interrupt to each in a VM), where a write first
-// just gets the page.
-const writeFirstSlots = 4096
+// freshSlots makes a range's table and clears it, so that the first
+// touch of its memory is a write: as feature.Invoice does with its
+// receivers, because a fresh page first read (a probe) is mapped to the
+// kernel's zero page, and the write that follows copies it and flushes it
+// from the TLB of every CPU (an interrupt to each in a VM), where a write
+// first just gets the page.
+func freshSlots(n int) []aggSlot {
+	s := make([]aggSlot, n)
+	clear(s)
+	return s
+}
 
 // keyHash is userhash.Sum of the key, but never 0, which marks a row
 // Map dropped.
@@ -207,12 +211,7 @@ func keyHash(key []byte) uint64 {
 // grow doubles the table.
 func (r *aggRange) grow() {
 	old := r.slots
-	r.slots = make([]aggSlot, 2*len(old))
-	if len(r.slots) >= writeFirstSlots {
-		// Fresh pages from the OS: have their first touch be a write
-		// (see writeFirstSlots).
-		clear(r.slots)
-	}
+	r.slots = freshSlots(2 * len(old))
 	mask := uint64(len(r.slots) - 1)
 	for k := range old {
 		o := &old[k]
@@ -240,7 +239,7 @@ func newStream(opts Options) *streamJob {
 	}
 	s := &streamJob{opts: opts, spec: opts.Spec, ranges: make([]lockedRange, ranges), shift: shift}
 	for r := range s.ranges {
-		s.ranges[r].slots = make([]aggSlot, minSlots)
+		s.ranges[r].slots = freshSlots(minSlots)
 	}
 	return s
 }
