@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/output"
@@ -157,5 +158,26 @@ func TestRun_badWorker(t *testing.T) {
 			continue
 		}
 		t.Logf("%s: %v", exe, err)
+	}
+}
+
+// TestTask_JSONNames: a task's input and output names travel exactly
+// through JSON, UTF-8 or not; one that is not goes as input_bytes or
+// output_bytes, its text left empty.
+func TestTask_JSONNames(t *testing.T) {
+	for _, name := range []string{"jan.csv", "a\xf1o.csv"} {
+		in := Task{ID: 3, Kind: "k", Input: "/data/" + name, Output: name + ".features.csv"}
+		b, err := json.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytesField := strings.Contains(string(b), "input_bytes"); bytesField == utf8.ValidString(name) ||
+			strings.Contains(string(b), "output_bytes") != bytesField || bytesField && strings.Contains(string(b), `"input":"/`) {
+			t.Errorf("%q: JSON %s", name, b)
+		}
+		var out Task
+		if err := json.Unmarshal(b, &out); err != nil || out.Input != in.Input || out.Output != in.Output {
+			t.Errorf("%q: read back %q, %q (%v)", name, out.Input, out.Output, err)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/fileid"
 )
 
 // Task is one unit of work the parent hands to a cluster: for `mce run`
@@ -247,11 +248,11 @@ type taskAlias Task
 // MarshalJSON implements json.Marshaler.
 func (t Task) MarshalJSON() ([]byte, error) {
 	j := taskJSON{taskAlias: taskAlias(t)}
-	if !utf8.ValidString(t.Input) {
-		j.Input, j.InputBytes = "", []byte(t.Input)
+	if j.InputBytes = fileid.ExactBytes(t.Input); j.InputBytes != nil {
+		j.Input = ""
 	}
-	if !utf8.ValidString(t.Output) {
-		j.Output, j.OutputBytes = "", []byte(t.Output)
+	if j.OutputBytes = fileid.ExactBytes(t.Output); j.OutputBytes != nil {
+		j.Output = ""
 	}
 	return json.Marshal(j)
 }
@@ -263,11 +264,6 @@ func (t *Task) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*t = Task(j.taskAlias)
-	if j.InputBytes != nil {
-		t.Input = string(j.InputBytes)
-	}
-	if j.OutputBytes != nil {
-		t.Output = string(j.OutputBytes)
-	}
+	t.Input, t.Output = fileid.FromJSON(t.Input, j.InputBytes), fileid.FromJSON(t.Output, j.OutputBytes)
 	return nil
 }

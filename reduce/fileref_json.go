@@ -2,7 +2,8 @@ package reduce
 
 import (
 	"encoding/json"
-	"unicode/utf8"
+
+	"github.com/mce-engine/mce/internal/fileid"
 )
 
 // fileRefJSON is fileRef's JSON form: a name that is not UTF-8 (bytes
@@ -17,11 +18,7 @@ type fileRefAlias fileRef
 
 // MarshalJSON implements json.Marshaler.
 func (f fileRef) MarshalJSON() ([]byte, error) {
-	j := fileRefJSON{fileRefAlias: fileRefAlias(f)}
-	if !utf8.ValidString(f.Name) {
-		j.NameBytes = []byte(f.Name)
-	}
-	return json.Marshal(j)
+	return json.Marshal(fileRefJSON{fileRefAlias: fileRefAlias(f), NameBytes: fileid.ExactBytes(f.Name)})
 }
 
 // UnmarshalJSON implements json.Unmarshaler.
@@ -31,8 +28,6 @@ func (f *fileRef) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*f = fileRef(j.fileRefAlias)
-	if j.NameBytes != nil {
-		f.Name = string(j.NameBytes)
-	}
+	f.Name = fileid.FromJSON(f.Name, j.NameBytes)
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mce-engine/mce/internal/fileid"
 )
 
 // A file's name and path are bytes, and JSON strings carry only UTF-8:
@@ -22,14 +24,8 @@ type fileEntryAlias FileEntry
 
 // MarshalJSON implements json.Marshaler.
 func (f FileEntry) MarshalJSON() ([]byte, error) {
-	j := fileEntryJSON{fileEntryAlias: fileEntryAlias(f)}
-	if !utf8.ValidString(f.Name) {
-		j.NameBytes = []byte(f.Name)
-	}
-	if !utf8.ValidString(f.Path) {
-		j.PathBytes = []byte(f.Path)
-	}
-	return json.Marshal(j)
+	return json.Marshal(fileEntryJSON{fileEntryAlias: fileEntryAlias(f),
+		NameBytes: fileid.ExactBytes(f.Name), PathBytes: fileid.ExactBytes(f.Path)})
 }
 
 // UnmarshalJSON implements json.Unmarshaler.
@@ -39,12 +35,7 @@ func (f *FileEntry) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*f = FileEntry(j.fileEntryAlias)
-	if j.NameBytes != nil {
-		f.Name = string(j.NameBytes)
-	}
-	if j.PathBytes != nil {
-		f.Path = string(j.PathBytes)
-	}
+	f.Name, f.Path = fileid.FromJSON(f.Name, j.NameBytes), fileid.FromJSON(f.Path, j.PathBytes)
 	return nil
 }
 

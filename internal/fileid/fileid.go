@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // FeaturesSuffix ends the name of every features file.
@@ -53,4 +54,24 @@ func (n *Namer) Name(input string) string {
 	}
 	n.used[name] = true
 	return name
+}
+
+// ExactBytes returns name's bytes when JSON cannot carry name as text (it
+// is not UTF-8: encoding/json writes each such byte as U+FFFD), else nil:
+// the value of the base64 "…_bytes" field that records beside the name
+// (a task, a store's file entry, reduce's file reference).
+func ExactBytes(name string) []byte {
+	if utf8.ValidString(name) {
+		return nil
+	}
+	return []byte(name)
+}
+
+// FromJSON returns the name a record held: its exact bytes when it has
+// them (ExactBytes), else its text.
+func FromJSON(text string, exact []byte) string {
+	if exact != nil {
+		return string(exact)
+	}
+	return text
 }

@@ -1,6 +1,10 @@
 package fileid
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
 
 func TestBase(t *testing.T) {
 	f := func(in, want string, comp bool) {
@@ -31,6 +35,19 @@ func TestNamer_Name(t *testing.T) {
 	} {
 		if got := n.Name(c.in); got != c.want {
 			t.Errorf("Name(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestExactBytes(t *testing.T) {
+	for _, name := range []string{"jan.csv", "año.csv", "a\xf1o.csv", ""} {
+		b := ExactBytes(name)
+		if (b != nil) == utf8.ValidString(name) {
+			t.Errorf("ExactBytes(%q) = %v: want bytes exactly when the name is not UTF-8", name, b)
+		}
+		text := strings.ToValidUTF8(name, "\uFFFD") // what encoding/json keeps
+		if got := FromJSON(text, b); got != name {
+			t.Errorf("FromJSON(%q, %v) = %q, want %q", text, b, got, name)
 		}
 	}
 }
