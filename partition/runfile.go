@@ -39,16 +39,15 @@ const (
 
 // runWriter writes one run. It is not safe for concurrent use.
 type runWriter struct {
-	f      vfs.File
-	w      *bufio.Writer
-	path   string
-	off    int64
-	index  []int64
-	shard  int
-	raw    []byte
-	comp   []byte
-	rows   int64
-	frames int
+	f     vfs.File
+	w     *bufio.Writer
+	path  string
+	off   int64
+	index []int64
+	shard int
+	raw   []byte
+	comp  []byte
+	rows  int64
 
 	// pipe, when the run is written with several workers, compresses the
 	// frames on them and writes them in order; nil: each frame is
@@ -180,7 +179,6 @@ func (w *runWriter) flushFrame() error {
 	if len(w.raw) == 0 {
 		return nil
 	}
-	w.frames++
 	if p := w.pipe; p != nil {
 		f := <-p.free
 		if err := p.failure(); err != nil {

@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/text/encoding/charmap"
+
+	"github.com/mce-engine/mce/internal/hugemem"
 )
 
 // AmountDigits is the number of fraction digits the built-in invoice
@@ -173,7 +175,7 @@ func (a *invoiceAgg) addKey(k rcvKey, v int64) {
 			a.nIn++
 			return
 		}
-		a.big = freshSlots(8)
+		a.big = hugemem.Cleared[rcvSlot](8)
 		for i := range a.small {
 			*a.bigSlot(&a.small[i].key) = a.small[i]
 		}
@@ -185,7 +187,7 @@ func (a *invoiceAgg) addKey(k rcvKey, v int64) {
 	}
 	if 4*(int(a.nIn)+1) > 3*len(a.big) {
 		old := a.big
-		a.big = freshSlots(2 * len(old))
+		a.big = hugemem.Cleared[rcvSlot](2 * len(old))
 		for i := range old {
 			if old[i].key[0] != 0 {
 				*a.bigSlot(&old[i].key) = old[i]
@@ -195,20 +197,6 @@ func (a *invoiceAgg) addKey(k rcvKey, v int64) {
 	}
 	*s = rcvSlot{key: k, sum: v}
 	a.nIn++
-}
-
-// freshSlots makes a receivers' table and clears it, so that the first
-// touch of its memory is a write. Memory the heap takes fresh from the OS
-// is not zeroed by Go, and a page whose first touch is a read (the
-// rehash's probes) is mapped to the kernel's zero page; the write that
-// follows copies it and flushes the page from the TLB of every CPU the
-// process runs on, which in a VM is an interrupt to each of them (a tenth
-// of `mce run`'s CPU time on 2 CPUs; a write first just gets its page).
-// Clearing memory that is already the process's costs a memset.
-func freshSlots(n int) []rcvSlot {
-	s := make([]rcvSlot, n)
-	clear(s)
-	return s
 }
 
 // bigSlot returns k's slot in big, or the empty slot where it goes.

@@ -15,14 +15,16 @@ import (
 
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/output"
+	"github.com/mce-engine/mce/internal/hugemem"
 	"github.com/mce-engine/mce/internal/prefetch"
 	"github.com/mce-engine/mce/internal/userhash"
 )
 
 const (
-	// rangesPerWorker is how many hash ranges each worker has at the
-	// merge: more ranges than workers, so that a worker that is done
-	// early takes another range.
+	// rangesPerWorker is how many hash ranges (and locks) there are per
+	// worker: more ranges than workers, so that two Adds rarely want the
+	// same range at once, and a worker that is done early at Finish takes
+	// another range.
 	rangesPerWorker = 4
 	// minSlots is a range's table size when it is made.
 	minSlots = 256
@@ -187,18 +189,6 @@ func (r *aggRange) insert(sl *aggSlot, h uint64, key []byte, agg feature.Aggrega
 	return sl
 }
 
-// freshSlots makes a range's table and clears it, so that the first
-// touch of its memory is a write: as feature.Invoice does with its
-// receivers, because a fresh page first read (a probe) is mapped to the
-// kernel's zero page, and the write that follows copies it and flushes it
-// from the TLB of every CPU (an interrupt to each in a VM), where a write
-// first just gets the page.
-func freshSlots(n int) []aggSlot {
-	s := make([]aggSlot, n)
-	clear(s)
-	return s
-}
-
 // keyHash is userhash.Sum of the key, but never 0, which marks a row
 // Map dropped.
 func keyHash(key []byte) uint64 {
@@ -211,7 +201,7 @@ func keyHash(key []byte) uint64 {
 // grow doubles the table.
 func (r *aggRange) grow() {
 	old := r.slots
-	r.slots = freshSlots(2 * len(old))
+	r.slots = hugemem.Cleared[aggSlot](2 * len(old))
 	mask := uint64(len(r.slots) - 1)
 	for k := range old {
 		o := &old[k]
@@ -239,7 +229,7 @@ func newStream(opts Options) *streamJob {
 	}
 	s := &streamJob{opts: opts, spec: opts.Spec, ranges: make([]lockedRange, ranges), shift: shift}
 	for r := range s.ranges {
-		s.ranges[r].slots = freshSlots(minSlots)
+		s.ranges[r].slots = hugemem.Cleared[aggSlot](minSlots)
 	}
 	return s
 }
@@ -247,7 +237,7 @@ func newStream(opts Options) *streamJob {
 func (s *streamJob) UsersTotal() int64 { return s.usersTotal.Load() }
 func (s *streamJob) UsersDone() int64  { return s.usersDone.Load() }
 
-// take returns a addScratch no other Add holds, making one when all are
+// take returns a scratch no other Add holds, making one when all are
 // held.
 func (s *streamJob) take() *addScratch {
 	s.mu.Lock()

@@ -14,6 +14,9 @@
 // it, and it must hold no Go pointers. Slices from an Arena are valid until
 // the next Reset or Release. On systems without mmap, or when mapping
 // fails, an Arena falls back to make.
+//
+// Cleared, for the Go heap, makes a slice whose first touch is a write, for
+// tables that are probed (read) before they are filled.
 package hugemem
 
 import (
