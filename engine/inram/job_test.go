@@ -325,15 +325,23 @@ func TestJob_mapPanicNamesLine(t *testing.T) {
 	}
 }
 
+// TestJob_cancel: a cancelled context stops Finish, of the grouping job
+// (a Reduce set) and of the one pass (the built-in set).
 func TestJob_cancel(t *testing.T) {
-	spec := orderSpec()
-	spec.Validate()
-	j, _ := New(Options{Spec: &spec, Workers: 2})
-	addAll(t, j, batches(invoiceRows(2000, 30, 0.1, 13), 100, 14), 2)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	var out bytes.Buffer
-	if _, err := j.Finish(ctx, bufio.NewWriter(&out)); !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
+	for _, tc := range []struct {
+		name        string
+		spec        feature.Spec
+		seed, seed2 uint64
+	}{{"group", orderSpec(), 13, 14}, {"stream", feature.Invoice(), 35, 36}} {
+		spec := tc.spec
+		spec.Validate()
+		j, _ := New(Options{Spec: &spec, Workers: 2})
+		addAll(t, j, batches(invoiceRows(2000, 30, 0.1, tc.seed), 100, tc.seed2), 2)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		var out bytes.Buffer
+		if _, err := j.Finish(ctx, bufio.NewWriter(&out)); !errors.Is(err, context.Canceled) {
+			t.Fatalf("%s: err = %v, want context.Canceled", tc.name, err)
+		}
 	}
 }

@@ -258,20 +258,6 @@ func TestStream_oneAggregatePerUser(t *testing.T) {
 	}
 }
 
-// TestStream_cancel: a cancelled context stops Finish.
-func TestStream_cancel(t *testing.T) {
-	spec := feature.Invoice()
-	spec.Validate()
-	j, _ := New(Options{Spec: &spec, Workers: 2})
-	addAll(t, j, batches(invoiceRows(2000, 30, 0.1, 35), 100, 36), 2)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	var out bytes.Buffer
-	if _, err := j.Finish(ctx, bufio.NewWriter(&out)); !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
-	}
-}
-
 // TestStream_noRows: a file without rows (a header only, or every row
 // bad) finishes with no users and the header alone, in both modes.
 func TestStream_noRows(t *testing.T) {

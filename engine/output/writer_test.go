@@ -122,6 +122,21 @@ func writeChunks(t *testing.T, w *Writer, data []byte, seed uint64) {
 	}
 }
 
+// localCSV writes table through a CSV Writer told that its times are
+// local (SetLocalTimes), in chunks as writeChunks cuts them, and returns
+// what it wrote.
+func localCSV(t *testing.T, spec *feature.Spec, table []byte, seed uint64) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, spec, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetLocalTimes(true)
+	writeChunks(t, w, table, seed)
+	return buf.Bytes()
+}
+
 func TestWriter_CSV(t *testing.T) {
 	spec := testSpec(t)
 	table := csvTable(spec, testUsers())
@@ -534,14 +549,7 @@ func TestWriter_LocalTimes(t *testing.T) {
 	users := testUsers()
 	table := csvTable(spec, users)
 	for _, seed := range []uint64{0, 3} {
-		var buf bytes.Buffer
-		w, err := NewWriter(&buf, spec, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.SetLocalTimes(true)
-		writeChunks(t, w, table, seed)
-		got := strings.Split(buf.String(), "\n")
+		got := strings.Split(string(localCSV(t, spec, table, seed)), "\n")
 		want := strings.Split(string(table), "\n")
 		if len(got) != len(want) {
 			t.Fatalf("chunks %d: %d lines, want %d", seed, len(got), len(want))
