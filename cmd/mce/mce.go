@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
@@ -61,6 +62,9 @@ func Main(args []string, spec feature.Spec, features bool) int {
 	if dir := os.Getenv(CPUProfileEnv); dir != "" {
 		defer startCPUProfile(dir)()
 	}
+	if dir := os.Getenv(TraceEnv); dir != "" {
+		defer startTrace(dir)()
+	}
 	app := newApp(env)
 	err := app.RunContext(ctx, args)
 	if err == nil {
@@ -100,6 +104,31 @@ func startCPUProfile(dir string) (stop func()) {
 	}
 	return func() {
 		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+// TraceEnv names a folder: when set, every mce process writes its
+// execution trace there as mce-<pid>.trace, for `go tool trace` (where
+// the CPUs waited: on locks, channels, the collector).
+const TraceEnv = "MCE_TRACE"
+
+// startTrace starts an execution trace into dir and returns the function
+// that stops it; a trace that cannot start is reported on stderr and
+// skipped.
+func startTrace(dir string) (stop func()) {
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("mce-%d.trace", os.Getpid())))
+	if err == nil {
+		if err = trace.Start(f); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mce: %s: no trace: %v\n", TraceEnv, err)
+		return func() {}
+	}
+	return func() {
+		trace.Stop()
 		f.Close()
 	}
 }
