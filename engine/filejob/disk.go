@@ -170,7 +170,7 @@ func reduceGroups(ctx context.Context, in Input, g *partition.Grouper, users *at
 
 // write merges the shards' sorted lines into one table.
 func (r *diskReduce) write(w io.Writer, spec *feature.Spec) error {
-	return output.WriteSorted(w, spec, len(r.shards),
+	return output.WriteSorted(w, spec, len(r.busy), len(r.shards),
 		func(p int) int { return len(r.shards[p].keys) },
 		func(p, i int) string { return r.shards[p].keys[i] },
 		func(p, i int) []byte { return r.shards[p].lines[i] })

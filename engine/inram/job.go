@@ -783,7 +783,7 @@ func (j *groupJob) write(w io.Writer, lines []lineBuf) error {
 		}
 		slices.SortFunc(p.byKey, func(a, b int32) int { return strings.Compare(p.users[a].key, p.users[b].key) })
 	})
-	return output.WriteSorted(w, j.spec, len(j.parts),
+	return output.WriteSorted(w, j.spec, j.opts.Workers, len(j.parts),
 		func(p int) int { return len(j.parts[p].byKey) },
 		func(p, i int) string { return j.parts[p].users[j.parts[p].byKey[i]].key },
 		func(p, i int) []byte {

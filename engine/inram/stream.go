@@ -531,7 +531,7 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	}
 
 	t2 := time.Now()
-	err := output.WriteSorted(w, s.spec, nr,
+	err := output.WriteSorted(w, s.spec, W, nr,
 		func(r int) int { return len(sorted[r]) },
 		func(r, i int) string { m := merged[r]; return m.keyString(&m.slots[sorted[r][i]]) },
 		func(r, i int) []byte {

@@ -2,18 +2,41 @@ package output
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
 
 	"github.com/mce-engine/mce/engine/feature"
 )
 
 var errNotStringWriter = errors.New("BUG: output: writer must implement io.StringWriter (use bufio.Writer)")
 
+const (
+	// parallelMinLines is the smallest table WriteSorted merges on more
+	// than one goroutine.
+	parallelMinLines = 8192
+	// piecesPerWorker is how many pieces per worker the merged table is
+	// cut into: more than one, so that a worker done early takes another.
+	piecesPerWorker = 4
+	// samplesPerPiece is how many keys per piece are sampled to find the
+	// cuts.
+	samplesPerPiece = 16
+)
+
 // WriteSorted writes the header of spec and then the lines of n lists,
 // each sorted by key, merged into one list sorted by key: list p has
 // size(p) lines, line i has key(p, i) and text line(p, i) (as
-// AppendRecord made it). w must also be an io.StringWriter.
-func WriteSorted(w io.Writer, spec *feature.Spec, n int, size func(p int) int,
+// AppendRecord made it). w must also be an io.StringWriter. A key must be
+// in one list only.
+//
+// On more than one worker, a big table's merge is cut at keys into
+// pieces, merged (and encoded for a CSV *Writer, see Writer.csvLines) on
+// the workers, and written in order: the same bytes as on one. The
+// functions are called concurrently then.
+func WriteSorted(w io.Writer, spec *feature.Spec, workers, n int, size func(p int) int,
 	key func(p, i int) string, line func(p, i int) []byte) error {
 	bw, ok := w.(interface {
 		io.Writer
@@ -25,20 +48,72 @@ func WriteSorted(w io.Writer, spec *feature.Spec, n int, size func(p int) int,
 	if _, err := bw.WriteString(Header(spec)); err != nil {
 		return err
 	}
-	h := &keyHeap{key: key}
-	for p := 0; p < n; p++ {
-		if size(p) > 0 {
-			h.items = append(h.items, heapItem{p: p})
+	total := 0
+	for p := range n {
+		total += size(p)
+	}
+	lists := sortedLists{n: n, size: size, key: key, line: line}
+	if workers <= 1 || total < parallelMinLines {
+		return lists.merge(lists.all(), func(b []byte) error { _, err := bw.Write(b); return err })
+	}
+	// The pieces' bytes: the table's own, or its lines as made.
+	var local bool
+	write := func(b []byte, lines int) error { _, err := bw.Write(b); return err }
+	if tw, ok := w.(*Writer); ok {
+		if local, ok = tw.csvLines(); !ok {
+			return lists.merge(lists.all(), func(b []byte) error { _, err := bw.Write(b); return err })
+		}
+		write = tw.writeCSV
+	}
+	return lists.parallel(workers, total, write, func() func(dst, line []byte) ([]byte, error) {
+		if !local {
+			return func(dst, line []byte) ([]byte, error) { return append(dst, line...), nil }
+		}
+		split := newLineSplit(spec)
+		return func(dst, line []byte) ([]byte, error) {
+			if err := split.line(line[:len(line)-1]); err != nil {
+				return dst, fmt.Errorf("BUG: output: a line of the table %w", err)
+			}
+			return appendLocalCSV(dst, split.fields, spec.Columns), nil
+		}
+	})
+}
+
+// sortedLists is WriteSorted's lists.
+type sortedLists struct {
+	n    int
+	size func(p int) int
+	key  func(p, i int) string
+	line func(p, i int) []byte
+}
+
+// span is the lines [lo, hi) of every list.
+type span struct{ lo, hi []int }
+
+func (l sortedLists) all() span {
+	s := span{lo: make([]int, l.n), hi: make([]int, l.n)}
+	for p := range l.n {
+		s.hi[p] = l.size(p)
+	}
+	return s
+}
+
+// merge hands the lines of s, merged by key, to out one by one.
+func (l sortedLists) merge(s span, out func([]byte) error) error {
+	h := &keyHeap{key: l.key}
+	for p := range l.n {
+		if s.lo[p] < s.hi[p] {
+			h.items = append(h.items, heapItem{p: p, i: s.lo[p], end: s.hi[p]})
 		}
 	}
 	h.init()
 	for len(h.items) > 0 {
 		top := &h.items[0]
-		if _, err := bw.Write(line(top.p, top.i)); err != nil {
+		if err := out(l.line(top.p, top.i)); err != nil {
 			return err
 		}
 		top.i++
-		if top.i == size(top.p) {
+		if top.i == top.end {
 			h.pop()
 		} else {
 			h.fix()
@@ -47,7 +122,128 @@ func WriteSorted(w io.Writer, spec *feature.Spec, n int, size func(p int) int,
 	return nil
 }
 
-type heapItem struct{ p, i int }
+// cuts returns up to pieces-1 keys, ascending and distinct, that cut the
+// merged lists into pieces of about the same number of lines.
+func (l sortedLists) cuts(total, pieces int) []string {
+	stride := max(1, total/(pieces*samplesPerPiece))
+	var sample []string
+	for p := range l.n {
+		for i := stride / 2; i < l.size(p); i += stride {
+			sample = append(sample, l.key(p, i))
+		}
+	}
+	slices.Sort(sample)
+	var cuts []string
+	for k := 1; k < pieces; k++ {
+		c := sample[k*len(sample)/pieces]
+		if len(cuts) == 0 || c > cuts[len(cuts)-1] {
+			cuts = append(cuts, c)
+		}
+	}
+	return cuts
+}
+
+// span returns the lines of every list whose key is in [from, to), or
+// from from on when last.
+func (l sortedLists) span(from, to string, last bool) span {
+	s := span{lo: make([]int, l.n), hi: make([]int, l.n)}
+	for p := range l.n {
+		m := l.size(p)
+		s.lo[p] = sort.Search(m, func(i int) bool { return l.key(p, i) >= from })
+		s.hi[p] = m
+		if !last {
+			s.hi[p] = sort.Search(m, func(i int) bool { return l.key(p, i) >= to })
+		}
+	}
+	return s
+}
+
+// parallel merges the lists cut into pieces on workers goroutines, each
+// piece's lines encoded by a function newEnc makes per goroutine into a
+// buffer, and writes the buffers in order. At most two pieces per worker
+// are made and not yet written.
+func (l sortedLists) parallel(workers, total int, write func(b []byte, lines int) error,
+	newEnc func() func(dst, line []byte) ([]byte, error)) error {
+	cuts := l.cuts(total, workers*piecesPerWorker)
+	pieces := len(cuts) + 1
+	type piece struct {
+		buf   []byte
+		lines int
+		err   error
+		done  chan struct{}
+	}
+	ps := make([]piece, pieces)
+	for k := range ps {
+		ps[k].done = make(chan struct{})
+	}
+	tokens := make(chan struct{}, 2*workers)
+	for range cap(tokens) {
+		tokens <- struct{}{}
+	}
+	var (
+		next atomic.Int64
+		stop atomic.Bool
+		free sync.Pool
+		wg   sync.WaitGroup
+	)
+	for range min(workers, pieces) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			enc := newEnc()
+			for {
+				<-tokens
+				k := int(next.Add(1) - 1)
+				if k >= pieces {
+					tokens <- struct{}{}
+					return
+				}
+				pc := &ps[k]
+				if !stop.Load() { // after an error, pieces are only marked done
+					from, to := "", ""
+					if k > 0 {
+						from = cuts[k-1]
+					}
+					if k < len(cuts) {
+						to = cuts[k]
+					}
+					if b, ok := free.Get().(*[]byte); ok {
+						pc.buf = (*b)[:0]
+					}
+					pc.err = l.merge(l.span(from, to, k == len(cuts)), func(line []byte) (err error) {
+						pc.lines++
+						pc.buf, err = enc(pc.buf, line)
+						return err
+					})
+				}
+				close(pc.done)
+			}
+		}()
+	}
+	var err error
+	for k := range ps {
+		pc := &ps[k]
+		<-pc.done
+		if err == nil {
+			err = pc.err
+		}
+		if err == nil {
+			err = write(pc.buf, pc.lines)
+		}
+		if err != nil {
+			stop.Store(true)
+		}
+		if b := pc.buf; b != nil {
+			free.Put(&b)
+			pc.buf = nil
+		}
+		tokens <- struct{}{}
+	}
+	wg.Wait()
+	return err
+}
+
+type heapItem struct{ p, i, end int }
 
 // keyHeap is a min-heap of list cursors by key.
 type keyHeap struct {

@@ -35,8 +35,7 @@ type Writer struct {
 
 	started bool   // the header was read
 	pending []byte // the start of a line not yet whole
-	fields  [][]byte
-	scratch []byte      // unquoted fields
+	split   lineSplit
 	enc     lineEncoder // nil: CSV lines passed through
 	lines   int64
 	err     error
@@ -141,7 +140,7 @@ func (w *Writer) start() error {
 	if err := checkKeyAgainst(key, w.spec); err != nil {
 		return w.fail(err)
 	}
-	w.fields = make([][]byte, 1+len(w.spec.Columns))
+	w.split = newLineSplit(w.spec)
 	if w.o.Format == Parquet {
 		enc, err := newParquetEncoder(w.bw, w.spec, key, w.o.RowGroupRows, w.local)
 		if err != nil {
@@ -187,8 +186,18 @@ type localCSVEncoder struct {
 }
 
 func (e *localCSVEncoder) record(fields [][]byte) error {
-	b := AppendCSVField(e.line[:0], fields[0])
-	for i, c := range e.cols {
+	e.line = appendLocalCSV(e.line[:0], fields, e.cols)
+	_, err := e.w.Write(e.line)
+	return err
+}
+
+func (e *localCSVEncoder) close() error { return nil }
+
+// appendLocalCSV appends the CSV line of fields (unquoted, the key first)
+// with the times of cols without their "Z".
+func appendLocalCSV(b []byte, fields [][]byte, cols []feature.Column) []byte {
+	b = AppendCSVField(b, fields[0])
+	for i, c := range cols {
 		b = append(b, ',')
 		f := fields[i+1]
 		switch c.Type {
@@ -200,12 +209,8 @@ func (e *localCSVEncoder) record(fields [][]byte) error {
 			b = append(b, f...)
 		}
 	}
-	e.line = append(b, '\n')
-	_, err := e.w.Write(e.line)
-	return err
+	return append(b, '\n')
 }
-
-func (e *localCSVEncoder) close() error { return nil }
 
 // parseLines hands every whole line of pending+p to the encoder and keeps
 // the rest in pending. A line ends at a newline outside quotes: one that
@@ -244,18 +249,41 @@ func (w *Writer) parseLines(p []byte) error {
 // line splits one line into its unquoted fields and encodes them.
 func (w *Writer) line(b []byte) error {
 	w.lines++
+	if err := w.split.line(b); err != nil {
+		return w.fail(fmt.Errorf("BUG: output: line %d of the table %w", w.lines, err))
+	}
+	if err := w.enc.record(w.split.fields); err != nil {
+		return w.fail(err)
+	}
+	return nil
+}
+
+// lineSplit splits a line as AppendRecord made it (no newline) into its
+// unquoted fields, in fields (made with the table's number of fields).
+type lineSplit struct {
+	fields  [][]byte
+	scratch []byte // unquoted fields
+}
+
+func newLineSplit(spec *feature.Spec) lineSplit {
+	return lineSplit{fields: make([][]byte, 1+len(spec.Columns))}
+}
+
+// line splits b into s.fields, which alias b or s.scratch until the next
+// call.
+func (s *lineSplit) line(b []byte) error {
 	nf := 0
-	w.scratch = w.scratch[:0]
+	s.scratch = s.scratch[:0]
 	if bytes.IndexByte(b, '"') < 0 {
-		for nf < len(w.fields) {
+		for nf < len(s.fields) {
 			i := bytes.IndexByte(b, ',')
 			if i < 0 {
-				w.fields[nf] = b
+				s.fields[nf] = b
 				nf++
 				b = nil
 				break
 			}
-			w.fields[nf] = b[:i]
+			s.fields[nf] = b[:i]
 			nf++
 			b = b[i+1:]
 		}
@@ -271,31 +299,59 @@ func (w *Writer) line(b []byte) error {
 			c := b[i]
 			switch {
 			case quoted && c == '"' && i+1 < len(b) && b[i+1] == '"':
-				w.scratch = append(w.scratch, '"')
+				s.scratch = append(s.scratch, '"')
 				i++
 			case c == '"':
 				quoted = !quoted
 			case !quoted && c == ',':
-				ends = append(ends, len(w.scratch))
+				ends = append(ends, len(s.scratch))
 			default:
-				w.scratch = append(w.scratch, c)
+				s.scratch = append(s.scratch, c)
 			}
 			i++
 		}
-		ends = append(ends, len(w.scratch))
+		ends = append(ends, len(s.scratch))
 		lo := 0
 		for _, e := range ends {
-			if nf < len(w.fields) {
-				w.fields[nf] = w.scratch[lo:e]
+			if nf < len(s.fields) {
+				s.fields[nf] = s.scratch[lo:e]
 			}
 			nf++
 			lo = e
 		}
 	}
-	if nf != len(w.fields) {
-		return w.fail(fmt.Errorf("BUG: output: line %d of the table has %d fields, want %d", w.lines, nf, len(w.fields)))
+	if nf != len(s.fields) {
+		return fmt.Errorf("has %d fields, want %d", nf, len(s.fields))
 	}
-	if err := w.enc.record(w.fields); err != nil {
+	return nil
+}
+
+// csvLines says how lines as AppendRecord made them become this CSV
+// table's bytes, once its header is written: passed as they are
+// (local false), or written again by appendLocalCSV (local true). ok is
+// false for Parquet, whose encoder takes the lines one by one through
+// Write. WriteSorted uses it to encode lines on many goroutines and hand
+// the bytes to writeCSV.
+func (w *Writer) csvLines() (local, ok bool) {
+	if w.err != nil || !w.started || len(w.pending) > 0 || w.o.Format != CSV {
+		return false, false
+	}
+	switch w.enc.(type) {
+	case nil:
+		return false, true
+	case *localCSVEncoder:
+		return true, true
+	}
+	return false, false
+}
+
+// writeCSV writes whole lines of the table made as csvLines said.
+func (w *Writer) writeCSV(p []byte, lines int) error {
+	if w.err != nil {
+		return w.err
+	}
+	w.lines += int64(lines)
+	if _, err := w.bw.Write(p); err != nil {
 		return w.fail(err)
 	}
 	return nil
