@@ -66,10 +66,10 @@ func TestWriteSorted_Workers(t *testing.T) {
 	users := manyUsers(3 * parallelMinLines)
 	truth := csvTable(spec, users) // users are sorted by key
 	sinks := []struct {
-		name string
-		opts *Options // nil: a bufio.Writer
+		name  string
+		opts  *Options // nil: a bufio.Writer
 		local bool
-		want []byte // nil: as on one worker
+		want  []byte // nil: as on one worker
 	}{
 		{name: "bufio", want: truth},
 		{name: "csv", opts: &Options{}, want: truth},
