@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"math"
 	"path/filepath"
 	"runtime/debug"
@@ -236,6 +237,16 @@ func learn(input string, size, peak int64) {
 // streamGCPercent is the GOGC of a cluster during a one-pass file.
 const streamGCPercent = 200
 
+// streamGC sets GOGC to streamGCPercent, unless the user set GOGC, and
+// returns the function that sets it back.
+func streamGC() (restore func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	old := debug.SetGCPercent(streamGCPercent)
+	return func() { debug.SetGCPercent(old) }
+}
+
 // rowArena holds the rows of the file a cluster is grouping: one task runs
 // at a time in a cluster process.
 var rowArena hugemem.Arena
@@ -370,8 +381,8 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 		// in between, so that the next ones fault in afresh. 200 halves
 		// the collections and the faults (the cluster's CPU time -8 to
 		// -12% on the bench data, peak RSS +5%); GOMEMLIMIT still bounds
-		// the heap.
-		defer debug.SetGCPercent(debug.SetGCPercent(streamGCPercent))
+		// the heap. A GOGC the user set is left as it is.
+		defer streamGC()()
 	}
 	job, err := inram.New(opts)
 	if err != nil {

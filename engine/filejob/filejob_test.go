@@ -2,6 +2,7 @@ package filejob
 
 import (
 	"math"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -67,4 +68,34 @@ func TestChooseMode(t *testing.T) {
 	// Measured: 1.5 bytes of RAM per byte; 5 GiB fits 80% of 8 GiB, 6 does not.
 	f(modeChoice{mode: ModeAuto, mergeable: false, input: "/d/jan.csv", size: 4 * gib, memLimit: 8 * gib, perByte: 1.5}, ModeGroup)
 	f(modeChoice{mode: ModeAuto, mergeable: false, input: "/d/jan.csv", size: 5 * gib, memLimit: 8 * gib, perByte: 1.5}, ModeDisk)
+}
+
+// TestStreamGC checks that the one pass's GOGC is set only when the user
+// set none, and set back after.
+func TestStreamGC(t *testing.T) {
+	for _, tc := range []struct {
+		env        string
+		want, back int
+	}{
+		{env: "", want: streamGCPercent, back: 100},
+		{env: "50", want: 50, back: 50},
+		{env: "off", want: 50, back: 50},
+	} {
+		t.Run("GOGC="+tc.env, func(t *testing.T) {
+			t.Setenv("GOGC", tc.env)
+			start := 100
+			if tc.env != "" {
+				start = 50 // the runtime read the user's GOGC at start
+			}
+			defer debug.SetGCPercent(debug.SetGCPercent(start))
+			restore := streamGC()
+			if got := debug.SetGCPercent(tc.want); got != tc.want {
+				t.Errorf("during the file: GOGC %d, want %d", got, tc.want)
+			}
+			restore()
+			if got := debug.SetGCPercent(start); got != tc.back {
+				t.Errorf("after the file: GOGC %d, want %d", got, tc.back)
+			}
+		})
+	}
 }
