@@ -6,7 +6,7 @@ LDFLAGS := -X main.Version=$(VERSION)
 BIN     := bin/mce
 DEMO    ?= demo
 # Packages whose concurrency runs under the race detector in `make test`.
-RACE_PKGS ?= ./engine/... ./internal/csvread/... ./internal/hugemem/... ./store/... ./partition/...
+RACE_PKGS ?= ./engine/... ./internal/csvread/... ./internal/hugemem/... ./internal/ordered/... ./store/... ./partition/...
 FUZZTIME ?= 30s
 
 .PHONY: help build test test-beam test-race test-short fuzz fuzz-short bench demo lint faults soak clean

@@ -525,7 +525,7 @@ func mergeRuns(ctx context.Context, fs vfs.FS, runs []*run, path string, shards 
 	if err != nil {
 		return nil, err
 	}
-	w, err := newRunWriter(fs, path, shards, 1)
+	w, err := newRunWriter(fs, path, shards)
 	if err != nil {
 		return nil, err
 	}

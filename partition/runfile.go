@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/klauspost/compress/s2"
 
+	"github.com/mce-engine/mce/internal/ordered"
 	"github.com/mce-engine/mce/internal/prefetch"
 )
 
@@ -37,171 +37,165 @@ const (
 	frameHdrBytes = 8
 )
 
-// runWriter writes one run. It is not safe for concurrent use.
+// frameEncoder cuts records into a run's frames: a frame holds records of
+// one shard, never a split one, up to frameRawBytes (more for one big
+// record). It hands each whole frame to emit, which must be done with raw
+// when it returns. A run's frames depend on each shard's records alone,
+// so shards can be encoded apart and their frames written in order
+// (writeRun).
+type frameEncoder struct {
+	raw   []byte
+	shard int // the shard of the last group; -1: none yet
+	first int // the shard whose first frame the next frame is (-1: none)
+	rows  int64
+	emit  func(first int, raw []byte) error
+}
+
+func newFrameEncoder(emit func(first int, raw []byte) error) frameEncoder {
+	return frameEncoder{shard: -1, first: -1, emit: emit}
+}
+
+func (e *frameEncoder) need(n int) error {
+	if len(e.raw) > 0 && len(e.raw)+n > frameRawBytes {
+		return e.flushFrame()
+	}
+	return nil
+}
+
+func (e *frameEncoder) flushFrame() error {
+	if len(e.raw) == 0 {
+		return nil
+	}
+	err := e.emit(e.first, e.raw)
+	e.first, e.raw = -1, e.raw[:0]
+	return err
+}
+
+// group starts a user's rows; n is how many rows follow.
+func (e *frameEncoder) group(shard int, user []byte, n int64) error {
+	if shard != e.shard {
+		if err := e.flushFrame(); err != nil {
+			return err
+		}
+		if shard < e.shard {
+			return fmt.Errorf("BUG: run shard %d after %d", shard, e.shard)
+		}
+		e.shard = shard
+		e.first = shard
+	}
+	if err := e.need(3*binary.MaxVarintLen64 + len(user)); err != nil {
+		return err
+	}
+	e.raw = binary.AppendUvarint(e.raw, uint64(shard))
+	e.raw = binary.AppendUvarint(e.raw, uint64(len(user)))
+	e.raw = append(e.raw, user...)
+	e.raw = binary.AppendUvarint(e.raw, uint64(n))
+	return nil
+}
+
+func (e *frameEncoder) row(file uint32, line int64, val []byte) error {
+	if err := e.need(3*binary.MaxVarintLen64 + len(val)); err != nil {
+		return err
+	}
+	e.raw = binary.AppendUvarint(e.raw, uint64(file))
+	e.raw = binary.AppendUvarint(e.raw, uint64(line))
+	e.raw = binary.AppendUvarint(e.raw, uint64(len(val)))
+	e.raw = append(e.raw, val...)
+	e.rows++
+	return nil
+}
+
+// runWriter writes one run, frame by frame as its frameEncoder cuts them.
+// It is not safe for concurrent use.
 type runWriter struct {
+	frameEncoder
 	f     vfs.File
 	w     *bufio.Writer
 	path  string
 	off   int64
 	index []int64
-	shard int
-	raw   []byte
 	comp  []byte
-	rows  int64
-
-	// pipe, when the run is written with several workers, compresses the
-	// frames on them and writes them in order; nil: each frame is
-	// compressed and written by flushFrame.
-	pipe *framePipe
-	// first is the shard whose first frame the next frame is (-1: none):
-	// with a pipe, a shard's offset is known only when its frame is
-	// written.
-	first int
 }
 
-// newRunWriter creates a run at path. With workers > 1 its frames are
-// compressed on that many goroutines while the caller fills the next ones
-// (the file's bytes are the same: s2 is deterministic); its frames in
-// flight are then at most 2·workers (64 KiB each, and their compressed
-// copies).
-func newRunWriter(fs vfs.FS, path string, shards, workers int) (*runWriter, error) {
+// newRunWriter creates a run at path.
+func newRunWriter(fs vfs.FS, path string, shards int) (*runWriter, error) {
 	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, fmt.Errorf("create run %s: %w", path, err)
 	}
-	w := &runWriter{f: f, w: bufio.NewWriterSize(f, 1<<20), path: path, index: make([]int64, shards+1), shard: -1, first: -1}
+	w := &runWriter{f: f, w: bufio.NewWriterSize(f, 1<<20), path: path, index: make([]int64, shards+1)}
 	for i := range w.index {
 		w.index[i] = -1
 	}
-	if workers > 1 {
-		w.pipe = newFramePipe(w, workers)
-	}
+	w.frameEncoder = newFrameEncoder(func(first int, raw []byte) error {
+		w.comp = s2.Encode(w.comp[:cap(w.comp)], raw)
+		return w.writeFrame(first, len(raw), w.comp)
+	})
 	return w, nil
 }
 
-// framePipe is a runWriter's frames in flight: flushFrame hands each to
-// work (any compressor) and to order (the writer, which writes them in
-// the order they came as each is ready).
-type framePipe struct {
-	free     chan *pipeFrame // frames not in flight
-	work     chan *pipeFrame
-	order    chan *pipeFrame
-	wg       sync.WaitGroup // the compressors and the writer
-	firstErr                // the writer's
-}
-
-type pipeFrame struct {
-	raw, comp []byte
-	first     int           // the shard whose first frame this is, or -1
-	ready     chan struct{} // compressed
-}
-
-func newFramePipe(w *runWriter, workers int) *framePipe {
-	n := 2 * workers
-	p := &framePipe{free: make(chan *pipeFrame, n), work: make(chan *pipeFrame, n), order: make(chan *pipeFrame, n)}
-	for range n {
-		p.free <- &pipeFrame{ready: make(chan struct{}, 1)}
+// writeRun writes a run at path whose records are cut into pieces at
+// shard boundaries: encode(k, e) puts piece k's records into e, and the
+// pieces are encoded and compressed on workers goroutines and written in
+// order (ordered.Do). The file's bytes are those of one runWriter given
+// every record (s2 is deterministic). crashHalf is called once half of
+// rows (the run's) are written.
+func writeRun(fs vfs.FS, path string, shards, workers, pieces int, rows int64,
+	encode func(k int, e *frameEncoder) error, crashHalf func()) (int64, error) {
+	w, err := newRunWriter(fs, path, shards)
+	if err != nil {
+		return 0, err
 	}
-	p.wg.Add(workers + 1)
-	for range workers {
-		go func() {
-			defer p.wg.Done()
-			for f := range p.work {
-				f.comp = s2.Encode(f.comp[:cap(f.comp)], f.raw)
-				f.ready <- struct{}{}
-			}
-		}()
+	type frame struct {
+		first, rawLen int
+		comp          []byte
 	}
-	go func() {
-		defer p.wg.Done()
-		for f := range p.order {
-			<-f.ready
-			if p.failure() == nil {
-				if f.first >= 0 {
-					w.index[f.first] = w.off
-				}
-				if err := w.writeFrame(len(f.raw), f.comp); err != nil {
-					p.fail(err)
-				}
-			}
-			p.free <- f
+	type piece struct {
+		frames []frame
+		rows   int64
+	}
+	half := false
+	err = ordered.Do(workers, pieces, func(k int) (piece, error) {
+		var pc piece
+		e := newFrameEncoder(func(first int, raw []byte) error {
+			pc.frames = append(pc.frames, frame{first: first, rawLen: len(raw), comp: s2.Encode(nil, raw)})
+			return nil
+		})
+		err := encode(k, &e)
+		if err == nil {
+			err = e.flushFrame()
 		}
-	}()
-	return p
-}
-
-// firstErr holds the first error set of several goroutines'.
-type firstErr struct {
-	mu  sync.Mutex
-	err error
-}
-
-func (e *firstErr) fail(err error) {
-	e.mu.Lock()
-	if e.err == nil {
-		e.err = err
-	}
-	e.mu.Unlock()
-}
-
-func (e *firstErr) failure() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.err
-}
-
-// close waits for every frame handed to the pipe to be written and
-// returns the writer's first error.
-func (p *framePipe) close() error {
-	close(p.work)
-	close(p.order)
-	p.wg.Wait()
-	return p.failure()
-}
-
-// abort stops a run that will not be finished: its pipe, and its file.
-func (w *runWriter) abort() {
-	if w.pipe != nil {
-		w.pipe.close()
-		w.pipe = nil
-	}
-	w.f.Close()
-}
-
-func (w *runWriter) need(n int) error {
-	if len(w.raw) > 0 && len(w.raw)+n > frameRawBytes {
-		return w.flushFrame()
-	}
-	return nil
-}
-
-func (w *runWriter) flushFrame() error {
-	if len(w.raw) == 0 {
-		return nil
-	}
-	if p := w.pipe; p != nil {
-		f := <-p.free
-		if err := p.failure(); err != nil {
-			p.free <- f
-			return err
+		pc.rows = e.rows
+		return pc, err
+	}, func(_ int, pc piece) error {
+		for _, f := range pc.frames {
+			if err := w.writeFrame(f.first, f.rawLen, f.comp); err != nil {
+				return err
+			}
 		}
-		f.raw, w.raw = w.raw, f.raw[:0]
-		f.first, w.first = w.first, -1
-		p.order <- f
-		p.work <- f
+		w.rows += pc.rows
+		if !half && w.rows >= rows/2 {
+			half = true
+			crashHalf()
+		}
 		return nil
+	})
+	if err != nil {
+		w.abort()
+		return 0, err
 	}
-	if w.first >= 0 {
-		w.index[w.first], w.first = w.off, -1
-	}
-	w.comp = s2.Encode(w.comp[:cap(w.comp)], w.raw)
-	rawLen := len(w.raw)
-	w.raw = w.raw[:0]
-	return w.writeFrame(rawLen, w.comp)
+	return w.finish()
 }
 
-// writeFrame writes one compressed frame of rawLen bytes.
-func (w *runWriter) writeFrame(rawLen int, comp []byte) error {
+// abort stops a run that will not be finished.
+func (w *runWriter) abort() { w.f.Close() }
+
+// writeFrame writes one compressed frame of rawLen bytes, the first of
+// shard first (-1: of none).
+func (w *runWriter) writeFrame(first, rawLen int, comp []byte) error {
+	if first >= 0 {
+		w.index[first] = w.off
+	}
 	var hdr [frameHdrBytes]byte
 	binary.LittleEndian.PutUint32(hdr[:], uint32(rawLen))
 	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(comp)))
@@ -215,40 +209,6 @@ func (w *runWriter) writeFrame(rawLen int, comp []byte) error {
 	return nil
 }
 
-// group starts a user's rows; n is how many rows follow.
-func (w *runWriter) group(shard int, user []byte, n int64) error {
-	if shard != w.shard {
-		if err := w.flushFrame(); err != nil {
-			return err
-		}
-		if shard < w.shard {
-			return fmt.Errorf("BUG: run shard %d after %d", shard, w.shard)
-		}
-		w.shard = shard
-		w.first = shard
-	}
-	if err := w.need(3*binary.MaxVarintLen64 + len(user)); err != nil {
-		return err
-	}
-	w.raw = binary.AppendUvarint(w.raw, uint64(shard))
-	w.raw = binary.AppendUvarint(w.raw, uint64(len(user)))
-	w.raw = append(w.raw, user...)
-	w.raw = binary.AppendUvarint(w.raw, uint64(n))
-	return nil
-}
-
-func (w *runWriter) row(file uint32, line int64, val []byte) error {
-	if err := w.need(3*binary.MaxVarintLen64 + len(val)); err != nil {
-		return err
-	}
-	w.raw = binary.AppendUvarint(w.raw, uint64(file))
-	w.raw = binary.AppendUvarint(w.raw, uint64(line))
-	w.raw = binary.AppendUvarint(w.raw, uint64(len(val)))
-	w.raw = append(w.raw, val...)
-	w.rows++
-	return nil
-}
-
 // finish writes the index and closes the file. Runs are scratch: they are
 // not synced (a crash discards them all).
 func (w *runWriter) finish() (size int64, err error) {
@@ -259,12 +219,6 @@ func (w *runWriter) finish() (size int64, err error) {
 	}()
 	if err := w.flushFrame(); err != nil {
 		return 0, err
-	}
-	if p := w.pipe; p != nil {
-		w.pipe = nil
-		if err := p.close(); err != nil {
-			return 0, err
-		}
 	}
 	n := len(w.index) - 1
 	w.index[n] = w.off

@@ -148,10 +148,10 @@ func testSortSpillNarrowMerge(t *testing.T, buf int64, wantSpill bool) {
 	}
 }
 
-// TestRunWriter_WorkersSameBytes writes one run on 1 to 8 workers and
-// checks that every file has the same bytes (a run's frames are
-// compressed on the workers but written in order), and that a run written
-// on workers reads back whole.
+// TestRunWriter_WorkersSameBytes writes one run with a runWriter, and in
+// pieces cut at shard boundaries on 1 to 8 workers (writeRun), and checks
+// that every file has the same bytes, and that a run written in pieces
+// reads back whole.
 func TestRunWriter_WorkersSameBytes(t *testing.T) {
 	const shards = 64
 	r := rand.New(rand.NewPCG(7, 8))
@@ -171,23 +171,51 @@ func TestRunWriter_WorkersSameBytes(t *testing.T) {
 		}
 	}
 	fs := vfs.NewMem()
-	write := func(path string, workers int) []byte {
-		w, err := newRunWriter(fs, path, shards, workers)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, g := range groups {
+	encode := func(w *frameEncoder, gs []group) error {
+		for _, g := range gs {
 			if err := w.group(g.shard, []byte(g.user), int64(len(g.rows))); err != nil {
-				t.Fatal(err)
+				return err
 			}
 			for i, v := range g.rows {
 				if err := w.row(1, int64(i), v); err != nil {
-					t.Fatal(err)
+					return err
 				}
 			}
 		}
-		if _, err := w.finish(); err != nil {
-			t.Fatal(err)
+		return nil
+	}
+	var rows int64
+	var cuts []int // pieces of groups, at shard boundaries
+	for i, g := range groups {
+		if i == 0 || g.shard != groups[i-1].shard && r.IntN(2) == 0 {
+			cuts = append(cuts, i)
+		}
+		rows += int64(len(g.rows))
+	}
+	cuts = append(cuts, len(groups))
+	write := func(path string, workers int) []byte {
+		if workers == 0 {
+			w, err := newRunWriter(fs, path, shards)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := encode(&w.frameEncoder, groups); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.finish(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			crashed := 0
+			_, err := writeRun(fs, path, shards, workers, len(cuts)-1, rows, func(k int, w *frameEncoder) error {
+				return encode(w, groups[cuts[k]:cuts[k+1]])
+			}, func() { crashed++ })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if crashed != 1 {
+				t.Errorf("%d workers: the half-way point was called %d times", workers, crashed)
+			}
 		}
 		f, err := fs.Open(path)
 		if err != nil {
@@ -201,11 +229,11 @@ func TestRunWriter_WorkersSameBytes(t *testing.T) {
 		}
 		return b
 	}
-	want := write("run-1", 1)
-	for _, workers := range []int{2, 3, 8} {
+	want := write("run-0", 0)
+	for _, workers := range []int{1, 2, 3, 8} {
 		path := fmt.Sprintf("run-%d", workers)
 		if got := write(path, workers); !slices.Equal(got, want) {
-			t.Fatalf("%d workers: %d bytes, differ from 1 worker's %d", workers, len(got), len(want))
+			t.Fatalf("%d workers: %d bytes, differ from one runWriter's %d", workers, len(got), len(want))
 		}
 		rn, err := openRun(fs, path, shards)
 		if err != nil {

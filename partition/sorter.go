@@ -445,46 +445,83 @@ func (s *sorter) spiller() {
 }
 
 // spill sorts an arena and writes it as a run: sorted on every CPU, cut
-// by shard (sortEntriesParallel), then written in order. (It sorted one
-// piece per CPU and merged the pieces as it wrote: the merge looked at
-// every piece's head for every row, on one goroutine, which kept a
-// partition on 16 CPUs at a quarter of them.)
+// by shard (sortEntriesParallel), then cut at shard boundaries into pieces
+// that are encoded and compressed on every CPU and written in order
+// (writeRun). (It sorted one piece per CPU and merged the pieces as it
+// wrote, on one goroutine, and later encoded every row on one goroutine:
+// either kept a partition on 16 CPUs at half of them or less.)
 func (s *sorter) spill(a *arena, path string) (int64, error) {
 	es := a.entries
 	if cap(s.scratch) < len(es) {
 		s.scratch = make([]entry, max(len(es), s.entryCap))
 	}
 	sorted := sortEntriesParallel(a, es, s.scratch[:len(es)], s.shards, s.cpus)
-	w, err := newRunWriter(s.fs, path, s.shards, s.cpus)
-	if err != nil {
-		return 0, err
+	cuts := shardCuts(sorted, spillPiecesPerCPU*s.cpus)
+	return writeRun(s.fs, path, s.shards, s.cpus, len(cuts)-1, int64(len(sorted)), func(k int, w *frameEncoder) error {
+		part := sorted[cuts[k]:cuts[k+1]]
+		for i := 0; i < len(part); {
+			g := part[i]
+			j := i + 1
+			for j < len(part) && groupCmp(a, part[j], g) == 0 {
+				j++
+			}
+			if err := w.group(int(g.pfx>>48), a.user(g), int64(j-i)); err != nil {
+				return err
+			}
+			for k := i; k < j; k++ {
+				if k+prefetchAhead < len(part) {
+					prefetch.Lines(unsafe.Pointer(&a.buf[part[k+prefetchAhead].off]))
+				}
+				if err := w.row(a.record(part[k])); err != nil {
+					return err
+				}
+			}
+			i = j
+		}
+		return nil
+	}, func() { s.crash.point("spill") })
+}
+
+// spillPiecesPerCPU is how many pieces per CPU a spill is encoded in.
+const spillPiecesPerCPU = 4
+
+// shardCuts cuts entries sorted by shard into about n pieces of the same
+// number of entries, at shard boundaries (a shard is never cut): piece k
+// is es[cuts[k]:cuts[k+1]].
+func shardCuts(es []entry, n int) []int {
+	cuts := []int{0}
+	for k := 1; k < n; k++ {
+		i := max(k*len(es)/n, cuts[len(cuts)-1])
+		if i == 0 || i >= len(es) {
+			continue
+		}
+		shard := es[i].pfx >> 48
+		i += sort.Search(len(es)-i, func(j int) bool { return es[i+j].pfx>>48 != shard })
+		if i < len(es) && i > cuts[len(cuts)-1] {
+			cuts = append(cuts, i)
+		}
 	}
-	half := len(sorted) / 2
-	for i := 0; i < len(sorted); {
-		g := sorted[i]
-		j := i + 1
-		for j < len(sorted) && groupCmp(a, sorted[j], g) == 0 {
-			j++
-		}
-		if err := w.group(int(g.pfx>>48), a.user(g), int64(j-i)); err != nil {
-			w.abort()
-			return 0, err
-		}
-		for k := i; k < j; k++ {
-			if k+prefetchAhead < len(sorted) {
-				prefetch.Lines(unsafe.Pointer(&a.buf[sorted[k+prefetchAhead].off]))
-			}
-			if err := w.row(a.record(sorted[k])); err != nil {
-				w.abort()
-				return 0, err
-			}
-			if k+1 == half {
-				s.crash.point("spill")
-			}
-		}
-		i = j
+	return append(cuts, len(es))
+}
+
+// firstErr holds the first error set of several goroutines'.
+type firstErr struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (e *firstErr) fail(err error) {
+	e.mu.Lock()
+	if e.err == nil {
+		e.err = err
 	}
-	return w.finish()
+	e.mu.Unlock()
+}
+
+func (e *firstErr) failure() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
 }
 
 // sortEntries sorts es by a.less, using tmp (as long as es) as scratch:

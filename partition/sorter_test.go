@@ -157,3 +157,47 @@ func BenchmarkSortEntries(b *testing.B) {
 func show(shard int, user []byte, line int64) string {
 	return fmt.Sprintf("(%d %q %d)", shard, user, line)
 }
+
+// TestShardCuts checks that a spill's pieces cover its entries in order,
+// each piece non-empty, and never cut a shard.
+func TestShardCuts(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		shards []int // entries per shard 0, 1, …
+		n      int
+	}{
+		{"one shard", []int{1000}, 8},
+		{"even", []int{10, 10, 10, 10, 10, 10, 10, 10}, 4},
+		{"more pieces than shards", []int{3, 5, 2}, 16},
+		{"a heavy shard", []int{1, 2, 900, 3, 4, 5, 6}, 8},
+		{"one piece", []int{4, 4}, 1},
+		{"empty shards", []int{0, 7, 0, 0, 9, 0}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var es []entry
+			for sh, n := range tc.shards {
+				for range n {
+					es = append(es, entry{pfx: uint64(sh) << 48})
+				}
+			}
+			cuts := shardCuts(es, tc.n)
+			if cuts[0] != 0 || cuts[len(cuts)-1] != len(es) {
+				t.Fatalf("cuts %v do not run from 0 to %d", cuts, len(es))
+			}
+			if len(cuts)-1 > tc.n {
+				t.Errorf("%d pieces, want at most %d", len(cuts)-1, tc.n)
+			}
+			for k := 1; k < len(cuts); k++ {
+				if cuts[k] <= cuts[k-1] {
+					t.Fatalf("cuts %v: piece %d is empty", cuts, k-1)
+				}
+				if c := cuts[k]; c < len(es) && es[c].pfx>>48 == es[c-1].pfx>>48 {
+					t.Errorf("cuts %v: shard %d cut at %d", cuts, es[c].pfx>>48, c)
+				}
+			}
+			if tc.name == "even" && len(cuts)-1 != tc.n {
+				t.Errorf("%d pieces of 8 even shards, want %d", len(cuts)-1, tc.n)
+			}
+		})
+	}
+}

@@ -7,9 +7,9 @@ import (
 	"slices"
 	"sort"
 	"sync"
-	"sync/atomic"
 
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/ordered"
 )
 
 var errNotStringWriter = errors.New("BUG: output: writer must implement io.StringWriter (use bufio.Writer)")
@@ -159,88 +159,41 @@ func (l sortedLists) span(from, to string, last bool) span {
 }
 
 // parallel merges the lists cut into pieces on workers goroutines, each
-// piece's lines encoded by a function newEnc makes per goroutine into a
-// buffer, and writes the buffers in order. At most two pieces per worker
-// are made and not yet written.
+// piece's lines encoded by a function newEnc makes per piece into a
+// buffer, and writes the buffers in order (ordered.Do).
 func (l sortedLists) parallel(workers, total int, write func(b []byte, lines int) error,
 	newEnc func() func(dst, line []byte) ([]byte, error)) error {
 	cuts := l.cuts(total, workers*piecesPerWorker)
-	pieces := len(cuts) + 1
 	type piece struct {
-		buf   []byte
+		buf   *[]byte
 		lines int
-		err   error
-		done  chan struct{}
 	}
-	ps := make([]piece, pieces)
-	for k := range ps {
-		ps[k].done = make(chan struct{})
-	}
-	tokens := make(chan struct{}, 2*workers)
-	for range cap(tokens) {
-		tokens <- struct{}{}
-	}
-	var (
-		next atomic.Int64
-		stop atomic.Bool
-		free sync.Pool
-		wg   sync.WaitGroup
-	)
-	for range min(workers, pieces) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			enc := newEnc()
-			for {
-				<-tokens
-				k := int(next.Add(1) - 1)
-				if k >= pieces {
-					tokens <- struct{}{}
-					return
-				}
-				pc := &ps[k]
-				if !stop.Load() { // after an error, pieces are only marked done
-					from, to := "", ""
-					if k > 0 {
-						from = cuts[k-1]
-					}
-					if k < len(cuts) {
-						to = cuts[k]
-					}
-					if b, ok := free.Get().(*[]byte); ok {
-						pc.buf = (*b)[:0]
-					}
-					pc.err = l.merge(l.span(from, to, k == len(cuts)), func(line []byte) (err error) {
-						pc.lines++
-						pc.buf, err = enc(pc.buf, line)
-						return err
-					})
-				}
-				close(pc.done)
-			}
-		}()
-	}
-	var err error
-	for k := range ps {
-		pc := &ps[k]
-		<-pc.done
-		if err == nil {
-			err = pc.err
+	var free sync.Pool
+	return ordered.Do(workers, len(cuts)+1, func(k int) (piece, error) {
+		from, to := "", ""
+		if k > 0 {
+			from = cuts[k-1]
 		}
-		if err == nil {
-			err = write(pc.buf, pc.lines)
+		if k < len(cuts) {
+			to = cuts[k]
 		}
-		if err != nil {
-			stop.Store(true)
+		pc := piece{buf: new([]byte)}
+		if b, ok := free.Get().(*[]byte); ok {
+			pc.buf = b
 		}
-		if b := pc.buf; b != nil {
-			free.Put(&b)
-			pc.buf = nil
-		}
-		tokens <- struct{}{}
-	}
-	wg.Wait()
-	return err
+		enc := newEnc()
+		buf := (*pc.buf)[:0]
+		err := l.merge(l.span(from, to, k == len(cuts)), func(line []byte) (err error) {
+			pc.lines++
+			buf, err = enc(buf, line)
+			return err
+		})
+		*pc.buf = buf
+		return pc, err
+	}, func(_ int, pc piece) error {
+		defer free.Put(pc.buf)
+		return write(*pc.buf, pc.lines)
+	})
 }
 
 type heapItem struct{ p, i, end int }
