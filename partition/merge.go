@@ -74,6 +74,11 @@ type mergeJob struct {
 	heavyRows    int64 // a user with more rows than this is heavy
 	tableBytes   int64
 	crash        *crasher
+	// heavySlots bounds the heavy users' file streams writing at once
+	// (heavyFile); nil: none are made. A heavy user of heavyFileRows
+	// rows or more gets them.
+	heavySlots    chan struct{}
+	heavyFileRows int64
 }
 
 // task is a shard range [lo, hi) merged into its own tables.
@@ -306,8 +311,13 @@ func (m *groupMerge) nextRow() (bool, error) {
 // blocks, written through two streams (normal and heavy range): group by
 // group, it decides where the user goes (route), then writes the group's
 // rows into blocks (writeGroup).
-func (j *mergeJob) mergeTask(ctx context.Context, t task) (*mergeStats, error) {
+func (j *mergeJob) mergeTask(ctx context.Context, t task) (_ *mergeStats, err error) {
 	tw := j.newTaskWriter()
+	defer func() {
+		if werr := tw.waitHeavy(); err == nil && werr != nil {
+			err = werr
+		}
+	}()
 	readers := make([]*runReader, len(j.runs))
 	for i, r := range j.runs {
 		readers[i] = r.reader(t.lo, t.hi)
@@ -343,6 +353,9 @@ func (j *mergeJob) mergeTask(ctx context.Context, t task) (*mergeStats, error) {
 	if err := tw.heavy.Close(); err != nil {
 		return nil, err
 	}
+	if err := tw.waitHeavy(); err != nil {
+		return nil, err
+	}
 	return tw.st, nil
 }
 
@@ -356,6 +369,7 @@ type taskWriter struct {
 	w             *store.BlockWriter
 	fields        [][]byte
 	value         []byte
+	heavyFiles    []*heavyFile // started, not waited for
 }
 
 func (j *mergeJob) newTaskWriter() *taskWriter {
@@ -398,6 +412,20 @@ func (tw *taskWriter) writeGroup(m *groupMerge, isHeavy bool) error {
 	if isHeavy {
 		s = tw.heavy
 	}
+	// A big heavy user's files go each to a heavyFile, after the heavy
+	// stream's table so far (which may hold the user's older blocks).
+	var hf *heavyFile
+	perFile := isHeavy && j.heavySlots != nil && m.rows >= j.heavyFileRows
+	if perFile {
+		if err := tw.heavy.Close(); err != nil {
+			return err
+		}
+		defer func() {
+			if hf != nil {
+				hf.close()
+			}
+		}()
+	}
 	key := store.Key{Heavy: isHeavy, Shard: m.shard, User: user}
 	var fs *fileStats
 	var part *store.HeavyPart
@@ -406,7 +434,11 @@ func (tw *taskWriter) writeGroup(m *groupMerge, isHeavy bool) error {
 			return nil
 		}
 		tw.value = tw.w.AppendValue(tw.value[:0], j.codec, tw.comp)
-		if err := s.AddBlock(key, tw.value); err != nil {
+		if hf != nil {
+			if err := hf.add(key, tw.value); err != nil {
+				return err
+			}
+		} else if err := s.AddBlock(key, tw.value); err != nil {
 			return err
 		}
 		fs.blocks++
@@ -439,6 +471,12 @@ func (tw *taskWriter) writeGroup(m *groupMerge, isHeavy bool) error {
 			}
 			started = true
 			key.File, key.Seq = store.FileID(rr.file), 0
+			if perFile {
+				if hf != nil {
+					hf.close()
+				}
+				hf = tw.startHeavyFile()
+			}
 			fs = tw.st.file(key.File)
 			fs.users++
 			part = nil
@@ -566,4 +604,68 @@ func mergeRuns(ctx context.Context, fs vfs.FS, runs []*run, path string, shards 
 		return nil, err
 	}
 	return openRun(fs, path, shards)
+}
+
+// heavyFileMinRows is the fewest rows of a heavy user whose files are
+// written by heavyFiles.
+const heavyFileMinRows = 256 << 10
+
+// heavyFile writes one big heavy user's blocks of one file into tables of
+// their own, on a goroutine of its own, while the merge task reads on:
+// pebble compresses a table's blocks on the goroutine that adds them, so
+// a user with a tenth of the rows (one bank, in the benchmark's data) kept
+// one CPU busy well after the other tasks were done. Its tables hold the
+// keys of (user, file) alone, so they overlap no other table.
+type heavyFile struct {
+	blocks chan heavyBlock
+	err    chan error
+}
+
+type heavyBlock struct{ key, value []byte }
+
+// startHeavyFile starts a heavyFile once one of the job's heavySlots is
+// free.
+func (tw *taskWriter) startHeavyFile() *heavyFile {
+	j := tw.j
+	j.heavySlots <- struct{}{}
+	hf := &heavyFile{blocks: make(chan heavyBlock, 16), err: make(chan error, 1)}
+	tw.heavyFiles = append(tw.heavyFiles, hf)
+	go func() {
+		defer func() { <-j.heavySlots }()
+		s := j.loader.NewStream(j.tableBytes)
+		s.OnTable = tw.heavy.OnTable
+		var err error
+		for b := range hf.blocks {
+			if err == nil {
+				err = s.Add(b.key, b.value)
+			}
+		}
+		if err == nil {
+			err = s.Close()
+		}
+		hf.err <- err
+	}()
+	return hf
+}
+
+// add hands one block to the file's goroutine (copies of key and value).
+func (hf *heavyFile) add(k store.Key, value []byte) error {
+	hf.blocks <- heavyBlock{key: store.AppendKey(nil, k), value: bytes.Clone(value)}
+	return nil
+}
+
+// close says the file's blocks are all added.
+func (hf *heavyFile) close() { close(hf.blocks) }
+
+// waitHeavy waits for the task's heavyFiles (closed by then) and returns
+// the first error.
+func (tw *taskWriter) waitHeavy() error {
+	var first error
+	for _, hf := range tw.heavyFiles {
+		if err := <-hf.err; first == nil {
+			first = err
+		}
+	}
+	tw.heavyFiles = nil
+	return first
 }

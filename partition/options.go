@@ -93,6 +93,9 @@ type Options struct {
 
 	// maxReaders overrides the merge's fan-in in tests.
 	maxReaders int
+	// heavyFileRows overrides heavyFileMinRows in tests (< 0: no
+	// heavyFile).
+	heavyFileRows int64
 }
 
 func (o Options) withDefaults() (Options, error) {

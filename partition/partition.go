@@ -2,6 +2,7 @@ package partition
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -498,6 +499,10 @@ func (p *job) merge(ctx context.Context, loader *store.Loader, good []*todoFile,
 	}
 	j.runs = runs
 	workers := max(1, min(p.o.CPUs, maxReaders/max(1, len(runs))))
+	j.heavyFileRows = cmp.Or(p.o.heavyFileRows, heavyFileMinRows)
+	if j.heavyFileRows > 0 {
+		j.heavySlots = make(chan struct{}, workers)
+	}
 	tasks := planTasks(runs, shards, workers)
 	st, err := j.runMerge(ctx, tasks, workers)
 	if err != nil {

@@ -232,6 +232,31 @@ func TestRun_Truth(t *testing.T) {
 	}
 }
 
+// TestRun_HeavyFiles: with heavy users' files written by heavyFiles (in
+// tables of their own), the store is exact and holds more tables than
+// without: every heavy user's (1), or the bank's alone (1000: the other
+// heavy users' blocks, in the same tasks, go into the heavy stream's
+// tables, which must not overlap the bank's).
+func TestRun_HeavyFiles(t *testing.T) {
+	raw := generate(t, gen.Options{Seed: 11, Files: 4, Size: gen.Size{Rows: 20_000}})
+	tables := map[int64]int{}
+	for _, rows := range []int64{-1, 1, 1000} {
+		st := filepath.Join(t.TempDir(), "store")
+		o := smallOpts(raw, st)
+		o.HeavyShare = 0.002
+		o.heavyFileRows = rows
+		if _, err := Run(context.Background(), o); err != nil {
+			t.Fatalf("heavyFileRows %d: %v", rows, err)
+		}
+		checkStore(t, st, readTruth(t, raw))
+		ssts, _ := filepath.Glob(filepath.Join(st, "db", "*.sst"))
+		tables[rows] = len(ssts)
+	}
+	if tables[1] <= tables[1000] || tables[1000] < tables[-1]+4 {
+		t.Errorf("tables: %d with every heavy user's files apart, %d with the bank's, %d with none", tables[1], tables[1000], tables[-1])
+	}
+}
+
 // TestRun_Codecs: every compression gives an exact store, and the store
 // records it.
 func TestRun_Codecs(t *testing.T) {
@@ -463,7 +488,16 @@ func TestRun_BadFileFailsAlone(t *testing.T) {
 	}
 }
 
+// TestRun_ForcedHeavyMovesOldRows: a user forced heavy in a second run
+// has its older rows moved to the heavy range; with its new files written
+// by heavyFiles too (their tables must not overlap the moved blocks').
 func TestRun_ForcedHeavyMovesOldRows(t *testing.T) {
+	for _, rows := range []int64{-1, 1} {
+		t.Run(fmt.Sprintf("heavyFileRows=%d", rows), func(t *testing.T) { forcedHeavyMovesOldRows(t, rows) })
+	}
+}
+
+func forcedHeavyMovesOldRows(t *testing.T, heavyFileRows int64) {
 	raw := generate(t, gen.Options{Seed: 9, Files: 2, Size: gen.Size{Rows: 8_000}, HeavyShare: -1})
 	files, _ := filepath.Glob(filepath.Join(raw, "invoices_*.csv"))
 	sort.Strings(files)
@@ -472,6 +506,7 @@ func TestRun_ForcedHeavyMovesOldRows(t *testing.T) {
 	st := filepath.Join(t.TempDir(), "store")
 	o := smallOpts(raw, st)
 	o.HeavyShare = -1
+	o.heavyFileRows = heavyFileRows
 	if _, err := Run(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
