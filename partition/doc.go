@@ -52,7 +52,10 @@
 // store already holds it as heavy (heavy is for good). Heavy users' blocks
 // go to the store's heavy range, cut into chunks that a reducer can split
 // across workers; a user that becomes heavy has its older blocks moved
-// there in the same ingest.
+// there in the same ingest. A big heavy user's blocks of each file go
+// into tables of their own, written on goroutines of their own (pebble
+// compresses a table on the goroutine that fills it), so that one user
+// does not hold the merge up on one CPU.
 //
 // # Files
 //
