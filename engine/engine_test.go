@@ -75,7 +75,7 @@ func TestParseRAMLimit(t *testing.T) {
 }
 
 func TestDefaultClusters(t *testing.T) {
-	for n, want := range map[int][]int{1: {1}, 2: {2}, 4: {4}, 5: {4}, 16: {15}} {
+	for n, want := range map[int][]int{1: {1}, 2: {2}, 4: {4}, 5: {4}, 9: {8}, 10: {5, 4}, 16: {8, 7}, 17: {8, 8}, 18: {6, 6, 5}, 64: {8, 8, 8, 8, 8, 8, 8, 7}} {
 		if got := DefaultClusters(n); !slices.Equal(got, want) {
 			t.Errorf("DefaultClusters(%d) = %v, want %v", n, got, want)
 		}

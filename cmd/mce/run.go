@@ -102,7 +102,7 @@ Examples:
 // commands that run on them.
 func clusterFlags() []ucli.Flag {
 	return []ucli.Flag{
-		&ucli.StringFlag{Name: "clusters", Usage: "`CPUS` per cluster, comma separated, e.g. 3,2,1 (default: one cluster of all CPUs up to 4 CPUs, else all but one)"},
+		&ucli.StringFlag{Name: "clusters", Usage: "`CPUS` per cluster, comma separated, e.g. 3,2,1 (default: one cluster of all CPUs up to 4 CPUs, else all but one in clusters of at most 8, e.g. 8,7 on 16)"},
 		&ucli.StringFlag{Name: "queue", Value: engine.QueueDeque, Usage: "file `ORDER`: deque (cluster 0 takes the largest files, the others the smallest) or fifo (largest first to any free cluster)"},
 		&ucli.StringFlag{Name: "ram-limit", Value: "80%", Usage: "total RSS of all clusters above which idle clusters give memory back and then the biggest busy one is killed (its file retried alone, through disk): a share of physical RAM (80%) or a `SIZE` (12GiB)"},
 		&ucli.StringFlag{Name: "ram-measure", Value: engine.MeasureRSS, Usage: "what --ram-limit is compared with: rss (the clusters' resident sets), pss (shared pages counted once) or cgroup (this process's cgroup's working set, what the kernel's OOM killer acts on)"},
