@@ -9,8 +9,9 @@
 # runs `mce bench` on every core (3 runs per system, in rounds), then
 # times `mce run` and `mce reduce` once at each CPU count of SWEEP
 # (default "8 4 2 1"), and writes OUT/scale.md (the bench's report) and
-# OUT/sweep.tsv. DuckDB runs when bench/duckdb/node_modules is there (or
-# npm can install it) and node is on PATH.
+# OUT/sweep.tsv; with LAYOUTS set, OUT/layouts.tsv too (see below).
+# DuckDB runs when bench/duckdb/node_modules is there (or npm can install
+# it) and node is on PATH.
 set -euo pipefail
 
 mce=$(realpath "$1")
@@ -45,30 +46,57 @@ echo "== $(date -u +%T) bench at $cpus CPUs (skip $skip)"
 }
 [ -f "$out/latest.md" ] && cp "$out/latest.md" "$out/scale.md"
 
+# timeit SYS CLUSTERS: one timed `mce SYS` (run or reduce) with
+# --clusters CLUSTERS ("default": none given), as a line of TSV.
+store=$work/bench/store
+timeit() {
+	local sys=$1 clusters=$2
+	rm -rf "$work/sweep-out"
+	local args=(--out "$work/sweep-out" --job s)
+	[ "$clusters" != default ] && args+=(--clusters "$clusters")
+	if [ "$sys" = run ]; then
+		args+=("$work/data")
+	else
+		args+=(--store "$store")
+	fi
+	local t
+	if [ -x /usr/bin/time ]; then
+		/usr/bin/time -o "$work/time" -f "%e %U %S %M" "$mce" "$sys" "${args[@]}" >/dev/null 2>&1 || true
+		t=$(tail -1 "$work/time")
+	else # bash's time: no max RSS
+		t=$({ TIMEFORMAT="%R %U %S 0" && time "$mce" "$sys" "${args[@]}" >/dev/null 2>&1; } 2>&1 | tail -1)
+	fi
+	local wall user sys_s rss
+	read -r wall user sys_s rss <<<"$t"
+	printf '%s\t%s\t%s\t%s\t%s\n' "$sys" "$clusters" "$wall" \
+		"$(echo "$user $sys_s" | awk '{print $1+$2}')" "$((rss / 1024))"
+}
+
 echo "== $(date -u +%T) sweep: $sweep"
 printf 'system\tcpus\twall_s\tcpu_s\tmax_rss_mib\n' >"$out/sweep.tsv"
-store=$work/bench/store
 for c in $sweep; do
 	for sys in run reduce; do
 		if [ "$sys" = reduce ] && [ ! -d "$store" ]; then
 			continue
 		fi
-		rm -rf "$work/sweep-out"
-		args=(--out "$work/sweep-out" --job s --clusters "$c")
-		if [ "$sys" = run ]; then
-			args+=("$work/data")
-		else
-			args+=(--store "$store")
-		fi
-		if [ -x /usr/bin/time ]; then
-			/usr/bin/time -o "$work/time" -f "%e %U %S %M" "$mce" "$sys" "${args[@]}" >/dev/null 2>&1 || true
-			t=$(tail -1 "$work/time")
-		else # bash's time: no max RSS
-			t=$({ TIMEFORMAT="%R %U %S 0" && time "$mce" "$sys" "${args[@]}" >/dev/null 2>&1; } 2>&1 | tail -1)
-		fi
-		read -r wall user sys_s rss <<<"$t"
-		printf '%s\t%s\t%s\t%s\t%s\n' "$sys" "$c" "$wall" \
-			"$(echo "$user $sys_s" | awk '{print $1+$2}')" "$((rss / 1024))" | tee -a "$out/sweep.tsv"
+		timeit "$sys" "$c" | tee -a "$out/sweep.tsv"
 	done
 done
+
+# LAYOUTS (e.g. "default $cpus 8,8"): cluster layouts on every CPU, each
+# timed RUNS times (in rounds) for run and reduce.
+if [ -n "${LAYOUTS:-}" ]; then
+	echo "== $(date -u +%T) layouts: $LAYOUTS"
+	printf 'system\tclusters\twall_s\tcpu_s\tmax_rss_mib\n' >"$out/layouts.tsv"
+	for _ in $(seq "${RUNS:-3}"); do
+		for l in $LAYOUTS; do
+			for sys in run reduce; do
+				if [ "$sys" = reduce ] && [ ! -d "$store" ]; then
+					continue
+				fi
+				timeit "$sys" "$l" | tee -a "$out/layouts.tsv"
+			done
+		done
+	done
+fi
 rm -rf "$work"
