@@ -119,11 +119,13 @@ type Options struct {
 	StartTimeout time.Duration
 }
 
-// maxDefaultCluster is the most CPUs a default cluster has: on 16 CPUs
-// (4 GB in 16 files, the one pass), two clusters of 8 took 2.66 s where
-// one of 16 took 3.05-3.28 s, four of 4 2.75 s and sixteen of 1 4.15 s,
-// as one cluster's file has parts (its opening, its last chunks, the
-// collector's end) where not all its CPUs are busy.
+// maxDefaultCluster is the most CPUs a default cluster has. On 16 CPUs
+// (4 GB in 16 files, the one pass), one cluster of 16 took 3.05-3.28 s
+// and two of 8 2.66 s in one session; in another (medians of 3,
+// interleaved) one of 16 2.98 s, 8,7 2.90 s and four of 4 2.79 s. A
+// cluster's CPUs are not all busy while it opens a file and ends it, and
+// two clusters fill each other's gaps; sixteen of one CPU (4.15-4.60 s)
+// are too many.
 const maxDefaultCluster = 8
 
 // DefaultClusters returns the default cluster layout for n CPUs: one
@@ -131,10 +133,16 @@ const maxDefaultCluster = 8
 // and the system), cut into clusters of at most maxDefaultCluster, the
 // largest first.
 func DefaultClusters(n int) []int {
+	return EvenClusters(DefaultCPUs(n), maxDefaultCluster)
+}
+
+// DefaultCPUs returns how many of n CPUs mce's clusters get by default:
+// all up to 4, else all but one.
+func DefaultCPUs(n int) int {
 	if n <= 4 {
-		return []int{max(n, 1)}
+		return max(n, 1)
 	}
-	return EvenClusters(n-1, maxDefaultCluster)
+	return n - 1
 }
 
 // EvenClusters cuts n CPUs into as few clusters of at most size CPUs as

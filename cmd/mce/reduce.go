@@ -29,8 +29,8 @@ the names, columns and values mce run gives for the same files and features; wit
 --across-files, one features file with one line per user over all the files. --files
 picks some of the store's files (names as mce store info lists them, or base names).
 
-The work runs on the clusters of mce run (--clusters, --ram-limit, --poll, recycling),
-in two phases: first the heavy users (split into chunks over all of a cluster's CPUs
+The work runs on the clusters of mce run (--clusters, --ram-limit, --poll, recycling;
+by default one cluster of all CPUs up to 4, else of all but one), in two phases: first the heavy users (split into chunks over all of a cluster's CPUs
 when the feature set is mergeable) and ranges of hash shards, each task writing sorted
 partial results; then one merge per output file. The run folder OUT/JOBNAME<n> holds the
 features files, status.log, failure.log, ram_usage.log, timings.csv and summary.json as
