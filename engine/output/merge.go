@@ -53,15 +53,18 @@ func WriteSorted(w io.Writer, spec *feature.Spec, workers, n int, size func(p in
 		total += size(p)
 	}
 	lists := sortedLists{n: n, size: size, key: key, line: line}
-	if workers <= 1 || total < parallelMinLines {
+	serial := func() error {
 		return lists.merge(lists.all(), func(b []byte) error { _, err := bw.Write(b); return err })
+	}
+	if workers <= 1 || total < parallelMinLines {
+		return serial()
 	}
 	// The pieces' bytes: the table's own, or its lines as made.
 	var local bool
-	write := func(b []byte, lines int) error { _, err := bw.Write(b); return err }
+	write := func(b []byte, _ int) error { _, err := bw.Write(b); return err }
 	if tw, ok := w.(*Writer); ok {
 		if local, ok = tw.csvLines(); !ok {
-			return lists.merge(lists.all(), func(b []byte) error { _, err := bw.Write(b); return err })
+			return serial()
 		}
 		write = tw.writeCSV
 	}
@@ -131,6 +134,9 @@ func (l sortedLists) cuts(total, pieces int) []string {
 		for i := stride / 2; i < l.size(p); i += stride {
 			sample = append(sample, l.key(p, i))
 		}
+	}
+	if len(sample) < pieces {
+		return nil // lists too short to sample: one piece
 	}
 	slices.Sort(sample)
 	var cuts []string

@@ -166,3 +166,19 @@ func TestWriteSorted_WriteError(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteSorted_ManyShortLists: lists too short to be sampled (each
+// shorter than the sampling stride) are merged as one piece, whole.
+func TestWriteSorted_ManyShortLists(t *testing.T) {
+	spec := testSpec(t)
+	users := manyUsers(parallelMinLines + 1000)
+	keys, lines := sortedListsOf(spec, users, 5000, 3)
+	var buf bytes.Buffer
+	bw := bufio.NewWriter(&buf)
+	if err := errors.Join(writeLists(bw, spec, 8, keys, lines), bw.Flush()); err != nil {
+		t.Fatal(err)
+	}
+	if want := csvTable(spec, users); !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("%d bytes differ from the %d wanted at byte %d", buf.Len(), len(want), firstDiff(buf.Bytes(), want))
+	}
+}
