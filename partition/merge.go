@@ -435,9 +435,7 @@ func (tw *taskWriter) writeGroup(m *groupMerge, isHeavy bool) error {
 		}
 		tw.value = tw.w.AppendValue(tw.value[:0], j.codec, tw.comp)
 		if hf != nil {
-			if err := hf.add(key, tw.value); err != nil {
-				return err
-			}
+			hf.add(key, tw.value)
 		} else if err := s.AddBlock(key, tw.value); err != nil {
 			return err
 		}
@@ -648,10 +646,10 @@ func (tw *taskWriter) startHeavyFile() *heavyFile {
 	return hf
 }
 
-// add hands one block to the file's goroutine (copies of key and value).
-func (hf *heavyFile) add(k store.Key, value []byte) error {
+// add hands one block to the file's goroutine (copies of key and value);
+// an error of its stream comes from waitHeavy.
+func (hf *heavyFile) add(k store.Key, value []byte) {
 	hf.blocks <- heavyBlock{key: store.AppendKey(nil, k), value: bytes.Clone(value)}
-	return nil
 }
 
 // close says the file's blocks are all added.
