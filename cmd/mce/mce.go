@@ -89,46 +89,39 @@ func Main(args []string, spec feature.Spec, features bool) int {
 // `go tool pprof`. The benchmark's --profile uses it.
 const CPUProfileEnv = "MCE_CPUPROFILE"
 
-// startCPUProfile starts profiling into dir and returns the function that
-// stops it; a profile that cannot start is reported on stderr and skipped.
-func startCPUProfile(dir string) (stop func()) {
-	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("mce-%d.pprof", os.Getpid())))
-	if err == nil {
-		if err = pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mce: %s: no CPU profile: %v\n", CPUProfileEnv, err)
-		return func() {}
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}
-}
-
 // TraceEnv names a folder: when set, every mce process writes its
 // execution trace there as mce-<pid>.trace, for `go tool trace` (where
 // the CPUs waited: on locks, channels, the collector).
 const TraceEnv = "MCE_TRACE"
 
-// startTrace starts an execution trace into dir and returns the function
-// that stops it; a trace that cannot start is reported on stderr and
-// skipped.
+// startCPUProfile starts profiling into dir and returns the function that
+// stops it; a profile that cannot start is reported on stderr and skipped.
+func startCPUProfile(dir string) (stop func()) {
+	return startInto(dir, "pprof", CPUProfileEnv, "CPU profile", pprof.StartCPUProfile, pprof.StopCPUProfile)
+}
+
+// startTrace is startCPUProfile for an execution trace.
 func startTrace(dir string) (stop func()) {
-	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("mce-%d.trace", os.Getpid())))
+	return startInto(dir, "trace", TraceEnv, "trace", trace.Start, trace.Stop)
+}
+
+// startInto creates dir/mce-<pid>.ext, starts writing it with start and
+// returns the function that stops it (with stop) and closes the file; one
+// that cannot start is reported on stderr (naming env and what) and
+// skipped.
+func startInto(dir, ext, env, what string, start func(io.Writer) error, stop func()) func() {
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("mce-%d.%s", os.Getpid(), ext)))
 	if err == nil {
-		if err = trace.Start(f); err != nil {
+		if err = start(f); err != nil {
 			f.Close()
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "mce: %s: no trace: %v\n", TraceEnv, err)
+		fmt.Fprintf(os.Stderr, "mce: %s: no %s: %v\n", env, what, err)
 		return func() {}
 	}
 	return func() {
-		trace.Stop()
+		stop()
 		f.Close()
 	}
 }
