@@ -427,7 +427,8 @@ func aggData(a feature.Aggregator) unsafe.Pointer {
 }
 
 // Finish implements Job: the workers finish every user of a range and
-// sort the range by key, range after range; the ranges are merged into w.
+// sort the range by key, range after range; the ranges are merged into w
+// (on the workers, for a big table: output.WriteSorted).
 func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	var st Stats
 	defer func() { s.ranges, s.free = nil, nil }()

@@ -5,8 +5,9 @@
 // A features table is one line per user, sorted by user key, after a
 // header `user,<columns>`: Header, AppendRecord (one user's Record as one
 // line, quoted as RFC 4180 asks) and WriteSorted (the k-way merge of the
-// workers' sorted lists into one table) are the only code that formats
-// one, whichever mode computed it. Those CSV bytes are the one form in
+// workers' sorted lists into one table, a big one cut at keys into pieces
+// merged on the workers and written in order) are the only code that
+// formats one, whichever mode computed it. Those CSV bytes are the one form in
 // which the modes hand a table over: Writer takes them and writes the
 // table in the Format its Options ask for, passing CSV through (with the
 // key column named as asked) or reading each line back into the typed
@@ -19,5 +20,6 @@
 // so that a crash leaves either the whole file or none under the final
 // name.
 //
-// output imports only engine/feature (and the Parquet library).
+// output imports only engine/feature, internal/ordered (and the Parquet
+// library).
 package output
