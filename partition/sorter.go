@@ -468,11 +468,11 @@ func (s *sorter) spill(a *arena, path string) (int64, error) {
 			if err := w.group(int(g.pfx>>48), a.user(g), int64(j-i)); err != nil {
 				return err
 			}
-			for k := i; k < j; k++ {
-				if k+prefetchAhead < len(part) {
-					prefetch.Lines(unsafe.Pointer(&a.buf[part[k+prefetchAhead].off]))
+			for r := i; r < j; r++ {
+				if r+prefetchAhead < len(part) {
+					prefetch.Lines(unsafe.Pointer(&a.buf[part[r+prefetchAhead].off]))
 				}
-				if err := w.row(a.record(part[k])); err != nil {
+				if err := w.row(a.record(part[r])); err != nil {
 					return err
 				}
 			}
