@@ -60,25 +60,23 @@ func WriteSorted(w io.Writer, spec *feature.Spec, workers, n int, size func(p in
 		return serial()
 	}
 	// The pieces' bytes: the table's own, or its lines as made.
-	var local bool
+	var localTimes []bool
 	write := func(b []byte, _ int) error { _, err := bw.Write(b); return err }
 	if tw, ok := w.(*Writer); ok {
-		if local, ok = tw.csvLines(); !ok {
+		if localTimes, ok = tw.csvLines(); !ok {
 			return serial()
 		}
 		write = tw.writeCSV
 	}
-	return lists.parallel(workers, total, write, func() func(dst, line []byte) ([]byte, error) {
-		if !local {
-			return func(dst, line []byte) ([]byte, error) { return append(dst, line...), nil }
+	return lists.parallel(workers, total, write, func(dst, line []byte) ([]byte, error) {
+		if localTimes == nil {
+			return append(dst, line...), nil
 		}
-		split := newLineSplit(spec)
-		return func(dst, line []byte) ([]byte, error) {
-			if err := split.line(line[:len(line)-1]); err != nil {
-				return dst, fmt.Errorf("BUG: output: a line of the table %w", err)
-			}
-			return appendLocalCSV(dst, split.fields, spec.Columns), nil
+		dst, err := appendLocalLine(dst, line[:len(line)-1], localTimes)
+		if err != nil {
+			return dst, fmt.Errorf("BUG: output: a line of the table %w", err)
 		}
+		return dst, nil
 	})
 }
 
@@ -165,10 +163,10 @@ func (l sortedLists) span(from, to string, last bool) span {
 }
 
 // parallel merges the lists cut into pieces on workers goroutines, each
-// piece's lines encoded by a function newEnc makes per piece into a
-// buffer, and writes the buffers in order (ordered.Do).
+// piece's lines encoded by enc (called concurrently) into a buffer, and
+// writes the buffers in order (ordered.Do).
 func (l sortedLists) parallel(workers, total int, write func(b []byte, lines int) error,
-	newEnc func() func(dst, line []byte) ([]byte, error)) error {
+	enc func(dst, line []byte) ([]byte, error)) error {
 	cuts := l.cuts(total, workers*piecesPerWorker)
 	type piece struct {
 		buf   *[]byte
@@ -187,7 +185,6 @@ func (l sortedLists) parallel(workers, total int, write func(b []byte, lines int
 		if b, ok := free.Get().(*[]byte); ok {
 			pc.buf = b
 		}
-		enc := newEnc()
 		buf := (*pc.buf)[:0]
 		err := l.merge(l.span(from, to, k == len(cuts)), func(line []byte) (err error) {
 			pc.lines++

@@ -35,8 +35,13 @@ type Writer struct {
 
 	started bool   // the header was read
 	pending []byte // the start of a line not yet whole
+	scratch []byte // a line of local times
 	split   lineSplit
-	enc     lineEncoder // nil: CSV lines passed through
+	enc     lineEncoder // Parquet's; nil for CSV
+	// localTimes, for a CSV table of local times, says which fields
+	// (the key first) are times, whose "Z" appendLocalLine drops; nil:
+	// CSV lines are passed through.
+	localTimes []bool
 	lines   int64
 	err     error
 }
@@ -116,7 +121,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	if w.enc == nil {
+	if w.enc == nil && w.localTimes == nil {
 		if _, err := w.bw.Write(p); err != nil {
 			return 0, w.fail(err)
 		}
@@ -153,13 +158,13 @@ func (w *Writer) start() error {
 		return w.fail(err)
 	}
 	if w.local && hasTimes(w.spec) {
-		w.enc = &localCSVEncoder{w: w.bw, cols: w.spec.Columns}
+		w.localTimes = timeFields(w.spec)
 	}
 	return nil
 }
 
 // lineEncoder takes the table's lines, split into unquoted fields (the
-// key first), when they cannot be passed through.
+// key first), when they cannot be passed through (Parquet).
 type lineEncoder interface {
 	record(fields [][]byte) error
 	close() error
@@ -174,42 +179,57 @@ func hasTimes(spec *feature.Spec) bool {
 	return false
 }
 
-// localCSVEncoder writes CSV lines again with their times' zone dropped:
+// timeFields says which fields of spec's lines (the key first) are times.
+func timeFields(spec *feature.Spec) []bool {
+	t := make([]bool, 1+len(spec.Columns))
+	for i, c := range spec.Columns {
+		t[i+1] = c.Type == feature.TypeTime
+	}
+	return t
+}
+
+// appendLocalLine appends line (as AppendRecord made it, without its
+// newline) and a newline, with the "Z" of its time fields dropped:
 // AppendRecord writes a time in UTC, "2024-03-01T10:11:12Z", which for a
 // time read without a zone is its wall clock; without the "Z" it says no
-// more than the input did. The other fields are written as AppendRecord
-// writes them, so the bytes differ only there.
-type localCSVEncoder struct {
-	w    *bufio.Writer
-	cols []feature.Column
-	line []byte
-}
-
-func (e *localCSVEncoder) record(fields [][]byte) error {
-	e.line = appendLocalCSV(e.line[:0], fields, e.cols)
-	_, err := e.w.Write(e.line)
-	return err
-}
-
-func (e *localCSVEncoder) close() error { return nil }
-
-// appendLocalCSV appends the CSV line of fields (unquoted, the key first)
-// with the times of cols without their "Z".
-func appendLocalCSV(b []byte, fields [][]byte, cols []feature.Column) []byte {
-	b = AppendCSVField(b, fields[0])
-	for i, c := range cols {
-		b = append(b, ',')
-		f := fields[i+1]
-		switch c.Type {
-		case feature.TypeString:
-			b = AppendCSVField(b, f)
-		case feature.TypeTime:
-			b = append(b, bytes.TrimSuffix(f, []byte{'Z'})...)
-		default:
-			b = append(b, f...)
+// more than the input did. Every other byte is kept: a time is never
+// quoted, and the fields are only walked (a quoted one to its closing
+// quote), not unquoted and quoted again. times is timeFields' (its length
+// the number of fields, which the line must have).
+func appendLocalLine(dst, line []byte, times []bool) ([]byte, error) {
+	f, start := 0, 0
+	for i := 0; ; f++ {
+		if i < len(line) && line[i] == '"' {
+			for i++; i < len(line); i++ {
+				if line[i] == '"' {
+					if i+1 < len(line) && line[i+1] == '"' {
+						i++
+						continue
+					}
+					i++
+					break
+				}
+			}
 		}
+		end := len(line)
+		if k := bytes.IndexByte(line[i:], ','); k >= 0 {
+			end = i + k
+		}
+		field := line[start:end]
+		if f < len(times) && times[f] {
+			field = bytes.TrimSuffix(field, []byte{'Z'})
+		}
+		dst = append(dst, field...)
+		if end == len(line) {
+			break
+		}
+		dst = append(dst, ',')
+		start, i = end+1, end+1
 	}
-	return append(b, '\n')
+	if f+1 != len(times) {
+		return dst, fmt.Errorf("has %d fields, want %d", f+1, len(times))
+	}
+	return append(dst, '\n'), nil
 }
 
 // parseLines hands every whole line of pending+p to the encoder and keeps
@@ -246,9 +266,20 @@ func (w *Writer) parseLines(p []byte) error {
 	return nil
 }
 
-// line splits one line into its unquoted fields and encodes them.
+// line writes one line of a CSV table of local times, or splits it into
+// its unquoted fields for the encoder.
 func (w *Writer) line(b []byte) error {
 	w.lines++
+	if w.localTimes != nil {
+		var err error
+		if w.scratch, err = appendLocalLine(w.scratch[:0], b, w.localTimes); err != nil {
+			return w.fail(fmt.Errorf("BUG: output: line %d of the table %w", w.lines, err))
+		}
+		if _, err := w.bw.Write(w.scratch); err != nil {
+			return w.fail(err)
+		}
+		return nil
+	}
 	if err := w.split.line(b); err != nil {
 		return w.fail(fmt.Errorf("BUG: output: line %d of the table %w", w.lines, err))
 	}
@@ -328,21 +359,15 @@ func (s *lineSplit) line(b []byte) error {
 
 // csvLines says how lines as AppendRecord made them become this CSV
 // table's bytes, once its header is written: passed as they are
-// (local false), or written again by appendLocalCSV (local true). ok is
+// (localTimes nil), or through appendLocalLine with localTimes. ok is
 // false for Parquet, whose encoder takes the lines one by one through
 // Write. WriteSorted uses it to encode lines on many goroutines and hand
 // the bytes to writeCSV.
-func (w *Writer) csvLines() (local, ok bool) {
-	if w.err != nil || !w.started || len(w.pending) > 0 || w.o.Format != CSV {
-		return false, false
+func (w *Writer) csvLines() (localTimes []bool, ok bool) {
+	if w.err != nil || !w.started || len(w.pending) > 0 || w.o.Format != CSV || w.enc != nil {
+		return nil, false
 	}
-	switch w.enc.(type) {
-	case nil:
-		return false, true
-	case *localCSVEncoder:
-		return true, true
-	}
-	return false, false
+	return w.localTimes, true
 }
 
 // writeCSV writes whole lines of the table made as csvLines said.

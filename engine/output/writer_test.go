@@ -605,3 +605,75 @@ func TestWriter_LocalTimes(t *testing.T) {
 		t.Error("SetLocalTimes after the header was taken")
 	}
 }
+
+// localByFields is the oracle of appendLocalLine: the line split into its
+// unquoted fields and written again, the key and strings quoted as
+// AppendCSVField quotes them, the times without their "Z".
+func localByFields(t testing.TB, spec *feature.Spec, line []byte) []byte {
+	t.Helper()
+	sp := newLineSplit(spec)
+	if err := sp.line(line); err != nil {
+		t.Fatal(err)
+	}
+	b := AppendCSVField(nil, sp.fields[0])
+	for i, c := range spec.Columns {
+		b = append(b, ',')
+		f := sp.fields[i+1]
+		switch c.Type {
+		case feature.TypeString:
+			b = AppendCSVField(b, f)
+		case feature.TypeTime:
+			b = append(b, bytes.TrimSuffix(f, []byte{'Z'})...)
+		default:
+			b = append(b, f...)
+		}
+	}
+	return append(b, '\n')
+}
+
+// TestAppendLocalLine: every line of the test users (quotes, commas and
+// line breaks in keys and strings, unset fields) is what splitting it and
+// writing its fields again gives; a line with a field too many or too few
+// is an error.
+func TestAppendLocalLine(t *testing.T) {
+	spec := testSpec(t)
+	times := timeFields(spec)
+	for _, u := range manyUsers(2000) {
+		line, _ := AppendRecord(nil, nil, []byte(u.key), u.record(spec))
+		line = line[:len(line)-1]
+		got, err := appendLocalLine(nil, line, times)
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if want := localByFields(t, spec, line); !bytes.Equal(got, want) {
+			t.Fatalf("%q:\ngot  %q\nwant %q", line, got, want)
+		}
+	}
+	for _, bad := range []string{"a,1,2,3,2024-01-01T00:00:00Z,x", "a,1,2,3,2024-01-01T00:00:00Z,x,1,extra", `a,1,2,3,"x,y"`} {
+		if _, err := appendLocalLine(nil, []byte(bad), times); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// FuzzAppendLocalLine checks appendLocalLine against its oracle on lines
+// AppendRecord makes of any key, string and time.
+func FuzzAppendLocalLine(f *testing.F) {
+	f.Add("AAA010101AAA", `say "hi", twice`, int64(1709287872), int64(3))
+	f.Add("line\nbreak", "x\r\ny", int64(-1), int64(0))
+	f.Add("", "", int64(0), int64(-5))
+	f.Fuzz(func(t *testing.T, key, top string, sec, n int64) {
+		spec := testSpec(t)
+		at := time.Unix(sec%(1<<34), 0).UTC()
+		u := testUser{key: key, n: &n, first: &at, top: &top}
+		line, _ := AppendRecord(nil, nil, []byte(key), u.record(spec))
+		line = line[:len(line)-1]
+		got, err := appendLocalLine(nil, line, timeFields(spec))
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if want := localByFields(t, spec, line); !bytes.Equal(got, want) {
+			t.Fatalf("%q:\ngot  %q\nwant %q", line, got, want)
+		}
+	})
+}
