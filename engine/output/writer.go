@@ -42,8 +42,8 @@ type Writer struct {
 	// (the key first) are times, whose "Z" appendLocalLine drops; nil:
 	// CSV lines are passed through.
 	localTimes []bool
-	lines   int64
-	err     error
+	lines      int64
+	err        error
 }
 
 // NewWriter returns a Writer of the table of spec onto w, which it
