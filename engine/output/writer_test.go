@@ -608,14 +608,23 @@ func TestWriter_LocalTimes(t *testing.T) {
 
 // localByFields is the oracle of appendLocalLine: the line split into its
 // unquoted fields and written again, the key and strings quoted as
-// AppendCSVField quotes them, the times without their "Z".
+// AppendCSVField quotes them, the times without their "Z" (what a Writer
+// of local times did before appendLocalLine).
 func localByFields(t testing.TB, spec *feature.Spec, line []byte) []byte {
 	t.Helper()
 	sp := newLineSplit(spec)
-	if err := sp.line(line); err != nil {
+	b, err := appendByFields(nil, &sp, spec, line)
+	if err != nil {
 		t.Fatal(err)
 	}
-	b := AppendCSVField(nil, sp.fields[0])
+	return b
+}
+
+func appendByFields(b []byte, sp *lineSplit, spec *feature.Spec, line []byte) ([]byte, error) {
+	if err := sp.line(line); err != nil {
+		return b, err
+	}
+	b = AppendCSVField(b, sp.fields[0])
 	for i, c := range spec.Columns {
 		b = append(b, ',')
 		f := sp.fields[i+1]
@@ -628,7 +637,7 @@ func localByFields(t testing.TB, spec *feature.Spec, line []byte) []byte {
 			b = append(b, f...)
 		}
 	}
-	return append(b, '\n')
+	return append(b, '\n'), nil
 }
 
 // TestAppendLocalLine: every line of the test users (quotes, commas and
@@ -674,6 +683,40 @@ func FuzzAppendLocalLine(f *testing.F) {
 		}
 		if want := localByFields(t, spec, line); !bytes.Equal(got, want) {
 			t.Fatalf("%q:\ngot  %q\nwant %q", line, got, want)
+		}
+	})
+}
+
+// BenchmarkAppendLocalLine: a table's lines of local times through
+// appendLocalLine ("walk") and through the split and rewrite it replaced
+// (its oracle, "split").
+func BenchmarkAppendLocalLine(b *testing.B) {
+	spec := testSpec(b)
+	times := timeFields(spec)
+	var lines [][]byte
+	var n int64
+	for _, u := range manyUsers(5000) {
+		line, _ := AppendRecord(nil, nil, []byte(u.key), u.record(spec))
+		lines = append(lines, line[:len(line)-1])
+		n += int64(len(line))
+	}
+	b.Run("walk", func(b *testing.B) {
+		b.SetBytes(n)
+		var dst []byte
+		for b.Loop() {
+			for _, l := range lines {
+				dst, _ = appendLocalLine(dst[:0], l, times)
+			}
+		}
+	})
+	b.Run("split", func(b *testing.B) {
+		b.SetBytes(n)
+		sp := newLineSplit(spec)
+		var dst []byte
+		for b.Loop() {
+			for _, l := range lines {
+				dst, _ = appendByFields(dst[:0], &sp, spec, l)
+			}
 		}
 	})
 }
