@@ -72,15 +72,19 @@ timeit() {
 		"$(echo "$user $sys_s" | awk '{print $1+$2}')" "$((rss / 1024))"
 }
 
+# both CLUSTERS TSV: timeit run, and reduce when the bench made a store,
+# appended to TSV.
+both() {
+	timeit run "$1" | tee -a "$2"
+	if [ -d "$store" ]; then
+		timeit reduce "$1" | tee -a "$2"
+	fi
+}
+
 echo "== $(date -u +%T) sweep: $sweep"
 printf 'system\tcpus\twall_s\tcpu_s\tmax_rss_mib\n' >"$out/sweep.tsv"
 for c in $sweep; do
-	for sys in run reduce; do
-		if [ "$sys" = reduce ] && [ ! -d "$store" ]; then
-			continue
-		fi
-		timeit "$sys" "$c" | tee -a "$out/sweep.tsv"
-	done
+	both "$c" "$out/sweep.tsv"
 done
 
 # LAYOUTS (e.g. "default $cpus 8,8"): cluster layouts on every CPU, each
@@ -90,12 +94,7 @@ if [ -n "${LAYOUTS:-}" ]; then
 	printf 'system\tclusters\twall_s\tcpu_s\tmax_rss_mib\n' >"$out/layouts.tsv"
 	for _ in $(seq "${RUNS:-3}"); do
 		for l in $LAYOUTS; do
-			for sys in run reduce; do
-				if [ "$sys" = reduce ] && [ ! -d "$store" ]; then
-					continue
-				fi
-				timeit "$sys" "$l" | tee -a "$out/layouts.tsv"
-			done
+			both "$l" "$out/layouts.tsv"
 		done
 	done
 fi
