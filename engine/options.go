@@ -133,7 +133,7 @@ const maxDefaultCluster = 8
 // and the system), cut into clusters of at most maxDefaultCluster, the
 // largest first.
 func DefaultClusters(n int) []int {
-	return EvenClusters(DefaultCPUs(n), maxDefaultCluster)
+	return evenClusters(DefaultCPUs(n), maxDefaultCluster)
 }
 
 // DefaultCPUs returns how many of n CPUs mce's clusters get by default:
@@ -145,9 +145,9 @@ func DefaultCPUs(n int) int {
 	return n - 1
 }
 
-// EvenClusters cuts n CPUs into as few clusters of at most size CPUs as
+// evenClusters cuts n CPUs into as few clusters of at most size CPUs as
 // can be, as even as can be, the largest first.
-func EvenClusters(n, size int) []int {
+func evenClusters(n, size int) []int {
 	k := (n + size - 1) / size
 	out := make([]int, k)
 	for i := range out {
