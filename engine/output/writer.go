@@ -33,10 +33,10 @@ type Writer struct {
 	inputKey string
 	local    bool // SetLocalTimes
 
-	started bool   // the header was read
-	pending []byte // the start of a line not yet whole
-	scratch []byte // a line of local times
-	split   lineSplit
+	started bool        // the header was read
+	pending []byte      // the start of a line not yet whole
+	scratch []byte      // a line of local times
+	split   lineSplit   // Parquet's lines into fields
 	enc     lineEncoder // Parquet's; nil for CSV
 	// localTimes, for a CSV table of local times, says which fields
 	// (the key first) are times, whose "Z" appendLocalLine drops; nil:
@@ -145,8 +145,8 @@ func (w *Writer) start() error {
 	if err := checkKeyAgainst(key, w.spec); err != nil {
 		return w.fail(err)
 	}
-	w.split = newLineSplit(w.spec)
 	if w.o.Format == Parquet {
+		w.split = newLineSplit(w.spec)
 		enc, err := newParquetEncoder(w.bw, w.spec, key, w.o.RowGroupRows, w.local)
 		if err != nil {
 			return w.fail(err)
@@ -364,7 +364,7 @@ func (s *lineSplit) line(b []byte) error {
 // Write. WriteSorted uses it to encode lines on many goroutines and hand
 // the bytes to writeCSV.
 func (w *Writer) csvLines() (localTimes []bool, ok bool) {
-	if w.err != nil || !w.started || len(w.pending) > 0 || w.o.Format != CSV || w.enc != nil {
+	if w.err != nil || !w.started || len(w.pending) > 0 || w.o.Format != CSV {
 		return nil, false
 	}
 	return w.localTimes, true
