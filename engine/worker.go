@@ -54,7 +54,9 @@ type worker struct {
 // gone), abandoning a running task, and an error when the protocol breaks.
 func Serve(ctx context.Context, opts WorkerOptions) error {
 	if opts.In == nil {
-		opts.In = os.Stdin
+		in := pollablePipe(os.Stdin)
+		defer runtime.KeepAlive(in) // in shares fd 0: no finalizer may close it
+		opts.In = in
 	}
 	if opts.Out == nil {
 		opts.Out = os.Stdout
