@@ -244,14 +244,14 @@ func dateNormalizer(df feature.DateFormat) normalizer {
 	}
 }
 
-// appendFields appends a row's schema fields (field(h) for header column
-// h) to b, normalizing amounts and dates; on a bad value it takes the row
+// appendFields appends a row's schema fields (src[bd[h].a:bd[h].b] for
+// header column h) to b, normalizing amounts and dates; on a bad value it takes the row
 // back out and reports false, after counting it as OnBadValue says.
-func (p *parser) appendFields(b *Batch, line int64, field func(h int) []byte, text []byte) bool {
+func (p *parser) appendFields(b *Batch, line int64, src []byte, bd []span, text []byte) bool {
 	rowBuf, rowEnds := len(b.buf), len(b.ends)
 	var zoned, local int64
 	for j, h := range p.colOf {
-		fld := field(h)
+		fld := src[bd[h].a:bd[h].b]
 		if n := p.norms; n != nil && n[j] != nil && len(fld) > 0 {
 			var ok bool
 			at := len(b.buf)

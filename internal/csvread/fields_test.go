@@ -1,0 +1,74 @@
+package csvread
+
+import (
+	"bytes"
+	"testing"
+)
+
+// splitOracle is lineFields by bytes.Split.
+func splitOracle(ln []byte, delim byte, n int) (int, []span) {
+	parts := bytes.Split(ln, []byte{delim})
+	var bd []span
+	s := 0
+	for _, p := range parts {
+		if len(bd) < n {
+			bd = append(bd, span{s, s + len(p)})
+		}
+		s += len(p) + 1
+	}
+	return len(parts), bd
+}
+
+func checkLineFields(t *testing.T, ln []byte, delim byte, n int) {
+	t.Helper()
+	bd := make([]span, n)
+	got := lineFields(ln, delim, bd)
+	want, wbd := splitOracle(ln, delim, n)
+	if got != want {
+		t.Fatalf("lineFields(%q, %q, %d) = %d fields, want %d", ln, delim, n, got, want)
+	}
+	if got == n {
+		for i := range bd {
+			if bd[i] != wbd[i] {
+				t.Fatalf("lineFields(%q, %q, %d): field %d at %v, want %v", ln, delim, n, i, bd[i], wbd[i])
+			}
+		}
+	}
+}
+
+func TestLineFields(t *testing.T) {
+	for _, c := range []struct {
+		line  string
+		delim byte
+	}{
+		{"", ','},
+		{",", ','},
+		{",,,,,,,,,,,,,,,,,", ','},
+		{"a", ','},
+		{"abcdefgh", ','},                // one word, no delimiter
+		{"abcdefg,", ','},                // a delimiter in the last byte of a word
+		{",bcdefgh", ','},                // in the first
+		{"abcdefgh,ijklmnop", ','},       // on a word boundary
+		{"a-,-b,--,-", ','},              // '-' is ',' + 1: no borrow may make it match
+		{"+,+,++,+", ','},                // '+' is ',' - 1
+		{"\xac,\x2c\xff,\x80,\x7f", ','}, // high bytes around the delimiter
+		{"D5D52874-096C-4AAE-A6A8-CB6DB09B54AF,JAU4803239VE,VWA4209141FW,2024-07-21 06:34:38,40.55,MXN,Material eléctrico", ','},
+		{"a;b;c;d;e;f;g;h;i;j", ';'},
+		{"a\tb\t\tc", '\t'},
+		{"a|b||c|", '|'},
+	} {
+		for n := 1; n <= 9; n++ {
+			checkLineFields(t, []byte(c.line), c.delim, n)
+		}
+	}
+}
+
+// FuzzLineFields holds lineFields (8 bytes at a time) to bytes.Split.
+func FuzzLineFields(f *testing.F) {
+	f.Add([]byte("D5D52874-096C-4AAE-A6A8-CB6DB09B54AF,JAU4803239VE,VWA4209141FW,2024-07-21 06:34:38,40.55,MXN,x"), byte(','), uint8(7))
+	f.Add([]byte("a-,-b,--,-+,+"), byte(','), uint8(3))
+	f.Add([]byte("\x00\x00\x01\x00"), byte(0), uint8(2))
+	f.Fuzz(func(t *testing.T, ln []byte, delim byte, n uint8) {
+		checkLineFields(t, ln, delim, 1+int(n%12))
+	})
+}
