@@ -86,6 +86,11 @@ func (p *parser) parse(c *chunk, b *Batch) {
 			line++
 			continue
 		}
+		if p.simpleQuotedRow(data[pos:end], line, b) {
+			pos = next
+			line++
+			continue
+		}
 		start := pos
 		p.scratch, p.sends = p.scratch[:0], p.sends[:0]
 		next, closed := parseRecord(data, pos, p.delim, &p.scratch, &p.sends)
@@ -167,6 +172,91 @@ func lineFields(ln []byte, delim byte, bd []span) int {
 		bd[nf] = span{s, len(ln)}
 	}
 	return nf + 1
+}
+
+// simpleQuotedRow parses a line with quotes when they are simple (see
+// quotedFields) and reports whether it did; ln is the line without its
+// '\n'. The row, or the bad row, is then what parseRecord and quotedRow
+// make of it, without copying the fields to p.scratch first.
+func (p *parser) simpleQuotedRow(ln []byte, line int64, b *Batch) bool {
+	if n := len(ln); n > 0 && ln[n-1] == '\r' {
+		ln = ln[:n-1]
+	}
+	bd := p.bounds
+	nf, ok := quotedFields(ln, p.delim, bd)
+	if !ok {
+		return false
+	}
+	if p.enc == feature.EncodingUTF8 && !utf8.Valid(ln) {
+		p.badRow(line, ErrInvalidUTF8, ln)
+		return true
+	}
+	if nf != p.nh {
+		p.badRow(line, fieldCountError(nf, p.nh), ln)
+		return true
+	}
+	if !p.appendFields(b, line, ln, bd, ln) {
+		return true
+	}
+	b.addUser(ln[bd[p.userH].a:bd[p.userH].b], p.enc, line)
+	return true
+}
+
+// quotedFields is lineFields for a line with quotes in it (ln has no
+// '\n' and no final '\r'), when every quote opens a field ("…" at the
+// field's start) that closes on this line, with no '""' inside and the
+// delimiter or the line's end right after the closing quote. A field's
+// span is then the bytes between its quotes: what parseRecord unescapes
+// it to. ok is false for any other use of quotes (a record that goes on
+// to the next line, an escaped quote, data after a closing quote, a quote
+// inside an unquoted field): parseRecord reads those.
+func quotedFields(ln []byte, delim byte, bd []span) (nf int, ok bool) {
+	q := nextQuote(ln, 0) // the first quote at or after s
+	s := 0
+	for {
+		var a, e, next int // the field is ln[a:e]; the next starts at next
+		if s < len(ln) && ln[s] == '"' {
+			c := nextQuote(ln, s+1)
+			switch {
+			case c == len(ln):
+				return 0, false // open at the line's end
+			case c+1 == len(ln):
+				next = len(ln) + 1
+			case ln[c+1] == delim:
+				next = c + 2
+			default:
+				return 0, false // '""', or data after the closing quote
+			}
+			a, e = s+1, c
+			q = nextQuote(ln, c+1)
+		} else {
+			a, e = s, len(ln)
+			if d := bytes.IndexByte(ln[s:], delim); d >= 0 {
+				e = s + d
+			}
+			next = e + 1
+			if q < e {
+				return 0, false // a quote inside an unquoted field
+			}
+		}
+		if nf < len(bd) {
+			bd[nf] = span{a, e}
+		}
+		nf++
+		if next > len(ln) {
+			return nf, true
+		}
+		s = next
+	}
+}
+
+// nextQuote returns the index of the first '"' of ln at or after i, or
+// len(ln).
+func nextQuote(ln []byte, i int) int {
+	if q := bytes.IndexByte(ln[i:], '"'); q >= 0 {
+		return i + q
+	}
+	return len(ln)
 }
 
 // quotedRow takes the fields parseRecord left in p.scratch; rec is the raw
