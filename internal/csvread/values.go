@@ -248,41 +248,50 @@ func dateNormalizer(df feature.DateFormat) normalizer {
 // header column h) to b, normalizing amounts and dates; on a bad value it takes the row
 // back out and reports false, after counting it as OnBadValue says.
 func (p *parser) appendFields(b *Batch, line int64, src []byte, bd []span, text []byte) bool {
-	rowBuf, rowEnds := len(b.buf), len(b.ends)
+	// The batch's slices and the parser's fields in locals: the loop runs
+	// for every field of every row, and through pointers the compiler
+	// would load them again after every append.
+	buf, ends := b.buf, b.ends
+	rowBuf, rowEnds := len(buf), len(ends)
+	norms := p.norms
 	var zoned, local int64
 	for j, h := range p.colOf {
-		fld := src[bd[h].a:bd[h].b]
-		if n := p.norms; n != nil && n[j] != nil && len(fld) > 0 {
-			var ok bool
-			at := len(b.buf)
-			if b.buf, ok = n[j](b.buf, fld); ok && p.f.dateCols[j] {
-				if feature.HasZone(b.buf[at:]) {
+		sp := bd[h]
+		fld := src[sp.a:sp.b]
+		if norms == nil || norms[j] == nil || len(fld) == 0 {
+			buf = append(buf, fld...)
+			ends = append(ends, uint32(len(buf)))
+			continue
+		}
+		at := len(buf)
+		var ok bool
+		if buf, ok = norms[j](buf, fld); ok {
+			if p.f.dateCols[j] {
+				if feature.HasZone(buf[at:]) {
 					zoned++
 				} else {
 					local++
 				}
 			}
-			if !ok {
-				p.badValues++
-				verr := &ValueError{Column: p.f.Schema.Name(j), Value: feature.DecodeText(fld, p.enc), Want: p.f.wants[j]}
-				switch p.f.opts.OnBadValue {
-				case BadValueEmpty:
-					b.ends = append(b.ends, uint32(len(b.buf)))
-					continue
-				case BadValueFail:
-					if p.failErr == nil {
-						p.failErr = &FileError{File: p.f.Path, Line: line, Err: verr}
-					}
-				}
-				b.buf, b.ends = b.buf[:rowBuf], b.ends[:rowEnds]
-				p.badRow(line, verr, text)
-				return false
-			}
-		} else {
-			b.buf = append(b.buf, fld...)
+			ends = append(ends, uint32(len(buf)))
+			continue
 		}
-		b.ends = append(b.ends, uint32(len(b.buf)))
+		p.badValues++
+		verr := &ValueError{Column: p.f.Schema.Name(j), Value: feature.DecodeText(fld, p.enc), Want: p.f.wants[j]}
+		switch p.f.opts.OnBadValue {
+		case BadValueEmpty:
+			ends = append(ends, uint32(len(buf)))
+			continue
+		case BadValueFail:
+			if p.failErr == nil {
+				p.failErr = &FileError{File: p.f.Path, Line: line, Err: verr}
+			}
+		}
+		b.buf, b.ends = buf[:rowBuf], ends[:rowEnds]
+		p.badRow(line, verr, text)
+		return false
 	}
+	b.buf, b.ends = buf, ends
 	p.zonedTimes += zoned
 	p.localTimes += local
 	return true

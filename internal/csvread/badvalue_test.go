@@ -1,0 +1,67 @@
+package csvread
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mce-engine/mce/engine/feature"
+)
+
+// TestFile_Scan_onBadValue checks what each OnBadValue does with amounts
+// and dates that do not read, in plain and quoted rows: skip-row drops and
+// samples the row, empty keeps it with the value emptied, fail fails the
+// file at the bad value's line.
+func TestFile_Scan_onBadValue(t *testing.T) {
+	schema := feature.MustSchema([]string{"user", "amount", "issued_at"}, "user")
+	const in = "user,amount,issued_at\n" +
+		"a,1.5,2023-01-31 14:05:00\n" + // line 2
+		"b,x,2023-01-31 15:00:00\n" + // 3: a bad amount
+		"c,2,not a date\n" + // 4: a bad date
+		"\"d\",\"3\",\"2023-02-01\"\n" + // 5: quoted
+		"\"e\",\"y, z\",2023-02-02\n" // 6: a bad amount, quoted
+	for _, c := range []struct {
+		mode      string
+		rows      string
+		badRows   int64
+		badValues int64
+		samples   []int64 // the sampled bad rows' lines
+	}{
+		{BadValueSkipRow, "a|1.5|2023-01-31 14:05:00\nd|3|2023-02-01\n", 3, 3, []int64{3, 4, 6}},
+		{BadValueEmpty, "a|1.5|2023-01-31 14:05:00\nb||2023-01-31 15:00:00\nc|2|\nd|3|2023-02-01\ne||2023-02-02\n", 0, 3, nil},
+	} {
+		for _, workers := range []int{1, 3} {
+			opts := Options{Schema: schema, CheckValues: true, MaxBadRowShare: -1, SampleBadRows: 10, OnBadValue: c.mode, ChunkBytes: 32}
+			res, err := scanFile(t, writeTemp(t, "v.csv", []byte(in)), opts, workers)
+			if err != nil {
+				t.Fatalf("%s, %d workers: %v", c.mode, workers, err)
+			}
+			if got := rowsString(res.raw); got != c.rows {
+				t.Errorf("%s, %d workers: rows\n%s\nwant\n%s", c.mode, workers, got, c.rows)
+			}
+			st := res.stats
+			if st.BadRows != c.badRows || st.BadValues != c.badValues {
+				t.Errorf("%s, %d workers: %d bad rows, %d bad values; want %d, %d", c.mode, workers, st.BadRows, st.BadValues, c.badRows, c.badValues)
+			}
+			var lines []int64
+			for _, s := range st.Samples {
+				lines = append(lines, s.Line)
+				var verr *ValueError
+				if !errors.As(s.Err, &verr) || !errors.Is(s.Err, ErrBadValue) {
+					t.Errorf("%s: sample at line %d: %v, want a *ValueError", c.mode, s.Line, s.Err)
+				}
+			}
+			if !slices.Equal(lines, c.samples) {
+				t.Errorf("%s, %d workers: samples at lines %v, want %v", c.mode, workers, lines, c.samples)
+			}
+		}
+	}
+
+	opts := Options{Schema: schema, CheckValues: true, MaxBadRowShare: -1, OnBadValue: BadValueFail, ChunkBytes: 32}
+	_, err := scanFile(t, writeTemp(t, "v.csv", []byte(in)), opts, 1)
+	var ferr *FileError
+	if !errors.As(err, &ferr) || ferr.Line != 3 || !errors.Is(err, ErrBadValue) || !strings.Contains(err.Error(), "column amount") {
+		t.Fatalf("fail: %v (line %v), want a *FileError at line 3 naming the amount column", err, ferr)
+	}
+}
