@@ -375,3 +375,28 @@ func TestE2E_RunFeaturesOutsideCheckout(t *testing.T) {
 		}
 	}
 }
+
+// TestE2E_ProfileAcrossFeaturesExec runs `mce run --features` with
+// MCE_CPUPROFILE set, ten times: mce replaces itself with the features
+// binary, and a CPU profiler left running across the exec killed about
+// half such runs with SIGPROF (its interval timer survives execve).
+func TestE2E_ProfileAcrossFeaturesExec(t *testing.T) {
+	dir, env := outsideCheckout(t)
+	data := filepath.Join(dir, "data")
+	os.MkdirAll(data, 0o755)
+	in, _ := os.ReadFile(repo(t, goldenInput))
+	os.WriteFile(filepath.Join(data, filepath.Base(goldenInput)), in, 0o644)
+	for i := range 10 {
+		prof := t.TempDir()
+		args := []string{"run", "--out", "out", "--job", "p", "--features", "f.go", "--param", "min_amount=500", "data"}
+		stdout, stderr, code := mce(t, dir, append(env, "MCE_CPUPROFILE="+prof), args...)
+		if code != 0 {
+			t.Fatalf("run %d: mce %v with MCE_CPUPROFILE: exit %d\n%s\n%s", i, args, code, stdout, stderr)
+		}
+		// The features binary (it keeps the parent's pid, and its
+		// profile replaces the parent's) and its cluster.
+		if got, _ := filepath.Glob(filepath.Join(prof, "mce-*.pprof")); len(got) != 2 {
+			t.Fatalf("run %d: %d profiles (%v), want 2", i, len(got), got)
+		}
+	}
+}

@@ -60,11 +60,12 @@ func Main(args []string, spec feature.Spec, features bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if dir := os.Getenv(CPUProfileEnv); dir != "" {
-		defer startCPUProfile(dir)()
+		profiling = append(profiling, startCPUProfile(dir))
 	}
 	if dir := os.Getenv(TraceEnv); dir != "" {
-		defer startTrace(dir)()
+		profiling = append(profiling, startTrace(dir))
 	}
+	defer stopProfiling()
 	app := newApp(env)
 	err := app.RunContext(ctx, args)
 	if err == nil {
@@ -93,6 +94,21 @@ const CPUProfileEnv = "MCE_CPUPROFILE"
 // execution trace there as mce-<pid>.trace, for `go tool trace` (where
 // the CPUs waited: on locks, channels, the collector).
 const TraceEnv = "MCE_TRACE"
+
+// profiling holds the stop functions of this process's CPU profile and
+// trace (MCE_CPUPROFILE, MCE_TRACE) while they run.
+var profiling []func()
+
+// stopProfiling stops and writes out this process's profile and trace.
+// It runs before mce replaces itself with a features binary: the CPU
+// profiler's interval timer survives execve(2), and its next SIGPROF
+// would kill the new program before the Go runtime catches the signal.
+func stopProfiling() {
+	for _, stop := range profiling {
+		stop()
+	}
+	profiling = nil
+}
 
 // startCPUProfile starts profiling into dir and returns the function that
 // stops it; a profile that cannot start is reported on stderr and skipped.

@@ -301,6 +301,7 @@ func execFeatures(exe string, args []string, src string) error {
 		return &ExitError{Code: 1, Err: err}
 	}
 	environ := append(os.Environ(), commandEnv+"="+string(cmd))
+	stopProfiling() // the features binary profiles itself (MCE_CPUPROFILE)
 	if err := syscall.Exec(exe, append([]string{exe}, args...), environ); err != nil {
 		return &ExitError{Code: 1, Err: fmt.Errorf("run features binary %s: %w", exe, err)}
 	}
