@@ -716,7 +716,9 @@ func TestRun_killParentThenResume(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(150 * time.Millisecond)
+	// Let the clusters be well into their next files (a 6 MB file takes
+	// them some 30 ms), not done with all.
+	time.Sleep(20 * time.Millisecond)
 	pids := clusterPIDs(t, runDir)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

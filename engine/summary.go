@@ -47,29 +47,32 @@ func (s *TaskStatus) UnmarshalText(b []byte) error {
 
 // Summary is the outcome of a run, also written to summary.json.
 type Summary struct {
-	Job           string        `json:"job"`
-	RunDir        string        `json:"run_dir"`
-	Feature       string        `json:"feature"`
-	Started       time.Time     `json:"started"`
-	Finished      time.Time     `json:"finished"`
-	Seconds       float64       `json:"seconds"`
-	Clusters      []int         `json:"clusters"`
-	Queue         string        `json:"queue"`
-	RAMLimitBytes int64         `json:"ram_limit_bytes"`
-	RAMMeasure    string        `json:"ram_measure"`    // what the limit was compared with: rss, pss or cgroup
-	PeakRSSBytes  int64         `json:"peak_rss_bytes"` // the largest total RSS of all clusters seen
-	Files         int           `json:"files"`
-	Done          int           `json:"done"`
-	Skipped       int           `json:"skipped"` // complete before a --resume
-	Failed        int           `json:"failed"`
-	Bytes         int64         `json:"bytes"` // uncompressed bytes read by this run
-	Rows          int64         `json:"rows"`
-	BadRows       int64         `json:"bad_rows"`
-	BadValues     int64         `json:"bad_values"`
-	Restarts      int           `json:"restarts"`        // clusters started again (RAM kills, crashes, recycling)
-	Interrupted   bool          `json:"interrupted"`     // by the context (Ctrl-C)
-	Error         string        `json:"error,omitempty"` // what stopped the run early
-	Tasks         []TaskSummary `json:"tasks"`
+	Job           string    `json:"job"`
+	RunDir        string    `json:"run_dir"`
+	Feature       string    `json:"feature"`
+	Started       time.Time `json:"started"`
+	Finished      time.Time `json:"finished"`
+	Seconds       float64   `json:"seconds"`
+	Clusters      []int     `json:"clusters"`
+	Queue         string    `json:"queue"`
+	RAMLimitBytes int64     `json:"ram_limit_bytes"`
+	RAMMeasure    string    `json:"ram_measure"`    // what the limit was compared with: rss, pss or cgroup
+	PeakRSSBytes  int64     `json:"peak_rss_bytes"` // the largest total RSS of all clusters seen
+	Files         int       `json:"files"`
+	Done          int       `json:"done"`
+	Skipped       int       `json:"skipped"` // complete before a --resume
+	Failed        int       `json:"failed"`
+	Bytes         int64     `json:"bytes"` // uncompressed bytes read by this run
+	Rows          int64     `json:"rows"`
+	BadRows       int64     `json:"bad_rows"`
+	BadValues     int64     `json:"bad_values"`
+	// BadValuesEmptied counts the bad values emptied in kept rows
+	// (--on-bad-value empty); the other bad values' rows were left out.
+	BadValuesEmptied int64         `json:"bad_values_emptied,omitempty"`
+	Restarts         int           `json:"restarts"`        // clusters started again (RAM kills, crashes, recycling)
+	Interrupted      bool          `json:"interrupted"`     // by the context (Ctrl-C)
+	Error            string        `json:"error,omitempty"` // what stopped the run early
+	Tasks            []TaskSummary `json:"tasks"`
 }
 
 // TaskSummary is one task's outcome.
@@ -127,6 +130,7 @@ func (r *runner) summary(interrupted bool) *Summary {
 			s.Rows += t.res.Rows
 			s.BadRows += t.res.BadRows
 			s.BadValues += t.res.BadValues
+			s.BadValuesEmptied += t.res.BadValuesEmptied
 		}
 		s.Tasks = append(s.Tasks, TaskSummary{
 			ID: t.ID, Input: t.Label(), Output: t.Output, Phase: t.Phase, Size: t.Size, Status: t.status, Cluster: t.cluster,
@@ -149,10 +153,17 @@ func (r *runner) writeSummary(interrupted bool) error {
 }
 
 // badValuesNote is what LastLine adds when values did not read: a user
-// who reads only the last line learns that rows were left out.
+// who reads only the last line learns that rows were left out, or values
+// emptied.
 func (s *Summary) badValuesNote() string {
-	if s.BadValues == 0 {
+	const see = "see timings.csv and status.log"
+	switch kept := s.BadValuesEmptied; {
+	case s.BadValues == 0:
 		return ""
+	case kept == 0:
+		return fmt.Sprintf(" (%d bad values: their rows left out, %s)", s.BadValues, see)
+	case kept == s.BadValues:
+		return fmt.Sprintf(" (%d bad values: emptied, their rows kept, %s)", s.BadValues, see)
 	}
-	return fmt.Sprintf(" (%d bad values: their rows left out, see timings.csv and status.log)", s.BadValues)
+	return fmt.Sprintf(" (%d bad values: %d emptied in kept rows, the others' rows left out, %s)", s.BadValues, s.BadValuesEmptied, see)
 }

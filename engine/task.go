@@ -82,8 +82,9 @@ func (t *Task) ShortLabel() string { return filepath.Base(t.Label()) }
 type Result struct {
 	Bytes             int64    `json:"bytes"` // uncompressed input bytes read
 	Rows              int64    `json:"rows"`
-	BadRows           int64    `json:"bad_rows"`   // bad values' rows included
-	BadValues         int64    `json:"bad_values"` // amounts or dates that did not read
+	BadRows           int64    `json:"bad_rows"`                     // bad values' rows included
+	BadValues         int64    `json:"bad_values"`                   // amounts or dates that did not read
+	BadValuesEmptied  int64    `json:"bad_values_emptied,omitempty"` // of them, emptied in a kept row (--on-bad-value empty)
 	DroppedRows       int64    `json:"dropped_rows,omitempty"`
 	Users             int64    `json:"users"`
 	SplitUsers        int      `json:"split_users,omitempty"`

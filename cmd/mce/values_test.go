@@ -58,7 +58,8 @@ func money(c int64, dec, thou string) string {
 // $ 1,234.56 and 01/31/2023) and checks that their features equal those of
 // the plain file; an ambiguous file fails with a message asking for
 // --decimal; unreadable amounts are counted, reported, and fail a file
-// above --max-bad-rows.
+// above --max-bad-rows, or are emptied or fail the file as
+// --on-bad-value says.
 func TestE2E_ValueStyles(t *testing.T) {
 	dir := t.TempDir()
 	plain := styledFile(t, dir, "plain.csv", "invoice_id,issuer,receiver,issued_at,amount,currency,description", ",",
@@ -119,6 +120,32 @@ func TestE2E_ValueStyles(t *testing.T) {
 	status, _ := os.ReadFile(filepath.Join(dir, "out-bad5", "job0", "status.log"))
 	if !strings.Contains(string(status), `bad.csv:9: bad value: column amount: "n/a" is not an amount`) {
 		t.Errorf("status.log lacks the bad value's sample with its line:\n%s", status)
+	}
+
+	// --on-bad-value empty keeps the rows (no bad rows, so the default
+	// --max-bad-rows passes), says so, and samples the emptied values;
+	// fail fails the file at the first one.
+	so, _, code = mce(t, dir, nil, "run", badPath, "--out", filepath.Join(dir, "out-empty"), "--on-bad-value", "empty", "--no-progress")
+	if code != 0 || !strings.Contains(so, "all 1 files ok (3 bad values: emptied, their rows kept") {
+		t.Errorf("--on-bad-value empty: exit %d\n%s", code, so)
+	}
+	status, _ = os.ReadFile(filepath.Join(dir, "out-empty", "job0", "status.log"))
+	if !strings.Contains(string(status), `bad.csv:9: bad value: column amount: "n/a" is not an amount (emptied, the row kept)`) {
+		t.Errorf("status.log lacks the emptied value's sample:\n%s", status)
+	}
+	feats, _ := os.ReadFile(filepath.Join(dir, "out-empty", "job0", "bad.csv.features.csv"))
+	var n int
+	for _, line := range strings.Split(strings.TrimSpace(string(feats)), "\n")[1:] {
+		var c int
+		fmt.Sscanf(strings.Split(line, ",")[1], "%d", &c)
+		n += c
+	}
+	if n != 100 {
+		t.Errorf("--on-bad-value empty: invoice_count sums to %d, want all 100 rows:\n%s", n, feats)
+	}
+	so, _, code = mce(t, dir, nil, "run", badPath, "--out", filepath.Join(dir, "out-fail"), "--on-bad-value", "fail", "--no-progress")
+	if code != 1 || !strings.Contains(so, `bad.csv:9: bad value: column amount: "n/a" is not an amount`) {
+		t.Errorf("--on-bad-value fail: exit %d\n%s", code, so)
 	}
 }
 

@@ -109,6 +109,7 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 		Rows:              stats.Rows,
 		BadRows:           stats.BadRows,
 		BadValues:         stats.BadValues,
+		BadValuesEmptied:  stats.EmptiedValues,
 		DroppedRows:       dropped.Load(),
 		Users:             users.Load(),
 		MapSeconds:        scan.Seconds(),

@@ -416,6 +416,7 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 		Rows:              stats.Rows,
 		BadRows:           stats.BadRows,
 		BadValues:         stats.BadValues,
+		BadValuesEmptied:  stats.EmptiedValues,
 		DroppedRows:       js.Dropped,
 		Users:             js.Users,
 		SplitUsers:        js.SplitUsers,

@@ -123,16 +123,19 @@ type Stats struct {
 	Rows    int64 // good rows handed to fn
 	BadRows int64 // bad rows, those with bad values included
 	// BadValues counts values that did not read as their column's type
-	// (see Options.OnBadValue).
-	BadValues int64
+	// (see Options.OnBadValue); EmptiedValues those of them emptied in a
+	// kept row (OnBadValue "empty").
+	BadValues, EmptiedValues int64
 	// ZonedTimes and LocalTimes count the dates and times of the good
 	// rows (the date columns checked: Options.DateColumns) that name
 	// their zone ("Z", "+01:00", Unix seconds, or given one by --tz) and
 	// those that do not (see LocalTimes).
 	ZonedTimes, LocalTimes int64
-	Bytes                  int64       // uncompressed bytes read, header included
-	Lines                  int64       // physical lines, header and empty lines included
-	Samples                []*RowError // the first SampleBadRows bad rows
+	Bytes                  int64 // uncompressed bytes read, header included
+	Lines                  int64 // physical lines, header and empty lines included
+	// Samples are the first SampleBadRows bad rows, and values emptied
+	// in kept rows (their Err is ErrValueEmptied too).
+	Samples []*RowError
 }
 
 // Zoneless reports whether the file's times are wall-clock times without

@@ -11,8 +11,8 @@ import (
 
 // TestFile_Scan_onBadValue checks what each OnBadValue does with amounts
 // and dates that do not read, in plain and quoted rows: skip-row drops and
-// samples the row, empty keeps it with the value emptied, fail fails the
-// file at the bad value's line.
+// samples the row, empty keeps it with the value emptied (and samples it
+// as emptied), fail fails the file at the bad value's line.
 func TestFile_Scan_onBadValue(t *testing.T) {
 	schema := feature.MustSchema([]string{"user", "amount", "issued_at"}, "user")
 	const in = "user,amount,issued_at\n" +
@@ -26,10 +26,11 @@ func TestFile_Scan_onBadValue(t *testing.T) {
 		rows      string
 		badRows   int64
 		badValues int64
-		samples   []int64 // the sampled bad rows' lines
+		emptied   int64
+		samples   []int64 // the sampled rows' lines
 	}{
-		{BadValueSkipRow, "a|1.5|2023-01-31 14:05:00\nd|3|2023-02-01\n", 3, 3, []int64{3, 4, 6}},
-		{BadValueEmpty, "a|1.5|2023-01-31 14:05:00\nb||2023-01-31 15:00:00\nc|2|\nd|3|2023-02-01\ne||2023-02-02\n", 0, 3, nil},
+		{BadValueSkipRow, "a|1.5|2023-01-31 14:05:00\nd|3|2023-02-01\n", 3, 3, 0, []int64{3, 4, 6}},
+		{BadValueEmpty, "a|1.5|2023-01-31 14:05:00\nb||2023-01-31 15:00:00\nc|2|\nd|3|2023-02-01\ne||2023-02-02\n", 0, 3, 3, []int64{3, 4, 6}},
 	} {
 		for _, workers := range []int{1, 3} {
 			opts := Options{Schema: schema, CheckValues: true, MaxBadRowShare: -1, SampleBadRows: 10, OnBadValue: c.mode, ChunkBytes: 32}
@@ -41,8 +42,9 @@ func TestFile_Scan_onBadValue(t *testing.T) {
 				t.Errorf("%s, %d workers: rows\n%s\nwant\n%s", c.mode, workers, got, c.rows)
 			}
 			st := res.stats
-			if st.BadRows != c.badRows || st.BadValues != c.badValues {
-				t.Errorf("%s, %d workers: %d bad rows, %d bad values; want %d, %d", c.mode, workers, st.BadRows, st.BadValues, c.badRows, c.badValues)
+			if st.BadRows != c.badRows || st.BadValues != c.badValues || st.EmptiedValues != c.emptied {
+				t.Errorf("%s, %d workers: %d bad rows, %d bad values, %d emptied; want %d, %d, %d", c.mode, workers,
+					st.BadRows, st.BadValues, st.EmptiedValues, c.badRows, c.badValues, c.emptied)
 			}
 			var lines []int64
 			for _, s := range st.Samples {
@@ -50,6 +52,9 @@ func TestFile_Scan_onBadValue(t *testing.T) {
 				var verr *ValueError
 				if !errors.As(s.Err, &verr) || !errors.Is(s.Err, ErrBadValue) {
 					t.Errorf("%s: sample at line %d: %v, want a *ValueError", c.mode, s.Line, s.Err)
+				}
+				if emptied := errors.Is(s.Err, ErrValueEmptied); emptied != (c.emptied > 0) {
+					t.Errorf("%s: sample at line %d: %v: marked emptied %v", c.mode, s.Line, s.Err, emptied)
 				}
 			}
 			if !slices.Equal(lines, c.samples) {

@@ -31,6 +31,7 @@ type parser struct {
 
 	bad        int64
 	badValues  int64
+	emptied    int64        // bad values emptied in a kept row
 	zonedTimes int64        // dates of kept rows with a zone, "Z" or "±hh:mm"
 	localTimes int64        // and without
 	failErr    error        // the first bad value with OnBadValue fail
@@ -289,6 +290,11 @@ func fieldCountError(got, want int) error {
 // badRow counts a bad row and keeps it as a sample while there is room.
 func (p *parser) badRow(line int64, reason error, text []byte) {
 	p.bad++
+	p.sample(line, reason, text)
+}
+
+// sample keeps a row as a sample while there is room.
+func (p *parser) sample(line int64, reason error, text []byte) {
 	if len(p.samples) >= p.maxSamples {
 		return
 	}

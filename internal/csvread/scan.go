@@ -3,6 +3,7 @@ package csvread
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -87,7 +88,7 @@ func (f *File) Scan(ctx context.Context, workers int, fn func(b *Batch) error) (
 			setErr(err)
 		}
 	}()
-	counts := make([][5]int64, workers)
+	counts := make([][6]int64, workers)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -111,6 +112,7 @@ func (f *File) Scan(ctx context.Context, workers int, fn func(b *Batch) error) (
 		st.Rows += c[0]
 		st.BadRows += c[1]
 		st.BadValues += c[2]
+		st.EmptiedValues += c[5]
 		st.ZonedTimes += c[3]
 		st.LocalTimes += c[4]
 	}
@@ -123,9 +125,11 @@ func (f *File) Scan(ctx context.Context, workers int, fn func(b *Batch) error) (
 	if share := f.opts.MaxBadRowShare; share >= 0 && st.BadRows > 0 &&
 		float64(st.BadRows) > share*float64(st.Rows+st.BadRows) {
 		first := ""
-		if len(st.Samples) > 0 {
-			s := st.Samples[0]
-			first = fmt.Sprintf("; first at line %d: %v: %q", s.Line, s.Err, s.Text)
+		for _, s := range st.Samples {
+			if !errors.Is(s.Err, ErrValueEmptied) { // a bad row
+				first = fmt.Sprintf("; first at line %d: %v: %q", s.Line, s.Err, s.Text)
+				break
+			}
 		}
 		return st, f.fail(0, fmt.Errorf("%w: %d of %d rows (%.2f%%, more than --max-bad-rows %.2f%%)%s",
 			ErrTooManyBadRows, st.BadRows, st.Rows+st.BadRows,
@@ -240,9 +244,10 @@ func (f *File) split(ctx context.Context, out chan<- chunk, free chan []byte, nb
 }
 
 // work is a parser goroutine. It returns the good rows, the bad rows, the
-// bad values, and the times with and without a zone it saw.
+// bad values, the times with and without a zone it saw, and the bad values
+// it emptied.
 func (f *File) work(ctx context.Context, chunks <-chan chunk, free chan<- []byte,
-	fn func(*Batch) error, setErr func(error), smp *sampler) [5]int64 {
+	fn func(*Batch) error, setErr func(error), smp *sampler) [6]int64 {
 	var rows int64
 	p := newParser(f)
 	b := reuse.batch()
@@ -269,7 +274,7 @@ func (f *File) work(ctx context.Context, chunks <-chan chunk, free chan<- []byte
 			setErr(err)
 		}
 	}
-	return [5]int64{rows, p.bad, p.badValues, p.zonedTimes, p.localTimes}
+	return [6]int64{rows, p.bad, p.badValues, p.zonedTimes, p.localTimes, p.emptied}
 }
 
 // sampler keeps the first bad rows of a file, in line order.

@@ -28,9 +28,11 @@ const (
 )
 
 // ErrBadValue is a value that does not read as its column's type in the
-// file's convention; ErrAmbiguousFormat a file whose values read two ways.
+// file's convention; ErrValueEmptied marks the samples of those emptied in
+// a kept row; ErrAmbiguousFormat is a file whose values read two ways.
 var (
 	ErrBadValue        = errors.New("bad value")
+	ErrValueEmptied    = errors.New("emptied, the row kept")
 	ErrAmbiguousFormat = errors.New("ambiguous values")
 )
 
@@ -280,6 +282,8 @@ func (p *parser) appendFields(b *Batch, line int64, src []byte, bd []span, text 
 		verr := &ValueError{Column: p.f.Schema.Name(j), Value: feature.DecodeText(fld, p.enc), Want: p.f.wants[j]}
 		switch p.f.opts.OnBadValue {
 		case BadValueEmpty:
+			p.emptied++
+			p.sample(line, fmt.Errorf("%w (%w)", verr, ErrValueEmptied), text)
 			ends = append(ends, uint32(len(buf)))
 			continue
 		case BadValueFail:
