@@ -103,6 +103,21 @@ func outsideCheckout(t *testing.T) (dir string, env []string) {
 	return dir, []string{"MCE_CACHE=" + filepath.Join(os.TempDir(), "mce-e2e-cache")}
 }
 
+// goldenData copies the golden input into dir/data.
+func goldenData(t *testing.T, dir string) {
+	t.Helper()
+	data := filepath.Join(dir, "data")
+	in, err := os.ReadFile(repo(t, goldenInput))
+	if err == nil {
+		if err = os.MkdirAll(data, 0o755); err == nil {
+			err = os.WriteFile(filepath.Join(data, filepath.Base(goldenInput)), in, 0o644)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestE2E_HelpOnEveryCommand(t *testing.T) {
 	out, _, code := mce(t, ".", nil, "--help")
 	if code != 0 {
@@ -346,10 +361,7 @@ var _ = io.Discard
 // that `mce debug` (one process, no clusters) gives.
 func TestE2E_RunFeaturesOutsideCheckout(t *testing.T) {
 	dir, env := outsideCheckout(t)
-	data := filepath.Join(dir, "data")
-	os.MkdirAll(data, 0o755)
-	in, _ := os.ReadFile(repo(t, goldenInput))
-	os.WriteFile(filepath.Join(data, filepath.Base(goldenInput)), in, 0o644)
+	goldenData(t, dir)
 	for _, tc := range []struct {
 		args   []string
 		golden string
@@ -382,10 +394,7 @@ func TestE2E_RunFeaturesOutsideCheckout(t *testing.T) {
 // half such runs with SIGPROF (its interval timer survives execve).
 func TestE2E_ProfileAcrossFeaturesExec(t *testing.T) {
 	dir, env := outsideCheckout(t)
-	data := filepath.Join(dir, "data")
-	os.MkdirAll(data, 0o755)
-	in, _ := os.ReadFile(repo(t, goldenInput))
-	os.WriteFile(filepath.Join(data, filepath.Base(goldenInput)), in, 0o644)
+	goldenData(t, dir)
 	for i := range 10 {
 		prof := t.TempDir()
 		args := []string{"run", "--out", "out", "--job", "p", "--features", "f.go", "--param", "min_amount=500", "data"}
