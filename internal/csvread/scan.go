@@ -349,10 +349,22 @@ func (b *Batch) Line(i int) int64 { return b.lines[i] }
 // they were in the file (the user field too; Row.String decodes it) and the
 // file's encoding and schema. r's slices alias the batch.
 func (b *Batch) Row(i int, r *feature.Row) {
-	r.Fields = r.Fields[:0]
-	for j := 0; j < b.ncols; j++ {
-		r.Fields = append(r.Fields, b.Field(i, j))
+	n := b.ncols
+	if cap(r.Fields) < n {
+		r.Fields = make([][]byte, n)
 	}
+	fields := r.Fields[:n]
+	// Field(i, j) for every j, walking the row's ends once.
+	k := i * (n + 1)
+	var s uint32
+	if k > 0 {
+		s = b.ends[k-1]
+	}
+	for j, e := range b.ends[k : k+n] {
+		fields[j] = b.buf[s:e:e]
+		s = e
+	}
+	r.Fields = fields
 	r.Encoding = b.file.Encoding
 	r.Schema = b.file.Schema
 }
