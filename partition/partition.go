@@ -47,10 +47,14 @@ type Result struct {
 	Store string
 	Files []FileResult // in input order: largest first
 	// Of the files ingested by this run:
-	Ingested  int
-	Rows      int64
-	RawBytes  int64 // uncompressed
-	DiskBytes int64
+	Ingested int
+	Rows     int64
+	// BadRows are the rows left out (bad values' rows included);
+	// BadValues the amounts and dates that did not read, EmptiedValues
+	// those of them emptied in a kept row (--on-bad-value empty).
+	BadRows, BadValues, EmptiedValues int64
+	RawBytes                          int64 // uncompressed
+	DiskBytes                         int64
 	// Spilled runs and ingested tables.
 	Runs       int
 	SpillBytes int64
@@ -592,6 +596,9 @@ func (p *job) recordIngested(good []*todoFile, st *mergeStats) {
 		t.res.ID = t.id
 		p.res.Ingested++
 		p.res.Rows += t.st.Rows
+		p.res.BadRows += t.st.BadRows
+		p.res.BadValues += t.st.BadValues
+		p.res.EmptiedValues += t.st.EmptiedValues
 		p.res.RawBytes += t.st.Bytes
 		p.res.DiskBytes += t.in.size
 	}
@@ -656,13 +663,17 @@ func (p *job) readFile(ctx context.Context, t *todoFile, ro csvread.Options, wor
 		return err
 	}
 	for _, s := range st.Samples {
-		p.log.Warn("bad row", "file", t.in.name, "line", s.Line, "err", s.Err, "text", s.Text)
+		msg := "bad row"
+		if errors.Is(s.Err, csvread.ErrValueEmptied) {
+			msg = "bad value emptied"
+		}
+		p.log.Warn(msg, "file", t.in.name, "line", s.Line, "err", s.Err, "text", s.Text)
 	}
 	if st.ZonedTimes > 0 && st.LocalTimes > 0 {
 		p.log.Warn("times with and without a zone: those without are read as UTC (give --tz ZONE to say theirs)",
 			"file", t.in.name, "with_zone", st.ZonedTimes, "without_zone", st.LocalTimes)
 	}
-	p.log.Info("read", "file", t.in.name, "rows", st.Rows, "bad_rows", st.BadRows,
+	p.log.Info("read", "file", t.in.name, "rows", st.Rows, "bad_rows", st.BadRows, "bad_values", st.BadValues,
 		"mb", st.Bytes/1e6, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }

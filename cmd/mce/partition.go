@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -106,8 +107,8 @@ Examples:
 				}
 			}
 			if res != nil {
-				fmt.Fprintf(c.App.Writer, "%s: %d file(s) ingested, %d unchanged, %d failed; %s rows\n%s raw in %s, %.0f MB/s; peak RSS %d MiB\n",
-					o.Store, res.Ingested, res.Skipped, res.Failed, thousands(res.Rows), mbString(res.RawBytes),
+				fmt.Fprintf(c.App.Writer, "%s: %d file(s) ingested, %d unchanged, %d failed; %s rows%s\n%s raw in %s, %.0f MB/s; peak RSS %d MiB\n",
+					o.Store, res.Ingested, res.Skipped, res.Failed, thousands(res.Rows), badNote(res), mbString(res.RawBytes),
 					wallString(res.Elapsed.Seconds()), res.MBPerSec(), res.PeakRSSBytes>>20)
 			}
 			if logPath != "" {
@@ -162,4 +163,24 @@ func partitionOptions(c *ucli.Context, env *Env, paths []string) (partition.Opti
 		return o, err
 	}
 	return o, nil
+}
+
+// badNote is what partition's summary line adds about the rows it left
+// out and the values that did not read (their samples are in the log).
+func badNote(res *partition.Result) string {
+	var parts []string
+	if res.BadRows > 0 {
+		p := thousands(res.BadRows) + " bad rows left out"
+		if n := res.BadValues - res.EmptiedValues; n > 0 {
+			p += ", " + thousands(n) + " of them for bad values"
+		}
+		parts = append(parts, p)
+	}
+	if res.EmptiedValues > 0 {
+		parts = append(parts, thousands(res.EmptiedValues)+" bad values emptied in kept rows")
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(parts, "; ") + "; samples in the log"
 }

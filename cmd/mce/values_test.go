@@ -147,6 +147,17 @@ func TestE2E_ValueStyles(t *testing.T) {
 	if code != 1 || !strings.Contains(so, `bad.csv:9: bad value: column amount: "n/a" is not an amount`) {
 		t.Errorf("--on-bad-value fail: exit %d\n%s", code, so)
 	}
+
+	// mce partition says the same in its summary line, and logs the samples.
+	for _, c := range []struct{ mode, line, log string }{
+		{"skip-row", "97 rows; 3 bad rows left out, 3 of them for bad values; samples in the log", `msg="bad row" file=bad.csv line=9`},
+		{"empty", "100 rows; 3 bad values emptied in kept rows; samples in the log", `msg="bad value emptied" file=bad.csv line=9`},
+	} {
+		so, se, code := mce(t, dir, nil, "partition", badPath, "--out", filepath.Join(dir, "store-"+c.mode), "--max-bad-rows", "0.05", "--on-bad-value", c.mode)
+		if code != 0 || !strings.Contains(so, c.line) || !strings.Contains(se, c.log) {
+			t.Errorf("partition --on-bad-value %s: exit %d, want %q in\n%s\nand %q in\n%s", c.mode, code, c.line, so, c.log, se)
+		}
+	}
 }
 
 // features runs mce on one file and returns its features file's lines
