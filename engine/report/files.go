@@ -22,6 +22,7 @@ type fileRow struct {
 
 	hasResult                   bool
 	bytes, rows, badRows, users int64
+	badValues, emptiedValues    int64 // amounts and dates that did not read; emptied in kept rows
 	mapSeconds, reduceSeconds   float64
 	seconds                     float64 // of its last attempt
 	peakRSSMiB                  float64 // the largest RSS seen while it ran, over all attempts
@@ -110,6 +111,7 @@ func (r *run) filesFromPlanAndSummary(x *fileIndex) {
 			if res := t.Result; res != nil && (t.Status == "done" || res.Rows > 0) {
 				f.hasResult = true
 				f.bytes, f.rows, f.badRows, f.users = res.Bytes, res.Rows, res.BadRows, res.Users
+				f.badValues, f.emptiedValues = res.BadValues, res.BadValuesEmptied
 				f.mapSeconds, f.reduceSeconds, f.mode = res.MapSeconds, res.ReduceSeconds, res.Mode
 				f.skew = 1
 				if res.WorkerMeanSeconds > 0 {
@@ -138,6 +140,9 @@ func (r *run) filesFromTimings(x *fileIndex) {
 		if tm.status == "done" || !f.hasResult {
 			f.hasResult = tm.status == "done" || tm.rows > 0
 			f.bytes, f.rows, f.badRows, f.users = tm.bytes, tm.rows, tm.badRows, tm.users
+			if f.badValues == 0 {
+				f.badValues = tm.badValues // timings.csv does not say which were emptied
+			}
 			f.mapSeconds, f.reduceSeconds, f.skew, f.mode = tm.mapSeconds, tm.reduceSeconds, tm.skew, tm.mode
 		}
 		f.peakRSSMiB = max(f.peakRSSMiB, tm.peakRSSMiB)

@@ -315,12 +315,14 @@ func facts(r *run, files []*fileRow) []fact {
 		add("clusters", Layout{Clusters: cl, Queue: r.queue()}.String())
 	}
 	var counts = map[string]int{}
-	var bytesRead, rows, bad int64
+	var bytesRead, rows, bad, badValues, emptied int64
 	for _, f := range files {
 		counts[f.status]++
 		bytesRead += f.bytes
 		rows += f.rows
 		bad += f.badRows
+		badValues += f.badValues
+		emptied += f.emptiedValues
 	}
 	if len(files) > 0 {
 		var parts []string
@@ -333,6 +335,9 @@ func facts(r *run, files []*fileRow) []fact {
 	}
 	if rows > 0 || bad > 0 {
 		add("rows", fmt.Sprintf("%s good, %s bad", group(rows), group(bad)))
+	}
+	if badValues > 0 {
+		add("bad values", badValuesText(badValues, emptied))
 	}
 	if bytesRead > 0 {
 		v := sizeString(bytesRead)
@@ -642,4 +647,17 @@ func samples(r *run) []sampleView {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].File < out[j].File })
 	return out
+}
+
+// badValuesText says what became of the amounts and dates that did not
+// read: their rows left out (--on-bad-value skip-row, counted among the
+// bad rows) or the values emptied in kept rows (empty).
+func badValuesText(n, emptied int64) string {
+	switch {
+	case emptied == 0:
+		return group(n) + ": their rows left out (among the bad rows)"
+	case emptied == n:
+		return group(n) + ": emptied, their rows kept"
+	}
+	return fmt.Sprintf("%s: %s emptied in kept rows, the others' rows left out", group(n), group(emptied))
 }

@@ -1,7 +1,9 @@
 package report
 
 import (
+	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -174,4 +176,61 @@ func TestWrite_Escapes(t *testing.T) {
 		t.Error("the escaped name is missing")
 	}
 	checkSVG(t, string(b))
+}
+
+// TestWrite_BadValues gives the ok run's summary.json bad values, emptied
+// or with their rows left out, and a timings.csv that counts them: the
+// page says how many and what became of them.
+func TestWrite_BadValues(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		values, empty int64
+		timingsOnly   bool
+		want, wantNot string
+	}{
+		{"left out", 3, 0, false, "3: their rows left out (among the bad rows)", "emptied"},
+		{"emptied", 3, 3, false, "3: emptied, their rows kept", "left out"},
+		{"both", 5, 2, false, "5: 2 emptied in kept rows, the others&#39; rows left out", ""},
+		{"timings.csv alone", 4, 0, true, "4: their rows left out", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := copyRun(t, filepath.Join("testdata", "runs", "ok"))
+			path := filepath.Join(dir, "summary.json")
+			if c.timingsOnly {
+				os.Remove(path)
+				tm := filepath.Join(dir, "timings.csv")
+				b, _ := os.ReadFile(tm)
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				lines[0] += ",bad_values"
+				for i := 1; i < len(lines); i++ {
+					lines[i] += ",0"
+				}
+				lines[1] = lines[1][:len(lines[1])-1] + fmt.Sprint(c.values)
+				os.WriteFile(tm, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+			} else {
+				var s map[string]any
+				b, _ := os.ReadFile(path)
+				if err := json.Unmarshal(b, &s); err != nil {
+					t.Fatal(err)
+				}
+				res := s["tasks"].([]any)[0].(map[string]any)["result"].(map[string]any)
+				res["bad_values"], res["bad_values_emptied"] = c.values, c.empty
+				b, _ = json.Marshal(s)
+				os.WriteFile(path, b, 0o644)
+			}
+			out, err := Write(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(out)
+			page := string(b)
+			i := strings.Index(page, "bad values")
+			if i < 0 || !strings.Contains(page[i:], c.want) {
+				t.Fatalf("the page lacks bad values %q", c.want)
+			}
+			if c.wantNot != "" && strings.Contains(page[i:min(len(page), i+200)], c.wantNot) {
+				t.Errorf("the page's bad values say %q:\n%s", c.wantNot, page[i:min(len(page), i+200)])
+			}
+		})
+	}
 }

@@ -118,6 +118,8 @@ type result struct {
 	Bytes             int64   `json:"bytes"`
 	Rows              int64   `json:"rows"`
 	BadRows           int64   `json:"bad_rows"`
+	BadValues         int64   `json:"bad_values"`
+	BadValuesEmptied  int64   `json:"bad_values_emptied"`
 	DroppedRows       int64   `json:"dropped_rows"`
 	Users             int64   `json:"users"`
 	SplitUsers        int     `json:"split_users"`
@@ -233,6 +235,7 @@ type timing struct {
 	file                             string
 	cluster                          int
 	bytes, rows, badRows, users      int64
+	badValues                        int64
 	mapSeconds, reduceSeconds        float64
 	peakRSSMiB                       float64
 	workerMaxSeconds, workerMeanSecs float64
@@ -786,6 +789,7 @@ func (r *run) parseTimings(b []byte) {
 		r.timings = append(r.timings, timing{
 			file: g("file"), cluster: atoi(g("cluster")),
 			bytes: atoi64(g("bytes")), rows: atoi64(g("rows")), badRows: atoi64(g("bad_rows")), users: atoi64(g("users")),
+			badValues:  atoi64(g("bad_values")),
 			mapSeconds: atof(g("map_seconds")), reduceSeconds: atof(g("reduce_seconds")), peakRSSMiB: atof(g("peak_rss_mib")),
 			workerMaxSeconds: atof(g("worker_max_seconds")), workerMeanSecs: atof(g("worker_mean_seconds")),
 			skew: atof(g("skew")), status: g("status"), mode: g("mode"),
