@@ -114,19 +114,26 @@ func (p *parser) parse(c *chunk, b *Batch) {
 
 // fastRow parses a line without quotes; ln has no '\n' and no final '\r'.
 func (p *parser) fastRow(ln []byte, line int64, b *Batch) {
-	if p.enc == feature.EncodingUTF8 && !utf8.Valid(ln) {
-		p.badRow(line, ErrInvalidUTF8, ln)
+	p.row(ln, p.bounds, lineFields(ln, p.delim, p.bounds), ln, line, b)
+}
+
+// row ends the parse of one record whose nf fields are src[bd[h]] for
+// header column h: it appends the row to b or counts it bad (its bytes
+// not UTF-8 in a UTF-8 file, a wrong number of fields, a bad value). text
+// is the record as it was in the file, for the bad rows' samples.
+func (p *parser) row(src []byte, bd []span, nf int, text []byte, line int64, b *Batch) {
+	if p.enc == feature.EncodingUTF8 && !utf8.Valid(text) {
+		p.badRow(line, ErrInvalidUTF8, text)
 		return
 	}
-	bd := p.bounds
-	if nf := lineFields(ln, p.delim, bd); nf != p.nh {
-		p.badRow(line, fieldCountError(nf, p.nh), ln)
+	if nf != p.nh {
+		p.badRow(line, fieldCountError(nf, p.nh), text)
 		return
 	}
-	if !p.appendFields(b, line, ln, bd, ln) {
+	if !p.appendFields(b, line, src, bd, text) {
 		return
 	}
-	b.addUser(ln[bd[p.userH].a:bd[p.userH].b], p.enc, line)
+	b.addUser(src[bd[p.userH].a:bd[p.userH].b], p.enc, line)
 }
 
 // Masks for finding a byte in a word of 8 (lineFields).
@@ -183,24 +190,11 @@ func (p *parser) simpleQuotedRow(ln []byte, line int64, b *Batch) bool {
 	if n := len(ln); n > 0 && ln[n-1] == '\r' {
 		ln = ln[:n-1]
 	}
-	bd := p.bounds
-	nf, ok := quotedFields(ln, p.delim, bd)
-	if !ok {
-		return false
+	nf, ok := quotedFields(ln, p.delim, p.bounds)
+	if ok {
+		p.row(ln, p.bounds, nf, ln, line, b)
 	}
-	if p.enc == feature.EncodingUTF8 && !utf8.Valid(ln) {
-		p.badRow(line, ErrInvalidUTF8, ln)
-		return true
-	}
-	if nf != p.nh {
-		p.badRow(line, fieldCountError(nf, p.nh), ln)
-		return true
-	}
-	if !p.appendFields(b, line, ln, bd, ln) {
-		return true
-	}
-	b.addUser(ln[bd[p.userH].a:bd[p.userH].b], p.enc, line)
-	return true
+	return ok
 }
 
 // quotedFields is lineFields for a line with quotes in it (ln has no
@@ -263,24 +257,14 @@ func nextQuote(ln []byte, i int) int {
 // quotedRow takes the fields parseRecord left in p.scratch; rec is the raw
 // record without its final '\n'.
 func (p *parser) quotedRow(rec []byte, line int64, b *Batch) {
-	if p.enc == feature.EncodingUTF8 && !utf8.Valid(rec) {
-		p.badRow(line, ErrInvalidUTF8, rec)
-		return
+	if len(p.sends) == p.nh {
+		var s uint32
+		for h, e := range p.sends {
+			p.qbounds[h] = span{int(s), int(e)}
+			s = e
+		}
 	}
-	if len(p.sends) != p.nh {
-		p.badRow(line, fieldCountError(len(p.sends), p.nh), rec)
-		return
-	}
-	var s uint32
-	for h, e := range p.sends {
-		p.qbounds[h] = span{int(s), int(e)}
-		s = e
-	}
-	if !p.appendFields(b, line, p.scratch, p.qbounds, rec) {
-		return
-	}
-	u := p.qbounds[p.userH]
-	b.addUser(p.scratch[u.a:u.b], p.enc, line)
+	p.row(p.scratch, p.qbounds, len(p.sends), rec, line, b)
 }
 
 func fieldCountError(got, want int) error {
