@@ -19,16 +19,23 @@ import (
 // CPUs sat idle for 10–20 ms (seen in an execution trace, MCE_TRACE).
 // A non-blocking descriptor parks the goroutine instead and frees its P.
 //
-// f is returned as it is when it is not a pipe or cannot be changed. The
-// new file shares f's descriptor: f must not be read from afterwards, and
-// the caller keeps the new file for as long as the descriptor is used.
+// f is returned as it is when it is not a pipe or cannot be changed.
+// Otherwise the new file has a descriptor of its own (a dup of f's), for
+// the caller to close: f stays open, and the two never close each other's
+// descriptor (the file descriptor's O_NONBLOCK is shared, so f must not
+// be read from afterwards).
 func pollablePipe(f *os.File) *os.File {
 	fi, err := f.Stat()
 	if err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
 		return f
 	}
-	fd := int(f.Fd())
+	fd, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		return f
+	}
+	syscall.CloseOnExec(fd)
 	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
 		return f
 	}
 	return os.NewFile(uintptr(fd), f.Name())

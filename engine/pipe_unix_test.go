@@ -28,12 +28,12 @@ func TestPollablePipe(t *testing.T) {
 	}
 	pr.Close()
 	r := os.NewFile(uintptr(fd), "stdin")
+	defer r.Close()
 	if err := r.SetReadDeadline(time.Now()); !errors.Is(err, os.ErrNoDeadline) {
 		t.Fatalf("a blocking pipe took a deadline (%v): the test does not set up what a child gets", err)
 	}
 
 	p := pollablePipe(r)
-	defer p.Close()
 	if err := p.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
 		t.Fatalf("SetReadDeadline on the pollable pipe: %v", err)
 	}
@@ -50,6 +50,15 @@ func TestPollablePipe(t *testing.T) {
 	n, err := p.Read(buf)
 	if err != nil || string(buf[:n]) != "task\n" {
 		t.Fatalf("read %q, %v; want %q", buf[:n], err, "task\n")
+	}
+	// The pollable pipe has a descriptor of its own: closing it leaves
+	// the original open (two files closing one descriptor would close
+	// whatever file reuses its number later).
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Stat(); err != nil {
+		t.Fatalf("closing the pollable pipe closed the original: %v", err)
 	}
 }
 

@@ -55,7 +55,9 @@ type worker struct {
 func Serve(ctx context.Context, opts WorkerOptions) error {
 	if opts.In == nil {
 		in := pollablePipe(os.Stdin)
-		defer runtime.KeepAlive(in) // in shares fd 0: no finalizer may close it
+		if in != os.Stdin {
+			defer in.Close()
+		}
 		opts.In = in
 	}
 	if opts.Out == nil {
