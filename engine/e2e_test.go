@@ -516,6 +516,69 @@ func TestRun_ramLimitCompletes(t *testing.T) {
 	}
 }
 
+// TestRun_manyUsersUnderLimit runs a file of one row per user (its
+// features file as big as itself) under a RAM limit its one pass does not
+// fit: the one pass gives way to the disk path in the cluster, without a
+// kill, and the disk path keeps its features lines on disk, so that the
+// file completes within the limit, byte for byte as unconstrained; and
+// --mode disk alone stays within it too.
+func TestRun_manyUsersUnderLimit(t *testing.T) {
+	skipShort(t)
+	const users = 600_000
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "many.csv")
+	var b bytes.Buffer
+	b.WriteString("invoice_id,issuer,receiver,issued_at,amount,currency,description\n")
+	for i := range users {
+		u := (i * 7919) % users // not in key order
+		fmt.Fprintf(&b, "I%07d,U%08d,R%05d,2024-12-%02d 10:%02d:00,%d.%02d,MXN,\"Venta, contado\"\n",
+			i, u, i%9973, 1+i%28, i%60, 10+i%5000, i%100)
+	}
+	if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	free := e2etest.Run(t, mceBin, runArgs([]string{file}, "--out", t.TempDir(), "--no-progress")...)
+	if free.Code != 0 {
+		t.Fatalf("unconstrained: exit %d", free.Code)
+	}
+	want, err := os.ReadFile(filepath.Join(free.RunDir, fileid.FeaturesName(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(want, []byte("\n")); n != users+1 {
+		t.Fatalf("unconstrained: %d lines, want %d", n, users+1)
+	}
+	const limit = 200 << 20
+	for _, mode := range []string{"auto", "disk"} {
+		t.Run(mode, func(t *testing.T) {
+			r := e2etest.Run(t, mceBin, runArgs([]string{file}, "--out", t.TempDir(), "--no-progress",
+				"--mode", mode, "--ram-limit", strconv.Itoa(limit), "--poll", "10ms")...)
+			if r.Code != 0 {
+				t.Fatalf("exit %d: %q", r.Code, e2etest.LastLine(r.Stdout))
+			}
+			if fails := strings.TrimSpace(e2etest.ReadLog(t, r.RunDir, engine.FailureLog)); fails != "" {
+				t.Errorf("failure.log:\n%s", fails)
+			}
+			got, err := os.ReadFile(filepath.Join(r.RunDir, fileid.FeaturesName(file)))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("features differ from the unconstrained run's (%v)", err)
+			}
+			res := e2etest.ReadSummary(t, r.RunDir).Tasks[0].Result
+			if res.Mode != filejob.ModeDisk || mode == "auto" && !strings.Contains(res.ModeReason, "one pass outgrew") {
+				t.Errorf("mode %s (%s), want disk after the one pass outgrew its share", res.Mode, res.ModeReason)
+			}
+			peak, growth := ramPeak(t, r.RunDir)
+			t.Logf("%s: peak %.1f MiB (limit %d MiB), largest growth in one poll %.1f MiB; %s", mode, peak, limit>>20, growth, res.ModeReason)
+			if peak > float64(limit>>20)+growth {
+				t.Errorf("peak %.1f MiB > limit %d MiB + one poll's growth %.1f MiB", peak, limit>>20, growth)
+			}
+		})
+	}
+}
+
 // TestRun_retryAloneStopsIdleCluster has a busy cluster pass the RAM
 // limit while the other sits idle holding the memory of its last files:
 // the idle one is asked to give its memory back before the busy one is

@@ -1,7 +1,11 @@
 package filejob
 
 import (
+	"bufio"
+	"container/heap"
 	"context"
+	"encoding/binary"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -94,7 +98,8 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 
 	p.Phase.Store("reduce")
 	t1 := time.Now()
-	red, err := reduceGroups(ctx, in, g, &users)
+	red, err := reduceGroups(ctx, in, g, dir, &users)
+	defer red.close()
 	if err != nil {
 		return nil, err
 	}
@@ -123,27 +128,50 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 	return res, nil
 }
 
-// diskLines holds the features lines of the keys of one hash shard, in
-// key order.
-type diskLines struct {
-	keys  []string
-	lines [][]byte
+// lineSeg is where one hash shard's features lines are: a stretch of one
+// worker's lines file, in key order.
+type lineSeg struct {
+	w          int
+	start, end int64 // end 0: the shard has no key
 }
 
-// diskReduce is the reduce of ModeDisk: the lines by shard and each
-// worker's busy time.
+// diskReduce is the reduce of ModeDisk. Every key's features line goes to
+// its worker's lines file as a record (the key, then the line, each after
+// its length), and each shard's records are one stretch of one file, in
+// key order (a shard is reduced by one worker); write merges the
+// stretches by key into the table. So the lines are on disk, not in RAM,
+// and a file of many users keeps ModeDisk's memory bounded.
 type diskReduce struct {
-	shards []diskLines
-	busy   []time.Duration
+	segs  []lineSeg // by shard
+	files []*os.File
+	bufs  []*bufio.Writer
+	at    []int64 // bytes written to each worker's file
+	busy  []time.Duration
 }
 
-// reduceGroups runs the feature function on every key of g.
-func reduceGroups(ctx context.Context, in Input, g *partition.Grouper, users *atomic.Int64) (*diskReduce, error) {
+// linesBuffer is the buffer of each worker's lines file when it is
+// written, and of each shard's stretch when it is read back.
+const linesBuffer = 64 << 10
+
+// reduceGroups runs the feature function on every key of g, its lines
+// going to files in dir; the caller closes the result.
+func reduceGroups(ctx context.Context, in Input, g *partition.Grouper, dir string, users *atomic.Int64) (*diskReduce, error) {
 	env := in.Env
 	spec := env.Spec
 	workers := max(env.CPUs, 1)
-	red := &diskReduce{shards: make([]diskLines, partition.GroupShards), busy: make([]time.Duration, workers)}
+	red := &diskReduce{
+		segs: make([]lineSeg, partition.GroupShards), busy: make([]time.Duration, workers),
+		files: make([]*os.File, workers), bufs: make([]*bufio.Writer, workers), at: make([]int64, workers),
+	}
+	for w := range workers {
+		f, err := os.CreateTemp(dir, "lines-*")
+		if err != nil {
+			return red, fmt.Errorf("features lines: %w", err)
+		}
+		red.files[w], red.bufs[w] = f, bufio.NewWriterSize(f, linesBuffer)
+	}
 	recs := make([]*feature.Record, workers)
+	lines := make([][]byte, workers)
 	scratch := make([][]byte, workers)
 	for i := range recs {
 		recs[i] = spec.NewRecord()
@@ -155,26 +183,152 @@ func reduceGroups(ctx context.Context, in Input, g *partition.Grouper, users *at
 		if err := spec.ReduceUser(u, rows, recs[w]); err != nil {
 			return &inram.UserError{File: base, User: string(key), Err: err}
 		}
-		var line []byte
-		line, scratch[w] = output.AppendRecord(nil, scratch[w], key, recs[w])
+		lines[w], scratch[w] = output.AppendRecord(lines[w][:0], scratch[w], key, recs[w])
 		// A shard's keys are all reduced by one worker (Each hands out
-		// shard ranges), so its lines need no lock.
-		sh := &red.shards[shard]
-		sh.keys = append(sh.keys, string(key))
-		sh.lines = append(sh.lines, line)
+		// shard ranges), one after the other: its records are one
+		// stretch of that worker's file.
+		seg := &red.segs[shard]
+		switch {
+		case seg.end == 0:
+			*seg = lineSeg{w: w, start: red.at[w]}
+		case seg.w != w || seg.end != red.at[w]:
+			return fmt.Errorf("BUG: features lines: shard %d's keys not one stretch", shard)
+		}
+		n, err := writeRecord(red.bufs[w], key, lines[w])
+		if err != nil {
+			return fmt.Errorf("features lines: %w", err)
+		}
+		red.at[w] += n
+		seg.end = red.at[w]
 		users.Add(1)
 		red.busy[w] += time.Since(t0)
 		return nil
 	})
-	return red, err
+	if err != nil {
+		return red, err
+	}
+	for _, b := range red.bufs {
+		if err := b.Flush(); err != nil {
+			return red, fmt.Errorf("features lines: %w", err)
+		}
+	}
+	return red, nil
 }
 
-// write merges the shards' sorted lines into one table.
+// writeRecord writes key and line, each after its length as a uvarint,
+// and returns the bytes written.
+func writeRecord(w *bufio.Writer, key, line []byte) (int64, error) {
+	var n [2 * binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(n[:], uint64(len(key)))
+	w.Write(n[:k])
+	w.Write(key)
+	l := binary.PutUvarint(n[:], uint64(len(line)))
+	w.Write(n[:l])
+	_, err := w.Write(line) // a bufio.Writer's error sticks
+	return int64(k + len(key) + l + len(line)), err
+}
+
+// close closes and removes the lines files.
+func (r *diskReduce) close() {
+	for _, f := range r.files {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}
+}
+
+// write writes the header and every shard's lines, merged by key, to w.
 func (r *diskReduce) write(w io.Writer, spec *feature.Spec) error {
-	return output.WriteSorted(w, spec, len(r.busy), len(r.shards),
-		func(p int) int { return len(r.shards[p].keys) },
-		func(p, i int) string { return r.shards[p].keys[i] },
-		func(p, i int) []byte { return r.shards[p].lines[i] })
+	if _, err := io.WriteString(w, output.Header(spec)); err != nil {
+		return err
+	}
+	h := segHeap{}
+	for _, s := range r.segs {
+		if s.end == 0 {
+			continue
+		}
+		c := &segCursor{r: bufio.NewReaderSize(io.NewSectionReader(r.files[s.w], s.start, s.end-s.start), linesBuffer)}
+		ok, err := c.next()
+		if err != nil {
+			return fmt.Errorf("features lines: %w", err)
+		}
+		if ok {
+			h = append(h, c)
+		}
+	}
+	heap.Init(&h)
+	for len(h) > 0 {
+		c := h[0]
+		if _, err := w.Write(c.line); err != nil {
+			return err
+		}
+		ok, err := c.next()
+		if err != nil {
+			return fmt.Errorf("features lines: %w", err)
+		}
+		if ok {
+			heap.Fix(&h, 0)
+		} else {
+			heap.Pop(&h)
+		}
+	}
+	return nil
+}
+
+// segCursor reads one shard's records back, one at a time.
+type segCursor struct {
+	r         *bufio.Reader
+	buf       []byte
+	key, line []byte // the current record's, in buf
+}
+
+// next reads the next record; false at the stretch's end.
+func (c *segCursor) next() (bool, error) {
+	kn, err := binary.ReadUvarint(c.r)
+	if err == io.EOF {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	c.buf = slices.Grow(c.buf[:0], int(kn))[:kn]
+	if _, err := io.ReadFull(c.r, c.buf); err != nil {
+		return false, errShortRecord(err)
+	}
+	ln, err := binary.ReadUvarint(c.r)
+	if err != nil {
+		return false, errShortRecord(err)
+	}
+	c.buf = slices.Grow(c.buf, int(ln))[:int(kn)+int(ln)]
+	if _, err := io.ReadFull(c.r, c.buf[kn:]); err != nil {
+		return false, errShortRecord(err)
+	}
+	c.key, c.line = c.buf[:kn], c.buf[kn:]
+	return true, nil
+}
+
+// errShortRecord reports a record cut short (io.EOF inside it is
+// io.ErrUnexpectedEOF).
+func errShortRecord(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// segHeap is a min-heap of cursors by key.
+type segHeap []*segCursor
+
+func (h segHeap) Len() int           { return len(h) }
+func (h segHeap) Less(i, j int) bool { return string(h[i].key) < string(h[j].key) }
+func (h segHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *segHeap) Push(x any)        { *h = append(*h, x.(*segCursor)) }
+func (h *segHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
 }
 
 // busyMaxMean returns the busiest worker's time and the mean.

@@ -11,8 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/mce-engine/mce/engine"
@@ -351,19 +353,128 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 			rowArena.Reset()
 		}
 	}()
+	budget := memBudget()
 	mode, why := chooseMode(modeChoice{
 		mode: in.Job.Mode, mergeable: env.Spec.Mergeable(), input: in.Path, size: in.Size,
-		memLimit: memBudget(), lowMemory: in.LowMemory, perByte: perByte(in.Path),
+		memLimit: budget, lowMemory: in.LowMemory, perByte: perByte(in.Path),
 	})
 	env.Logger.Debug("mode", "file", in.Path, "mode", mode, "why", why)
 	if mode == ModeDisk {
-		rowArena.Trim(0)
-		res, err := runDisk(ctx, in, f, w)
-		if res != nil {
-			res.ModeReason = why
-		}
+		return runDiskWhy(ctx, in, f, w, why)
+	}
+	// A one pass that auto chose gives way to ModeDisk when its users
+	// outgrow outgrowShare of the cluster's share of the RAM limit: the
+	// file is read again, through disk, in this process, instead of the
+	// RAM monitor killing the cluster for it.
+	var maxLive int64
+	if mode == ModeStream && in.Job.Mode != ModeStream && budget > 0 && budget < math.MaxInt64 {
+		maxLive = budget / 100 * outgrowShare
+	}
+	res, err := runInRAM(ctx, in, f, w, mode, why, maxLive)
+	var og *outgrownError
+	if !errors.As(err, &og) {
 		return res, err
 	}
+	why = fmt.Sprintf("one pass outgrew %d%% of the cluster's share: %d users, ~%d MiB live > %d MiB after %d MiB read",
+		outgrowShare, og.users, og.live>>20, maxLive>>20, og.read>>20)
+	env.Logger.Info("file read again through disk", "file", in.Path, "why", why)
+	f.Close()
+	// Give the aggregates' memory back before the sort buffers, which are
+	// mapped outside the Go heap, are made.
+	debug.FreeOSMemory()
+	again, err := csvread.Open(in.Path, ropts)
+	if err != nil {
+		return nil, err
+	}
+	defer again.Close()
+	return runDiskWhy(ctx, in, again, w, why)
+}
+
+// outgrowShare is the percentage of the cluster's share of the RAM limit
+// that the one pass's live heap may reach before it gives way to ModeDisk
+// (Run): the rest is for its Finish (a features line per user, sorted)
+// and the collector's headroom.
+const outgrowShare = 40
+
+// outgrownError stops a one pass whose live heap (projected) passed its
+// bound, after read bytes of the file.
+type outgrownError struct{ users, live, read int64 }
+
+func (e *outgrownError) Error() string {
+	return fmt.Sprintf("one pass outgrew its memory: %d users, ~%d MiB live after %d MiB read", e.users, e.live>>20, e.read>>20)
+}
+
+// runDiskWhy is runDisk, its result saying why.
+func runDiskWhy(ctx context.Context, in Input, f *csvread.File, w io.Writer, why string) (*engine.Result, error) {
+	rowArena.Trim(0)
+	res, err := runDisk(ctx, in, f, w)
+	if res != nil {
+		res.ModeReason = why
+	}
+	return res, err
+}
+
+// outgrowGuard tells when a one pass's users will not fit in max bytes
+// of live heap. The live heap is known only as the last collection found
+// it, and the collector may let the heap triple before the next one
+// (GOGC 200), so it projects: from the last two collections it knows
+// what each new user cost (the reader's buffers and other fixed memory
+// cancel out), and adds that for every user made since. Safe for
+// concurrent use.
+type outgrowGuard struct {
+	max int64
+
+	mu     sync.Mutex
+	cycles uint64 // collections so far, when last looked
+	// The live heap and the users at the last two collections that
+	// found more users than the one before.
+	live, users         int64
+	prevLive, prevUsers int64
+	sample              [2]metrics.Sample
+}
+
+func newOutgrowGuard(max int64) *outgrowGuard {
+	return &outgrowGuard{max: max, sample: [2]metrics.Sample{
+		{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/live:bytes"},
+	}}
+}
+
+// check returns the projected live heap for users users, and whether it
+// is over the bound.
+func (g *outgrowGuard) check(users int64) (int64, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	metrics.Read(g.sample[:])
+	if g.sample[0].Value.Kind() != metrics.KindUint64 || g.sample[1].Value.Kind() != metrics.KindUint64 {
+		return 0, false
+	}
+	return g.observe(g.sample[0].Value.Uint64(), int64(g.sample[1].Value.Uint64()), users)
+}
+
+// observe is check, given the collections so far and the live heap the
+// last one found; g.mu is held.
+func (g *outgrowGuard) observe(cycles uint64, live, users int64) (int64, bool) {
+	if cycles != g.cycles {
+		g.cycles = cycles
+		if users > g.users {
+			g.prevLive, g.prevUsers = g.live, g.users
+		}
+		g.live, g.users = live, users
+	}
+	p := g.live
+	if d := g.users - g.prevUsers; d > 0 && g.live > g.prevLive && users > g.users {
+		p += int64(float64(g.live-g.prevLive) / float64(d) * float64(users-g.users))
+	}
+	return p, p > g.max
+}
+
+// runInRAM is Run's ModeGroup and ModeStream: the rows grouped in RAM or
+// streamed into their users' aggregates. With maxLive > 0, a live heap
+// (after a collection) above maxLive stops the read with an
+// *outgrownError.
+func runInRAM(ctx context.Context, in Input, f *csvread.File, w io.Writer, mode, why string, maxLive int64) (*engine.Result, error) {
+	env := in.Env
+	p := env.Progress
 	// Keep about what this file's rows need of the last file's arena.
 	if mode == ModeGroup {
 		rowArena.Trim(rowsEstimate(in.Path, in.Size))
@@ -392,7 +503,22 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 
 	p.Phase.Store("map")
 	t0 := time.Now()
-	stats, err := f.Scan(ctx, env.CPUs, func(b *csvread.Batch) error { return job.Add(b) })
+	var guard *outgrowGuard
+	if maxLive > 0 {
+		guard = newOutgrowGuard(maxLive)
+	}
+	stats, err := f.Scan(ctx, env.CPUs, func(b *csvread.Batch) error {
+		if err := job.Add(b); err != nil {
+			return err
+		}
+		if guard != nil {
+			users := job.UsersTotal()
+			if live, over := guard.check(users); over {
+				return &outgrownError{users: users, live: live, read: f.BytesRead()}
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package filejob
 
 import (
 	"math"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -97,5 +98,76 @@ func TestStreamGC(t *testing.T) {
 				t.Errorf("after the file: GOGC %d, want %d", got, tc.back)
 			}
 		})
+	}
+}
+
+// TestOutgrowGuard feeds the guard a sequence of (collections, live heap,
+// users) as a one pass would see them and checks its projections: the
+// live heap alone until two collections with users apart are known, then
+// the cost of a user between them times the users made since the last.
+func TestOutgrowGuard(t *testing.T) {
+	const mib = 1 << 20
+	type step struct {
+		cycles      uint64
+		live, users int64
+		want        int64
+		over        bool
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"one collection: live as found", []step{
+			{1, 30 * mib, 0, 30 * mib, false},
+			{1, 30 * mib, 1000, 30 * mib, false},
+		}},
+		{"fixed memory cancels out", []step{
+			{1, 30 * mib, 1000, 30 * mib, false},  // buffers + 1000 users
+			{2, 40 * mib, 11000, 40 * mib, false}, // 1 MiB per 1000 users
+			{2, 40 * mib, 31000, 60 * mib, false}, // 20000 users made since
+			{2, 40 * mib, 61000, 90 * mib, false},
+			{2, 40 * mib, 73000, 102 * mib, true},           // over 100 MiB
+			{3, 95 * mib, 73000, 95 * mib, false},           // collected: as found
+			{3, 95 * mib, 74000, 95*mib + 55*mib/62, false}, // the last two collections' cost
+		}},
+		{"a collection with no new user keeps the earlier one to compare", []step{
+			{1, 10 * mib, 1000, 10 * mib, false},
+			{2, 20 * mib, 2000, 20 * mib, false},
+			{3, 19 * mib, 2000, 19 * mib, false}, // garbage collected, no new user
+			{3, 19 * mib, 3000, 28 * mib, false}, // 9 MiB per 1000 users since cycle 1
+		}},
+		{"over by the live heap alone", []step{
+			{1, 101 * mib, 10, 101 * mib, true},
+		}},
+		{"a shrinking heap projects no growth", []step{
+			{1, 50 * mib, 1000, 50 * mib, false},
+			{2, 40 * mib, 2000, 40 * mib, false},
+			{2, 40 * mib, 9000, 40 * mib, false},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newOutgrowGuard(100 * mib)
+			for i, s := range tc.steps {
+				got, over := g.observe(s.cycles, s.live, s.users)
+				if got != s.want || over != s.over {
+					t.Errorf("step %d: %d users: projected %d (over %v), want %d (%v)", i, s.users, got, over, s.want, s.over)
+				}
+			}
+		})
+	}
+}
+
+// TestOutgrowGuard_check reads the runtime's own figures: a heap kept
+// live through a collection is seen, and is over a bound below it.
+func TestOutgrowGuard_check(t *testing.T) {
+	keep := make([]byte, 64<<20)
+	for i := range keep {
+		keep[i] = byte(i)
+	}
+	runtime.GC()
+	got, over := newOutgrowGuard(32 << 20).check(1)
+	runtime.KeepAlive(keep)
+	if got < 64<<20 || !over {
+		t.Errorf("projected %d MiB (over %v), want at least 64 MiB, over", got>>20, over)
 	}
 }

@@ -147,7 +147,8 @@ type Job interface {
 	// released when it returns.
 	Finish(ctx context.Context, w io.Writer) (Stats, error)
 	// UsersTotal is the number of users once the rows are all in (0
-	// before); UsersDone how many have been reduced so far.
+	// before, except in the one pass, which counts them as they come);
+	// UsersDone how many have been reduced so far.
 	UsersTotal() int64
 	UsersDone() int64
 }

@@ -102,6 +102,7 @@ type addScratch struct {
 	row     feature.Row          // Map's
 	ring    [rowRing]feature.Row // the rows from the one being added on
 	user    feature.User
+	added   int64 // users made by this batch
 }
 
 // aggRange is an open-addressing table with linear probing, at most
@@ -269,6 +270,7 @@ func (s *streamJob) Add(b Batch) error {
 	}
 	t := s.take()
 	defer s.give(t)
+	defer s.countAdded(t)
 	return s.add(t, b)
 }
 
@@ -335,6 +337,12 @@ func (s *streamJob) add(t *addScratch, b Batch) (err error) {
 		}
 	}
 	return nil
+}
+
+// countAdded adds the users t's batch made to the users total.
+func (s *streamJob) countAdded(t *addScratch) {
+	s.usersTotal.Add(t.added)
+	t.added = 0
 }
 
 // addRange adds the batch's rows of range r, whose lock the caller took
@@ -413,6 +421,7 @@ func (s *streamJob) find(t *addScratch, r *aggRange, h uint64, key []byte) featu
 	agg := s.spec.NewAggregator(&t.user)
 	t.user.Key = nil
 	r.insert(sl, h, key, agg)
+	t.added++
 	return agg
 }
 
@@ -438,10 +447,13 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	W := s.opts.Workers
 	nr := len(s.ranges)
 	merged := make([]*aggRange, nr)
+	var users int64
 	for r := range s.ranges {
 		merged[r] = &s.ranges[r].aggRange
-		s.usersTotal.Add(int64(merged[r].n))
+		users += int64(merged[r].n)
 	}
+	// Add counted them as it made them; the tables have the last word.
+	s.usersTotal.Store(users)
 	sorted := make([][]int32, nr) // occupied slots of merged[r], by key
 	outs := make([][]lineRef, nr)
 	lines := make([]lineBuf, W)
