@@ -166,8 +166,8 @@ type modeChoice struct {
 // was killed) goes through disk, whose RAM does not grow with the file nor
 // with its users. In ModeAuto a mergeable set takes the one pass
 // (ModeStream), whose RAM grows with the users' aggregates, not with the
-// rows: a file whose users do not fit is killed by the RAM monitor and
-// retried on the low-memory path. Any other set is grouped when its
+// rows: a file whose users outgrow the cluster's share gives way to the
+// disk path in the same process (Run). Any other set is grouped when its
 // grouped rows fit: about perByte of RAM per byte on disk (measured on
 // this cluster's earlier files, or rowsEstimate's guess), within 80% of
 // the cluster's share when measured, half of it when guessed; else it
