@@ -324,7 +324,7 @@ func (r *Record) AppendField(dst []byte, i int) []byte {
 		if math.IsNaN(f) {
 			return append(dst, "NaN"...)
 		}
-		return strconv.AppendFloat(dst, f, 'g', -1, 64)
+		return AppendFloat(dst, f)
 	case TypeString:
 		return append(dst, r.strs[i]...)
 	case TypeTime:
