@@ -44,7 +44,10 @@ type GroupOptions struct {
 	// MemBytes is the sort buffers' size in all; CPUs sort a spill.
 	MemBytes int64
 	CPUs     int
-	Logger   *slog.Logger
+	// InputBytes is about how many bytes of rows will be added (0: not
+	// known), for spillCompressed.
+	InputBytes int64
+	Logger     *slog.Logger
 }
 
 // GroupShards is how many hash shards a Grouper cuts keys into (the
@@ -61,7 +64,8 @@ func NewGrouper(o GroupOptions) (*Grouper, error) {
 	}
 	g := &Grouper{o: o, shards: GroupShards, ncols: o.Schema.Len()}
 	// Two arenas (one filling while the other spills), as in partition.
-	g.srt = newSorter(vfs.Default, o.Dir, g.shards, max(o.CPUs, 1), max(o.MemBytes/2, 8<<20), o.Logger, nil)
+	g.srt = newSorter(vfs.Default, o.Dir, g.shards, max(o.CPUs, 1), max(o.MemBytes/2, 8<<20), o.Logger, nil,
+		spillCompressed(vfs.Default, o.Dir, o.InputBytes))
 	return g, nil
 }
 

@@ -561,7 +561,7 @@ func mergeRuns(ctx context.Context, fs vfs.FS, runs []*run, path string, shards 
 	if err != nil {
 		return nil, err
 	}
-	w, err := newRunWriter(fs, path, shards)
+	w, err := newRunWriter(fs, path, shards, true)
 	if err != nil {
 		return nil, err
 	}

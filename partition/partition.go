@@ -378,7 +378,12 @@ func (p *job) read(ctx context.Context, todo []*todoFile, plan memPlan, runDir s
 	cfg := p.db.Config()
 	userCol, ncols, shards := cfg.UserIndex(), len(cfg.Schema), cfg.Shards
 	t0 := time.Now()
-	srt := newSorter(p.db.FS(), runDir, shards, p.o.CPUs, plan.arenaBytes, p.log, p.crash)
+	var inputBytes int64
+	for _, t := range todo {
+		inputBytes += rawEstimate(t.in.path, t.in.size)
+	}
+	srt := newSorter(p.db.FS(), runDir, shards, p.o.CPUs, plan.arenaBytes, p.log, p.crash,
+		spillCompressed(p.db.FS(), runDir, inputBytes))
 	offHeap(2 * int64(srt.bufBytes))
 	readOpts := p.o.Read
 	if readOpts.ChunkBytes == 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -20,6 +21,7 @@ import (
 //
 //	run    = frame* | index | rows (u64) | magic "MCERUN01"
 //	frame  = rawLen (u32) | compLen (u32) | s2(raw)
+//	       | rawLen|stored (u32) | rawLen (u32) | raw
 //	index  = (shards+1) × u64: the offset of the first frame of each shard
 //	         (of the next shard with rows when a shard has none), then the
 //	         end of the frames
@@ -35,7 +37,19 @@ const (
 	runMagic      = "MCERUN01"
 	frameRawBytes = 64 << 10
 	frameHdrBytes = 8
+	// storedFrame in a frame's rawLen marks its bytes as stored, not
+	// compressed (a row is at most 64 MiB, far below it).
+	storedFrame = 1 << 31
 )
+
+// packFrame returns how a frame of raw is written: s2-compressed into
+// buf, or (stored) raw itself, and the header's rawLen field.
+func packFrame(buf, raw []byte, compress bool) (body []byte, rawField int) {
+	if !compress {
+		return raw, len(raw) | storedFrame
+	}
+	return s2.Encode(buf, raw), len(raw)
+}
 
 // frameEncoder cuts records into a run's frames: a frame holds records of
 // one shard, never a split one, up to frameRawBytes (more for one big
@@ -105,8 +119,8 @@ func (e *frameEncoder) row(file uint32, line int64, val []byte) error {
 	return nil
 }
 
-// runWriter writes one run, frame by frame as its frameEncoder cuts them.
-// It is not safe for concurrent use.
+// runWriter writes one run, frame by frame as its frameEncoder cuts them,
+// compressed or stored. It is not safe for concurrent use.
 type runWriter struct {
 	frameEncoder
 	f     vfs.File
@@ -117,8 +131,9 @@ type runWriter struct {
 	comp  []byte
 }
 
-// newRunWriter creates a run at path.
-func newRunWriter(fs vfs.FS, path string, shards int) (*runWriter, error) {
+// newRunWriter creates a run at path, its frames s2-compressed or, when
+// not compress, stored.
+func newRunWriter(fs vfs.FS, path string, shards int, compress bool) (*runWriter, error) {
 	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, fmt.Errorf("create run %s: %w", path, err)
@@ -128,8 +143,11 @@ func newRunWriter(fs vfs.FS, path string, shards int) (*runWriter, error) {
 		w.index[i] = -1
 	}
 	w.frameEncoder = newFrameEncoder(func(first int, raw []byte) error {
-		w.comp = s2.Encode(w.comp[:cap(w.comp)], raw)
-		return w.writeFrame(first, len(raw), w.comp)
+		body, rawField := packFrame(w.comp[:cap(w.comp)], raw, compress)
+		if compress {
+			w.comp = body
+		}
+		return w.writeFrame(first, rawField, body)
 	})
 	return w, nil
 }
@@ -137,18 +155,18 @@ func newRunWriter(fs vfs.FS, path string, shards int) (*runWriter, error) {
 // writeRun writes a run at path whose records are cut into pieces at
 // shard boundaries: encode(k, e) puts piece k's records into e, and the
 // pieces are encoded and compressed on workers goroutines and written in
-// order (ordered.Do). The file's bytes are those of one runWriter given
-// every record (s2 is deterministic). crashHalf is called once half of
-// rows (the run's) are written.
-func writeRun(fs vfs.FS, path string, shards, workers, pieces int, rows int64,
+// order (ordered.Do); stored instead when not compress. The file's bytes
+// are those of one runWriter given every record (s2 is deterministic).
+// crashHalf is called once half of rows (the run's) are written.
+func writeRun(fs vfs.FS, path string, shards, workers, pieces int, rows int64, compress bool,
 	encode func(k int, e *frameEncoder) error, crashHalf func()) (int64, error) {
-	w, err := newRunWriter(fs, path, shards)
+	w, err := newRunWriter(fs, path, shards, compress)
 	if err != nil {
 		return 0, err
 	}
 	type frame struct {
-		first, rawLen int
-		comp          []byte
+		first, rawField int
+		body            []byte
 	}
 	type piece struct {
 		frames []frame
@@ -158,7 +176,13 @@ func writeRun(fs vfs.FS, path string, shards, workers, pieces int, rows int64,
 	err = ordered.Do(workers, pieces, func(k int) (piece, error) {
 		var pc piece
 		e := newFrameEncoder(func(first int, raw []byte) error {
-			pc.frames = append(pc.frames, frame{first: first, rawLen: len(raw), comp: s2.Encode(nil, raw)})
+			var f frame
+			f.body, f.rawField = packFrame(nil, raw, compress)
+			if !compress {
+				f.body = slices.Clone(raw) // the encoder reuses raw
+			}
+			f.first = first
+			pc.frames = append(pc.frames, f)
 			return nil
 		})
 		err := encode(k, &e)
@@ -169,7 +193,7 @@ func writeRun(fs vfs.FS, path string, shards, workers, pieces int, rows int64,
 		return pc, err
 	}, func(_ int, pc piece) error {
 		for _, f := range pc.frames {
-			if err := w.writeFrame(f.first, f.rawLen, f.comp); err != nil {
+			if err := w.writeFrame(f.first, f.rawField, f.body); err != nil {
 				return err
 			}
 		}
@@ -190,22 +214,22 @@ func writeRun(fs vfs.FS, path string, shards, workers, pieces int, rows int64,
 // abort stops a run that will not be finished.
 func (w *runWriter) abort() { w.f.Close() }
 
-// writeFrame writes one compressed frame of rawLen bytes, the first of
-// shard first (-1: of none).
-func (w *runWriter) writeFrame(first, rawLen int, comp []byte) error {
+// writeFrame writes one frame, body (compressed or stored, as rawField, the
+// header's first field, says), the first of shard first (-1: of none).
+func (w *runWriter) writeFrame(first, rawField int, body []byte) error {
 	if first >= 0 {
 		w.index[first] = w.off
 	}
 	var hdr [frameHdrBytes]byte
-	binary.LittleEndian.PutUint32(hdr[:], uint32(rawLen))
-	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(comp)))
+	binary.LittleEndian.PutUint32(hdr[:], uint32(rawField))
+	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(body)))
 	if _, err := w.w.Write(hdr[:]); err != nil {
 		return fmt.Errorf("write run %s: %w", w.path, err)
 	}
-	if _, err := w.w.Write(comp); err != nil {
+	if _, err := w.w.Write(body); err != nil {
 		return fmt.Errorf("write run %s: %w", w.path, err)
 	}
-	w.off += int64(frameHdrBytes + len(comp))
+	w.off += int64(frameHdrBytes + len(body))
 	return nil
 }
 
@@ -366,9 +390,34 @@ func (rr *runReader) fill() bool {
 	}
 	rawLen := int(binary.LittleEndian.Uint32(rr.hdr[:]))
 	compLen := int(binary.LittleEndian.Uint32(rr.hdr[4:]))
+	stored := rawLen&storedFrame != 0
+	rawLen &^= storedFrame
 	if int64(compLen) > rr.end-rr.pos {
 		rr.err = fmt.Errorf("run %s: frame at %d overruns its range", rr.r.path, rr.pos)
 		return false
+	}
+	if stored {
+		if compLen != rawLen {
+			rr.err = fmt.Errorf("run %s: bad stored frame at %d: %d bytes for %d", rr.r.path, rr.pos, compLen, rawLen)
+			return false
+		}
+		// Read straight into the frame buffer.
+		if cap(rr.frame) < rawLen {
+			rr.frame = make([]byte, rawLen)
+		}
+		rr.frame = rr.frame[:rawLen]
+		n, err := rr.r.f.ReadAt(rr.frame, rr.pos+frameHdrBytes)
+		if n < rawLen {
+			rr.frame = rr.frame[:0]
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			rr.err = fmt.Errorf("read run %s: %w", rr.r.path, err)
+			return false
+		}
+		rr.p = 0
+		rr.pos += int64(frameHdrBytes + compLen)
+		return true
 	}
 	if cap(rr.comp) < compLen {
 		rr.comp = make([]byte, compLen)

@@ -24,12 +24,17 @@ func TestRuns_SortSpillNarrowMerge(t *testing.T) {
 		name      string
 		buf       int64
 		wantSpill bool
-	}{{"spilled", 64 << 10, true}, {"in_memory", 16 << 20, false}} {
-		t.Run(tc.name, func(t *testing.T) { testSortSpillNarrowMerge(t, tc.buf, tc.wantSpill) })
+		compress  bool
+	}{
+		{"spilled", 64 << 10, true, true},
+		{"spilled_stored", 64 << 10, true, false},
+		{"in_memory", 16 << 20, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testSortSpillNarrowMerge(t, tc.buf, tc.wantSpill, tc.compress) })
 	}
 }
 
-func testSortSpillNarrowMerge(t *testing.T, buf int64, wantSpill bool) {
+func testSortSpillNarrowMerge(t *testing.T, buf int64, wantSpill, compress bool) {
 	const shards = 8
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(3, 4))
@@ -39,7 +44,7 @@ func testSortSpillNarrowMerge(t *testing.T, buf int64, wantSpill bool) {
 		val  string
 	}
 	want := map[string][]rec{} // by "shard/user"
-	srt := newSorter(vfs.Default, dir, shards, 2, buf, quiet(), nil)
+	srt := newSorter(vfs.Default, dir, shards, 2, buf, quiet(), nil, compress)
 	var sl slab
 	for b := 0; b < 40; b++ {
 		sl.reset()
@@ -151,8 +156,14 @@ func testSortSpillNarrowMerge(t *testing.T, buf int64, wantSpill bool) {
 // TestRunWriter_WorkersSameBytes writes one run with a runWriter, and in
 // pieces cut at shard boundaries on 1 to 8 workers (writeRun), and checks
 // that every file has the same bytes, and that a run written in pieces
-// reads back whole.
+// reads back whole; its frames compressed, and stored.
 func TestRunWriter_WorkersSameBytes(t *testing.T) {
+	for _, compress := range []bool{true, false} {
+		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) { testRunWriterWorkers(t, compress) })
+	}
+}
+
+func testRunWriterWorkers(t *testing.T, compress bool) {
 	const shards = 64
 	r := rand.New(rand.NewPCG(7, 8))
 	type group struct {
@@ -195,7 +206,7 @@ func TestRunWriter_WorkersSameBytes(t *testing.T) {
 	cuts = append(cuts, len(groups))
 	write := func(path string, workers int) []byte {
 		if workers == 0 {
-			w, err := newRunWriter(fs, path, shards)
+			w, err := newRunWriter(fs, path, shards, compress)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -207,7 +218,7 @@ func TestRunWriter_WorkersSameBytes(t *testing.T) {
 			}
 		} else {
 			crashed := 0
-			_, err := writeRun(fs, path, shards, workers, len(cuts)-1, rows, func(k int, w *frameEncoder) error {
+			_, err := writeRun(fs, path, shards, workers, len(cuts)-1, rows, compress, func(k int, w *frameEncoder) error {
 				return encode(w, groups[cuts[k]:cuts[k+1]])
 			}, func() { crashed++ })
 			if err != nil {
@@ -251,5 +262,86 @@ func TestRunWriter_WorkersSameBytes(t *testing.T) {
 			}
 		}
 		rn.close()
+	}
+}
+
+// TestSpillCompressed: runs are stored uncompressed only where the run
+// folder's file system is known to have room to spare for them.
+func TestSpillCompressed(t *testing.T) {
+	dir := t.TempDir()
+	u, err := vfs.Default.GetDiskUsage(dir)
+	if err != nil {
+		t.Skipf("no disk usage here: %v", err)
+	}
+	roomy := (int64(u.AvailBytes) - storeRoomMin) / storeRoomFactor / 2
+	for _, tc := range []struct {
+		name  string
+		fs    vfs.FS
+		input int64
+		want  bool
+	}{
+		{"room to spare", vfs.Default, max(roomy, 1), roomy <= 0},
+		{"not room enough", vfs.Default, int64(u.AvailBytes), true},
+		{"input not known", vfs.Default, 0, true},
+		{"room not known (in-memory fs)", vfs.NewMem(), 1, true},
+	} {
+		if got := spillCompressed(tc.fs, dir, tc.input); got != tc.want {
+			t.Errorf("%s: %d bytes with %d available: compressed %v, want %v", tc.name, tc.input, u.AvailBytes, got, tc.want)
+		}
+	}
+}
+
+// TestRunReader_badStoredFrame: a stored frame whose header's two lengths
+// disagree is an error naming the run, not rows read from the wrong bytes.
+func TestRunReader_badStoredFrame(t *testing.T) {
+	const shards = 4
+	fs := vfs.NewMem()
+	w, err := newRunWriter(fs, "run", shards, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.group(1, []byte("user"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.row(1, 2, []byte("value")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.finish(); err != nil {
+		t.Fatal(err)
+	}
+	read := func() error {
+		rn, err := openRun(fs, "run", shards)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rn.close()
+		rr := rn.reader(0, shards)
+		for rr.nextGroup() {
+			for rr.nextRow() {
+			}
+		}
+		return rr.err
+	}
+	if err := read(); err != nil {
+		t.Fatalf("intact run: %v", err)
+	}
+	f, err := fs.OpenReadWrite("run", vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr [frameHdrBytes]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		t.Fatal(err)
+	}
+	if hdr[3]&0x80 == 0 {
+		t.Fatalf("the frame is not marked stored: % x", hdr)
+	}
+	hdr[4]-- // the stored length one short of the raw length
+	if _, err := f.WriteAt(hdr[:], 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := read(); err == nil || !strings.Contains(err.Error(), "run run: bad stored frame at 0") {
+		t.Errorf("damaged run: %v, want a bad stored frame", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/hugemem"
 	"github.com/mce-engine/mce/internal/prefetch"
 	"github.com/mce-engine/mce/internal/varint"
@@ -241,11 +242,13 @@ type sorter struct {
 
 	runs       []string
 	spillBytes int64
+	// compress says whether runs are s2-compressed (spillCompressed).
+	compress bool
 }
 
 // newSorter makes a sorter with two arenas of arenaBytes each (buffer and
-// entries together).
-func newSorter(fs vfs.FS, dir string, shards, cpus int, arenaBytes int64, logger *slog.Logger, crash *crasher) *sorter {
+// entries together), whose runs are s2-compressed when compress.
+func newSorter(fs vfs.FS, dir string, shards, cpus int, arenaBytes int64, logger *slog.Logger, crash *crasher, compress bool) *sorter {
 	// Give entries (32 B each) a fifth of the arena: records of 128
 	// bytes or more on average (an invoice row is ~165 with its header)
 	// fill the buffer before the entries; smaller ones just make smaller
@@ -255,7 +258,7 @@ func newSorter(fs vfs.FS, dir string, shards, cpus int, arenaBytes int64, logger
 	bufBytes := int(min(arenaBytes-int64(entryCap)*entryBytes*3/2, maxArenaBytes))
 	s := &sorter{
 		fs: fs, dir: dir, shards: shards, cpus: cpus, logger: logger, crash: crash,
-		bufBytes: bufBytes, entryCap: entryCap,
+		bufBytes: bufBytes, entryCap: entryCap, compress: compress,
 		free: make(chan *arena, 2), spills: make(chan *arena, 1), done: make(chan struct{}),
 	}
 	go s.spiller()
@@ -457,7 +460,7 @@ func (s *sorter) spill(a *arena, path string) (int64, error) {
 	}
 	sorted := sortEntriesParallel(a, es, s.scratch[:len(es)], s.shards, s.cpus)
 	cuts := shardCuts(sorted, spillPiecesPerCPU*s.cpus)
-	return writeRun(s.fs, path, s.shards, s.cpus, len(cuts)-1, int64(len(sorted)), func(k int, w *frameEncoder) error {
+	return writeRun(s.fs, path, s.shards, s.cpus, len(cuts)-1, int64(len(sorted)), s.compress, func(k int, w *frameEncoder) error {
 		part := sorted[cuts[k]:cuts[k+1]]
 		for i := 0; i < len(part); {
 			g := part[i]
@@ -642,4 +645,35 @@ func groupCmp(a *arena, x, y entry) int {
 		return bytes.Compare(a.user(x), a.user(y))
 	}
 	return cmp.Compare(x.ulen, y.ulen)
+}
+
+// spillCompressed says whether the runs of a sort of about inputBytes of
+// rows are s2-compressed in dir's file system: not when it has room to
+// spare for them stored as they are (storeRoomFactor times inputBytes,
+// which holds the runs and the store or features written beside them),
+// since compressing every spilled row costs about a seventh of a
+// partition's CPU; else (or when the room is not known) they are, a
+// third smaller, so that a disk with less room still holds them.
+func spillCompressed(fs vfs.FS, dir string, inputBytes int64) bool {
+	u, err := fs.GetDiskUsage(dir)
+	if err != nil || inputBytes <= 0 {
+		return true
+	}
+	return u.AvailBytes < uint64(storeRoomFactor*inputBytes+storeRoomMin)
+}
+
+const (
+	// storeRoomFactor times the input and storeRoomMin is the room a
+	// sort's runs are stored uncompressed in.
+	storeRoomFactor = 2
+	storeRoomMin    = 1 << 30
+)
+
+// rawEstimate is about the raw bytes of an input file: its size, ten
+// times that when it is compressed (whose raw size is not known).
+func rawEstimate(path string, size int64) int64 {
+	if fileid.Compressed(path) {
+		return 10 * size
+	}
+	return size
 }

@@ -59,6 +59,7 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 	}
 	g, err := partition.NewGrouper(partition.GroupOptions{
 		Dir: dir, Schema: spec.Schema, Encoding: f.Encoding, MemBytes: sortMem, CPUs: env.CPUs, Logger: env.Logger,
+		InputBytes: rowsEstimate(in.Path, in.Size),
 	})
 	if err != nil {
 		return nil, err
