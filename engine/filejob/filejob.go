@@ -426,17 +426,25 @@ type outgrowGuard struct {
 
 	mu     sync.Mutex
 	cycles uint64 // collections so far, when last looked
-	// The live heap and the users at the last two collections that
-	// found more users than the one before.
+	// The live heap and the users at the last two collections (since the
+	// guard was made) that found more users than the one before.
 	live, users         int64
 	prevLive, prevUsers int64
+	sampled, havePrev   bool
 	sample              [2]metrics.Sample
 }
 
+// newOutgrowGuard makes a guard for a one pass starting now: collections
+// before it (of earlier files) are not its figures.
 func newOutgrowGuard(max int64) *outgrowGuard {
-	return &outgrowGuard{max: max, sample: [2]metrics.Sample{
+	g := &outgrowGuard{max: max, sample: [2]metrics.Sample{
 		{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/live:bytes"},
 	}}
+	metrics.Read(g.sample[:])
+	if g.sample[0].Value.Kind() == metrics.KindUint64 {
+		g.cycles = g.sample[0].Value.Uint64()
+	}
+	return g
 }
 
 // check returns the projected live heap for users users, and whether it
@@ -456,13 +464,13 @@ func (g *outgrowGuard) check(users int64) (int64, bool) {
 func (g *outgrowGuard) observe(cycles uint64, live, users int64) (int64, bool) {
 	if cycles != g.cycles {
 		g.cycles = cycles
-		if users > g.users {
-			g.prevLive, g.prevUsers = g.live, g.users
+		if g.sampled && users > g.users {
+			g.prevLive, g.prevUsers, g.havePrev = g.live, g.users, true
 		}
-		g.live, g.users = live, users
+		g.live, g.users, g.sampled = live, users, true
 	}
 	p := g.live
-	if d := g.users - g.prevUsers; d > 0 && g.live > g.prevLive && users > g.users {
+	if d := g.users - g.prevUsers; g.havePrev && d > 0 && g.live > g.prevLive && users > g.users {
 		p += int64(float64(g.live-g.prevLive) / float64(d) * float64(users-g.users))
 	}
 	return p, p > g.max

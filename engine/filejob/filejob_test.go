@@ -117,9 +117,9 @@ func TestOutgrowGuard(t *testing.T) {
 		name  string
 		steps []step
 	}{
-		{"one collection: live as found", []step{
-			{1, 30 * mib, 0, 30 * mib, false},
+		{"one collection: live as found, nothing projected", []step{
 			{1, 30 * mib, 1000, 30 * mib, false},
+			{1, 30 * mib, 5000, 30 * mib, false}, // the buffers are not a cost per user
 		}},
 		{"fixed memory cancels out", []step{
 			{1, 30 * mib, 1000, 30 * mib, false},  // buffers + 1000 users
@@ -146,7 +146,7 @@ func TestOutgrowGuard(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := newOutgrowGuard(100 * mib)
+			g := &outgrowGuard{max: 100 * mib} // no collection seen yet
 			for i, s := range tc.steps {
 				got, over := g.observe(s.cycles, s.live, s.users)
 				if got != s.want || over != s.over {
@@ -157,15 +157,21 @@ func TestOutgrowGuard(t *testing.T) {
 	}
 }
 
-// TestOutgrowGuard_check reads the runtime's own figures: a heap kept
-// live through a collection is seen, and is over a bound below it.
+// TestOutgrowGuard_check reads the runtime's own figures: a collection
+// before the guard was made is not counted; a heap kept live through one
+// after is seen, and is over a bound below it.
 func TestOutgrowGuard_check(t *testing.T) {
 	keep := make([]byte, 64<<20)
 	for i := range keep {
 		keep[i] = byte(i)
 	}
+	runtime.GC() // a collection of before the guard, not its figures
+	g := newOutgrowGuard(32 << 20)
+	if got, over := g.check(1); over {
+		t.Errorf("no collection since the guard was made: projected %d MiB, over", got>>20)
+	}
 	runtime.GC()
-	got, over := newOutgrowGuard(32 << 20).check(1)
+	got, over := g.check(1)
 	runtime.KeepAlive(keep)
 	if got < 64<<20 || !over {
 		t.Errorf("projected %d MiB (over %v), want at least 64 MiB, over", got>>20, over)
