@@ -497,9 +497,12 @@ func (p *partition) index(userCol, nf int) {
 	}
 	p.chunks = nil
 	keyIdx := make(map[string]int32)
+	// Each row's user and reference, in file order: the rows are read
+	// once, here, and then placed from these.
 	userOf := make([]int32, nrows)
+	refOf := make([]uint64, nrows)
 	r := 0
-	for _, d := range p.data {
+	for ci, d := range p.data {
 		for off := 0; off < len(d); {
 			bl, k := uvarint(d[off:])
 			body := d[off+k : off+k+int(bl)]
@@ -513,6 +516,7 @@ func (p *partition) index(userCol, nf int) {
 			}
 			p.users[uid].n++
 			userOf[r] = uid
+			refOf[r] = uint64(ci)<<32 | uint64(off)
 			r++
 			off += k + int(bl)
 		}
@@ -524,16 +528,10 @@ func (p *partition) index(userCol, nf int) {
 		start += p.users[u].n
 	}
 	p.refs = make([]uint64, nrows)
-	r = 0
-	for ci, d := range p.data {
-		for off := 0; off < len(d); {
-			bl, k := uvarint(d[off:])
-			u := &p.users[userOf[r]]
-			p.refs[u.fill] = uint64(ci)<<32 | uint64(off)
-			u.fill++
-			r++
-			off += k + int(bl)
-		}
+	for r, uid := range userOf {
+		u := &p.users[uid]
+		p.refs[u.fill] = refOf[r]
+		u.fill++
 	}
 	p.bySize = make([]int32, len(p.users))
 	for i := range p.bySize {
