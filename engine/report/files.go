@@ -28,6 +28,7 @@ type fileRow struct {
 	peakRSSMiB                  float64 // the largest RSS seen while it ran, over all attempts
 	skew                        float64
 	mode                        string
+	modeReason                  string // why that mode ("" unknown)
 	message                     string
 }
 
@@ -112,7 +113,7 @@ func (r *run) filesFromPlanAndSummary(x *fileIndex) {
 				f.hasResult = true
 				f.bytes, f.rows, f.badRows, f.users = res.Bytes, res.Rows, res.BadRows, res.Users
 				f.badValues, f.emptiedValues = res.BadValues, res.BadValuesEmptied
-				f.mapSeconds, f.reduceSeconds, f.mode = res.MapSeconds, res.ReduceSeconds, res.Mode
+				f.mapSeconds, f.reduceSeconds, f.mode, f.modeReason = res.MapSeconds, res.ReduceSeconds, res.Mode, res.ModeReason
 				f.skew = 1
 				if res.WorkerMeanSeconds > 0 {
 					f.skew = res.WorkerMaxSeconds / res.WorkerMeanSeconds
@@ -144,6 +145,9 @@ func (r *run) filesFromTimings(x *fileIndex) {
 				f.badValues = tm.badValues // timings.csv does not say which were emptied
 			}
 			f.mapSeconds, f.reduceSeconds, f.skew, f.mode = tm.mapSeconds, tm.reduceSeconds, tm.skew, tm.mode
+			if tm.modeReason != "" {
+				f.modeReason = tm.modeReason
+			}
 		}
 		f.peakRSSMiB = max(f.peakRSSMiB, tm.peakRSSMiB)
 	}

@@ -455,7 +455,7 @@ func fileTable(files []*fileRow) ([]column, [][]cell) {
 			count(f.rows, res), count(f.badRows, res), count(f.users, res),
 			num(f.mapSeconds, "%.2f", res), num(f.reduceSeconds, "%.2f", res), num(f.seconds, "%.2f", f.seconds > 0),
 			num(f.mbPerSec(), "%.1f", f.mbPerSec() > 0), num(f.peakRSSMiB, "%.0f", f.peakRSSMiB > 0),
-			skew, cell{Text: or(f.mode, "—"), Sort: f.mode},
+			skew, cell{Text: or(f.mode, "—"), Sort: f.mode, Title: f.modeReason},
 			count(int64(f.cluster), f.cluster >= 0), count(int64(f.attempts), true), st,
 		)
 		rows = append(rows, row)

@@ -1,13 +1,17 @@
 package report
 
 import (
+	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"html"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -230,6 +234,60 @@ func TestWrite_BadValues(t *testing.T) {
 			}
 			if c.wantNot != "" && strings.Contains(page[i:min(len(page), i+200)], c.wantNot) {
 				t.Errorf("the page's bad values say %q:\n%s", c.wantNot, page[i:min(len(page), i+200)])
+			}
+		})
+	}
+}
+
+// TestWrite_ModeReason: the files table's mode cell says why the file
+// took that mode (a hover title), from summary.json, or from timings.csv
+// when summary.json is missing.
+func TestWrite_ModeReason(t *testing.T) {
+	const why = "one pass outgrew 40% of the cluster's share: 930025 users"
+	for _, timingsOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("timings.csv alone=%v", timingsOnly), func(t *testing.T) {
+			dir := copyRun(t, filepath.Join("testdata", "runs", "ok"))
+			path := filepath.Join(dir, "summary.json")
+			if timingsOnly {
+				os.Remove(path)
+				tm := filepath.Join(dir, "timings.csv")
+				b, _ := os.ReadFile(tm)
+				r := csv.NewReader(bytes.NewReader(b))
+				recs, err := r.ReadAll()
+				if err != nil {
+					t.Fatal(err)
+				}
+				col := slices.Index(recs[0], "mode_reason")
+				if col < 0 {
+					recs[0] = append(recs[0], "mode_reason")
+					for i := 1; i < len(recs); i++ {
+						recs[i] = append(recs[i], "")
+					}
+					col = len(recs[0]) - 1
+				}
+				recs[1][col] = why
+				var out bytes.Buffer
+				w := csv.NewWriter(&out)
+				w.WriteAll(recs)
+				os.WriteFile(tm, out.Bytes(), 0o644)
+			} else {
+				var s map[string]any
+				b, _ := os.ReadFile(path)
+				if err := json.Unmarshal(b, &s); err != nil {
+					t.Fatal(err)
+				}
+				res := s["tasks"].([]any)[0].(map[string]any)["result"].(map[string]any)
+				res["mode_reason"] = why
+				b, _ = json.Marshal(s)
+				os.WriteFile(path, b, 0o644)
+			}
+			out, err := Write(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(out)
+			if want := `title="` + html.EscapeString(why) + `"`; !strings.Contains(string(b), want) {
+				t.Errorf("the page has no cell titled %s", want)
 			}
 		})
 	}

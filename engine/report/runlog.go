@@ -129,6 +129,7 @@ type result struct {
 	WorkerMeanSeconds float64 `json:"worker_mean_seconds"`
 	PeakRSSBytes      int64   `json:"peak_rss_bytes"`
 	Mode              string  `json:"mode"`
+	ModeReason        string  `json:"mode_reason"`
 }
 
 // taskError is why a task failed (engine.TaskError).
@@ -240,7 +241,7 @@ type timing struct {
 	peakRSSMiB                       float64
 	workerMaxSeconds, workerMeanSecs float64
 	skew                             float64
-	status, mode                     string
+	status, mode, modeReason         string
 }
 
 // failure is one entry of failure.log.
@@ -792,7 +793,7 @@ func (r *run) parseTimings(b []byte) {
 			badValues:  atoi64(g("bad_values")),
 			mapSeconds: atof(g("map_seconds")), reduceSeconds: atof(g("reduce_seconds")), peakRSSMiB: atof(g("peak_rss_mib")),
 			workerMaxSeconds: atof(g("worker_max_seconds")), workerMeanSecs: atof(g("worker_mean_seconds")),
-			skew: atof(g("skew")), status: g("status"), mode: g("mode"),
+			skew: atof(g("skew")), status: g("status"), mode: g("mode"), modeReason: g("mode_reason"),
 		})
 	}
 }
