@@ -150,9 +150,13 @@ type diskReduce struct {
 	busy  []time.Duration
 }
 
-// linesBuffer is the buffer of each worker's lines file when it is
-// written, and of each shard's stretch when it is read back.
-const linesBuffer = 64 << 10
+// linesBuffer is the buffer of each worker's lines file while it is
+// written; stretchBuffer that of each shard's stretch when the stretches
+// are merged (up to partition.GroupShards of them at once: 4 MiB).
+const (
+	linesBuffer   = 64 << 10
+	stretchBuffer = 16 << 10
+)
 
 // reduceGroups runs the feature function on every key of g, its lines
 // going to files in dir; the caller closes the result.
@@ -249,7 +253,7 @@ func (r *diskReduce) write(w io.Writer, spec *feature.Spec) error {
 		if s.end == 0 {
 			continue
 		}
-		c := &segCursor{r: bufio.NewReaderSize(io.NewSectionReader(r.files[s.w], s.start, s.end-s.start), linesBuffer)}
+		c := &segCursor{r: bufio.NewReaderSize(io.NewSectionReader(r.files[s.w], s.start, s.end-s.start), stretchBuffer)}
 		ok, err := c.next()
 		if err != nil {
 			return fmt.Errorf("features lines: %w", err)
