@@ -652,11 +652,12 @@ func groupCmp(a *arena, x, y entry) int {
 // spare for them stored as they are (storeRoomFactor times inputBytes,
 // which holds the runs and the store or features written beside them),
 // since compressing every spilled row costs about a seventh of a
-// partition's CPU; else (or when the room is not known) they are, a
-// third smaller, so that a disk with less room still holds them.
+// partition's CPU; else (or when the room is not known, or a file size
+// limit is set) they are, a third smaller, so that a disk with less room
+// or a lower limit still holds them.
 func spillCompressed(fs vfs.FS, dir string, inputBytes int64) bool {
 	u, err := fs.GetDiskUsage(dir)
-	if err != nil || inputBytes <= 0 {
+	if err != nil || inputBytes <= 0 || fileSizeLimited() {
 		return true
 	}
 	return u.AvailBytes < uint64(storeRoomFactor*inputBytes+storeRoomMin)
