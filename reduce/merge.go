@@ -2,9 +2,7 @@ package reduce
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/output"
+	"github.com/mce-engine/mce/internal/keyruns"
 )
 
 // Merge sizing: the runs are merged in groups, one per CPU, when they
@@ -206,7 +205,7 @@ func mergeSection(ctx context.Context, env *engine.TaskEnv, parts []*partFile, t
 		return res
 	}
 	if ngroups <= 1 {
-		res.lines, err = mergeRuns(ctx, lineWriter{bw}, readers(runs, chunk), progress)
+		res.lines, err = keyruns.Merge(ctx, lineWriter{bw}.write, readers(runs, chunk), progress)
 	} else {
 		res.lines, err = mergeGroups(ctx, bw, path, runs, ngroups, chunk, progress)
 	}
@@ -226,20 +225,16 @@ func mergeSection(ctx context.Context, env *engine.TaskEnv, parts []*partFile, t
 }
 
 // readers returns a reader for each run.
-func readers(runs []sectionRun, chunk int) []*runReader {
-	rs := make([]*runReader, len(runs))
+func readers(runs []sectionRun, chunk int) []*keyruns.Reader {
+	rs := make([]*keyruns.Reader, len(runs))
 	for i, r := range runs {
-		rs[i] = newRunReader(r.f, r.run.Segs, chunk)
+		rs[i] = keyruns.NewReader(r.f, "part file", r.run.Segs, chunk)
 	}
 	return rs
 }
 
-// recordWriter is where mergeRuns puts each record.
-type recordWriter interface {
-	write(key, line []byte) error
-}
-
-// lineWriter writes the lines of the records: a features file.
+// lineWriter writes the lines of the records (keyruns.Merge's put): a
+// features file.
 type lineWriter struct{ w *bufio.Writer }
 
 func (l lineWriter) write(_, line []byte) error {
@@ -254,13 +249,8 @@ type runWriter struct {
 }
 
 func (r *runWriter) write(key, line []byte) error {
-	r.buf = binary.AppendUvarint(r.buf[:0], uint64(len(key)))
-	r.buf = append(r.buf, key...)
-	r.buf = binary.AppendUvarint(r.buf, uint64(len(line)))
+	r.buf = keyruns.Append(r.buf[:0], key, line)
 	_, err := r.w.Write(r.buf)
-	if err == nil {
-		_, err = r.w.Write(line)
-	}
 	return err
 }
 
@@ -313,7 +303,7 @@ func mergeGroups(ctx context.Context, w *bufio.Writer, path string, runs []secti
 			bw := bufio.NewWriterSize(f, 256<<10)
 			rw := &runWriter{w: bw}
 			// Progress counts the final merge's lines only.
-			if _, errs[i] = mergeRuns(ctx, rw, readers(groups[i], chunk), func(int64) {}); errs[i] == nil {
+			if _, errs[i] = keyruns.Merge(ctx, rw.write, readers(groups[i], chunk), func(int64) {}); errs[i] == nil {
 				errs[i] = bw.Flush()
 			}
 			if errs[i] == nil {
@@ -325,72 +315,11 @@ func mergeGroups(ctx context.Context, w *bufio.Writer, path string, runs []secti
 	if err := errors.Join(errs...); err != nil {
 		return 0, err
 	}
-	final := make([]*runReader, 0, n)
+	final := make([]*keyruns.Reader, 0, n)
 	for i, f := range files {
 		if ends[i] > 0 {
-			final = append(final, newRunReader(f, [][2]int64{{0, ends[i]}}, 64<<10))
+			final = append(final, keyruns.NewReader(f, "part file", [][2]int64{{0, ends[i]}}, 64<<10))
 		}
 	}
-	return mergeRuns(ctx, lineWriter{w}, final, progress)
-}
-
-// mergeRuns writes the records of every run to w in key order and
-// returns how many it wrote; progress is called now and then with the
-// records written since the last call.
-func mergeRuns(ctx context.Context, w recordWriter, h []*runReader, progress func(int64)) (int64, error) {
-	// h is a binary min-heap of the runs by current key.
-	less := func(i, j int) bool { return bytes.Compare(h[i].key, h[j].key) < 0 }
-	down := func(i int) {
-		for {
-			l := 2*i + 1
-			if l >= len(h) {
-				return
-			}
-			m := l
-			if r := l + 1; r < len(h) && less(r, l) {
-				m = r
-			}
-			if !less(m, i) {
-				return
-			}
-			h[i], h[m] = h[m], h[i]
-			i = m
-		}
-	}
-	live := h[:0]
-	for _, r := range h {
-		if r.next() {
-			live = append(live, r)
-		} else if r.err != nil {
-			return 0, r.err
-		}
-	}
-	h = live
-	for i := len(h)/2 - 1; i >= 0; i-- {
-		down(i)
-	}
-	var n int64
-	for len(h) > 0 {
-		r := h[0]
-		if err := w.write(r.key, r.line); err != nil {
-			return n, err
-		}
-		n++
-		if n%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return n, err
-			}
-			progress(4096)
-		}
-		if !r.next() {
-			if r.err != nil {
-				return n, r.err
-			}
-			h[0] = h[len(h)-1]
-			h = h[:len(h)-1]
-		}
-		down(0)
-	}
-	progress(n % 4096)
-	return n, nil
+	return keyruns.Merge(ctx, lineWriter{w}.write, final, progress)
 }

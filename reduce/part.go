@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mce-engine/mce/engine/output"
+	"github.com/mce-engine/mce/internal/keyruns"
 )
 
 // A part file is what one first-phase task (a range of shards, or heavy
@@ -175,10 +176,7 @@ func newLineSink(pw *partWriter, sections int) *lineSink {
 // come in key order.
 func (s *lineSink) add(sec int, key, line []byte) error {
 	b := &s.secs[sec]
-	b.buf = binary.AppendUvarint(b.buf, uint64(len(key)))
-	b.buf = append(b.buf, key...)
-	b.buf = binary.AppendUvarint(b.buf, uint64(len(line)))
-	b.buf = append(b.buf, line...)
+	b.buf = keyruns.Append(b.buf, key, line)
 	if len(b.buf) >= segmentBytes {
 		return s.flush(sec)
 	}
@@ -264,83 +262,3 @@ func readFooter(f *os.File) (*partFile, error) {
 }
 
 func (p *partFile) Close() error { return p.f.Close() }
-
-// runReader reads the records of one run in chunks of a bounded size (a
-// run holds whole records, never one cut between segments).
-type runReader struct {
-	f         *os.File
-	segs      [][2]int64 // the segments not read yet
-	off, end  int64      // what is left of the current segment
-	buf       []byte
-	pos, n    int // unparsed bytes: buf[pos:n]
-	key, line []byte
-	err       error
-}
-
-// newRunReader reads segs with a chunk buffer of chunk bytes (grown for
-// a longer record).
-func newRunReader(f *os.File, segs [][2]int64, chunk int) *runReader {
-	return &runReader{f: f, segs: segs, buf: make([]byte, chunk)}
-}
-
-// next moves to the next record; false at the end or on an error (see
-// err). key and line alias the chunk buffer: valid until the next call.
-func (r *runReader) next() bool {
-	for {
-		if r.record() {
-			return true
-		}
-		if r.err != nil || !r.fill() {
-			return false
-		}
-	}
-}
-
-// record parses the record at buf[pos:n], if it is all there.
-func (r *runReader) record() bool {
-	p := r.buf[r.pos:r.n]
-	kl, k1 := binary.Uvarint(p)
-	if k1 <= 0 || uint64(len(p)-k1) < kl {
-		return false
-	}
-	q := p[k1+int(kl):]
-	ll, k2 := binary.Uvarint(q)
-	if k2 <= 0 || uint64(len(q)-k2) < ll {
-		return false
-	}
-	r.key = p[k1 : k1+int(kl) : k1+int(kl)]
-	r.line = q[k2 : k2+int(ll) : k2+int(ll)]
-	r.pos += k1 + int(kl) + k2 + int(ll)
-	return true
-}
-
-// fill reads more of the run behind the unparsed bytes; false at the end
-// of the run or on an error.
-func (r *runReader) fill() bool {
-	if r.off >= r.end {
-		if r.pos < r.n {
-			r.err = errors.New("truncated record at the end of a segment")
-			return false
-		}
-		if len(r.segs) == 0 {
-			return false
-		}
-		r.off, r.end = r.segs[0][0], r.segs[0][0]+r.segs[0][1]
-		r.segs = r.segs[1:]
-		r.pos, r.n = 0, 0
-	}
-	copy(r.buf, r.buf[r.pos:r.n])
-	r.n -= r.pos
-	r.pos = 0
-	if r.n == len(r.buf) { // one record longer than the buffer
-		r.buf = append(r.buf, make([]byte, len(r.buf))...)
-	}
-	m := int(min(int64(len(r.buf)-r.n), r.end-r.off))
-	if _, err := r.f.ReadAt(r.buf[r.n:r.n+m], r.off); err != nil {
-		r.err = fmt.Errorf("read part file at %d: %w", r.off, err)
-		return false
-	}
-	r.off += int64(m)
-	r.n += m
-	return true
-}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/mce-engine/mce/engine/output"
+	"github.com/mce-engine/mce/internal/keyruns"
 )
 
 // TestPart_writeMerge writes runs of sorted lines for two sections from
@@ -73,7 +74,7 @@ func TestPart_writeMerge(t *testing.T) {
 			}
 			var buf bytes.Buffer
 			bw := bufio.NewWriter(&buf)
-			n, err := mergeRuns(context.Background(), lineWriter{bw}, readers(rs, 64), func(int64) {})
+			n, err := keyruns.Merge(context.Background(), lineWriter{bw}.write, readers(rs, 64), func(int64) {})
 			if err == nil {
 				err = bw.Flush()
 			}

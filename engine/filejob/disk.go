@@ -2,9 +2,7 @@ package filejob
 
 import (
 	"bufio"
-	"container/heap"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +17,7 @@ import (
 	"github.com/mce-engine/mce/engine/inram"
 	"github.com/mce-engine/mce/engine/output"
 	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/internal/keyruns"
 	"github.com/mce-engine/mce/partition"
 )
 
@@ -104,7 +103,7 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 	if err != nil {
 		return nil, err
 	}
-	if err := red.write(w, spec); err != nil {
+	if err := red.write(ctx, w, spec); err != nil {
 		return nil, err
 	}
 	mx, mean := red.busyMaxMean()
@@ -137,10 +136,9 @@ type lineSeg struct {
 }
 
 // diskReduce is the reduce of ModeDisk. Every key's features line goes to
-// its worker's lines file as a record (the key, then the line, each after
-// its length), and each shard's records are one stretch of one file, in
-// key order (a shard is reduced by one worker); write merges the
-// stretches by key into the table. So the lines are on disk, not in RAM,
+// its worker's lines file as a record (package keyruns), and each shard's
+// records are one stretch of one file, a run in key order (a shard is
+// reduced by one worker); write merges the runs by key into the table. So the lines are on disk, not in RAM,
 // and a file of many users keeps ModeDisk's memory bounded.
 type diskReduce struct {
 	segs  []lineSeg // by shard
@@ -177,6 +175,7 @@ func reduceGroups(ctx context.Context, in Input, g *partition.Grouper, dir strin
 	}
 	recs := make([]*feature.Record, workers)
 	lines := make([][]byte, workers)
+	records := make([][]byte, workers)
 	scratch := make([][]byte, workers)
 	for i := range recs {
 		recs[i] = spec.NewRecord()
@@ -199,11 +198,11 @@ func reduceGroups(ctx context.Context, in Input, g *partition.Grouper, dir strin
 		case seg.w != w || seg.end != red.at[w]:
 			return fmt.Errorf("BUG: features lines: shard %d's keys not one stretch", shard)
 		}
-		n, err := writeRecord(red.bufs[w], key, lines[w])
-		if err != nil {
+		records[w] = keyruns.Append(records[w][:0], key, lines[w])
+		if _, err := red.bufs[w].Write(records[w]); err != nil {
 			return fmt.Errorf("features lines: %w", err)
 		}
-		red.at[w] += n
+		red.at[w] += int64(len(records[w]))
 		seg.end = red.at[w]
 		users.Add(1)
 		red.busy[w] += time.Since(t0)
@@ -220,19 +219,6 @@ func reduceGroups(ctx context.Context, in Input, g *partition.Grouper, dir strin
 	return red, nil
 }
 
-// writeRecord writes key and line, each after its length as a uvarint,
-// and returns the bytes written.
-func writeRecord(w *bufio.Writer, key, line []byte) (int64, error) {
-	var n [2 * binary.MaxVarintLen64]byte
-	k := binary.PutUvarint(n[:], uint64(len(key)))
-	w.Write(n[:k])
-	w.Write(key)
-	l := binary.PutUvarint(n[:], uint64(len(line)))
-	w.Write(n[:l])
-	_, err := w.Write(line) // a bufio.Writer's error sticks
-	return int64(k + len(key) + l + len(line)), err
-}
-
 // close closes and removes the lines files.
 func (r *diskReduce) close() {
 	for _, f := range r.files {
@@ -244,96 +230,21 @@ func (r *diskReduce) close() {
 }
 
 // write writes the header and every shard's lines, merged by key, to w.
-func (r *diskReduce) write(w io.Writer, spec *feature.Spec) error {
+func (r *diskReduce) write(ctx context.Context, w io.Writer, spec *feature.Spec) error {
 	if _, err := io.WriteString(w, output.Header(spec)); err != nil {
 		return err
 	}
-	h := segHeap{}
+	var runs []*keyruns.Reader
 	for _, s := range r.segs {
-		if s.end == 0 {
-			continue
-		}
-		c := &segCursor{r: bufio.NewReaderSize(io.NewSectionReader(r.files[s.w], s.start, s.end-s.start), stretchBuffer)}
-		ok, err := c.next()
-		if err != nil {
-			return fmt.Errorf("features lines: %w", err)
-		}
-		if ok {
-			h = append(h, c)
+		if s.end > 0 {
+			runs = append(runs, keyruns.NewReader(r.files[s.w], "features lines", [][2]int64{{s.start, s.end - s.start}}, stretchBuffer))
 		}
 	}
-	heap.Init(&h)
-	for len(h) > 0 {
-		c := h[0]
-		if _, err := w.Write(c.line); err != nil {
-			return err
-		}
-		ok, err := c.next()
-		if err != nil {
-			return fmt.Errorf("features lines: %w", err)
-		}
-		if ok {
-			heap.Fix(&h, 0)
-		} else {
-			heap.Pop(&h)
-		}
-	}
-	return nil
-}
-
-// segCursor reads one shard's records back, one at a time.
-type segCursor struct {
-	r         *bufio.Reader
-	buf       []byte
-	key, line []byte // the current record's, in buf
-}
-
-// next reads the next record; false at the stretch's end.
-func (c *segCursor) next() (bool, error) {
-	kn, err := binary.ReadUvarint(c.r)
-	if err == io.EOF {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	c.buf = slices.Grow(c.buf[:0], int(kn))[:kn]
-	if _, err := io.ReadFull(c.r, c.buf); err != nil {
-		return false, errShortRecord(err)
-	}
-	ln, err := binary.ReadUvarint(c.r)
-	if err != nil {
-		return false, errShortRecord(err)
-	}
-	c.buf = slices.Grow(c.buf, int(ln))[:int(kn)+int(ln)]
-	if _, err := io.ReadFull(c.r, c.buf[kn:]); err != nil {
-		return false, errShortRecord(err)
-	}
-	c.key, c.line = c.buf[:kn], c.buf[kn:]
-	return true, nil
-}
-
-// errShortRecord reports a record cut short (io.EOF inside it is
-// io.ErrUnexpectedEOF).
-func errShortRecord(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
+	_, err := keyruns.Merge(ctx, func(_, line []byte) error {
+		_, err := w.Write(line)
+		return err
+	}, runs, func(int64) {})
 	return err
-}
-
-// segHeap is a min-heap of cursors by key.
-type segHeap []*segCursor
-
-func (h segHeap) Len() int           { return len(h) }
-func (h segHeap) Less(i, j int) bool { return string(h[i].key) < string(h[j].key) }
-func (h segHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *segHeap) Push(x any)        { *h = append(*h, x.(*segCursor)) }
-func (h *segHeap) Pop() any {
-	old := *h
-	c := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return c
 }
 
 // busyMaxMean returns the busiest worker's time and the mean.

@@ -1,0 +1,177 @@
+// Package keyruns keeps sorted runs of features lines in files: each
+// record a key (the user, as it sorts) and its line,
+//
+//	record = uvarint len(key) | key | uvarint len(line) | line
+//
+// a run one or more segments of a file holding whole records in key
+// order. `mce reduce`'s part files hold such runs, and `mce run`'s disk
+// path its features lines; Merge writes the runs' records in key order.
+package keyruns
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// Append appends the record of key and line to dst.
+func Append(dst, key, line []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(key)))
+	dst = append(dst, key...)
+	dst = binary.AppendUvarint(dst, uint64(len(line)))
+	return append(dst, line...)
+}
+
+// Reader reads the records of one run in chunks of a bounded size (a run
+// holds whole records, never one cut between segments).
+type Reader struct {
+	f         *os.File
+	what      string     // the file, for errors ("part file")
+	segs      [][2]int64 // the segments (offset, length) not read yet
+	off, end  int64      // what is left of the current segment
+	buf       []byte
+	pos, n    int // unparsed bytes: buf[pos:n]
+	key, line []byte
+	err       error
+}
+
+// NewReader reads the segments segs (offset, length) of f, which errors
+// call what, with a chunk buffer of chunk bytes (grown for a longer
+// record).
+func NewReader(f *os.File, what string, segs [][2]int64, chunk int) *Reader {
+	return &Reader{f: f, what: what, segs: segs, buf: make([]byte, chunk)}
+}
+
+// Key and Line are the current record's; they alias the chunk buffer:
+// valid until the next call of Next.
+func (r *Reader) Key() []byte  { return r.key }
+func (r *Reader) Line() []byte { return r.line }
+
+// Err is the error that ended the run early, if any.
+func (r *Reader) Err() error { return r.err }
+
+// Next moves to the next record; false at the end or on an error (see
+// Err).
+func (r *Reader) Next() bool {
+	for {
+		if r.record() {
+			return true
+		}
+		if r.err != nil || !r.fill() {
+			return false
+		}
+	}
+}
+
+// record parses the record at buf[pos:n], if it is all there.
+func (r *Reader) record() bool {
+	p := r.buf[r.pos:r.n]
+	kl, k1 := binary.Uvarint(p)
+	if k1 <= 0 || uint64(len(p)-k1) < kl {
+		return false
+	}
+	q := p[k1+int(kl):]
+	ll, k2 := binary.Uvarint(q)
+	if k2 <= 0 || uint64(len(q)-k2) < ll {
+		return false
+	}
+	r.key = p[k1 : k1+int(kl) : k1+int(kl)]
+	r.line = q[k2 : k2+int(ll) : k2+int(ll)]
+	r.pos += k1 + int(kl) + k2 + int(ll)
+	return true
+}
+
+// fill reads more of the run behind the unparsed bytes; false at the end
+// of the run or on an error.
+func (r *Reader) fill() bool {
+	if r.off >= r.end {
+		if r.pos < r.n {
+			r.err = errors.New("truncated record at the end of a segment")
+			return false
+		}
+		if len(r.segs) == 0 {
+			return false
+		}
+		r.off, r.end = r.segs[0][0], r.segs[0][0]+r.segs[0][1]
+		r.segs = r.segs[1:]
+		r.pos, r.n = 0, 0
+	}
+	copy(r.buf, r.buf[r.pos:r.n])
+	r.n -= r.pos
+	r.pos = 0
+	if r.n == len(r.buf) { // one record longer than the buffer
+		r.buf = append(r.buf, make([]byte, len(r.buf))...)
+	}
+	m := int(min(int64(len(r.buf)-r.n), r.end-r.off))
+	if _, err := r.f.ReadAt(r.buf[r.n:r.n+m], r.off); err != nil {
+		r.err = fmt.Errorf("read %s at %d: %w", r.what, r.off, err)
+		return false
+	}
+	r.off += int64(m)
+	r.n += m
+	return true
+}
+
+// Merge hands the records of every run to put in key order and returns
+// how many it handed; progress is called now and then with the records
+// handed since the last call. A key must be in one run only.
+func Merge(ctx context.Context, put func(key, line []byte) error, h []*Reader, progress func(int64)) (int64, error) {
+	// h is a binary min-heap of the runs by current key.
+	less := func(i, j int) bool { return bytes.Compare(h[i].key, h[j].key) < 0 }
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(h) {
+				return
+			}
+			m := l
+			if r := l + 1; r < len(h) && less(r, l) {
+				m = r
+			}
+			if !less(m, i) {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	live := h[:0]
+	for _, r := range h {
+		if r.Next() {
+			live = append(live, r)
+		} else if r.err != nil {
+			return 0, r.err
+		}
+	}
+	h = live
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	var n int64
+	for len(h) > 0 {
+		r := h[0]
+		if err := put(r.key, r.line); err != nil {
+			return n, err
+		}
+		n++
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+			progress(4096)
+		}
+		if !r.Next() {
+			if r.err != nil {
+				return n, r.err
+			}
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
+		}
+		down(0)
+	}
+	progress(n % 4096)
+	return n, nil
+}
