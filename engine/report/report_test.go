@@ -199,35 +199,12 @@ func TestWrite_BadValues(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := copyRun(t, filepath.Join("testdata", "runs", "ok"))
-			path := filepath.Join(dir, "summary.json")
 			if c.timingsOnly {
-				os.Remove(path)
-				tm := filepath.Join(dir, "timings.csv")
-				b, _ := os.ReadFile(tm)
-				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-				lines[0] += ",bad_values"
-				for i := 1; i < len(lines); i++ {
-					lines[i] += ",0"
-				}
-				lines[1] = lines[1][:len(lines[1])-1] + fmt.Sprint(c.values)
-				os.WriteFile(tm, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+				timingsOnly(t, dir, "bad_values", fmt.Sprint(c.values))
 			} else {
-				var s map[string]any
-				b, _ := os.ReadFile(path)
-				if err := json.Unmarshal(b, &s); err != nil {
-					t.Fatal(err)
-				}
-				res := s["tasks"].([]any)[0].(map[string]any)["result"].(map[string]any)
-				res["bad_values"], res["bad_values_emptied"] = c.values, c.empty
-				b, _ = json.Marshal(s)
-				os.WriteFile(path, b, 0o644)
+				setFirstResult(t, dir, map[string]any{"bad_values": c.values, "bad_values_emptied": c.empty})
 			}
-			out, err := Write(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := os.ReadFile(out)
-			page := string(b)
+			page := renderPage(t, dir)
 			i := strings.Index(page, "bad values")
 			if i < 0 || !strings.Contains(page[i:], c.want) {
 				t.Fatalf("the page lacks bad values %q", c.want)
@@ -244,51 +221,92 @@ func TestWrite_BadValues(t *testing.T) {
 // when summary.json is missing.
 func TestWrite_ModeReason(t *testing.T) {
 	const why = "one pass outgrew 40% of the cluster's share: 930025 users"
-	for _, timingsOnly := range []bool{false, true} {
-		t.Run(fmt.Sprintf("timings.csv alone=%v", timingsOnly), func(t *testing.T) {
+	for _, only := range []bool{false, true} {
+		t.Run(fmt.Sprintf("timings.csv alone=%v", only), func(t *testing.T) {
 			dir := copyRun(t, filepath.Join("testdata", "runs", "ok"))
-			path := filepath.Join(dir, "summary.json")
-			if timingsOnly {
-				os.Remove(path)
-				tm := filepath.Join(dir, "timings.csv")
-				b, _ := os.ReadFile(tm)
-				r := csv.NewReader(bytes.NewReader(b))
-				recs, err := r.ReadAll()
-				if err != nil {
-					t.Fatal(err)
-				}
-				col := slices.Index(recs[0], "mode_reason")
-				if col < 0 {
-					recs[0] = append(recs[0], "mode_reason")
-					for i := 1; i < len(recs); i++ {
-						recs[i] = append(recs[i], "")
-					}
-					col = len(recs[0]) - 1
-				}
-				recs[1][col] = why
-				var out bytes.Buffer
-				w := csv.NewWriter(&out)
-				w.WriteAll(recs)
-				os.WriteFile(tm, out.Bytes(), 0o644)
+			if only {
+				timingsOnly(t, dir, "mode_reason", why)
 			} else {
-				var s map[string]any
-				b, _ := os.ReadFile(path)
-				if err := json.Unmarshal(b, &s); err != nil {
-					t.Fatal(err)
-				}
-				res := s["tasks"].([]any)[0].(map[string]any)["result"].(map[string]any)
-				res["mode_reason"] = why
-				b, _ = json.Marshal(s)
-				os.WriteFile(path, b, 0o644)
+				setFirstResult(t, dir, map[string]any{"mode_reason": why})
 			}
-			out, err := Write(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := os.ReadFile(out)
-			if want := `title="` + html.EscapeString(why) + `"`; !strings.Contains(string(b), want) {
+			page := renderPage(t, dir)
+			if want := `title="` + html.EscapeString(why) + `"`; !strings.Contains(page, want) {
 				t.Errorf("the page has no cell titled %s", want)
 			}
 		})
 	}
+}
+
+// setFirstResult sets fields of the first task's result in the run
+// folder dir's summary.json.
+func setFirstResult(t *testing.T, dir string, fields map[string]any) {
+	t.Helper()
+	path := filepath.Join(dir, "summary.json")
+	var s map[string]any
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(b, &s)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := s["tasks"].([]any)[0].(map[string]any)["result"].(map[string]any)
+	for k, v := range fields {
+		res[k] = v
+	}
+	if b, err = json.Marshal(s); err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// timingsOnly removes the run folder dir's summary.json, so that the
+// report reads timings.csv, and sets column col of timings.csv's first
+// line to v (adding the column, empty on the other lines, when it is
+// missing).
+func timingsOnly(t *testing.T, dir, col, v string) {
+	t.Helper()
+	os.Remove(filepath.Join(dir, "summary.json"))
+	path := filepath.Join(dir, "timings.csv")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := slices.Index(recs[0], col)
+	if c < 0 {
+		for i := range recs {
+			recs[i] = append(recs[i], "")
+		}
+		c = len(recs[0]) - 1
+		recs[0][c] = col
+	}
+	recs[1][c] = v
+	var out bytes.Buffer
+	w := csv.NewWriter(&out)
+	if err := w.WriteAll(recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// renderPage writes the run folder dir's report and returns the page.
+func renderPage(t *testing.T, dir string) string {
+	t.Helper()
+	out, err := Write(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
