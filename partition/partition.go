@@ -16,6 +16,7 @@ import (
 
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/internal/csvread"
+	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/procfs"
 	"github.com/mce-engine/mce/internal/userhash"
 	"github.com/mce-engine/mce/store"
@@ -380,7 +381,7 @@ func (p *job) read(ctx context.Context, todo []*todoFile, plan memPlan, runDir s
 	t0 := time.Now()
 	var inputBytes int64
 	for _, t := range todo {
-		inputBytes += rawEstimate(t.in.path, t.in.size)
+		inputBytes += fileid.RawEstimate(t.in.path, t.in.size)
 	}
 	srt := newSorter(p.db.FS(), runDir, shards, p.o.CPUs, plan.arenaBytes, p.log, p.crash,
 		spillCompressed(p.db.FS(), runDir, inputBytes))

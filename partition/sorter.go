@@ -16,7 +16,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/hugemem"
 	"github.com/mce-engine/mce/internal/prefetch"
 	"github.com/mce-engine/mce/internal/varint"
@@ -669,12 +668,3 @@ const (
 	storeRoomFactor = 2
 	storeRoomMin    = 1 << 30
 )
-
-// rawEstimate is about the raw bytes of an input file: its size, ten
-// times that when it is compressed (whose raw size is not known).
-func rawEstimate(path string, size int64) int64 {
-	if fileid.Compressed(path) {
-		return 10 * size
-	}
-	return size
-}

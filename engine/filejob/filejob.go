@@ -196,14 +196,11 @@ func chooseMode(c modeChoice) (mode, why string) {
 }
 
 // rowsEstimate is about the RAM a grouped file takes: its rows, their
-// index and the reader's buffers (ten times that for a compressed file,
-// whose raw size is unknown).
+// index and the reader's buffers (fileid.RawEstimate's raw bytes and a
+// quarter more).
 func rowsEstimate(input string, size int64) int64 {
-	need := size + size/4
-	if fileid.Compressed(input) {
-		need *= 10
-	}
-	return need
+	raw := fileid.RawEstimate(input, size)
+	return raw + raw/4
 }
 
 // measured holds the peak RSS per byte on disk of the files this cluster

@@ -35,6 +35,16 @@ func Base(path string) string {
 // name.
 func Compressed(path string) bool { return Base(path) != filepath.Base(path) }
 
+// RawEstimate is about the raw bytes of the input file path of size bytes
+// on disk: its size, or ten times that when it is compressed (whose raw
+// size is not known before it is read).
+func RawEstimate(path string, size int64) int64 {
+	if Compressed(path) {
+		return 10 * size
+	}
+	return size
+}
+
 // FeaturesName returns the features file's name for an input path.
 func FeaturesName(input string) string { return Base(input) + FeaturesSuffix }
 
