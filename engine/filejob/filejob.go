@@ -411,7 +411,7 @@ func runDiskWhy(ctx context.Context, in Input, f *csvread.File, w io.Writer, why
 	return res, err
 }
 
-// outgrowGuard tells when a one pass's users will not fit in max bytes
+// outgrowGuard tells when a one pass's users will not fit in limit bytes
 // of live heap. The live heap is known only as the last collection found
 // it, and the collector may let the heap triple before the next one
 // (GOGC 200), so it projects: from the last two collections it knows
@@ -419,7 +419,7 @@ func runDiskWhy(ctx context.Context, in Input, f *csvread.File, w io.Writer, why
 // cancel out), and adds that for every user made since. Safe for
 // concurrent use.
 type outgrowGuard struct {
-	max int64
+	limit int64
 
 	mu     sync.Mutex
 	cycles uint64 // collections so far, when last looked
@@ -433,8 +433,8 @@ type outgrowGuard struct {
 
 // newOutgrowGuard makes a guard for a one pass starting now: collections
 // before it (of earlier files) are not its figures.
-func newOutgrowGuard(max int64) *outgrowGuard {
-	g := &outgrowGuard{max: max, sample: [2]metrics.Sample{
+func newOutgrowGuard(limit int64) *outgrowGuard {
+	g := &outgrowGuard{limit: limit, sample: [2]metrics.Sample{
 		{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/live:bytes"},
 	}}
 	metrics.Read(g.sample[:])
@@ -470,7 +470,7 @@ func (g *outgrowGuard) observe(cycles uint64, live, users int64) (int64, bool) {
 	if d := g.users - g.prevUsers; g.havePrev && d > 0 && g.live > g.prevLive && users > g.users {
 		p += int64(float64(g.live-g.prevLive) / float64(d) * float64(users-g.users))
 	}
-	return p, p > g.max
+	return p, p > g.limit
 }
 
 // runInRAM is Run's ModeGroup and ModeStream: the rows grouped in RAM or

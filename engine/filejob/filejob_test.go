@@ -146,7 +146,7 @@ func TestOutgrowGuard(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := &outgrowGuard{max: 100 * mib} // no collection seen yet
+			g := &outgrowGuard{limit: 100 * mib} // no collection seen yet
 			for i, s := range tc.steps {
 				got, over := g.observe(s.cycles, s.live, s.users)
 				if got != s.want || over != s.over {
