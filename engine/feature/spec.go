@@ -86,9 +86,12 @@ type Spec struct {
 	// NewAggregator, if set, makes the feature set mergeable.
 	NewAggregator func(u *User) Aggregator
 	// Reads, if set, names the input columns that Map and the features
-	// read. mce reduce then decodes only those (and the user column) from
-	// the store, and leaves the other fields of a Row nil; nil reads every
-	// column. mce run hands over every field either way.
+	// read. mce run then copies only those (and the user column) out of
+	// the file into the rows it groups or adds, and mce reduce decodes
+	// only those from the store; the other fields of a Row are empty
+	// (nil from the store). Every column is still checked: a bad amount
+	// makes a bad row whether or not amount is read. nil reads every
+	// column.
 	Reads []string
 }
 

@@ -332,6 +332,7 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 	p.Phase.Store("open")
 	ropts := in.Job.Reader
 	ropts.Schema = env.Spec.Schema
+	ropts.Reads = env.Spec.Reads // the rows carry only what the features read
 	f, err := csvread.Open(in.Path, ropts)
 	if err != nil {
 		return nil, err

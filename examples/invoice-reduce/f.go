@@ -49,6 +49,10 @@ var Features = feature.Spec{
 		{Name: "top_receiver_amount", Type: feature.TypeFloat, Scale: digits},
 		{Name: "bad_rows", Type: feature.TypeInt},
 	},
+	// The columns reduce reads: mce run then copies only these (and the
+	// user) out of each file into the rows it groups, and mce reduce
+	// decodes only these from the store.
+	Reads:  []string{feature.ColReceiver, feature.ColIssuedAt, feature.ColAmount},
 	Reduce: reduce,
 }
 

@@ -14,6 +14,12 @@ import (
 type Options struct {
 	// Schema is the job's columns; nil means feature.InvoiceSchema.
 	Schema *feature.Schema
+	// Reads names the schema columns whose values the rows carry (a
+	// feature set's Spec.Reads); the user column is always carried. The
+	// other columns are still found, counted and checked (a bad amount
+	// still makes a bad row, whether or not it is read), but their fields
+	// are empty in every row, and cost no copy. nil carries every column.
+	Reads []string `json:"-"`
 	// Aliases maps a canonical column name to other header names it may
 	// have in a file. They are tried before DefaultAliases; a key that is
 	// not a schema column is an error. Names are compared folded: case,
@@ -96,6 +102,7 @@ type File struct {
 	dataLine    int64        // physical line of the first byte of head
 	norms       []normalizer // per schema column: checks (and rewrites) amounts and dates
 	dateCols    []bool       // per schema column: a date column (nil: none)
+	skip        []bool       // per schema column: left empty in the rows (Options.Reads; nil: none)
 	wants       []string     // per schema column: what a value must be, for errors
 
 	// Numbers and Dates are the file's conventions (sniffed or given).

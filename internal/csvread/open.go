@@ -37,13 +37,30 @@ func Open(path string, opts Options) (*File, error) {
 	if err != nil {
 		return nil, &FileError{File: path, Err: pathErr("open", err)}
 	}
-	f := &File{Path: path, Schema: opts.Schema, opts: opts, osFile: osf}
+	f := &File{Path: path, Schema: opts.Schema, opts: opts, osFile: osf, skip: skipColumns(opts.Schema, opts.Reads)}
 	f.disk = wrapInput(path, osf)
 	if err := f.open(); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
+}
+
+// skipColumns returns, per schema column, whether the rows leave it
+// empty: it is neither read nor the user column. nil when every column is
+// carried.
+func skipColumns(s *feature.Schema, reads []string) []bool {
+	if len(reads) == 0 {
+		return nil
+	}
+	skip := make([]bool, s.Len())
+	for j := range skip {
+		skip[j] = j != s.User()
+	}
+	for _, c := range reads {
+		skip[s.Index(c)] = false
+	}
+	return skip
 }
 
 // pathErr drops the path that an *fs.PathError repeats.

@@ -98,6 +98,11 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("date format %q: %w", o.DateFormat, err)
 		}
 	}
+	for _, c := range o.Reads {
+		if o.Schema.Index(c) < 0 {
+			return o, fmt.Errorf("reads %q: not a column of the schema (%s)", c, strings.Join(o.Schema.Columns(), ", "))
+		}
+	}
 	aliases := make(map[string][]string, len(o.Aliases))
 	for k, v := range o.Aliases {
 		k = strings.ToLower(strings.TrimSpace(k))

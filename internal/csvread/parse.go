@@ -36,6 +36,7 @@ type parser struct {
 	localTimes int64        // and without
 	failErr    error        // the first bad value with OnBadValue fail
 	norms      []normalizer // nil: no column checked
+	skip       []bool       // per schema column: left empty (File.skip; nil: none)
 	samples    []*RowError  // bad rows of the current chunk, at most maxSamples
 	maxSamples int
 }
@@ -52,6 +53,7 @@ func newParser(f *File) *parser {
 		qbounds:    make([]span, f.nHeader),
 		maxSamples: f.opts.SampleBadRows,
 		norms:      f.norms,
+		skip:       f.skip,
 	}
 }
 

@@ -129,6 +129,7 @@ func (f *File) sampleRows(head []byte, eof bool) *Batch {
 	b.reset(0, len(head), int(max(1, int64(len(head))/16)))
 	p := newParser(f)
 	p.norms = nil
+	p.skip = nil // the sniffers read the amounts and dates, read or not
 	p.parse(&chunk{data: head, line: f.dataLine, eof: eof}, b)
 	return b
 }
@@ -247,21 +248,24 @@ func dateNormalizer(df feature.DateFormat) normalizer {
 }
 
 // appendFields appends a row's schema fields (src[bd[h].a:bd[h].b] for
-// header column h) to b, normalizing amounts and dates; on a bad value it takes the row
-// back out and reports false, after counting it as OnBadValue says.
+// header column h) to b, normalizing amounts and dates, and leaving the
+// fields of skipped columns (Options.Reads) empty; on a bad value it takes
+// the row back out and reports false, after counting it as OnBadValue says.
 func (p *parser) appendFields(b *Batch, line int64, src []byte, bd []span, text []byte) bool {
 	// The batch's slices and the parser's fields in locals: the loop runs
 	// for every field of every row, and through pointers the compiler
 	// would load them again after every append.
 	buf, ends := b.buf, b.ends
 	rowBuf, rowEnds := len(buf), len(ends)
-	norms := p.norms
+	norms, skip := p.norms, p.skip
 	var zoned, local int64
 	for j, h := range p.colOf {
 		sp := bd[h]
 		fld := src[sp.a:sp.b]
 		if norms == nil || norms[j] == nil || len(fld) == 0 {
-			buf = append(buf, fld...)
+			if skip == nil || !skip[j] {
+				buf = append(buf, fld...)
+			}
 			ends = append(ends, uint32(len(buf)))
 			continue
 		}
@@ -274,6 +278,9 @@ func (p *parser) appendFields(b *Batch, line int64, src []byte, bd []span, text 
 				} else {
 					local++
 				}
+			}
+			if skip != nil && skip[j] {
+				buf = buf[:at] // checked and counted, not carried
 			}
 			ends = append(ends, uint32(len(buf)))
 			continue

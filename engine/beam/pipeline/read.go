@@ -98,7 +98,9 @@ func (f *readFn) ProcessElement(ctx context.Context, in inputFile, emit func([]b
 		return err
 	}
 	defer cleanup()
-	file, err := csvread.Open(local, f.Reader.csvread(f.spec.Schema))
+	ropts := f.Reader.csvread(f.spec.Schema)
+	ropts.Reads = f.spec.Reads // the rows carry only what the features read, as in mce run
+	file, err := csvread.Open(local, ropts)
 	if err != nil {
 		return readErr(in.Path, err)
 	}

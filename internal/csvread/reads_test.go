@@ -1,0 +1,68 @@
+package csvread
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mce-engine/mce/engine/feature"
+)
+
+// TestFile_Scan_reads checks Options.Reads: the rows carry the columns
+// read and the user column, the others empty; and what is not carried is
+// still checked and counted as when it is (bad values make bad rows, dates
+// are counted zoned or local, a file's comma decimals are still sniffed
+// and rewritten), in plain and quoted rows.
+func TestFile_Scan_reads(t *testing.T) {
+	schema := feature.MustSchema([]string{"id", "user", "amount", "issued_at", "note"}, "user")
+	const plain = "id,user,amount,issued_at,note\n" +
+		"1,a,1.5,2023-01-31 14:05:00,hello\n" +
+		"2,b,x,2023-01-31 15:00:00,bad amount\n" + // line 3: a bad amount
+		"\"3\",\"c\",\"2\",\"2023-02-01T00:00:00Z\",\"quoted, with a comma\"\n" +
+		"4,\"d\",3,not a date,\"bad \"\"date\"\"\"\n" // line 5: a bad date, escaped quotes
+	const comma = "id;user;amount;issued_at;note\n" +
+		"1;a;1.234,5;31/01/2023;x\n" +
+		"2;b;2,25;13/02/2023;y\n"
+	for _, c := range []struct {
+		name  string
+		in    string
+		reads []string
+		rows  string
+		bad   int64
+		local int64
+	}{
+		{"all", plain, nil,
+			"1|a|1.5|2023-01-31 14:05:00|hello\n3|c|2|2023-02-01T00:00:00Z|quoted, with a comma\n", 2, 1},
+		{"amount", plain, []string{"amount"},
+			"|a|1.5||\n|c|2||\n", 2, 1},
+		{"note, in any case", plain, []string{" NOTE "},
+			"|a|||hello\n|c|||quoted, with a comma\n", 2, 1},
+		{"the user only", plain, []string{"user"},
+			"|a|||\n|c|||\n", 2, 1},
+		{"comma decimals, not read", comma, []string{"note"},
+			"|a|||x\n|b|||y\n", 0, 2},
+		{"comma decimals, read", comma, []string{"amount", "issued_at"},
+			"|a|1234.5|2023-01-31|\n|b|2.25|2023-02-13|\n", 0, 2},
+	} {
+		for _, workers := range []int{1, 3} {
+			opts := Options{Schema: schema, CheckValues: true, MaxBadRowShare: -1, ChunkBytes: 48, Reads: c.reads}
+			res, err := scanFile(t, writeTemp(t, "r.csv", []byte(c.in)), opts, workers)
+			if err != nil {
+				t.Fatalf("%s, %d workers: %v", c.name, workers, err)
+			}
+			if got := rowsString(res.raw); got != c.rows {
+				t.Errorf("%s, %d workers: rows\n%s\nwant\n%s", c.name, workers, got, c.rows)
+			}
+			if st := res.stats; st.BadRows != c.bad || st.LocalTimes != c.local {
+				t.Errorf("%s, %d workers: %d bad rows, %d local times; want %d, %d", c.name, workers, st.BadRows, st.LocalTimes, c.bad, c.local)
+			}
+			if got := strings.Join(res.users, ","); got != "a,c" && got != "a,b" {
+				t.Errorf("%s, %d workers: users %s", c.name, workers, got)
+			}
+		}
+	}
+
+	_, err := Open(writeTemp(t, "r.csv", []byte(plain)), Options{Schema: schema, Reads: []string{"amount", "price"}})
+	if err == nil || !strings.Contains(err.Error(), `"price"`) {
+		t.Errorf("Reads naming a column not in the schema: %v, want an error naming it", err)
+	}
+}
