@@ -392,7 +392,7 @@ func systemWhat(system string) string {
 	case SysRun1CPU:
 		return "mce run --clusters 1,1,… (one cluster of one CPU per CPU, each on its own file; the one pass)"
 	case SysRunReduce:
-		return "mce run --features " + ReduceFormFeatures + " (the built-in features as a plain Reduce: grouped)"
+		return "mce run --features " + ReduceFormFeatures + " (the built-in features as a plain Reduce that declares the three columns it reads: grouped)"
 	case SysPartition:
 		return "mce partition into a fresh store"
 	case SysReduce:
