@@ -1000,12 +1000,14 @@ func TestRun_twoAtOnce(t *testing.T) {
 // limit is below what grouping the file needs: the kernel's out-of-memory
 // killer, not mce, kills it. mce logs a SIGKILL it did not send, retries
 // the file alone on its low-memory path (through disk, sized to the
-// cgroup's limit), and the file completes exactly.
+// cgroup's limit), and the file completes exactly. The file is 320 MB:
+// grouped rows carry only the columns the features read, and the 120 MB
+// it was before grouped within the limit.
 func TestRun_kernelOOMKill(t *testing.T) {
 	skipShort(t)
 	const limit = 150 << 20
 	cg := memCgroup(t, limit)
-	data, _ := genData(t, gen.Options{Seed: 23, Files: 1, Size: gen.Size{Bytes: 120 << 20}})
+	data, _ := genData(t, gen.Options{Seed: 23, Files: 1, Size: gen.Size{Bytes: 320 << 20}})
 	wrapper := filepath.Join(t.TempDir(), "in-cgroup")
 	script := fmt.Sprintf("#!/bin/sh\necho $$ > %s/cgroup.procs\nexec %s \"$@\"\n", cg, mceBin)
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {

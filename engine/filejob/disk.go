@@ -18,6 +18,7 @@ import (
 	"github.com/mce-engine/mce/engine/output"
 	"github.com/mce-engine/mce/internal/csvread"
 	"github.com/mce-engine/mce/internal/keyruns"
+	"github.com/mce-engine/mce/internal/procfs"
 	"github.com/mce-engine/mce/partition"
 )
 
@@ -51,9 +52,12 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 	sortMem := max(rowsEstimate(in.Path, in.Size)+8<<20, 16<<20)
 	if lim := memBudget(); lim > 0 && lim < 1<<50 {
 		sortMem = min(sortMem, max(lim/diskSortShare, 16<<20))
-		// NB: the sort buffers are mapped outside the Go heap, which
-		// GOMEMLIMIT does not see: the heap gets the rest of the limit.
-		prev := debug.SetMemoryLimit(max(lim-sortMem, lim/2))
+		// NB: the sort buffers are mapped outside the Go heap, and so
+		// are the executable's pages: GOMEMLIMIT sees neither, while
+		// the RAM monitor's RSS counts both (the executable alone is
+		// ~30 MiB, a third of a 96 MiB limit). The heap gets the rest.
+		heap := lim - sortMem - procfs.FileRSS()
+		prev := debug.SetMemoryLimit(max(heap, lim/3))
 		defer debug.SetMemoryLimit(prev)
 	}
 	g, err := partition.NewGrouper(partition.GroupOptions{

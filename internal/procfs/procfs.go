@@ -30,6 +30,21 @@ func PeakRSS() int64 {
 	return 0
 }
 
+// FileRSS returns the part of this process's resident set that is not its
+// own anonymous memory (RssFile and RssShmem of /proc/self/status: the
+// executable's and libraries' pages, mapped files, shared memory), in
+// bytes, or 0 where there is no /proc. The Go runtime's memory limit does
+// not count it; an RSS does.
+func FileRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	file, _ := kbField(b, "RssFile:")
+	shmem, _ := kbField(b, "RssShmem:")
+	return file + shmem
+}
+
 // ResetPeakRSS sets this process's peak RSS back to its current RSS
 // (/proc/self/clear_refs, value 5), so that PeakRSS measures what follows.
 func ResetPeakRSS() {
