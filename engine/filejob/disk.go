@@ -49,7 +49,8 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 	}
 	// Buffers as big as the rows need (no bigger: their index is Go
 	// memory the collector zeroes), within a third of the cluster's limit.
-	sortMem := max(rowsEstimate(in.Path, in.Size)+8<<20, 16<<20)
+	rowBytes := rowsEstimate(in.Path, in.Size)
+	sortMem := max(rowBytes+8<<20, 16<<20)
 	if lim := memBudget(); lim > 0 && lim < 1<<50 {
 		sortMem = min(sortMem, max(lim/diskSortShare, 16<<20))
 		// NB: the sort buffers are mapped outside the Go heap, and so
@@ -62,7 +63,7 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 	}
 	g, err := partition.NewGrouper(partition.GroupOptions{
 		Dir: dir, Schema: spec.Schema, Encoding: f.Encoding, MemBytes: sortMem, CPUs: env.CPUs, Logger: env.Logger,
-		InputBytes: rowsEstimate(in.Path, in.Size),
+		InputBytes: rowBytes,
 	})
 	if err != nil {
 		return nil, err

@@ -373,8 +373,7 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 	if !errors.As(err, &og) {
 		return res, err
 	}
-	why = fmt.Sprintf("one pass outgrew %d%% of the cluster's share: %d users, ~%d MiB live > %d MiB after %d MiB read",
-		outgrowShare, og.users, og.live>>20, maxLive>>20, og.read>>20)
+	why = og.Error()
 	env.Logger.Info("file read again through disk", "file", in.Path, "why", why)
 	f.Close()
 	// Give the aggregates' memory back before the sort buffers, which are
@@ -395,11 +394,13 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 const outgrowShare = 40
 
 // outgrownError stops a one pass whose live heap (projected) passed its
-// bound, after read bytes of the file.
-type outgrownError struct{ users, live, read int64 }
+// bound, limit, after read bytes of the file. Its text is the file's
+// mode_reason.
+type outgrownError struct{ users, live, limit, read int64 }
 
 func (e *outgrownError) Error() string {
-	return fmt.Sprintf("one pass outgrew its memory: %d users, ~%d MiB live after %d MiB read", e.users, e.live>>20, e.read>>20)
+	return fmt.Sprintf("one pass outgrew %d%% of the cluster's share: %d users, ~%d MiB live > %d MiB after %d MiB read",
+		outgrowShare, e.users, e.live>>20, e.limit>>20, e.read>>20)
 }
 
 // runDiskWhy is runDisk, its result saying why.
@@ -520,7 +521,7 @@ func runInRAM(ctx context.Context, in Input, f *csvread.File, w io.Writer, mode,
 		if guard != nil {
 			users := job.UsersTotal()
 			if live, over := guard.check(users); over {
-				return &outgrownError{users: users, live: live, read: f.BytesRead()}
+				return &outgrownError{users: users, live: live, limit: maxLive, read: f.BytesRead()}
 			}
 		}
 		return nil
