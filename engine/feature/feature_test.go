@@ -440,3 +440,52 @@ func TestInvoiceStd(t *testing.T) {
 		}
 	}
 }
+
+// quo128Ref is quo128 by big.Rat.
+func quo128Ref(hi, lo, den uint64) float64 {
+	num := new(big.Int).SetUint64(hi)
+	num.Lsh(num, 64).Add(num, new(big.Int).SetUint64(lo))
+	q, _ := new(big.Rat).SetFrac(num, new(big.Int).SetUint64(den)).Float64()
+	return q
+}
+
+// TestQuo128 checks the 128-bit quotient's rounding against big.Rat on
+// edges (ties, quotients that round up to the next power of two, every
+// shift) and random operands.
+func TestQuo128(t *testing.T) {
+	cases := [][3]uint64{
+		{0, 0, 1}, {0, 1, 1}, {0, 1, 3}, {0, 2, 3}, {1, 0, 1}, {1, 0, 3},
+		{0, 1<<53 + 1, 1}, {0, 1<<54 + 2, 2}, {0, 1<<53 + 1, 2}, {0, 1<<54 - 1, 1},
+		{0, 1<<63 | 1<<10 | 1, 1}, {0, 1<<63 | 1<<10, 1}, {0, 1<<63 | 3<<9, 1},
+		{math.MaxUint64, math.MaxUint64, 1}, {math.MaxUint64, math.MaxUint64, math.MaxUint64},
+		{1 << 62, 0, 3}, {0, math.MaxUint64, math.MaxUint64 - 1}, {12345, 678910, 200000000},
+	}
+	for _, c := range cases {
+		if got, want := quo128(c[0], c[1], c[2]), quo128Ref(c[0], c[1], c[2]); got != want {
+			t.Errorf("quo128(%d, %d, %d) = %v, want %v", c[0], c[1], c[2], got, want)
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		hi, lo, den := r.Uint64()>>r.IntN(64), r.Uint64()>>r.IntN(64), r.Uint64()>>r.IntN(64)|1
+		if r.IntN(4) == 0 {
+			hi = 0
+		}
+		if got, want := quo128(hi, lo, den), quo128Ref(hi, lo, den); got != want {
+			t.Fatalf("quo128(%d, %d, %d) = %v, want %v", hi, lo, den, got, want)
+		}
+	}
+}
+
+func FuzzQuo128(f *testing.F) {
+	f.Add(uint64(0), uint64(1<<53+1), uint64(2))
+	f.Add(uint64(1), uint64(0), uint64(3))
+	f.Fuzz(func(t *testing.T, hi, lo, den uint64) {
+		if den == 0 {
+			return
+		}
+		if got, want := quo128(hi, lo, den), quo128Ref(hi, lo, den); got != want {
+			t.Fatalf("quo128(%d, %d, %d) = %v, want %v", hi, lo, den, got, want)
+		}
+	})
+}

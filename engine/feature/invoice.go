@@ -400,6 +400,9 @@ func (a *invoiceAgg) Finish(out *Record) error {
 // std computes the sample standard deviation exactly from the integer
 // sums: var = (n·Σx² − (Σx)²) / (n(n−1)), then one rounding to float64.
 func (a *invoiceAgg) std() float64 {
+	if q, ok := a.variance128(); ok {
+		return math.Sqrt(q)
+	}
 	w := stdPool.Get().(*stdScratch)
 	defer stdPool.Put(w)
 	w.n.SetInt64(a.nAmount)
@@ -424,6 +427,82 @@ func (a *invoiceAgg) std() float64 {
 		q = 0
 	}
 	return math.Sqrt(q)
+}
+
+// variance128 is std's quotient in 128-bit integers, for the users whose
+// sums allow it (Σx² < 2^64, n(n−1)·10^8 < 2^64: most users, in the
+// microseconds that big numbers take); ok is false for the others.
+func (a *invoiceAgg) variance128() (q float64, ok bool) {
+	n := uint64(a.nAmount)
+	if a.sqHi != 0 || n >= 1<<32 {
+		return 0, false
+	}
+	dh, den := bits.Mul64(n*(n-1), amountScale*amountScale)
+	if dh != 0 {
+		return 0, false
+	}
+	// num = n·Σx² − (Σx)², both < 2^128; it is ≥ 0 (Cauchy–Schwarz).
+	ph, pl := bits.Mul64(n, a.sqLo)
+	abs := uint64(a.sum)
+	if a.sum < 0 {
+		abs = uint64(-a.sum)
+	}
+	sh, sl := bits.Mul64(abs, abs)
+	lo, b := bits.Sub64(pl, sl, 0)
+	hi, b := bits.Sub64(ph, sh, b)
+	if b != 0 {
+		return 0, true
+	}
+	return quo128(hi, lo, den), true
+}
+
+// quo128 returns (hi·2^64 + lo) / den rounded once to the nearest float64
+// (ties to even), as big.Rat's Float64 would; den > 0.
+func quo128(hi, lo, den uint64) float64 {
+	if hi == 0 && lo == 0 {
+		return 0
+	}
+	// Shift the numerator so that the quotient has 55 or 56 bits: 53 for
+	// the mantissa, one to round by, and the remainder as the sticky bit.
+	l := 128 - bits.LeadingZeros64(hi)
+	if hi == 0 {
+		l = 64 - bits.LeadingZeros64(lo)
+	}
+	k := 55 + bits.Len64(den) - l // the quotient's bits, less l-len(den)
+	var sticky bool
+	switch {
+	case k > 0:
+		if k >= 64 {
+			hi, lo = lo<<(k-64), 0
+		} else {
+			hi, lo = hi<<k|lo>>(64-k), lo<<k
+		}
+	case k <= -64:
+		s := -k - 64 // < 64: l ≤ 128 and len(den) ≥ 1
+		sticky = lo != 0 || hi&(1<<s-1) != 0
+		hi, lo = 0, hi>>s
+	case k < 0:
+		s := -k
+		sticky = lo&(1<<s-1) != 0
+		hi, lo = hi>>s, lo>>s|hi<<(64-s)
+	}
+	// The quotient is below 2^56: hi / den is 0, and hi is the remainder.
+	q, r := bits.Div64(hi, lo, den)
+	sticky = sticky || r != 0
+	e := -k
+	if n := bits.Len64(q); n > 54 {
+		d := n - 54
+		sticky = sticky || q&(1<<d-1) != 0
+		q >>= d
+		e += d
+	}
+	// q has 54 bits: the mantissa and the rounding bit.
+	m, half := q>>1, q&1 != 0
+	e++
+	if half && (sticky || m&1 != 0) {
+		m++
+	}
+	return math.Ldexp(float64(m), e)
 }
 
 // stdScratch is std's exact arithmetic, reused: a user's Finish would
