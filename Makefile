@@ -40,13 +40,15 @@ test-short: ## quick tests only
 fuzz-short:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=1500x
 
+# -short: fuzzing runs no test, so a package's TestMain builds no binaries
+# for its end-to-end tests (engine/report's would build mce first).
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s; "5000x" counts executions)
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
 	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
 	    log=$$(mktemp); \
-	    if ! $(GO) test -run=NONE -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$pkg >$$log 2>&1; then \
+	    if ! $(GO) test -short -run=NONE -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$pkg >$$log 2>&1; then \
 	      new=$$(git status --porcelain --untracked-files=all -- $$dir/testdata/fuzz/$$t 2>/dev/null); \
 	      if [ -z "$$new" ] && grep -q '^    context deadline exceeded$$' $$log; then \
 	        echo "  ignored: the fuzz coordinator's deadline race (go.dev/issue/75804); no failing input was written"; \
