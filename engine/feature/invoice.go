@@ -430,8 +430,8 @@ func (a *invoiceAgg) std() float64 {
 }
 
 // variance128 is std's quotient in 128-bit integers, for the users whose
-// sums allow it (Σx² < 2^64, n(n−1)·10^8 < 2^64: most users, in the
-// microseconds that big numbers take); ok is false for the others.
+// sums allow it (Σx² < 2^64 and n(n−1)·10^8 < 2^64: all but the heaviest,
+// at a fraction of what big numbers cost); ok is false for the others.
 func (a *invoiceAgg) variance128() (q float64, ok bool) {
 	n := uint64(a.nAmount)
 	if a.sqHi != 0 || n >= 1<<32 {
@@ -468,7 +468,7 @@ func quo128(hi, lo, den uint64) float64 {
 	if hi == 0 {
 		l = 64 - bits.LeadingZeros64(lo)
 	}
-	k := 55 + bits.Len64(den) - l // the quotient's bits, less l-len(den)
+	k := 55 + bits.Len64(den) - l // the shift: num<<k has 55+len(den) bits
 	var sticky bool
 	switch {
 	case k > 0:
