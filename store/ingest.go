@@ -131,6 +131,10 @@ func (l *Loader) NewStream(targetBytes int64) *Stream {
 	return &Stream{l: l, target: targetBytes}
 }
 
+// tableBytesPerSync is how much of a table is written before its
+// write-back is started (sync_file_range).
+const tableBytesPerSync = 1 << 20
+
 // Add adds a raw key and value. Keys must increase strictly.
 func (s *Stream) Add(key, value []byte) error {
 	if s.err != nil {
@@ -147,6 +151,10 @@ func (s *Stream) Add(key, value []byte) error {
 			s.err = fmt.Errorf("create table %s: %w", path, err)
 			return s.err
 		}
+		// Start the write-back of every MiB as the table grows (pebble
+		// does the same for its own tables), so that the fsync that ends
+		// the table waits for its last stretch only.
+		f = vfs.NewSyncingFile(f, vfs.SyncingFileOptions{BytesPerSync: tableBytesPerSync})
 		s.w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.l.writerOptions())
 		s.cur = tableInfo{path: path, smallest: bytes.Clone(key)}
 		s.n = 0
