@@ -81,6 +81,10 @@ type taskArgs struct {
 	// TZ is a read task's --tz: the zone of the times the store holds
 	// without one.
 	TZ string `json:"tz,omitempty"`
+	// LocalLines are a read task's sections whose lines it writes with
+	// their times' "Z" left out (output.LineFormat): those of CSV files
+	// of local times, which their merges then pass as they are.
+	LocalLines []int `json:"local_lines,omitempty"`
 }
 
 // fileRef names a store file in a plan; the fingerprint catches a store
@@ -191,7 +195,8 @@ type readTask struct {
 	files  []fileInfo // by FileID
 	ids    []store.FileID
 	pw     *partWriter
-	tz     *time.Location // --tz; nil: none
+	tz     *time.Location      // --tz; nil: none
+	lines  []output.LineFormat // by section
 
 	errOnce sync.Once
 	err     error
@@ -269,6 +274,14 @@ func (w *worker) startRead(env *engine.TaskEnv, t *engine.Task) (*readTask, erro
 		return fail(err)
 	}
 	rt.pw = newPartWriter(out, rt.sections())
+	rt.lines = make([]output.LineFormat, rt.sections())
+	for _, sec := range a.LocalLines {
+		if sec < 0 || sec >= len(rt.lines) {
+			return fail(fmt.Errorf("BUG: local lines of section %d, of %d", sec, len(rt.lines)))
+		}
+		rt.lines[sec].Local = true
+	}
+	rt.pw.footer.LocalLines = a.LocalLines
 	return rt, nil
 }
 
@@ -372,7 +385,7 @@ func (g *groupWorker) reduceGroup(src *store.Rows, user []byte, file store.FileI
 	if r.err != nil || err != nil {
 		return g.failure(sec, user, r.err, err)
 	}
-	g.line, g.scratch = output.AppendRecord(g.line[:0], g.scratch, user, g.rec)
+	g.line, g.scratch = rt.lines[sec].AppendRecord(g.line[:0], g.scratch, user, g.rec)
 	return groupLine
 }
 
@@ -872,7 +885,7 @@ func (m *heavyMerger) fold(gr *heavyGroup, it *heavyItem, res *heavyResult) {
 		if err != nil {
 			m.failUser(gr, err)
 		} else {
-			gr.line, _ = output.AppendRecord(nil, nil, []byte(gr.user), rec)
+			gr.line, _ = m.rt.lines[gr.sec].AppendRecord(nil, nil, []byte(gr.user), rec)
 		}
 	}
 	if gr.failed {

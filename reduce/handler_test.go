@@ -1,14 +1,19 @@
 package reduce_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"testing"
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/csvread"
 	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
 	"github.com/mce-engine/mce/partition"
@@ -116,6 +121,101 @@ func TestHandlers_inProcess(t *testing.T) {
 		})
 	}
 }
+
+// TestHandlers_localLines: the read tasks write the lines of files of
+// local times without their "Z" and say so in their part files, and the
+// merges give the same features files whether every part file says so,
+// none does (part files of an older mce, left for --resume) or some do.
+func TestHandlers_localLines(t *testing.T) {
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	data := filepath.Join(t.TempDir(), "data")
+	s, err := gen.Run(ctx, gen.Options{Dir: data, Seed: 9, Files: 2, Size: gen.Size{Rows: 5000}, NoSync: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := filepath.Join(t.TempDir(), "store")
+	if _, err := partition.Run(ctx, partition.Options{Inputs: []string{data}, Store: st, CPUs: 2,
+		MemBytes: partition.MinMemBytes, HeavyMinRows: 100, Shards: 32, BlockBytes: 1 << 10, Logger: quiet,
+		Read: csvread.Options{CheckValues: true}}); err != nil {
+		t.Fatal(err)
+	}
+	spec := feature.Invoice()
+	db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := reduce.Plan(ctx, db, &spec, nil, false, engine.Options{Clusters: []int{2, 2}, Logger: quiet}, reduce.Outputs{})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads int
+	for _, tk := range tasks {
+		if tk.Kind == reduce.KindRead {
+			reads++
+		}
+	}
+	if reads < 2 {
+		t.Fatalf("%d read tasks, want 2 or more", reads)
+	}
+	// run runs the tasks with the read tasks' local lines dropped where
+	// zoned says, and returns the features files.
+	run := func(zoned func(read int) bool) map[string][]byte {
+		dir := t.TempDir()
+		hs := reduce.Handlers()
+		read := 0
+		for _, tk := range tasks {
+			if tk.Kind == reduce.KindRead {
+				var args map[string]any
+				if err := json.Unmarshal(tk.Args, &args); err != nil {
+					t.Fatal(err)
+				}
+				if args["local_lines"] == nil {
+					t.Fatalf("read task %s: no local lines; the generated times have no zone", tk.Name)
+				}
+				if zoned(read) {
+					delete(args, "local_lines")
+					tk.Args, _ = json.Marshal(args)
+				}
+				read++
+			}
+			env := &engine.TaskEnv{Spec: &spec, RunDir: dir, CPUs: 2, Progress: &engine.Progress{}, Logger: quiet}
+			if _, err := hs[tk.Kind].Run(ctx, env, &tk); err != nil {
+				t.Fatalf("task %s %s: %v", tk.Kind, tk.Name, err)
+			}
+		}
+		out := map[string][]byte{}
+		for _, f := range s.Files {
+			b, err := os.ReadFile(filepath.Join(dir, fileid.FeaturesName(f.Name)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if zonedTime.Match(b) || !localTime.Match(b) {
+				t.Fatalf("%s: times with a zone, or none:\n%.300s", f.Name, b)
+			}
+			out[f.Name] = b
+		}
+		return out
+	}
+	want := run(func(int) bool { return false })
+	for name, zoned := range map[string]func(int) bool{
+		"no part file with local lines": func(int) bool { return true },
+		"the first part file without":   func(i int) bool { return i == 0 },
+	} {
+		got := run(zoned)
+		for f, b := range want {
+			if !bytes.Equal(got[f], b) {
+				t.Errorf("%s: %s differs", name, f)
+			}
+		}
+	}
+}
+
+var (
+	zonedTime = regexp.MustCompile(`T\d\d:\d\d:\d\d(\.\d+)?Z`)
+	localTime = regexp.MustCompile(`T\d\d:\d\d:\d\d(\.\d+)?,`)
+)
 
 // TestLastLine words the outcome in output files, not tasks.
 func TestLastLine(t *testing.T) {

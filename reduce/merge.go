@@ -199,6 +199,13 @@ func mergeSection(ctx context.Context, env *engine.TaskEnv, parts []*partFile, t
 	}
 	out.Writer().SetLocalTimes(tg.LocalTimes)
 	defer out.Abort()
+	if localLines(parts, tg.Section) {
+		// The lines' times have no "Z": the table must take them so.
+		if !tg.LocalTimes || !output.LinesFor(out.Writer()).Local {
+			res.err = fmt.Errorf("BUG: the part files' lines of %s have local times, its table does not take them", tg.Output)
+			return res
+		}
+	}
 	bw := bufio.NewWriterSize(out, 1<<20)
 	if _, err := bw.WriteString(output.Header(env.Spec)); err != nil {
 		res.err = fmt.Errorf("write %s: %w", out.Name(), err)
@@ -222,6 +229,19 @@ func mergeSection(ctx context.Context, env *engine.TaskEnv, parts []*partFile, t
 	}
 	res.err = out.Commit()
 	return res
+}
+
+// localLines reports whether every part file's lines of section sec have
+// their times' "Z" left out. Otherwise (a part file of an older mce, left
+// for --resume, has them all with it) the section's table drops the "Z"
+// where there is one.
+func localLines(parts []*partFile, sec int) bool {
+	for _, pf := range parts {
+		if !slices.Contains(pf.footer.LocalLines, sec) {
+			return false
+		}
+	}
+	return len(parts) > 0
 }
 
 // readers returns a reader for each run.

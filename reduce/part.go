@@ -34,10 +34,14 @@ const segmentBytes = 32 << 10
 
 // partFooter describes a part file.
 type partFooter struct {
-	Sections int            `json:"sections"`
-	Runs     []partRun      `json:"runs"`
-	Stats    []sectionStats `json:"stats"`
-	Failures []partFailure  `json:"failures,omitempty"`
+	Sections int `json:"sections"`
+	// LocalLines are the sections whose lines have their times' "Z" left
+	// out (taskArgs.LocalLines). A part file of an older mce has none:
+	// its times all end in "Z".
+	LocalLines []int          `json:"local_lines,omitempty"`
+	Runs       []partRun      `json:"runs"`
+	Stats      []sectionStats `json:"stats"`
+	Failures   []partFailure  `json:"failures,omitempty"`
 }
 
 // partRun is one sorted run of one section: its segments, in order.

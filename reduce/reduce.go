@@ -194,6 +194,13 @@ func Plan(ctx context.Context, db *store.DB, spec *feature.Spec, names []string,
 	if len(clusters) == 0 {
 		clusters = DefaultClusters()
 	}
+	if out.Format == "" || out.Format == output.CSV {
+		for i, o := range outs {
+			if o.local {
+				a.LocalLines = append(a.LocalLines, i)
+			}
+		}
+	}
 	reads, err := readTasks(db, files, a, clusters)
 	if err != nil {
 		return nil, err

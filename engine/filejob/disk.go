@@ -103,7 +103,7 @@ func runDisk(ctx context.Context, in Input, f *csvread.File, w io.Writer) (*engi
 
 	p.Phase.Store("reduce")
 	t1 := time.Now()
-	red, err := reduceGroups(ctx, in, g, dir, &users)
+	red, err := reduceGroups(ctx, in, g, dir, &users, output.LinesFor(w))
 	defer red.close()
 	if err != nil {
 		return nil, err
@@ -163,7 +163,7 @@ const (
 
 // reduceGroups runs the feature function on every key of g, its lines
 // going to files in dir; the caller closes the result.
-func reduceGroups(ctx context.Context, in Input, g *partition.Grouper, dir string, users *atomic.Int64) (*diskReduce, error) {
+func reduceGroups(ctx context.Context, in Input, g *partition.Grouper, dir string, users *atomic.Int64, lf output.LineFormat) (*diskReduce, error) {
 	env := in.Env
 	spec := env.Spec
 	workers := max(env.CPUs, 1)
@@ -192,7 +192,7 @@ func reduceGroups(ctx context.Context, in Input, g *partition.Grouper, dir strin
 		if err := spec.ReduceUser(u, rows, recs[w]); err != nil {
 			return &inram.UserError{File: base, User: string(key), Err: err}
 		}
-		lines[w], scratch[w] = output.AppendRecord(lines[w][:0], scratch[w], key, recs[w])
+		lines[w], scratch[w] = lf.AppendRecord(lines[w][:0], scratch[w], key, recs[w])
 		// A shard's keys are all reduced by one worker (Each hands out
 		// shard ranges), one after the other: its records are one
 		// stretch of that worker's file.

@@ -597,8 +597,9 @@ func (j *groupJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	st.WorkerBusy = make([]time.Duration, len(j.parts))
 	longest := make([]time.Duration, len(j.parts))
 	var next atomic.Int64
+	lf := output.LinesFor(w)
 	parallel(len(j.parts), func(w int) {
-		st.WorkerBusy[w], longest[w] = j.reduceWorker(ctx, w, items, &next, &lines[w])
+		st.WorkerBusy[w], longest[w] = j.reduceWorker(ctx, w, items, &next, &lines[w], lf)
 	})
 	st.LongestItem = slices.Max(longest)
 	st.ReduceTime = time.Since(t1)
@@ -685,7 +686,7 @@ func (j *groupJob) plan(totalRows int64) ([]item, int) {
 
 // reduceWorker pulls items until the list is empty and returns how long it
 // was busy and its longest item.
-func (j *groupJob) reduceWorker(ctx context.Context, w int, items []item, next *atomic.Int64, out *lineBuf) (busy, longest time.Duration) {
+func (j *groupJob) reduceWorker(ctx context.Context, w int, items []item, next *atomic.Int64, out *lineBuf, lf output.LineFormat) (busy, longest time.Duration) {
 	start := time.Now()
 	last := start
 	rec := j.spec.NewRecord()
@@ -734,7 +735,7 @@ func (j *groupJob) reduceWorker(ctx context.Context, w int, items []item, next *
 				break
 			}
 		}
-		line, field = output.AppendRecord(line[:0], field, keyBuf, rec)
+		line, field = lf.AppendRecord(line[:0], field, keyBuf, rec)
 		us.outW = uint16(w)
 		us.outBlk, us.off = out.add(line)
 		us.outLen = uint32(len(line))

@@ -441,6 +441,7 @@ func aggData(a feature.Aggregator) unsafe.Pointer {
 func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	var st Stats
 	defer func() { s.ranges, s.free = nil, nil }()
+	lf := output.LinesFor(w)
 	st.Rows = s.rows.Load()
 	st.Dropped = s.dropped.Load()
 
@@ -523,7 +524,7 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 					}
 					sl.agg = nil // done: let it go
 					keyBuf = append(keyBuf[:0], m.keyString(sl)...)
-					line, field = output.AppendRecord(line[:0], field, keyBuf, rec)
+					line, field = lf.AppendRecord(line[:0], field, keyBuf, rec)
 					blk, off := lines[wk].add(line)
 					out[k] = lineRef{w: uint16(wk), blk: blk, off: off, n: uint32(len(line))}
 				}

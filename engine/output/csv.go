@@ -2,6 +2,7 @@ package output
 
 import (
 	"bytes"
+	"io"
 	"strings"
 
 	"github.com/mce-engine/mce/engine/feature"
@@ -42,6 +43,56 @@ func AppendRecord(dst, scratch, key []byte, rec *feature.Record) (line, scratchO
 		}
 		scratch = rec.AppendField(scratch[:0], i)
 		dst = AppendCSVField(dst, scratch)
+	}
+	return append(dst, '\n'), scratch
+}
+
+// LineFormat is how a job formats the features lines it writes to a
+// table: as AppendRecord does, or with its times' "Z" left out.
+type LineFormat struct {
+	// Local leaves the "Z" of the times out: the lines of a CSV table of
+	// local times, which its Writer (told by LinesFor) passes as they are.
+	Local bool
+}
+
+// LinesFor returns the format of the lines w takes. For an *Writer of a
+// CSV table of local times (SetLocalTimes), asked before its first Write,
+// that is the times without their "Z": the Writer then passes the lines
+// as they are, instead of walking every line to drop it. For anything
+// else, the lines of AppendRecord. Call it at most once per Writer, after
+// SetLocalTimes; the lines given to w must then be made with the result.
+func LinesFor(w io.Writer) LineFormat {
+	tw, ok := w.(*Writer)
+	if !ok || tw.started || !tw.local || tw.o.Format != CSV {
+		return LineFormat{}
+	}
+	tw.localLines = true
+	return LineFormat{Local: true}
+}
+
+// AppendRecord appends one features line as AppendRecord does, with the
+// "Z" of its times left out when f says so: the bytes appendLocalLine
+// makes of AppendRecord's line.
+func (f LineFormat) AppendRecord(dst, scratch, key []byte, rec *feature.Record) (line, scratchOut []byte) {
+	if !f.Local {
+		return AppendRecord(dst, scratch, key, rec)
+	}
+	dst = AppendCSVField(dst, key)
+	for i, c := range rec.Columns() {
+		dst = append(dst, ',')
+		switch c.Type {
+		case feature.TypeString:
+			scratch = rec.AppendField(scratch[:0], i)
+			dst = AppendCSVField(dst, scratch)
+		case feature.TypeTime:
+			at := len(dst)
+			dst = rec.AppendField(dst, i)
+			if len(dst) > at && dst[len(dst)-1] == 'Z' {
+				dst = dst[:len(dst)-1]
+			}
+		default:
+			dst = rec.AppendField(dst, i)
+		}
 	}
 	return append(dst, '\n'), scratch
 }

@@ -22,7 +22,8 @@ import (
 // What the input was is told before the first Write: SetInputKeyName
 // (the key column's name, see Options.ResolveKeyName) and SetLocalTimes
 // (times without a zone: the CSV lines are then rewritten, their times'
-// "Z" dropped).
+// "Z" dropped, unless the job asked LinesFor and made its lines without
+// it, which the Writer then passes as they are).
 //
 // A Writer is not safe for concurrent use. Errors are sticky: after one,
 // every Write returns it.
@@ -32,6 +33,9 @@ type Writer struct {
 	bw       *bufio.Writer
 	inputKey string
 	local    bool // SetLocalTimes
+	// localLines: the lines' times come without their "Z" (LinesFor),
+	// so a CSV table of local times passes them as they are.
+	localLines bool
 
 	started bool        // the header was read
 	pending []byte      // the start of a line not yet whole
@@ -157,7 +161,7 @@ func (w *Writer) start() error {
 	if _, err := w.bw.WriteString(header(w.spec, key)); err != nil {
 		return w.fail(err)
 	}
-	if w.local && hasTimes(w.spec) {
+	if w.local && !w.localLines && hasTimes(w.spec) {
 		w.localTimes = timeFields(w.spec)
 	}
 	return nil

@@ -720,3 +720,92 @@ func BenchmarkAppendLocalLine(b *testing.B) {
 		}
 	})
 }
+
+// TestLineFormat_local: a line of local times is, byte for byte, what
+// appendLocalLine makes of AppendRecord's line, for every test user (and
+// the Z-less format leaves AppendRecord's line as it is).
+func TestLineFormat_local(t *testing.T) {
+	spec := testSpec(t)
+	times := timeFields(spec)
+	for _, u := range append(testUsers(), manyUsers(2000)...) {
+		rec := u.record(spec)
+		line, _ := AppendRecord(nil, nil, []byte(u.key), rec)
+		want, err := appendLocalLine(nil, line[:len(line)-1], times)
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		got, _ := LineFormat{Local: true}.AppendRecord([]byte("kept"), nil, []byte(u.key), rec)
+		if !bytes.Equal(got, append([]byte("kept"), want...)) {
+			t.Fatalf("user %q:\ngot  %q\nwant %q", u.key, got, want)
+		}
+		if same, _ := (LineFormat{}).AppendRecord(nil, nil, []byte(u.key), rec); !bytes.Equal(same, line) {
+			t.Fatalf("user %q: the zoned format gives %q, want AppendRecord's %q", u.key, same, line)
+		}
+	}
+}
+
+// TestLinesFor: only a CSV Writer of local times, asked before its first
+// line, takes Z-less lines, and writes them as they come: the same table
+// as a Writer that drops the "Z" of AppendRecord's lines.
+func TestLinesFor(t *testing.T) {
+	spec := testSpec(t)
+	users := testUsers()
+	newWriter := func(format Format, local bool) (*Writer, *bytes.Buffer) {
+		var buf bytes.Buffer
+		w, err := NewWriter(&buf, spec, Options{Format: format})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.SetLocalTimes(local)
+		return w, &buf
+	}
+	cases := []struct {
+		name   string
+		format Format
+		local  bool
+		late   bool // asked after the header
+		want   bool
+	}{
+		{"csv local", CSV, true, false, true},
+		{"csv zoned", CSV, false, false, false},
+		{"parquet local", Parquet, true, false, false},
+		{"csv local, asked late", CSV, true, true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w, buf := newWriter(c.format, c.local)
+			if c.late {
+				if _, err := w.Write([]byte(Header(spec))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			lf := LinesFor(w)
+			if lf.Local != c.want {
+				t.Fatalf("LinesFor: Local %v, want %v", lf.Local, c.want)
+			}
+			if c.format != CSV {
+				return
+			}
+			table := []byte{}
+			if !c.late {
+				table = []byte(Header(spec))
+			}
+			for _, u := range users {
+				table, _ = lf.AppendRecord(table, nil, []byte(u.key), u.record(spec))
+			}
+			writeChunks(t, w, table, 3)
+			var want []byte
+			if c.local {
+				want = localCSV(t, spec, csvTable(spec, users), 0)
+			} else {
+				want = csvTable(spec, users)
+			}
+			if !bytes.Equal(buf.Bytes(), want) {
+				t.Errorf("table:\n%s\nwant\n%s", buf.Bytes(), want)
+			}
+		})
+	}
+	if lf := LinesFor(&bytes.Buffer{}); lf.Local {
+		t.Error("LinesFor of a plain io.Writer: Local")
+	}
+}
