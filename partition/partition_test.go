@@ -584,49 +584,54 @@ func dirBytes(t testing.TB, dir string) int64 {
 	return n
 }
 
-// TestRun_Format1Store adds a file to a store of format 1 (made by mce
-// before blocks had a column directory; store/testdata/format1): the
-// store keeps its format, the new blocks are written in its layout (which
+// TestRun_olderStore adds a file to stores of format 1 (made by mce
+// before blocks had a column directory; store/testdata/format1) and 2
+// (before blocks had packed columns; store/testdata/format2): each store
+// keeps its format, the new blocks are written in its layout (which
 // Verify checks), and the store holds exactly the old rows and the new
 // file's.
-func TestRun_Format1Store(t *testing.T) {
-	st := filepath.Join(t.TempDir(), "store")
-	if err := os.CopyFS(st, os.DirFS(filepath.Join("..", "store", "testdata", "format1", "store"))); err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var truth []gen.Truth
-	for k, v := range tallyStore(t, db) {
-		truth = append(truth, gen.Truth{File: k.file, User: k.user, Rows: v.rows, AmountCents: v.cents})
-	}
-	db.Close()
-	if len(truth) == 0 {
-		t.Fatal("the format 1 store reads empty")
-	}
-	// A month the store does not hold (it holds 2024_11 and 2024_12).
-	raw := generate(t, gen.Options{Seed: 5, Files: 3, Size: gen.Size{Rows: 3000}})
-	for _, n := range []string{"invoices_2024_11.csv", "invoices_2024_12.csv"} {
-		if err := os.Remove(filepath.Join(raw, n)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	o := smallOpts(raw, st)
-	o.Shards, o.BlockBytes = 0, 0 // the store's own
-	res, err := Run(context.Background(), o)
-	if err != nil || res.Ingested != 1 {
-		t.Fatalf("partition into the format 1 store: %v, %+v", err, res)
-	}
-	truth = append(truth, truthOf(t, filepath.Join(raw, "invoices_2024_10.csv"))...)
-	checkStore(t, st, truth)
-	db, err = store.Open(st, &store.Options{ReadOnly: true, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if f := db.Config().Format; f != 1 {
-		t.Errorf("the store's format is %d after the partition, want 1", f)
+func TestRun_olderStore(t *testing.T) {
+	for format, name := range map[int]string{1: "format1", 2: "format2"} {
+		t.Run(name, func(t *testing.T) {
+			st := filepath.Join(t.TempDir(), "store")
+			if err := os.CopyFS(st, os.DirFS(filepath.Join("..", "store", "testdata", name, "store"))); err != nil {
+				t.Fatal(err)
+			}
+			db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var truth []gen.Truth
+			for k, v := range tallyStore(t, db) {
+				truth = append(truth, gen.Truth{File: k.file, User: k.user, Rows: v.rows, AmountCents: v.cents})
+			}
+			db.Close()
+			if len(truth) == 0 {
+				t.Fatalf("the %s store reads empty", name)
+			}
+			// A month the store does not hold (it holds 2024_11 and 2024_12).
+			raw := generate(t, gen.Options{Seed: 5, Files: 3, Size: gen.Size{Rows: 3000}})
+			for _, n := range []string{"invoices_2024_11.csv", "invoices_2024_12.csv"} {
+				if err := os.Remove(filepath.Join(raw, n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			o := smallOpts(raw, st)
+			o.Shards, o.BlockBytes = 0, 0 // the store's own
+			res, err := Run(context.Background(), o)
+			if err != nil || res.Ingested != 1 {
+				t.Fatalf("partition into the %s store: %v, %+v", name, err, res)
+			}
+			truth = append(truth, truthOf(t, filepath.Join(raw, "invoices_2024_10.csv"))...)
+			checkStore(t, st, truth)
+			db, err = store.Open(st, &store.Options{ReadOnly: true, Logger: quiet()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if f := db.Config().Format; f != format {
+				t.Errorf("the store's format is %d after the partition, want %d", f, format)
+			}
+		})
 	}
 }

@@ -29,14 +29,23 @@ const (
 	// their lengths and the block's field bytes, so that a reader decodes
 	// only the columns it asks for and skips the others unread.
 	Layout2 = 2
+	// Layout3 (format 3 stores) is Layout2 with packed columns (pack.go):
+	// a column whose every field is a UUID in its canonical text is kept
+	// as 16 bytes a field, one whose every field is a time
+	// "YYYY-MM-DD hh:mm:ss" as the seconds from the field before, and a
+	// reader writes their text back byte for byte.
+	Layout3 = 3
 )
 
 // layoutOf returns the block layout a store of format writes.
 func layoutOf(format int) int {
-	if format <= 1 {
+	switch {
+	case format <= 1:
 		return Layout1
+	case format == 2:
+		return Layout2
 	}
-	return Layout2
+	return Layout3
 }
 
 // BlockWriter accumulates rows and encodes them as one block value. Rows
@@ -59,12 +68,12 @@ type BlockWriter struct {
 }
 
 // NewBlockWriter returns a writer for rows of ncols fields, in the
-// layout of a new store (Layout2); SetFormat picks an older store's.
+// layout of a new store (Layout3); SetFormat picks an older store's.
 func NewBlockWriter(ncols int) *BlockWriter {
 	if ncols < 1 || ncols > math.MaxUint16 {
 		panic(fmt.Sprintf("BUG: NewBlockWriter(%d)", ncols))
 	}
-	return &BlockWriter{ncols: ncols, layout: Layout2, lens: make([][]uint32, ncols), data: make([][]byte, ncols)}
+	return &BlockWriter{ncols: ncols, layout: Layout3, lens: make([][]uint32, ncols), data: make([][]byte, ncols)}
 }
 
 // SetFormat makes the writer write blocks in the layout of a store of
@@ -116,7 +125,7 @@ func (w *BlockWriter) Reset() {
 // Block value layout (see doc.go):
 //
 //	value   = tag:1 | uvarint(rows) | uvarint(rawLen) | payload
-//	tag     = codec (Layout1) | 0x10 + codec (Layout2)
+//	tag     = codec (Layout1) | 0x10 + codec (Layout2) | 0x20 + codec (Layout3)
 //	payload = compress(raw)
 //	raw1    = uvarint(ncols) | uvarint(rows) | lines | column*ncols
 //	raw2    = uvarint(ncols) | uvarint(rows) | uvarint(fieldBytes)
@@ -125,11 +134,18 @@ func (w *BlockWriter) Reset() {
 //	lines   = rows × varint(line - previous line), the first from 0
 //	column  = 0x00 | rows × uvarint(len) | bytes   (values differ)
 //	        | 0x01 | uvarint(len) | bytes          (every row the same)
+//	        | 0x02 | case:1 | rows × 16 bytes      (UUIDs; Layout3)
+//	        | 0x03 | sep:1 | rows × varint(secs - previous secs, the
+//	          first from 0)                      (times; Layout3)
 const (
 	colVarying  byte = 0
 	colConstant byte = 1
-	// tagLayout2 marks a Layout2 value in its tag byte.
+	colUUID     byte = 2
+	colTime     byte = 3
+	// tagLayout2 and tagLayout3 mark a value's layout in its tag byte.
 	tagLayout2 byte = 0x10
+	tagLayout3 byte = 0x20
+	tagLayouts byte = 0xf0
 )
 
 // AppendRaw appends the uncompressed block encoding to dst.
@@ -183,6 +199,18 @@ func (w *BlockWriter) appendColumn(dst []byte, j int) []byte {
 		dst = binary.AppendUvarint(dst, uint64(lens[0]))
 		return append(dst, data[:lens[0]]...)
 	}
+	if w.layout >= Layout3 && len(lens) > 0 {
+		var ok bool
+		if lens[0] == uuidLen {
+			if dst, ok = appendUUIDs(dst, lens, data); ok {
+				return dst
+			}
+		} else if lens[0] == timeLen {
+			if dst, ok = appendTimes(dst, lens, data); ok {
+				return dst
+			}
+		}
+	}
 	dst = append(dst, colVarying)
 	for _, n := range lens {
 		dst = binary.AppendUvarint(dst, uint64(n))
@@ -210,8 +238,11 @@ func constantColumn(lens []uint32, data []byte) bool {
 func (w *BlockWriter) AppendValue(dst []byte, codec Codec, c *Compressor) []byte {
 	w.buf = w.AppendRaw(w.buf[:0])
 	tag := byte(codec)
-	if w.layout == Layout2 {
+	switch w.layout {
+	case Layout2:
 		tag |= tagLayout2
+	case Layout3:
+		tag |= tagLayout3
 	}
 	dst = append(dst, tag)
 	dst = binary.AppendUvarint(dst, uint64(len(w.lines)))
@@ -235,9 +266,15 @@ func ParseValueHeader(v []byte) (ValueHeader, error) {
 	if len(v) < 3 {
 		return h, fmt.Errorf("%w: block value of %d bytes", ErrCorrupt, len(v))
 	}
-	h.Codec, h.Layout = Codec(v[0]&^tagLayout2), Layout1
-	if v[0]&tagLayout2 != 0 {
+	h.Codec, h.Layout = Codec(v[0]&^tagLayouts), Layout1
+	switch v[0] & tagLayouts {
+	case 0:
+	case tagLayout2:
 		h.Layout = Layout2
+	case tagLayout3:
+		h.Layout = Layout3
+	default:
+		return h, fmt.Errorf("%w: block tag %#x", ErrCorrupt, v[0])
 	}
 	if h.Codec > CodecZstd {
 		return h, fmt.Errorf("%w: block tag %#x", ErrCorrupt, v[0])
@@ -275,6 +312,13 @@ type Block struct {
 	starts []uint32 // rows × varying columns
 	ends   []uint32
 	secs   []uint32 // Layout2: the directory's section lengths
+	// Layout3: the text of the packed columns decoded, appended to raw
+	// once every column is decoded (their offsets then moved by rawLen).
+	layout int
+	text   []byte
+	packed []int // the packed columns decoded, by column
+	rawLen int   // raw's length before the text
+	dates  dateCache
 }
 
 const (
@@ -341,7 +385,7 @@ func (b *Block) Row(i int, dst [][]byte) [][]byte {
 }
 
 // RawBytes returns the size of the uncompressed block.
-func (b *Block) RawBytes() int { return len(b.raw) }
+func (b *Block) RawBytes() int { return b.rawLen }
 
 // DecodeValue decompresses and decodes a block value into b.
 func (b *Block) DecodeValue(v []byte, c *Compressor) error {
@@ -373,6 +417,8 @@ func blockErr(what string) error { return fmt.Errorf("%w: block: bad %s", ErrCor
 
 // decodeRaw decodes b.raw, of a layout.
 func (b *Block) decodeRaw(layout int) error {
+	b.layout, b.rawLen = layout, len(b.raw)
+	b.text, b.packed = b.text[:0], b.packed[:0]
 	p := b.raw
 	ncols, n := binary.Uvarint(p)
 	if n <= 0 || ncols == 0 || ncols > math.MaxUint16 {
@@ -399,7 +445,10 @@ func (b *Block) decodeRaw(layout int) error {
 	if layout == Layout1 {
 		return b.decodeLayout1(p)
 	}
-	return b.decodeLayout2(p)
+	if err := b.decodeLayout2(p); err != nil {
+		return err
+	}
+	return b.placeText()
 }
 
 // decodeLines decodes the rows' lines from the front of p and returns the
@@ -527,6 +576,16 @@ func (b *Block) decodeColumn(j int, p []byte, want bool) ([]byte, error) {
 		b.ce[j] = b.cs[j] + uint32(l)
 		b.fieldBytes += int64(l) * int64(b.rows)
 		return p[l:], nil
+	case colUUID, colTime:
+		if b.layout < Layout3 {
+			return nil, blockErr("column mode")
+		}
+		if !want {
+			b.colAt[j] = colAbsent
+			b.fieldBytes += int64(b.rows) * int64(packedLen(mode))
+			return nil, nil // Layout2's directory skips the section
+		}
+		return b.decodePacked(j, mode, p)
 	case colVarying:
 		if b.rows > len(p) {
 			return nil, blockErr("column lengths")

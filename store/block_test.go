@@ -58,7 +58,7 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 var layouts = []struct {
 	name   string
 	format int
-}{{"layout1", 1}, {"layout2", 2}}
+}{{"layout1", 1}, {"layout2", 2}, {"layout3", 3}}
 
 func TestBlock_RoundTrip(t *testing.T) {
 	c := testCompressor(t)

@@ -51,17 +51,20 @@ func ParseCodec(s string) (Codec, error) {
 // Compressing the sstables ("table-zstd") compresses neighbouring blocks
 // together, 32 KiB at a time: most (user, file) groups are small (a few
 // rows of a user in one month), and on their own they compress poorly.
-// On the generated invoices (200 MB, 6 months) the store takes 37% of the
+// On the generated invoices (200 MB, 6 months) the store took 37% of the
 // raw CSV with table-zstd (measured at zstd level 3; level 1, used now, adds
 // about a point), 48% with zstd per block and 64% with s2 per block, and
 // table-zstd writes the fastest of the three: see the README's figures and
-// BenchmarkPartition.
+// BenchmarkPartition. (Those are format 2 figures; format 3 packs UUIDs
+// and times before any codec sees them: 36.8% with table-zstd on the
+// benchmark's 300 MB.)
 type Compression struct {
 	Value Codec // each block's codec
 	// Table is how pebble compresses the sstables: "" (not at all),
-	// "zstd", or "minlz" (its fastest codec: on the benchmark's data the
-	// store takes 58% of the raw CSV instead of 37.5%, and mce reduce runs
-	// 15-20% faster).
+	// "zstd", or "minlz" (its fastest codec: on the benchmark's data, in a
+	// format 3 store, 37.6% of the raw CSV instead of 36.8%, and partition
+	// and reduce as fast; in a format 2 store, 58% instead of 37.5%, and
+	// reduce 15-20% faster).
 	Table string
 }
 

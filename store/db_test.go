@@ -466,9 +466,9 @@ func TestOpen_Errors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pdb.Set([]byte{kindMeta, metaConfig}, []byte(`{"format":3}`), pebble.Sync)
+		pdb.Set([]byte{kindMeta, metaConfig}, []byte(`{"format":99}`), pebble.Sync)
 		pdb.Close()
-	}, true, ErrVersion, "format version 3")
+	}, true, ErrVersion, "format version 99")
 	f("db-file-record-garbage", func(d string) {
 		good(d)
 		pdb, err := pebble.Open(filepath.Join(d, "db"), &pebble.Options{Logger: pebbleLogger{slog.New(slog.NewTextHandler(io.Discard, nil))}})

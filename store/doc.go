@@ -60,13 +60,17 @@
 //	value   = tag (1 B) | uvarint(rows) | uvarint(rawLen) | compress(raw)
 //	tag     = codec                  layout 1 (stores of format 1)
 //	        | 0x10 + codec           layout 2 (format 2)
+//	        | 0x20 + codec           layout 3 (format 3)
 //	raw     = uvarint(ncols) | uvarint(rows) | lines | column × ncols          layout 1
-//	        | uvarint(ncols) | uvarint(rows) | uvarint(fieldBytes)            layout 2
+//	        | uvarint(ncols) | uvarint(rows) | uvarint(fieldBytes)            layouts 2, 3
 //	          | uvarint(len(lines)) | uvarint(len(column)) × ncols
 //	          | lines | column × ncols
 //	lines   = varint(line − previous line) × rows   (the first from 0)
 //	column  = 0x00 | uvarint(len) × rows | bytes    values that differ
 //	        | 0x01 | uvarint(len) | bytes           the same in every row
+//	        | 0x02 | case (1 B) | 16 B × rows       UUIDs (layout 3)
+//	        | 0x03 | sep (1 B) | varint(s − previous s) × rows
+//	                                                times (layout 3)
 //
 // The layout is columnar, so a codec sees like values side by side, and
 // a column that is constant in the block (the user column always is) costs
@@ -76,9 +80,19 @@
 // read), so that a reader that asks for some columns (IterOptions.Columns,
 // from a feature set's Spec.Reads) decodes those and skips the others
 // unread; layout 1 must parse every column's lengths to find the next.
+// Layout 3 also packs two kinds of column that fill most of an invoice
+// file and compress poorly as text (pack.go): a column whose every field
+// in the block is a UUID in canonical text (8-4-4-4-12 hex digits, one
+// letter case in the column; case 1 is upper) is kept as 16 bytes a
+// field, and one whose every field is a time "YYYY-MM-DD hh:mm:ss" (years
+// 0000 to 9999, sep ' ' or 'T' in the whole column) as the seconds from
+// 1970 of each, less those of the field before. Any other spelling keeps
+// the column as text, and the reader writes packed fields back byte for
+// byte. On the benchmark's data the values take 66% of the raw CSV
+// instead of 91%, and the store 36.8% instead of 38.1%.
 // A store's format (Config.Format) fixes the layout its writers use: a
-// format 1 store stays format 1 when a partition adds files to it, so the
-// mce that made it keeps reading it; a new store is format 2.
+// format 1 or 2 store keeps its format when a partition adds files to
+// it, so the mce that made it keeps reading it; a new store is format 3.
 //
 // Compression (see Compression) is chosen per partition run: by default
 // ("table-zstd") blocks are stored as they are and pebble compresses each

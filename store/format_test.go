@@ -80,43 +80,106 @@ func dumpRows(t *testing.T, db *DB, cols []int) string {
 	return b.String()
 }
 
-// TestFormat1_readable reads a store that mce wrote before blocks had a
-// column directory (format 1, testdata/format1: two generated monthly
-// files in 8 shards, five heavy users, table-zstd) and checks every row
-// against the dump the code of that time made of it (rows.txt).
-func TestFormat1_readable(t *testing.T) {
-	dir := copyFixture(t, "format1")
-	db, err := Open(dir, quietOpts(Options{ReadOnly: true}))
+// TestFormat_readable reads stores that earlier mce wrote: before blocks
+// had a column directory (format 1, testdata/format1: two generated
+// monthly files in 8 shards, five heavy users, table-zstd) and before
+// they had packed columns (format 2, testdata/format2: the same kind of
+// store, 26 heavy users), and checks every row against the dump the code
+// of that time made of it (rows.txt).
+func TestFormat_readable(t *testing.T) {
+	for _, name := range []string{"format1", "format2"} {
+		t.Run(name, func(t *testing.T) {
+			dir := copyFixture(t, name)
+			db, err := Open(dir, quietOpts(Options{ReadOnly: true}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			got := dumpRows(t, db, nil)
+			golden := filepath.Join("testdata", name, "rows.txt")
+			if *update && name == "format1" {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Fatalf("the rows of the %s store differ from %s:\n%s", name, golden, firstDiff(got, string(want)))
+			}
+			// Some columns only (those of the built-in features): the same rows
+			// with the other fields left out.
+			cols := []int{1, 2, 3, 4}
+			var masked strings.Builder
+			for _, l := range strings.SplitAfter(string(want), "\n") {
+				if l == "" {
+					continue
+				}
+				masked.WriteString(maskLine(t, l, cols))
+			}
+			if got := dumpRows(t, db, cols); got != masked.String() {
+				t.Fatalf("the %s store read for columns %v:\n%s", name, cols, firstDiff(got, masked.String()))
+			}
+		})
+	}
+}
+
+// TestLayout3_sameRows writes the rows of the format 2 fixture again,
+// each (user, file) as one block of this code's layout, and reads them
+// back: its UUIDs and times are packed, and every field comes back as it
+// was.
+func TestLayout3_sameRows(t *testing.T) {
+	db, err := Open(copyFixture(t, "format2"), quietOpts(Options{ReadOnly: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	got := dumpRows(t, db, nil)
-	golden := filepath.Join("testdata", "format1", "rows.txt")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+	spans := []Span{db.HeavySpan()}
+	for s := 0; s < db.Shards(); s++ {
+		spans = append(spans, db.ShardSpan(s))
+	}
+	blocks, packed := 0, 0
+	for _, sp := range spans {
+		u, err := db.Users(context.Background(), sp, &UsersOptions{ByFile: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for u.Next() {
+			var rows []testRow
+			it := u.Rows()
+			for it.Next() {
+				var fs [][]byte
+				for _, f := range it.Fields() {
+					fs = append(fs, slices.Clone(f))
+				}
+				rows = append(rows, testRow{line: it.Line(), fields: fs})
+			}
+			if err := it.Err(); err != nil {
+				t.Fatal(err)
+			}
+			w := NewBlockWriter(len(rows[0].fields))
+			for _, r := range rows {
+				w.Add(r.line, r.fields)
+			}
+			raw := w.AppendRaw(nil)
+			var b Block
+			if err := b.DecodeRaw(raw, w.Layout()); err != nil {
+				t.Fatal(err)
+			}
+			checkBlock(t, &b, rows)
+			blocks++
+			if b.text != nil && len(b.text) > 0 {
+				packed++
+			}
+		}
+		if err := u.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Fatalf("the rows of the format 1 store differ from %s:\n%s", golden, firstDiff(got, string(want)))
-	}
-	// Some columns only (those of the built-in features): the same rows
-	// with the other fields left out.
-	cols := []int{1, 2, 3, 4}
-	var masked strings.Builder
-	for _, l := range strings.SplitAfter(string(want), "\n") {
-		if l == "" {
-			continue
-		}
-		masked.WriteString(maskLine(t, l, cols))
-	}
-	if got := dumpRows(t, db, cols); got != masked.String() {
-		t.Fatalf("the format 1 store read for columns %v:\n%s", cols, firstDiff(got, masked.String()))
+	if w := NewBlockWriter(1); w.Layout() != Layout3 || blocks == 0 || packed != blocks {
+		t.Errorf("layout %d; %d of %d blocks with packed columns, want all", w.Layout(), packed, blocks)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/internal/gen"
+	"github.com/mce-engine/mce/store"
 )
 
 // runMain runs the mce command line in this process and returns its exit
@@ -85,7 +87,11 @@ func TestPartitionAndStoreCommands(t *testing.T) {
 	}
 	man := filepath.Join(st, "MANIFEST.json")
 	b, _ := os.ReadFile(man)
-	os.WriteFile(man, bytes.Replace(b, []byte(`"format": 2`), []byte(`"format": 7`), 1), 0o644)
+	other := bytes.Replace(b, []byte(fmt.Sprintf(`"format": %d`, store.FormatVersion)), []byte(`"format": 7`), 1)
+	if bytes.Equal(other, b) {
+		t.Fatalf("no format %d in the manifest:\n%s", store.FormatVersion, b)
+	}
+	os.WriteFile(man, other, 0o644)
 	code, _, errs = runMain(t, "store", "verify", st)
 	if code != 1 || !strings.Contains(errs, "format version 7") {
 		t.Errorf("other version: exit %d: %s", code, errs)

@@ -1,0 +1,208 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+)
+
+// packedMode returns the mode of column j of a Layout3 block of rows:
+// what the writer made of it.
+func packedMode(t testing.TB, rows []testRow, j int) byte {
+	t.Helper()
+	ncols := len(rows[0].fields)
+	w := NewBlockWriter(ncols)
+	for _, r := range rows {
+		w.Add(r.line, r.fields)
+	}
+	raw := w.AppendRaw(nil)
+	// Skip ncols, rows and field bytes, then read the directory.
+	p := raw
+	for range 3 {
+		_, n := uvarint(t, p)
+		p = p[n:]
+	}
+	secs := make([]uint64, ncols+1)
+	for k := range secs {
+		v, n := uvarint(t, p)
+		secs[k], p = v, p[n:]
+	}
+	for k := 0; k <= j; k++ {
+		p = p[secs[k]:]
+	}
+	return p[0]
+}
+
+func uvarint(t testing.TB, p []byte) (uint64, int) {
+	t.Helper()
+	var v uint64
+	for i, c := range p {
+		v |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			return v, i + 1
+		}
+	}
+	t.Fatal("bad uvarint")
+	return 0, 0
+}
+
+// TestPack: which columns are packed, and that every block reads back
+// byte for byte, packed or not.
+func TestPack(t *testing.T) {
+	c := testCompressor(t)
+	cases := []struct {
+		name   string
+		fields []string
+		mode   byte
+	}{
+		{"uuids upper", []string{"D5D52874-096C-4AAE-A6A8-CB6DB09B54AF", "3CD540C1-7385-46DD-AFBF-15132D2E4652"}, colUUID},
+		{"uuids lower", []string{"d5d52874-096c-4aae-a6a8-cb6db09b54af", "3cd540c1-7385-46dd-afbf-15132d2e4652"}, colUUID},
+		{"uuids of digits", []string{"00000000-0000-0000-0000-000000000000", "12345678-1234-1234-1234-123456789012"}, colUUID},
+		{"uuids of both cases", []string{"D5D52874-096C-4AAE-A6A8-CB6DB09B54AF", "3cd540c1-7385-46dd-afbf-15132d2e4652"}, colVarying},
+		{"a uuid of both cases", []string{"D5D52874-096c-4AAE-A6A8-CB6DB09B54AF", "00000000-0000-0000-0000-000000000000"}, colVarying},
+		{"a dash astray", []string{"D5D5287-4096C-4AAE-A6A8-CB6DB09B54AF", "3CD540C1-7385-46DD-AFBF-15132D2E4652"}, colVarying},
+		{"not hex", []string{"G5D52874-096C-4AAE-A6A8-CB6DB09B54AF", "3CD540C1-7385-46DD-AFBF-15132D2E4652"}, colVarying},
+		{"braces", []string{"{5D52874-096C-4AAE-A6A8-CB6DB09B54A}", "3CD540C1-7385-46DD-AFBF-15132D2E4652"}, colVarying},
+		{"times", []string{"2024-07-21 06:34:38", "2024-07-01 00:00:00", "2024-07-31 23:59:59"}, colTime},
+		{"times with T", []string{"2024-07-21T06:34:38", "1969-12-31T23:59:59"}, colTime},
+		{"the years packed", []string{"0000-01-01 00:00:00", "9999-12-31 23:59:59", "2000-02-29 12:00:00"}, colTime},
+		{"both separators", []string{"2024-07-21 06:34:38", "2024-07-21T06:34:38"}, colVarying},
+		{"february 30", []string{"2024-02-30 00:00:00", "2024-07-21 06:34:38"}, colVarying},
+		{"no leap day", []string{"2023-02-29 00:00:00", "2024-07-21 06:34:38"}, colVarying},
+		{"hour 24", []string{"2024-07-21 24:00:00", "2024-07-21 06:34:38"}, colVarying},
+		{"a leap second", []string{"2016-12-31 23:59:60", "2024-07-21 06:34:38"}, colVarying},
+		{"month 13", []string{"2024-13-01 00:00:00", "2024-07-21 06:34:38"}, colVarying},
+		{"day 00", []string{"2024-07-00 00:00:00", "2024-07-21 06:34:38"}, colVarying},
+		{"a zone", []string{"2024-07-21 06:34:3Z", "2024-07-21 06:34:38"}, colVarying},
+		{"slashes", []string{"2024/07/21 06:34:38", "2024/07/22 06:34:38"}, colVarying},
+		{"one time empty", []string{"2024-07-21 06:34:38", ""}, colVarying},
+		{"other text", []string{"Servicio de limpiez", "Material eléctrico"}, colVarying},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var rows []testRow
+			for i, f := range tc.fields {
+				rows = append(rows, testRow{line: int64(i + 2), fields: [][]byte{[]byte("user"), []byte(f), []byte("x")}})
+			}
+			if got := packedMode(t, rows, 1); got != tc.mode {
+				t.Errorf("column mode %d, want %d", got, tc.mode)
+			}
+			for _, l := range layouts {
+				w := NewBlockWriter(3).SetFormat(l.format)
+				for _, r := range rows {
+					w.Add(r.line, r.fields)
+				}
+				v := w.AppendValue(nil, CodecNone, c)
+				var b Block
+				if err := b.DecodeValue(v, c); err != nil {
+					t.Fatalf("%s: %v", l.name, err)
+				}
+				checkBlock(t, &b, rows)
+				b.SetColumns([]int{1})
+				if err := b.DecodeValue(v, c); err != nil {
+					t.Fatalf("%s: %v", l.name, err)
+				}
+				checkBlock(t, &b, rows, 1)
+				if b.FieldBytes() != int64(w.RawBytes()-2*len(rows)-3*len(rows)) {
+					// RawBytes counts a separator per field and two per row.
+					t.Errorf("%s: field bytes %d, writer's raw bytes %d", l.name, b.FieldBytes(), w.RawBytes())
+				}
+			}
+		})
+	}
+}
+
+// TestPackTime: every second of a few days, across a leap day and the
+// ends of the range, reads back as written.
+func TestPackTime(t *testing.T) {
+	var dates dateCache
+	for _, day := range []time.Time{
+		time.Date(2024, 2, 28, 0, 0, 0, 0, time.UTC),
+		time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC),
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 30, 0, 0, 0, 0, time.UTC),
+	} {
+		for s := 0; s < 2*86400; s += 7 {
+			tm := day.Add(time.Duration(s) * time.Second)
+			if tm.Year() > 9999 {
+				break
+			}
+			f := []byte(tm.Format("2006-01-02 15:04:05"))
+			secs, ok := parseTime(f, ' ')
+			if !ok || secs != tm.Unix() {
+				t.Fatalf("%s: %d %v, want %d", f, secs, ok, tm.Unix())
+			}
+			if back := appendTime(nil, secs, ' ', nil); !bytes.Equal(back, f) {
+				t.Fatalf("%s came back as %s", f, back)
+			}
+			if back := appendTime(nil, secs, ' ', &dates); !bytes.Equal(back, f) {
+				t.Fatalf("%s came back through the date cache as %s", f, back)
+			}
+		}
+	}
+}
+
+// TestPack_corrupt: a packed column cut short or out of range fails
+// with ErrCorrupt.
+func TestPack_corrupt(t *testing.T) {
+	c := testCompressor(t)
+	rows := []testRow{
+		{2, [][]byte{[]byte("u"), []byte("D5D52874-096C-4AAE-A6A8-CB6DB09B54AF"), []byte("2024-07-21 06:34:38")}},
+		{3, [][]byte{[]byte("v"), []byte("3CD540C1-7385-46DD-AFBF-15132D2E4652"), []byte("2024-07-22 06:34:38")}},
+	}
+	w := NewBlockWriter(3)
+	for _, r := range rows {
+		w.Add(r.line, r.fields)
+	}
+	v := w.AppendValue(nil, CodecNone, c)
+	for cut := 0; cut < len(v); cut++ {
+		var b Block
+		if err := b.DecodeValue(v[:cut], c); err == nil || !errors.Is(err, ErrCorrupt) {
+			t.Errorf("value cut to %d bytes: %v", cut, err)
+		}
+	}
+	for i := 1; i < len(v); i++ {
+		bad := bytes.Clone(v)
+		bad[i] ^= 0x55
+		var b Block
+		if err := b.DecodeValue(bad, c); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Errorf("byte %d flipped: error %v is not ErrCorrupt", i, err)
+		}
+	}
+	// A Layout2 value with a packed column is corrupt.
+	bad := bytes.Clone(v)
+	bad[0] = bad[0]&^tagLayouts | tagLayout2
+	var b Block
+	if err := b.DecodeValue(bad, c); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("packed columns in a Layout2 value: %v", err)
+	}
+}
+
+// FuzzPack: any column of fields the length of a UUID or of a time,
+// packed or not, reads back byte for byte.
+func FuzzPack(f *testing.F) {
+	f.Add([]byte("D5D52874-096C-4AAE-A6A8-CB6DB09B54AF3cd540c1-7385-46dd-afbf-15132d2e4652"), true)
+	f.Add([]byte("2024-07-21 06:34:382024-07-01 00:00:009999-12-31 23:59:59"), false)
+	f.Add([]byte("2024-02-29T00:00:001970-01-01T00:00:00"), false)
+	f.Fuzz(func(t *testing.T, data []byte, uuids bool) {
+		n := timeLen
+		if uuids {
+			n = uuidLen
+		}
+		var rows []testRow
+		for i := 0; i+n <= len(data); i += n {
+			rows = append(rows, testRow{line: int64(i), fields: [][]byte{data[i : i+n]}})
+		}
+		w := NewBlockWriter(1)
+		for _, r := range rows {
+			w.Add(r.line, r.fields)
+		}
+		raw := w.AppendRaw(nil)
+		var b Block
+		if err := b.DecodeRaw(raw, Layout3); err != nil {
+			t.Fatal(err)
+		}
+		checkBlock(t, &b, rows)
+	})
+}
