@@ -60,6 +60,19 @@ var layouts = []struct {
 	format int
 }{{"layout1", 1}, {"layout2", 2}, {"layout3", 3}}
 
+// decodeWritten adds rows to w and decodes the raw block it makes.
+func decodeWritten(t testing.TB, w *BlockWriter, rows []testRow) *Block {
+	t.Helper()
+	for _, r := range rows {
+		w.Add(r.line, r.fields)
+	}
+	var b Block
+	if err := b.DecodeRaw(w.AppendRaw(nil), w.Layout()); err != nil {
+		t.Fatal(err)
+	}
+	return &b
+}
+
 func TestBlock_RoundTrip(t *testing.T) {
 	c := testCompressor(t)
 	f := func(name string, ncols int, rows []testRow) {
@@ -170,20 +183,14 @@ func FuzzBlock(f *testing.F) {
 		}
 		for _, l := range layouts {
 			w := NewBlockWriter(int(ncols)).SetFormat(l.format)
-			for _, r := range rows {
-				w.Add(r.line, r.fields)
-			}
+			b := decodeWritten(t, w, rows)
+			checkBlock(t, b, rows)
 			raw := w.AppendRaw(nil)
-			var b Block
-			if err := b.DecodeRaw(raw, w.Layout()); err != nil {
-				t.Fatal(err)
-			}
-			checkBlock(t, &b, rows)
 			b.SetColumns([]int{int(ncols) - 1})
 			if err := b.DecodeRaw(raw, w.Layout()); err != nil {
 				t.Fatal(err)
 			}
-			checkBlock(t, &b, rows, int(ncols)-1)
+			checkBlock(t, b, rows, int(ncols)-1)
 			// Any bytes decode or fail with ErrCorrupt, never panic.
 			b.SetColumns(nil)
 			if err := b.DecodeRaw(data, w.Layout()); err != nil && !errors.Is(err, ErrCorrupt) {

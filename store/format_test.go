@@ -159,18 +159,10 @@ func TestLayout3_sameRows(t *testing.T) {
 			if err := it.Err(); err != nil {
 				t.Fatal(err)
 			}
-			w := NewBlockWriter(len(rows[0].fields))
-			for _, r := range rows {
-				w.Add(r.line, r.fields)
-			}
-			raw := w.AppendRaw(nil)
-			var b Block
-			if err := b.DecodeRaw(raw, w.Layout()); err != nil {
-				t.Fatal(err)
-			}
-			checkBlock(t, &b, rows)
+			b := decodeWritten(t, NewBlockWriter(len(rows[0].fields)), rows)
+			checkBlock(t, b, rows)
 			blocks++
-			if b.text != nil && len(b.text) > 0 {
+			if len(b.text) > 0 {
 				packed++
 			}
 		}

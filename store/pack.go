@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+
+	"github.com/mce-engine/mce/internal/civil"
 )
 
 // Packed columns (Layout3). Two kinds of field fill most of an invoice
@@ -154,16 +156,16 @@ func parseTime(f []byte, sep byte) (int64, bool) {
 	mi, ok5 := num(14, 2)
 	s, ok6 := num(17, 2)
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) ||
-		mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || s > 59 {
+		mo < 1 || mo > 12 || d < 1 || d > civil.DaysIn(y, mo) || h > 23 || mi > 59 || s > 59 {
 		return 0, false
 	}
-	return daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+s), true
+	return civil.Days(y, mo, d)*86400 + int64(h*3600+mi*60+s), true
 }
 
 // The seconds of 0000-01-01 and of 10000-01-01: the years packed.
 var (
-	minPackedSecs = daysFromCivil(0, 1, 1) * 86400
-	endPackedSecs = daysFromCivil(10000, 1, 1) * 86400
+	minPackedSecs = civil.Days(0, 1, 1) * 86400
+	endPackedSecs = civil.Days(10000, 1, 1) * 86400
 )
 
 // appendTime appends secs as "YYYY-MM-DD hh:mm:ss" (secs in the years
@@ -214,7 +216,7 @@ var digits2 = func() (t [200]byte) {
 
 // appendDate appends the day as "YYYY-MM-DD".
 func appendDate(dst []byte, days int64) []byte {
-	y, mo, d := civilFromDays(days)
+	y, mo, d := civil.Date(days)
 	return append(dst, digits2[2*(y/100)], digits2[2*(y/100)+1], digits2[2*(y%100)], digits2[2*(y%100)+1], '-',
 		digits2[2*mo], digits2[2*mo+1], '-', digits2[2*d], digits2[2*d+1])
 }
@@ -235,61 +237,6 @@ func (c *dateCache) text(days int64) []byte {
 		c.day[k], c.has[k] = days, true
 	}
 	return c.date[k][:]
-}
-
-func isLeap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
-
-func daysIn(y, m int) int {
-	switch m {
-	case 2:
-		if isLeap(y) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
-}
-
-// daysFromCivil returns the days from 1970-01-01 to y-m-d (proleptic
-// Gregorian calendar; H. Hinnant's algorithm).
-func daysFromCivil(y, m, d int) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era--
-	}
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return int64(era)*146097 + int64(doe) - 719468
-}
-
-// civilFromDays is daysFromCivil's inverse.
-func civilFromDays(z int64) (y, m, d int) {
-	z += 719468
-	era := z / 146097
-	if z < 0 && z%146097 != 0 {
-		era--
-	}
-	doe := int(z - era*146097)
-	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
-	y = yoe + int(era)*400
-	doy := doe - (365*yoe + yoe/4 - yoe/100)
-	mp := (5*doy + 2) / 153
-	d = doy - (153*mp+2)/5 + 1
-	m = mp + 3
-	if m > 12 {
-		m -= 12
-	}
-	if m <= 2 {
-		y++
-	}
-	return y, m, d
 }
 
 // decodePacked decodes packed column j from p, its section (Layout3),

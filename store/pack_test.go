@@ -194,15 +194,6 @@ func FuzzPack(f *testing.F) {
 		for i := 0; i+n <= len(data); i += n {
 			rows = append(rows, testRow{line: int64(i), fields: [][]byte{data[i : i+n]}})
 		}
-		w := NewBlockWriter(1)
-		for _, r := range rows {
-			w.Add(r.line, r.fields)
-		}
-		raw := w.AppendRaw(nil)
-		var b Block
-		if err := b.DecodeRaw(raw, Layout3); err != nil {
-			t.Fatal(err)
-		}
-		checkBlock(t, &b, rows)
+		checkBlock(t, decodeWritten(t, NewBlockWriter(1), rows), rows)
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mce-engine/mce/internal/civil"
 )
 
 // DateLayout is how one file writes its dates and times.
@@ -195,10 +197,10 @@ func parseSlashDate(b []byte, dayFirst bool) (DateTime, bool) {
 	if !dayFirst {
 		day, mon = c, a
 	}
-	if mon < 1 || mon > 12 || day < 1 || day > daysIn(y, mon) {
+	if mon < 1 || mon > 12 || day < 1 || day > civil.DaysIn(y, mon) {
 		return DateTime{}, false
 	}
-	sec := daysFromCivil(y, mon, day) * 86400
+	sec := civil.Days(y, mon, day) * 86400
 	if i == len(b) {
 		return DateTime{Time: time.Unix(sec, 0).UTC(), DateOnly: true}, true
 	}

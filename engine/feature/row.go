@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/mce-engine/mce/internal/civil"
 	"golang.org/x/text/encoding/charmap"
 )
 
@@ -307,25 +308,23 @@ func fastUnix(b []byte) (int64, bool) {
 		return 0, false
 	}
 	h, mi, s := int(h0)*10+int(h1), int(i0)*10+int(i1), int(s0)*10+int(s1)
-	if h >= 24 || mi >= 60 || s >= 61 || h == 23 && mi == 59 && s == 60 || d > 28 && d > daysIn(y, mo) {
+	if h >= 24 || mi >= 60 || s >= 61 || h == 23 && mi == 59 && s == 60 || d > 28 && d > civil.DaysIn(y, mo) {
 		return 0, false
 	}
 	return civilDays(y, mo, d)*86400 + int64(h*3600+mi*60+s), true
 }
 
-// civilDays is daysFromCivil, by table for the years of yearStart.
+// civilDays is civil.Days, by table for the years of yearStart.
 func civilDays(y, m, d int) int64 {
 	if k := y - yearStartFrom; k >= 0 && k < len(yearStart) {
 		days := yearStart[k] + monthStart[m-1] + int32(d) - 1
-		if m > 2 && isLeap(y) {
+		if m > 2 && civil.IsLeap(y) {
 			days++
 		}
 		return int64(days)
 	}
-	return daysFromCivil(y, m, d)
+	return civil.Days(y, m, d)
 }
-
-func isLeap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
 
 // yearStart holds the days from 1970-01-01 to January 1st of the years
 // yearStartFrom on: fastUnix's common years without the calendar's
@@ -334,44 +333,13 @@ const yearStartFrom = 1900
 
 var yearStart = func() (t [300]int32) {
 	for k := range t {
-		t[k] = int32(daysFromCivil(yearStartFrom+k, 1, 1))
+		t[k] = int32(civil.Days(yearStartFrom+k, 1, 1))
 	}
 	return t
 }()
 
 // monthStart holds the days before each month in a year that is not leap.
 var monthStart = [12]int32{0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334}
-
-// daysFromCivil returns the days from 1970-01-01 to y-m-d in the
-// proleptic Gregorian calendar; d past the month's end runs into the next.
-func daysFromCivil(y, m, d int) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y
-	if era < 0 {
-		era -= 399
-	}
-	era /= 400
-	yoe := y - era*400
-	mp := (m + 9) % 12 // March is 0
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return int64(era)*146097 + int64(doe) - 719468
-}
-
-func daysIn(y, m int) int {
-	switch m {
-	case 2:
-		if isLeap(y) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
-}
 
 var timeLayouts = []string{
 	time.RFC3339Nano,
