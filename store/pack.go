@@ -56,6 +56,9 @@ var uuidDigit = func() (t [256]byte) {
 	return t
 }()
 
+// uuidPairs are where a UUID's 16 bytes are written, two hex digits each.
+var uuidPairs = [16]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+
 // appendUUIDs appends the column of fields (each uuidLen bytes long, by
 // lens) packed, and reports whether it could: every field a UUID, its
 // letters of one case in the whole column.
@@ -69,26 +72,17 @@ func appendUUIDs(dst []byte, lens []uint32, data []byte) ([]byte, bool) {
 	dst = append(dst, colUUID, 0)
 	cases := byte(0)
 	for off := 0; off < len(data); off += uuidLen {
-		f := data[off : off+uuidLen]
+		f := (*[uuidLen]byte)(data[off : off+uuidLen])
 		if f[8] != '-' || f[13] != '-' || f[18] != '-' || f[23] != '-' {
 			return dst[:start], false
 		}
 		var b [16]byte
-		k := 0
-		for i := 0; i < uuidLen; i += 2 {
-			if i == 8 || i == 13 || i == 18 || i == 23 {
-				i-- // the dash; the loop adds 2
-				continue
-			}
+		for k, i := range uuidPairs {
 			hi, lo := uuidDigit[f[i]], uuidDigit[f[i+1]]
-			if hi == 0xff || lo == 0xff {
-				return dst[:start], false
-			}
-			cases |= hi | lo
-			b[k] = (hi&0xf)<<4 | lo&0xf
-			k++
+			cases |= hi | lo // 0xff (no digit) sets every bit
+			b[k] = hi<<4 | lo&0xf
 		}
-		if k != 16 {
+		if cases&0x80 != 0 {
 			return dst[:start], false
 		}
 		dst = append(dst, b[:]...)
