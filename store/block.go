@@ -577,13 +577,10 @@ func (b *Block) decodeColumn(j int, p []byte, want bool) ([]byte, error) {
 		b.fieldBytes += int64(l) * int64(b.rows)
 		return p[l:], nil
 	case colUUID, colTime:
-		if b.layout < Layout3 {
+		// Only Layout3 packs, and its directory skips the columns not
+		// wanted: a packed column here is always wanted.
+		if b.layout < Layout3 || !want {
 			return nil, blockErr("column mode")
-		}
-		if !want {
-			b.colAt[j] = colAbsent
-			b.fieldBytes += int64(b.rows) * int64(packedLen(mode))
-			return nil, nil // Layout2's directory skips the section
 		}
 		return b.decodePacked(j, mode, p)
 	case colVarying:

@@ -128,7 +128,7 @@ func appendTimes(dst []byte, lens []uint32, data []byte) ([]byte, bool) {
 
 // parseTime reads "YYYY-MM-DD hh:mm:ss" (sep between date and time) as
 // seconds from 1970-01-01 00:00:00; false unless the text is exactly how
-// appendTime writes that second.
+// putTime writes that second.
 func parseTime(f []byte, sep byte) (int64, bool) {
 	if f[4] != '-' || f[7] != '-' || f[10] != sep || f[13] != ':' || f[16] != ':' {
 		return 0, false
@@ -162,27 +162,9 @@ var (
 	endPackedSecs = civil.Days(10000, 1, 1) * 86400
 )
 
-// appendTime appends secs as "YYYY-MM-DD hh:mm:ss" (secs in the years
-// 0000 to 9999). dates, when not nil, keeps the dates it wrote: a
-// block's times fall on a few days.
-func appendTime(dst []byte, secs int64, sep byte, dates *dateCache) []byte {
-	days := secs / 86400
-	rem := int(secs - days*86400)
-	if rem < 0 {
-		days--
-		rem += 86400
-	}
-	if dates != nil {
-		dst = append(dst, dates.text(days)...)
-	} else {
-		dst = appendDate(dst, days)
-	}
-	h, m, s := rem/3600, rem/60%60, rem%60
-	return append(dst, sep, digits2[2*h], digits2[2*h+1], ':',
-		digits2[2*m], digits2[2*m+1], ':', digits2[2*s], digits2[2*s+1])
-}
-
-// putTime writes secs into o as appendTime does, its date from dates.
+// putTime writes secs (in the years 0000 to 9999) into o as
+// "YYYY-MM-DD hh:mm:ss", with sep between date and time, its date from
+// dates.
 func putTime(o *[timeLen]byte, secs int64, sep byte, dates *dateCache) {
 	days := secs / 86400
 	rem := int(secs - days*86400)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"testing"
@@ -20,32 +21,25 @@ func packedMode(t testing.TB, rows []testRow, j int) byte {
 	raw := w.AppendRaw(nil)
 	// Skip ncols, rows and field bytes, then read the directory.
 	p := raw
-	for range 3 {
-		_, n := uvarint(t, p)
+	uvarint := func() uint64 {
+		v, n := binary.Uvarint(p)
+		if n <= 0 {
+			t.Fatal("bad uvarint")
+		}
 		p = p[n:]
+		return v
+	}
+	for range 3 {
+		uvarint()
 	}
 	secs := make([]uint64, ncols+1)
 	for k := range secs {
-		v, n := uvarint(t, p)
-		secs[k], p = v, p[n:]
+		secs[k] = uvarint()
 	}
 	for k := 0; k <= j; k++ {
 		p = p[secs[k]:]
 	}
 	return p[0]
-}
-
-func uvarint(t testing.TB, p []byte) (uint64, int) {
-	t.Helper()
-	var v uint64
-	for i, c := range p {
-		v |= uint64(c&0x7f) << (7 * i)
-		if c < 0x80 {
-			return v, i + 1
-		}
-	}
-	t.Fatal("bad uvarint")
-	return 0, 0
 }
 
 // TestPack: which columns are packed, and that every block reads back
@@ -134,10 +128,13 @@ func TestPackTime(t *testing.T) {
 			if !ok || secs != tm.Unix() {
 				t.Fatalf("%s: %d %v, want %d", f, secs, ok, tm.Unix())
 			}
-			if back := appendTime(nil, secs, ' ', nil); !bytes.Equal(back, f) {
+			var back [timeLen]byte
+			putTime(&back, secs, ' ', new(dateCache))
+			if !bytes.Equal(back[:], f) {
 				t.Fatalf("%s came back as %s", f, back)
 			}
-			if back := appendTime(nil, secs, ' ', &dates); !bytes.Equal(back, f) {
+			putTime(&back, secs, ' ', &dates)
+			if !bytes.Equal(back[:], f) {
 				t.Fatalf("%s came back through the date cache as %s", f, back)
 			}
 		}

@@ -31,20 +31,10 @@ func header(spec *feature.Spec, key string) string {
 }
 
 // AppendRecord appends one features line (key, then every feature of rec,
-// then '\n') to dst. scratch is reused for formatting and returned.
+// then '\n') to dst, its times in UTC ("…Z"). scratch is reused for
+// formatting and returned.
 func AppendRecord(dst, scratch, key []byte, rec *feature.Record) (line, scratchOut []byte) {
-	dst = AppendCSVField(dst, key)
-	for i, c := range rec.Columns() {
-		dst = append(dst, ',')
-		if c.Type != feature.TypeString {
-			// Numbers and RFC 3339 times never need quoting.
-			dst = rec.AppendField(dst, i)
-			continue
-		}
-		scratch = rec.AppendField(scratch[:0], i)
-		dst = AppendCSVField(dst, scratch)
-	}
-	return append(dst, '\n'), scratch
+	return LineFormat{}.AppendRecord(dst, scratch, key, rec)
 }
 
 // LineFormat is how a job formats the features lines it writes to a
@@ -74,9 +64,6 @@ func LinesFor(w io.Writer) LineFormat {
 // "Z" of its times left out when f says so: the bytes appendLocalLine
 // makes of AppendRecord's line.
 func (f LineFormat) AppendRecord(dst, scratch, key []byte, rec *feature.Record) (line, scratchOut []byte) {
-	if !f.Local {
-		return AppendRecord(dst, scratch, key, rec)
-	}
 	dst = AppendCSVField(dst, key)
 	for i, c := range rec.Columns() {
 		dst = append(dst, ',')
@@ -85,12 +72,13 @@ func (f LineFormat) AppendRecord(dst, scratch, key []byte, rec *feature.Record) 
 			scratch = rec.AppendField(scratch[:0], i)
 			dst = AppendCSVField(dst, scratch)
 		case feature.TypeTime:
+			// RFC 3339 in UTC, never quoted.
 			at := len(dst)
 			dst = rec.AppendField(dst, i)
-			if len(dst) > at && dst[len(dst)-1] == 'Z' {
+			if f.Local && len(dst) > at && dst[len(dst)-1] == 'Z' {
 				dst = dst[:len(dst)-1]
 			}
-		default:
+		default: // numbers never need quoting
 			dst = rec.AppendField(dst, i)
 		}
 	}
