@@ -39,6 +39,9 @@ type parser struct {
 	skip       []bool       // per schema column: left empty (File.skip; nil: none)
 	samples    []*RowError  // bad rows of the current chunk, at most maxSamples
 	maxSamples int
+
+	masks [maskBlocks]blockMasks // the window's structural bytes (window)
+	pad   [64]byte               // its last, short block
 }
 
 func newParser(f *File) *parser {
@@ -57,61 +60,204 @@ func newParser(f *File) *parser {
 	}
 }
 
-// parse appends the good rows of c to b and counts the bad ones.
+// parse appends the good rows of c to b and counts the bad ones. It reads
+// the chunk a window of maskBlocks*64 bytes at a time: fillMasks marks
+// the window's delimiters, line ends and quotes, and a line without a
+// quote is cut into fields from those bits (the fast path); a line with a
+// quote goes to quotedLine, and a line longer than the window to oneLine.
 func (p *parser) parse(c *chunk, b *Batch) {
-	data := c.data
-	line := c.line
-	pos := 0
-	nq := -1 // index of the first '"' at or after pos (len(data) if none)
+	data, line, pos := c.data, c.line, 0
 	for pos < len(data) {
-		end, next := len(data), len(data)
-		if nl := bytes.IndexByte(data[pos:], '\n'); nl >= 0 {
-			end = pos + nl
-			next = end + 1
+		var stop bool
+		if p.delim == 0 || byLine {
+			pos, line, stop = p.oneLine(data, pos, line, b)
+		} else {
+			pos, line, stop = p.window(data, pos, line, b)
 		}
-		if nq < pos {
-			nq = bytes.IndexByte(data[pos:], '"')
-			if nq < 0 {
-				nq = len(data)
-			} else {
-				nq += pos
+		if stop {
+			return
+		}
+	}
+}
+
+// byLine makes parse read every line with oneLine: tests hold the windows
+// to it.
+var byLine = false
+
+// window parses the lines of data that start in the window at pos (pos
+// is a line's start) and returns where the next line starts, its number,
+// and whether the chunk is done (a quote left open).
+func (p *parser) window(data []byte, pos int, line int64, b *Batch) (int, int64, bool) {
+	wend := min(len(data), pos+maskBlocks*64)
+	masks := &p.masks
+	nb := fillMasks(data[pos:wend], p.delim, masks, &p.pad)
+	bd, delim := p.bounds, p.delim
+	ls, s, nf := pos, pos, 0 // the line's start, its field's start, its fields so far
+	k := 0
+	live := masks[0].seps | masks[0].quotes // the bits of block k still to read
+	for {
+		for live == 0 {
+			if k++; k == nb {
+				if ls >= wend || (ls > pos && wend < len(data)) {
+					return ls, line, false
+				}
+				// No line ended in the window, or the chunk's last line
+				// has no '\n'.
+				return p.oneLine(data, ls, line, b)
 			}
+			live = masks[k].seps | masks[k].quotes
 		}
-		if nq >= end { // no quote on this line: the fast path
-			ln := data[pos:end]
+		m := &masks[k]
+		t := bits.TrailingZeros64(live)
+		bit := uint64(1) << t
+		live &= live - 1
+		j := pos + k*64 + t
+		if m.seps&bit != 0 {
+			if m.lines&bit == 0 { // the delimiter
+				if nf < len(bd) {
+					bd[nf] = span{s - ls, j - ls}
+				}
+				nf++
+				s = j + 1
+				continue
+			}
+			ln := data[ls:j]
 			if n := len(ln); n > 0 && ln[n-1] == '\r' {
 				ln = ln[:n-1]
 			}
 			if len(ln) > 0 {
-				p.fastRow(ln, line, b)
+				if nf < len(bd) {
+					bd[nf] = span{s - ls, len(ln)}
+				}
+				p.row(ln, bd, nf+1, ln, line, b)
 			}
-			pos = next
 			line++
+			ls, s, nf = j+1, j+1, 0
 			continue
 		}
-		if p.simpleQuotedRow(data[pos:end], line, b) {
-			pos = next
-			line++
+		// A quote. One that opens a field and closes it on this line,
+		// right before the delimiter or the line's end, is read here (a
+		// simple quote, as quotedFields has it); any other goes to
+		// quotedLine, with the line.
+		next := -1
+		c, ok := 0, false
+		if j == s {
+			c, ok = p.quoteEnd(nb, j-pos)
+		}
+		if ok {
+			c += pos
+			e := c + 1 // what follows the closing quote
+			switch {
+			case e < len(data) && data[e] == delim:
+				if nf < len(bd) {
+					bd[nf] = span{j + 1 - ls, c - ls}
+				}
+				nf++
+				s = e + 1
+				next = s
+			case e == len(data) || data[e] == '\n' || data[e] == '\r' && (e+1 == len(data) || data[e+1] == '\n'):
+				if nf < len(bd) {
+					bd[nf] = span{j + 1 - ls, c - ls}
+				}
+				ln := data[ls:e]
+				p.row(ln, bd, nf+1, ln, line, b)
+				if e < len(data) && data[e] == '\r' {
+					e++
+				}
+				line++
+				next = min(e+1, len(data))
+				ls, s, nf = next, next, 0
+			}
+		}
+		if next < 0 {
+			var stop bool
+			if next, line, stop = p.quotedLine(data, ls, line, b); stop {
+				return next, line, true
+			}
+			ls, s, nf = next, next, 0
+		}
+		// Read on from next, in its block.
+		r := next - pos
+		if r >= nb*64 {
+			k, live = nb-1, 0
 			continue
 		}
-		start := pos
-		p.scratch, p.sends = p.scratch[:0], p.sends[:0]
-		next, closed := parseRecord(data, pos, p.delim, &p.scratch, &p.sends)
-		if !closed {
-			// A quote left open at the end of the file swallowed the
-			// rest: one bad row per non-empty line, reported at its start.
-			p.badRow(line, ErrUnterminatedQuote, data[start:])
-			p.bad += nonEmptyLines(data[start:]) - 1
-			return
-		}
-		rec := data[start:next]
-		if n := len(rec); n > 0 && rec[n-1] == '\n' {
-			rec = rec[:n-1]
-		}
-		p.quotedRow(rec, line, b)
-		line += 1 + int64(bytes.Count(rec, []byte{'\n'}))
-		pos = next
+		k = r / 64
+		live = (masks[k].seps | masks[k].quotes) & (^uint64(0) << (r % 64))
 	}
+}
+
+// quoteEnd returns the window offset of the first '"' after offset r,
+// when it is in the window and no '\n' comes before it.
+func (p *parser) quoteEnd(nb, r int) (int, bool) {
+	above := ^uint64(0) << (r % 64) << 1
+	for k := r / 64; k < nb; k++ {
+		m := &p.masks[k]
+		q, l := m.quotes&above, m.lines&above
+		if q != 0 {
+			if l&(q&-q-1) != 0 {
+				return 0, false
+			}
+			return k*64 + bits.TrailingZeros64(q), true
+		}
+		if l != 0 {
+			return 0, false
+		}
+		above = ^uint64(0)
+	}
+	return 0, false
+}
+
+// oneLine parses the line at pos without the masks.
+func (p *parser) oneLine(data []byte, pos int, line int64, b *Batch) (int, int64, bool) {
+	end, next := len(data), len(data)
+	if nl := bytes.IndexByte(data[pos:], '\n'); nl >= 0 {
+		end = pos + nl
+		next = end + 1
+	}
+	if bytes.IndexByte(data[pos:end], '"') >= 0 {
+		return p.quotedLine(data, pos, line, b)
+	}
+	ln := data[pos:end]
+	if n := len(ln); n > 0 && ln[n-1] == '\r' {
+		ln = ln[:n-1]
+	}
+	if len(ln) > 0 {
+		p.fastRow(ln, line, b)
+	}
+	return next, line + 1, false
+}
+
+// quotedLine parses the record that starts at pos, a line with a quote in
+// it: in place when its quotes are simple (simpleQuotedRow), else through
+// parseRecord, which may read on over quoted line ends. It returns where
+// the next record starts, its line number, and whether the chunk is done
+// (a quote left open swallowed the rest).
+func (p *parser) quotedLine(data []byte, pos int, line int64, b *Batch) (int, int64, bool) {
+	end, next := len(data), len(data)
+	if nl := bytes.IndexByte(data[pos:], '\n'); nl >= 0 {
+		end = pos + nl
+		next = end + 1
+	}
+	if p.simpleQuotedRow(data[pos:end], line, b) {
+		return next, line + 1, false
+	}
+	start := pos
+	p.scratch, p.sends = p.scratch[:0], p.sends[:0]
+	next, closed := parseRecord(data, pos, p.delim, &p.scratch, &p.sends)
+	if !closed {
+		// A quote left open at the end of the file swallowed the
+		// rest: one bad row per non-empty line, reported at its start.
+		p.badRow(line, ErrUnterminatedQuote, data[start:])
+		p.bad += nonEmptyLines(data[start:]) - 1
+		return len(data), line, true
+	}
+	rec := data[start:next]
+	if n := len(rec); n > 0 && rec[n-1] == '\n' {
+		rec = rec[:n-1]
+	}
+	p.quotedRow(rec, line, b)
+	return next, line + 1 + int64(bytes.Count(rec, []byte{'\n'})), false
 }
 
 // fastRow parses a line without quotes; ln has no '\n' and no final '\r'.
