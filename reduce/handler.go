@@ -326,6 +326,7 @@ type groupWorker struct {
 	rt      *readTask
 	rows    *userRows
 	rec     *feature.Record
+	reducer *feature.Reducer
 	user    feature.User
 	line    []byte
 	scratch []byte
@@ -336,11 +337,12 @@ func (rt *readTask) newGroupWorker() *groupWorker {
 	rows := newUserRows(rt.spec, rt.env.Params, rt.cols, rt.files)
 	rows.setZone(rt.tz)
 	return &groupWorker{
-		rt:    rt,
-		rows:  rows,
-		rec:   rt.spec.NewRecord(),
-		user:  feature.User{Params: rt.env.Params},
-		stats: make([]sectionStats, rt.sections()),
+		rt:      rt,
+		rows:    rows,
+		rec:     rt.spec.NewRecord(),
+		reducer: rt.spec.NewReducer(),
+		user:    feature.User{Params: rt.env.Params},
+		stats:   make([]sectionStats, rt.sections()),
 	}
 }
 
@@ -381,7 +383,7 @@ func (g *groupWorker) reduceGroup(src *store.Rows, user []byte, file store.FileI
 		return groupEmpty
 	}
 	g.user.Key, g.user.File = user, rt.fileName(file)
-	err := rt.spec.ReduceUser(&g.user, r, g.rec)
+	err := g.reducer.ReduceUser(&g.user, r, g.rec)
 	if r.err != nil || err != nil {
 		return g.failure(sec, user, r.err, err)
 	}

@@ -489,3 +489,93 @@ func FuzzQuo128(f *testing.F) {
 		}
 	})
 }
+
+// TestReducer_reuse: one Reducer over users one after another gives each
+// user what a fresh Aggregator gives, whatever the users before it held
+// (many receivers, a long name, bad values); it makes one Aggregator of a
+// Resetter, and a new one after a user whose Add failed or panicked.
+func TestReducer_reuse(t *testing.T) {
+	spec := Invoice()
+	red := spec.NewReducer()
+	r := rand.New(rand.NewPCG(3, 4))
+	for trial := range 60 {
+		rows := invoiceRows(r, 1+r.IntN(300))
+		switch trial % 4 {
+		case 1: // many receivers: the hashed table
+			for _, f := range rows {
+				f[2] = []byte("R" + strconv.Itoa(r.IntN(200)))
+			}
+		case 2: // a name past rcvInline
+			rows[0][2] = []byte("A-RECEIVER-WITH-A-LONG-NAME")
+		case 3:
+			rows = rows[:1]
+		}
+		u := &User{Key: []byte("U" + strconv.Itoa(trial))}
+		fresh, reused := spec.NewRecord(), spec.NewRecord()
+		if err := spec.ReduceUser(u, NewSliceRows(InvoiceSchema, EncodingAuto, rows), fresh); err != nil {
+			t.Fatal(err)
+		}
+		if err := red.ReduceUser(u, NewSliceRows(InvoiceSchema, EncodingAuto, rows), reused); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := format(reused), format(fresh); got != want {
+			t.Fatalf("user %d: reused %s, fresh %s", trial, got, want)
+		}
+	}
+
+	made := 0
+	counting := Spec{
+		Name: "counting", Schema: InvoiceSchema,
+		Columns: []Column{{Name: "n", Type: TypeInt}},
+		NewAggregator: func(*User) Aggregator {
+			made++
+			return &countAgg{}
+		},
+	}
+	red = counting.NewReducer()
+	reduce := func(rows ...string) (string, error) {
+		var in [][][]byte
+		for _, v := range rows {
+			in = append(in, [][]byte{nil, []byte("u"), nil, nil, []byte(v), nil, nil})
+		}
+		out := counting.NewRecord()
+		err := red.ReduceUser(&User{Key: []byte("u")}, NewSliceRows(InvoiceSchema, EncodingAuto, in), out)
+		return format(out), err
+	}
+	for _, c := range []struct {
+		rows      []string
+		want      string
+		fails     bool
+		madeAfter int
+	}{
+		{[]string{"1", "2"}, "2", false, 1},
+		{[]string{"3"}, "1", false, 1},
+		{[]string{"1", "fail"}, "", true, 1},
+		{[]string{"5", "6", "7"}, "3", false, 2},
+		{[]string{"panic"}, "", true, 2},
+		{[]string{"8"}, "1", false, 3},
+		{[]string{"9"}, "1", false, 3},
+	} {
+		got, err := reduce(c.rows...)
+		if (err != nil) != c.fails || (!c.fails && got != c.want) || made != c.madeAfter {
+			t.Fatalf("rows %q: %q, %v, %d Aggregators made; want %q, failing %v, %d made", c.rows, got, err, made, c.want, c.fails, c.madeAfter)
+		}
+	}
+}
+
+// countAgg counts rows; "fail" fails its Add, "panic" panics.
+type countAgg struct{ n int64 }
+
+func (a *countAgg) Add(row *Row) error {
+	switch string(row.Fields[4]) {
+	case "fail":
+		return errors.New("fail")
+	case "panic":
+		panic("panic")
+	}
+	a.n++
+	return nil
+}
+func (a *countAgg) Merge(o Aggregator) error { a.n += o.(*countAgg).n; return nil }
+func (a *countAgg) Finish(out *Record) error { out.SetIntAt(0, a.n); return nil }
+func (a *countAgg) Reset(*User)              { a.n = 0 }

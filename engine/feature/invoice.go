@@ -91,6 +91,9 @@ type invoiceAgg struct {
 	long  map[string]int64
 }
 
+// Reset implements Resetter.
+func (a *invoiceAgg) Reset(*User) { *a = invoiceAgg{cols: a.cols} }
+
 // invoiceCols are the columns the invoice features read, found once per
 // Spec.
 type invoiceCols struct{ amount, receiver, time int }

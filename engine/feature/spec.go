@@ -58,6 +58,14 @@ type Aggregator interface {
 	Finish(out *Record) error
 }
 
+// Resetter is an Aggregator that can be used again: Reset(u) makes it what
+// NewAggregator(u) would. A Reducer then makes one Aggregator for all the
+// users it reduces one after another, not one per user. The built-in
+// features' Aggregator is one.
+type Resetter interface {
+	Reset(u *User)
+}
+
 // MapFunc sees every row before grouping. It returns keep=false to drop the
 // row, and a non-nil key to group the row under that key instead of the
 // user column. The key may alias the row; mce copies it.
@@ -162,7 +170,26 @@ func (e *PanicError) Error() string {
 // ReduceUser runs the Spec on one user: Reduce, or for a mergeable Spec
 // one Aggregator fed with all rows. A panic in user code is returned as a
 // *PanicError; out is reset first.
-func (s *Spec) ReduceUser(u *User, rows Rows, out *Record) (err error) {
+func (s *Spec) ReduceUser(u *User, rows Rows, out *Record) error {
+	var r Reducer
+	r.spec = s
+	return r.ReduceUser(u, rows, out)
+}
+
+// A Reducer runs a Spec on users one after another, on one goroutine: it
+// keeps a mergeable Spec's Aggregator for the next user when it is a
+// Resetter.
+type Reducer struct {
+	spec *Spec
+	agg  Aggregator // a Resetter that finished its user, or nil
+}
+
+// NewReducer returns a Reducer of s.
+func (s *Spec) NewReducer() *Reducer { return &Reducer{spec: s} }
+
+// ReduceUser is Spec.ReduceUser.
+func (r *Reducer) ReduceUser(u *User, rows Rows, out *Record) (err error) {
+	s := r.spec
 	defer func() {
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: string(debug.Stack())}
@@ -175,7 +202,13 @@ func (s *Spec) ReduceUser(u *User, rows Rows, out *Record) (err error) {
 		}
 		return rows.Err()
 	}
-	agg := s.NewAggregator(u)
+	agg := r.agg
+	r.agg = nil // until it finished this user: an error or a panic drops it
+	if agg != nil {
+		agg.(Resetter).Reset(u)
+	} else {
+		agg = s.NewAggregator(u)
+	}
 	for rows.Next() {
 		if err := agg.Add(rows.Row()); err != nil {
 			return err
@@ -184,7 +217,13 @@ func (s *Spec) ReduceUser(u *User, rows Rows, out *Record) (err error) {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	return agg.Finish(out)
+	if err := agg.Finish(out); err != nil {
+		return err
+	}
+	if _, ok := agg.(Resetter); ok {
+		r.agg = agg
+	}
+	return nil
 }
 
 // Guard runs f, turning a panic in user code into a *PanicError.

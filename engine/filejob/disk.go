@@ -179,17 +179,19 @@ func reduceGroups(ctx context.Context, in Input, g *partition.Grouper, dir strin
 		red.files[w], red.bufs[w] = f, bufio.NewWriterSize(f, linesBuffer)
 	}
 	recs := make([]*feature.Record, workers)
+	reducers := make([]*feature.Reducer, workers)
 	lines := make([][]byte, workers)
 	records := make([][]byte, workers)
 	scratch := make([][]byte, workers)
 	for i := range recs {
 		recs[i] = spec.NewRecord()
+		reducers[i] = spec.NewReducer()
 	}
 	base := filepath.Base(in.Path)
 	err := g.Each(ctx, workers, func(w, shard int, key []byte, rows feature.Rows) error {
 		t0 := time.Now()
 		u := &feature.User{Key: key, File: base, Params: env.Params}
-		if err := spec.ReduceUser(u, rows, recs[w]); err != nil {
+		if err := reducers[w].ReduceUser(u, rows, recs[w]); err != nil {
 			return &inram.UserError{File: base, User: string(key), Err: err}
 		}
 		lines[w], scratch[w] = lf.AppendRecord(lines[w][:0], scratch[w], key, recs[w])

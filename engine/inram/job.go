@@ -690,6 +690,7 @@ func (j *groupJob) reduceWorker(ctx context.Context, w int, items []item, next *
 	start := time.Now()
 	last := start
 	rec := j.spec.NewRecord()
+	reducer := j.spec.NewReducer()
 	rows := &arenaRows{schema: j.spec.Schema, nf: j.nf}
 	rows.row.Fields = make([][]byte, j.nf)
 	rows.lens = make([]uint32, j.nf)
@@ -716,7 +717,7 @@ func (j *groupJob) reduceWorker(ctx context.Context, w int, items []item, next *
 		u.Key = keyBuf
 		rows.reset(p.data, p.refs[us.start+it.lo:us.start+it.hi])
 		if it.split == nil {
-			if err := j.spec.ReduceUser(u, rows, rec); err != nil {
+			if err := reducer.ReduceUser(u, rows, rec); err != nil {
 				j.fail(&UserError{File: j.opts.File, User: us.key, Err: err})
 				break
 			}
