@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"runtime/debug"
 	"slices"
@@ -477,6 +478,58 @@ func rowKey(body []byte, userCol, nf int) []byte {
 	return body[pos+skip : pos+skip+int(l)]
 }
 
+// userIndex finds a partition's users by key while it is indexed: an
+// open-addressing table, at most half full, of the users' positions, each
+// slot with the high half of its key's hash, so that a probe seldom
+// compares keys. Against a map[string]int32 it saves the map's own
+// probing and growth on every row.
+type userIndex struct {
+	seed  maphash.Seed
+	slots []uint64 // hash>>32<<32 | uid+1; 0: empty
+}
+
+func newUserIndex() *userIndex {
+	return &userIndex{seed: maphash.MakeSeed(), slots: make([]uint64, 1<<10)}
+}
+
+// find returns the position in *users of the user key, appending the
+// user (its key copied, n zero) when it is new.
+func (x *userIndex) find(key []byte, users *[]user) int32 {
+	h := maphash.Bytes(x.seed, key)
+	mask := uint64(len(x.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		sl := x.slots[i]
+		if sl == 0 {
+			uid := int32(len(*users))
+			*users = append(*users, user{key: string(key)})
+			x.slots[i] = h>>32<<32 | uint64(uid+1)
+			if 2*len(*users) > len(x.slots) {
+				x.grow(*users)
+			}
+			return uid
+		}
+		if sl>>32 == h>>32 {
+			if uid := int32(uint32(sl) - 1); (*users)[uid].key == string(key) {
+				return uid
+			}
+		}
+	}
+}
+
+// grow doubles the table.
+func (x *userIndex) grow(users []user) {
+	x.slots = make([]uint64, 2*len(x.slots))
+	mask := uint64(len(x.slots) - 1)
+	for uid := range users {
+		h := maphash.String(x.seed, users[uid].key)
+		i := h & mask
+		for x.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		x.slots[i] = h>>32<<32 | uint64(uid+1)
+	}
+}
+
 // index sorts the partition's chunks into file order and groups the rows
 // by user.
 func (p *partition) index(userCol, nf int) {
@@ -496,7 +549,7 @@ func (p *partition) index(userCol, nf int) {
 		p.data[i] = c.data
 	}
 	p.chunks = nil
-	keyIdx := make(map[string]int32)
+	keyIdx := newUserIndex()
 	// Each row's user and reference, in file order: the rows are read
 	// once, here, and then placed from these.
 	userOf := make([]int32, nrows)
@@ -506,14 +559,7 @@ func (p *partition) index(userCol, nf int) {
 		for off := 0; off < len(d); {
 			bl, k := uvarint(d[off:])
 			body := d[off+k : off+k+int(bl)]
-			key := rowKey(body, userCol, nf)
-			uid, ok := keyIdx[string(key)]
-			if !ok {
-				uid = int32(len(p.users))
-				s := string(key)
-				keyIdx[s] = uid
-				p.users = append(p.users, user{key: s})
-			}
+			uid := keyIdx.find(rowKey(body, userCol, nf), &p.users)
 			p.users[uid].n++
 			userOf[r] = uid
 			refOf[r] = uint64(ci)<<32 | uint64(off)
@@ -855,6 +901,13 @@ func (r *arenaRows) Next() bool {
 	fields := r.row.Fields[:r.nf]
 	lens := r.lens[:r.nf]
 	for c := range lens {
+		// uvarint's one-byte case by hand: it is not inlined, and this
+		// loop runs for every field of every grouped row.
+		if pos < len(body) && body[pos] < 0x80 {
+			lens[c] = uint32(body[pos])
+			pos++
+			continue
+		}
 		l, kk := uvarint(body[pos:])
 		pos += kk
 		lens[c] = uint32(l)

@@ -345,3 +345,32 @@ func TestJob_cancel(t *testing.T) {
 		}
 	}
 }
+
+// TestUserIndex checks the index's users against a map's: the same
+// position for the same key, new users in order of first appearance,
+// through the table's growth, with keys that differ in one byte, empty
+// and long keys.
+func TestUserIndex(t *testing.T) {
+	var keys []string
+	for i := range 5000 {
+		keys = append(keys, fmt.Sprintf("RFC%09d", i), fmt.Sprintf("RFC%09d", i%977), "")
+	}
+	keys = append(keys, strings.Repeat("x", 300), strings.Repeat("x", 299)+"y")
+	x := newUserIndex()
+	var users []user
+	want := map[string]int32{}
+	for _, k := range keys {
+		uid := x.find([]byte(k), &users)
+		w, ok := want[k]
+		if !ok {
+			w = int32(len(want))
+			want[k] = w
+		}
+		if uid != w || users[uid].key != k {
+			t.Fatalf("find(%q) = %d (%q), want %d", k, uid, users[uid].key, w)
+		}
+	}
+	if len(users) != len(want) || len(x.slots) < 2*len(users) {
+		t.Fatalf("%d users in %d slots, want %d in at least twice as many", len(users), len(x.slots), len(want))
+	}
+}
