@@ -282,13 +282,17 @@ func TestStream_noRows(t *testing.T) {
 }
 
 // TestAggRange checks the users' table on keys of every length up to
-// past the inline limit, as it grows: each key found again, absent keys
+// past the inline limit, zero bytes included, as it grows: each key found again, absent keys
 // not found, and the keys read back.
 func TestAggRange(t *testing.T) {
 	r := &aggRange{slots: make([]aggSlot, minSlots)}
 	var keys [][]byte
 	for i := 0; i < 5000; i++ {
 		keys = append(keys, fmt.Appendf(nil, "%s%d", strings.Repeat("k", i%(2*inlineKey)), i))
+	}
+	// Keys that differ only in length or in zero bytes.
+	for _, k := range []string{"", "\x00", "\x00\x00", "a", "a\x00", "\x00a", strings.Repeat("\x00", inlineKey), strings.Repeat("\x00", inlineKey+1)} {
+		keys = append(keys, []byte(k))
 	}
 	aggs := map[string]feature.Aggregator{}
 	for i, k := range keys {
