@@ -891,9 +891,23 @@ func (r *arenaRows) Next() bool {
 	}
 	d := r.data[ref>>32]
 	off := int(uint32(ref))
-	bl, k := uvarint(d[off:])
+	// uvarint's one-byte case by hand, here and below: it is not inlined,
+	// and this runs for every grouped row and field.
+	var bl uint64
+	k := 1
+	if off < len(d) && d[off] < 0x80 {
+		bl = uint64(d[off])
+	} else {
+		bl, k = uvarint(d[off:])
+	}
 	body := d[off+k : off+k+int(bl)]
-	tag, pos := uvarint(body)
+	var tag uint64
+	pos := 1
+	if len(body) > 0 && body[0] < 0x80 {
+		tag = uint64(body[0])
+	} else {
+		tag, pos = uvarint(body)
+	}
 	if tag > 0 {
 		pos += int(tag - 1)
 	}
@@ -901,8 +915,6 @@ func (r *arenaRows) Next() bool {
 	fields := r.row.Fields[:r.nf]
 	lens := r.lens[:r.nf]
 	for c := range lens {
-		// uvarint's one-byte case by hand: it is not inlined, and this
-		// loop runs for every field of every grouped row.
 		if pos < len(body) && body[pos] < 0x80 {
 			lens[c] = uint32(body[pos])
 			pos++
