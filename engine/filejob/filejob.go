@@ -333,17 +333,7 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 	ropts := in.Job.Reader
 	ropts.Schema = env.Spec.Schema
 	ropts.Reads = env.Spec.Reads // the rows carry only what the features read
-	budget := memBudget()
-	mode, why := chooseMode(modeChoice{
-		mode: in.Job.Mode, mergeable: env.Spec.Mergeable(), input: in.Path, size: in.Size,
-		memLimit: budget, lowMemory: in.LowMemory, perByte: perByte(in.Path),
-	})
-	env.Logger.Debug("mode", "file", in.Path, "mode", mode, "why", why)
-	open := ropts
-	if mode != ModeDisk && open.ChunkBytes == 0 {
-		open.ChunkBytes = chunkBytes(in.Size, env.CPUs)
-	}
-	f, err := csvread.Open(in.Path, open)
+	f, err := csvread.Open(in.Path, ropts)
 	if err != nil {
 		return nil, err
 	}
@@ -361,6 +351,12 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 			rowArena.Reset()
 		}
 	}()
+	budget := memBudget()
+	mode, why := chooseMode(modeChoice{
+		mode: in.Job.Mode, mergeable: env.Spec.Mergeable(), input: in.Path, size: in.Size,
+		memLimit: budget, lowMemory: in.LowMemory, perByte: perByte(in.Path),
+	})
+	env.Logger.Debug("mode", "file", in.Path, "mode", mode, "why", why)
 	if mode == ModeDisk {
 		return runDiskWhy(ctx, in, f, w, why)
 	}
@@ -389,20 +385,6 @@ func Run(ctx context.Context, in Input, w io.Writer) (*engine.Result, error) {
 	}
 	defer again.Close()
 	return runDiskWhy(ctx, in, again, w, why)
-}
-
-// chunkBytes is the size of the blocks the in-RAM modes read a file of
-// size bytes in with cpus parsers: csvread's default (1 MiB), up to 4 MiB
-// while each parser still gets 4 blocks or more. `mce run` on the bench's
-// data, 2 CPUs, takes 5-7% less CPU with blocks of 4 MiB than of 1 MiB
-// (the kernel's copy of a big read costs less a byte, and the blocks
-// weigh in the collector's pacing), for some 30-45 MiB more of RSS
-// (bench/results/profile-run.md). ModeDisk, which holds to --mem, keeps
-// the default.
-func chunkBytes(size int64, cpus int) int {
-	const lo, hi = csvread.DefaultChunkBytes, 4 << 20
-	per := size / int64(4*max(cpus, 1))
-	return int(min(max(per&^(64<<10-1), lo), hi))
 }
 
 // outgrowShare is the percentage of the cluster's share of the RAM limit

@@ -177,27 +177,3 @@ func TestOutgrowGuard_check(t *testing.T) {
 		t.Errorf("projected %d MiB (over %v), want at least 64 MiB, over", got>>20, over)
 	}
 }
-
-// TestChunkBytes: csvread's default for small files or many parsers, 4
-// blocks a parser up to 4 MiB, in whole 64 KiB.
-func TestChunkBytes(t *testing.T) {
-	const mib = 1 << 20
-	for _, c := range []struct {
-		size int64
-		cpus int
-		want int
-	}{
-		{0, 2, csvread.DefaultChunkBytes},
-		{8 * mib, 2, csvread.DefaultChunkBytes},
-		{16 * mib, 2, 2 * mib},
-		{67_256_230, 2, 4 * mib},
-		{67_256_230, 16, csvread.DefaultChunkBytes},
-		{10 * mib, 1, 2*mib + 512<<10},
-		{9*mib + 100, 1, 2*mib + 256<<10},
-		{1 << 40, 0, 4 * mib},
-	} {
-		if got := chunkBytes(c.size, c.cpus); got != c.want {
-			t.Errorf("chunkBytes(%d, %d) = %d, want %d", c.size, c.cpus, got, c.want)
-		}
-	}
-}
