@@ -12,12 +12,7 @@ import (
 // that in a file without quotes every non-empty line after the header is a
 // row or a bad row.
 func FuzzReadRow(f *testing.F) {
-	seeds, _ := filepath.Glob("testdata/*.*sv")
-	for _, path := range seeds {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, data := range testdataSeeds(f) {
 		f.Add(data, uint16(7))
 	}
 	f.Add([]byte("id,user,amount\n1,u,2\n\"3\",\"u\"\"\",\"4\n5\"\n"), uint16(1))

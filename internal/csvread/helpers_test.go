@@ -104,3 +104,18 @@ func rowsString(rows [][]string) string {
 	}
 	return b.String()
 }
+
+// testdataSeeds returns the files testdata/*.*sv, a fuzz target's seeds.
+func testdataSeeds(f *testing.F) [][]byte {
+	f.Helper()
+	paths, _ := filepath.Glob("testdata/*.*sv")
+	var seeds [][]byte
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seeds = append(seeds, data)
+	}
+	return seeds
+}

@@ -138,12 +138,7 @@ func TestParse_windows(t *testing.T) {
 // FuzzParse holds the windows to the reading line by line on arbitrary
 // files.
 func FuzzParse(f *testing.F) {
-	seeds, _ := filepath.Glob("testdata/*.*sv")
-	for _, path := range seeds {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, data := range testdataSeeds(f) {
 		f.Add(data)
 	}
 	f.Add([]byte("id,user,amount\n1,\"u\n2\",3\r\n4,v,5"))
