@@ -287,12 +287,18 @@ func (k *mapKeys) get(i int) ([]byte, bool) {
 	return k.buf[off : off+int32(k.n[i])], true
 }
 
-// uvarint is binary.Uvarint with a fast path for one byte.
-func uvarint(b []byte) (uint64, int) {
-	if len(b) > 0 && b[0] < 0x80 {
-		return uint64(b[0]), 1
+// uvarint reads what binary.AppendUvarint wrote at the start of b, as
+// binary.Uvarint does (0, 0 when b ends first), but small enough to be
+// inlined: it runs for every grouped row and field, and most are one byte.
+// It does not check for overflow; the arena holds only what the job wrote.
+func uvarint(b []byte) (v uint64, n int) {
+	for i, c := range b {
+		if c < 0x80 {
+			return v | uint64(c)<<(7*i), i + 1
+		}
+		v |= uint64(c&0x7f) << (7 * i)
 	}
-	return binary.Uvarint(b)
+	return 0, 0
 }
 
 // Add groups one batch. It may be called concurrently. An error (a panic
@@ -891,23 +897,9 @@ func (r *arenaRows) Next() bool {
 	}
 	d := r.data[ref>>32]
 	off := int(uint32(ref))
-	// uvarint's one-byte case by hand, here and below: it is not inlined,
-	// and this runs for every grouped row and field.
-	var bl uint64
-	k := 1
-	if off < len(d) && d[off] < 0x80 {
-		bl = uint64(d[off])
-	} else {
-		bl, k = uvarint(d[off:])
-	}
+	bl, k := uvarint(d[off:])
 	body := d[off+k : off+k+int(bl)]
-	var tag uint64
-	pos := 1
-	if len(body) > 0 && body[0] < 0x80 {
-		tag = uint64(body[0])
-	} else {
-		tag, pos = uvarint(body)
-	}
+	tag, pos := uvarint(body)
 	if tag > 0 {
 		pos += int(tag - 1)
 	}
@@ -915,11 +907,6 @@ func (r *arenaRows) Next() bool {
 	fields := r.row.Fields[:r.nf]
 	lens := r.lens[:r.nf]
 	for c := range lens {
-		if pos < len(body) && body[pos] < 0x80 {
-			lens[c] = uint32(body[pos])
-			pos++
-			continue
-		}
 		l, kk := uvarint(body[pos:])
 		pos += kk
 		lens[c] = uint32(l)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -372,5 +373,20 @@ func TestUserIndex(t *testing.T) {
 	}
 	if len(users) != len(want) || len(x.slots) < 2*len(users) {
 		t.Fatalf("%d users in %d slots, want %d in at least twice as many", len(users), len(x.slots), len(want))
+	}
+}
+
+// TestUvarint checks uvarint against encoding/binary on values of every
+// length, and on input that ends inside a value.
+func TestUvarint(t *testing.T) {
+	for _, v := range []uint64{0, 1, 127, 128, 300, 16383, 16384, 1<<21 - 1, 1 << 32, 1<<63 + 5, ^uint64(0)} {
+		b := binary.AppendUvarint(nil, v)
+		b = append(b, 0x7f) // what follows is not read
+		if got, n := uvarint(b); got != v || n != len(b)-1 {
+			t.Errorf("uvarint(%x) = %d, %d; want %d, %d", b, got, n, v, len(b)-1)
+		}
+		if got, n := uvarint(b[:len(b)-2]); got != 0 || n != 0 {
+			t.Errorf("uvarint(%x), cut short: %d, %d; want 0, 0", b[:len(b)-2], got, n)
+		}
 	}
 }
