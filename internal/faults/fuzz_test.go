@@ -10,9 +10,9 @@ import (
 // TestFuzzTargets checks that the fuzz targets the suite relies on are
 // still there: the row reader, the row block encoding, the store key
 // encoding, the amount and date parsers and their sniffers, and the
-// Parquet round trip. `make fuzz` (and `make fuzz-short` in `make test`)
-// runs every Fuzz function it finds; this test makes the loss of one of
-// these visible.
+// Parquet round trip. `make fuzz` runs every Fuzz function it finds (and
+// `make fuzz-short`, in `make test`, those of the parsers' packages); this
+// test makes the loss of one of these visible.
 func TestFuzzTargets(t *testing.T) {
 	for _, c := range []struct{ dir, name string }{
 		{"../csvread", "FuzzReadRow"},
