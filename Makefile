@@ -5,18 +5,22 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 BIN     := bin/mce
 DEMO    ?= demo
-# Packages whose concurrency runs under the race detector in `make test`:
-# those that start goroutines (engine/output, engine/report and
-# engine/feature start none, and run without it).
+# Packages whose tests `make test` runs under the race detector, all of
+# them (end-to-end ones included): those that start goroutines. The others
+# (engine/output, engine/report and engine/feature start none) run without
+# it, once: every package is tested once.
 RACE_PKGS ?= ./engine ./engine/inram ./engine/filejob ./internal/csvread/... ./internal/hugemem/... ./internal/ordered/... ./store/... ./partition/...
+race_list  = $(shell $(GO) list $(RACE_PKGS))
+plain_list = $(filter-out $(race_list),$(shell $(GO) list ./...))
 FUZZTIME ?= 30s
 # Packages whose fuzz targets `make fuzz` runs (all); `make test` runs the
-# parsers' (values, CSV, store blocks and keys) for 1500 executions each.
-# The Parquet and report targets run their seeds in every `go test` and
-# fuzz under `make fuzz`: each package's instrumented build costs a minute
-# or more (parquet-go, chromedp), which `make test` does not spend.
+# value and CSV parsers' for 1500 executions each. The store's, Parquet's
+# and the report's run their seeds in every `go test` and fuzz under `make
+# fuzz`: each of those packages' instrumented build costs a minute or more
+# on 2 cores (pebble, parquet-go, chromedp), which `make test` does not
+# spend.
 FUZZ_PKGS ?= ./...
-FUZZ_SHORT_PKGS ?= ./engine/feature ./internal/csvread ./store
+FUZZ_SHORT_PKGS ?= ./engine/feature ./internal/csvread
 
 .PHONY: help build test test-beam test-race test-short fuzz fuzz-short bench demo lint faults soak clean
 
@@ -29,8 +33,8 @@ build: ## build bin/mce with its own source embedded (for --features)
 
 test: build ## the test suite CI runs: vet, unit and end-to-end tests, race detector, short fuzzing of the parsers
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 15m ./...
-	$(GO) test -count=1 -race -short -timeout 10m $(RACE_PKGS)
+	$(GO) test -count=1 -timeout 15m $(plain_list)
+	$(GO) test -count=1 -race -timeout 15m $(RACE_PKGS)
 	$(MAKE) fuzz-short
 	$(MAKE) test-beam
 
