@@ -5,13 +5,12 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 BIN     := bin/mce
 DEMO    ?= demo
-# Packages whose tests `make test` runs under the race detector, all of
-# them (end-to-end ones included): those that start goroutines. The others
-# (engine/output, engine/report and engine/feature start none) run without
-# it, once: every package is tested once.
+# Packages whose concurrency runs under the race detector in `make test`
+# (with -short: the end-to-end tests of the built binary run once, without
+# it; their RAM-limit checks time a loaded machine's clusters): those that
+# start goroutines (engine/output, engine/report and engine/feature start
+# none).
 RACE_PKGS ?= ./engine ./engine/inram ./engine/filejob ./internal/csvread/... ./internal/hugemem/... ./internal/ordered/... ./store/... ./partition/...
-race_list  = $(shell $(GO) list $(RACE_PKGS))
-plain_list = $(filter-out $(race_list),$(shell $(GO) list ./...))
 FUZZTIME ?= 30s
 # Packages whose fuzz targets `make fuzz` runs (all); `make test` runs the
 # value and CSV parsers' for 1500 executions each. The store's, Parquet's
@@ -33,8 +32,8 @@ build: ## build bin/mce with its own source embedded (for --features)
 
 test: build ## the test suite CI runs: vet, unit and end-to-end tests, race detector, short fuzzing of the parsers
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 15m $(plain_list)
-	$(GO) test -count=1 -race -timeout 15m $(RACE_PKGS)
+	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -race -short -timeout 10m $(RACE_PKGS)
 	$(MAKE) fuzz-short
 	$(MAKE) test-beam
 
