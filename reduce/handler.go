@@ -203,6 +203,47 @@ type readTask struct {
 	stop    atomic.Bool
 	rows    atomic.Int64
 	bytes   atomic.Int64
+
+	// aggs are the aggregators of heavy users' chunks done with, for the
+	// next chunks.
+	aggs aggPool
+}
+
+// aggPool keeps aggregators a heavy user's chunks are done with, so that
+// the next chunks reuse them (Reset) with the memory they hold, where a
+// fresh one per chunk took fresh pages for its tables. Only a Resetter
+// comes back, and only when nothing else can hold its memory: the one
+// that was merged into (after its line is written), or one merged into
+// another when feature.MergeCopies says that Merge kept nothing of it.
+type aggPool struct {
+	mu   sync.Mutex
+	free []feature.Aggregator
+}
+
+// get returns an aggregator for u: a kept one, Reset, or a new one.
+func (p *aggPool) get(spec *feature.Spec, u *feature.User) feature.Aggregator {
+	p.mu.Lock()
+	n := len(p.free)
+	if n == 0 {
+		p.mu.Unlock()
+		return spec.NewAggregator(u)
+	}
+	a := p.free[n-1]
+	p.free[n-1] = nil
+	p.free = p.free[:n-1]
+	p.mu.Unlock()
+	a.(feature.Resetter).Reset(u)
+	return a
+}
+
+// put keeps a for a later get, when it is a Resetter.
+func (p *aggPool) put(a feature.Aggregator) {
+	if _, ok := a.(feature.Resetter); !ok {
+		return
+	}
+	p.mu.Lock()
+	p.free = append(p.free, a)
+	p.mu.Unlock()
 }
 
 // sections returns the number of output sections.
@@ -331,6 +372,10 @@ type groupWorker struct {
 	line    []byte
 	scratch []byte
 	stats   []sectionStats
+	// blk is where this worker's store iterators (one at a time: a shard,
+	// a heavy user's chunk) decode their blocks, with buffers kept from
+	// one to the next.
+	blk *store.Block
 }
 
 func (rt *readTask) newGroupWorker() *groupWorker {
@@ -343,6 +388,7 @@ func (rt *readTask) newGroupWorker() *groupWorker {
 		reducer: rt.spec.NewReducer(),
 		user:    feature.User{Params: rt.env.Params},
 		stats:   make([]sectionStats, rt.sections()),
+		blk:     new(store.Block),
 	}
 }
 
@@ -561,7 +607,7 @@ func (w *worker) runRead(ctx context.Context, env *engine.TaskEnv, t *engine.Tas
 func (g *groupWorker) shard(ctx context.Context, s int, sink *lineSink) error {
 	rt := g.rt
 	it, err := rt.db.Users(ctx, rt.db.ShardSpan(s), &store.UsersOptions{
-		ByFile: !rt.a.Across, IterOptions: store.IterOptions{Files: rt.ids, Columns: rt.decode},
+		ByFile: !rt.a.Across, IterOptions: store.IterOptions{Files: rt.ids, Columns: rt.decode}, Block: g.blk,
 	})
 	if err != nil {
 		return fmt.Errorf("shard %d: %w", s, err)
@@ -735,7 +781,7 @@ func (g *groupWorker) heavyItem(ctx context.Context, it *heavyItem) heavyResult 
 	res := heavyResult{out: groupEmpty}
 	before := g.stats[it.sec]
 	var span store.Span
-	opts := &store.UsersOptions{ByFile: !rt.a.Across, IterOptions: store.IterOptions{Files: rt.ids, Columns: rt.decode}}
+	opts := &store.UsersOptions{ByFile: !rt.a.Across, IterOptions: store.IterOptions{Files: rt.ids, Columns: rt.decode}, Block: g.blk}
 	switch {
 	case it.chunk != nil:
 		span, opts.ByFile = it.chunk.Span, true
@@ -771,7 +817,8 @@ func (g *groupWorker) heavyItem(ctx context.Context, it *heavyItem) heavyResult 
 	return res
 }
 
-// aggregateChunk feeds one chunk of a heavy user to a fresh Aggregator.
+// aggregateChunk feeds one chunk of a heavy user to an Aggregator of its
+// own (a new one, or one an earlier chunk is done with).
 func (g *groupWorker) aggregateChunk(src *store.Rows, user []byte, it *heavyItem) (feature.Aggregator, groupOutcome) {
 	r := g.rows
 	r.reset(src, user)
@@ -779,7 +826,7 @@ func (g *groupWorker) aggregateChunk(src *store.Rows, user []byte, it *heavyItem
 	u := &feature.User{Key: user, File: g.rt.fileName(it.file), Params: g.rt.env.Params}
 	var agg feature.Aggregator
 	err := feature.Guard(func() error {
-		agg = g.rt.spec.NewAggregator(u)
+		agg = g.rt.aggs.get(g.rt.spec, u)
 		for r.Next() {
 			if err := agg.Add(r.Row()); err != nil {
 				return err
@@ -872,6 +919,8 @@ func (m *heavyMerger) fold(gr *heavyGroup, it *heavyItem, res *heavyResult) {
 			acc, part := gr.acc, res.agg
 			if err := feature.Guard(func() error { return acc.Merge(part) }); err != nil {
 				m.failUser(gr, err)
+			} else if feature.MergeCopies(part) {
+				m.rt.aggs.put(part)
 			}
 		}
 	}
@@ -888,6 +937,7 @@ func (m *heavyMerger) fold(gr *heavyGroup, it *heavyItem, res *heavyResult) {
 			m.failUser(gr, err)
 		} else {
 			gr.line, _ = m.rt.lines[gr.sec].AppendRecord(nil, nil, []byte(gr.user), rec)
+			m.rt.aggs.put(acc)
 		}
 	}
 	if gr.failed {

@@ -256,6 +256,11 @@ type UsersOptions struct {
 	IterOptions
 	// ByFile makes a group of each (user, file) instead of each user.
 	ByFile bool
+	// Block, if set, is where the rows' blocks are decoded: a caller that
+	// walks one UserIter after another (a shard, then the next) passes the
+	// same Block, and its buffers, grown to the largest block, are reused.
+	// Only one UserIter at a time may use it.
+	Block *Block
 }
 
 // UserIter walks a span group by group (a user, or a user in one file
@@ -301,6 +306,10 @@ func (db *DB) Users(ctx context.Context, span Span, opts *UsersOptions) (*UserIt
 	}
 	u := &UserIter{it: it, byFile: o.ByFile}
 	u.rows.u = u
+	u.rows.blk = o.Block
+	if u.rows.blk == nil {
+		u.rows.blk = new(Block)
+	}
 	u.rows.blk.SetColumns(o.Columns)
 	return u, nil
 }
@@ -359,7 +368,7 @@ func (u *UserIter) Close() error { return u.it.Close() }
 // they had in the file.
 type Rows struct {
 	u      *UserIter
-	blk    Block
+	blk    *Block
 	i      int
 	loaded bool
 	end    bool
@@ -399,7 +408,7 @@ func (r *Rows) Next() bool {
 			}
 		}
 		u.state = uInside
-		if err := u.it.Decode(&r.blk); err != nil {
+		if err := u.it.Decode(r.blk); err != nil {
 			r.err = err
 			return false
 		}

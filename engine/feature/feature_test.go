@@ -579,3 +579,87 @@ func (a *countAgg) Add(row *Row) error {
 func (a *countAgg) Merge(o Aggregator) error { a.n += o.(*countAgg).n; return nil }
 func (a *countAgg) Finish(out *Record) error { out.SetIntAt(0, a.n); return nil }
 func (a *countAgg) Reset(*User)              { a.n = 0 }
+
+// TestInvoiceAgg_spares: an aggregator reused through Reset takes its
+// receiver tables from the ones earlier users outgrew or left, and one
+// merged into another is reused too (MergeCopies); each user's features
+// and its table, slot by slot, are those of a fresh aggregator. The sizes
+// go past the largest table kept.
+func TestInvoiceAgg_spares(t *testing.T) {
+	spec := Invoice()
+	r := rand.New(rand.NewPCG(5, 6))
+	reused := spec.NewAggregator(&User{}).(*invoiceAgg)
+	part := spec.NewAggregator(&User{}).(*invoiceAgg)
+	if !MergeCopies(part) {
+		t.Fatal("MergeCopies(the built-in aggregator) = false")
+	}
+	slots := func(a *invoiceAgg) string {
+		var b []byte
+		a.eachReceiver(func(name []byte, sum int64) {
+			b = append(append(append(b, name...), ':'), strconv.FormatInt(sum, 10)...)
+			b = append(b, ' ')
+		})
+		return string(b)
+	}
+	finish := func(a *invoiceAgg) string {
+		rec := spec.NewRecord()
+		if err := a.Finish(rec); err != nil {
+			t.Fatal(err)
+		}
+		return format(rec)
+	}
+	sizes := []int{1, 3, 9, 40, 700, 5000, 20000, 2, 13000, 300, 3, 40000, 6}
+	for trial, nrcv := range sizes {
+		rows := invoiceRows(r, 2*nrcv+1)
+		for i, f := range rows {
+			f[2] = []byte("R" + strconv.Itoa(i%(nrcv+1)))
+		}
+		u := &User{Key: []byte("U" + strconv.Itoa(trial))}
+		fresh, freshPart := spec.NewAggregator(u).(*invoiceAgg), spec.NewAggregator(u).(*invoiceAgg)
+		reused.Reset(u)
+		part.Reset(u)
+		half := len(rows) / 2
+		for i, f := range rows {
+			row := &Row{Fields: f, Schema: InvoiceSchema}
+			a, b := fresh, reused
+			if i >= half { // the second half through a part, merged
+				a, b = freshPart, part
+			}
+			if err := a.Add(row); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Add(row); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := fresh.Merge(freshPart); err != nil {
+			t.Fatal(err)
+		}
+		if err := reused.Merge(part); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := slots(reused), slots(fresh); got != want {
+			t.Fatalf("user %d (%d receivers): the reused table's slots differ from a fresh one's", trial, nrcv+1)
+		}
+		if got, want := finish(reused), finish(fresh); got != want {
+			t.Fatalf("user %d: reused %s, fresh %s", trial, got, want)
+		}
+	}
+	kept := 0
+	for _, tb := range reused.spares {
+		if tb != nil {
+			kept++
+			for i := range tb {
+				if tb[i] != (rcvSlot{}) {
+					t.Fatalf("a spare table of %d slots is not cleared", len(tb))
+				}
+			}
+		}
+	}
+	if kept == 0 {
+		t.Error("no spare table kept")
+	}
+	if MergeCopies(&countAgg{}) {
+		t.Error("MergeCopies(a feature file's aggregator) = true")
+	}
+}
