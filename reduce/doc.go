@@ -12,7 +12,10 @@
 // of a fixed 32 MiB of buffers. Nothing of mce reduce grows with the
 // number of users or rows; the feature code's own state does (the
 // built-in set keeps each user's distinct receivers, in each file, for a
-// heavy user too, as in `mce run`).
+// heavy user too, as in `mce run`). A worker keeps its decode buffers (one
+// store.Block) from one shard or chunk to the next, and a reused built-in
+// aggregator its cleared receiver tables (at most 768 KiB), so that the
+// next users do not take fresh memory.
 //
 // A cluster's garbage collector is tuned to a fixed headroom of
 // heapHeadroomBytes over the live heap (the live heap is small, so at the
