@@ -120,18 +120,23 @@ func MergeCopies(b Aggregator) bool {
 }
 
 // rcvSpares holds at most one cleared receiver table of each size, 8 <<
-// i slots, up to the largest kept (384 KiB, 768 KiB in all); a table is cleared when put,
-// so a user pays for clearing the tables it filled, not bigger ones. A
-// table of the same size has the same slots for the same inserts, fresh
-// or spare, so the features do not depend on which one a user got.
+// i slots, up to the largest kept (384 KiB, 768 KiB in all). A table is
+// cleared when put, so a user pays for clearing the tables it filled, not
+// bigger ones. A table of the same size has the same slots for the same
+// inserts, fresh or spare, so the features do not depend on which one a
+// user got.
 type rcvSpares [spareSizes][]rcvSlot
 
 const spareSizes = 12 // 8 to 16384 slots
 
 func spareIndex(n int) int { return bits.Len(uint(n)) - 4 } // 8 → 0
 
-// put keeps t, cleared, when no table of its size is kept.
+// put keeps t, cleared, when no table of its size is kept; a nil sp (an
+// aggregator never reused) keeps nothing.
 func (sp *rcvSpares) put(t []rcvSlot) {
+	if sp == nil {
+		return
+	}
 	if i := spareIndex(len(t)); i < spareSizes && sp[i] == nil {
 		clear(t)
 		sp[i] = t
@@ -252,9 +257,7 @@ func (a *invoiceAgg) addKey(k rcvKey, v int64) {
 				*a.bigSlot(&old[i].key) = old[i]
 			}
 		}
-		if a.spares != nil {
-			a.spares.put(old)
-		}
+		a.spares.put(old)
 		s = a.bigSlot(&k)
 	}
 	*s = rcvSlot{key: k, sum: v}
