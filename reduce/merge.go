@@ -206,18 +206,15 @@ func mergeSection(ctx context.Context, env *engine.TaskEnv, parts []*partFile, t
 			return res
 		}
 	}
-	bw := bufio.NewWriterSize(out, 1<<20)
-	if _, err := bw.WriteString(output.Header(env.Spec)); err != nil {
+	// The lines go to the table line by line: its Writer buffers them.
+	if _, err := out.WriteString(output.Header(env.Spec)); err != nil {
 		res.err = fmt.Errorf("write %s: %w", out.Name(), err)
 		return res
 	}
 	if ngroups <= 1 {
-		res.lines, err = keyruns.Merge(ctx, lineWriter{bw}.write, readers(runs, chunk), progress)
+		res.lines, err = keyruns.Merge(ctx, lineWriter{out}.write, readers(runs, chunk), progress)
 	} else {
-		res.lines, err = mergeGroups(ctx, bw, path, runs, ngroups, chunk, progress)
-	}
-	if err == nil {
-		err = bw.Flush()
+		res.lines, err = mergeGroups(ctx, out, path, runs, ngroups, chunk, progress)
 	}
 	if err != nil {
 		res.err = fmt.Errorf("merge into %s: %w", out.Name(), err)
@@ -255,7 +252,7 @@ func readers(runs []sectionRun, chunk int) []*keyruns.Reader {
 
 // lineWriter writes the lines of the records (keyruns.Merge's put): a
 // features file.
-type lineWriter struct{ w *bufio.Writer }
+type lineWriter struct{ w io.Writer }
 
 func (l lineWriter) write(_, line []byte) error {
 	_, err := l.w.Write(line)
@@ -278,7 +275,7 @@ func (r *runWriter) write(key, line []byte) error {
 // largest runs first onto the lightest group), merges each group into a
 // temporary run beside path on its own goroutine, then merges those runs
 // into w, and returns how many lines it wrote.
-func mergeGroups(ctx context.Context, w *bufio.Writer, path string, runs []sectionRun, n int, chunk int, progress func(int64)) (int64, error) {
+func mergeGroups(ctx context.Context, w io.Writer, path string, runs []sectionRun, n int, chunk int, progress func(int64)) (int64, error) {
 	size := func(r sectionRun) (b int64) {
 		for _, s := range r.run.Segs {
 			b += s[1]

@@ -39,10 +39,19 @@ type Reader struct {
 }
 
 // NewReader reads the segments segs (offset, length) of f, which errors
-// call what, with a chunk buffer of chunk bytes (grown for a longer
-// record).
+// call what, with a chunk buffer of chunk bytes, or of the run's size
+// when it is smaller (grown for a longer record).
+//
+// A merge has many small runs (`mce reduce`: one per shard and file), and
+// a buffer's pages are fresh memory, each a page fault when first
+// written: buffers of chunk bytes for runs of a few KiB cost the merge
+// more in faults than its reads.
 func NewReader(f *os.File, what string, segs [][2]int64, chunk int) *Reader {
-	return &Reader{f: f, what: what, segs: segs, buf: make([]byte, chunk)}
+	var size int64
+	for _, s := range segs {
+		size += s[1]
+	}
+	return &Reader{f: f, what: what, segs: segs, buf: make([]byte, max(1, min(int64(chunk), size)))}
 }
 
 // Key and Line are the current record's; they alias the chunk buffer:

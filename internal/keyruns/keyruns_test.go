@@ -10,10 +10,17 @@ import (
 	"testing"
 )
 
-// TestMerge writes three runs into one file (one of them in two segments,
-// some records longer than the readers' chunk) and merges them: every
-// line comes out once, in key order.
+// TestMerge writes three runs into one file (one of them in two segments
+// and an empty one) and merges them with chunks smaller than most
+// records, and bigger than every run (the buffer is then the run's size):
+// every line comes out once, in key order.
 func TestMerge(t *testing.T) {
+	for _, chunk := range []int{64, 1 << 20} {
+		t.Run(fmt.Sprint("chunk=", chunk), func(t *testing.T) { testMerge(t, chunk) })
+	}
+}
+
+func testMerge(t *testing.T, chunk int) {
 	f, err := os.Create(filepath.Join(t.TempDir(), "runs"))
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +49,7 @@ func TestMerge(t *testing.T) {
 			seg = Append(seg, []byte(key), []byte(line))
 			if r == 1 && i == 20 {
 				cut() // a run of two segments
+				segs = append(segs, [2]int64{off, 0})
 			}
 		}
 		cut()
@@ -49,7 +57,7 @@ func TestMerge(t *testing.T) {
 	}
 	var rs []*Reader
 	for _, segs := range runs {
-		rs = append(rs, NewReader(f, "runs", segs, 64)) // smaller than most records
+		rs = append(rs, NewReader(f, "runs", segs, chunk))
 	}
 	var got []string
 	n, err := Merge(context.Background(), func(_, line []byte) error {
