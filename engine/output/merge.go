@@ -147,6 +147,31 @@ func (l sortedLists) cuts(total, pieces int) []string {
 	return cuts
 }
 
+// meanLine returns the mean length of the lines, from up to 256 of them
+// spread over the lists.
+func (l sortedLists) meanLine(total int) int {
+	stride := max(1, total/256)
+	n, b := 0, 0
+	for p := range l.n {
+		for i := stride / 2; i < l.size(p); i += stride {
+			n++
+			b += len(l.line(p, i))
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return b / n
+}
+
+// lines returns how many lines s has.
+func (s span) lines() (n int) {
+	for p := range s.lo {
+		n += s.hi[p] - s.lo[p]
+	}
+	return n
+}
+
 // span returns the lines of every list whose key is in [from, to), or
 // from from on when last.
 func (l sortedLists) span(from, to string, last bool) span {
@@ -168,6 +193,7 @@ func (l sortedLists) span(from, to string, last bool) span {
 func (l sortedLists) parallel(workers, total int, write func(b []byte, lines int) error,
 	enc func(dst, line []byte) ([]byte, error)) error {
 	cuts := l.cuts(total, workers*piecesPerWorker)
+	lineBytes := l.meanLine(total)
 	type piece struct {
 		buf   *[]byte
 		lines int
@@ -185,8 +211,15 @@ func (l sortedLists) parallel(workers, total int, write func(b []byte, lines int
 		if b, ok := free.Get().(*[]byte); ok {
 			pc.buf = b
 		}
+		sp := l.span(from, to, k == len(cuts))
+		// Room for the piece's lines as they average, and some: a buffer
+		// grown by appends copies itself over and over.
+		want := lineBytes*sp.lines()*9/8 + 4096
 		buf := (*pc.buf)[:0]
-		err := l.merge(l.span(from, to, k == len(cuts)), func(line []byte) (err error) {
+		if cap(buf) < want {
+			buf = make([]byte, 0, want)
+		}
+		err := l.merge(sp, func(line []byte) (err error) {
 			pc.lines++
 			buf, err = enc(buf, line)
 			return err
