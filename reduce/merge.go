@@ -23,7 +23,8 @@ import (
 
 // Merge sizing: the runs are merged in groups, one per CPU, when they
 // hold more than groupBytes per group; the chunk buffers of all the runs
-// share mergeBufferBytes (each between 1 and 32 KiB).
+// share mergeBufferBytes (each between 1 and 32 KiB, and no bigger than
+// its run: keyruns.NewReader).
 const (
 	groupBytes       = 4 << 20
 	mergeBufferBytes = 32 << 20
