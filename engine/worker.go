@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/hugemem"
 	"github.com/mce-engine/mce/internal/procfs"
 )
 
@@ -33,6 +34,10 @@ type WorkerOptions struct {
 	// copies the worker's stderr into its own log.
 	Logger *slog.Logger
 }
+
+// heapReserveBytes is how much a cluster's heap maps, untouched, for
+// hugemem.AdviseHeap when it starts.
+const heapReserveBytes = 256 << 20
 
 // maxMessageBytes bounds one protocol line.
 const maxMessageBytes = 64 << 20
@@ -69,6 +74,9 @@ func Serve(ctx context.Context, opts WorkerOptions) error {
 	if err := opts.Spec.Validate(); err != nil {
 		return err
 	}
+	// A fresh cluster's heap grows into memory advised for huge pages:
+	// its page faults were about a tenth of its CPU time.
+	hugemem.AdviseHeap(heapReserveBytes)
 	w := &worker{opts: opts, spec: opts.Spec, msgs: make(chan toWorker), errs: make(chan error, 1)}
 	w.out = bufio.NewWriter(opts.Out)
 	w.enc = json.NewEncoder(w.out)
@@ -223,6 +231,7 @@ func (w *worker) env(logger *slog.Logger) *TaskEnv {
 // and the Go scavenger still returns memory in the background and under
 // GOMEMLIMIT.
 func runTask(ctx context.Context, h Handler, env *TaskEnv, t *Task) (res *Result, terr *TaskError) {
+	hugemem.AdviseHeap(0) // what the heap mapped since
 	procfs.ResetPeakRSS()
 	start := time.Now()
 	err := func() (err error) {

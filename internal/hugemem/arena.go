@@ -16,12 +16,23 @@
 // fails, an Arena falls back to make.
 //
 // Cleared, for the Go heap, makes a slice whose first touch is a write, for
-// tables that are probed (read) before they are filled.
+// tables that are probed (read) before they are filled. AdviseHeap asks
+// for huge pages for the Go heap itself.
+//
+// DisableEnv set to anything turns the advice off (Arena's and
+// AdviseHeap's): the memory then comes in the system's pages.
 package hugemem
 
 import (
+	"os"
 	"sync"
 )
+
+// DisableEnv, when set, keeps hugemem from asking for huge pages.
+const DisableEnv = "MCE_NO_HUGEPAGES"
+
+// Disabled reports whether DisableEnv is set.
+func Disabled() bool { return os.Getenv(DisableEnv) != "" }
 
 // RegionBytes is the size of one mapped region.
 const RegionBytes = 32 << 20

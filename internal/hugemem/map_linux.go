@@ -18,6 +18,8 @@ func mapRegion(size int) ([]byte, func(), error) {
 	buf := raw[skip : skip+size : skip+size]
 	// Not being able to advise (THP off or not built in) is fine: the
 	// region still works with small pages.
-	_ = syscall.Madvise(buf, syscall.MADV_HUGEPAGE)
+	if !Disabled() {
+		_ = syscall.Madvise(buf, syscall.MADV_HUGEPAGE)
+	}
 	return buf, func() { _ = syscall.Munmap(raw) }, nil
 }

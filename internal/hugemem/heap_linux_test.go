@@ -1,0 +1,97 @@
+package hugemem
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"unsafe"
+)
+
+func TestParseMaps(t *testing.T) {
+	maps := `00400000-004ac000 r-xp 00000000 fe:00 10266263                           /usr/bin/mce
+0059a000-005d0000 rw-p 00000000 00:00 0 
+20f09c000000-20f09dc00000 ---p 00000000 00:00 0 
+20f09dc00000-20f0a4400000 rw-p 00000000 00:00 0 
+7f5223e00000-7f5237fe1000 rw-p 00000000 00:00 0                          [heap]
+bad line
+7ffd8fcfc000-7ffd8fd1d000 rw-p 00000000 00:00 0                          [stack]
+`
+	want := []vma{
+		{start: 0x400000, end: 0x4ac000},
+		{start: 0x59a000, end: 0x5d0000, rw: true, anon: true},
+		{start: 0x20f09c000000, end: 0x20f09dc00000, anon: true},
+		{start: 0x20f09dc00000, end: 0x20f0a4400000, rw: true, anon: true},
+		{start: 0x7f5223e00000, end: 0x7f5237fe1000, rw: true},
+		{start: 0x7ffd8fcfc000, end: 0x7ffd8fd1d000, rw: true},
+	}
+	if got := parseMaps([]byte(maps)); !slices.Equal(got, want) {
+		t.Errorf("parseMaps:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestAdviseHeap: the heap's mapping gets the huge-page flag ("hg" in
+// /proc/self/smaps), a mapping elsewhere (as a thread's stack) does not,
+// and DisableEnv turns it off.
+func TestAdviseHeap(t *testing.T) {
+	if !thpAvailable() {
+		t.Skip("no transparent huge pages here")
+	}
+	t.Run("disabled", func(t *testing.T) {
+		t.Setenv(DisableEnv, "1")
+		if n := AdviseHeap(8 << 20); n != 0 {
+			t.Errorf("AdviseHeap with %s set advised %d bytes", DisableEnv, n)
+		}
+	})
+	t.Run("small limit", func(t *testing.T) {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(MinHeapLimit - 1))
+		if n := AdviseHeap(8 << 20); n != 0 {
+			t.Errorf("AdviseHeap under a memory limit below MinHeapLimit advised %d bytes", n)
+		}
+	})
+	other, err := syscall.Mmap(-1, 0, 8<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(other)
+	if n := AdviseHeap(16 << 20); n < 16<<20 {
+		t.Errorf("AdviseHeap(16 MiB) advised %d bytes, want at least the reserve", n)
+	}
+	if f := vmFlags(t, uintptr(unsafe.Pointer(heapProbe))); !slices.Contains(f, "hg") {
+		t.Errorf("the heap's mapping has flags %v, want hg", f)
+	}
+	if f := vmFlags(t, uintptr(unsafe.Pointer(&other[0]))); slices.Contains(f, "hg") {
+		t.Errorf("a mapping apart from the heap was advised too: flags %v", f)
+	}
+}
+
+// vmFlags returns the VmFlags of the mapping that holds addr.
+func vmFlags(t *testing.T, addr uintptr) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skip(err)
+	}
+	in := false
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		l := sc.Text()
+		if f := strings.Fields(l); len(f) > 1 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			lo, hi, _ := strings.Cut(f[0], "-")
+			s, err1 := strconv.ParseUint(lo, 16, 64)
+			e, err2 := strconv.ParseUint(hi, 16, 64)
+			in = err1 == nil && err2 == nil && uintptr(s) <= addr && addr < uintptr(e)
+			continue
+		}
+		if in && strings.HasPrefix(l, "VmFlags:") {
+			return strings.Fields(strings.TrimPrefix(l, "VmFlags:"))
+		}
+	}
+	t.Fatalf("no mapping holds %#x", addr)
+	return nil
+}
