@@ -18,10 +18,13 @@ import (
 // of a small --ram-limit) that rounding weighs more than the faults saved.
 const MinHeapLimit = 1 << 30
 
-// heapProbe is a heap object whose address says where the Go heap is.
-var heapProbe = new([64]byte)
+// heapProbe is a heap object whose address says where the Go heap is
+// (made at run time: a package variable's initial value may be laid out
+// in the binary instead).
+var heapProbe *[64]byte
 
-// advised is the end of each heap mapping AdviseHeap has advised, by start.
+// advised is the end of each heap mapping AdviseHeap has advised, by
+// start; advisedMu guards it and heapProbe.
 var (
 	advisedMu sync.Mutex
 	advised   = map[uintptr]uintptr{}
@@ -61,10 +64,16 @@ func AdviseHeap(reserve int64) int64 {
 		reserve = 0
 	}
 	if reserve > 0 {
-		b := make([]byte, reserve)
-		runtime.KeepAlive(b)
-		b = nil
+		func() {
+			b := make([]byte, reserve)
+			runtime.KeepAlive(b)
+		}()
 		runtime.GC()
+	}
+	advisedMu.Lock()
+	defer advisedMu.Unlock()
+	if heapProbe == nil {
+		heapProbe = new([64]byte)
 	}
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
@@ -86,8 +95,6 @@ func AdviseHeap(reserve int64) int64 {
 	for hi+1 < len(vmas) && vmas[hi+1].anon && vmas[hi+1].start == vmas[hi].end {
 		hi++
 	}
-	advisedMu.Lock()
-	defer advisedMu.Unlock()
 	var n int64
 	for _, v := range vmas[lo : hi+1] {
 		if !v.rw || v.end-v.start < 2*hugePage || advised[v.start] == v.end {
