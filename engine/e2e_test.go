@@ -374,21 +374,38 @@ func TestRun_fifoAndRecycle(t *testing.T) {
 }
 
 // TestRun_ramLimitKillsCluster sets a RAM limit that only a cluster busy
-// with the big file passes: that cluster is killed (failure.log says which
-// file), started again, and the file retried alone, which ends either
-// correct or as the only failed file.
+// with the big file passes: one of its users holds 128 MiB for 2 s (the
+// faulty features' hog, once), while the other cluster reduces the small
+// files. That cluster is killed (failure.log says which file), started
+// again, and the file retried alone, which ends either correct or as the
+// only failed file.
+//
+// (Until 2026-12 the big file's own rows were to pass a 64 MiB limit; but
+// two idle clusters hold about 35 MiB each, so the limit was passed as
+// soon as both ran, and a small file's cluster, busy at that poll, was
+// now and then the heavier one and killed first.)
 func TestRun_ramLimitKillsCluster(t *testing.T) {
 	skipShort(t)
-	data, files := genData(t, gen.Options{Seed: 10, Files: 1, Size: gen.Size{Bytes: 40 << 20}})
+	data, files := genData(t, gen.Options{Seed: 10, Files: 1, Size: gen.Size{Bytes: 8 << 20}})
 	_, small := genData(t, gen.Options{Seed: 11, Files: 4, Size: gen.Size{Bytes: 400 << 10}})
 	big := files[0]
 	all := append([]string{big}, small...)
-	r := e2etest.Run(t, mceBin, runArgs(all, "--out", t.TempDir(), "--clusters", "1,1", "--ram-limit", "64MiB",
-		"--poll", "50ms", "--no-progress")...)
+	truth, err := gen.ReadTruth(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hog := truth[0].User
+	once := filepath.Join(t.TempDir(), "hogged")
+	r := e2etest.Run(t, faultyBin, runArgs(all, "--out", t.TempDir(), "--clusters", "1,1", "--ram-limit", "160MiB",
+		"--poll", "50ms", "--no-progress", "--param", "hog_user="+hog, "--param", "hog_mib=128", "--param", "hog_ms=2000",
+		"--param", "hog_once="+once)...)
 
 	failures := e2etest.LogLines(t, r.RunDir, engine.FailureLog)
-	killRE := regexp.MustCompile(`cluster (\d) file ` + regexp.QuoteMeta(big) + `: killed over the RAM limit: cluster \d used [\d.]+ MiB, all clusters [\d.]+ MiB > limit 64.0 MiB`)
-	m := killRE.FindStringSubmatch(failures[0])
+	killRE := regexp.MustCompile(`cluster (\d) file ` + regexp.QuoteMeta(big) + `: killed over the RAM limit: cluster \d used [\d.]+ MiB, all clusters [\d.]+ MiB > limit 160.0 MiB`)
+	var m []string
+	if len(failures) > 0 {
+		m = killRE.FindStringSubmatch(failures[0])
+	}
 	if m == nil {
 		t.Fatalf("failure.log does not start with the kill of the big file's cluster:\n%s", strings.Join(failures, "\n"))
 	}
