@@ -45,8 +45,10 @@ type runner struct {
 	peak     int64
 	restarts int
 	fatal    error
-	stopErr  error
-	overWarn time.Time
+	// summaryStale: a file ended since summary.json was written.
+	summaryStale bool
+	stopErr      error
+	overWarn     time.Time
 	// cgroup is this process's memory cgroup, with RAMMeasure cgroup.
 	cgroup *procfs.Cgroup
 	// lock is the run folder's lock, held while the run runs.
@@ -231,6 +233,10 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 		if ready {
 			r.dispatch()
+		}
+		if r.summaryStale {
+			r.summaryStale = false
+			r.writeSummary(false)
 		}
 		if r.finished() {
 			break
