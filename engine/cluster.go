@@ -283,7 +283,7 @@ func (r *runner) lost(c *cluster, t *taskRun, killedForRAM bool) {
 	r.logs.statusf("file %s (#%d) failed on cluster %d: %s", t.Label(), t.ID, c.id, t.err.Message)
 	r.logger.Error("file failed", "file", t.Label(), "cluster", c.id, "error", t.err.Message)
 	r.logs.timingRow(t)
-	r.writeSummary(false)
+	r.summaryStale = true
 	r.endAlone(c, t)
 }
 

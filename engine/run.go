@@ -45,7 +45,8 @@ type runner struct {
 	peak     int64
 	restarts int
 	fatal    error
-	// summaryStale: a file ended since summary.json was written.
+	// summaryStale: a file ended since summary.json was written; the
+	// loop writes it once the next file is handed out.
 	summaryStale bool
 	stopErr      error
 	overWarn     time.Time

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -18,17 +19,10 @@ import (
 // of a small --ram-limit) that rounding weighs more than the faults saved.
 const MinHeapLimit = 1 << 30
 
-// heapProbe is a heap object whose address says where the Go heap is
-// (made at run time: a package variable's initial value may be laid out
-// in the binary instead).
-var heapProbe *[64]byte
-
-// advised is the end of each heap mapping AdviseHeap has advised, by
-// start; advisedMu guards it and heapProbe.
-var (
-	advisedMu sync.Mutex
-	advised   = map[uintptr]uintptr{}
-)
+// heapProbe returns a heap object whose address says where the Go heap
+// is (made at run time: a package variable's initial value may be laid
+// out in the binary instead).
+var heapProbe = sync.OnceValue(func() *[64]byte { return new([64]byte) })
 
 // AdviseHeap asks the kernel to back the Go heap's memory with transparent
 // huge pages (MADV_HUGEPAGE), as Arena does for its regions: the Go
@@ -70,22 +64,14 @@ func AdviseHeap(reserve int64) int64 {
 		}()
 		runtime.GC()
 	}
-	advisedMu.Lock()
-	defer advisedMu.Unlock()
-	if heapProbe == nil {
-		heapProbe = new([64]byte)
-	}
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		return 0
 	}
 	vmas := parseMaps(maps)
-	at := uintptr(unsafe.Pointer(heapProbe))
-	i := 0
-	for i < len(vmas) && !(vmas[i].start <= at && at < vmas[i].end) {
-		i++
-	}
-	if i == len(vmas) {
+	at := uintptr(unsafe.Pointer(heapProbe()))
+	i := slices.IndexFunc(vmas, func(v vma) bool { return v.start <= at && at < v.end })
+	if i < 0 {
 		return 0
 	}
 	lo, hi := i, i
@@ -95,15 +81,16 @@ func AdviseHeap(reserve int64) int64 {
 	for hi+1 < len(vmas) && vmas[hi+1].anon && vmas[hi+1].start == vmas[hi].end {
 		hi++
 	}
+	// A mapping advised before is advised again: the kernel only sets its
+	// flag, which it has.
 	var n int64
 	for _, v := range vmas[lo : hi+1] {
-		if !v.rw || v.end-v.start < 2*hugePage || advised[v.start] == v.end {
+		if !v.rw || v.end-v.start < 2*hugePage {
 			continue
 		}
 		if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, v.start, v.end-v.start, syscall.MADV_HUGEPAGE); e != 0 {
 			return n
 		}
-		advised[v.start] = v.end
 		n += int64(v.end - v.start)
 	}
 	return n
@@ -144,11 +131,11 @@ func parseMaps(b []byte) []vma {
 }
 
 // thpAvailable reports whether the kernel has transparent huge pages and
-// they are not set to "never".
-func thpAvailable() bool {
+// they are not set to "never" (read once: a cluster asks at every task).
+var thpAvailable = sync.OnceValue(func() bool {
 	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
 	return err == nil && !bytes.Contains(b, []byte("[never]"))
-}
+})
 
 // strictCommit reports whether the kernel refuses mappings past its
 // commit limit (vm.overcommit_memory = 2).

@@ -62,7 +62,7 @@ func TestAdviseHeap(t *testing.T) {
 	if n := AdviseHeap(16 << 20); n < 16<<20 {
 		t.Errorf("AdviseHeap(16 MiB) advised %d bytes, want at least the reserve", n)
 	}
-	if f := vmFlags(t, uintptr(unsafe.Pointer(heapProbe))); !slices.Contains(f, "hg") {
+	if f := vmFlags(t, uintptr(unsafe.Pointer(heapProbe()))); !slices.Contains(f, "hg") {
 		t.Errorf("the heap's mapping has flags %v, want hg", f)
 	}
 	if f := vmFlags(t, uintptr(unsafe.Pointer(&other[0]))); slices.Contains(f, "hg") {
