@@ -4,6 +4,11 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 BIN     := bin/mce
+# urfave_cli_no_docs leaves out the CLI's Markdown and man page writers,
+# whose Markdown package's initialisation took about 1 ms of every mce
+# process's start (a run starts one per cluster); features binaries are
+# built with the same tags (internal/fbuild.BuildTags).
+TAGS    ?= urfave_cli_no_docs
 DEMO    ?= demo
 # Packages whose concurrency runs under the race detector in `make test`
 # (with -short: the end-to-end tests of the built binary run once, without
@@ -28,7 +33,7 @@ help:
 
 build: ## build bin/mce with its own source embedded (for --features)
 	$(GO) generate ./internal/srctree
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mce
+	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mce
 
 test: build ## the test suite CI runs: vet, unit and end-to-end tests, race detector, short fuzzing of the parsers
 	$(GO) vet ./...

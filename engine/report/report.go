@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -24,7 +25,11 @@ var (
 	//go:embed assets/report.js
 	pageJS string
 
-	pageTmpl = template.Must(template.New("report").Parse(pageHTML))
+	// pageTmpl is parsed when the first report is written, not when a
+	// process starts (see lazyRegexp).
+	pageTmpl = sync.OnceValue(func() *template.Template {
+		return template.Must(template.New("report").Parse(pageHTML))
+	})
 )
 
 // Write reads the run folder runDir and writes its report, runDir/report.html
@@ -224,7 +229,7 @@ func render(w *bytes.Buffer, r *run, now time.Time) error {
 		}
 		p.Recorded = append(p.Recorded, v)
 	}
-	return pageTmpl.Execute(w, p)
+	return pageTmpl().Execute(w, p)
 }
 
 // notRecorded says why a section is empty: its file is missing, or it

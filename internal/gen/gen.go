@@ -180,8 +180,11 @@ func receiverSpace(users int) uint64 {
 
 // outputName matches the names of the data files Run writes, of
 // _truth_styles.csv (which only runs with ValueStyles write; the other
-// truth files are always rewritten), and of Run's temporary files.
-var outputName = regexp.MustCompile(`^(invoices_\d{4}_\d{2}\.csv(\.gz|\.zst)?|_truth_styles\.csv|\.invoices_.*\.tmp\d*|\._?truth.*\.tmp\d*)$`)
+// truth files are always rewritten), and of Run's temporary files;
+// compiled on first use, not at every mce process's start.
+var outputName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(invoices_\d{4}_\d{2}\.csv(\.gz|\.zst)?|_truth_styles\.csv|\.invoices_.*\.tmp\d*|\._?truth.*\.tmp\d*)$`)
+})
 
 // removeStale removes files an earlier run left that this run does not
 // write, so that the directory holds what truth.csv describes.
@@ -195,7 +198,7 @@ func (g *generator) removeStale() error {
 		return fmt.Errorf("list output directory: %w", err)
 	}
 	for _, e := range ents {
-		if e.IsDir() || keep[e.Name()] || !outputName.MatchString(e.Name()) {
+		if e.IsDir() || keep[e.Name()] || !outputName().MatchString(e.Name()) {
 			continue
 		}
 		p := filepath.Join(g.o.Dir, e.Name())

@@ -58,10 +58,16 @@ func AdviseHeap(reserve int64) int64 {
 		reserve = 0
 	}
 	if reserve > 0 {
+		// With the collector off while the reserve is made, one cycle
+		// frees it: the allocation would otherwise start a cycle of its
+		// own, which runtime.GC waits out before it runs another (1.7 ms
+		// of a cluster's start, 3 ms for the one that is needed).
+		pct := debug.SetGCPercent(-1)
 		func() {
 			b := make([]byte, reserve)
 			runtime.KeepAlive(b)
 		}()
+		debug.SetGCPercent(pct)
 		runtime.GC()
 	}
 	maps, err := os.ReadFile("/proc/self/maps")
