@@ -74,11 +74,11 @@ func buildBeam(ctx context.Context, featuresPath, goos, goarch string, opts Opti
 		}
 		base = filepath.Base(abs)
 	}
-	goBin, goVersion, tree, err := toolchain(ctx)
+	cache := cacheDir(opts)
+	goBin, goVersion, tree, err := toolchain(ctx, cache)
 	if err != nil {
 		return "", err
 	}
-	cache := cacheDir(opts)
 	h := sha256.New()
 	fmt.Fprintf(h, "beam\n%s\n%s\n%s/%s\n", tree.Hash, bytes.TrimSpace(goVersion), goos, goarch)
 	if featuresPath == "" {
