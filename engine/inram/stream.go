@@ -556,10 +556,12 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	// The aggregates are garbage now, in the Go heap: collect them, so
 	// that the next file's reuse their memory instead of adding to it
 	// (the heap would otherwise grow to twice this file's before the
-	// collector ran). The live heap is small now, so this is cheap.
+	// collector ran). The live heap is small now, so this is cheap. It
+	// runs beside the output's fsync and the next file's start, which
+	// leave the CPUs idle, instead of before them (1-2 ms a file).
 	s.ranges, s.free = nil, nil
 	merged, sorted, outs, lines = nil, nil, nil, nil
-	runtime.GC()
+	go runtime.GC()
 	return st, err
 }
 
