@@ -406,13 +406,13 @@ const goVersionFile = "goversion"
 // goVersion returns `go env GOVERSION` of goBin, asked in the cache folder
 // (outside any module, so that the answer is the toolchain's own, or
 // GOTOOLCHAIN's, wherever mce runs). The answer is kept in the cache for
-// the same go binary (its path and statKey) and GOTOOLCHAIN: starting the
-// go command took 18 ms of every `mce run --features`.
+// the same go binary (its path and statKey), GOTOOLCHAIN and GOROOT:
+// starting the go command took 18 ms of every `mce run --features`.
 func goVersion(ctx context.Context, goBin, cache string) ([]byte, error) {
 	asked := ""
 	if fi, err := os.Stat(goBin); err == nil {
 		if k := statKey(fi); k != "" {
-			asked = fmt.Sprintf("%s %s GOTOOLCHAIN=%s", goBin, k, os.Getenv("GOTOOLCHAIN"))
+			asked = fmt.Sprintf("%s %s GOTOOLCHAIN=%s GOROOT=%s", goBin, k, os.Getenv("GOTOOLCHAIN"), os.Getenv("GOROOT"))
 		}
 	}
 	memo := filepath.Join(cache, goVersionFile)
