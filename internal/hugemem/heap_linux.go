@@ -60,15 +60,25 @@ func AdviseHeap(reserve int64) int64 {
 	if reserve > 0 {
 		// With the collector off while the reserve is made, one cycle
 		// frees it: the allocation would otherwise start a cycle of its
-		// own, which runtime.GC waits out before it runs another (1.7 ms
-		// of a cluster's start, 3 ms for the one that is needed).
+		// own, which the collection below waits out before it runs
+		// another (1.7 ms of a cluster's start).
+		//
+		// The freed reserve is then given back to the OS at once
+		// (FreeOSMemory collects, then returns every free page), not left
+		// to the background scavenger: the runtime zeroes memory it has
+		// handed out before, when it hands it out again, but not memory
+		// it got back from the OS, and it counts the reserve as handed
+		// out. Left as it was, every big allocation the heap later made
+		// there was zeroed whole at once, capacity it would never use
+		// included (a 64 MiB make: 0.15 ms and no RSS, against 195 ms and
+		// 64 MiB of RSS).
 		pct := debug.SetGCPercent(-1)
 		func() {
 			b := make([]byte, reserve)
 			runtime.KeepAlive(b)
 		}()
 		debug.SetGCPercent(pct)
-		runtime.GC()
+		debug.FreeOSMemory()
 	}
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {

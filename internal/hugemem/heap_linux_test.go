@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -94,4 +95,45 @@ func vmFlags(t *testing.T, addr uintptr) []string {
 	}
 	t.Fatalf("no mapping holds %#x", addr)
 	return nil
+}
+
+// TestAdviseHeap_reserveStaysLazy: the memory the reserve made the heap map
+// is not zeroed when the heap hands it out again, so a big allocation whose
+// capacity is not used stays out of RSS, as it does in a heap that never
+// had a reserve (the runtime zeroes reused memory, but not memory the OS
+// gave back).
+func TestAdviseHeap_reserveStaysLazy(t *testing.T) {
+	if !thpAvailable() {
+		t.Skip("no transparent huge pages here")
+	}
+	if AdviseHeap(256<<20) == 0 {
+		t.Skip("nothing advised here")
+	}
+	before := vmRSS(t)
+	b := make([]byte, 0, 128<<20)
+	grew := vmRSS(t) - before
+	runtime.KeepAlive(b)
+	if grew > 32<<20 {
+		t.Errorf("a 128 MiB allocation, unused, grew RSS by %d MiB: the reserve's memory was zeroed again", grew>>20)
+	}
+}
+
+// vmRSS returns this process's resident set (VmRSS) in bytes.
+func vmRSS(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Skip("no VmRSS")
+	return 0
 }
