@@ -1,6 +1,7 @@
 package csvread
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -100,6 +101,7 @@ func (f *File) sniffValues(head []byte, eof bool) error {
 	if f.Dates, err = f.dateFormat(sample, dates); err != nil {
 		return err
 	}
+	reuse.putBatch(sample) // the formats keep nothing of it
 	for _, j := range amounts {
 		f.norms[j], f.wants[j] = amountNormalizer(f.Numbers), "an amount"
 	}
@@ -125,8 +127,12 @@ func (f *File) sampleRows(head []byte, eof bool) *Batch {
 			}
 		}
 	}
-	b := &Batch{file: f, ncols: f.Schema.Len(), user: f.Schema.User()}
-	b.reset(0, len(head), int(max(1, int64(len(head))/16)))
+	// From the scans' free list, and back to it once sniffed: a fresh
+	// batch for a 1 MiB head is some 4 MB the runtime zeroes, in every
+	// file's start.
+	b := reuse.batch()
+	b.file, b.ncols, b.user = f, f.Schema.Len(), f.Schema.User()
+	b.reset(0, len(head), bytes.Count(head, []byte{'\n'})+1)
 	p := newParser(f)
 	p.norms = nil
 	p.skip = nil // the sniffers read the amounts and dates, read or not
