@@ -558,7 +558,7 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	// (the heap would otherwise grow to twice this file's before the
 	// collector ran). The live heap is small now, so this is cheap. It
 	// runs beside the output's fsync and the next file's start, which
-	// leave the CPUs idle, instead of before them (1-2 ms a file).
+	// leave the CPUs idle, instead of before them (about 0.65 ms a file).
 	s.ranges, s.free = nil, nil
 	merged, sorted, outs, lines = nil, nil, nil, nil
 	go runtime.GC()
