@@ -123,45 +123,34 @@ func (l sortedLists) merge(s span, out func([]byte) error) error {
 	return nil
 }
 
-// cuts returns up to pieces-1 keys, ascending and distinct, that cut the
-// merged lists into pieces of about the same number of lines.
-func (l sortedLists) cuts(total, pieces int) []string {
+// sample returns up to pieces-1 keys, ascending and distinct, that cut
+// the merged lists into pieces of about the same number of lines, and the
+// mean length of the lines, both from the same lines spread over the
+// lists.
+func (l sortedLists) sample(total, pieces int) (cuts []string, meanLine int) {
 	stride := max(1, total/(pieces*samplesPerPiece))
-	var sample []string
+	var keys []string
+	bytes := 0
 	for p := range l.n {
 		for i := stride / 2; i < l.size(p); i += stride {
-			sample = append(sample, l.key(p, i))
+			keys = append(keys, l.key(p, i))
+			bytes += len(l.line(p, i))
 		}
 	}
-	if len(sample) < pieces {
-		return nil // lists too short to sample: one piece
+	if len(keys) > 0 {
+		meanLine = bytes / len(keys)
 	}
-	slices.Sort(sample)
-	var cuts []string
+	if len(keys) < pieces {
+		return nil, meanLine // lists too short to sample: one piece
+	}
+	slices.Sort(keys)
 	for k := 1; k < pieces; k++ {
-		c := sample[k*len(sample)/pieces]
+		c := keys[k*len(keys)/pieces]
 		if len(cuts) == 0 || c > cuts[len(cuts)-1] {
 			cuts = append(cuts, c)
 		}
 	}
-	return cuts
-}
-
-// meanLine returns the mean length of the lines, from up to 256 of them
-// spread over the lists.
-func (l sortedLists) meanLine(total int) int {
-	stride := max(1, total/256)
-	n, b := 0, 0
-	for p := range l.n {
-		for i := stride / 2; i < l.size(p); i += stride {
-			n++
-			b += len(l.line(p, i))
-		}
-	}
-	if n == 0 {
-		return 0
-	}
-	return b / n
+	return cuts, meanLine
 }
 
 // lines returns how many lines s has.
@@ -192,8 +181,7 @@ func (l sortedLists) span(from, to string, last bool) span {
 // writes the buffers in order (ordered.Do).
 func (l sortedLists) parallel(workers, total int, write func(b []byte, lines int) error,
 	enc func(dst, line []byte) ([]byte, error)) error {
-	cuts := l.cuts(total, workers*piecesPerWorker)
-	lineBytes := l.meanLine(total)
+	cuts, lineBytes := l.sample(total, workers*piecesPerWorker)
 	type piece struct {
 		buf   *[]byte
 		lines int

@@ -35,8 +35,8 @@ var heapProbe = sync.OnceValue(func() *[64]byte { return new([64]byte) })
 // maps more as the heap grows, so callers call again at points where it
 // has grown (a cluster: at every task). With reserve > 0 it first makes
 // the heap map reserve bytes more, never touched (RSS does not grow), so
-// that the heap grows into advised memory: it allocates them, lets them go
-// and collects them.
+// that the heap grows into advised memory: it allocates them, lets them go,
+// collects them and gives them back to the OS.
 //
 // The heap is found as the anonymous mappings around the address of a
 // heap object, contiguous with it; thread stacks and other mappings are
@@ -54,7 +54,7 @@ func AdviseHeap(reserve int64) int64 {
 	// mapping against a commit limit (overcommit_memory 2), reserve
 	// nothing: a heap that cannot map memory is a crash.
 	reserve = min(reserve, limit/4)
-	if strictCommit() {
+	if reserve > 0 && strictCommit() {
 		reserve = 0
 	}
 	if reserve > 0 {

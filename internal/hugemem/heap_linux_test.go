@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"unsafe"
+
+	"github.com/mce-engine/mce/internal/procfs"
 )
 
 func TestParseMaps(t *testing.T) {
@@ -109,31 +111,14 @@ func TestAdviseHeap_reserveStaysLazy(t *testing.T) {
 	if AdviseHeap(256<<20) == 0 {
 		t.Skip("nothing advised here")
 	}
-	before := vmRSS(t)
+	before := procfs.RSS()
+	if before == 0 {
+		t.Skip("no VmRSS here")
+	}
 	b := make([]byte, 0, 128<<20)
-	grew := vmRSS(t) - before
+	grew := procfs.RSS() - before
 	runtime.KeepAlive(b)
 	if grew > 32<<20 {
 		t.Errorf("a 128 MiB allocation, unused, grew RSS by %d MiB: the reserve's memory was zeroed again", grew>>20)
 	}
-}
-
-// vmRSS returns this process's resident set (VmRSS) in bytes.
-func vmRSS(t *testing.T) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Skip("no VmRSS")
-	return 0
 }

@@ -13,21 +13,21 @@ import (
 
 // PeakRSS returns this process's peak resident set size (VmHWM of
 // /proc/self/status) in bytes, or 0 where there is no /proc.
-func PeakRSS() int64 {
+func PeakRSS() int64 { return statusKB("VmHWM:") }
+
+// RSS returns this process's resident set size (VmRSS of
+// /proc/self/status) in bytes, or 0 where there is no /proc.
+func RSS() int64 { return statusKB("VmRSS:") }
+
+// statusKB returns the field name (a size in kB) of /proc/self/status in
+// bytes, or 0 where it cannot be read.
+func statusKB(name string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
-	for _, ln := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(ln, "VmHWM:"); ok {
-			if f := strings.Fields(rest); len(f) > 0 {
-				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-					return kb << 10
-				}
-			}
-		}
-	}
-	return 0
+	n, _ := kbField(b, name)
+	return n
 }
 
 // FileRSS returns the part of this process's resident set that is not its

@@ -17,7 +17,7 @@ func TestRSS(t *testing.T) {
 		name  string
 		read  func() int64
 		grows bool
-	}{{"PeakRSS", PeakRSS, true}, {"FileRSS", FileRSS, false}}
+	}{{"PeakRSS", PeakRSS, true}, {"RSS", RSS, true}, {"FileRSS", FileRSS, false}}
 	before := make([]int64, len(figures))
 	for i, f := range figures {
 		if before[i] = f.read(); before[i] <= 0 {
