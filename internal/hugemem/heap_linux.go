@@ -1,16 +1,16 @@
 package hugemem
 
 import (
-	"bufio"
 	"bytes"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"github.com/mce-engine/mce/internal/procfs"
 )
 
 // MinHeapLimit is the smallest memory limit (GOMEMLIMIT) under which
@@ -80,70 +80,35 @@ func AdviseHeap(reserve int64) int64 {
 		debug.SetGCPercent(pct)
 		debug.FreeOSMemory()
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
+	vmas, err := procfs.Mappings()
 	if err != nil {
 		return 0
 	}
-	vmas := parseMaps(maps)
 	at := uintptr(unsafe.Pointer(heapProbe()))
-	i := slices.IndexFunc(vmas, func(v vma) bool { return v.start <= at && at < v.end })
+	i := slices.IndexFunc(vmas, func(v procfs.Mapping) bool { return v.Start <= at && at < v.End })
 	if i < 0 {
 		return 0
 	}
 	lo, hi := i, i
-	for lo > 0 && vmas[lo-1].anon && vmas[lo-1].end == vmas[lo].start {
+	for lo > 0 && vmas[lo-1].Anon && vmas[lo-1].End == vmas[lo].Start {
 		lo--
 	}
-	for hi+1 < len(vmas) && vmas[hi+1].anon && vmas[hi+1].start == vmas[hi].end {
+	for hi+1 < len(vmas) && vmas[hi+1].Anon && vmas[hi+1].Start == vmas[hi].End {
 		hi++
 	}
 	// A mapping advised before is advised again: the kernel only sets its
 	// flag, which it has.
 	var n int64
 	for _, v := range vmas[lo : hi+1] {
-		if !v.rw || v.end-v.start < 2*hugePage {
+		if !v.RW || v.End-v.Start < 2*hugePage {
 			continue
 		}
-		if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, v.start, v.end-v.start, syscall.MADV_HUGEPAGE); e != 0 {
+		if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, v.Start, v.End-v.Start, syscall.MADV_HUGEPAGE); e != 0 {
 			return n
 		}
-		n += int64(v.end - v.start)
+		n += int64(v.End - v.Start)
 	}
 	return n
-}
-
-// vma is one line of /proc/self/maps: an anonymous mapping has no file.
-type vma struct {
-	start, end uintptr
-	rw, anon   bool
-}
-
-// parseMaps reads the mappings of /proc/self/maps, in address order;
-// lines it cannot read are skipped.
-func parseMaps(b []byte) []vma {
-	var out []vma
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := bytes.Fields(sc.Bytes())
-		if len(f) < 5 {
-			continue
-		}
-		dash := bytes.IndexByte(f[0], '-')
-		if dash < 0 {
-			continue
-		}
-		s, err1 := strconv.ParseUint(string(f[0][:dash]), 16, 64)
-		e, err2 := strconv.ParseUint(string(f[0][dash+1:]), 16, 64)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		out = append(out, vma{
-			start: uintptr(s), end: uintptr(e),
-			rw:   bytes.HasPrefix(f[1], []byte("rw")),
-			anon: len(f) == 5 && string(f[4]) == "0",
-		})
-	}
-	return out
 }
 
 // thpAvailable reports whether the kernel has transparent huge pages and

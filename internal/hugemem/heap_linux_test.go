@@ -16,28 +16,6 @@ import (
 	"github.com/mce-engine/mce/internal/procfs"
 )
 
-func TestParseMaps(t *testing.T) {
-	maps := `00400000-004ac000 r-xp 00000000 fe:00 10266263                           /usr/bin/mce
-0059a000-005d0000 rw-p 00000000 00:00 0 
-20f09c000000-20f09dc00000 ---p 00000000 00:00 0 
-20f09dc00000-20f0a4400000 rw-p 00000000 00:00 0 
-7f5223e00000-7f5237fe1000 rw-p 00000000 00:00 0                          [heap]
-bad line
-7ffd8fcfc000-7ffd8fd1d000 rw-p 00000000 00:00 0                          [stack]
-`
-	want := []vma{
-		{start: 0x400000, end: 0x4ac000},
-		{start: 0x59a000, end: 0x5d0000, rw: true, anon: true},
-		{start: 0x20f09c000000, end: 0x20f09dc00000, anon: true},
-		{start: 0x20f09dc00000, end: 0x20f0a4400000, rw: true, anon: true},
-		{start: 0x7f5223e00000, end: 0x7f5237fe1000, rw: true},
-		{start: 0x7ffd8fcfc000, end: 0x7ffd8fd1d000, rw: true},
-	}
-	if got := parseMaps([]byte(maps)); !slices.Equal(got, want) {
-		t.Errorf("parseMaps:\n got %+v\nwant %+v", got, want)
-	}
-}
-
 // TestAdviseHeap: the heap's mapping gets the huge-page flag ("hg" in
 // /proc/self/smaps), a mapping elsewhere (as a thread's stack) does not,
 // and DisableEnv turns it off.

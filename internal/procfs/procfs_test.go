@@ -3,6 +3,7 @@ package procfs
 import (
 	"os"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -55,5 +56,27 @@ func TestOwnCgroup(t *testing.T) {
 	ws, err := cg.WorkingSet()
 	if err != nil || ws <= 0 {
 		t.Errorf("%s: working set %d, %v", cg, ws, err)
+	}
+}
+
+func TestParseMaps(t *testing.T) {
+	maps := `00400000-004ac000 r-xp 00000000 fe:00 10266263                           /usr/bin/mce
+0059a000-005d0000 rw-p 00000000 00:00 0 
+20f09c000000-20f09dc00000 ---p 00000000 00:00 0 
+20f09dc00000-20f0a4400000 rw-p 00000000 00:00 0 
+7f5223e00000-7f5237fe1000 rw-p 00000000 00:00 0                          [heap]
+bad line
+7ffd8fcfc000-7ffd8fd1d000 rw-p 00000000 00:00 0                          [stack]
+`
+	want := []Mapping{
+		{Start: 0x400000, End: 0x4ac000},
+		{Start: 0x59a000, End: 0x5d0000, RW: true, Anon: true},
+		{Start: 0x20f09c000000, End: 0x20f09dc00000, Anon: true},
+		{Start: 0x20f09dc00000, End: 0x20f0a4400000, RW: true, Anon: true},
+		{Start: 0x7f5223e00000, End: 0x7f5237fe1000, RW: true},
+		{Start: 0x7ffd8fcfc000, End: 0x7ffd8fd1d000, RW: true},
+	}
+	if got := parseMaps([]byte(maps)); !slices.Equal(got, want) {
+		t.Errorf("parseMaps:\n got %+v\nwant %+v", got, want)
 	}
 }
