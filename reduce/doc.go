@@ -17,9 +17,9 @@
 // aggregator its cleared receiver tables (at most 768 KiB), so that the
 // next users do not take fresh memory.
 //
-// A cluster's garbage collector is tuned to a fixed headroom of
-// heapHeadroomBytes over the live heap (the live heap is small, so at the
-// default GOGC the collector would run constantly), and its C allocator
+// A cluster's garbage collector is tuned to a fixed headroom over the
+// live heap (internal/gctune: the live heap is small, so at the default
+// GOGC the collector would run constantly), and its C allocator
 // to two arenas (pebble allocates blocks with C malloc from every reading
 // thread).
 //

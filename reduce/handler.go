@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
-	"runtime/metrics"
 	"slices"
 	"sort"
 	"strings"
@@ -21,6 +19,7 @@ import (
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/output"
+	"github.com/mce-engine/mce/internal/gctune"
 	"github.com/mce-engine/mce/store"
 )
 
@@ -121,60 +120,8 @@ func Handlers() map[string]engine.Handler {
 	}
 }
 
-// heapHeadroomBytes is how much garbage a cluster running reduce tasks
-// lets pile up between collections. Its live heap is a few MiB (blocks,
-// buffers, the aggregates of the users in hand), so at the default GOGC of
-// 100 the collector would run after every few MiB of the feature code's
-// garbage and take a large share of the CPU; a fixed headroom keeps the
-// collector cheap and the heap at live + headroom, whatever the data size.
-const heapHeadroomBytes = 64 << 20
-
 // worker is one cluster's handler state.
 type worker struct{}
-
-// tuneGC sets GOGC so that the heap goal is the live heap plus
-// heapHeadroomBytes (GOGC between 100 and 1000), re-tuned every 50 ms
-// until the returned function is called. It does nothing when the user
-// set GOGC.
-func tuneGC() (stop func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
-	}
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	set := func() {
-		metrics.Read(sample)
-		live := int64(1 << 20)
-		if sample[0].Value.Kind() == metrics.KindUint64 {
-			live = max(live, int64(sample[0].Value.Uint64()))
-		}
-		debug.SetGCPercent(int(min(max(heapHeadroomBytes*100/live, 100), 1000)))
-	}
-	set()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				set()
-			}
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			close(done)
-			wg.Wait()
-			debug.SetGCPercent(100)
-		})
-	}
-}
 
 // open opens the store for one task (in a few milliseconds): a cluster
 // holds it only while it reads.
@@ -497,7 +444,9 @@ func (rt *readTask) finish(res *engine.Result) (*engine.Result, error) {
 // would have to wait for the heavy merges to catch up reads a shard
 // instead.
 func (w *worker) runRead(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
-	defer tuneGC()()
+	// The live heap is a few MiB (blocks, buffers, the aggregates of the
+	// users in hand): the collector keeps a fixed headroom over it.
+	defer gctune.Start(gctune.Headroom())()
 	rt, err := w.startRead(env, t)
 	if err != nil {
 		return nil, err
