@@ -46,10 +46,12 @@ type runner struct {
 	restarts int
 	fatal    error
 	// summaryStale: a file ended since summary.json was written; the
-	// loop writes it once the next file is handed out.
+	// loop queues it once the next file is handed out.
 	summaryStale bool
-	stopErr      error
-	overWarn     time.Time
+	// summaries writes summary.json during the run (queueSummary).
+	summaries *summaryWriter
+	stopErr   error
+	overWarn  time.Time
 	// cgroup is this process's memory cgroup, with RAMMeasure cgroup.
 	cgroup *procfs.Cgroup
 	// lock is the run folder's lock, held while the run runs.
@@ -210,7 +212,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		o.JobName, r.dir, len(r.tasks), len(r.pending), o.Clusters, o.Queue, mib(o.RAMLimitBytes), o.FeatureName, o.WorkerExe)
 	r.logs.statusf("RAM measure: %s (%s)", o.RAMMeasure, measureDoc[o.RAMMeasure])
 	r.logger.Info("run started", "dir", r.dir, "files", len(r.tasks), "to_do", len(r.pending), "clusters", fmt.Sprint(o.Clusters), "queue", o.Queue)
-	r.writeSummary(false)
+	r.queueSummary()
 
 	if len(r.pending) > 0 {
 		for _, c := range r.clusters {
@@ -237,7 +239,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 		if r.summaryStale {
 			r.summaryStale = false
-			r.writeSummary(false)
+			r.queueSummary()
 		}
 		if r.finished() {
 			break

@@ -3,7 +3,9 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/mce-engine/mce/engine/output"
@@ -140,7 +142,10 @@ func (r *runner) summary(interrupted bool) *Summary {
 	return s
 }
 
+// writeSummary writes summary.json now, after any write queueSummary
+// left in progress, which it stops: it is for the run's last summary.
 func (r *runner) writeSummary(interrupted bool) error {
+	r.summaries.close()
 	b, err := json.MarshalIndent(r.summary(interrupted), "", "  ")
 	if err != nil {
 		return err
@@ -150,6 +155,92 @@ func (r *runner) writeSummary(interrupted bool) error {
 		return err
 	}
 	return nil
+}
+
+// queueSummary hands the summary as it stands to the summary writer,
+// which writes it beside the loop.
+func (r *runner) queueSummary() {
+	b, err := json.MarshalIndent(r.summary(false), "", "  ")
+	if err != nil {
+		r.logger.Error("summary", "error", err)
+		return
+	}
+	if r.summaries == nil {
+		r.summaries = newSummaryWriter(filepath.Join(r.dir, SummaryJSON), r.logger)
+	}
+	r.summaries.queue(append(b, '\n'))
+}
+
+// summaryWriter writes summary.json on its own goroutine, so that the
+// run's loop does not wait for the file's two fsyncs (a few ms) before it
+// reads the next message: a cluster whose task took less than that (a
+// reduce merge task whose output the first one wrote) would wait for
+// them. A summary queued while another is being written replaces any
+// queued before it: the newest is written next.
+type summaryWriter struct {
+	path   string
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	pending []byte
+
+	wake chan struct{} // a summary is pending (capacity 1)
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+func newSummaryWriter(path string, logger *slog.Logger) *summaryWriter {
+	w := &summaryWriter{path: path, logger: logger,
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+func (w *summaryWriter) queue(b []byte) {
+	w.mu.Lock()
+	w.pending = b
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default: // already woken: it takes the newest
+	}
+}
+
+func (w *summaryWriter) loop() {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.wake:
+			w.write()
+		case <-w.stop:
+			w.write() // what was queued last
+			return
+		}
+	}
+}
+
+func (w *summaryWriter) write() {
+	w.mu.Lock()
+	b := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	if b == nil {
+		return
+	}
+	if err := output.WriteFileAtomic(w.path, b); err != nil {
+		w.logger.Error("write summary", "error", err)
+	}
+}
+
+// close writes what is queued and returns when the writer is done; a
+// nil writer (none queued) returns at once.
+func (w *summaryWriter) close() {
+	if w == nil {
+		return
+	}
+	w.once.Do(func() { close(w.stop) })
+	<-w.done
 }
 
 // badValuesNote is what LastLine adds when values did not read: a user
