@@ -1,6 +1,7 @@
 package inram
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -585,20 +586,47 @@ func (p *partition) index(userCol, nf int) {
 		p.refs[u.fill] = refOf[r]
 		u.fill++
 	}
-	p.bySize = make([]int32, len(p.users))
-	for i := range p.bySize {
-		p.bySize[i] = int32(i)
-	}
-	slices.SortFunc(p.bySize, func(a, b int32) int {
-		na, nb := p.users[a].n, p.users[b].n
-		switch {
-		case na > nb:
-			return -1
-		case na < nb:
-			return 1
+	p.bySize = orderBySize(p.users)
+}
+
+// countedRows is the size below which users are placed by a counting
+// sort (most users of a month have a handful of rows); the bigger ones
+// are sorted.
+const countedRows = 256
+
+// orderBySize returns the users' ids, most rows first, users of the same
+// size in the order they first appeared. The order is only the order the
+// workers take the users in (plan: the biggest first, so that no worker
+// ends alone on a big one), never that of their lines. A full sort by
+// size and key was 2% of a grouped run's CPU; the counting sort does the
+// same in one pass for all but the few big users.
+func orderBySize(users []user) []int32 {
+	var count [countedRows]int32
+	var big []int32
+	for i := range users {
+		if n := users[i].n; n >= countedRows {
+			big = append(big, int32(i))
+		} else {
+			count[n]++
 		}
-		return strings.Compare(p.users[a].key, p.users[b].key)
-	})
+	}
+	slices.SortStableFunc(big, func(a, b int32) int { return cmp.Compare(users[b].n, users[a].n) })
+	order := make([]int32, len(users))
+	copy(order, big)
+	// next[n] is where the next user of n rows goes.
+	var next [countedRows]int32
+	at := int32(len(big))
+	for n := countedRows - 1; n >= 0; n-- {
+		next[n] = at
+		at += count[n]
+	}
+	for i := range users {
+		if n := users[i].n; n < countedRows {
+			order[next[n]] = int32(i)
+			next[n]++
+		}
+	}
+	return order
 }
 
 // parallel runs f(0..n-1) on n goroutines and waits.
