@@ -161,6 +161,14 @@ type groupJob struct {
 	spec    *feature.Spec
 	nf      int
 	userCol int
+	// cols are the columns a grouped row carries, in schema order: the
+	// user and the Spec's Reads (every column when it declares none).
+	// The others are empty in the Rows the features get, as the reader
+	// leaves them (csvread's Options.Reads), so a stored row holds no
+	// length for them either. userAt is the user's place in cols, and
+	// skipped the columns left out.
+	cols, skipped []int
+	userAt        int
 	parts   []*partition
 	scratch sync.Pool
 
@@ -239,11 +247,38 @@ func New(opts Options) (Job, error) {
 		userCol: opts.Spec.Schema.User(),
 		parts:   make([]*partition, opts.Workers),
 	}
+	j.cols, j.skipped, j.userAt = carried(opts.Spec)
 	for i := range j.parts {
 		j.parts[i] = &partition{}
 	}
 	j.scratch.New = func() any { return &scratch{} }
 	return j, nil
+}
+
+// carried returns the columns a grouped row of spec carries (the user and
+// spec.Reads; all when Reads is empty), the others, and the user's place
+// among the carried.
+func carried(spec *feature.Spec) (cols, skipped []int, userAt int) {
+	sch := spec.Schema
+	keep := make([]bool, sch.Len())
+	keep[sch.User()] = true
+	for _, c := range spec.Reads {
+		if i := sch.Index(c); i >= 0 {
+			keep[i] = true
+		}
+	}
+	for c, k := range keep {
+		switch {
+		case len(spec.Reads) == 0 || k:
+			if c == sch.User() {
+				userAt = len(cols)
+			}
+			cols = append(cols, c)
+		default:
+			skipped = append(skipped, c)
+		}
+	}
+	return cols, skipped, userAt
 }
 
 // UsersTotal returns the number of users once indexing is done (0 before).
@@ -353,10 +388,17 @@ func (j *groupJob) Add(b Batch) error {
 			buf = append(buf, key...)
 		}
 		lens := sc.lens[i*j.nf : (i+1)*j.nf]
-		for _, l := range lens {
-			buf = binary.AppendUvarint(buf, uint64(l))
+		for _, c := range j.cols {
+			buf = binary.AppendUvarint(buf, uint64(lens[c]))
 		}
-		buf = append(buf, rowSpan(b, i, lens, &sc.span)...)
+		span := rowSpan(b, i, lens, &sc.span)
+		if j.skippedEmpty(lens) {
+			buf = append(buf, span...) // the carried fields back to back
+		} else {
+			for _, c := range j.cols {
+				buf = append(buf, b.Field(i, c)...)
+			}
+		}
 		bufs[p] = buf
 		rows[p]++
 	}
@@ -392,8 +434,8 @@ func (j *groupJob) route(b Batch, sc *scratch, sizes []int) error {
 		}
 		lens := sc.lens[i*j.nf : (i+1)*j.nf]
 		rowSpan(b, i, lens, &sc.span)
-		for _, l := range lens {
-			bodyLen += varint.Len(uint64(l)) + int(l)
+		for _, c := range j.cols {
+			bodyLen += varint.Len(uint64(lens[c])) + int(lens[c])
 		}
 		p := userhash.Partition(key, P)
 		sc.part[i] = int32(p)
@@ -464,7 +506,19 @@ func rowSpan(b Batch, i int, lens []uint32, tmp *[]byte) []byte {
 	return buf
 }
 
-// rowKey returns the grouping key of an encoded row body.
+// skippedEmpty reports whether a row's skipped columns are all empty (as
+// csvread leaves them), so that its span is its carried fields.
+func (j *groupJob) skippedEmpty(lens []uint32) bool {
+	for _, c := range j.skipped {
+		if lens[c] != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// rowKey returns the grouping key of an encoded row body whose lengths
+// are nf, the user's at userCol.
 func rowKey(body []byte, userCol, nf int) []byte {
 	tag, k := uvarint(body)
 	if tag > 0 {
@@ -656,7 +710,7 @@ func (j *groupJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	st.Dropped = j.dropped.Load()
 
 	t0 := time.Now()
-	parallel(len(j.parts), func(i int) { j.parts[i].index(j.userCol, j.nf) })
+	parallel(len(j.parts), func(i int) { j.parts[i].index(j.userAt, len(j.cols)) })
 	for _, p := range j.parts {
 		st.Rows += int64(len(p.refs))
 		st.Users += int64(len(p.users))
@@ -771,9 +825,9 @@ func (j *groupJob) reduceWorker(ctx context.Context, w int, items []item, next *
 	last := start
 	rec := j.spec.NewRecord()
 	reducer := j.spec.NewReducer()
-	rows := &arenaRows{schema: j.spec.Schema, nf: j.nf}
+	rows := &arenaRows{schema: j.spec.Schema, cols: j.cols}
 	rows.row.Fields = make([][]byte, j.nf)
-	rows.lens = make([]uint32, j.nf)
+	rows.lens = make([]uint32, len(j.cols))
 	rows.row.Encoding = j.opts.Encoding
 	rows.row.Schema = j.spec.Schema
 	u := &feature.User{File: j.opts.File, Params: j.opts.Params}
@@ -903,7 +957,7 @@ type arenaRows struct {
 	i      int
 	row    feature.Row
 	schema *feature.Schema
-	nf     int
+	cols   []int // the columns the rows carry (groupJob.cols)
 }
 
 func (r *arenaRows) reset(data [][]byte, refs []uint64) {
@@ -931,16 +985,17 @@ func (r *arenaRows) Next() bool {
 	if tag > 0 {
 		pos += int(tag - 1)
 	}
-	// The lengths, then the fields back to back.
-	fields := r.row.Fields[:r.nf]
-	lens := r.lens[:r.nf]
-	for c := range lens {
+	// The carried columns' lengths, then their fields back to back.
+	fields := r.row.Fields
+	cols := r.cols
+	lens := r.lens[:len(cols)]
+	for k := range lens {
 		l, kk := uvarint(body[pos:])
 		pos += kk
-		lens[c] = uint32(l)
+		lens[k] = uint32(l)
 	}
-	for c := range fields {
-		end := pos + int(lens[c])
+	for k, c := range cols {
+		end := pos + int(lens[k])
 		fields[c] = body[pos:end:end]
 		pos = end
 	}

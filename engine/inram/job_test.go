@@ -390,3 +390,63 @@ func TestUvarint(t *testing.T) {
 		}
 	}
 }
+
+// TestJob_carriesReads checks that a grouped row carries the user and the
+// Spec's Reads, with their values, and leaves every other column empty
+// (as the reader does), whatever the batch held; and every column for a
+// Spec that declares no Reads.
+func TestJob_carriesReads(t *testing.T) {
+	rows := invoiceRows(3000, 40, 0.13, 7)
+	byID := map[string][][]byte{}
+	for _, r := range rows {
+		byID[string(r[0])] = r
+	}
+	sch := feature.InvoiceSchema
+	for _, tc := range []struct {
+		name  string
+		reads []string
+		want  []bool // per column: carried
+	}{
+		{"no Reads", nil, []bool{true, true, true, true, true, true, true}},
+		{"Reads", []string{feature.ColReceiver, "invoice_id"}, []bool{true, true, true, false, false, false, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var bad []string
+			spec := feature.Spec{
+				Name: "carried", Schema: sch, Reads: tc.reads,
+				Columns: []feature.Column{{Name: "n", Type: feature.TypeInt}},
+				Reduce: func(u *feature.User, rs feature.Rows, out *feature.Record) error {
+					n := 0
+					for rs.Next() {
+						n++
+						f := rs.Row().Fields
+						src := byID[string(f[0])]
+						if !tc.want[0] {
+							continue
+						}
+						for c := range sch.Len() {
+							want := []byte(nil)
+							if tc.want[c] {
+								want = src[c]
+							}
+							if !bytes.Equal(f[c], want) {
+								mu.Lock()
+								bad = append(bad, fmt.Sprintf("row %s column %s: %q, want %q", f[0], sch.Name(c), f[c], want))
+								mu.Unlock()
+							}
+						}
+					}
+					out.SetIntAt(0, int64(n))
+					return nil
+				},
+			}
+			if _, _, err := run(t, spec, Options{Workers: 3, Group: true}, batches(rows, 128, 1)); err != nil {
+				t.Fatal(err)
+			}
+			if len(bad) > 0 {
+				t.Fatalf("%d fields differ; first: %s", len(bad), bad[0])
+			}
+		})
+	}
+}
