@@ -169,8 +169,8 @@ type groupJob struct {
 	// skipped the columns left out.
 	cols, skipped []int
 	userAt        int
-	parts   []*partition
-	scratch sync.Pool
+	parts         []*partition
+	scratch       sync.Pool
 
 	dropped    atomic.Int64
 	usersTotal atomic.Int64
