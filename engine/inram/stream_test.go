@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/userhash"
 )
 
 // TestStream_sameAsGroup checks that aggregating as rows come gives byte
@@ -320,3 +322,68 @@ type countAgg struct{ n int }
 func (a *countAgg) Add(*feature.Row) error           { a.n++; return nil }
 func (a *countAgg) Merge(o feature.Aggregator) error { a.n += o.(*countAgg).n; return nil }
 func (a *countAgg) Finish(*feature.Record) error     { return nil }
+
+// TestKeyHash checks the one pass's key hash: every key of 0 to 24 bytes
+// that differs from another in one byte hashes differently, none hashes
+// to 0, and RFC-like keys spread evenly over 256 ranges (top bits) and
+// table slots (low bits).
+func TestKeyHash(t *testing.T) {
+	seen := map[uint64]string{}
+	for n := 0; n <= 24; n++ {
+		base := []byte(strings.Repeat("ABC4567890XYZ-rfc-key-24", 2)[:n])
+		keys := [][]byte{base}
+		for i := range n {
+			for _, c := range []byte{0, '0', 'Z', 0xff} {
+				k := bytes.Clone(base)
+				if k[i] == c {
+					continue
+				}
+				k[i] = c
+				keys = append(keys, k)
+			}
+		}
+		for _, k := range keys {
+			h := keyHash(k)
+			if h == 0 {
+				t.Fatalf("keyHash(%q) = 0", k)
+			}
+			if o, ok := seen[h]; ok && o != string(k) {
+				t.Fatalf("keyHash(%q) = keyHash(%q)", k, o)
+			}
+			seen[h] = string(k)
+		}
+	}
+	const n = 200_000
+	var top, low [256]int
+	for i := range n {
+		k := fmt.Appendf(nil, "%s%06d%s", []string{"GAR", "LOPE", "XA"}[i%3], (i*7919)%1_000_000, "K3A")
+		h := keyHash(k)
+		top[h>>56]++
+		low[h&255]++
+	}
+	for name, b := range map[string]*[256]int{"ranges": &top, "slots": &low} {
+		if m := slices.Max(b[:]); float64(m) > 1.15*n/256 {
+			t.Errorf("%s: fullest bucket %d, mean %d", name, m, n/256)
+		}
+	}
+}
+
+func BenchmarkKeyHash(b *testing.B) {
+	key := []byte("GARL800101K3A")
+	b.Run("keyHash", func(b *testing.B) {
+		b.SetBytes(int64(len(key)))
+		var x uint64
+		for b.Loop() {
+			x += keyHash(key)
+		}
+		_ = x
+	})
+	b.Run("xxhash", func(b *testing.B) {
+		b.SetBytes(int64(len(key)))
+		var x uint64
+		for b.Loop() {
+			x += userhash.Sum(key)
+		}
+		_ = x
+	})
+}
