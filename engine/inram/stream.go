@@ -545,6 +545,11 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 				})
 				out := make([]lineRef, len(order))
 				for k, si := range order {
+					// In key order the aggregates are in no order in memory:
+					// ask for one a few users ahead.
+					if a := k + finishAhead; a < len(order) {
+						prefetch.Lines(aggData(m.slots[order[a]].agg))
+					}
 					sl := &m.slots[si]
 					err := feature.Guard(func() error {
 						rec.Reset()
@@ -595,6 +600,9 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	go runtime.GC()
 	return st, err
 }
+
+// finishAhead is how many users ahead Finish prefetches an aggregate.
+const finishAhead = 4
 
 // lineRef is where a user's output line is: worker w's lineBuf.
 type lineRef struct {
