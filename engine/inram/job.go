@@ -615,9 +615,9 @@ func (x *userIndex) put(sl *idxSlot, uid int32, h uint64, key []byte) {
 }
 
 // keep returns a copy of key as a string, in the current key block (a
-// new one when it is full; a key bigger than a block gets its own). The
-// blocks are never written after a key is copied in, so the strings stay
-// as they were.
+// new one when it is full; a key of over a quarter of a block gets a
+// string of its own). The blocks are never written where a key was
+// copied in, so the strings stay as they were.
 func (x *userIndex) keep(key []byte) string {
 	if len(key) > keyBlockBytes/4 {
 		return string(key)

@@ -192,7 +192,8 @@ func (r *aggRange) insert(sl *aggSlot, h uint64, key []byte, agg feature.Aggrega
 }
 
 // keyHash hashes a user key for the one pass's ranges (its top bits) and
-// tables (its low bits); it is never 0, which marks a row Map dropped.
+// tables (its low bits), and for grouping's user index; it is never 0,
+// which marks a row Map dropped.
 // Keys of up to 16 bytes (RFCs have 12 or 13) are read as two words that
 // cover every byte, overlapping, and mixed with one 128-bit multiply, as
 // wyhash does for short inputs; longer ones go to userhash.Sum. xxhash on
