@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"math/bits"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -191,45 +190,16 @@ func (r *aggRange) insert(sl *aggSlot, h uint64, key []byte, agg feature.Aggrega
 	return sl
 }
 
-// keyHash hashes a user key for the one pass's ranges (its top bits) and
-// tables (its low bits), and for grouping's user index; it is never 0,
-// which marks a row Map dropped.
-// Keys of up to 16 bytes (RFCs have 12 or 13) are read as two words that
-// cover every byte, overlapping, and mixed with one 128-bit multiply, as
-// wyhash does for short inputs; longer ones go to userhash.Sum. xxhash on
-// every short key was 2.7% of a one pass's CPU. The seeds are fixed, so
-// that a user lands in the same range in every run (the hash never
-// reaches the output: Finish sorts the users by key).
+// keyHash is userhash.Table of a user key, for the one pass's ranges (its
+// top bits) and tables (its low bits), and for grouping's user index; it
+// is never 0, which marks a row Map dropped. The hash never reaches the
+// output: the users are sorted by key.
 func keyHash(key []byte) uint64 {
-	var h uint64
-	if n := len(key); n <= 16 {
-		var a, b uint64
-		switch {
-		case n >= 8:
-			a = binary.LittleEndian.Uint64(key)
-			b = binary.LittleEndian.Uint64(key[n-8:])
-		case n >= 4:
-			a = uint64(binary.LittleEndian.Uint32(key))
-			b = uint64(binary.LittleEndian.Uint32(key[n-4:]))
-		case n > 0:
-			a = uint64(key[0])<<16 | uint64(key[n>>1])<<8 | uint64(key[n-1])
-		}
-		hi, lo := bits.Mul64(a^keySeed0, b^keySeed1^uint64(n))
-		h = hi ^ lo
-	} else {
-		h = userhash.Sum(key)
+	if h := userhash.Table(key); h != 0 {
+		return h
 	}
-	if h == 0 {
-		return 1
-	}
-	return h
+	return 1
 }
-
-// keySeed0 and keySeed1 are wyhash's default secret's first two words.
-const (
-	keySeed0 = 0xa0761d6478bd642f
-	keySeed1 = 0xe7037ed1a0b428db
-)
 
 // grow doubles the table.
 func (r *aggRange) grow() {

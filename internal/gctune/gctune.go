@@ -41,9 +41,9 @@ func headroomFor(limit int64) int64 {
 	return min(MaxHeadroomBytes, limit/8)
 }
 
-// Percent returns the GOGC that puts the heap goal at live + headroom,
+// percent returns the GOGC that puts the heap goal at live + headroom,
 // between 100 (never less eager than the default) and 1000.
-func Percent(live, headroom int64) int {
+func percent(live, headroom int64) int {
 	live = max(live, 1<<20)
 	return int(min(max(headroom*100/live, 100), 1000))
 }
@@ -63,7 +63,7 @@ func Start(headroom int64) (stop func()) {
 		if sample[0].Value.Kind() == metrics.KindUint64 {
 			live = int64(sample[0].Value.Uint64())
 		}
-		return debug.SetGCPercent(Percent(live, headroom))
+		return debug.SetGCPercent(percent(live, headroom))
 	}
 	old := set()
 	done := make(chan struct{})

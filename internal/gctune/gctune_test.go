@@ -19,8 +19,8 @@ func TestPercent(t *testing.T) {
 		{live: 512 * mib, headroom: 64 * mib, want: 100}, // never below the default
 		{live: 4 * mib, headroom: 2 * mib, want: 100},
 	} {
-		if got := Percent(tc.live, tc.headroom); got != tc.want {
-			t.Errorf("Percent(%d MiB, %d MiB) = %d, want %d", tc.live/mib, tc.headroom/mib, got, tc.want)
+		if got := percent(tc.live, tc.headroom); got != tc.want {
+			t.Errorf("percent(%d MiB, %d MiB) = %d, want %d", tc.live/mib, tc.headroom/mib, got, tc.want)
 		}
 	}
 }
