@@ -257,7 +257,7 @@ func (w *worker) startRead(env *engine.TaskEnv, t *engine.Task) (*readTask, erro
 	if err := os.MkdirAll(filepath.Join(env.RunDir, PartsDir), 0o755); err != nil {
 		return fail(fmt.Errorf("make %s: %w", PartsDir, err))
 	}
-	out, err := output.Create(env.OutputPath(t))
+	out, err := output.CreateScratch(env.OutputPath(t))
 	if err != nil {
 		return fail(err)
 	}

@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/mce-engine/mce/engine/output"
 	"github.com/mce-engine/mce/internal/keyruns"
@@ -42,6 +46,11 @@ type partFooter struct {
 	Runs       []partRun      `json:"runs"`
 	Stats      []sectionStats `json:"stats"`
 	Failures   []partFailure  `json:"failures,omitempty"`
+	// Sum is the xxhash64 of the segments (every byte before the footer),
+	// in hex: a part file is not synced (output.CreateScratch), and
+	// --resume checks it (partFile.check) before it trusts it. A part
+	// file of an older mce, synced, has none.
+	Sum string `json:"sum,omitempty"`
 }
 
 // partRun is one sorted run of one section: its segments, in order.
@@ -85,7 +94,8 @@ type partWriter struct {
 	out    *output.File
 	off    int64
 	footer partFooter
-	failed []atomic.Bool // by section
+	failed []atomic.Bool  // by section
+	sum    *xxhash.Digest // of the segments written
 }
 
 func newPartWriter(out *output.File, sections int) *partWriter {
@@ -93,6 +103,7 @@ func newPartWriter(out *output.File, sections int) *partWriter {
 		out:    out,
 		footer: partFooter{Sections: sections, Stats: make([]sectionStats, sections)},
 		failed: make([]atomic.Bool, sections),
+		sum:    xxhash.New(),
 	}
 }
 
@@ -111,6 +122,7 @@ func (p *partWriter) appendSegment(run int, data []byte) error {
 	if _, err := p.out.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", p.out.Name(), err)
 	}
+	p.sum.Write(data)
 	r := &p.footer.Runs[run]
 	r.Segs = append(r.Segs, [2]int64{p.off, int64(len(data))})
 	p.off += int64(len(data))
@@ -139,10 +151,12 @@ func (p *partWriter) addStats(st []sectionStats) {
 	}
 }
 
-// finish writes the footer and commits the file.
+// finish writes the footer and publishes the file (unsynced: see
+// partFooter.Sum).
 func (p *partWriter) finish() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.footer.Sum = strconv.FormatUint(p.sum.Sum64(), 16)
 	b, err := json.Marshal(&p.footer)
 	if err != nil {
 		return fmt.Errorf("encode part footer: %w", err)
@@ -152,7 +166,7 @@ func (p *partWriter) finish() error {
 	if _, err := p.out.Write(b); err != nil {
 		return fmt.Errorf("write %s: %w", p.out.Name(), err)
 	}
-	return p.out.Commit()
+	return p.out.Publish()
 }
 
 // sectionBuf collects one worker's lines of one section into segments.
@@ -217,6 +231,7 @@ type partFile struct {
 	name   string
 	f      *os.File
 	footer partFooter
+	data   int64 // bytes before the footer: the segments
 }
 
 // openPart opens a part file and reads its footer.
@@ -258,7 +273,7 @@ func readFooter(f *os.File) (*partFile, error) {
 	if _, err := f.ReadAt(b, st.Size()-tail-n); err != nil {
 		return nil, err
 	}
-	pf := &partFile{f: f}
+	pf := &partFile{f: f, data: st.Size() - tail - n}
 	if err := json.Unmarshal(b, &pf.footer); err != nil {
 		return nil, fmt.Errorf("footer: %w", err)
 	}
@@ -266,3 +281,21 @@ func readFooter(f *os.File) (*partFile, error) {
 }
 
 func (p *partFile) Close() error { return p.f.Close() }
+
+// check reads the segments and compares them with the footer's Sum: a
+// part file is not synced, and one left by a power cut can have its
+// footer and not all its segments. A file without a Sum (an older mce's,
+// synced) passes.
+func (p *partFile) check() error {
+	if p.footer.Sum == "" {
+		return nil
+	}
+	h := xxhash.New()
+	if _, err := io.Copy(h, io.NewSectionReader(p.f, 0, p.data)); err != nil {
+		return fmt.Errorf("part file %s: %w", p.name, err)
+	}
+	if got := strconv.FormatUint(h.Sum64(), 16); got != p.footer.Sum {
+		return fmt.Errorf("part file %s: its segments sum to %s, its footer says %s", p.name, got, p.footer.Sum)
+	}
+	return nil
+}

@@ -541,7 +541,9 @@ func resumePlan(dir string) (*engine.Plan, string, error) {
 // prepareResume checks that the store of the run folder dir (open as db)
 // still fits the Spec, and removes the part files that recorded a failed
 // user of an output not yet written, so that their shards are reduced
-// again (the feature code may have been fixed since).
+// again (the feature code may have been fixed since), and those that do
+// not read back as written (a part file is not synced: a power cut can
+// leave it short or with zeros).
 func prepareResume(dir string, p *engine.Plan, db *store.DB, spec *feature.Spec, logger *slog.Logger) error {
 	if _, err := schemaColumns(spec.Schema, db.Config()); err != nil {
 		return fmt.Errorf("resume %s: store %s: %w", dir, db.Dir(), err)
@@ -568,15 +570,24 @@ func prepareResume(dir string, p *engine.Plan, db *store.DB, spec *feature.Spec,
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
+		why := "it has failed users"
 		stale := err != nil
 		if err == nil {
 			for _, f := range pf.footer.Failures {
 				stale = stale || pending[f.Section]
 			}
+			// With every output written, nothing reads it again.
+			if len(pending) > 0 {
+				if cerr := pf.check(); cerr != nil {
+					stale, why = true, cerr.Error()
+				}
+			}
 			pf.Close()
+		} else {
+			why = err.Error()
 		}
 		if stale {
-			logger.Info("reducing again the shards of a part file with failed users", "part", t.Output)
+			logger.Info("reducing again the shards of a part file", "part", t.Output, "why", why)
 			if err := os.Remove(path); err != nil {
 				return fmt.Errorf("resume %s: %w", dir, err)
 			}
