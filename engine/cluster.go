@@ -66,6 +66,12 @@ func (r *runner) startCluster(c *cluster, why string) {
 		r.fatal = err
 		return
 	}
+	r.began(c, p, why)
+}
+
+// began makes p cluster c's process, starting (startCluster's, or one
+// that Run adopted from Options.Prestarted), and sends it its config.
+func (r *runner) began(c *cluster, p *proc, why string) {
 	c.proc, c.ps, c.files, c.rss = p, nil, 0, 0
 	r.setState(c, csStarting)
 	r.logs.statusf("cluster %d %s: pid %d, %d CPUs, GOMEMLIMIT %.0f MiB", c.id, why, p.pid, c.cpus, mib(c.memLimit))
@@ -79,6 +85,9 @@ func (r *runner) startCluster(c *cluster, why string) {
 }
 
 func (r *runner) handle(ev procEvent) {
+	if ev.cluster >= len(r.clusters) {
+		return // a prestarted process no cluster adopted
+	}
 	c := r.clusters[ev.cluster]
 	if ev.gen != c.gen {
 		return
@@ -304,6 +313,9 @@ func (r *runner) waitExits(grace time.Duration) {
 		}
 		select {
 		case ev := <-r.events:
+			if ev.cluster >= len(r.clusters) {
+				continue // a prestarted process no cluster adopted
+			}
 			c := r.clusters[ev.cluster]
 			if ev.exited && ev.gen == c.gen && c.proc != nil {
 				c.proc.stdin.Close()

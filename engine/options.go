@@ -117,6 +117,10 @@ type Options struct {
 	ProgressEvery time.Duration
 	// StartTimeout bounds a cluster's start (default 30s).
 	StartTimeout time.Duration
+	// Prestarted are cluster processes started by Prestart while the
+	// caller planned: Run adopts those that fit its clusters and kills
+	// the others.
+	Prestarted *Prestarted
 }
 
 // maxDefaultCluster is the most CPUs a default cluster has. On 16 CPUs

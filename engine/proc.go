@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -23,6 +24,9 @@ type proc struct {
 	pid          int
 	stdin        *os.File
 	enc          *json.Encoder
+	// logger gets the process's stderr (relog); a prestarted process's
+	// is replaced when Run adopts it (adoptLogger).
+	logger atomic.Pointer[slog.Logger]
 }
 
 // procEvent is what a cluster process reports to the parent's loop: a
@@ -101,8 +105,7 @@ func startProc(s procSpec, events chan<- procEvent) (*proc, error) {
 		return nil, fmt.Errorf("start cluster %d (%s): %w", s.cluster, s.exe, err)
 	}
 	p := &proc{cluster: s.cluster, gen: s.gen, pid: cmd.Process.Pid, stdin: inW, enc: json.NewEncoder(inW)}
-
-	logger := s.logger.With("cluster", s.cluster, "pid", p.pid)
+	p.logger.Store(s.logger.With("cluster", s.cluster, "pid", p.pid))
 	var tailMu sync.Mutex
 	var tail []string
 	stderrDone := make(chan struct{})
@@ -113,7 +116,7 @@ func startProc(s procSpec, events chan<- procEvent) (*proc, error) {
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
-			relog(logger, line)
+			relog(p.logger.Load(), line)
 			tailMu.Lock()
 			tail = append(tail, line)
 			if len(tail) > stderrTailLines {
@@ -136,7 +139,7 @@ func startProc(s procSpec, events chan<- procEvent) (*proc, error) {
 			events <- procEvent{cluster: s.cluster, gen: s.gen, msg: m}
 		}
 		if protoErr != nil {
-			logger.Error("protocol error; killing cluster", "error", protoErr)
+			p.logger.Load().Error("protocol error; killing cluster", "error", protoErr)
 			killGroup(p.pid)
 		}
 		<-stderrDone

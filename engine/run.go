@@ -70,6 +70,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer o.Prestarted.Close() // the processes Run did not adopt
 	r := &runner{o: o, logger: o.Logger, events: make(chan procEvent, 64)}
 	if o.RAMMeasure == MeasureCgroup {
 		if r.cgroup, err = procfs.OwnCgroup(); err != nil {
@@ -195,13 +196,9 @@ func (r *runner) resume() error {
 func (r *runner) run(ctx context.Context) (*Summary, error) {
 	o := &r.o
 	r.started = time.Now()
-	var sumCPUs int
-	for _, n := range o.Clusters {
-		sumCPUs += n
-	}
+	shares := clusterShares(*o)
 	for id, n := range o.Clusters {
-		share := o.RAMLimitBytes * int64(n) / int64(sumCPUs)
-		r.clusters = append(r.clusters, &cluster{id: id, cpus: n, share: share, memLimit: share})
+		r.clusters = append(r.clusters, &cluster{id: id, cpus: n, share: shares[id], memLimit: shares[id]})
 	}
 	for _, t := range r.tasks {
 		if t.status == TaskPending {
@@ -214,8 +211,30 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	r.logger.Info("run started", "dir", r.dir, "files", len(r.tasks), "to_do", len(r.pending), "clusters", fmt.Sprint(o.Clusters), "queue", o.Queue)
 	r.queueSummary()
 
-	if len(r.pending) > 0 {
+	var prestarted []*proc
+	if o.Prestarted != nil {
+		// Its processes are generation 1 of their clusters: one started
+		// here is 2 or more, so that a killed one's exit is not taken for
+		// its cluster's.
+		r.events, prestarted = o.Prestarted.take(*o, o.Clusters, shares)
 		for _, c := range r.clusters {
+			c.gen = 1
+		}
+	}
+	for _, c := range r.clusters {
+		p := (*proc)(nil)
+		if c.id < len(prestarted) {
+			p = prestarted[c.id]
+		}
+		switch {
+		case len(r.pending) == 0:
+			if p != nil {
+				p.kill()
+			}
+		case p != nil:
+			p.adoptLogger(r.logger.With("cluster", c.id, "pid", p.pid))
+			r.began(c, p, "started")
+		default:
 			r.startCluster(c, "started")
 		}
 	}

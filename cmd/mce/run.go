@@ -87,6 +87,14 @@ Examples:
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
+			// The clusters start while the files are planned and the run
+			// folder made.
+			if pre, err := engine.Prestart(opts); err == nil {
+				defer pre.Close()
+				opts.Prestarted = pre
+			} else {
+				opts.Logger.Debug("clusters not started before planning; Run starts them", "error", err)
+			}
 			if opts.Resume == "" {
 				if opts.Tasks, err = filejob.PlanFormat(paths, job.Output.Format); err != nil {
 					return &ExitError{Code: 1, Err: err}

@@ -1,0 +1,115 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+)
+
+// Prestarted holds cluster processes started before Run, so that they go
+// through their start (about 40 ms each on a 2-core VM: Go's runtime, the
+// packages mce links, the heap's reserve) while the caller plans the
+// tasks: `mce reduce` opens the store and plans for about 25 ms, `mce run`
+// stats and plans its files. Run adopts them (Options.Prestarted): a
+// process whose cluster Run makes with the same CPUs and memory limit is
+// that cluster's first process, any other is killed. Close kills those no
+// Run adopted; it is safe to call more than once, and after Run.
+//
+// A prestarted process waits for its config (the run folder, the job) on
+// its stdin and does nothing else before it.
+type Prestarted struct {
+	mu      sync.Mutex
+	events  chan procEvent
+	procs   []*proc // by cluster id
+	specs   []procSpec
+	adopted bool
+}
+
+// Prestart starts the cluster processes of opts' layout (its defaults
+// filled in as Run fills them). The caller passes the result to Run in
+// Options.Prestarted and defers Close.
+func Prestart(opts Options) (*Prestarted, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := &Prestarted{events: make(chan procEvent, 64)}
+	for id, s := range clusterShares(o) {
+		spec := procSpec{
+			cluster: id, gen: 1, cpus: o.Clusters[id], memLimit: s,
+			exe: o.WorkerExe, args: o.WorkerArgs, env: o.WorkerEnv, logger: o.Logger,
+		}
+		pr, err := startProc(spec, p.events)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.procs = append(p.procs, pr)
+		p.specs = append(p.specs, spec)
+	}
+	return p, nil
+}
+
+// clusterShares returns each cluster's share of the RAM limit, in
+// proportion to its CPUs: its GOMEMLIMIT.
+func clusterShares(o Options) []int64 {
+	var sum int
+	for _, n := range o.Clusters {
+		sum += n
+	}
+	shares := make([]int64, len(o.Clusters))
+	for id, n := range o.Clusters {
+		shares[id] = o.RAMLimitBytes * int64(n) / int64(sum)
+	}
+	return shares
+}
+
+// take hands Run the events channel and, by cluster id, the processes
+// that match the clusters it makes (cpus and memLimit per cluster, the
+// worker's command): the others are killed, and their events come with a
+// generation (1) Run's own processes of that cluster never have, or a
+// cluster id it does not have. After take, Close does nothing.
+func (p *Prestarted) take(o Options, cpus []int, memLimits []int64) (chan procEvent, []*proc) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.adopted = true
+	got := make([]*proc, len(cpus))
+	for id, pr := range p.procs {
+		s := p.specs[id]
+		if id < len(cpus) && cpus[id] == s.cpus && memLimits[id] == s.memLimit &&
+			o.WorkerExe == s.exe && fmt.Sprint(o.WorkerArgs) == fmt.Sprint(s.args) && fmt.Sprint(o.WorkerEnv) == fmt.Sprint(s.env) {
+			got[id] = pr
+			continue
+		}
+		pr.kill()
+	}
+	return p.events, got
+}
+
+// Close kills the processes no Run adopted.
+func (p *Prestarted) Close() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.adopted {
+		return
+	}
+	p.adopted = true
+	for _, pr := range p.procs {
+		pr.kill()
+	}
+}
+
+// PIDs returns the processes' ids, by cluster.
+func (p *Prestarted) PIDs() []int {
+	var pids []int
+	for _, pr := range p.procs {
+		pids = append(pids, pr.pid)
+	}
+	return pids
+}
+
+// adoptLogger sends the process's stderr to logger from now on.
+func (pr *proc) adoptLogger(logger *slog.Logger) { pr.logger.Store(logger) }
