@@ -8,10 +8,11 @@
 //
 // The files: run.go (Run, creating or resuming a run), scheduler.go
 // (which task goes to which cluster), cluster.go (starting, watching and
-// restarting cluster processes), monitor.go (the RAM monitor), proc.go (the
-// processes themselves), worker.go (the cluster's side of the protocol),
-// rundir.go and summary.go (the run folder), progress.go (the live view)
-// and statuslog.go (every log record also in status.log).
+// restarting cluster processes), prestart.go (clusters started before
+// Run), monitor.go (the RAM monitor), proc.go (the processes themselves),
+// worker.go (the cluster's side of the protocol), rundir.go and summary.go
+// (the run folder), progress.go (the live view) and statuslog.go (every
+// log record also in status.log).
 //
 // # Clusters
 //
@@ -23,7 +24,11 @@
 // data. Parent and cluster speak JSON lines over the cluster's stdin and
 // stdout (config and tasks in; ready, progress and results out); a cluster
 // exits when its stdin closes, dies with the parent (PR_SET_PDEATHSIG), and
-// runs in its own process group, which is what the parent kills.
+// runs in its own process group, which is what the parent kills. A mode
+// may start the clusters before it plans (Prestart, prestart.go: a
+// cluster takes about as long to start as `mce reduce` takes to open its
+// store and plan); Run adopts the processes that fit its layout, sending
+// them their config then, and kills the others.
 //
 // # Scheduling
 //
