@@ -68,10 +68,15 @@ func clusterShares(o Options) []int64 {
 // that match the clusters it makes (cpus and memLimit per cluster, the
 // worker's command): the others are killed, and their events come with a
 // generation (1) Run's own processes of that cluster never have, or a
-// cluster id it does not have. After take, Close does nothing.
+// cluster id it does not have. After take, Close does nothing, and
+// another take gets no process.
 func (p *Prestarted) take(o Options, cpus []int, memLimits []int64) (chan procEvent, []*proc) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.adopted {
+		// Closed, or taken by another Run: nothing to adopt.
+		return make(chan procEvent, 64), nil
+	}
 	p.adopted = true
 	got := make([]*proc, len(cpus))
 	for id, pr := range p.procs {

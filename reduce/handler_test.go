@@ -43,6 +43,29 @@ func countSpec() feature.Spec {
 	}
 }
 
+// genStore generates invoice files (g's Dir, NoSync and Logger are set
+// here) and partitions them, read with read, into a store of shards
+// shards, 1 KiB blocks and heavy users from 100 rows; it returns the data
+// folder, the store and the generator's summary.
+func genStore(t *testing.T, g gen.Options, shards int, read csvread.Options) (data, st string, s *gen.Summary) {
+	t.Helper()
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	data = filepath.Join(t.TempDir(), "data")
+	g.Dir, g.NoSync, g.Logger = data, true, quiet
+	s, err := gen.Run(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = filepath.Join(t.TempDir(), "store")
+	if _, err := partition.Run(ctx, partition.Options{Inputs: []string{data}, Store: st, CPUs: 2,
+		MemBytes: partition.MinMemBytes, HeavyMinRows: 100, Shards: shards, BlockBytes: 1 << 10, Logger: quiet,
+		Read: read}); err != nil {
+		t.Fatal(err)
+	}
+	return data, st, s
+}
+
 // TestHandlers_inProcess runs a planned job's tasks through the handlers
 // in this process, in phase order, on 4 workers (so that -race sees the
 // shard workers, the heavy chunks and their in-order merge), and checks
@@ -51,18 +74,9 @@ func countSpec() feature.Spec {
 func TestHandlers_inProcess(t *testing.T) {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	data := filepath.Join(t.TempDir(), "data")
-	s, err := gen.Run(ctx, gen.Options{Dir: data, Seed: 5, Files: 3, Size: gen.Size{Rows: 20000}, NoSync: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	data, st, s := genStore(t, gen.Options{Seed: 5, Files: 3, Size: gen.Size{Rows: 20000}}, 8, csvread.Options{})
 	truth, err := gen.ReadTruth(data)
 	if err != nil {
-		t.Fatal(err)
-	}
-	st := filepath.Join(t.TempDir(), "store")
-	if _, err := partition.Run(ctx, partition.Options{Inputs: []string{data}, Store: st, CPUs: 2,
-		MemBytes: partition.MinMemBytes, HeavyMinRows: 100, Shards: 8, BlockBytes: 1 << 10, Logger: quiet}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -129,17 +143,7 @@ func TestHandlers_inProcess(t *testing.T) {
 func TestHandlers_localLines(t *testing.T) {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	data := filepath.Join(t.TempDir(), "data")
-	s, err := gen.Run(ctx, gen.Options{Dir: data, Seed: 9, Files: 2, Size: gen.Size{Rows: 5000}, NoSync: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := filepath.Join(t.TempDir(), "store")
-	if _, err := partition.Run(ctx, partition.Options{Inputs: []string{data}, Store: st, CPUs: 2,
-		MemBytes: partition.MinMemBytes, HeavyMinRows: 100, Shards: 32, BlockBytes: 1 << 10, Logger: quiet,
-		Read: csvread.Options{CheckValues: true}}); err != nil {
-		t.Fatal(err)
-	}
+	_, st, s := genStore(t, gen.Options{Seed: 9, Files: 2, Size: gen.Size{Rows: 5000}}, 32, csvread.Options{CheckValues: true})
 	spec := feature.Invoice()
 	db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet})
 	if err != nil {

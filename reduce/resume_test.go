@@ -1,4 +1,4 @@
-package reduce
+package reduce_test
 
 import (
 	"bytes"
@@ -11,9 +11,10 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/csvread"
 	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
-	"github.com/mce-engine/mce/partition"
+	"github.com/mce-engine/mce/reduce"
 	"github.com/mce-engine/mce/store"
 )
 
@@ -26,16 +27,7 @@ import (
 func TestPrepareResume_badPart(t *testing.T) {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	data := filepath.Join(t.TempDir(), "data")
-	s, err := gen.Run(ctx, gen.Options{Dir: data, Seed: 9, Files: 2, Size: gen.Size{Rows: 20000}, NoSync: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := filepath.Join(t.TempDir(), "store")
-	if _, err := partition.Run(ctx, partition.Options{Inputs: []string{data}, Store: st, CPUs: 2,
-		MemBytes: partition.MinMemBytes, HeavyMinRows: 100, Shards: 8, BlockBytes: 1 << 10, Logger: quiet}); err != nil {
-		t.Fatal(err)
-	}
+	_, st, s := genStore(t, gen.Options{Seed: 9, Files: 2, Size: gen.Size{Rows: 20000}}, 8, csvread.Options{})
 	spec := feature.Invoice()
 	if err := spec.Validate(); err != nil {
 		t.Fatal(err)
@@ -45,21 +37,21 @@ func TestPrepareResume_badPart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	tasks, err := Plan(ctx, db, &spec, nil, false, engine.Options{Clusters: []int{1, 1, 1}, Logger: quiet}, Outputs{})
+	tasks, err := reduce.Plan(ctx, db, &spec, nil, false, engine.Options{Clusters: []int{1, 1, 1}, Logger: quiet}, reduce.Outputs{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sort.SliceStable(tasks, func(i, j int) bool { return tasks[i].Phase < tasks[j].Phase })
 	var reads []engine.Task
 	for _, tk := range tasks {
-		if tk.Kind == KindRead {
+		if tk.Kind == reduce.KindRead {
 			reads = append(reads, tk)
 		}
 	}
 	if len(reads) < 2 {
 		t.Fatalf("%d read tasks, want several", len(reads))
 	}
-	hs := Handlers()
+	hs := reduce.Handlers()
 	run := func(dir string, tk *engine.Task) {
 		t.Helper()
 		env := &engine.TaskEnv{Spec: &spec, RunDir: dir, CPUs: 2, Progress: &engine.Progress{}, Logger: quiet}
@@ -93,7 +85,7 @@ func TestPrepareResume_badPart(t *testing.T) {
 	if err := os.WriteFile(bad, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := prepareResume(dir, &engine.Plan{Tasks: tasks}, db, &spec, quiet); err != nil {
+	if err := reduce.PrepareResume(dir, &engine.Plan{Tasks: tasks}, db, &spec, quiet); err != nil {
 		t.Fatal(err)
 	}
 	for i, tk := range reads {

@@ -81,13 +81,8 @@ func (o *File) Commit() error {
 		os.Remove(o.tmp)
 		return fmt.Errorf("output not saved: %w", err) // err names the file: "sync PATH: ..."
 	}
-	if err := o.f.Close(); err != nil {
-		os.Remove(o.tmp)
-		return fmt.Errorf("output not saved: %w", err)
-	}
-	if err := os.Rename(o.tmp, o.final); err != nil {
-		os.Remove(o.tmp)
-		return fmt.Errorf("rename output: %w", err)
+	if err := o.closeRename(); err != nil {
+		return err
 	}
 	return SyncDir(filepath.Dir(o.final))
 }
@@ -98,6 +93,12 @@ func (o *File) Commit() error {
 // at 300 MB.)
 func (o *File) Publish() error {
 	o.closed = true
+	return o.closeRename()
+}
+
+// closeRename closes the file and renames it to its final name; on an
+// error the temporary file is removed.
+func (o *File) closeRename() error {
 	if err := o.f.Close(); err != nil {
 		os.Remove(o.tmp)
 		return fmt.Errorf("output not saved: %w", err)
