@@ -1,8 +1,8 @@
 package engine
 
 import (
-	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 )
 
@@ -25,9 +25,25 @@ type Prestarted struct {
 	adopted bool
 }
 
+// StartEarly starts o's clusters (Prestart) and puts them in
+// o.Prestarted, for the Run the caller makes with o once it has planned;
+// the caller defers the returned function, which kills them unless that
+// Run adopted them. When they cannot start now, Run starts them.
+func StartEarly(o *Options) (closeFn func()) {
+	pre, err := Prestart(*o)
+	if err != nil {
+		if o.Logger != nil {
+			o.Logger.Debug("clusters not started before planning; Run starts them", "error", err)
+		}
+		return func() {}
+	}
+	o.Prestarted = pre
+	return pre.Close
+}
+
 // Prestart starts the cluster processes of opts' layout (its defaults
 // filled in as Run fills them). The caller passes the result to Run in
-// Options.Prestarted and defers Close.
+// Options.Prestarted and defers Close (StartEarly does both).
 func Prestart(opts Options) (*Prestarted, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -64,13 +80,13 @@ func clusterShares(o Options) []int64 {
 	return shares
 }
 
-// take hands Run the events channel and, by cluster id, the processes
-// that match the clusters it makes (cpus and memLimit per cluster, the
-// worker's command): the others are killed, and their events come with a
-// generation (1) Run's own processes of that cluster never have, or a
-// cluster id it does not have. After take, Close does nothing, and
-// another take gets no process.
-func (p *Prestarted) take(o Options, cpus []int, memLimits []int64) (chan procEvent, []*proc) {
+// take hands Run (whose options, defaults filled in, are o) the events
+// channel and, by cluster id, the processes that match the clusters it
+// makes (CPUs and memory limit per cluster, the worker's command): the
+// others are killed, and their events come with a generation (1) Run's
+// own processes of that cluster never have, or a cluster id it does not
+// have. After take, Close does nothing, and another take gets no process.
+func (p *Prestarted) take(o Options) (chan procEvent, []*proc) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.adopted {
@@ -78,11 +94,12 @@ func (p *Prestarted) take(o Options, cpus []int, memLimits []int64) (chan procEv
 		return make(chan procEvent, 64), nil
 	}
 	p.adopted = true
-	got := make([]*proc, len(cpus))
+	shares := clusterShares(o)
+	got := make([]*proc, len(o.Clusters))
 	for id, pr := range p.procs {
 		s := p.specs[id]
-		if id < len(cpus) && cpus[id] == s.cpus && memLimits[id] == s.memLimit &&
-			o.WorkerExe == s.exe && fmt.Sprint(o.WorkerArgs) == fmt.Sprint(s.args) && fmt.Sprint(o.WorkerEnv) == fmt.Sprint(s.env) {
+		if id < len(o.Clusters) && o.Clusters[id] == s.cpus && shares[id] == s.memLimit &&
+			o.WorkerExe == s.exe && slices.Equal(o.WorkerArgs, s.args) && slices.Equal(o.WorkerEnv, s.env) {
 			got[id] = pr
 			continue
 		}

@@ -216,7 +216,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		// Its processes are generation 1 of their clusters: one started
 		// here is 2 or more, so that a killed one's exit is not taken for
 		// its cluster's.
-		r.events, prestarted = o.Prestarted.take(*o, o.Clusters, shares)
+		r.events, prestarted = o.Prestarted.take(*o)
 		for _, c := range r.clusters {
 			c.gen = 1
 		}

@@ -446,7 +446,7 @@ func (rt *readTask) finish(res *engine.Result) (*engine.Result, error) {
 func (w *worker) runRead(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
 	// The live heap is a few MiB (blocks, buffers, the aggregates of the
 	// users in hand): the collector keeps a fixed headroom over it.
-	defer gctune.Start(gctune.Headroom())()
+	defer gctune.Start()()
 	rt, err := w.startRead(env, t)
 	if err != nil {
 		return nil, err

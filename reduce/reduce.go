@@ -87,12 +87,7 @@ func Run(ctx context.Context, o Options) (*engine.Summary, error) {
 		eo.Clusters = DefaultClusters()
 	}
 	if eo.Prestarted == nil {
-		if pre, err := engine.Prestart(eo); err == nil {
-			defer pre.Close()
-			eo.Prestarted = pre
-		} else {
-			eo.Logger.Debug("clusters not started before planning; Run starts them", "error", err)
-		}
+		defer engine.StartEarly(&eo)()
 	}
 	if err := prepare(ctx, o, &spec, &eo); err != nil {
 		return nil, err
@@ -136,9 +131,6 @@ func prepare(ctx context.Context, o Options, spec *feature.Spec, eo *engine.Opti
 		return err
 	}
 	defer db.Close()
-	if len(eo.Clusters) == 0 {
-		eo.Clusters = DefaultClusters()
-	}
 	eo.Clusters = clustersFor(db, eo.Clusters, eo.Logger)
 	if p != nil {
 		return prepareResume(eo.Resume, p, db, spec, eo.Logger)
@@ -585,23 +577,24 @@ func prepareResume(dir string, p *engine.Plan, db *store.DB, spec *feature.Spec,
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		why := "it has failed users"
-		stale := err != nil
-		if err == nil {
+		why := "" // why the part file is reduced again; "": it is kept
+		if err != nil {
+			why = err.Error()
+		} else {
 			for _, f := range pf.footer.Failures {
-				stale = stale || pending[f.Section]
+				if pending[f.Section] {
+					why = "it has failed users"
+				}
 			}
 			// With every output written, nothing reads it again.
-			if len(pending) > 0 {
+			if why == "" && len(pending) > 0 {
 				if cerr := pf.check(); cerr != nil {
-					stale, why = true, cerr.Error()
+					why = cerr.Error()
 				}
 			}
 			pf.Close()
-		} else {
-			why = err.Error()
 		}
-		if stale {
+		if why != "" {
 			logger.Info("reducing again the shards of a part file", "part", t.Output, "why", why)
 			if err := os.Remove(path); err != nil {
 				return fmt.Errorf("resume %s: %w", dir, err)

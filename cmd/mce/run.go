@@ -89,12 +89,7 @@ Examples:
 			}
 			// The clusters start while the files are planned and the run
 			// folder made.
-			if pre, err := engine.Prestart(opts); err == nil {
-				defer pre.Close()
-				opts.Prestarted = pre
-			} else {
-				opts.Logger.Debug("clusters not started before planning; Run starts them", "error", err)
-			}
+			defer engine.StartEarly(&opts)()
 			if opts.Resume == "" {
 				if opts.Tasks, err = filejob.PlanFormat(paths, job.Output.Format); err != nil {
 					return &ExitError{Code: 1, Err: err}

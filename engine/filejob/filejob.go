@@ -509,7 +509,7 @@ func runInRAM(ctx context.Context, in Input, f *csvread.File, w io.Writer, mode,
 		// next. It takes the same fixed headroom as mce reduce's clusters,
 		// which run the same Reduce: on the bench's data (Reduce-form
 		// f.go, 8 rounds) -9% CPU, +29 MiB peak RSS at 300 MB.
-		defer gctune.Start(gctune.Headroom())()
+		defer gctune.Start()()
 	}
 	job, err := inram.New(opts)
 	if err != nil {

@@ -48,11 +48,13 @@ func percent(live, headroom int64) int {
 	return int(min(max(headroom*100/live, 100), 1000))
 }
 
-// Start sets GOGC so that the heap goal is the live heap plus headroom
-// bytes, again every retuneEvery as the live heap changes, until the
-// returned function is called; that sets GOGC back to what it was. It
-// does nothing when the user set GOGC.
-func Start(headroom int64) (stop func()) {
+// Start sets GOGC so that the heap goal is the live heap plus Headroom,
+// again every retuneEvery as the live heap changes, until the returned
+// function is called; that sets GOGC back to what it was. It does nothing
+// when the user set GOGC.
+func Start() (stop func()) { return startWith(Headroom()) }
+
+func startWith(headroom int64) (stop func()) {
 	if os.Getenv("GOGC") != "" {
 		return func() {}
 	}

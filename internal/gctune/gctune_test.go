@@ -56,7 +56,7 @@ func TestStart(t *testing.T) {
 			const start = 77 // what the process had before
 			defer debug.SetGCPercent(debug.SetGCPercent(start))
 			// A headroom far over any test's live heap: the goal is capped at 1000.
-			stop := Start(1 << 40)
+			stop := startWith(1 << 40)
 			during := debug.SetGCPercent(-1)
 			debug.SetGCPercent(during)
 			if tc.changed && during != 1000 {
