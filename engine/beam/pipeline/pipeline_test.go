@@ -25,7 +25,18 @@ func TestMain(m *testing.M) {
 	if !testing.Verbose() {
 		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	}
-	os.Exit(m.Run())
+	// Beam leaves an empty beamloopbackworker-* file in the temporary
+	// folder per LOOPBACK job: give them one of the tests' own, removed
+	// after them (mce beam does the same for its pipelines).
+	tmp, err := os.MkdirTemp("", "mce-beam-pipeline-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("TMPDIR", tmp)
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
 }
 
 // writeCSV writes an invoice file: rows[i] = {user, receiver, amount}.
