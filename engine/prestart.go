@@ -85,13 +85,13 @@ func clusterShares(o Options) []int64 {
 // makes (CPUs and memory limit per cluster, the worker's command): the
 // others are killed, and their events come with a generation (1) Run's
 // own processes of that cluster never have, or a cluster id it does not
-// have. After take, Close does nothing, and another take gets no process.
+// have. After take, Close does nothing, and another take gets nil: no
+// channel, no process.
 func (p *Prestarted) take(o Options) (chan procEvent, []*proc) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.adopted {
-		// Closed, or taken by another Run: nothing to adopt.
-		return make(chan procEvent, 64), nil
+		return nil, nil // closed, or taken by another Run
 	}
 	p.adopted = true
 	shares := clusterShares(o)
@@ -122,15 +122,6 @@ func (p *Prestarted) Close() {
 	for _, pr := range p.procs {
 		pr.kill()
 	}
-}
-
-// PIDs returns the processes' ids, by cluster.
-func (p *Prestarted) PIDs() []int {
-	var pids []int
-	for _, pr := range p.procs {
-		pids = append(pids, pr.pid)
-	}
-	return pids
 }
 
 // adoptLogger sends the process's stderr to logger from now on.

@@ -216,9 +216,12 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		// Its processes are generation 1 of their clusters: one started
 		// here is 2 or more, so that a killed one's exit is not taken for
 		// its cluster's.
-		r.events, prestarted = o.Prestarted.take(*o)
-		for _, c := range r.clusters {
-			c.gen = 1
+		var events chan procEvent
+		if events, prestarted = o.Prestarted.take(*o); events != nil {
+			r.events = events
+			for _, c := range r.clusters {
+				c.gen = 1
+			}
 		}
 	}
 	for _, c := range r.clusters {

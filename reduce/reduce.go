@@ -584,6 +584,7 @@ func prepareResume(dir string, p *engine.Plan, db *store.DB, spec *feature.Spec,
 			for _, f := range pf.footer.Failures {
 				if pending[f.Section] {
 					why = "it has failed users"
+					break
 				}
 			}
 			// With every output written, nothing reads it again.
