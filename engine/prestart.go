@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+
+	"github.com/mce-engine/mce/internal/prefork"
 )
 
 // Prestarted holds cluster processes started before Run, so that they go
@@ -17,6 +19,12 @@ import (
 //
 // A prestarted process waits for its config (the run folder, the job) on
 // its stdin and does nothing else before it.
+//
+// The first cluster's process may be older still: `mce run`'s, which
+// package prefork starts while mce initialises. Prestart takes it when it
+// runs the same worker command, and sends it the cluster's CPUs and
+// memory limit at once (a "limits" message), which its environment could
+// not give it.
 type Prestarted struct {
 	mu      sync.Mutex
 	events  chan procEvent
@@ -55,8 +63,16 @@ func Prestart(opts Options) (*Prestarted, error) {
 			cluster: id, gen: 1, cpus: o.Clusters[id], memLimit: s,
 			exe: o.WorkerExe, args: o.WorkerArgs, env: o.WorkerEnv, logger: o.Logger,
 		}
-		pr, err := startProc(spec, p.events)
-		if err != nil {
+		var pr *proc
+		if pf := takePreforked(id, spec); pf != nil {
+			pr = adoptProc(spec, pf, p.events)
+			o.Logger.Debug("cluster process started with mce, before its command line was read", "cluster", id, "pid", pr.pid)
+			if err := pr.send(&toWorker{Type: "limits", Limits: &workerLimits{CPUs: spec.cpus, MemLimit: spec.memLimit}}); err != nil {
+				p.procs = append(p.procs, pr)
+				p.Close()
+				return nil, err
+			}
+		} else if pr, err = startProc(spec, p.events); err != nil {
 			p.Close()
 			return nil, err
 		}
@@ -64,6 +80,17 @@ func Prestart(opts Options) (*Prestarted, error) {
 		p.specs = append(p.specs, spec)
 	}
 	return p, nil
+}
+
+// takePreforked returns the process package prefork started for the first
+// cluster when it runs that cluster's worker command (it gets its CPUs
+// and memory limit with its config); nil for any other cluster, or when
+// there is none. Any other process prefork started is killed.
+func takePreforked(id int, s procSpec) *prefork.Process {
+	if id > 0 {
+		return nil
+	}
+	return prefork.Take(s.exe, s.args, s.env)
 }
 
 // clusterShares returns each cluster's share of the RAM limit, in

@@ -1,12 +1,16 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -113,4 +117,80 @@ func waitGone(t *testing.T, pids []int) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+}
+
+// TestE2E_prefork: the built binary's `mce run` starts its first cluster's
+// process while it initialises (package prefork) and Run adopts it, gives
+// it its cluster's CPUs and memory limit, and the files are exact; with
+// several clusters only the first is started so; MCE_NO_PREFORK turns it
+// off; a run that fails before it starts leaves no process behind.
+func TestE2E_prefork(t *testing.T) {
+	skipShort(t)
+	data, _ := genData(t, gen.Options{Seed: 22, Files: 3, Size: gen.Size{Bytes: 2 << 20}})
+	t.Cleanup(func() { e2etest.CheckNoOrphans(t, mceBin) })
+	adoptedRE := regexp.MustCompile(`msg="cluster process started with mce, before its command line was read" cluster=0 pid=(\d+)`)
+	limitsRE := regexp.MustCompile(`msg="started before its cluster was known: limits applied" cluster=0 pid=(\d+) gomaxprocs=(\d+) gomemlimit=(\S+)`)
+	startedRE := regexp.MustCompile(`cluster (\d+) started: pid (\d+)`)
+	for _, tc := range []struct {
+		name     string
+		env      []string
+		clusters string
+		early    bool
+		cpus     string
+	}{
+		{"one cluster", nil, "1", true, "1"},
+		{"two clusters", nil, "1,1", true, "1"},
+		{"off", []string{"MCE_NO_PREFORK=1"}, "2", false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			cmd := exec.Command(mceBin, "--log-level", "debug", "run", data, "--out", out, "--clusters", tc.clusters,
+				"--ram-limit", "3GiB", "--no-progress")
+			cmd.Env = append(os.Environ(), tc.env...)
+			var se bytes.Buffer
+			cmd.Stderr = &se
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%v\n%s", err, e2etest.Tail(se.String(), 2000))
+			}
+			runDir := filepath.Join(out, engine.DefaultJobName+"0")
+			checkTruth(t, data, runDir)
+			status, err := os.ReadFile(filepath.Join(runDir, engine.StatusLog))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pids := map[string]string{} // cluster -> pid
+			for _, m := range startedRE.FindAllStringSubmatch(string(status), -1) {
+				pids[m[1]] = m[2]
+			}
+			if want := strings.Count(tc.clusters, ",") + 1; len(pids) != want {
+				t.Fatalf("%d clusters started, want %d:\n%s", len(pids), want, status)
+			}
+			m := adoptedRE.FindStringSubmatch(se.String())
+			if (m != nil) != tc.early {
+				t.Fatalf("a cluster started early: %v, want %v; stderr:\n%s", m != nil, tc.early, e2etest.Tail(se.String(), 3000))
+			}
+			if !tc.early {
+				return
+			}
+			if m[1] != pids["0"] {
+				t.Errorf("the process started early is %s, cluster 0's is %s", m[1], pids["0"])
+			}
+			l := limitsRE.FindStringSubmatch(se.String())
+			if l == nil {
+				t.Fatalf("no limits applied in the early process; stderr:\n%s", e2etest.Tail(se.String(), 3000))
+			}
+			// 3 GiB over the clusters' CPUs, the first's share.
+			share := float64(3<<30) / float64(strings.Count(tc.clusters, ",")+1)
+			if got, err := strconv.ParseFloat(l[3], 64); l[1] != m[1] || l[2] != tc.cpus || err != nil || got != share {
+				t.Errorf("limits applied in process %s: GOMAXPROCS %s, GOMEMLIMIT %s; want process %s, %s, %.0f", l[1], l[2], l[3], m[1], tc.cpus, share)
+			}
+		})
+	}
+	t.Run("failed before the run", func(t *testing.T) {
+		cmd := exec.Command(mceBin, "run", filepath.Join(t.TempDir(), "nothing-here"), "--out", t.TempDir(), "--no-progress")
+		if out, err := cmd.CombinedOutput(); err == nil {
+			t.Fatalf("a run of a missing folder succeeded:\n%s", out)
+		}
+		e2etest.CheckNoOrphans(t, mceBin)
+	})
 }

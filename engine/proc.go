@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/mce-engine/mce/internal/prefork"
 )
 
 // proc is one running cluster process.
@@ -104,7 +106,27 @@ func startProc(s procSpec, events chan<- procEvent) (*proc, error) {
 		closeAll(inW, outR, errR)
 		return nil, fmt.Errorf("start cluster %d (%s): %w", s.cluster, s.exe, err)
 	}
-	p := &proc{cluster: s.cluster, gen: s.gen, pid: cmd.Process.Pid, stdin: inW, enc: json.NewEncoder(inW)}
+	return attachProc(s, cmd.Process.Pid, inW, outR, errR, waited, events), nil
+}
+
+// adoptProc makes pf, a process package prefork started, cluster s's, as
+// startProc would have started it.
+func adoptProc(s procSpec, pf *prefork.Process, events chan<- procEvent) *proc {
+	waited := make(chan error, 1)
+	go func() {
+		st, err := pf.Proc.Wait()
+		if err == nil && !st.Success() {
+			err = &exec.ExitError{ProcessState: st}
+		}
+		waited <- err
+	}()
+	return attachProc(s, pf.Proc.Pid, pf.Stdin, pf.Stdout, pf.Stderr, waited, events)
+}
+
+// attachProc starts the goroutines that read a started cluster process's
+// stdout (the protocol) and stderr (its log); waited gets its exit.
+func attachProc(s procSpec, pid int, inW, outR, errR *os.File, waited <-chan error, events chan<- procEvent) *proc {
+	p := &proc{cluster: s.cluster, gen: s.gen, pid: pid, stdin: inW, enc: json.NewEncoder(inW)}
 	p.logger.Store(s.logger.With("cluster", s.cluster, "pid", p.pid))
 	var tailMu sync.Mutex
 	var tail []string
@@ -152,13 +174,13 @@ func startProc(s procSpec, events chan<- procEvent) (*proc, error) {
 		tailMu.Unlock()
 		events <- procEvent{cluster: s.cluster, gen: s.gen, exited: true, exitErr: err, tail: t}
 	}()
-	return p, nil
+	return p
 }
 
 func workerEnv(base []string, s procSpec) []string {
 	env := make([]string, 0, len(base)+len(s.env)+2)
 	for _, kv := range base {
-		if strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, "GOMEMLIMIT=") {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, prefork.ChildEnv+"=") {
 			continue
 		}
 		env = append(env, kv)

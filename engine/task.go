@@ -213,8 +213,19 @@ type workerConfig struct {
 	FreeBetweenTasks bool `json:"free_between_tasks,omitempty"`
 }
 
+// workerLimits are a cluster's GOMAXPROCS and GOMEMLIMIT, for a process
+// package prefork started before they were known (its environment sets
+// neither). It gets them before its config, as soon as Prestart adopts
+// it, and applies them before it advises its heap (which depends on the
+// limit), while the parent plans the run.
+type workerLimits struct {
+	CPUs     int   `json:"cpus"`
+	MemLimit int64 `json:"mem_limit,omitempty"`
+}
+
 type toWorker struct {
-	Type   string        `json:"type"` // "config", "task" or "release"
+	Type   string        `json:"type"` // "limits", "config", "task" or "release"
+	Limits *workerLimits `json:"limits,omitempty"`
 	Config *workerConfig `json:"config,omitempty"`
 	Task   *Task         `json:"task,omitempty"`
 }

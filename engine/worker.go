@@ -15,6 +15,7 @@ import (
 
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/internal/hugemem"
+	"github.com/mce-engine/mce/internal/prefork"
 	"github.com/mce-engine/mce/internal/procfs"
 )
 
@@ -74,9 +75,6 @@ func Serve(ctx context.Context, opts WorkerOptions) error {
 	if err := opts.Spec.Validate(); err != nil {
 		return err
 	}
-	// A fresh cluster's heap grows into memory advised for huge pages:
-	// its page faults were about a tenth of its CPU time.
-	hugemem.AdviseHeap(heapReserveBytes)
 	w := &worker{opts: opts, spec: opts.Spec, msgs: make(chan toWorker), errs: make(chan error, 1)}
 	w.out = bufio.NewWriter(opts.Out)
 	w.enc = json.NewEncoder(w.out)
@@ -115,8 +113,32 @@ func (w *worker) send(m *fromWorker) error {
 }
 
 // configure waits for the config message and answers ready; ok is false
-// when the parent went away first.
+// when the parent went away first. A process package prefork started
+// gets its limits first.
 func (w *worker) configure(ctx context.Context) (ok bool, err error) {
+	if prefork.Child() {
+		select {
+		case m := <-w.msgs:
+			if m.Type != "limits" || m.Limits == nil {
+				return false, fmt.Errorf("worker: first message is %q, want limits", m.Type)
+			}
+			if m.Limits.CPUs > 0 {
+				runtime.GOMAXPROCS(m.Limits.CPUs)
+			}
+			if m.Limits.MemLimit > 0 {
+				debug.SetMemoryLimit(m.Limits.MemLimit)
+			}
+			w.opts.Logger.Debug("started before its cluster was known: limits applied", "gomaxprocs", runtime.GOMAXPROCS(0), "gomemlimit", debug.SetMemoryLimit(-1))
+		case err := <-w.errs:
+			return false, err
+		case <-ctx.Done():
+			return false, nil
+		}
+	}
+	// A fresh cluster's heap grows into memory advised for huge pages:
+	// its page faults were about a tenth of its CPU time. The advice
+	// depends on the memory limit.
+	hugemem.AdviseHeap(heapReserveBytes)
 	select {
 	case m := <-w.msgs:
 		if m.Type != "config" || m.Config == nil {

@@ -16,6 +16,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/prefork"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -66,6 +67,9 @@ func Main(args []string, spec feature.Spec, features bool) int {
 		profiling = append(profiling, startTrace(dir))
 	}
 	defer stopProfiling()
+	// The cluster process started at initialisation is killed unless a
+	// run took it.
+	defer prefork.Discard()
 	app := newApp(env)
 	err := app.RunContext(ctx, args)
 	if err == nil {

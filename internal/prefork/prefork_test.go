@@ -1,0 +1,122 @@
+package prefork
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestWorkerArgs(t *testing.T) {
+	worker := func(level string) []string {
+		return []string{"--log-format", "json", "--log-level", level, "worker"}
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string // nil: no process
+	}{
+		{[]string{"run", "data/"}, worker("info")},
+		{[]string{"run", "a.csv", "--clusters", "3,2,1", "--out", "o"}, worker("info")},
+		{[]string{"--log-level", "debug", "run", "data/"}, worker("debug")},
+		{[]string{"--log-level=warn", "--log-format", "json", "run", "data/"}, worker("warn")},
+		{[]string{"-log-format=text", "run", "x"}, worker("info")},
+		{[]string{"run", "--features-source", "/f.go", "data/"}, worker("info")}, // a features binary's run
+		{[]string{"run", "--", "--features"}, worker("info")},                    // a file named --features
+		{[]string{"run", "data/", "--features", "f.go"}, nil},                    // another binary runs it
+		{[]string{"run", "--features=f.go", "data/"}, nil},
+		{[]string{"run", "--resume", "runs/job0"}, nil},
+		{[]string{"run", "-h"}, nil},
+		{[]string{"run", "--help"}, nil},
+		{[]string{"reduce", "--store", "s"}, nil},
+		{[]string{"worker"}, nil},
+		{[]string{"--log-level"}, nil},
+		{[]string{"--version", "run"}, nil},
+		{[]string{"-test.run=TestX", "run"}, nil}, // a test binary
+		{nil, nil},
+	} {
+		got, ok := WorkerArgs(tc.args)
+		if ok != (tc.want != nil) || !slices.Equal(got, tc.want) {
+			t.Errorf("WorkerArgs(%q) = %q, %v; want %q", tc.args, got, ok, tc.want)
+		}
+	}
+}
+
+// TestTake starts real processes as init does and takes or kills them.
+func TestTake(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("prefork starts nothing here")
+	}
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep(1)")
+	}
+	t.Setenv("GOMAXPROCS", "7")
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	startEarly := func() *Process {
+		t.Helper()
+		p := start(sleep, []string{"30"})
+		if p == nil {
+			t.Fatal("start failed")
+		}
+		mu.Lock()
+		early = p
+		mu.Unlock()
+		return p
+	}
+	gone := func(p *Process) {
+		t.Helper()
+		if err := syscall.Kill(p.Proc.Pid, 0); err != syscall.ESRCH {
+			t.Errorf("process %d: kill 0 = %v, want it gone (ESRCH)", p.Proc.Pid, err)
+		}
+	}
+
+	p := startEarly()
+	env, err := os.ReadFile("/proc/" + itoa(p.Proc.Pid) + "/environ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.Split(string(bytes.TrimRight(env, "\x00")), "\x00")
+	if !slices.Contains(vars, ChildEnv+"=1") || slices.ContainsFunc(vars, func(kv string) bool {
+		return strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, "GOMEMLIMIT=")
+	}) {
+		t.Errorf("the process's environment: %q; want %s=1 and no GOMAXPROCS or GOMEMLIMIT", vars, ChildEnv)
+	}
+	if pgid, err := syscall.Getpgid(p.Proc.Pid); err != nil || pgid != p.Proc.Pid {
+		t.Errorf("process group %d (%v), want its own (%d)", pgid, err, p.Proc.Pid)
+	}
+	if got := Take(sleep, []string{"30"}, nil); got != p {
+		t.Fatalf("Take of the same command = %v, want the process", got)
+	}
+	if got := Take(sleep, []string{"30"}, nil); got != nil {
+		t.Fatalf("a second Take = %v, want nil", got)
+	}
+	p.kill()
+	gone(p)
+
+	for _, tc := range []struct {
+		name      string
+		exe       string
+		args, env []string
+	}{
+		{"another executable", "/bin/true", []string{"30"}, nil},
+		{"other arguments", sleep, []string{"31"}, nil},
+		{"an environment of its own", sleep, []string{"30"}, []string{"MALLOC_ARENA_MAX=2"}},
+	} {
+		p := startEarly()
+		if got := Take(tc.exe, tc.args, tc.env); got != nil {
+			t.Errorf("%s: Take = %v, want nil", tc.name, got)
+		}
+		gone(p)
+	}
+	p = startEarly()
+	Discard()
+	gone(p)
+	Discard() // nothing left: fine
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
