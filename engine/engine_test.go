@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/output"
+	"github.com/mce-engine/mce/internal/prefork"
 )
 
 func TestCreateRunDir(t *testing.T) {
@@ -141,6 +144,51 @@ func TestServe_handlers(t *testing.T) {
 	inW.Close()
 	if err := <-done; err != nil {
 		t.Errorf("Serve: %v", err)
+	}
+}
+
+// TestServe_limits: a worker package prefork started (its environment
+// has prefork.ChildEnv) takes the cluster's CPUs and memory limit from a
+// first "limits" message, and refuses to start on anything else.
+func TestServe_limits(t *testing.T) {
+	t.Setenv(prefork.ChildEnv, "1")
+	procs, limit := runtime.GOMAXPROCS(0), debug.SetMemoryLimit(-1)
+	t.Cleanup(func() {
+		runtime.GOMAXPROCS(procs)
+		debug.SetMemoryLimit(limit)
+	})
+	serve := func(first toWorker) (ready bool, err error) {
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			done <- Serve(context.Background(), WorkerOptions{Spec: feature.Invoice(), In: inR, Out: outW})
+			outW.Close()
+		}()
+		enc := json.NewEncoder(inW)
+		enc.Encode(first)
+		enc.Encode(toWorker{Type: "config", Config: &workerConfig{RunDir: t.TempDir()}})
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"ready"`) {
+				ready = true
+				inW.Close()
+			}
+		}
+		inW.Close()
+		return ready, <-done
+	}
+	want := max(procs-1, 1)
+	ready, err := serve(toWorker{Type: "limits", Limits: &workerLimits{CPUs: want, MemLimit: 3 << 30}})
+	if !ready || err != nil {
+		t.Fatalf("with limits first: ready %v, %v", ready, err)
+	}
+	if got, gotLimit := runtime.GOMAXPROCS(0), debug.SetMemoryLimit(-1); got != want || gotLimit != 3<<30 {
+		t.Errorf("after limits: GOMAXPROCS %d, memory limit %d; want %d, %d", got, gotLimit, want, int64(3<<30))
+	}
+	ready, err = serve(toWorker{Type: "config", Config: &workerConfig{RunDir: t.TempDir()}})
+	if ready || err == nil || !strings.Contains(err.Error(), `first message is "config", want limits`) {
+		t.Errorf("with the config first: ready %v, %v; want an error asking for limits", ready, err)
 	}
 }
 
