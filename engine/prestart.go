@@ -83,8 +83,8 @@ func Prestart(opts Options) (*Prestarted, error) {
 }
 
 // takePreforked returns the process package prefork started for the first
-// cluster when it runs that cluster's worker command (it gets its CPUs
-// and memory limit with its config); nil for any other cluster, or when
+// cluster when it runs that cluster's worker command (the caller sends it
+// its CPUs and memory limit first); nil for any other cluster, or when
 // there is none. Any other process prefork started is killed.
 func takePreforked(id int, s procSpec) *prefork.Process {
 	if id > 0 {

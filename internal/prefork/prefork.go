@@ -37,7 +37,7 @@ const ChildEnv = "MCE_PREFORKED"
 
 // Child reports whether this process was started by this package: its
 // environment has no GOMAXPROCS or GOMEMLIMIT of its cluster, which it
-// takes from its config instead.
+// takes from the first message of its parent instead (engine's "limits").
 func Child() bool { return os.Getenv(ChildEnv) != "" }
 
 // Process is a cluster process started by this package, with the
@@ -132,8 +132,8 @@ func WorkerArgs(args []string) ([]string, bool) {
 }
 
 // workerEnv is this process's environment without the Go runtime's CPU
-// and memory settings (the cluster gets its own with its config), and
-// with ChildEnv.
+// and memory settings (the cluster gets its own in its parent's first
+// message), and with ChildEnv.
 func workerEnv() []string {
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, ChildEnv+"=")
