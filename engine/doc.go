@@ -28,7 +28,10 @@
 // may start the clusters before it plans (Prestart, prestart.go: a
 // cluster takes about as long to start as `mce reduce` takes to open its
 // store and plan); Run adopts the processes that fit its layout, sending
-// them their config then, and kills the others.
+// them their config then, and kills the others. `mce run`'s first cluster
+// may be started earlier still, while mce initialises (package prefork):
+// its environment cannot carry its GOMAXPROCS and GOMEMLIMIT, so Prestart
+// sends them first, in a "limits" message.
 //
 // # Scheduling
 //
