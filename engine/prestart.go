@@ -63,16 +63,8 @@ func Prestart(opts Options) (*Prestarted, error) {
 			cluster: id, gen: 1, cpus: o.Clusters[id], memLimit: s,
 			exe: o.WorkerExe, args: o.WorkerArgs, env: o.WorkerEnv, logger: o.Logger,
 		}
-		var pr *proc
-		if pf := takePreforked(id, spec); pf != nil {
-			pr = adoptProc(spec, pf, p.events)
-			o.Logger.Debug("cluster process started with mce, before its command line was read", "cluster", id, "pid", pr.pid)
-			if err := pr.send(&toWorker{Type: "limits", Limits: &workerLimits{CPUs: spec.cpus, MemLimit: spec.memLimit}}); err != nil {
-				p.procs = append(p.procs, pr)
-				p.Close()
-				return nil, err
-			}
-		} else if pr, err = startProc(spec, p.events); err != nil {
+		pr, err := p.start(spec)
+		if err != nil {
 			p.Close()
 			return nil, err
 		}
@@ -82,15 +74,25 @@ func Prestart(opts Options) (*Prestarted, error) {
 	return p, nil
 }
 
-// takePreforked returns the process package prefork started for the first
-// cluster when it runs that cluster's worker command (the caller sends it
-// its CPUs and memory limit first); nil for any other cluster, or when
-// there is none. Any other process prefork started is killed.
-func takePreforked(id int, s procSpec) *prefork.Process {
-	if id > 0 {
-		return nil
+// start starts the process of cluster s. The first cluster's is the one
+// package prefork started, when it runs that cluster's worker command: it
+// is sent its CPUs and memory limit first (killed when it cannot take
+// them). Any other process prefork started is killed.
+func (p *Prestarted) start(s procSpec) (*proc, error) {
+	if s.cluster > 0 {
+		return startProc(s, p.events)
 	}
-	return prefork.Take(s.exe, s.args, s.env)
+	pf := prefork.Take(s.exe, s.args, s.env)
+	if pf == nil {
+		return startProc(s, p.events)
+	}
+	pr := adoptProc(s, pf, p.events)
+	s.logger.Debug("cluster process started with mce, before its command line was read", "cluster", s.cluster, "pid", pr.pid)
+	if err := pr.send(&toWorker{Type: "limits", Limits: &workerLimits{CPUs: s.cpus, MemLimit: s.memLimit}}); err != nil {
+		pr.kill()
+		return nil, err
+	}
+	return pr, nil
 }
 
 // clusterShares returns each cluster's share of the RAM limit, in

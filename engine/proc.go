@@ -178,14 +178,7 @@ func attachProc(s procSpec, pid int, inW, outR, errR *os.File, waited <-chan err
 }
 
 func workerEnv(base []string, s procSpec) []string {
-	env := make([]string, 0, len(base)+len(s.env)+2)
-	for _, kv := range base {
-		if strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, prefork.ChildEnv+"=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "GOMAXPROCS="+strconv.Itoa(s.cpus))
+	env := append(prefork.WithoutLimits(base), "GOMAXPROCS="+strconv.Itoa(s.cpus))
 	if s.memLimit > 0 {
 		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(s.memLimit, 10))
 	}

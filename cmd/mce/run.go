@@ -19,6 +19,7 @@ import (
 	"github.com/mce-engine/mce/engine/report"
 	"github.com/mce-engine/mce/internal/bytesize"
 	"github.com/mce-engine/mce/internal/fbuild"
+	"github.com/mce-engine/mce/internal/prefork"
 	"github.com/mce-engine/mce/internal/termview"
 )
 
@@ -156,7 +157,7 @@ func clusterOptions(c *ucli.Context, env *Env, o *engine.Options) error {
 		return fmt.Errorf("find own binary: %w", err)
 	}
 	o.WorkerExe = exe
-	o.WorkerArgs = []string{"--log-format", "json", "--log-level", c.String("log-level"), "worker"}
+	o.WorkerArgs = prefork.ClusterArgs(c.String("log-level"))
 	// The live view is for a terminal; elsewhere (a pipe, a file, CI)
 	// stderr gets one log line per file event instead.
 	live := !c.Bool("no-progress") && termview.IsTerminal(os.Stderr)

@@ -88,20 +88,23 @@ func Take(exe string, args, env []string) *Process {
 // taken.
 func Discard() { Take("", nil, nil) }
 
+// ClusterArgs returns the arguments (after the executable) of a cluster
+// process of `mce run` whose parent logs at level: what `mce run` gives
+// engine.Options.WorkerArgs, and what this package starts.
+func ClusterArgs(level string) []string {
+	return []string{"--log-format", "json", "--log-level", level, "worker"}
+}
+
 // WorkerArgs returns the arguments of the cluster process that the
 // command line args (without the program name) will start, and whether
 // it starts one that can be started now: `mce [--log-level L]
 // [--log-format F] run ...` without --features (the build comes first,
 // then another binary runs), --resume (which may do the same) or help.
-// The result must be what `mce run` gives engine.Options.WorkerArgs.
 func WorkerArgs(args []string) ([]string, bool) {
 	level := "info"
 	i := 0
-	for ; i < len(args); i++ {
+	for ; i < len(args) && strings.HasPrefix(args[i], "-"); i++ {
 		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
-		if !strings.HasPrefix(args[i], "-") {
-			break
-		}
 		if name != "log-level" && name != "log-format" {
 			return nil, false
 		}
@@ -128,15 +131,21 @@ func WorkerArgs(args []string) ([]string, bool) {
 			return nil, false
 		}
 	}
-	return []string{"--log-format", "json", "--log-level", level, "worker"}, true
+	return ClusterArgs(level), true
 }
 
-// workerEnv is this process's environment without the Go runtime's CPU
-// and memory settings (the cluster gets its own in its parent's first
-// message), and with ChildEnv.
-func workerEnv() []string {
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+// WithoutLimits returns a copy of env without the variables that set a
+// cluster's CPUs and memory (GOMAXPROCS, GOMEMLIMIT) or say that this
+// package started it (ChildEnv): engine sets its own for each cluster.
+func WithoutLimits(env []string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
 		return strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, ChildEnv+"=")
 	})
-	return append(env, ChildEnv+"=1")
+}
+
+// workerEnv is this process's environment without the cluster settings
+// (the cluster gets its own in its parent's first message), and with
+// ChildEnv.
+func workerEnv() []string {
+	return append(WithoutLimits(os.Environ()), ChildEnv+"=1")
 }

@@ -120,3 +120,15 @@ func TestTake(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestWithoutLimits(t *testing.T) {
+	in := []string{"PATH=/bin", "GOMAXPROCS=3", "GOMEMLIMIT=1GiB", ChildEnv + "=1", "GOGC=50", "MY_GOMAXPROCS=2"}
+	orig := slices.Clone(in)
+	got := WithoutLimits(in)
+	if want := []string{"PATH=/bin", "GOGC=50", "MY_GOMAXPROCS=2"}; !slices.Equal(got, want) {
+		t.Errorf("WithoutLimits = %q, want %q", got, want)
+	}
+	if !slices.Equal(in, orig) {
+		t.Errorf("WithoutLimits changed its input: %q", in)
+	}
+}
