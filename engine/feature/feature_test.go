@@ -663,3 +663,39 @@ func TestInvoiceAgg_spares(t *testing.T) {
 		t.Error("MergeCopies(a feature file's aggregator) = true")
 	}
 }
+
+// TestRecord_SetBytesAt: a string set from bytes is a copy (the bytes may
+// change after), survives more strings set after it (the record's buffer
+// growing), and a Reset clears it for the next user.
+func TestRecord_SetBytesAt(t *testing.T) {
+	cols := []Column{{Name: "a", Type: TypeString}, {Name: "b", Type: TypeString}, {Name: "n", Type: TypeInt}}
+	r := NewRecord(cols)
+	line := func() string {
+		var b []byte
+		for i := range cols {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = r.AppendField(b, i)
+		}
+		return string(b)
+	}
+	for user := range 50 {
+		r.Reset()
+		src := []byte(strings.Repeat("x", user*13) + strconv.Itoa(user))
+		r.SetBytesAt(0, src)
+		want0 := string(src)
+		copy(src, "changed")
+		long := []byte(strings.Repeat("y", 300+user)) // more than the buffer left
+		r.SetBytesAt(1, long)
+		r.SetIntAt(2, int64(user))
+		if got, want := line(), want0+","+string(long)+","+strconv.Itoa(user); got != want {
+			t.Fatalf("user %d: line %q, want %q", user, got, want)
+		}
+	}
+	r.Reset()
+	r.SetBytesAt(0, nil)
+	if !r.IsSet(0) || r.IsSet(1) || line() != ",," {
+		t.Fatalf("after Reset: set %v %v, line %q", r.IsSet(0), r.IsSet(1), line())
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Rows iterates over one user's rows, in file order. It may stream them
@@ -286,6 +287,10 @@ type Record struct {
 	ints []int64
 	flts []float64
 	strs []string
+	// text holds the bytes of the strings SetBytesAt set since the last
+	// Reset; strs alias it. The strings never leave the record, whose
+	// readers (AppendField) are done with them before Reset.
+	text []byte
 }
 
 // NewRecord returns an empty record with the given columns.
@@ -308,6 +313,7 @@ func (r *Record) Reset() {
 		r.set[i] = false
 		r.strs[i] = ""
 	}
+	r.text = r.text[:0]
 }
 
 func (r *Record) index(name string, t Type) int {
@@ -343,6 +349,22 @@ func (r *Record) SetFloatAt(i int, v float64) { r.flts[i], r.set[i] = v, true }
 
 // SetStringAt sets feature i (a string).
 func (r *Record) SetStringAt(i int, v string) { r.strs[i], r.set[i] = v, true }
+
+// SetBytesAt sets feature i (a string) to a copy of b: SetStringAt(i,
+// string(b)) without a new string for every record.
+func (r *Record) SetBytesAt(i int, b []byte) {
+	if len(b) == 0 {
+		r.SetStringAt(i, "")
+		return
+	}
+	if cap(r.text)-len(r.text) < len(b) {
+		// A new buffer: the strings already set keep the old one.
+		r.text = make([]byte, 0, max(256, 2*cap(r.text), 2*len(b)))
+	}
+	at := len(r.text)
+	r.text = append(r.text, b...)
+	r.SetStringAt(i, unsafe.String(&r.text[at], len(b)))
+}
 
 // SetTimeAt sets feature i (a time), kept to the nanosecond in UTC.
 func (r *Record) SetTimeAt(i int, v time.Time) { r.ints[i], r.set[i] = v.UnixNano(), true }
