@@ -70,3 +70,35 @@ func TestFile_Scan_onBadValue(t *testing.T) {
 		t.Fatalf("fail: %v (line %v), want a *FileError at line 3 naming the amount column", err, ferr)
 	}
 }
+
+// TestFile_Scan_pointAmounts: in a file whose amounts read in the point
+// format with no thousands separator seen (currencies, parentheses), a value
+// written plainly is kept as it is and every other one is rewritten
+// plainly, so that the features' ParseDecimal reads them all. (The point
+// format used to keep every value as written: "$10.50" reached the
+// features as it was, and they counted its row bad.)
+func TestFile_Scan_pointAmounts(t *testing.T) {
+	schema := feature.MustSchema([]string{"user", "amount"}, "user")
+	const in = "user,amount\n" +
+		"a,$10.50\n" +
+		"b,20.25 MXN\n" +
+		"c,+3.10\n" +
+		"d,(4.5) EUR\n" +
+		"e,-7\n"
+	res, err := scanFile(t, writeTemp(t, "p.csv", []byte(in)), Options{Schema: schema, CheckValues: true, MaxBadRowShare: -1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.file.Numbers; got != (feature.NumberFormat{Decimal: '.'}) {
+		t.Fatalf("sniffed %+v, want the point format", got)
+	}
+	const want = "a|10.50\nb|20.25\nc|+3.10\nd|-4.5\ne|-7\n"
+	if got := rowsString(res.raw); got != want {
+		t.Errorf("rows\n%s\nwant\n%s", got, want)
+	}
+	for i, r := range res.raw {
+		if _, err := feature.ParseDecimal([]byte(r[1]), feature.AmountDigits); err != nil {
+			t.Errorf("row %d: amount %q: %v", i, r[1], err)
+		}
+	}
+}

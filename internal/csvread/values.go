@@ -221,17 +221,21 @@ func noneRead(vals [][]byte, reads func([]byte) bool) error {
 	return fmt.Errorf("%w: none of the first %d values reads (e.g. %q)", ErrBadValue, len(vals), vals[0])
 }
 
-// amountNormalizer checks amounts in nf; plain ones are kept as they are,
-// others rewritten into the plain form.
+// amountNormalizer checks amounts in nf; in the plain and the point
+// formats a value already written plainly ("1234.56", what ParseDecimal
+// reads) is kept as it is, and every other rewritten into the plain form
+// ("$1,234.56" becomes "1234.56").
 func amountNormalizer(nf feature.NumberFormat) normalizer {
-	plain := nf == feature.NumberFormat{} || nf == feature.NumberFormat{Decimal: '.'}
+	point := nf == feature.NumberFormat{} || nf == feature.NumberFormat{Decimal: '.'}
 	return func(dst, fld []byte) ([]byte, bool) {
+		if point {
+			if _, ok := feature.ParseAmount(fld, feature.NumberFormat{}); ok {
+				return append(dst, fld...), true
+			}
+		}
 		a, ok := feature.ParseAmount(fld, nf)
 		if !ok {
 			return dst, false
-		}
-		if plain {
-			return append(dst, fld...), true
 		}
 		return a.AppendPlain(dst), true
 	}
