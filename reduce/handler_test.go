@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mce-engine/mce/engine"
@@ -237,4 +239,66 @@ func TestLastLine(t *testing.T) {
 	f(&engine.Summary{Tasks: []engine.TaskSummary{task(part, engine.TaskDone), task("a.features.csv", engine.TaskFailed), task("b.features.csv", engine.TaskDone)}}, "1 of 2 files failed")
 	f(&engine.Summary{Tasks: []engine.TaskSummary{task(part, engine.TaskFailed), task("a.features.csv", engine.TaskFailed)}}, "1 of 1 files failed (1 store read tasks failed)")
 	f(&engine.Summary{Interrupted: true, Tasks: []engine.TaskSummary{task(part, engine.TaskDone), task("a.features.csv", engine.TaskPending)}}, "interrupted: 0 of 1 files done, 0 failed")
+}
+
+// TestHandlers_parsedTimes: the rows a feature set sees from a store
+// carry the seconds of their packed times in Row.Parsed, and those are
+// what the text reads as; the built-in features then read them there.
+func TestHandlers_parsedTimes(t *testing.T) {
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	_, st, s := genStore(t, gen.Options{Seed: 7, Files: 2, Size: gen.Size{Rows: 5000}}, 4, csvread.Options{})
+	issued := feature.InvoiceSchema.Index(feature.ColIssuedAt)
+	var rowsSeen, parsed atomic.Int64
+	spec := feature.Spec{
+		Name:    "parsed",
+		Columns: []feature.Column{{Name: "invoice_count", Type: feature.TypeInt}},
+		Reduce: func(u *feature.User, rows feature.Rows, out *feature.Record) error {
+			var n int64
+			for rows.Next() {
+				r := rows.Row()
+				n++
+				rowsSeen.Add(1)
+				for j := range r.Fields {
+					if r.Parsed.Times>>j&1 == 0 {
+						continue
+					}
+					if j != issued {
+						return fmt.Errorf("column %d parsed as a time", j)
+					}
+					parsed.Add(1)
+					if sec, ok := feature.LocalSeconds(r.Fields[j]); !ok || sec != r.Parsed.Values[j] {
+						return fmt.Errorf("%q parsed as %d; it reads as %d, %v", r.Fields[j], r.Parsed.Values[j], sec, ok)
+					}
+				}
+			}
+			out.SetIntAt(0, n)
+			return nil
+		},
+	}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := reduce.Plan(ctx, db, &spec, nil, false, engine.Options{Clusters: []int{2}, Logger: quiet}, reduce.Outputs{})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.SliceStable(tasks, func(i, j int) bool { return tasks[i].Phase < tasks[j].Phase })
+	dir := t.TempDir()
+	hs := reduce.Handlers()
+	for i := range tasks {
+		tk := &tasks[i]
+		env := &engine.TaskEnv{Spec: &spec, RunDir: dir, CPUs: 2, Progress: &engine.Progress{}, Logger: quiet}
+		if _, err := hs[tk.Kind].Run(ctx, env, tk); err != nil {
+			t.Fatalf("task %s %s: %v", tk.Kind, tk.Input, err)
+		}
+	}
+	if rowsSeen.Load() != s.Rows || parsed.Load() != s.Rows {
+		t.Fatalf("%d rows seen, %d with a parsed time; the files have %d", rowsSeen.Load(), parsed.Load(), s.Rows)
+	}
 }

@@ -66,6 +66,9 @@ type userRows struct {
 	params feature.Params
 	cols   []int // store column of each schema column; nil when the same
 	files  []fileInfo
+	// schemaCol is the schema column of each store column read (-1:
+	// none); nil when the same.
+	schemaCol []int
 
 	// tz, when set (--tz), is the zone of the times of column timeCol
 	// that the store holds without one; they are rewritten, into tzBuf,
@@ -93,7 +96,14 @@ func newUserRows(spec *feature.Spec, params feature.Params, cols []int, files []
 	r.row.Schema = spec.Schema
 	if cols != nil {
 		r.fields = make([][]byte, len(cols))
+		for c, sc := range cols {
+			if sc >= len(r.schemaCol) {
+				r.schemaCol = append(r.schemaCol, slices.Repeat([]int{-1}, sc+1-len(r.schemaCol))...)
+			}
+			r.schemaCol[sc] = c
+		}
 	}
+	r.row.Parsed.Values = make([]int64, spec.Schema.Len())
 	return r
 }
 
@@ -138,6 +148,10 @@ func (r *userRows) advance() bool {
 			f = r.zoned(f)
 		}
 		r.row.Fields = f
+		r.row.Parsed.Times = 0
+		if r.tz == nil {
+			r.parsedTimes()
+		}
 		if id := r.src.File(); id != r.file {
 			r.file = id
 			if int(id) < len(r.files) {
@@ -202,6 +216,24 @@ func (r *userRows) zoned(f [][]byte) [][]byte {
 	r.tzBuf = t.AppendFormat(r.tzBuf[:0])
 	r.fields[r.timeCol] = r.tzBuf
 	return r.fields
+}
+
+// parsedTimes hands the current row's packed times to the row's Parsed
+// (without --tz: the times are then read as they are written), so that
+// the features do not parse the text the block was just decoded into.
+func (r *userRows) parsedTimes() {
+	for k, sc := range r.src.TimeColumns() {
+		c := sc
+		if r.schemaCol != nil {
+			if c = -1; sc < len(r.schemaCol) {
+				c = r.schemaCol[sc]
+			}
+		}
+		if c >= 0 && c < 64 && c < len(r.row.Parsed.Values) {
+			r.row.Parsed.Values[c] = r.src.Seconds(k)
+			r.row.Parsed.Times |= 1 << uint(c)
+		}
+	}
 }
 
 // mapRow runs the Spec's Map on the current row, recovering a panic.

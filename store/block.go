@@ -319,6 +319,11 @@ type Block struct {
 	packed []int // the packed columns decoded, by column
 	rawLen int   // raw's length before the text
 	dates  dateCache
+	// The packed time columns decoded, and their rows' Unix seconds
+	// (rows × len(times), column after column): the values their text
+	// was written from.
+	times    []int
+	timeSecs []int64
 }
 
 const (
@@ -353,6 +358,15 @@ func (b *Block) Len() int { return b.rows }
 
 // Columns returns the number of fields per row.
 func (b *Block) Columns() int { return b.ncols }
+
+// TimeColumns returns the block's columns decoded from packed times
+// ("YYYY-MM-DD hh:mm:ss", or with T), whose seconds Seconds gives. It
+// aliases the block: valid until the next decode.
+func (b *Block) TimeColumns() []int { return b.times }
+
+// Seconds returns the Unix seconds of row i's time in the k-th column of
+// TimeColumns: what its text reads as, in UTC.
+func (b *Block) Seconds(i, k int) int64 { return b.timeSecs[k*b.rows+i] }
 
 // Line returns row i's source line.
 func (b *Block) Line(i int) int64 { return b.lines[i] }
@@ -418,7 +432,7 @@ func blockErr(what string) error { return fmt.Errorf("%w: block: bad %s", ErrCor
 // decodeRaw decodes b.raw, of a layout.
 func (b *Block) decodeRaw(layout int) error {
 	b.layout, b.rawLen = layout, len(b.raw)
-	b.text, b.packed = b.text[:0], b.packed[:0]
+	b.text, b.packed, b.times, b.timeSecs = b.text[:0], b.packed[:0], b.times[:0], b.timeSecs[:0]
 	p := b.raw
 	ncols, n := binary.Uvarint(p)
 	if n <= 0 || ncols == 0 || ncols > math.MaxUint16 {

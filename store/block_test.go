@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mce-engine/mce/engine/feature"
 )
 
 func testCompressor(t testing.TB) *Compressor {
@@ -51,6 +53,18 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 	}
 	if b.FieldBytes() != fieldBytes {
 		t.Fatalf("block says %d field bytes, rows have %d", b.FieldBytes(), fieldBytes)
+	}
+	// The seconds of the packed times are what their text reads as.
+	for k, j := range b.TimeColumns() {
+		if cols != nil && !slices.Contains(cols, j) {
+			t.Fatalf("column %d not decoded, among the time columns %v", j, b.TimeColumns())
+		}
+		for i := range rows {
+			f := b.Field(i, j)
+			if sec, ok := feature.LocalSeconds(f); !ok || sec != b.Seconds(i, k) {
+				t.Fatalf("row %d column %d: %q has the seconds %d; it reads as %d, %v", i, j, f, b.Seconds(i, k), sec, ok)
+			}
+		}
 	}
 }
 

@@ -429,6 +429,14 @@ func (r *Rows) Fields() [][]byte {
 	return r.fields
 }
 
+// TimeColumns returns the columns of the current row's block decoded
+// from packed times (see Block.TimeColumns), valid until Next.
+func (r *Rows) TimeColumns() []int { return r.blk.TimeColumns() }
+
+// Seconds returns the Unix seconds of the current row's time in the k-th
+// column of TimeColumns.
+func (r *Rows) Seconds(k int) int64 { return r.blk.Seconds(r.i, k) }
+
 // Field returns field j of the current row, valid until Next.
 func (r *Rows) Field(j int) []byte { return r.blk.Field(r.i, j) }
 

@@ -264,6 +264,9 @@ func (b *Block) decodePacked(j int, mode byte, p []byte) ([]byte, error) {
 		b.text = slices.Grow(b.text, b.rows*timeLen)[:base+b.rows*timeLen]
 		out := b.text[base:]
 		secs := int64(0)
+		b.times = append(b.times, j)
+		at := len(b.timeSecs)
+		b.timeSecs = slices.Grow(b.timeSecs, b.rows)[:at+b.rows]
 		for i := 0; i < b.rows; i++ {
 			var d int64
 			if len(p) > 0 && p[0] < 0x80 { // most deltas: one byte
@@ -282,6 +285,7 @@ func (b *Block) decodePacked(j int, mode byte, p []byte) ([]byte, error) {
 			}
 			o := (*[timeLen]byte)(out[i*timeLen:])
 			putTime(o, secs, flag, &b.dates)
+			b.timeSecs[at+i] = secs
 			s := uint32(base + i*timeLen)
 			b.starts = append(b.starts, s)
 			b.ends = append(b.ends, s+timeLen)

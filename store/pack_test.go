@@ -94,6 +94,9 @@ func TestPack(t *testing.T) {
 					t.Fatalf("%s: %v", l.name, err)
 				}
 				checkBlock(t, &b, rows)
+				if packs := l.format >= 3 && tc.mode == colTime; packs != (len(b.TimeColumns()) == 1) {
+					t.Errorf("%s: time columns %v", l.name, b.TimeColumns())
+				}
 				b.SetColumns([]int{1})
 				if err := b.DecodeValue(v, c); err != nil {
 					t.Fatalf("%s: %v", l.name, err)

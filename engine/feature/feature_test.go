@@ -699,3 +699,52 @@ func TestRecord_SetBytesAt(t *testing.T) {
 		t.Fatalf("after Reset: set %v %v, line %q", r.IsSet(0), r.IsSet(1), line())
 	}
 }
+
+// TestParsed: rows whose times come with their seconds in Parsed give the
+// built-in features and Row.Time what the same rows give from their
+// text, times of every form and out of range included; a bit for a
+// column past 63 or one not set is never read.
+func TestParsed(t *testing.T) {
+	spec := Invoice()
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	col := InvoiceSchema.Index(ColIssuedAt)
+	r := rand.New(rand.NewPCG(9, 10))
+	rows := invoiceRows(r, 400)
+	times := []string{"2024-02-29 23:59:59", "1969-12-31T23:59:59", "1600-01-01 00:00:00", "2300-06-01 12:00:00", "0000-01-01 00:00:00", "9999-12-31 23:59:59"}
+	for i := range rows {
+		if i%3 == 0 {
+			rows[i][col] = []byte(times[r.IntN(len(times))])
+		}
+	}
+	plain, parsed := spec.NewAggregator(&User{}), spec.NewAggregator(&User{})
+	for i, f := range rows {
+		row := Row{Fields: f, Schema: InvoiceSchema}
+		if err := plain.Add(&row); err != nil {
+			t.Fatal(err)
+		}
+		want, wantErr := row.Time(col)
+		sec, ok := LocalSeconds(f[col])
+		if !ok {
+			t.Fatalf("row %d: %q is not a local time", i, f[col])
+		}
+		row.Parsed = Parsed{Times: 1 << col, Values: make([]int64, len(f))}
+		row.Parsed.Values[col] = sec
+		if got, err := row.Time(col); !got.Equal(want) || (err != nil) != (wantErr != nil) {
+			t.Fatalf("row %d: Time %v, %v from Parsed; %v, %v from %q", i, got, err, want, wantErr, f[col])
+		}
+		if err := parsed.Add(&row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := spec.NewRecord(), spec.NewRecord()
+	plain.Finish(a)
+	parsed.Finish(b)
+	if format(a) != format(b) {
+		t.Fatalf("from the text: %s\nfrom Parsed:   %s", format(a), format(b))
+	}
+	if (&Parsed{Times: ^uint64(0)}).hasTime(64) || (&Parsed{}).hasTime(3) {
+		t.Fatal("hasTime past column 63 or without its bit")
+	}
+}

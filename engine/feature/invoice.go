@@ -327,7 +327,7 @@ func (a *invoiceAgg) Add(row *Row) error {
 		var buf [4 * rcvInline]byte
 		a.addReceiver(utf8Text(buf[:0], row.Fields[a.cols.receiver], row.Encoding), v)
 	}
-	ns, err := parseUnixNano(row.Fields[a.cols.time])
+	ns, err := row.unixNano(a.cols.time)
 	if err != nil {
 		badRow = true
 	} else {
@@ -455,7 +455,7 @@ func (a *invoiceAgg) Finish(out *Record) error {
 				top, topV, first = k, v, false
 			}
 		})
-		out.SetStringAt(9, string(top))
+		out.SetBytesAt(9, top)
 		out.SetFloatAt(10, scaled(topV))
 	}
 	out.SetIntAt(11, a.bad)

@@ -26,6 +26,44 @@ type Row struct {
 	// Schema names the columns. It may be nil in tests; errors then name
 	// the column by position.
 	Schema *Schema
+	// Parsed holds values the engine already has for some of Fields (the
+	// seconds of the times a store keeps packed), so that Time and the
+	// built-in features do not parse them again. The zero Parsed holds
+	// none; a row built by hand needs none.
+	Parsed Parsed
+}
+
+// Parsed holds values of a row's fields, for the first 64 columns: bit j
+// of Times set means that Values[j] holds the Unix seconds of Fields[j],
+// a time without a zone in the form "YYYY-MM-DD hh:mm:ss" or
+// "YYYY-MM-DDThh:mm:ss", read as UTC: what [LocalSeconds] and
+// [ParseTime] read it as. Whoever sets a bit must set it only for such a
+// value; Values may hold anything where no bit is set.
+type Parsed struct {
+	Times  uint64
+	Values []int64
+}
+
+// hasTime reports whether Values holds the seconds of column i.
+func (p *Parsed) hasTime(i int) bool { return uint(i) < 64 && p.Times>>uint(i)&1 != 0 }
+
+// LocalSeconds reads b as a time without a zone in one of the forms
+// "YYYY-MM-DD", "YYYY-MM-DD hh:mm:ss" and "YYYY-MM-DDThh:mm:ss", in UTC,
+// and returns its Unix seconds: what ParseTime(b).Unix() gives for those
+// forms, which ParseTime reads with it. It reports false for any other
+// form (which ParseTime may still read).
+func LocalSeconds(b []byte) (int64, bool) { return fastUnix(b) }
+
+// unixNano is parseUnixNano(Fields[i]).
+func (r *Row) unixNano(i int) (int64, error) {
+	if r.Parsed.hasTime(i) {
+		sec := r.Parsed.Values[i]
+		if sec < minNanoSec || sec > maxNanoSec {
+			return 0, errTimeRange
+		}
+		return sec * 1e9, nil
+	}
+	return parseUnixNano(r.Fields[i])
 }
 
 // ErrEmpty is returned by the typed accessors for an empty field.
@@ -217,6 +255,9 @@ func ParseDecimal(b []byte, digits int) (int64, error) {
 // instead of T, optional fraction and zone ("Z", "+01:00"), or a date
 // "2006-01-02" alone. Times without a zone are UTC.
 func (r *Row) Time(i int) (time.Time, error) {
+	if r.Parsed.hasTime(i) {
+		return time.Unix(r.Parsed.Values[i], 0).UTC(), nil
+	}
 	t, err := ParseTime(r.Fields[i])
 	if err != nil {
 		return time.Time{}, r.fieldErr(i, err)

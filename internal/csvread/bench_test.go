@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/internal/procfs"
 )
 
@@ -128,6 +129,40 @@ func BenchmarkScan(b *testing.B) {
 				// Throughput per CPU-second of the whole process (splitter,
 				// parsers and GC): the figure per core.
 				b.ReportMetric(float64(st.Size())*float64(b.N)/1e6/(cpu1-cpu0).Seconds(), "MB/cpu-s")
+			}
+		})
+	}
+}
+
+// BenchmarkNormalize checks and copies the bench's kind of amounts and
+// times, as appendFields does for every row of a file whose values are
+// checked.
+func BenchmarkNormalize(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		norm normalizer
+		vals []string
+	}{
+		{"amount", amountNormalizer(feature.NumberFormat{}), []string{"40.55", "16101.62", "7", "-3.5", "1234567.89"}},
+		{"date", dateNormalizer(feature.DateFormat{}), []string{"2024-07-21 06:34:38", "2024-07-31 17:20:52", "2024-07-01T00:00:00", "2024-12-31"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			vals := make([][]byte, len(c.vals))
+			n := 0
+			for i, v := range c.vals {
+				vals[i] = []byte(v)
+				n += len(v)
+			}
+			b.SetBytes(int64(n))
+			dst := make([]byte, 0, 256)
+			for b.Loop() {
+				dst = dst[:0]
+				for _, v := range vals {
+					var ok bool
+					if dst, ok = c.norm(dst, v); !ok {
+						b.Fatalf("%q does not read", v)
+					}
+				}
 			}
 		})
 	}

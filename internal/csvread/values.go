@@ -246,6 +246,13 @@ func amountNormalizer(nf feature.NumberFormat) normalizer {
 func dateNormalizer(df feature.DateFormat) normalizer {
 	plain := df == feature.DateFormat{}
 	return func(dst, fld []byte) ([]byte, bool) {
+		if plain {
+			// The common forms, read as ParseDate reads them first,
+			// without the time.Time it makes.
+			if _, ok := feature.LocalSeconds(fld); ok {
+				return append(dst, fld...), true
+			}
+		}
 		t, err := feature.ParseDate(fld, df)
 		if err != nil {
 			return dst, false
