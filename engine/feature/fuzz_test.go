@@ -68,3 +68,22 @@ func FuzzParseTime(f *testing.F) {
 		}
 	})
 }
+
+// TestFastUnix_everyByte changes every byte of a few times to every value
+// and checks fastUnix against its reference: the word-at-a-time checks
+// must refuse exactly what the byte-at-a-time ones did.
+func TestFastUnix_everyByte(t *testing.T) {
+	for _, s := range []string{"2024-02-29 23:59:59", "1999-12-31T23:59:60", "0000-01-01 00:00:00", "9999-12-31 23:59:59", "2024-07-21 06:34:38", "2024-12-31"} {
+		for i := range len(s) {
+			for c := range 256 {
+				b := []byte(s)
+				b[i] = byte(c)
+				sec, ok := fastUnix(b)
+				ref, refOK := refFastTime(b)
+				if ok != refOK || ok && sec != ref.Unix() {
+					t.Fatalf("fastUnix(%q) = %d, %v; time.Date gives %d, %v", b, sec, ok, ref.Unix(), refOK)
+				}
+			}
+		}
+	}
+}
