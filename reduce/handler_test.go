@@ -243,62 +243,73 @@ func TestLastLine(t *testing.T) {
 
 // TestHandlers_parsedTimes: the rows a feature set sees from a store
 // carry the seconds of their packed times in Row.Parsed, and those are
-// what the text reads as; the built-in features then read them there.
+// what the text reads as; the built-in features then read them there. A
+// feature set whose schema orders the store's columns otherwise (a
+// subset, the time first) finds them at its own column.
 func TestHandlers_parsedTimes(t *testing.T) {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
 	_, st, s := genStore(t, gen.Options{Seed: 7, Files: 2, Size: gen.Size{Rows: 5000}}, 4, csvread.Options{})
-	issued := feature.InvoiceSchema.Index(feature.ColIssuedAt)
-	var rowsSeen, parsed atomic.Int64
-	spec := feature.Spec{
-		Name:    "parsed",
-		Columns: []feature.Column{{Name: "invoice_count", Type: feature.TypeInt}},
-		Reduce: func(u *feature.User, rows feature.Rows, out *feature.Record) error {
-			var n int64
-			for rows.Next() {
-				r := rows.Row()
-				n++
-				rowsSeen.Add(1)
-				for j := range r.Fields {
-					if r.Parsed.Times>>j&1 == 0 {
-						continue
+	for _, schema := range []*feature.Schema{
+		feature.InvoiceSchema,
+		feature.MustSchema([]string{feature.ColIssuedAt, feature.ColIssuer, feature.ColAmount}, feature.ColIssuer),
+	} {
+		issued := schema.Index(feature.ColIssuedAt)
+		var rowsSeen, parsed atomic.Int64
+		spec := feature.Spec{
+			Name:    "parsed",
+			Schema:  schema,
+			Columns: []feature.Column{{Name: "invoice_count", Type: feature.TypeInt}},
+			Reduce: func(u *feature.User, rows feature.Rows, out *feature.Record) error {
+				var n int64
+				for rows.Next() {
+					r := rows.Row()
+					n++
+					rowsSeen.Add(1)
+					if len(r.Fields) != schema.Len() {
+						return fmt.Errorf("%d fields, the schema has %d", len(r.Fields), schema.Len())
 					}
-					if j != issued {
-						return fmt.Errorf("column %d parsed as a time", j)
-					}
-					parsed.Add(1)
-					if sec, ok := feature.LocalSeconds(r.Fields[j]); !ok || sec != r.Parsed.Values[j] {
-						return fmt.Errorf("%q parsed as %d; it reads as %d, %v", r.Fields[j], r.Parsed.Values[j], sec, ok)
+					for j := range 64 {
+						if r.Parsed.Times>>j&1 == 0 {
+							continue
+						}
+						if j != issued {
+							return fmt.Errorf("column %d parsed as a time", j)
+						}
+						parsed.Add(1)
+						if sec, ok := feature.LocalSeconds(r.Fields[j]); !ok || sec != r.Parsed.Values[j] {
+							return fmt.Errorf("%q parsed as %d; it reads as %d, %v", r.Fields[j], r.Parsed.Values[j], sec, ok)
+						}
 					}
 				}
-			}
-			out.SetIntAt(0, n)
-			return nil
-		},
-	}
-	if err := spec.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tasks, err := reduce.Plan(ctx, db, &spec, nil, false, engine.Options{Clusters: []int{2}, Logger: quiet}, reduce.Outputs{})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.SliceStable(tasks, func(i, j int) bool { return tasks[i].Phase < tasks[j].Phase })
-	dir := t.TempDir()
-	hs := reduce.Handlers()
-	for i := range tasks {
-		tk := &tasks[i]
-		env := &engine.TaskEnv{Spec: &spec, RunDir: dir, CPUs: 2, Progress: &engine.Progress{}, Logger: quiet}
-		if _, err := hs[tk.Kind].Run(ctx, env, tk); err != nil {
-			t.Fatalf("task %s %s: %v", tk.Kind, tk.Input, err)
+				out.SetIntAt(0, n)
+				return nil
+			},
 		}
-	}
-	if rowsSeen.Load() != s.Rows || parsed.Load() != s.Rows {
-		t.Fatalf("%d rows seen, %d with a parsed time; the files have %d", rowsSeen.Load(), parsed.Load(), s.Rows)
+		if err := spec.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tasks, err := reduce.Plan(ctx, db, &spec, nil, false, engine.Options{Clusters: []int{2}, Logger: quiet}, reduce.Outputs{})
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.SliceStable(tasks, func(i, j int) bool { return tasks[i].Phase < tasks[j].Phase })
+		dir := t.TempDir()
+		hs := reduce.Handlers()
+		for i := range tasks {
+			tk := &tasks[i]
+			env := &engine.TaskEnv{Spec: &spec, RunDir: dir, CPUs: 2, Progress: &engine.Progress{}, Logger: quiet}
+			if _, err := hs[tk.Kind].Run(ctx, env, tk); err != nil {
+				t.Fatalf("%v: task %s %s: %v", schema.Columns(), tk.Kind, tk.Input, err)
+			}
+		}
+		if rowsSeen.Load() != s.Rows || parsed.Load() != s.Rows {
+			t.Fatalf("%v: %d rows seen, %d with a parsed time; the files have %d", schema.Columns(), rowsSeen.Load(), parsed.Load(), s.Rows)
+		}
 	}
 }
