@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/mce-engine/mce/engine/feature"
 )
 
 // FuzzReadRow reads arbitrary files. It checks that nothing panics, that
@@ -51,6 +53,29 @@ func FuzzReadRow(f *testing.F) {
 		}
 		if want := nonEmptyLines(rest); base.stats.Rows+base.stats.BadRows != want {
 			t.Fatalf("%d rows and %d bad rows for %d non-empty lines", base.stats.Rows, base.stats.BadRows, want)
+		}
+	})
+}
+
+// FuzzNormalizeAmount: whatever amount a file's number format accepts
+// comes out of the check written plainly, as the features read it
+// (ParseDecimal's syntax), with the same value.
+func FuzzNormalizeAmount(f *testing.F) {
+	for _, s := range []string{"40.55", "$10.50", "20.25 MXN", "(4.5)", "1,234.56", "1.234,56", "-7", "+3.10", "1 234,5 €", "5.", ".5"} {
+		f.Add([]byte(s))
+	}
+	formats := []feature.NumberFormat{{}, {Decimal: '.'}, {Decimal: ','}, {Decimal: '.', Thousands: ','}, {Decimal: ',', Thousands: '.'}, {Decimal: ',', Thousands: ' '}}
+	f.Fuzz(func(t *testing.T, fld []byte) {
+		for _, nf := range formats {
+			out, ok := amountNormalizer(nf)(nil, fld)
+			if !ok {
+				continue
+			}
+			want, _ := feature.ParseAmount(fld, nf)
+			got, plain := feature.ParseAmount(out, feature.NumberFormat{})
+			if !plain || got.String() != want.String() {
+				t.Fatalf("format %v: %q came out as %q (plain: %v, %s), want the plain form of %s", nf, fld, out, plain, got, want)
+			}
 		}
 	})
 }
