@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
 )
@@ -75,6 +76,36 @@ func FuzzNormalizeAmount(f *testing.F) {
 			got, plain := feature.ParseAmount(out, feature.NumberFormat{})
 			if !plain || got.String() != want.String() {
 				t.Fatalf("format %v: %q came out as %q (plain: %v, %s), want the plain form of %s", nf, fld, out, plain, got, want)
+			}
+		}
+	})
+}
+
+// FuzzNormalizeDate: whatever date a file's date format accepts comes out
+// of the check in a form the features' ParseTime reads, as the same
+// instant ParseDate read.
+func FuzzNormalizeDate(f *testing.F) {
+	for _, s := range []string{"2024-07-21 06:34:38", "2024-07-21T06:34:38Z", "2024-02-30", "31/01/2023 14:05", "01/31/2023", "1700000000", "2024-07-21 06:34:38.5+01:00"} {
+		f.Add([]byte(s))
+	}
+	mx, err := time.LoadLocation("America/Mexico_City")
+	if err != nil {
+		mx = time.FixedZone("UTC-6", -6*3600)
+	}
+	formats := []feature.DateFormat{{}, {Layout: feature.DateDMY}, {Layout: feature.DateMDY}, {Layout: feature.DateEpoch}, {Location: mx}, {Layout: feature.DateDMY, Location: mx}}
+	f.Fuzz(func(t *testing.T, fld []byte) {
+		for _, df := range formats {
+			out, ok := dateNormalizer(df)(nil, fld)
+			if !ok {
+				continue
+			}
+			want, err := feature.ParseDate(fld, df)
+			if err != nil {
+				t.Fatalf("format %v: %q accepted, but ParseDate says %v", df, fld, err)
+			}
+			got, err := feature.ParseTime(out)
+			if err != nil || !got.Equal(want.Time) {
+				t.Fatalf("format %v: %q came out as %q, which reads as %v, %v; want %v", df, fld, out, got, err, want.Time)
 			}
 		}
 	})

@@ -242,7 +242,9 @@ func amountNormalizer(nf feature.NumberFormat) normalizer {
 }
 
 // dateNormalizer checks dates in df; ISO ones without --tz are kept as
-// they are, others rewritten into ISO.
+// they are, others rewritten into ISO. A date to rewrite whose instant
+// falls outside the years 0000 to 9999 in UTC ("1/1/0000 0:00+10:00") has
+// no ISO form ParseTime reads: it is a bad value.
 func dateNormalizer(df feature.DateFormat) normalizer {
 	plain := df == feature.DateFormat{}
 	return func(dst, fld []byte) ([]byte, bool) {
@@ -259,6 +261,9 @@ func dateNormalizer(df feature.DateFormat) normalizer {
 		}
 		if plain {
 			return append(dst, fld...), true
+		}
+		if y := t.Time.UTC().Year(); y < 0 || y > 9999 {
+			return dst, false
 		}
 		return t.AppendFormat(dst), true
 	}
