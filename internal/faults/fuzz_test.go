@@ -16,6 +16,8 @@ import (
 func TestFuzzTargets(t *testing.T) {
 	for _, c := range []struct{ dir, name string }{
 		{"../csvread", "FuzzReadRow"},
+		{"../csvread", "FuzzNormalizeAmount"},
+		{"../csvread", "FuzzNormalizeDate"},
 		{"../../store", "FuzzBlock"},
 		{"../../store", "FuzzKey"},
 		{"../../engine/feature", "FuzzParseAmount"},
