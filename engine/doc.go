@@ -28,8 +28,9 @@
 // may start the clusters before it plans (Prestart, prestart.go: a
 // cluster takes about as long to start as `mce reduce` takes to open its
 // store and plan); Run adopts the processes that fit its layout, sending
-// them their config then, and kills the others. `mce run`'s first cluster
-// may be started earlier still, while mce initialises (package prefork):
+// them their config then, and kills the others. The first cluster of `mce
+// run` and `mce reduce` may be started earlier still, while mce
+// initialises (package prefork):
 // its environment cannot carry its GOMAXPROCS and GOMEMLIMIT, so Prestart
 // sends them first, in a "limits" message.
 //

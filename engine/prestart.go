@@ -20,8 +20,8 @@ import (
 // A prestarted process waits for its config (the run folder, the job) on
 // its stdin and does nothing else before it.
 //
-// The first cluster's process may be older still: `mce run`'s, which
-// package prefork starts while mce initialises. Prestart takes it when it
+// The first cluster's process may be older still: `mce run`'s or `mce
+// reduce`'s, which package prefork starts while mce initialises. Prestart takes it when it
 // runs the same worker command, and sends it the cluster's CPUs and
 // memory limit at once (a "limits" message), which its environment could
 // not give it.

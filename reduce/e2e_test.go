@@ -651,3 +651,27 @@ func TestReduce_resume(t *testing.T) {
 		t.Errorf("resume of a complete run: exit %d, %d tasks done", done.Code, e2etest.ReadSummary(t, r.RunDir).Done)
 	}
 }
+
+// TestReduce_prefork: `mce reduce` takes the cluster process mce started
+// while it initialised as its cluster 0 (with the two malloc arenas its
+// clusters get), and its features are mce run's; with MALLOC_ARENA_MAX
+// set by the user the early process has no arenas of its own to add and
+// is taken too.
+func TestReduce_prefork(t *testing.T) {
+	f := setup(t)
+	adoptedRE := regexp.MustCompile(`msg="cluster process started with mce, before its command line was read" cluster=0 pid=(\d+)`)
+	startedRE := regexp.MustCompile(`cluster 0 started: pid (\d+)`)
+	for _, arenas := range []string{"", "4"} {
+		t.Setenv("MALLOC_ARENA_MAX", arenas)
+		r := e2etest.Run(t, mceBin, append([]string{"--log-level", "debug"}, reduceArgs(f.store, t.TempDir(), "red")...)...)
+		if r.Code != 0 {
+			t.Fatalf("MALLOC_ARENA_MAX=%q: exit %d", arenas, r.Code)
+		}
+		sameFiles(t, f.runDir, r.RunDir)
+		m := adoptedRE.FindStringSubmatch(r.Stderr)
+		s := startedRE.FindStringSubmatch(e2etest.ReadLog(t, r.RunDir, engine.StatusLog))
+		if m == nil || s == nil || m[1] != s[1] {
+			t.Errorf("MALLOC_ARENA_MAX=%q: the early process %v is not cluster 0 (%v); stderr:\n%s", arenas, m, s, e2etest.Tail(r.Stderr, 3000))
+		}
+	}
+}

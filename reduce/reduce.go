@@ -19,6 +19,7 @@ import (
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/output"
 	"github.com/mce-engine/mce/internal/fileid"
+	"github.com/mce-engine/mce/internal/prefork"
 	"github.com/mce-engine/mce/store"
 )
 
@@ -76,13 +77,9 @@ func Run(ctx context.Context, o Options) (*engine.Summary, error) {
 	if eo.FeatureName == "" {
 		eo.FeatureName = spec.Name
 	}
-	if os.Getenv("MALLOC_ARENA_MAX") == "" {
-		// NB: pebble allocates its block cache and blocks with C malloc
-		// from whichever threads read; glibc then keeps up to 8 arenas
-		// per CPU of freed blocks, tens of MiB that grow with the run.
-		// Two arenas keep a cluster's C memory near the cache size.
-		eo.WorkerEnv = append(slices.Clip(eo.WorkerEnv), "MALLOC_ARENA_MAX=2")
-	}
+	// Two malloc arenas (prefork.MallocArenas), which the cluster mce
+	// started early has too.
+	eo.WorkerEnv = append(slices.Clip(eo.WorkerEnv), prefork.CommandEnv("reduce", os.Getenv)...)
 	if len(eo.Clusters) == 0 {
 		eo.Clusters = DefaultClusters()
 	}

@@ -9,7 +9,7 @@ func init() {
 	if os.Getenv(DisableEnv) != "" {
 		return
 	}
-	args, ok := WorkerArgs(os.Args[1:])
+	args, cmd, ok := WorkerArgs(os.Args[1:])
 	if !ok {
 		return
 	}
@@ -17,14 +17,14 @@ func init() {
 	if err != nil {
 		return
 	}
-	early = start(exe, args)
+	early = start(exe, args, CommandEnv(cmd, os.Getenv))
 }
 
 // start starts exe with args as engine starts a cluster: its own process
 // group, SIGKILLed when the thread that started it ends (here the main
 // thread, which a Go program never ends before it exits), its streams on
 // pipes. It returns nil when it cannot: engine then starts the cluster.
-func start(exe string, args []string) *Process {
+func start(exe string, args, env []string) *Process {
 	var fds [6]*os.File // stdin r, w; stdout r, w; stderr r, w
 	for i := 0; i < len(fds); i += 2 {
 		r, w, err := os.Pipe()
@@ -35,7 +35,7 @@ func start(exe string, args []string) *Process {
 		fds[i], fds[i+1] = r, w
 	}
 	proc, err := os.StartProcess(exe, append([]string{exe}, args...), &os.ProcAttr{
-		Env:   workerEnv(),
+		Env:   append(workerEnv(), env...),
 		Files: []*os.File{fds[0], fds[3], fds[5]},
 		Sys:   &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	})
@@ -44,7 +44,7 @@ func start(exe string, args []string) *Process {
 		closeFiles([]*os.File{fds[1], fds[2], fds[4]})
 		return nil
 	}
-	return &Process{Proc: proc, Exe: exe, Args: args, Stdin: fds[1], Stdout: fds[2], Stderr: fds[4]}
+	return &Process{Proc: proc, Exe: exe, Args: args, Env: env, Stdin: fds[1], Stdout: fds[2], Stderr: fds[4]}
 }
 
 func closeFiles(fs []*os.File) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestWorkerArgs(t *testing.T) {
@@ -21,6 +22,12 @@ func TestWorkerArgs(t *testing.T) {
 		want []string // nil: no process
 	}{
 		{[]string{"run", "data/"}, worker("info")},
+		{[]string{"reduce", "--store", "s"}, worker("info")},
+		{[]string{"--log-level", "debug", "reduce", "--store", "s", "--across-files"}, worker("debug")},
+		{[]string{"reduce", "--store", "s", "--features", "f.go"}, nil},
+		{[]string{"reduce", "--resume", "runs/job0"}, nil},
+		{[]string{"reduce", "--help"}, nil},
+		{[]string{"partition", "data/", "--out", "s"}, nil},
 		{[]string{"run", "a.csv", "--clusters", "3,2,1", "--out", "o"}, worker("info")},
 		{[]string{"--log-level", "debug", "run", "data/"}, worker("debug")},
 		{[]string{"--log-level=warn", "--log-format", "json", "run", "data/"}, worker("warn")},
@@ -32,17 +39,35 @@ func TestWorkerArgs(t *testing.T) {
 		{[]string{"run", "--resume", "runs/job0"}, nil},
 		{[]string{"run", "-h"}, nil},
 		{[]string{"run", "--help"}, nil},
-		{[]string{"reduce", "--store", "s"}, nil},
 		{[]string{"worker"}, nil},
 		{[]string{"--log-level"}, nil},
 		{[]string{"--version", "run"}, nil},
 		{[]string{"-test.run=TestX", "run"}, nil}, // a test binary
 		{nil, nil},
 	} {
-		got, ok := WorkerArgs(tc.args)
-		if ok != (tc.want != nil) || !slices.Equal(got, tc.want) {
-			t.Errorf("WorkerArgs(%q) = %q, %v; want %q", tc.args, got, ok, tc.want)
+		got, cmd, ok := WorkerArgs(tc.args)
+		if ok != (tc.want != nil) || !slices.Equal(got, tc.want) || ok && !slices.Contains(tc.args, cmd) {
+			t.Errorf("WorkerArgs(%q) = %q, %q, %v; want %q", tc.args, got, cmd, ok, tc.want)
 		}
+	}
+}
+
+func TestCommandEnv(t *testing.T) {
+	unset := func(string) string { return "" }
+	set := func(k string) string {
+		if k == "MALLOC_ARENA_MAX" {
+			return "4"
+		}
+		return ""
+	}
+	if got := CommandEnv("reduce", unset); !slices.Equal(got, []string{MallocArenas}) {
+		t.Errorf("reduce: %q, want %q", got, MallocArenas)
+	}
+	if got := CommandEnv("reduce", set); got != nil {
+		t.Errorf("reduce with MALLOC_ARENA_MAX set: %q, want nothing", got)
+	}
+	if got := CommandEnv("run", unset); got != nil {
+		t.Errorf("run: %q, want nothing", got)
 	}
 }
 
@@ -57,9 +82,9 @@ func TestTake(t *testing.T) {
 	}
 	t.Setenv("GOMAXPROCS", "7")
 	t.Setenv("GOMEMLIMIT", "1GiB")
-	startEarly := func() *Process {
+	startEarly := func(env ...string) *Process {
 		t.Helper()
-		p := start(sleep, []string{"30"})
+		p := start(sleep, []string{"30"}, env)
 		if p == nil {
 			t.Fatal("start failed")
 		}
@@ -76,10 +101,7 @@ func TestTake(t *testing.T) {
 	}
 
 	p := startEarly()
-	env, err := os.ReadFile("/proc/" + itoa(p.Proc.Pid) + "/environ")
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := environ(t, p.Proc.Pid)
 	vars := strings.Split(string(bytes.TrimRight(env, "\x00")), "\x00")
 	if !slices.Contains(vars, ChildEnv+"=1") || slices.ContainsFunc(vars, func(kv string) bool {
 		return strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, "GOMEMLIMIT=")
@@ -113,6 +135,24 @@ func TestTake(t *testing.T) {
 		}
 		gone(p)
 	}
+	// A process started with its command's environment (mce reduce's) is
+	// taken with that environment only.
+	p = startEarly(MallocArenas)
+	env = environ(t, p.Proc.Pid)
+	if !slices.Contains(strings.Split(string(env), "\x00"), MallocArenas) {
+		t.Errorf("the process's environment lacks %s: %q", MallocArenas, env)
+	}
+	if got := Take(sleep, []string{"30"}, nil); got != nil {
+		t.Errorf("Take without its environment = %v, want nil", got)
+	}
+	gone(p)
+	p = startEarly(MallocArenas)
+	if got := Take(sleep, []string{"30"}, []string{MallocArenas}); got != p {
+		t.Errorf("Take with its environment = %v, want the process", got)
+	}
+	p.kill()
+	gone(p)
+
 	p = startEarly()
 	Discard()
 	gone(p)
@@ -120,6 +160,24 @@ func TestTake(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// environ reads the environment of process pid once it has one: right
+// after the fork, before the exec, /proc shows none.
+func environ(t *testing.T, pid int) []byte {
+	t.Helper()
+	for range 200 {
+		env, err := os.ReadFile("/proc/" + itoa(pid) + "/environ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(env) > 0 {
+			return env
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("process %d: no environment after 1 s", pid)
+	return nil
+}
 
 func TestWithoutLimits(t *testing.T) {
 	in := []string{"PATH=/bin", "GOMAXPROCS=3", "GOMEMLIMIT=1GiB", ChildEnv + "=1", "GOGC=50", "MY_GOMAXPROCS=2"}
