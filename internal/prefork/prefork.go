@@ -18,8 +18,8 @@
 // On a 2-core VM a run of one tiny file took 11 ms less (88 against 77
 // ms); two processes that start at once there slow each other (two starts
 // take 1.47 times one), and a run of 300 MB gained 5-15 ms of its 0.7 s;
-// a reduce of a tiny store took 70 against 80 ms, of the bench's 300 MB
-// store 0.625 against 0.630 s.
+// a reduce of a tiny store took 85 against 91 ms (medians of 40
+// interleaved rounds), of the bench's 300 MB store 0.625 against 0.630 s.
 //
 // DisableEnv turns it off. It starts nothing on systems other than Linux.
 package prefork
