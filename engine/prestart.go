@@ -21,10 +21,10 @@ import (
 // its stdin and does nothing else before it.
 //
 // The first cluster's process may be older still: `mce run`'s or `mce
-// reduce`'s, which package prefork starts while mce initialises. Prestart takes it when it
-// runs the same worker command, and sends it the cluster's CPUs and
-// memory limit at once (a "limits" message), which its environment could
-// not give it.
+// reduce`'s, which package prefork starts while mce initialises.
+// Prestart takes it when it runs the same worker command with the same
+// environment extras, and sends it the cluster's CPUs and memory limit at
+// once (a "limits" message), which its environment could not give it.
 type Prestarted struct {
 	mu      sync.Mutex
 	events  chan procEvent

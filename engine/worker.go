@@ -117,43 +117,48 @@ func (w *worker) send(m *fromWorker) error {
 // gets its limits first.
 func (w *worker) configure(ctx context.Context) (ok bool, err error) {
 	if prefork.Child() {
-		select {
-		case m := <-w.msgs:
-			if m.Type != "limits" || m.Limits == nil {
-				return false, fmt.Errorf("worker: first message is %q, want limits", m.Type)
-			}
-			if m.Limits.CPUs > 0 {
-				runtime.GOMAXPROCS(m.Limits.CPUs)
-			}
-			if m.Limits.MemLimit > 0 {
-				debug.SetMemoryLimit(m.Limits.MemLimit)
-			}
-			w.opts.Logger.Debug("started before its cluster was known: limits applied", "gomaxprocs", runtime.GOMAXPROCS(0), "gomemlimit", debug.SetMemoryLimit(-1))
-		case err := <-w.errs:
+		m, ok, err := w.first(ctx, "limits")
+		if !ok {
 			return false, err
-		case <-ctx.Done():
-			return false, nil
 		}
+		if m.Limits.CPUs > 0 {
+			runtime.GOMAXPROCS(m.Limits.CPUs)
+		}
+		if m.Limits.MemLimit > 0 {
+			debug.SetMemoryLimit(m.Limits.MemLimit)
+		}
+		w.opts.Logger.Debug("started before its cluster was known: limits applied", "gomaxprocs", runtime.GOMAXPROCS(0), "gomemlimit", debug.SetMemoryLimit(-1))
 	}
 	// A fresh cluster's heap grows into memory advised for huge pages:
 	// its page faults were about a tenth of its CPU time. The advice
 	// depends on the memory limit.
 	hugemem.AdviseHeap(heapReserveBytes)
-	select {
-	case m := <-w.msgs:
-		if m.Type != "config" || m.Config == nil {
-			return false, fmt.Errorf("worker: first message is %q, want config", m.Type)
-		}
-		w.cfg = m.Config
-	case err := <-w.errs:
+	m, ok, err := w.first(ctx, "config")
+	if !ok {
 		return false, err
-	case <-ctx.Done():
-		return false, nil
 	}
+	w.cfg = m.Config
 	if w.cfg.CPUs <= 0 {
 		w.cfg.CPUs = runtime.GOMAXPROCS(0)
 	}
 	return true, w.send(&fromWorker{Type: "ready", PID: os.Getpid()})
+}
+
+// first waits for the next message, which must be of type want ("limits"
+// or "config", with its payload); ok is false when it is not (err says
+// so), on a read error, or when the parent went away first (err nil).
+func (w *worker) first(ctx context.Context, want string) (m toWorker, ok bool, err error) {
+	select {
+	case m = <-w.msgs:
+		if m.Type != want || want == "limits" && m.Limits == nil || want == "config" && m.Config == nil {
+			return m, false, fmt.Errorf("worker: first message is %q, want %s", m.Type, want)
+		}
+		return m, true, nil
+	case err := <-w.errs:
+		return m, false, err
+	case <-ctx.Done():
+		return m, false, nil
+	}
 }
 
 // loop runs the tasks one at a time and reports their progress.

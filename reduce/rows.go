@@ -96,10 +96,12 @@ func newUserRows(spec *feature.Spec, params feature.Params, cols []int, files []
 	r.row.Schema = spec.Schema
 	if cols != nil {
 		r.fields = make([][]byte, len(cols))
+		n := 0
+		for _, sc := range cols {
+			n = max(n, sc+1)
+		}
+		r.schemaCol = slices.Repeat([]int{-1}, n)
 		for c, sc := range cols {
-			if sc >= len(r.schemaCol) {
-				r.schemaCol = append(r.schemaCol, slices.Repeat([]int{-1}, sc+1-len(r.schemaCol))...)
-			}
 			r.schemaCol[sc] = c
 		}
 	}
@@ -223,17 +225,23 @@ func (r *userRows) zoned(f [][]byte) [][]byte {
 // the features do not parse the text the block was just decoded into.
 func (r *userRows) parsedTimes() {
 	for k, sc := range r.src.TimeColumns() {
-		c := sc
-		if r.schemaCol != nil {
-			if c = -1; sc < len(r.schemaCol) {
-				c = r.schemaCol[sc]
-			}
-		}
-		if c >= 0 && c < 64 && c < len(r.row.Parsed.Values) {
+		if c := r.schemaColumn(sc); c >= 0 && c < 64 && c < len(r.row.Parsed.Values) {
 			r.row.Parsed.Values[c] = r.src.Seconds(k)
 			r.row.Parsed.Times |= 1 << uint(c)
 		}
 	}
+}
+
+// schemaColumn returns the schema column of store column sc, or -1 when
+// the feature set does not read it.
+func (r *userRows) schemaColumn(sc int) int {
+	switch {
+	case r.schemaCol == nil:
+		return sc
+	case sc < len(r.schemaCol):
+		return r.schemaCol[sc]
+	}
+	return -1
 }
 
 // mapRow runs the Spec's Map on the current row, recovering a panic.
