@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/csv"
 	"flag"
 	"fmt"
@@ -385,6 +386,50 @@ func TestE2E_RunFeaturesOutsideCheckout(t *testing.T) {
 		if string(got) != string(want) {
 			t.Errorf("mce run %v differs from golden %s:\n%s", tc.args, tc.golden, got)
 		}
+	}
+}
+
+// TestE2E_MemProfile runs `mce run` with MCE_MEMPROFILE set: the parent
+// and its cluster each write a memory profile when they end, one that
+// pprof reads (gzipped, with the allocation sample types), and the
+// cluster's names the one-pass job that allocated its users' aggregates.
+func TestE2E_MemProfile(t *testing.T) {
+	dir, env := outsideCheckout(t)
+	goldenData(t, dir)
+	prof := t.TempDir()
+	args := []string{"run", "--out", "out", "--job", "m", "--clusters", "1", "data"}
+	stdout, stderr, code := mce(t, dir, append(env, "MCE_MEMPROFILE="+prof), args...)
+	if code != 0 {
+		t.Fatalf("mce %v with MCE_MEMPROFILE: exit %d\n%s\n%s", args, code, stdout, stderr)
+	}
+	got, _ := filepath.Glob(filepath.Join(prof, "mce-*.mprof"))
+	if len(got) != 2 {
+		t.Fatalf("%d memory profiles (%v), want 2 (the parent and its cluster)", len(got), got)
+	}
+	var all []byte
+	for _, p := range got {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatalf("%s: not a gzipped profile: %v", p, err)
+		}
+		b, err := io.ReadAll(zr)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		for _, want := range []string{"alloc_space", "inuse_space"} {
+			if !bytes.Contains(b, []byte(want)) {
+				t.Errorf("%s: no %s sample type", p, want)
+			}
+		}
+		all = append(all, b...)
+	}
+	if !bytes.Contains(all, []byte("streamJob")) {
+		t.Error("no profile names the one-pass job (inram.streamJob): the cluster's allocations were not sampled")
 	}
 }
 
