@@ -144,12 +144,11 @@ func startTrace(dir string) (stop func()) {
 // function that writes them to dir/mce-<pid>.mprof.
 func startMemProfile(dir string) (stop func()) {
 	runtime.MemProfileRate = memProfileRate
-	write := func(w io.Writer) error { return pprof.Lookup("allocs").WriteTo(w, 0) }
-	var f io.Writer
+	var out io.Writer // the file, once startInto has made it
 	return startInto(dir, "mprof", MemProfileEnv, "memory profile",
-		func(w io.Writer) error { f = w; return nil },
+		func(w io.Writer) error { out = w; return nil },
 		func() {
-			if err := write(f); err != nil {
+			if err := pprof.Lookup("allocs").WriteTo(out, 0); err != nil {
 				fmt.Fprintf(os.Stderr, "mce: %s: no memory profile: %v\n", MemProfileEnv, err)
 			}
 		})
