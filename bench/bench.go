@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	r := &runner{cfg: &cfg, mce: mce, data: data, rounds: new([]*pendingRuns)}
 	byName := map[string]*Result{}
-	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysPartition, SysReduce, SysUnix, SysDuckDB} {
+	for _, sys := range measureOrder {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -105,7 +105,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			byName[sys] = &Result{System: sys, CPUs: cfg.CPUs, Status: StatusSkipped, Reason: "--skip"}
 			continue
 		}
-		if p := byName[SysPartition]; sys == SysReduce && p.Status != StatusOK {
+		if p := byName[SysPartition]; needsStore(sys) && p.Status != StatusOK {
 			// A store left from another bench may hold other data.
 			byName[sys] = &Result{System: sys, CPUs: cfg.CPUs, Status: StatusUnavailable,
 				Reason: "needs the store of this bench's mce partition, which is " + p.Status.String()}
@@ -113,11 +113,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		byName[sys] = r.measure(ctx, sys, cfg.CPUs)
 	}
-	r.runRounds(ctx, byName[SysPartition], byName[SysReduce])
+	r.runRounds(ctx, byName[SysPartition], byName[SysReduce], byName[SysReduceReduce])
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for _, sys := range []string{SysFloor, SysCSVFloor, SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysPartition, SysReduce, SysUnix, SysDuckDB} {
+	for _, sys := range measureOrder {
 		if res := byName[sys]; res.Status != StatusOK && res.Status != StatusSkipped {
 			cfg.Logger.Warn("bench: "+res.Status.String(), "system", sys, "reason", firstLine(res.Reason))
 		}
@@ -173,6 +173,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
+// measureOrder is the order the systems are measured in, in every round:
+// the systems that read the store after the partition that makes it.
+var measureOrder = []string{SysFloor, SysCSVFloor, SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysPartition, SysReduce, SysReduceReduce, SysUnix, SysDuckDB}
+
+// needsStore reports whether system reads the store of this bench's
+// partition.
+func needsStore(system string) bool { return system == SysReduce || system == SysReduceReduce }
+
 // measure runs one system at cpus.
 func (r *runner) measure(ctx context.Context, system string, cpus int) *Result {
 	switch system {
@@ -180,7 +188,7 @@ func (r *runner) measure(ctx context.Context, system string, cpus int) *Result {
 		return r.runFloor(ctx, cpus)
 	case SysCSVFloor:
 		return r.runCSVFloor(ctx, cpus)
-	case SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysReduce:
+	case SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysReduce, SysReduceReduce:
 		return r.runMCE(ctx, system, cpus)
 	case SysPartition:
 		return r.runPartition(ctx, cpus)

@@ -43,13 +43,17 @@ const (
 	SysRunReduce = "run-reduce"
 	SysPartition = "partition"
 	SysReduce    = "reduce"
-	SysUnix      = "unix"
-	SysDuckDB    = "duckdb"
+	// SysReduceReduce is mce reduce with the Reduce-form features file
+	// (ReduceFormFeatures): beside SysRunReduce, when the store pays for
+	// a user who writes Reduce.
+	SysReduceReduce = "reduce-reduce"
+	SysUnix         = "unix"
+	SysDuckDB       = "duckdb"
 )
 
 // AllSystems lists every system in report order.
 func AllSystems() []string {
-	return []string{SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysPartition, SysReduce, SysUnix, SysDuckDB, SysFloor, SysCSVFloor}
+	return []string{SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysPartition, SysReduce, SysReduceReduce, SysUnix, SysDuckDB, SysFloor, SysCSVFloor}
 }
 
 // Config says what to benchmark. The zero value (with Self set, for the

@@ -16,13 +16,17 @@
 //
 // The systems:
 //
-//	run        mce run DATA --clusters N                (built-in invoice features)
-//	partition  mce partition DATA --out STORE --cpus N --mem M (a fresh store each time)
-//	reduce     mce reduce --store STORE --clusters N     (same features from the store)
-//	unix       per file: tail | LC_ALL=C sort -t, -k2,2 --parallel=N | mawk
-//	duckdb     the same features in SQL through @duckdb/node-api with N threads
-//	floor      read the same bytes and split them on '\n' and ',' with N threads
-//	csvfloor   mce's own CSV reader (internal/csvread) with a no-op callback
+//	run            mce run DATA --clusters N                (built-in invoice features: the one pass)
+//	run-group      the same with --mode group                (grouped in RAM)
+//	run-1cpu       the same with --clusters 1,1,…            (a cluster of one CPU per CPU)
+//	run-reduce     mce run --features examples/invoice-reduce/f.go DATA (the built-in features as a plain Reduce)
+//	partition      mce partition DATA --out STORE --cpus N --mem M (a fresh store each time)
+//	reduce         mce reduce --store STORE --clusters N     (the built-in features from the store)
+//	reduce-reduce  mce reduce --features examples/invoice-reduce/f.go --store STORE (run-reduce's f.go from the store)
+//	unix           per file: tail | LC_ALL=C sort -t, -k2,2 --parallel=N | mawk
+//	duckdb         the same features in SQL through @duckdb/node-api with N threads
+//	floor          read the same bytes and split them on '\n' and ',' with N threads
+//	csvfloor       mce's own CSV reader (internal/csvread) with a no-op callback
 //
 // Before any figure is printed, the features of every system are compared
 // with those of mce run (or, while mce run is not available, with the first

@@ -288,14 +288,21 @@ func (r *Report) Markdown() string {
 	}
 	b.WriteString("\n")
 
-	run, part, red := r.Result(SysRun), r.Result(SysPartition), r.Result(SysReduce)
-	if run.OK() && part.OK() && red.OK() {
+	part := r.Result(SysPartition)
+	for _, be := range []struct{ label, run, reduce string }{
+		{"**Break-even**", SysRun, SysReduce},
+		{"**Break-even of a Reduce-form f.go**", SysRunReduce, SysReduceReduce},
+	} {
+		run, red := r.Result(be.run), r.Result(be.reduce)
+		if !run.OK() || !part.OK() || !red.OK() {
+			continue
+		}
 		P, R, D := part.Wall.Seconds(), run.Wall.Seconds(), red.Wall.Seconds()
 		if k := BreakEven(P, R, D); k > 0 {
-			fmt.Fprintf(&b, "**Break-even**: partition + k·reduce < k·run from **k = %d** feature jobs on the same data "+
-				"(%.2f + %d×%.2f = %.2f s against %d×%.2f = %.2f s).\n\n", k, P, k, D, P+float64(k)*D, k, R, float64(k)*R)
+			fmt.Fprintf(&b, "%s: partition + k·%s < k·%s from **k = %d** feature jobs on the same data "+
+				"(%.2f + %d×%.2f = %.2f s against %d×%.2f = %.2f s).\n\n", be.label, be.reduce, be.run, k, P, k, D, P+float64(k)*D, k, R, float64(k)*R)
 		} else {
-			fmt.Fprintf(&b, "**Break-even**: never: reduce (%.2f s) is not faster than run (%.2f s).\n\n", D, R)
+			fmt.Fprintf(&b, "%s: never: %s (%.2f s) is not faster than %s (%.2f s).\n\n", be.label, be.reduce, D, be.run, R)
 		}
 	}
 
@@ -397,6 +404,8 @@ func systemWhat(system string) string {
 		return "mce partition into a fresh store"
 	case SysReduce:
 		return "mce reduce from the store"
+	case SysReduceReduce:
+		return "mce reduce --features " + ReduceFormFeatures + " from the store (the Reduce-form f.go of run-reduce)"
 	case SysUnix:
 		return "sort | awk per file"
 	case SysDuckDB:

@@ -42,7 +42,7 @@ func testReport() *Report {
 		Machine: Machine{Host: "box 1", Cores: 2, RAMBytes: 8 << 30, CPUModel: "Test CPU", LoadStart: "3.0"},
 		Config:  Config{CPUs: 2, Runs: 3, PartitionMem: "256MiB", Results: "x"},
 		Data:    &Dataset{Files: make([]string, 6), RawBytes: 300e6, DiskBytes: 300e6, Rows: 2e6, Desc: "test data"},
-		Results: []*Result{run, res(SysRunGroup, 2.4, 900), res(SysRunReduce, 1.6, 700), part, red,
+		Results: []*Result{run, res(SysRunGroup, 2.4, 900), res(SysRunReduce, 1.6, 700), part, red, res(SysReduceReduce, 0.9, 150),
 			{System: SysUnix, Status: StatusFailed, Reason: "bash sort: exit status 2: sort: cannot | read\nmore"},
 			duck, res(SysFloor, 1, 10),
 			{System: SysCSVFloor, Status: StatusUnavailable, Reason: "no Go"}},
@@ -116,7 +116,8 @@ func TestReport_Markdown(t *testing.T) {
 		"store 120.0 MB = 40.0% of raw",
 		`| unix | sort \| awk per file | | | | | | | failed: bash sort: exit status 2: sort: cannot \| read … |`,
 		"| csvfloor | mce's CSV reader, no-op callback | | | | | | | not available: no Go |",
-		"**k = 3**", // 2.5 + 3·0.5 = 4 < 4.5
+		"**Break-even**: partition + k·reduce < k·run from **k = 3**",                                     // 2.5 + 3·0.5 = 4 < 4.5
+		"**Break-even of a Reduce-form f.go**: partition + k·reduce-reduce < k·run-reduce from **k = 4**", // 2.5 + 4·0.9 = 6.1 < 6.4
 		"| mce reduce skew: slowest worker ≤ 1.15× the mean (issue 3) | 1.40×",
 		"**not met**",
 		"| 1 | 3.00 | 1.00× | 100 | 1.00 | 1.00× | 300 |",

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -258,9 +259,9 @@ type pendingRuns struct {
 // burst of load from elsewhere on the machine slows one round of every
 // system instead of every run of one (the ratios between systems are what
 // the report is about). Within a round, systems keep their order, so that
-// reduce reads the store partition made in the same round; after depends
-// on before: when before fails, after is not run.
-func (r *runner) runRounds(ctx context.Context, before, after *Result) {
+// the reduces read the store partition made in the same round; every one
+// of after depends on before: when before fails, they are not run.
+func (r *runner) runRounds(ctx context.Context, before *Result, after ...*Result) {
 	jobs := *r.rounds
 	r.rounds = nil
 	maxRuns := 0
@@ -272,7 +273,7 @@ func (r *runner) runRounds(ctx context.Context, before, after *Result) {
 			if j.failed || i >= j.runs || ctx.Err() != nil {
 				continue
 			}
-			if j.res == after && before != nil && before.Status != StatusOK {
+			if slices.Contains(after, j.res) && before != nil && before.Status != StatusOK {
 				j.failed = true
 				j.res.Status, j.res.Reason = StatusUnavailable,
 					"needs the store of this bench's mce partition, which is "+before.Status.String()
@@ -382,15 +383,18 @@ func oneCPUClusters(cpus int) string {
 func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 	res := &Result{System: system, CPUs: cpus, What: systemWhat(system)}
 	cmd := system
-	if system == SysRunGroup || system == SysRun1CPU || system == SysRunReduce {
+	switch system {
+	case SysRunGroup, SysRun1CPU, SysRunReduce:
 		cmd = SysRun
+	case SysReduceReduce:
+		cmd = SysReduce
 	}
 	if !r.mce.has(cmd) {
 		res.Status, res.Reason = StatusUnavailable, r.mce.why(cmd)
 		return res
 	}
 	features := filepath.Join(r.cfg.Src, ReduceFormFeatures)
-	if system == SysRunReduce {
+	if system == SysRunReduce || system == SysReduceReduce {
 		// Build the features binary once, outside the measured runs.
 		if out, err := exec.CommandContext(ctx, r.mce.path, "features", "--features", features).CombinedOutput(); err != nil {
 			res.Status, res.Reason = StatusFailed, fmt.Sprintf("mce features --features %s: %v: %s", features, err, out)
@@ -420,6 +424,8 @@ func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 		case SysRunReduce:
 			args = append(args, "--features", features)
 			args = append(args, r.inputArgs()...)
+		case SysReduceReduce:
+			args = append(args, "--features", features, "--store", store)
 		default:
 			args = append(args, "--store", store)
 		}
