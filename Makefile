@@ -15,7 +15,7 @@ DEMO    ?= demo
 # it; their RAM-limit checks time a loaded machine's clusters): those that
 # start goroutines, or hand work to internal/ordered's (engine/output's
 # sorted merge); engine/report and engine/feature start none.
-RACE_PKGS ?= ./engine ./engine/inram ./engine/filejob ./engine/output ./reduce ./internal/csvread/... ./internal/hugemem/... ./internal/ordered/... ./internal/prefork/... ./store/... ./partition/...
+RACE_PKGS ?= ./engine ./engine/inram ./engine/filejob ./engine/output ./reduce ./internal/csvread/... ./internal/gen ./internal/hugemem/... ./internal/ordered/... ./internal/prefork/... ./store/... ./partition/...
 FUZZTIME ?= 30s
 # Packages whose fuzz targets `make fuzz` runs (all); `make test` runs the
 # value and CSV parsers' for 1500 executions each. The store's, Parquet's

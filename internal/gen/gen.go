@@ -247,6 +247,12 @@ func (g *generator) writeAll(ctx context.Context) ([]FileSummary, error) {
 			defer wg.Done()
 			w := newWorker(g)
 			for {
+				// NB: a select picks at random among ready cases, so a
+				// canceled run would go on taking chunks while sem has
+				// room: the context is checked first.
+				if ctx.Err() != nil {
+					return
+				}
 				select {
 				case sem <- struct{}{}:
 				case <-ctx.Done():
@@ -393,6 +399,12 @@ func (g *generator) writeFile(ctx context.Context, f *fileSpec, slots []chan *ch
 		}
 	}
 	if err := tmp.Close(); err != nil {
+		return res, err
+	}
+	// A run canceled, or failed on another file, leaves no file it had
+	// not finished when that happened (its chunks may all have come in
+	// before the writer saw the context).
+	if err := context.Cause(ctx); err != nil {
 		return res, err
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
