@@ -114,11 +114,12 @@ const MemProfileEnv = "MCE_MEMPROFILE"
 // allocations show.
 const memProfileRate = 64 << 10
 
-// profiling holds the stop functions of this process's CPU profile and
-// trace (MCE_CPUPROFILE, MCE_TRACE) while they run.
+// profiling holds the stop functions of this process's CPU profile, trace
+// and memory profile (MCE_CPUPROFILE, MCE_TRACE, MCE_MEMPROFILE) while
+// they run.
 var profiling []func()
 
-// stopProfiling stops and writes out this process's profile and trace.
+// stopProfiling stops and writes out this process's profiles and trace.
 // It runs before mce replaces itself with a features binary: the CPU
 // profiler's interval timer survives execve(2), and its next SIGPROF
 // would kill the new program before the Go runtime catches the signal.
@@ -148,6 +149,7 @@ func startMemProfile(dir string) (stop func()) {
 	return startInto(dir, "mprof", MemProfileEnv, "memory profile",
 		func(w io.Writer) error { out = w; return nil },
 		func() {
+			runtime.GC() // the profile is as of the last collection
 			if err := pprof.Lookup("allocs").WriteTo(out, 0); err != nil {
 				fmt.Fprintf(os.Stderr, "mce: %s: no memory profile: %v\n", MemProfileEnv, err)
 			}
