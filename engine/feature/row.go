@@ -57,11 +57,7 @@ func LocalSeconds(b []byte) (int64, bool) { return fastUnix(b) }
 // unixNano is parseUnixNano(Fields[i]).
 func (r *Row) unixNano(i int) (int64, error) {
 	if r.Parsed.hasTime(i) {
-		sec := r.Parsed.Values[i]
-		if sec < minNanoSec || sec > maxNanoSec {
-			return 0, errTimeRange
-		}
-		return sec * 1e9, nil
+		return secondsNano(r.Parsed.Values[i])
 	}
 	return parseUnixNano(r.Fields[i])
 }
@@ -296,14 +292,20 @@ const (
 	maxNanoSec = math.MaxInt64 / 1_000_000_000
 )
 
+// secondsNano returns Unix seconds sec as nanoseconds, or errTimeRange
+// when int64 cannot hold them.
+func secondsNano(sec int64) (int64, error) {
+	if sec < minNanoSec || sec > maxNanoSec {
+		return 0, errTimeRange
+	}
+	return sec * 1e9, nil
+}
+
 // parseUnixNano is ParseTime(b).UnixNano() without building a time.Time
 // on the common forms; a time UnixNano cannot hold is errTimeRange.
 func parseUnixNano(b []byte) (int64, error) {
 	if sec, ok := fastUnix(b); ok {
-		if sec < minNanoSec || sec > maxNanoSec {
-			return 0, errTimeRange
-		}
-		return sec * 1e9, nil
+		return secondsNano(sec)
 	}
 	t, err := ParseTime(b)
 	if err != nil {
