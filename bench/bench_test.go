@@ -226,6 +226,9 @@ func TestRun_WithMCE(t *testing.T) {
 	if rep.Result(SysRun).Skew == nil {
 		t.Errorf("no skew from mce run's timings.csv: %s", rep.Result(SysRun).Note)
 	}
+	if part := rep.Result(SysPartition); part.OK() && !strings.Contains(md, part.Spill) || part.Spill == "" {
+		t.Errorf("partition's spill not read from its log, or not in the report: %q", part.Spill)
+	}
 }
 
 func TestBindFlags_SweepCPUs(t *testing.T) {

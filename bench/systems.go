@@ -60,8 +60,10 @@ type Result struct {
 	Features *Features
 	// Skew is the worker skew read from timings.csv (run, reduce).
 	Skew *Skew
-	// StoreBytes is the store's size after partitioning.
+	// StoreBytes is the store's size after partitioning; Spill what its
+	// log said of the spilled runs (spillNote), "" when it did not say.
 	StoreBytes int64
+	Spill      string
 	// Note holds extra facts (DuckDB's version, rows the floor read).
 	Note string
 }
@@ -476,11 +478,44 @@ func (r *runner) runPartition(ctx context.Context, cpus int) *Result {
 				return fmt.Errorf("store size: %w", err)
 			}
 			res.StoreBytes = n
+			res.Spill = spillNote(res.Runs[len(res.Runs)-1].Stderr)
 			return nil
 		}
 		return Command{Args: args}, read, nil
 	})
 	return res
+}
+
+// spillNote reads partition's "ingested" log line (text records, as mce
+// writes them off a terminal) in stderr and says how much spilled and how
+// it was kept: the runs are s2-compressed, which costs CPU, where the
+// disk has too little room for them stored; a bench on such a disk
+// measures a slower partition. "" when there is no such line.
+func spillNote(stderr string) string {
+	var line string
+	for l := range strings.Lines(stderr) {
+		if strings.Contains(l, " msg=ingested ") {
+			line = l
+		}
+	}
+	if line == "" {
+		return ""
+	}
+	kv := map[string]string{}
+	for _, f := range strings.Fields(line) {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			kv[k] = v
+		}
+	}
+	switch kv["spill"] {
+	case "none":
+		return "no rows spilled"
+	case "stored":
+		return fmt.Sprintf("spilled %s MiB of runs, stored", kv["spill_mib"])
+	case "s2":
+		return fmt.Sprintf("spilled %s MiB of runs, s2-compressed: too little free disk to store them (slower)", kv["spill_mib"])
+	}
+	return ""
 }
 
 // runUnix measures the sort | awk baseline, one file after another.

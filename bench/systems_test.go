@@ -203,3 +203,24 @@ func TestExitError(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+// TestSpillNote reads partition's "ingested" record as mce writes it off
+// a terminal.
+func TestSpillNote(t *testing.T) {
+	const head = "time=2026-12-06T09:08:29.040Z level=INFO msg=read file=a.csv rows=3\n"
+	for _, tc := range []struct{ stderr, want string }{
+		{head + "time=2026-12-06T09:08:29.928Z level=INFO msg=ingested files=6 rows=2138063 tables=21 runs=5 spill_mib=236 spill=stored read=1.164s merge=841ms ingest=22ms\n",
+			"spilled 236 MiB of runs, stored"},
+		{head + "time=2026-12-06T09:08:29.928Z level=INFO msg=ingested files=6 rows=2138063 tables=21 runs=5 spill_mib=143 spill=s2 read=1.2s\n",
+			"spilled 143 MiB of runs, s2-compressed: too little free disk to store them (slower)"},
+		{head + "time=2026-12-06T09:08:29.928Z level=INFO msg=ingested files=3 rows=30000 tables=3 runs=1 spill_mib=0 spill=none read=20ms\n",
+			"no rows spilled"},
+		{head, ""},
+		{"time=x level=INFO msg=ingested files=6 rows=2138063 runs=5 spill_mib=236\n", ""}, // an mce before the spill field
+		{"", ""},
+	} {
+		if got := spillNote(tc.stderr); got != tc.want {
+			t.Errorf("spillNote(%q) = %q, want %q", tc.stderr, got, tc.want)
+		}
+	}
+}

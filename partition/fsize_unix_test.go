@@ -3,6 +3,7 @@
 package partition
 
 import (
+	"strings"
 	"syscall"
 	"testing"
 
@@ -26,7 +27,7 @@ func TestSpillCompressed_fileSizeLimit(t *testing.T) {
 		t.Skip(err)
 	}
 	defer syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old)
-	if !spillCompressed(vfs.Default, t.TempDir(), 1) {
-		t.Error("runs stored under a file size limit")
+	if compress, why := spillCompressed(vfs.Default, t.TempDir(), 1); !compress || !strings.Contains(why, "file size limit") {
+		t.Errorf("under a file size limit: compressed %v, why %q", compress, why)
 	}
 }

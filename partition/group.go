@@ -64,8 +64,8 @@ func NewGrouper(o GroupOptions) (*Grouper, error) {
 	}
 	g := &Grouper{o: o, shards: GroupShards, ncols: o.Schema.Len()}
 	// Two arenas (one filling while the other spills), as in partition.
-	g.srt = newSorter(vfs.Default, o.Dir, g.shards, max(o.CPUs, 1), max(o.MemBytes/2, 8<<20), o.Logger, nil,
-		spillCompressed(vfs.Default, o.Dir, o.InputBytes))
+	compress, _ := spillCompressed(vfs.Default, o.Dir, o.InputBytes)
+	g.srt = newSorter(vfs.Default, o.Dir, g.shards, max(o.CPUs, 1), max(o.MemBytes/2, 8<<20), o.Logger, nil, compress)
 	return g, nil
 }
 

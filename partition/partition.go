@@ -57,13 +57,15 @@ type Result struct {
 	BadRows, BadValues, EmptiedValues int64
 	RawBytes                          int64 // uncompressed
 	DiskBytes                         int64
-	// Spilled runs and ingested tables.
-	Runs       int
-	SpillBytes int64
-	Tables     int
-	NewHeavy   []string
-	Skipped    int
-	Failed     int
+	// Spilled runs and ingested tables; SpillCompressed says whether the
+	// runs that spilled were s2-compressed (spillCompressed).
+	Runs            int
+	SpillBytes      int64
+	SpillCompressed bool
+	Tables          int
+	NewHeavy        []string
+	Skipped         int
+	Failed          int
 	// Phase durations.
 	ReadTime, MergeTime, IngestTime, CompactTime, Elapsed time.Duration
 	// PeakRSSBytes is the process's peak resident set (VmHWM) at the end of
@@ -387,8 +389,14 @@ func (p *job) read(ctx context.Context, todo []*todoFile, plan memPlan, runDir s
 	for _, t := range todo {
 		inputBytes += fileid.RawEstimate(t.in.path, t.in.size)
 	}
-	srt := newSorter(p.db.FS(), runDir, shards, p.o.CPUs, plan.arenaBytes, p.log, p.crash,
-		spillCompressed(p.db.FS(), runDir, inputBytes))
+	compress, why := spillCompressed(p.db.FS(), runDir, inputBytes)
+	if compress {
+		// A partition then takes more CPU: say why, for whoever
+		// compares its times.
+		p.log.Info("rows that do not fit --mem will be spilled s2-compressed", "why", why)
+	}
+	p.res.SpillCompressed = compress
+	srt := newSorter(p.db.FS(), runDir, shards, p.o.CPUs, plan.arenaBytes, p.log, p.crash, compress)
 	offHeap(2 * int64(srt.bufBytes))
 	readOpts := p.o.Read
 	if readOpts.ChunkBytes == 0 {
@@ -615,8 +623,15 @@ func (p *job) recordIngested(good []*todoFile, st *mergeStats) {
 	if len(st.newHeavy) > 0 {
 		p.log.Info("heavy users", "new", strings.Join(p.res.NewHeavy, ", "))
 	}
+	spill := "stored"
+	switch {
+	case p.res.SpillBytes == 0:
+		spill = "none"
+	case p.res.SpillCompressed:
+		spill = "s2"
+	}
 	p.log.Info("ingested", "files", len(good), "rows", p.res.Rows, "tables", p.res.Tables, "runs", p.res.Runs,
-		"spill_mib", p.res.SpillBytes>>20, "read", p.res.ReadTime.Round(time.Millisecond),
+		"spill_mib", p.res.SpillBytes>>20, "spill", spill, "read", p.res.ReadTime.Round(time.Millisecond),
 		"merge", p.res.MergeTime.Round(time.Millisecond), "ingest", p.res.IngestTime.Round(time.Millisecond))
 }
 

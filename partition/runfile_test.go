@@ -285,8 +285,12 @@ func TestSpillCompressed(t *testing.T) {
 		{"input not known", vfs.Default, 0, true},
 		{"room not known (in-memory fs)", vfs.NewMem(), 1, true},
 	} {
-		if got := spillCompressed(tc.fs, dir, tc.input); got != tc.want {
+		got, why := spillCompressed(tc.fs, dir, tc.input)
+		if got != tc.want {
 			t.Errorf("%s: %d bytes with %d available: compressed %v, want %v", tc.name, tc.input, u.AvailBytes, got, tc.want)
+		}
+		if got == (why == "") {
+			t.Errorf("%s: compressed %v, with the reason %q", tc.name, got, why)
 		}
 	}
 }

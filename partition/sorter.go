@@ -653,13 +653,22 @@ func groupCmp(a *arena, x, y entry) int {
 // since compressing every spilled row costs about a seventh of a
 // partition's CPU; else (or when the room is not known, or a file size
 // limit is set) they are, a third smaller, so that a disk with less room
-// or a lower limit still holds them.
-func spillCompressed(fs vfs.FS, dir string, inputBytes int64) bool {
+// or a lower limit still holds them. why says why they are compressed.
+func spillCompressed(fs vfs.FS, dir string, inputBytes int64) (compress bool, why string) {
 	u, err := fs.GetDiskUsage(dir)
-	if err != nil || inputBytes <= 0 || fileSizeLimited() {
-		return true
+	switch {
+	case err != nil:
+		return true, fmt.Sprintf("the free room of the runs' disk is not known (%v)", err)
+	case inputBytes <= 0:
+		return true, "the input's size is not known"
+	case fileSizeLimited():
+		return true, "a file size limit (ulimit -f) is set"
 	}
-	return u.AvailBytes < uint64(storeRoomFactor*inputBytes+storeRoomMin)
+	if need := uint64(storeRoomFactor*inputBytes + storeRoomMin); u.AvailBytes < need {
+		return true, fmt.Sprintf("the runs' disk has %d MiB free, less than the %d MiB (twice the input and 1 GiB) to store them as they are",
+			u.AvailBytes>>20, need>>20)
+	}
+	return false, ""
 }
 
 const (
