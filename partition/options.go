@@ -52,7 +52,7 @@ type Options struct {
 	LimitHeap bool
 	// Codec is the compression of the new blocks (store.ParseCompression:
 	// table-zstd, table-minlz, zstd, s2 or none); "" means the store's
-	// (table-zstd for a new store).
+	// (table-minlz for a new store).
 	Codec string
 	// HeavyShare: a user with more than this share of the rows of a run
 	// goes to the heavy range (default 0.005; negative turns it off).

@@ -327,7 +327,7 @@ func BenchmarkBlockCodec(b *testing.B) {
 
 // BenchmarkBlockDecode measures what a reducer pays per block of a store
 // made from the generated invoices: decode a block (uncompressed, as the
-// default table-zstd store holds it: pebble decompresses the table) and
+// default table-minlz store holds it: pebble decompresses the table) and
 // read the fields of every row, for all seven columns or for the four
 // the built-in features read (issuer, receiver, issued_at, amount), in
 // each block layout. Blocks are one user in one file, 1 to 26 rows (13.5

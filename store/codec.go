@@ -48,28 +48,31 @@ func ParseCodec(s string) (Codec, error) {
 // Compression is how a writer compresses blocks: each block's own codec,
 // and whether pebble compresses the sstables that hold the blocks.
 //
-// Compressing the sstables ("table-zstd") compresses neighbouring blocks
-// together, 32 KiB at a time: most (user, file) groups are small (a few
-// rows of a user in one month), and on their own they compress poorly.
-// On the generated invoices (200 MB, 6 months) the store took 37% of the
-// raw CSV with table-zstd (measured at zstd level 3; level 1, used now, adds
-// about a point), 48% with zstd per block and 64% with s2 per block, and
-// table-zstd writes the fastest of the three: see the README's figures and
-// BenchmarkPartition. (Those are format 2 figures; format 3 packs UUIDs
-// and times before any codec sees them: 36.8% with table-zstd on the
-// benchmark's 300 MB.)
+// Compressing the sstables ("table-zstd", "table-minlz") compresses
+// neighbouring blocks together, 32 KiB at a time: most (user, file)
+// groups are small (a few rows of a user in one month), and on their own
+// they compress poorly. On the generated invoices (200 MB, 6 months) a
+// format 2 store took 37% of the raw CSV with table-zstd (measured at zstd
+// level 3; level 1, used now, adds about a point), 48% with zstd per block
+// and 64% with s2 per block, and table-zstd wrote the fastest of the
+// three: see the README's figures and BenchmarkPartition.
 type Compression struct {
 	Value Codec // each block's codec
 	// Table is how pebble compresses the sstables: "" (not at all),
-	// "zstd", or "minlz" (its fastest codec: on the benchmark's data, in a
-	// format 3 store, 37.6% of the raw CSV instead of 36.8%, and partition
-	// and reduce as fast; in a format 2 store, 58% instead of 37.5%, and
-	// reduce 15-20% faster).
+	// "zstd" (pebble's balanced profile: zstd level 1 where it pays, MinLZ
+	// elsewhere), or "minlz" (its fastest codec). In a format 2 store
+	// minlz took 58% of the raw CSV against zstd's 37.5%; format 3 packs
+	// UUIDs and times before any codec sees them, and the two are close:
+	// 37.6% against 37.0% at 300 MB, 37.2% against 36.5% at 2 GB, with
+	// partition 4–5% faster and reduce 1–6% (DefaultCompression).
 	Table string
 }
 
-// DefaultCompression is the compression of a new store.
-const DefaultCompression = "table-zstd"
+// DefaultCompression is the compression of a new store: table-minlz, for
+// the speed of partition and reduce, at a store less than a point of the
+// raw size bigger than table-zstd's. A store keeps the compression it was
+// made with (Config.Codec) unless a partition names another.
+const DefaultCompression = "table-minlz"
 
 // ParseCompression reads a compression name: table-zstd (blocks stored
 // as they are in zstd-compressed sstables), table-minlz (the same with

@@ -95,9 +95,9 @@
 // it, so the mce that made it keeps reading it; a new store is format 3.
 //
 // Compression (see Compression) is chosen per partition run: by default
-// ("table-zstd") blocks are stored as they are and pebble compresses each
-// 32 KiB sstable block with zstd, so the many small blocks of neighbouring
-// users compress together; "zstd" and "s2" compress each block on its own
+// ("table-minlz"; "table-zstd" with zstd) blocks are stored as they are
+// and pebble compresses each 32 KiB sstable block with MinLZ, so the many
+// small blocks of neighbouring users compress together; "zstd" and "s2" compress each block on its own
 // (klauspost/compress) in uncompressed sstables. Each value names its own
 // codec, so a store may mix them.
 //
