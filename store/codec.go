@@ -49,22 +49,25 @@ func ParseCodec(s string) (Codec, error) {
 // and whether pebble compresses the sstables that hold the blocks.
 //
 // Compressing the sstables ("table-zstd", "table-minlz") compresses
-// neighbouring blocks together, 32 KiB at a time: most (user, file)
+// neighbouring blocks together, 64 KiB at a time: most (user, file)
 // groups are small (a few rows of a user in one month), and on their own
 // they compress poorly. On the generated invoices (200 MB, 6 months) a
 // format 2 store took 37% of the raw CSV with table-zstd (measured at zstd
-// level 3; level 1, used now, adds about a point), 48% with zstd per block
-// and 64% with s2 per block, and table-zstd wrote the fastest of the
-// three: see the README's figures and BenchmarkPartition.
+// level 3 and 32 KiB table blocks), 48% with zstd per block and 64% with
+// s2 per block, and table-zstd wrote the fastest of the three: see the
+// README's figures and BenchmarkPartition.
 type Compression struct {
 	Value Codec // each block's codec
 	// Table is how pebble compresses the sstables: "" (not at all),
-	// "zstd" (pebble's balanced profile: zstd level 1 where it pays, MinLZ
-	// elsewhere), or "minlz" (its fastest codec). In a format 2 store
-	// minlz took 58% of the raw CSV against zstd's 37.5%; format 3 packs
-	// UUIDs and times before any codec sees them, and the two are close:
-	// 37.6% against 37.0% at 300 MB, 37.2% against 36.5% at 2 GB, with
-	// partition 4–5% faster and reduce 1–6% (DefaultCompression).
+	// "zstd" (pebble's balanced profile: zstd level 1 where it saves 20%
+	// more than MinLZ, MinLZ elsewhere), or "minlz" (its fastest codec).
+	// In a format 2 store minlz took 58% of the raw CSV against zstd's
+	// 37.5%. Format 3 packs UUIDs and times before any codec sees them,
+	// and the two came close: with 32 KiB table blocks 37.6% against
+	// 37.0% at 300 MB (37.2% and 36.5% at 2 GB), partition 4–5% faster
+	// with minlz and reduce 1–6%; with 64 KiB blocks (tableBlockBytes)
+	// both 34.8%, zstd seldom saving enough, and partition still 5–8%
+	// faster with minlz, which tries no zstd (DefaultCompression).
 	Table string
 }
 

@@ -96,10 +96,10 @@
 //
 // Compression (see Compression) is chosen per partition run: by default
 // ("table-minlz"; "table-zstd" with zstd) blocks are stored as they are
-// and pebble compresses each 32 KiB sstable block with MinLZ, so the many
-// small blocks of neighbouring users compress together; "zstd" and "s2" compress each block on its own
-// (klauspost/compress) in uncompressed sstables. Each value names its own
-// codec, so a store may mix them.
+// and pebble compresses each 64 KiB sstable block with MinLZ, so the many
+// small blocks of neighbouring users compress together; "zstd" and "s2"
+// compress each block on its own (klauspost/compress) in uncompressed
+// sstables. Each value names its own codec, so a store may mix them.
 //
 // # Loading and consistency
 //

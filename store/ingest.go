@@ -100,10 +100,16 @@ func (c Compression) tableProfile() *sstable.CompressionProfile {
 	return sstable.NoCompression
 }
 
+// tableBlockBytes is the size of the sstables' data blocks, the unit
+// pebble compresses and reads. 64 KiB against 32: the store 8% smaller
+// (the bench's 300 MB: 37.6% → 34.8% of raw with MinLZ; 2 GB: 37.2% →
+// 34.1%), partition 3–4% faster, reduce as fast, with the same RSS.
+const tableBlockBytes = 64 << 10
+
 func (l *Loader) writerOptions() sstable.WriterOptions {
 	o := l.db.popts.MakeWriterOptions(6, l.db.pdb.TableFormat())
 	o.Compression = l.comp.tableProfile()
-	o.BlockSize = 32 << 10
+	o.BlockSize = tableBlockBytes
 	return o
 }
 

@@ -61,7 +61,7 @@ Examples:
 			&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "store `DIR` (created if missing)"},
 			&ucli.IntFlag{Name: "cpus", Usage: "parallel readers and mergers (default: all CPUs)"},
 			&ucli.StringFlag{Name: "mem", Value: "1GiB", Usage: "sort buffer `SIZE` (e.g. 512MiB, 4GiB); peak RSS stays near it"},
-			&ucli.StringFlag{Name: "codec", Usage: "compression: table-minlz (blocks in tables compressed with pebble's fastest codec), table-zstd (the same with zstd: a little smaller, slower to write and read), zstd or s2 (each block on its own), none (default: the store's; table-minlz for a new store)"},
+			&ucli.StringFlag{Name: "codec", Usage: "compression: table-minlz (blocks in tables compressed with pebble's fastest codec), table-zstd (the same with zstd for blocks it shrinks by a fifth more: slower to write, seldom smaller), zstd or s2 (each block on its own), none (default: the store's; table-minlz for a new store)"},
 			&ucli.Float64Flag{Name: "heavy-share", Value: partition.DefaultHeavyShare, Usage: "a user with more than this share of the rows ingested is heavy (negative: none by share)"},
 			&ucli.Int64Flag{Name: "heavy-min-rows", Value: partition.DefaultHeavyMinRows, Usage: "a user needs at least `N` rows to be heavy by share"},
 			&ucli.StringFlag{Name: "heavy-users", Usage: "`FILE` of users (one per line) to make heavy whatever their share"},
