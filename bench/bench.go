@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Report is everything one benchmark measured.
@@ -48,6 +50,10 @@ type Machine struct {
 	// LoadStart and LoadEnd are the 1-minute load averages: other work on
 	// the machine makes every figure slower.
 	LoadStart, LoadEnd string
+	// WorkFreeBytes is the free room of the work folder's file system once
+	// the data is there (0: not known): where it is short, partition
+	// compresses its spilled runs and is slower (its row's note says so).
+	WorkFreeBytes int64
 }
 
 // Result returns the result of system at Config.CPUs, or nil.
@@ -84,6 +90,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep.Data = data
+	if u, err := vfs.Default.GetDiskUsage(cfg.Work); err == nil {
+		rep.Machine.WorkFreeBytes = int64(u.AvailBytes)
+	}
 	defer func() {
 		if !cfg.KeepData {
 			os.RemoveAll(filepath.Join(cfg.Work, "out"))

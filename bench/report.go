@@ -237,6 +237,9 @@ func (r *Report) Markdown() string {
 	if load, err := parseFloat(m.LoadStart); err == nil && load >= 0.5*float64(m.Cores) {
 		b.WriteString(" (other work was running: the figures are indicative)")
 	}
+	if m.WorkFreeBytes > 0 {
+		fmt.Fprintf(&b, "; %.1f GiB free where it works", float64(m.WorkFreeBytes)/(1<<30))
+	}
 	b.WriteString(".\n")
 	fmt.Fprintf(&b, "- **mce**: %s.\n", orDash(r.MCE))
 	d := r.Data

@@ -33,13 +33,14 @@ func res(system string, wallS float64, rssMiB int64) *Result {
 func testReport() *Report {
 	run, part, red := res(SysRun, 1.5, 400), res(SysPartition, 2.5, 300), res(SysReduce, 0.5, 100)
 	part.StoreBytes = 120e6
+	part.Spill = "spilled 90 MiB of runs, stored"
 	run.Skew = &Skew{Files: 6, Overall: 1.05, HeavyMax: 1.1, Max: 1.3, MaxFile: "invoices_2024_07"}
 	red.Skew = &Skew{Files: 6, Overall: 1.4, HeavyMax: 1.6, Max: 1.6, MaxFile: "invoices_2024_12"}
 	duck := res(SysDuckDB, 4, 900)
 	duck.Note = "DuckDB v1.5.6"
 	return &Report{
 		Date:    time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC),
-		Machine: Machine{Host: "box 1", Cores: 2, RAMBytes: 8 << 30, CPUModel: "Test CPU", LoadStart: "3.0"},
+		Machine: Machine{Host: "box 1", Cores: 2, RAMBytes: 8 << 30, CPUModel: "Test CPU", LoadStart: "3.0", WorkFreeBytes: 3 << 29},
 		Config:  Config{CPUs: 2, Runs: 3, PartitionMem: "256MiB", Results: "x"},
 		Data:    &Dataset{Files: make([]string, 6), RawBytes: 300e6, DiskBytes: 300e6, Rows: 2e6, Desc: "test data"},
 		Results: []*Result{run, res(SysRunGroup, 2.4, 900), res(SysRunReduce, 1.6, 700), part, red, res(SysReduceReduce, 0.9, 150),
@@ -112,8 +113,9 @@ func TestReport_Markdown(t *testing.T) {
 		"2 cores (Test CPU), 8.0 GiB RAM",
 		"| reduce | reduce | 0.50 (0.45–0.60) |",
 		"other work was running",
+		"; 1.5 GiB free where it works.",
 		"| run | run | 1.50 | 2.25 | 75% | 400 | 200 | 1.33M | skew 1.05× (largest file 1.10×) |",
-		"store 120.0 MB = 40.0% of raw",
+		"store 120.0 MB = 40.0% of raw; spilled 90 MiB of runs, stored |",
 		`| unix | sort \| awk per file | | | | | | | failed: bash sort: exit status 2: sort: cannot \| read … |`,
 		"| csvfloor | mce's CSV reader, no-op callback | | | | | | | not available: no Go |",
 		"**Break-even**: partition + k·reduce < k·run from **k = 3**",                                     // 2.5 + 3·0.5 = 4 < 4.5
