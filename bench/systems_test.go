@@ -224,3 +224,21 @@ func TestSpillNote(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSpillNote: any stderr gives no note or one of the three, whole.
+func FuzzSpillNote(f *testing.F) {
+	f.Add("time=x level=INFO msg=ingested files=6 runs=5 spill_mib=236 spill=stored\n")
+	f.Add("time=x level=INFO msg=ingested spill=s2 spill_mib=\n")
+	f.Add("msg=ingested spill=none")
+	f.Add(" msg=ingested  spill==s2=x\r\n")
+	f.Fuzz(func(t *testing.T, stderr string) {
+		got := spillNote(stderr)
+		switch {
+		case got == "", got == "no rows spilled",
+			strings.HasPrefix(got, "spilled ") && (strings.HasSuffix(got, " MiB of runs, stored") ||
+				strings.HasSuffix(got, " MiB of runs, s2-compressed: too little free disk to store them (slower)")):
+		default:
+			t.Errorf("spillNote(%q) = %q", stderr, got)
+		}
+	})
+}
