@@ -116,13 +116,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		if p := byName[SysPartition]; needsStore(sys) && p.Status != StatusOK {
 			// A store left from another bench may hold other data.
-			byName[sys] = &Result{System: sys, CPUs: cfg.CPUs, Status: StatusUnavailable,
-				Reason: "needs the store of this bench's mce partition, which is " + p.Status.String()}
+			byName[sys] = &Result{System: sys, CPUs: cfg.CPUs, Status: StatusUnavailable, Reason: noStore(p)}
 			continue
 		}
 		byName[sys] = r.measure(ctx, sys, cfg.CPUs)
 	}
-	r.runRounds(ctx, byName[SysPartition], byName[SysReduce], byName[SysReduceReduce])
+	r.runRounds(ctx, byName[SysPartition])
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -189,6 +188,12 @@ var measureOrder = []string{SysFloor, SysCSVFloor, SysRun, SysRunGroup, SysRun1C
 // needsStore reports whether system reads the store of this bench's
 // partition.
 func needsStore(system string) bool { return system == SysReduce || system == SysReduceReduce }
+
+// noStore is why a system that needs the store was not run, partition
+// having failed or been skipped.
+func noStore(partition *Result) string {
+	return "needs the store of this bench's mce partition, which is " + partition.Status.String()
+}
 
 // measure runs one system at cpus.
 func (r *runner) measure(ctx context.Context, system string, cpus int) *Result {

@@ -278,11 +278,13 @@ func (r *Report) Markdown() string {
 			rps = human(float64(rows) / res.Wall.Seconds())
 		}
 		note := res.Note
-		if res.System == SysPartition && res.StoreBytes > 0 {
-			note = joinNote(note, fmt.Sprintf("store %.1f MB = %.1f%% of raw", float64(res.StoreBytes)/1e6, 100*float64(res.StoreBytes)/float64(r.Data.RawBytes)))
-		}
-		if res.System == SysPartition && res.Spill != "" {
-			note = joinNote(note, res.Spill)
+		if res.System == SysPartition {
+			if res.StoreBytes > 0 {
+				note = joinNote(note, fmt.Sprintf("store %.1f MB = %.1f%% of raw", float64(res.StoreBytes)/1e6, 100*float64(res.StoreBytes)/float64(r.Data.RawBytes)))
+			}
+			if res.Spill != "" {
+				note = joinNote(note, res.Spill)
+			}
 		}
 		if res.Skew != nil && res.Skew.Files > 0 {
 			note = joinNote(note, fmt.Sprintf("skew %.2f× (largest file %.2f×)", res.Skew.Overall, res.Skew.HeavyMax))

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -261,9 +260,9 @@ type pendingRuns struct {
 // burst of load from elsewhere on the machine slows one round of every
 // system instead of every run of one (the ratios between systems are what
 // the report is about). Within a round, systems keep their order, so that
-// the reduces read the store partition made in the same round; every one
-// of after depends on before: when before fails, they are not run.
-func (r *runner) runRounds(ctx context.Context, before *Result, after ...*Result) {
+// the reduces read the store partition made in the same round; the systems
+// that read it (needsStore) are not run once partition has failed.
+func (r *runner) runRounds(ctx context.Context, partition *Result) {
 	jobs := *r.rounds
 	r.rounds = nil
 	maxRuns := 0
@@ -275,10 +274,9 @@ func (r *runner) runRounds(ctx context.Context, before *Result, after ...*Result
 			if j.failed || i >= j.runs || ctx.Err() != nil {
 				continue
 			}
-			if slices.Contains(after, j.res) && before != nil && before.Status != StatusOK {
+			if needsStore(j.res.System) && partition != nil && partition.Status != StatusOK {
 				j.failed = true
-				j.res.Status, j.res.Reason = StatusUnavailable,
-					"needs the store of this bench's mce partition, which is "+before.Status.String()
+				j.res.Status, j.res.Reason = StatusUnavailable, noStore(partition)
 				continue
 			}
 			if !r.measureOnce(ctx, j.res, i, j.runs, j.mk) {
