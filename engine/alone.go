@@ -13,7 +13,7 @@ import "fmt"
 // alone; until then it stops what stands in the way and returns false.
 func (r *runner) runAlone() bool {
 	for _, c := range r.clusters {
-		if c.task != nil {
+		if c.task != nil || c.committing != nil {
 			return false
 		}
 	}

@@ -39,12 +39,16 @@ type cluster struct {
 	state           clusterState
 	since           time.Time // of the current state
 	task            *taskRun
-	files           int // finished since the process started
-	rss             int64
-	prog            progressMsg
-	stopReason      string
-	killReason      string
-	crashes         int // unexpected exits while not working, in a row
+	// committing is a task that is computed and commits its output (the
+	// worker said "computed") while task, if any, runs: until its result
+	// it is running, and the cluster busy.
+	committing *taskRun
+	files      int // finished since the process started
+	rss        int64
+	prog       progressMsg
+	stopReason string
+	killReason string
+	crashes    int // unexpected exits while not working, in a row
 	// released says the cluster was asked to give its memory back since
 	// its last task; parked that it was stopped so that another cluster
 	// runs a file alone, and is started again when that file is done;
@@ -78,6 +82,9 @@ func (r *runner) began(c *cluster, p *proc, why string) {
 	cfg := &workerConfig{
 		Cluster: c.id, CPUs: c.cpus, RunDir: r.dir, Params: r.o.Params, Job: r.o.Job,
 		ProgressEveryMS: 250, FreeBetweenTasks: r.o.RecycleRSSBytes > 0,
+		// A cluster recycled between files has no next file beside the
+		// last one.
+		Overlap: r.o.RecycleAfter == 0 && r.o.RecycleRSSBytes == 0,
 	}
 	if err := p.send(&toWorker{Type: "config", Config: cfg}); err != nil {
 		r.logger.Warn("send config", "cluster", c.id, "error", err)
@@ -106,6 +113,8 @@ func (r *runner) handle(ev procEvent) {
 		if c.task != nil && m.Progress != nil && m.Task == c.task.ID {
 			c.prog = *m.Progress
 		}
+	case "computed":
+		r.computed(c, m)
 	case "result":
 		r.result(c, m)
 	default:
@@ -113,19 +122,41 @@ func (r *runner) handle(ev procEvent) {
 	}
 }
 
+// computed: c's task only commits its output now, and c may take the next
+// task (dispatch) meanwhile. A file that runs alone keeps its cluster to
+// itself.
+func (r *runner) computed(c *cluster, m *fromWorker) {
+	t := c.task
+	if t == nil || t.ID != m.Task || c.state != csBusy || c.committing != nil || t.alone {
+		return
+	}
+	c.committing, c.task = t, nil
+}
+
+// free reports whether c may take a task: idle, or busy with a commit only.
+func (c *cluster) free() bool {
+	return c.state == csIdle || c.state == csBusy && c.task == nil && c.committing != nil
+}
+
 func (r *runner) result(c *cluster, m *fromWorker) {
 	t := c.task
-	if t == nil || t.ID != m.Task || c.state != csBusy {
+	switch {
+	case c.committing != nil && c.committing.ID == m.Task && c.state == csBusy:
+		t, c.committing = c.committing, nil
+	case t == nil || t.ID != m.Task || c.state != csBusy:
 		if c.state != csKilling {
 			r.logger.Warn("unexpected result", "cluster", c.id, "task", m.Task)
 		}
 		return
+	default:
+		c.task = nil
 	}
-	c.task = nil
 	c.files++
 	c.crashes = 0
-	r.setState(c, csIdle)
-	c.released = false
+	if c.task == nil && c.committing == nil {
+		r.setState(c, csIdle)
+		c.released = false
+	}
 	t.seconds = time.Since(t.start).Seconds()
 	t.res = m.Result
 	if t.res != nil && t.res.PeakRSSBytes > t.peakRSS {
@@ -174,7 +205,9 @@ func (r *runner) result(c *cluster, m *fromWorker) {
 		r.endAlone(c, t)
 		return
 	}
-	r.maybeRecycle(c)
+	if c.state == csIdle {
+		r.maybeRecycle(c)
+	}
 }
 
 // maybeRecycle restarts a cluster after RecycleAfter files or when its RSS
@@ -206,6 +239,21 @@ func (r *runner) exited(c *cluster, ev procEvent) {
 	c.proc, c.ps = nil, nil
 	r.setState(c, csDown)
 	how := exitString(ev.exitErr)
+	if t := c.committing; t != nil {
+		// Its output was not committed: the file goes the way of a file
+		// whose cluster crashed under it (retried alone, once).
+		c.committing = nil
+		r.logs.failuref(c.id, t.Label(), "", "", "cluster ended (%s) while it committed the output", how)
+		r.logs.statusf("cluster %d ended (pid %d, %s) while it committed file %s", c.id, pid, how, t.Label())
+		r.lost(c, t, false)
+		if prev == csBusy && c.task == nil {
+			if r.workLeft() {
+				r.restarts++
+				r.startCluster(c, "restarted (self-regeneration)")
+			}
+			return
+		}
+	}
 	switch prev {
 	case csStopping:
 		r.logs.statusf("cluster %d stopped (pid %d, %s)", c.id, pid, how)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mce-engine/mce/engine/feature"
@@ -227,5 +229,99 @@ func TestTask_JSONNames(t *testing.T) {
 		if err := json.Unmarshal(b, &out); err != nil || out.Input != in.Input || out.Output != in.Output {
 			t.Errorf("%q: read back %q, %q (%v)", name, out.Input, out.Output, err)
 		}
+	}
+}
+
+// TestServe_overlap: with Overlap, a task that said it is computed
+// (TaskEnv.Computed) lets the worker take the next task while it commits;
+// a second task that is computed before the first's result holds its
+// "computed" back until that result is sent, so that the parent never
+// sees two tasks committing at once; the results keep their tasks' peak
+// RSS. Without Overlap no "computed" goes out.
+func TestServe_overlap(t *testing.T) {
+	for _, overlap := range []bool{true, false} {
+		t.Run(map[bool]string{true: "overlap", false: "off"}[overlap], func(t *testing.T) {
+			dir := t.TempDir()
+			commit := map[int]chan struct{}{1: make(chan struct{}), 2: make(chan struct{})}
+			h := HandlerFunc(func(ctx context.Context, env *TaskEnv, tk *Task) (*Result, error) {
+				o, err := output.Create(env.OutputPath(tk))
+				if err != nil {
+					return nil, err
+				}
+				defer o.Abort()
+				if _, err := io.WriteString(o, tk.Input); err != nil {
+					return nil, err
+				}
+				env.Computed()
+				if overlap {
+					<-commit[tk.ID]
+				}
+				return &Result{Rows: int64(tk.ID)}, o.Commit()
+			})
+			inR, inW := io.Pipe()
+			outR, outW := io.Pipe()
+			done := make(chan error, 1)
+			go func() {
+				done <- Serve(context.Background(), WorkerOptions{
+					Spec: feature.Invoice(), Handlers: map[string]Handler{"h": h}, In: inR, Out: outW,
+				})
+				outW.Close()
+			}()
+			enc := json.NewEncoder(inW)
+			msgs := make(chan *fromWorker, 16)
+			go func() {
+				sc := bufio.NewScanner(outR)
+				for sc.Scan() {
+					m := &fromWorker{}
+					if err := json.Unmarshal(sc.Bytes(), m); err == nil && m.Type != "progress" {
+						msgs <- m
+					}
+				}
+				close(msgs)
+			}()
+			next := func(typ string, task int) {
+				t.Helper()
+				m := <-msgs
+				if m == nil || m.Type != typ || (typ != "ready" && m.Task != task) {
+					t.Fatalf("got %+v, want %s of task %d", m, typ, task)
+				}
+				if typ == "result" && (m.Error != nil || m.Result.Rows != int64(task) || m.Result.PeakRSSBytes <= 0) {
+					t.Fatalf("result of task %d: %+v %+v", task, m.Result, m.Error)
+				}
+			}
+			enc.Encode(toWorker{Type: "config", Config: &workerConfig{CPUs: 1, RunDir: dir, Overlap: overlap}})
+			next("ready", 0)
+			task := func(id int) {
+				enc.Encode(toWorker{Type: "task", Task: &Task{ID: id, Kind: "h", Input: fmt.Sprint("in", id), Output: fmt.Sprint("out", id)}})
+			}
+			task(1)
+			if !overlap {
+				next("result", 1)
+				task(2)
+				next("result", 2)
+			} else {
+				next("computed", 1)
+				task(2) // while task 1 commits
+				select {
+				case m := <-msgs:
+					t.Fatalf("task 2's computed was not held back: %+v", m)
+				case <-time.After(100 * time.Millisecond):
+				}
+				close(commit[1])
+				next("result", 1)
+				next("computed", 2)
+				close(commit[2])
+				next("result", 2)
+			}
+			for id := 1; id <= 2; id++ {
+				if b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprint("out", id))); string(b) != fmt.Sprint("in", id) {
+					t.Errorf("output %d: %q", id, b)
+				}
+			}
+			inW.Close()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
 	}
 }

@@ -89,7 +89,9 @@ func (r *runner) monitor() {
 		if c.state == csKilling {
 			return // one kill at a time; its memory is on its way back
 		}
-		if c.state == csBusy && (victim == nil || c.rss > victim.rss) {
+		// A cluster that only commits a file is not the one to kill: its
+		// file is computed.
+		if c.state == csBusy && c.task != nil && (victim == nil || c.rss > victim.rss) {
 			victim = c
 		}
 	}

@@ -7,7 +7,7 @@ func (r *runner) finished() bool {
 		return false
 	}
 	for _, c := range r.clusters {
-		if c.task != nil {
+		if c.task != nil || c.committing != nil {
 			return false
 		}
 	}
@@ -67,7 +67,7 @@ func (r *runner) dispatch() {
 		return
 	}
 	for _, c := range r.clusters {
-		if c.state == csIdle && len(r.pending) > 0 {
+		if c.free() && len(r.pending) > 0 {
 			if t := r.take(c.id); t != nil {
 				r.assign(c, t, false)
 			}

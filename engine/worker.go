@@ -161,7 +161,11 @@ func (w *worker) first(ctx context.Context, want string) (m toWorker, ok bool, e
 	}
 }
 
-// loop runs the tasks one at a time and reports their progress.
+// loop runs the tasks and reports their progress. One task computes at a
+// time; with Overlap, the next may start once the last one said it is
+// computed (TaskEnv.Computed) while that one commits its output. Results
+// and "computed" messages go out in the order the parent can follow: a
+// task says "computed" only once the task before it has sent its result.
 func (w *worker) loop(ctx context.Context) error {
 	type done struct {
 		task int
@@ -173,9 +177,19 @@ func (w *worker) loop(ctx context.Context) error {
 	if every <= 0 {
 		every = 250 * time.Millisecond
 	}
-	results := make(chan done, 1)
-	var running *TaskEnv
+	results := make(chan done, 2)
+	computed := make(chan int, 2)
+	var running *TaskEnv // the task computing
 	var runningID int
+	// committing says a task that sent "computed" has not sent its result
+	// yet (committingID); heldBack that the running task is computed too
+	// and says so once that result is sent.
+	committing, heldBack := false, false
+	var committingID int
+	sendComputed := func(id int) error {
+		committing, committingID, running = true, id, nil
+		return w.send(&fromWorker{Type: "computed", Task: id})
+	}
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	for {
@@ -186,7 +200,7 @@ func (w *worker) loop(ctx context.Context) error {
 			return err // nil at EOF: the parent is done or gone
 		case m := <-w.msgs:
 			if m.Type == "release" {
-				if running == nil {
+				if running == nil && !committing {
 					w.release()
 				}
 				continue
@@ -207,15 +221,40 @@ func (w *worker) loop(ctx context.Context) error {
 				continue
 			}
 			env := w.env(logger)
-			running, runningID = env, t.ID
+			if w.cfg.Overlap {
+				env.computed = func() { computed <- t.ID }
+			}
+			running, runningID, heldBack = env, t.ID, false
 			go func() {
 				res, terr := runTask(ctx, h, env, t)
 				results <- done{task: t.ID, res: res, err: terr}
 			}()
+		case id := <-computed:
+			switch {
+			case running == nil || id != runningID:
+				// its result came first
+			case committing:
+				heldBack = true
+			default:
+				if err := sendComputed(id); err != nil {
+					return err
+				}
+			}
 		case d := <-results:
-			running = nil
 			if err := w.send(&fromWorker{Type: "result", Task: d.task, Result: d.res, Error: d.err}); err != nil {
 				return err
+			}
+			switch {
+			case committing && d.task == committingID:
+				committing = false
+				if heldBack && running != nil {
+					heldBack = false
+					if err := sendComputed(runningID); err != nil {
+						return err
+					}
+				}
+			case running != nil && d.task == runningID:
+				running, heldBack = nil, false
 			}
 		case <-ticker.C:
 			if running != nil {
@@ -278,6 +317,10 @@ func runTask(ctx context.Context, h Handler, env *TaskEnv, t *Task) (res *Result
 		debug.FreeOSMemory()
 	}
 	res.PeakRSSBytes = procfs.PeakRSS()
+	if env.peakAtComputed > 0 {
+		// the next task may have started since, and reset the peak
+		res.PeakRSSBytes = env.peakAtComputed
+	}
 	if err != nil {
 		terr = toTaskError(t.Label(), err)
 		env.Logger.Debug("task failed", "file", t.Label(), "error", terr.Error(), "seconds", time.Since(start).Seconds())

@@ -273,6 +273,13 @@ func runFile(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.
 	if err != nil {
 		return nil, taskError(t.Input, err)
 	}
+	if err := out.Close(); err != nil {
+		return nil, err
+	}
+	// Only the disk is left to wait for: the cluster may start its next
+	// file meanwhile.
+	env.Computed()
+	faultBeforeCommit(t.Input)
 	if err := out.Commit(); err != nil {
 		return nil, err
 	}

@@ -10,8 +10,9 @@ import (
 // the table appears under its final name whole or not at all. It is how
 // `mce run` and `mce reduce` write every output, in every format.
 type Table struct {
-	w    *Writer
-	file *File
+	w      *Writer
+	file   *File
+	closed bool
 }
 
 // CreateTable starts the features file final (see Format.Name for its
@@ -41,11 +42,26 @@ func (t *Table) Write(p []byte) (int, error) { return t.w.Write(p) }
 // WriteString implements io.StringWriter.
 func (t *Table) WriteString(s string) (int, error) { return t.w.WriteString(s) }
 
-// Commit ends the table and renames it to its final name (File.Commit).
-func (t *Table) Commit() error {
+// Close ends the table (its last rows, a Parquet file's footer) and
+// writes it out, leaving to Commit only the wait for the disk (File.Commit:
+// the fsync, the rename). On an error the temporary file is removed.
+func (t *Table) Close() error {
+	if t.closed {
+		return nil
+	}
+	t.closed = true
 	if err := t.w.Close(); err != nil {
 		t.file.Abort()
 		return fmt.Errorf("write %s: %w", t.file.Name(), err)
+	}
+	return nil
+}
+
+// Commit ends the table (Close) and renames it to its final name
+// (File.Commit).
+func (t *Table) Commit() error {
+	if err := t.Close(); err != nil {
+		return err
 	}
 	return t.file.Commit()
 }
