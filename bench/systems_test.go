@@ -242,3 +242,25 @@ func FuzzSpillNote(f *testing.F) {
 		}
 	})
 }
+
+// TestMeasureOrder: the systems measured in every round are the systems
+// the report lists, each once: a system added to one list and not the
+// other would be left out of the rounds or of the report.
+func TestMeasureOrder(t *testing.T) {
+	all := AllSystems()
+	if len(measureOrder) != len(all) {
+		t.Fatalf("measureOrder has %d systems, AllSystems %d: %v against %v", len(measureOrder), len(all), measureOrder, all)
+	}
+	seen := map[string]bool{}
+	for _, s := range measureOrder {
+		if seen[s] {
+			t.Errorf("%q is measured twice", s)
+		}
+		seen[s] = true
+	}
+	for _, s := range all {
+		if !seen[s] {
+			t.Errorf("%q is in AllSystems but never measured", s)
+		}
+	}
+}
