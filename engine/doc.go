@@ -50,7 +50,11 @@
 // file, read once, its users hashed to the cluster's workers and reduced
 // with work stealing (engine/filejob, engine/inram); for `mce reduce` a
 // range of store shards. Outputs are written through engine/output under
-// a temporary name, synced and renamed.
+// a temporary name, synced and renamed. A task whose output is written
+// and only waits for the disk (TaskEnv.Computed: `mce run`'s) lets its
+// cluster start the next file meanwhile; it counts as running until its
+// output is renamed, and a cluster that dies before that fails it over
+// as a crash does.
 //
 // # RAM, failures and regeneration
 //

@@ -221,7 +221,10 @@ func (f HandlerFunc) Run(ctx context.Context, env *TaskEnv, t *Task) (*Result, e
 // The protocol between the parent and a cluster is JSON lines: the parent
 // writes a config message and then one task message at a time on the
 // worker's stdin; the worker answers with ready, progress and result
-// messages on its stdout. The worker exits when its stdin closes.
+// messages on its stdout. With workerConfig.Overlap a task may say
+// "computed" before its result (its output is written, its commit is
+// left), and the parent may then send the next task: at most one task
+// commits while another runs. The worker exits when its stdin closes.
 
 // workerConfig is the first message to a worker.
 type workerConfig struct {
