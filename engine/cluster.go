@@ -243,6 +243,7 @@ func (r *runner) exited(c *cluster, ev procEvent) {
 		// Its output was not committed: the file goes the way of a file
 		// whose cluster crashed under it (retried alone, once).
 		c.committing = nil
+		c.sigkilled = false // its compute is done: no reason for its low-memory path
 		r.logs.failuref(c.id, t.Label(), "", "", "cluster ended (%s) while it committed the output", how)
 		r.logs.statusf("cluster %d ended (pid %d, %s) while it committed file %s", c.id, pid, how, t.Label())
 		r.lost(c, t, false)
