@@ -43,12 +43,14 @@ type cluster struct {
 	// worker said "computed") while task, if any, runs: until its result
 	// it is running, and the cluster busy.
 	committing *taskRun
-	files      int // finished since the process started
-	rss        int64
-	prog       progressMsg
-	stopReason string
-	killReason string
-	crashes    int // unexpected exits while not working, in a row
+	// committedProg is committing's last progress.
+	committedProg progressMsg
+	files         int // finished since the process started
+	rss           int64
+	prog          progressMsg
+	stopReason    string
+	killReason    string
+	crashes       int // unexpected exits while not working, in a row
 	// released says the cluster was asked to give its memory back since
 	// its last task; parked that it was stopped so that another cluster
 	// runs a file alone, and is started again when that file is done;
@@ -130,7 +132,7 @@ func (r *runner) computed(c *cluster, m *fromWorker) {
 	if t == nil || t.ID != m.Task || c.state != csBusy || c.committing != nil || t.alone {
 		return
 	}
-	c.committing, c.task = t, nil
+	c.committing, c.committedProg, c.task = t, c.prog, nil
 }
 
 // free reports whether c may take a task: idle, or busy with a commit only.

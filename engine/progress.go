@@ -164,8 +164,9 @@ type runProgress struct {
 	rssBytes                 int64         // of all clusters, at the last poll
 }
 
-// progress adds up the tasks: a finished task counts its whole size, a
-// running one the share of its work done (taskDone).
+// progress adds up the tasks: a finished task counts its whole size, and
+// so does one that only syncs its output (cluster.committing), a running
+// one the share of its work done (taskDone).
 func (r *runner) progress(now time.Time) runProgress {
 	var p runProgress
 	for _, t := range r.tasks {
@@ -191,6 +192,10 @@ func (r *runner) progress(now time.Time) runProgress {
 		if t := c.task; t != nil {
 			p.done += int64(float64(t.Size) * r.view.taskDone(t, c.prog))
 			p.readBytes += readBytes(c.prog)
+		}
+		if t := c.committing; t != nil { // computed: only its output's sync is left
+			p.done += t.Size
+			p.readBytes += readBytes(c.committedProg)
 		}
 	}
 	p.elapsed = now.Sub(r.started)
@@ -266,6 +271,9 @@ func (r *runner) liveLines(width int, now time.Time) []string {
 		t := c.task
 		if t == nil {
 			rw.name = c.state.String()
+			if ct := c.committing; ct != nil {
+				rw.name, rw.phase = ct.ShortLabel(), "sync" // its output, before the next file
+			}
 			if c.proc != nil {
 				rw.rss = rssString(c.rss)
 			}
@@ -369,9 +377,12 @@ func (r *runner) plainLines(now time.Time) []string {
 		var b strings.Builder
 		fmt.Fprintf(&b, "cluster %d (%d CPU): ", c.id, c.cpus)
 		t := c.task
-		if t == nil {
+		switch {
+		case t == nil && c.committing != nil:
+			fmt.Fprintf(&b, "%s sync", c.committing.ShortLabel())
+		case t == nil:
 			b.WriteString(c.state.String())
-		} else {
+		default:
 			p := c.prog
 			b.WriteString(t.ShortLabel())
 			if t.alone {

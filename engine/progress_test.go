@@ -171,3 +171,33 @@ func TestStatusHandler(t *testing.T) {
 		t.Errorf("status.log has %d lines, want 3:\n%s", n, status)
 	}
 }
+
+// TestRunner_committingLines: a cluster whose last file only syncs its
+// output (it said "computed") shows that file and "sync" instead of an
+// idle state, and the total counts the file as done but for the sync,
+// with the bytes it read.
+func TestRunner_committingLines(t *testing.T) {
+	now := time.Now()
+	r := testRunner(now)
+	before := r.progress(now)
+	c := r.clusters[1]
+	c.prog = progressMsg{Phase: "reduce", Bytes: 200e6, DiskBytes: 200e6, UsersDone: 10, UsersTotal: 10}
+	r.computed(c, &fromWorker{Type: "computed", Task: 2})
+	if c.task != nil || c.committing == nil || !c.free() {
+		t.Fatalf("after computed: task %v, committing %v, free %v", c.task, c.committing, c.free())
+	}
+	if got := strings.Join(r.plainLines(now), "; "); !strings.Contains(got, "cluster 1 (1 CPU): invoices_2024_10.csv sync") {
+		t.Errorf("plain lines: %s", got)
+	}
+	lines := r.liveLines(120, now)
+	if !regexp.MustCompile(`^cluster 1  invoices_2024_10\.csv  sync\b`).MatchString(lines[1]) {
+		t.Errorf("live line: %q", lines[1])
+	}
+	// Before, its read counted for half of it (no file of its kind was
+	// done to learn the share from), its users none: 100 of its 200 MB.
+	after := r.progress(now)
+	if after.done != before.done+100e6 || after.readBytes != before.readBytes {
+		t.Errorf("progress: done %d → %d, read %d → %d; want done +100e6 (the half left of its work), read the same",
+			before.done, after.done, before.readBytes, after.readBytes)
+	}
+}
