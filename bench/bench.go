@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -78,6 +79,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if err := os.MkdirAll(cfg.Work, 0o755); err != nil {
 		return nil, fmt.Errorf("work folder: %w", err)
+	}
+	if err := settle(ctx, cfg.Settle, runtime.NumCPU(), loadAverage, cfg.Logger); err != nil {
+		return nil, err
 	}
 	rep := &Report{Date: time.Now(), Machine: readMachine(), Config: cfg}
 	mce := probeMCE(ctx, cfg.MCE)
@@ -350,6 +354,45 @@ func readMachine() Machine {
 		return true
 	})
 	return m
+}
+
+// settlePoll is how often settle reads the load average.
+var settlePoll = 5 * time.Second
+
+// settle waits, at most max, until load (the 1-minute load average) is
+// under half of cores, so that the report's figures are not slowed by
+// what ran just before (the report says "indicative" from that load on).
+// It returns at once when max is 0 or the load is not known, and with
+// ctx's error when ctx ends first.
+func settle(ctx context.Context, max time.Duration, cores int, load func() string, logger *slog.Logger) error {
+	quiet := func() (string, bool) {
+		l := load()
+		v, err := parseFloat(l)
+		return l, err != nil || v < 0.5*float64(cores)
+	}
+	l, ok := quiet()
+	if max <= 0 || ok {
+		return nil
+	}
+	logger.Info("bench: waiting for the load average to settle", "load", l, "under", 0.5*float64(cores), "at_most", max)
+	deadline := time.Now().Add(max)
+	tick := time.NewTicker(settlePoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if l, ok = quiet(); ok {
+			logger.Info("bench: load average settled", "load", l)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			logger.Warn("bench: the load average did not settle; measuring anyway", "load", l)
+			return nil
+		}
+	}
 }
 
 func loadAverage() string {

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mce-engine/mce/internal/bytesize"
 )
@@ -85,6 +86,11 @@ type Config struct {
 	Encoding string
 	// Runs is how many times each system runs; figures are medians.
 	Runs int
+	// Settle is how long Run waits, at most, for the 1-minute load
+	// average to fall under half the cores before it starts (0: it does
+	// not wait): the large size's report otherwise starts at the load the
+	// default size's own runs left, and is marked indicative for it.
+	Settle time.Duration
 	// CPUs is the CPUs (threads, cluster size) every system gets; default
 	// all cores.
 	CPUs int

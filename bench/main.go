@@ -25,6 +25,7 @@ func BindFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.BoolVar(&cfg.Messy, "messy", false, "generate messy files (unix and duckdb are then skipped)")
 	fs.StringVar(&cfg.Data, "data", "", "use the invoice files in this folder instead of generating")
 	fs.IntVar(&cfg.Runs, "runs", DefaultRuns, "runs per system; figures are medians")
+	fs.DurationVar(&cfg.Settle, "settle", 0, "wait up to this long (e.g. 3m) for the 1-minute load average to fall under half the cores before measuring")
 	fs.IntVar(&cfg.CPUs, "cpus", 0, "CPUs for every system (default: all cores)")
 	fs.BoolVar(&cfg.Sweep, "sweep", false, "also run mce run and mce reduce with 1, 2, … all cores")
 	fs.Func("sweep-cpus", "comma-separated CPU counts of the sweep (e.g. 1,4,16; implies --sweep)", func(s string) error {
