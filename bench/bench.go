@@ -356,6 +356,18 @@ func readMachine() Machine {
 	return m
 }
 
+// busyLoad is the 1-minute load average per core from which other work
+// on the machine slows the figures: the report calls them indicative, and
+// settle waits for the load to fall under it.
+const busyLoad = 0.5
+
+// loadBusy reports whether load (a 1-minute load average as /proc gives
+// it) is busyLoad per core or more; an unknown load is not.
+func loadBusy(load string, cores int) bool {
+	v, err := parseFloat(load)
+	return err == nil && v >= busyLoad*float64(cores)
+}
+
 // settlePoll is how often settle reads the load average.
 var settlePoll = 5 * time.Second
 
@@ -367,14 +379,13 @@ var settlePoll = 5 * time.Second
 func settle(ctx context.Context, max time.Duration, cores int, load func() string, logger *slog.Logger) error {
 	quiet := func() (string, bool) {
 		l := load()
-		v, err := parseFloat(l)
-		return l, err != nil || v < 0.5*float64(cores)
+		return l, !loadBusy(l, cores)
 	}
 	l, ok := quiet()
 	if max <= 0 || ok {
 		return nil
 	}
-	logger.Info("bench: waiting for the load average to settle", "load", l, "under", 0.5*float64(cores), "at_most", max)
+	logger.Info("bench: waiting for the load average to settle", "load", l, "under", busyLoad*float64(cores), "at_most", max)
 	deadline := time.Now().Add(max)
 	tick := time.NewTicker(settlePoll)
 	defer tick.Stop()

@@ -234,7 +234,7 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "# mce benchmark, %s\n\n", r.Date.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- **Machine**: %d cores (%s), %.1f GiB RAM, %s, %s; load average %s at the start, %s at the end",
 		m.Cores, orDash(m.CPUModel), float64(m.RAMBytes)/(1<<30), orDash(m.Kernel), m.GoVersion, orDash(m.LoadStart), orDash(m.LoadEnd))
-	if load, err := parseFloat(m.LoadStart); err == nil && load >= 0.5*float64(m.Cores) {
+	if loadBusy(m.LoadStart, m.Cores) {
 		b.WriteString(" (other work was running: the figures are indicative)")
 	}
 	if m.WorkFreeBytes > 0 {

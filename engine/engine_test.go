@@ -90,8 +90,6 @@ func TestDefaultClusters(t *testing.T) {
 // TestServe_handlers drives a worker over its protocol with a task kind of
 // its own (the extension point other modes use) and an unknown kind.
 func TestServe_handlers(t *testing.T) {
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
 	dir := t.TempDir()
 	echo := HandlerFunc(func(ctx context.Context, env *TaskEnv, tk *Task) (*Result, error) {
 		o, err := output.Create(env.OutputPath(tk))
@@ -104,13 +102,7 @@ func TestServe_handlers(t *testing.T) {
 		}
 		return &Result{Rows: int64(env.CPUs)}, o.Commit()
 	})
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(context.Background(), WorkerOptions{
-			Spec: feature.Invoice(), Handlers: map[string]Handler{"echo": echo}, In: inR, Out: outW,
-		})
-		outW.Close()
-	}()
+	inW, outR, done := serveOverPipes(map[string]Handler{"echo": echo})
 	enc := json.NewEncoder(inW)
 	sc := bufio.NewScanner(outR)
 	next := func(typ string) *fromWorker {
@@ -147,6 +139,20 @@ func TestServe_handlers(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Serve: %v", err)
 	}
+}
+
+// serveOverPipes runs Serve with the built-in features and handlers on
+// pipes: the parent writes messages to in and reads the worker's from
+// out; done gets Serve's error once in is closed.
+func serveOverPipes(handlers map[string]Handler) (in *io.PipeWriter, out *io.PipeReader, done <-chan error) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	d := make(chan error, 1)
+	go func() {
+		d <- Serve(context.Background(), WorkerOptions{Spec: feature.Invoice(), Handlers: handlers, In: inR, Out: outW})
+		outW.Close()
+	}()
+	return inW, outR, d
 }
 
 // TestServe_limits: a worker package prefork started (its environment
@@ -258,15 +264,7 @@ func TestServe_overlap(t *testing.T) {
 				}
 				return &Result{Rows: int64(tk.ID)}, o.Commit()
 			})
-			inR, inW := io.Pipe()
-			outR, outW := io.Pipe()
-			done := make(chan error, 1)
-			go func() {
-				done <- Serve(context.Background(), WorkerOptions{
-					Spec: feature.Invoice(), Handlers: map[string]Handler{"h": h}, In: inR, Out: outW,
-				})
-				outW.Close()
-			}()
+			inW, outR, done := serveOverPipes(map[string]Handler{"h": h})
 			enc := json.NewEncoder(inW)
 			msgs := make(chan *fromWorker, 16)
 			go func() {

@@ -316,10 +316,9 @@ func runTask(ctx context.Context, h Handler, env *TaskEnv, t *Task) (res *Result
 		runtime.GC()
 		debug.FreeOSMemory()
 	}
-	res.PeakRSSBytes = procfs.PeakRSS()
-	if env.peakAtComputed > 0 {
-		// the next task may have started since, and reset the peak
-		res.PeakRSSBytes = env.peakAtComputed
+	res.PeakRSSBytes = env.peakAtComputed // the next task may have reset the peak since
+	if res.PeakRSSBytes <= 0 {
+		res.PeakRSSBytes = procfs.PeakRSS()
 	}
 	if err != nil {
 		terr = toTaskError(t.Label(), err)

@@ -64,11 +64,7 @@ func NewGrouper(o GroupOptions) (*Grouper, error) {
 	}
 	g := &Grouper{o: o, shards: GroupShards, ncols: o.Schema.Len()}
 	// Two arenas (one filling while the other spills), as in partition.
-	compress, why := spillCompressed(vfs.Default, o.Dir, o.InputBytes)
-	if compress {
-		// It then takes more CPU, as partition's does: say why.
-		o.Logger.Info("rows grouped through disk will be spilled s2-compressed", "dir", o.Dir, "why", why)
-	}
+	compress := spillMode(vfs.Default, o.Dir, o.InputBytes, o.Logger, "rows grouped through disk")
 	g.srt = newSorter(vfs.Default, o.Dir, g.shards, max(o.CPUs, 1), max(o.MemBytes/2, 8<<20), o.Logger, nil, compress)
 	return g, nil
 }

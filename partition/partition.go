@@ -389,12 +389,7 @@ func (p *job) read(ctx context.Context, todo []*todoFile, plan memPlan, runDir s
 	for _, t := range todo {
 		inputBytes += fileid.RawEstimate(t.in.path, t.in.size)
 	}
-	compress, why := spillCompressed(p.db.FS(), runDir, inputBytes)
-	if compress {
-		// A partition then takes more CPU: say why, for whoever
-		// compares its times.
-		p.log.Info("rows that do not fit --mem will be spilled s2-compressed", "why", why)
-	}
+	compress := spillMode(p.db.FS(), runDir, inputBytes, p.log, "rows that do not fit --mem")
 	p.res.SpillCompressed = compress
 	srt := newSorter(p.db.FS(), runDir, shards, p.o.CPUs, plan.arenaBytes, p.log, p.crash, compress)
 	offHeap(2 * int64(srt.bufBytes))

@@ -671,6 +671,17 @@ func spillCompressed(fs vfs.FS, dir string, inputBytes int64) (compress bool, wh
 	return false, ""
 }
 
+// spillMode is spillCompressed, logged: compressed runs take more CPU,
+// so a sort that compresses says so, with why, in what (its own words:
+// whose rows spill), for whoever compares its times.
+func spillMode(fs vfs.FS, dir string, inputBytes int64, logger *slog.Logger, what string) bool {
+	compress, why := spillCompressed(fs, dir, inputBytes)
+	if compress {
+		logger.Info(what+" will be spilled s2-compressed", "dir", dir, "why", why)
+	}
+	return compress
+}
+
 const (
 	// storeRoomFactor times the input and storeRoomMin is the room a
 	// sort's runs are stored uncompressed in.
