@@ -85,10 +85,13 @@ BENCH_LARGE ?= 2GB
 # under half the cores (the large size otherwise starts at the load the
 # default size's runs left, and its report is marked indicative for it).
 BENCH_SETTLE ?= 3m
+# After the measured runs, each size profiles 3 more runs of mce run,
+# partition and reduce and reports their CPU by phase, beside the previous
+# report's (--profile).
 bench: build ## micro-benchmarks, then run/partition/reduce vs sort|awk, DuckDB and the floor, at 1 and 2 CPUs, at the default size and at BENCH_LARGE (BENCH_LARGE= for the default size only)
 	$(GO) test -run=NONE -bench='Scan$$|Gen$$' -benchmem ./internal/csvread ./internal/gen
-	$(BIN) bench --sweep --settle $(BENCH_SETTLE) $(BENCHFLAGS)
-	$(if $(BENCH_LARGE),$(BIN) bench --sweep --settle $(BENCH_SETTLE) --size $(BENCH_LARGE) --skip unix --out bench/results/$(BENCH_LARGE) $(BENCHFLAGS))
+	$(BIN) bench --sweep --profile --settle $(BENCH_SETTLE) $(BENCHFLAGS)
+	$(if $(BENCH_LARGE),$(BIN) bench --sweep --profile --settle $(BENCH_SETTLE) --size $(BENCH_LARGE) --skip unix --out bench/results/$(BENCH_LARGE) $(BENCHFLAGS))
 
 demo: build ## generate demo invoice files and run mce on them
 	@rm -rf $(DEMO)/data

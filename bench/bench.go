@@ -29,9 +29,12 @@ type Report struct {
 	Sweep []SweepPoint
 	// Gate says what was compared with what.
 	Gate []string
-	// Profile is `go tool pprof -top` of one mce run, or why there is none.
-	Profile string
-	Targets []Target
+	// Profiles split run's, partition's and reduce's CPU into phases
+	// (--profile); Before holds the profiles of the report this one
+	// replaces in its results folder, when it had any.
+	Profiles []*Profile
+	Before   *savedProfiles
+	Targets  []Target
 }
 
 // SweepPoint is run and reduce at one CPU count.
@@ -147,12 +150,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return rep, err
 		}
 	}
-	if cfg.Profile && rep.Result(SysRun).OK() {
-		top, err := r.profileRun(ctx, cfg.CPUs)
-		if err != nil {
-			top = "no profile: " + err.Error()
+	if cfg.Profile {
+		rep.Profiles = r.profileSystems(ctx, rep)
+		if cfg.Results != "-" {
+			rep.Before = readSavedProfiles(cfg.Results)
 		}
-		rep.Profile = top
 	}
 	rep.Machine.LoadEnd = loadAverage()
 	rep.Targets = evaluate(rep)

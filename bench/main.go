@@ -39,7 +39,7 @@ func BindFlags(fs *flag.FlagSet, cfg *Config) {
 		cfg.Sweep = true
 		return nil
 	})
-	fs.BoolVar(&cfg.Profile, "profile", false, "profile one extra mce run (env "+ProfileEnv+") and add go tool pprof -top to the report")
+	fs.BoolVar(&cfg.Profile, "profile", false, "profile mce run, partition and reduce (env "+ProfileEnv+", "+strconv.Itoa(ProfileRuns)+" extra runs each) and add their CPU by phase to the report")
 	fs.StringVar(&cfg.PartitionMem, "partition-mem", DefaultPartitionMem, "mce partition --mem")
 	fs.StringVar(&cfg.SortMem, "sort-mem", DefaultSortMem, "sort -S of the unix baseline")
 	fs.Func("skip", "comma-separated systems not to run: "+strings.Join(AllSystems(), ","), func(s string) error {

@@ -1,13 +1,19 @@
 package bench
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ProfileEnv is the environment variable that asks mce to write CPU
@@ -15,32 +21,322 @@ import (
 // <dir>/<name>-<pid>.pprof, dir being the variable's value.
 const ProfileEnv = "MCE_CPUPROFILE"
 
-// profileRun runs mce run once more with ProfileEnv set, outside the
-// measured runs (profiling slows it), and returns `go tool pprof -top` of
-// all the profiles it wrote.
-func (r *runner) profileRun(ctx context.Context, cpus int) (string, error) {
-	dir := filepath.Join(r.cfg.Work, "profile")
+// ProfileRuns is how many extra runs of each profiled system --profile
+// makes: the runtime samples at 100 Hz, so one run of the default size
+// (about a CPU-second) would put each phase's figure on a few dozen
+// samples.
+const ProfileRuns = 3
+
+// Phase is a share of a system's CPU, read from its profiles.
+type Phase struct {
+	Name    string
+	Seconds float64 // CPU seconds per run
+}
+
+// Profile is where one system's CPU went over ProfileRuns extra runs.
+type Profile struct {
+	System string
+	Runs   int
+	// Phases in the order of the system's phase list, "the rest" last;
+	// Seconds are per run.
+	Phases []Phase
+	// Err says why there is no profile ("" when there is one).
+	Err string
+}
+
+// Total is the profile's CPU seconds per run.
+func (p *Profile) Total() float64 {
+	var t float64
+	for _, ph := range p.Phases {
+		t += ph.Seconds
+	}
+	return t
+}
+
+// Seconds returns the seconds of the phase called name, and whether the
+// profile has it.
+func (p *Profile) Seconds(name string) (float64, bool) {
+	for _, ph := range p.Phases {
+		if ph.Name == name {
+			return ph.Seconds, true
+		}
+	}
+	return 0, false
+}
+
+// phaseRule names a phase and the functions that belong to it.
+type phaseRule struct {
+	name string
+	re   *regexp.Regexp
+}
+
+func rule(name, re string) phaseRule { return phaseRule{name, regexp.MustCompile(re)} }
+
+// restPhase takes the samples no rule claims: the runtime's scheduler,
+// the start of each process, the parent's bookkeeping.
+const restPhase = "the rest: the runtime, start-up, the parent"
+
+// gcRule is every system's collector.
+var gcRule = rule("the garbage collector", `^runtime\.(gcBgMarkWorker|gcAssistAlloc|gcDrain|bgsweep|bgscavenge|markroot|scanobject|wbBufFlush)`)
+
+const mcePkg = `^github\.com/mce-engine/mce/`
+
+// formatRe is writing features lines: engine/output and the Record's
+// field formatting.
+const formatRe = mcePkg + `engine/output\.|` + mcePkg + `engine/feature\.\(\*Record\)\.Append`
+
+// featuresRe is the features' methods and closures (not engine/feature's
+// plain functions: see phaseRules).
+const featuresRe = mcePkg + `engine/feature\.(\(|[A-Za-z0-9_]+\.func)`
+
+// phaseRules lists, per profiled system, the phases its CPU is split into.
+// A sample goes to the innermost frame of its stack that a rule names (the
+// first of the list when several do): a read(2) under the CSV reader is
+// the read. The features rules name methods and closures only, so that a
+// plain function of engine/feature (ParseAmount, LocalSeconds) counts as
+// its caller's: the features' when they parse, the reader's when it checks
+// a value.
+var phaseRules = map[string][]phaseRule{
+	SysRun: {
+		gcRule,
+		rule("read the files (read(2) from the page cache)", mcePkg+`internal/csvread\.(\(\*diskReader\)|readFull|\(\*File\)\.split)`),
+		rule("parse the CSV and check its values", mcePkg+`internal/csvread\.`),
+		rule("write the features files (format, sort, write)", formatRe),
+		rule("the features (Add, Finish; their parses)", featuresRe),
+		rule("one pass: route rows, find the user, the tables", mcePkg+`(engine/inram|internal/prefetch|internal/hugemem)\.`),
+	},
+	SysPartition: {
+		gcRule,
+		rule("read the files (read(2) from the page cache)", mcePkg+`internal/csvread\.(\(\*diskReader\)|readFull|\(\*File\)\.split)`),
+		rule("parse the CSV and check its values", mcePkg+`internal/csvread\.`),
+		rule("sort the buffers", mcePkg+`partition\.sortEntries|^slices\.`),
+		rule("spill sorted runs", mcePkg+`partition\.(\(\*sorter\)\.spill|writeRun|\(\*runWriter\)|\(\*frameEncoder\))|^github\.com/klauspost/compress/s2\.`),
+		rule("read the runs back and merge them", mcePkg+`partition\.(\(\*runReader\)|decodeValue|\(\*groupMerge\))`),
+		rule("compress the tables' blocks (MinLZ, zstd)", `^github\.com/minio/minlz\.|^github\.com/klauspost/compress/zstd\.|^github\.com/DataDog/zstd|^github\.com/cockroachdb/pebble/v2/(internal/compression|sstable/block)\.`),
+		rule("pebble's table writer and ingest", `^github\.com/cockroachdb/pebble/`),
+		rule("encode the store's blocks", mcePkg+`store\.`),
+		rule("the merge tasks' own work and the ingest", mcePkg+`partition\.(\(\*mergeJob\)|\(\*taskWriter\)|\(\*job\)\.ingest)`),
+		rule("route rows into the sort buffers", mcePkg+`partition\.`),
+	},
+	SysReduce: {
+		gcRule,
+		rule("read table blocks (pread(2) from the page cache)", `^github\.com/cockroachdb/pebble/v2/objstorage/objstorageprovider\.\(\*(vfsReadHandle|fileReadable)\)\.ReadAt`),
+		rule("decompress table blocks (MinLZ, zstd)", `^github\.com/minio/minlz\.|^github\.com/klauspost/compress/zstd\.|^github\.com/DataDog/zstd|^github\.com/cockroachdb/pebble/v2/internal/compression\.`),
+		rule("the block cache's buffers (C calloc and free)", `^github\.com/cockroachdb/pebble/v2/internal/(manual|cache)\.|^_Cfunc_`),
+		rule("pebble's iterator", `^github\.com/cockroachdb/pebble/`),
+		rule("part files: write them, merge them", mcePkg+`internal/keyruns\.`),
+		rule("write the features files (format, write)", formatRe),
+		rule("the features (Add, Finish; their parses)", featuresRe),
+		rule("decode the store's blocks", mcePkg+`store\.`),
+		rule("hand users' rows to the features", mcePkg+`reduce\.`),
+	},
+}
+
+// profiledSystems are the systems --profile profiles, in the order it
+// runs them (partition into a store of its own, so that the reduce reads
+// the measured runs' store).
+var profiledSystems = []string{SysRun, SysPartition, SysReduce}
+
+// frameName is a stack frame's function without pprof's " (inline)" and
+// the type parameters' shapes, which hold other packages' names.
+func frameName(f string) string {
+	f = strings.TrimSuffix(strings.TrimSpace(f), " (inline)")
+	var b strings.Builder
+	depth := 0
+	for _, c := range f {
+		switch {
+		case c == '[':
+			depth++
+		case c == ']' && depth > 0:
+			depth--
+		case depth == 0:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+// classify returns the phase of a sample whose stack is frames, leaf
+// first.
+func classify(rules []phaseRule, frames []string) string {
+	for _, f := range frames {
+		name := frameName(f)
+		for _, r := range rules {
+			if r.re.MatchString(name) {
+				return r.name
+			}
+		}
+	}
+	return restPhase
+}
+
+// pprofValue matches the first line of a stack in `go tool pprof
+// -traces`: the sample's value, then the leaf frame.
+var pprofValue = regexp.MustCompile(`^\s+([0-9.]+)(ns|us|µs|ms|s)\s+(\S.*)$`)
+
+// readTraces reads `go tool pprof -traces` output and returns the
+// seconds of each phase of rules (restPhase included), summed over
+// every stack.
+func readTraces(r io.Reader, rules []phaseRule) (map[string]float64, error) {
+	by := map[string]float64{}
+	var frames []string
+	var value float64
+	stacks := 0
+	flush := func() {
+		if len(frames) > 0 {
+			by[classify(rules, frames)] += value
+			stacks++
+		}
+		frames = frames[:0]
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "-----------+") {
+			flush()
+			continue
+		}
+		if m := pprofValue.FindStringSubmatch(line); m != nil {
+			flush()
+			v, err := strconv.ParseFloat(m[1], 64)
+			if err != nil {
+				return nil, fmt.Errorf("pprof -traces: value %q: %w", m[1]+m[2], err)
+			}
+			unit := map[string]float64{"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1}[m[2]]
+			value = v * unit
+			frames = append(frames, m[3])
+			continue
+		}
+		// Further frames are indented; a label line ("key:value" after the
+		// value column) is not a frame.
+		if len(frames) > 0 && strings.HasPrefix(line, "     ") && !strings.Contains(strings.TrimSpace(line), ":value") {
+			frames = append(frames, strings.TrimSpace(line))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("pprof -traces: %w", err)
+	}
+	flush()
+	if stacks == 0 {
+		return nil, errors.New("pprof -traces: no samples")
+	}
+	return by, nil
+}
+
+// phasesOf orders a readTraces result as the rules list them, the rest
+// last, dividing by runs; phases with no samples are kept, at 0.
+func phasesOf(rules []phaseRule, by map[string]float64, runs int) []Phase {
+	var out []Phase
+	for _, r := range rules {
+		out = append(out, Phase{r.name, by[r.name] / float64(runs)})
+	}
+	return append(out, Phase{restPhase, by[restPhase] / float64(runs)})
+}
+
+// profileSystems runs each of profiledSystems that was measured
+// ProfileRuns more times with ProfileEnv set, outside the measured runs
+// (profiling slows them), and splits its CPU into phases.
+func (r *runner) profileSystems(ctx context.Context, rep *Report) []*Profile {
+	var out []*Profile
+	for _, sys := range profiledSystems {
+		if !rep.Result(sys).OK() {
+			continue
+		}
+		p := &Profile{System: sys, Runs: ProfileRuns}
+		if err := r.profile(ctx, p); err != nil {
+			p.Err = err.Error()
+			r.cfg.Logger.Warn("bench: no profile", "system", sys, "err", err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// profile fills p from ProfileRuns profiled runs of p.System.
+func (r *runner) profile(ctx context.Context, p *Profile) error {
+	dir := filepath.Join(r.cfg.Work, "profile", p.System)
 	if err := os.RemoveAll(dir); err != nil {
-		return "", err
+		return err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+		return err
 	}
-	out := filepath.Join(dir, "out")
-	args := []string{r.mce.path, SysRun, "--out", out, "--job", SysRun, "--clusters", strconv.Itoa(cpus)}
-	args = append(args, r.inputArgs()...)
-	r.cfg.Logger.Info("bench: profiling mce run", "env", ProfileEnv+"="+dir)
-	if _, err := Measure(ctx, Command{Args: args, Env: []string{ProfileEnv + "=" + dir}}); err != nil {
-		return "", err
+	defer os.RemoveAll(dir)
+	cpus := strconv.Itoa(r.cfg.CPUs)
+	for i := range p.Runs {
+		out := filepath.Join(dir, fmt.Sprintf("out%d", i+1))
+		var args []string
+		switch p.System {
+		case SysRun:
+			args = append([]string{r.mce.path, SysRun, "--out", out, "--job", SysRun, "--clusters", cpus}, r.inputArgs()...)
+		case SysPartition:
+			args = append([]string{r.mce.path, SysPartition, "--out", out, "--cpus", cpus, "--mem", r.cfg.PartitionMem}, r.inputArgs()...)
+		case SysReduce:
+			args = []string{r.mce.path, SysReduce, "--out", out, "--job", SysReduce, "--clusters", cpus, "--store", filepath.Join(r.cfg.Work, "store")}
+		default:
+			return fmt.Errorf("no profile for %s", p.System)
+		}
+		r.cfg.Logger.Info("bench: profiling", "system", p.System, "run", i+1, "of", p.Runs, "env", ProfileEnv+"="+dir)
+		if _, err := Measure(ctx, Command{Args: args, Env: []string{ProfileEnv + "=" + dir}}); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(out); err != nil {
+			return err
+		}
 	}
 	profiles, _ := filepath.Glob(filepath.Join(dir, "*.pprof"))
 	if len(profiles) == 0 {
-		return "", fmt.Errorf("mce wrote no CPU profile (it does not read %s yet)", ProfileEnv)
+		return fmt.Errorf("mce wrote no CPU profile (it does not read %s yet)", ProfileEnv)
 	}
-	cmd := exec.CommandContext(ctx, "go", append([]string{"tool", "pprof", "-top", "-nodecount=30"}, profiles...)...)
-	top, err := cmd.CombinedOutput()
+	cmd := exec.CommandContext(ctx, "go", append([]string{"tool", "pprof", "-traces"}, profiles...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	traces, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("go tool pprof: %w: %s", err, truncate(strings.TrimSpace(string(top)), 400))
+		return fmt.Errorf("go tool pprof -traces: %w: %s", err, truncate(strings.TrimSpace(stderr.String()), 400))
 	}
-	return string(top), nil
+	rules := phaseRules[p.System]
+	by, err := readTraces(strings.NewReader(string(traces)), rules)
+	if err != nil {
+		return err
+	}
+	p.Phases = phasesOf(rules, by, p.Runs)
+	return nil
+}
+
+// savedProfiles is what a results folder keeps of its last report's
+// profiles (profileFile), for the next report's "before" column.
+type savedProfiles struct {
+	Date     time.Time
+	MCE      string
+	Profiles []*Profile
+}
+
+// profileFile is the file in a results folder that holds the profiles of
+// its latest report.
+const profileFile = "latest-profile.json"
+
+// readSavedProfiles reads dir's profileFile; nil when there is none or
+// it cannot be read (a report without a "before" column).
+func readSavedProfiles(dir string) *savedProfiles {
+	b, err := os.ReadFile(filepath.Join(dir, profileFile))
+	if err != nil {
+		return nil
+	}
+	var s savedProfiles
+	if json.Unmarshal(b, &s) != nil {
+		return nil
+	}
+	return &s
+}
+
+// profileOf returns the profile of system among ps, or nil.
+func profileOf(ps []*Profile, system string) *Profile {
+	for _, p := range ps {
+		if p.System == system && p.Err == "" {
+			return p
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -349,10 +350,7 @@ func (r *Report) Markdown() string {
 		}
 		b.WriteString("\n")
 	}
-	if r.Profile != "" {
-		fmt.Fprintf(&b, "## Where mce run's CPU goes\n\nOne extra run with %s set (not one of the measured runs), all its processes' profiles together:\n\n```\n%s\n```\n\n",
-			ProfileEnv, strings.TrimSpace(r.Profile))
-	}
+	r.writeProfiles(&b)
 	if name := r.chartName(); name != "" {
 		fmt.Fprintf(&b, "![wall time and peak RSS per system](%s)\n", name)
 	}
@@ -385,6 +383,13 @@ func (r *Report) WriteFiles(dir string) ([]string, error) {
 	latest := strings.Replace(md, "]("+r.chartName()+")", "](latest.svg)", 1)
 	files := []struct{ name, body string }{
 		{r.baseName() + ".md", md}, {r.chartName(), svg}, {"latest.md", latest}, {"latest.svg", svg},
+	}
+	if len(r.Profiles) > 0 {
+		js, err := json.MarshalIndent(savedProfiles{Date: r.Date, MCE: r.MCE, Profiles: r.Profiles}, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, struct{ name, body string }{profileFile, string(js) + "\n"})
 	}
 	var paths []string
 	for _, f := range files {
@@ -477,4 +482,67 @@ func human(x float64) string {
 		return fmt.Sprintf("%.1fk", x/1e3)
 	}
 	return fmt.Sprintf("%.0f", x)
+}
+
+// writeProfiles writes the report's CPU by phase (--profile): one table
+// per profiled system, with the previous report's figures beside when the
+// results folder had them.
+func (r *Report) writeProfiles(b *strings.Builder) {
+	if len(r.Profiles) == 0 {
+		return
+	}
+	b.WriteString("## Where the CPU goes\n\n")
+	fmt.Fprintf(b, "%d extra runs of each system with %s set, not measured ones: the samples of every process (the parent and the clusters) together, "+
+		"in CPU seconds per run (profiling adds a little). A sample counts for the innermost function of its stack that a phase names (`bench/profile.go`).", ProfileRuns, ProfileEnv)
+	before := r.Before
+	if before != nil {
+		fmt.Fprintf(b, " \"Before\" is the previous report in this folder, %s UTC (%s).", before.Date.UTC().Format("2006-01-02 15:04"), before.MCE)
+	}
+	b.WriteString("\n\n")
+	for _, p := range r.Profiles {
+		title := "mce " + p.System
+		if p.Err != "" {
+			fmt.Fprintf(b, "**%s**: no profile: %s\n\n", title, firstLine(p.Err))
+			continue
+		}
+		var old *Profile
+		if before != nil {
+			old = profileOf(before.Profiles, p.System)
+		}
+		total := p.Total()
+		if old != nil {
+			fmt.Fprintf(b, "| %s: phase | before, CPU s | now, CPU s | share now |\n|---|--:|--:|--:|\n", title)
+		} else {
+			fmt.Fprintf(b, "| %s: phase | CPU s | share |\n|---|--:|--:|\n", title)
+		}
+		row := func(name string, now float64, was string) {
+			share := "–"
+			if total > 0 {
+				share = fmt.Sprintf("%.0f%%", 100*now/total)
+			}
+			if old != nil {
+				fmt.Fprintf(b, "| %s | %s | %.3f | %s |\n", name, was, now, share)
+			} else {
+				fmt.Fprintf(b, "| %s | %.3f | %s |\n", name, now, share)
+			}
+		}
+		for _, ph := range p.Phases {
+			was := "–"
+			if old != nil {
+				if s, ok := old.Seconds(ph.Name); ok {
+					was = fmt.Sprintf("%.3f", s)
+				}
+			}
+			row(ph.Name, ph.Seconds, was)
+		}
+		was := ""
+		if old != nil {
+			was = fmt.Sprintf("**%.3f**", old.Total())
+		}
+		if old != nil {
+			fmt.Fprintf(b, "| **total** | %s | **%.3f** | 100%% |\n\n", was, total)
+		} else {
+			fmt.Fprintf(b, "| **total** | **%.3f** | 100%% |\n\n", total)
+		}
+	}
 }
