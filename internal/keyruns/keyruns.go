@@ -127,42 +127,64 @@ func (r *Reader) fill() bool {
 // Merge hands the records of every run to put in key order and returns
 // how many it handed; progress is called now and then with the records
 // handed since the last call. A key must be in one run only.
+//
+// The runs meet in a tournament tree of losers: a record costs one
+// comparison per level of the tree (a binary heap's sift-down costs two),
+// and a comparison is of the keys' first eight bytes as a number, the
+// bytes compared only when those are equal.
 func Merge(ctx context.Context, put func(key, line []byte) error, h []*Reader, progress func(int64)) (int64, error) {
-	// h is a binary min-heap of the runs by current key.
-	less := func(i, j int) bool { return bytes.Compare(h[i].key, h[j].key) < 0 }
-	down := func(i int) {
-		for {
-			l := 2*i + 1
-			if l >= len(h) {
-				return
-			}
-			m := l
-			if r := l + 1; r < len(h) && less(r, l) {
-				m = r
-			}
-			if !less(m, i) {
-				return
-			}
-			h[i], h[m] = h[m], h[i]
-			i = m
-		}
-	}
-	live := h[:0]
+	cs := make([]cursor, 0, len(h))
 	for _, r := range h {
 		if r.Next() {
-			live = append(live, r)
+			cs = append(cs, cursor{r: r, pfx: prefix(r.key)})
 		} else if r.err != nil {
 			return 0, r.err
 		}
 	}
-	h = live
-	for i := len(h)/2 - 1; i >= 0; i-- {
-		down(i)
+	k := len(cs)
+	if k == 0 {
+		progress(0)
+		return 0, nil
 	}
+	// less says whether run a's record comes before run b's; a run at
+	// its end comes after every other.
+	less := func(a, b int) bool {
+		ca, cb := &cs[a], &cs[b]
+		switch {
+		case ca.done:
+			return false
+		case cb.done:
+			return true
+		case ca.pfx != cb.pfx:
+			return ca.pfx < cb.pfx
+		}
+		return bytes.Compare(ca.r.key, cb.r.key) < 0
+	}
+	// tree[1:k] holds the loser of each match, tree[0] the winner; run i
+	// is the leaf k+i of the tree (node j's children are 2j and 2j+1).
+	tree := make([]int, k)
+	var play func(node int) int
+	play = func(node int) int {
+		if node >= k {
+			return node - k
+		}
+		a, b := play(2*node), play(2*node+1)
+		if less(a, b) {
+			tree[node] = b
+			return a
+		}
+		tree[node] = a
+		return b
+	}
+	tree[0] = play(1)
 	var n int64
-	for len(h) > 0 {
-		r := h[0]
-		if err := put(r.key, r.line); err != nil {
+	for {
+		w := tree[0]
+		c := &cs[w]
+		if c.done {
+			break
+		}
+		if err := put(c.r.key, c.r.line); err != nil {
 			return n, err
 		}
 		n++
@@ -172,15 +194,41 @@ func Merge(ctx context.Context, put func(key, line []byte) error, h []*Reader, p
 			}
 			progress(4096)
 		}
-		if !r.Next() {
-			if r.err != nil {
-				return n, r.err
+		if c.r.Next() {
+			c.pfx = prefix(c.r.key)
+		} else {
+			if c.r.err != nil {
+				return n, c.r.err
 			}
-			h[0] = h[len(h)-1]
-			h = h[:len(h)-1]
+			c.done = true
 		}
-		down(0)
+		// Replay the winner's path up to the root.
+		for node := (w + k) / 2; node > 0; node /= 2 {
+			if less(tree[node], w) {
+				tree[node], w = w, tree[node]
+			}
+		}
+		tree[0] = w
 	}
 	progress(n % 4096)
 	return n, nil
+}
+
+// cursor is a run in Merge: its reader, the current key's prefix, and
+// whether it has ended.
+type cursor struct {
+	r    *Reader
+	pfx  uint64
+	done bool
+}
+
+// prefix is key's first eight bytes as a big-endian number, zeros after a
+// shorter key: keys whose prefixes differ sort as their prefixes do.
+func prefix(key []byte) uint64 {
+	if len(key) >= 8 {
+		return binary.BigEndian.Uint64(key)
+	}
+	var b [8]byte
+	copy(b[:], key)
+	return binary.BigEndian.Uint64(b[:])
 }
