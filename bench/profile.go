@@ -208,9 +208,9 @@ func readTraces(r io.Reader, rules []phaseRule) (map[string]float64, error) {
 			frames = append(frames, m[3])
 			continue
 		}
-		// Further frames are indented; a label line ("key:value" after the
-		// value column) is not a frame.
-		if len(frames) > 0 && strings.HasPrefix(line, "     ") && !strings.Contains(strings.TrimSpace(line), ":value") {
+		// The stack's further frames are indented (a sample's labels, which
+		// mce's profiles do not have, would come before its value line).
+		if len(frames) > 0 && strings.HasPrefix(line, "     ") {
 			frames = append(frames, strings.TrimSpace(line))
 		}
 	}
