@@ -82,11 +82,7 @@ func TestRun_WithoutMCE(t *testing.T) {
 		t.Errorf("duckdb: %v, want skipped", got.Status)
 	}
 	md := out.String()
-	for _, want := range []string{"| unix |", "| floor |", "unix agrees with truth", "not available: no mce binary", "## Targets"} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+	reportHas(t, md, "| unix |", "| floor |", "unix agrees with truth", "not available: no mce binary", "## Targets")
 	for _, name := range []string{"latest.md", "latest.svg", rep.baseName() + ".md", rep.baseName() + ".svg"} {
 		if _, err := os.Stat(filepath.Join(cfg.Results, name)); err != nil {
 			t.Error(err)
@@ -218,11 +214,7 @@ func TestRun_WithMCE(t *testing.T) {
 		t.Fatalf("mce run was not measured: %s", rep.Result(SysRun).Reason)
 	}
 	md := out.String()
-	for _, want := range []string{"run agrees with truth", "unix agrees with run", "| run | mce run"} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+	reportHas(t, md, "run agrees with truth", "unix agrees with run", "| run | mce run")
 	if rep.Result(SysRun).Skew == nil {
 		t.Errorf("no skew from mce run's timings.csv: %s", rep.Result(SysRun).Note)
 	}

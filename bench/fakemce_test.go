@@ -116,12 +116,8 @@ func TestRun_FakeMCE(t *testing.T) {
 		t.Errorf("reduce skew %+v", sk)
 	}
 	md := out.String()
-	for _, want := range []string{"reduce agrees with run", "run-group agrees with run", "run-reduce agrees with run", "run-1cpu agrees with run", "reduce-reduce agrees with run", "unix agrees with run", "run agrees with truth",
-		"mce version fake", "store ≤ 50% of raw (issue 4) | 0.", "**Break-even**", "**Break-even of a Reduce-form f.go**"} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+	reportHas(t, md, "reduce agrees with run", "run-group agrees with run", "run-reduce agrees with run", "run-1cpu agrees with run", "reduce-reduce agrees with run", "unix agrees with run", "run agrees with truth",
+		"mce version fake", "store ≤ 50% of raw (issue 4) | 0.", "**Break-even**", "**Break-even of a Reduce-form f.go**")
 
 	t.Run("ReduceDisagrees", func(t *testing.T) {
 		// One user's mean off by 1e-6 relative in reduce's output.

@@ -109,7 +109,7 @@ func TestReport_Markdown(t *testing.T) {
 	red := rep.Result(SysReduce)
 	red.Runs = []Sample{{Wall: 600 * time.Millisecond}, {Wall: 500 * time.Millisecond}, {Wall: 450 * time.Millisecond}}
 	md := rep.Markdown()
-	for _, want := range []string{
+	reportHas(t, md,
 		"2 cores (Test CPU), 8.0 GiB RAM",
 		"| reduce | reduce | 0.50 (0.45–0.60) |",
 		"other work was running",
@@ -125,11 +125,7 @@ func TestReport_Markdown(t *testing.T) {
 		"| 1 | 3.00 | 1.00× | 100 | 1.00 | 1.00× | 300 |",
 		"| 2 | 1.50 | 2.00× | 200 | 0.50 | 2.00× | 600 |",
 		"(2026-01-02-box_1.svg)",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+	)
 }
 
 func TestReport_SVG(t *testing.T) {
@@ -154,5 +150,15 @@ func TestReport_SVG(t *testing.T) {
 	}
 	if strings.Contains(svg, ">unix<") {
 		t.Error("SVG draws a failed system")
+	}
+}
+
+// reportHas fails t for each of wants that the report md lacks.
+func reportHas(t *testing.T, md string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
 	}
 }

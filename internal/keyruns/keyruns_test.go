@@ -61,14 +61,7 @@ func testMerge(t *testing.T, chunk int) {
 	for _, segs := range runs {
 		rs = append(rs, NewReader(f, "runs", segs, chunk))
 	}
-	var got []string
-	n, err := Merge(context.Background(), func(_, line []byte) error {
-		got = append(got, string(line))
-		return nil
-	}, rs, func(int64) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	got, n := mergeAll(t, rs)
 	slices.Sort(all)
 	if n != int64(len(all)) || !slices.Equal(got, all) {
 		t.Errorf("merged %d lines, want %d in key order", n, len(all))
@@ -121,20 +114,28 @@ func TestMerge_many(t *testing.T) {
 				rs = append(rs, NewReader(f, "runs", [][2]int64{{off, int64(len(seg))}}, 16))
 				off += int64(len(seg))
 			}
-			var got []string
-			n, err := Merge(context.Background(), func(_, line []byte) error {
-				got = append(got, string(line))
-				return nil
-			}, rs, func(int64) {})
-			if err != nil {
-				t.Fatal(err)
-			}
+			got, n := mergeAll(t, rs)
 			slices.SortFunc(all, func(a, b string) int { return bytes.Compare([]byte(a), []byte(b)) })
 			if n != int64(len(all)) || !slices.Equal(got, all) {
 				t.Errorf("merged %d records, want %d in key order:\n%q\nwant\n%q", n, len(all), got, all)
 			}
 		})
 	}
+}
+
+// mergeAll merges rs and returns the lines in the order Merge handed
+// them, and how many it said it handed.
+func mergeAll(t *testing.T, rs []*Reader) ([]string, int64) {
+	t.Helper()
+	var got []string
+	n, err := Merge(context.Background(), func(_, line []byte) error {
+		got = append(got, string(line))
+		return nil
+	}, rs, func(int64) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, n
 }
 
 // TestReader_truncated: a segment that ends inside a record is an error,
