@@ -86,8 +86,8 @@ BENCH_LARGE ?= 2GB
 # default size's runs left, and its report is marked indicative for it).
 BENCH_SETTLE ?= 3m
 # After the measured runs, each size profiles 3 more runs of mce run,
-# partition and reduce and reports their CPU by phase, beside the previous
-# report's (--profile).
+# partition and reduce (and of run and reduce with the Reduce-form f.go)
+# and reports their CPU by phase, beside the previous report's (--profile).
 bench: build ## micro-benchmarks, then run/partition/reduce vs sort|awk, DuckDB and the floor, at 1 and 2 CPUs, at the default size and at BENCH_LARGE (BENCH_LARGE= for the default size only)
 	$(GO) test -run=NONE -bench='Scan$$|Gen$$' -benchmem ./internal/csvread ./internal/gen
 	$(BIN) bench --sweep --profile --settle $(BENCH_SETTLE) $(BENCHFLAGS)

@@ -99,9 +99,9 @@ type Config struct {
 	// SweepCPUs are the CPU counts of the sweep (default 1, 2, … all
 	// cores); setting it sets Sweep.
 	SweepCPUs []int
-	// Profile runs mce run, partition and reduce ProfileRuns more times
-	// each with CPU profiling (ProfileEnv) and puts their CPU by phase in
-	// the report.
+	// Profile runs mce run, partition and reduce (and run and reduce with
+	// the Reduce-form f.go) ProfileRuns more times each with CPU profiling
+	// (ProfileEnv) and puts their CPU by phase in the report.
 	Profile bool
 	// PartitionMem is passed as `mce partition --mem`.
 	PartitionMem string

@@ -39,7 +39,7 @@ func BindFlags(fs *flag.FlagSet, cfg *Config) {
 		cfg.Sweep = true
 		return nil
 	})
-	fs.BoolVar(&cfg.Profile, "profile", false, "profile mce run, partition and reduce (env "+ProfileEnv+", "+strconv.Itoa(ProfileRuns)+" extra runs each) and add their CPU by phase to the report")
+	fs.BoolVar(&cfg.Profile, "profile", false, "profile mce run, partition and reduce, and run and reduce with the Reduce-form f.go (env "+ProfileEnv+", "+strconv.Itoa(ProfileRuns)+" extra runs each), and add their CPU by phase to the report")
 	fs.StringVar(&cfg.PartitionMem, "partition-mem", DefaultPartitionMem, "mce partition --mem")
 	fs.StringVar(&cfg.SortMem, "sort-mem", DefaultSortMem, "sort -S of the unix baseline")
 	fs.Func("skip", "comma-separated systems not to run: "+strings.Join(AllSystems(), ","), func(s string) error {

@@ -85,6 +85,12 @@ const mcePkg = `^github\.com/mce-engine/mce/`
 // field formatting.
 const formatRe = mcePkg + `engine/output\.|` + mcePkg + `engine/feature\.\(\*Record\)\.Append`
 
+// fgoRe is a features file's own code (the package mce builds it into)
+// and the feature API's methods it calls: Row's parses, Record's setters
+// (engine/feature's plain functions count as their caller's, as for
+// featuresRe).
+const fgoRe = `/userfeatures\.|` + featuresRe
+
 // featuresRe is the features' methods and closures (not engine/feature's
 // plain functions: see phaseRules).
 const featuresRe = mcePkg + `engine/feature\.(\(|[A-Za-z0-9_]+\.func)`
@@ -104,6 +110,14 @@ var phaseRules = map[string][]phaseRule{
 		rule("write the features files (format, sort, write)", formatRe),
 		rule("the features (Add, Finish; their parses)", featuresRe),
 		rule("one pass: route rows, find the user, the tables", mcePkg+`(engine/inram|internal/prefetch|internal/hugemem)\.`),
+	},
+	SysRunReduce: {
+		gcRule,
+		rule("read the files (read(2) from the page cache)", mcePkg+`internal/csvread\.(\(\*diskReader\)|readFull|\(\*File\)\.split)`),
+		rule("parse the CSV and check its values", mcePkg+`internal/csvread\.`),
+		rule("write the features files (format, sort, write)", formatRe),
+		rule("the f.go's Reduce (its code, the feature API it calls)", fgoRe),
+		rule("group: route rows, index the users, hand their rows over", mcePkg+`(engine/inram|internal/prefetch|internal/hugemem)\.`),
 	},
 	SysPartition: {
 		gcRule,
@@ -130,12 +144,35 @@ var phaseRules = map[string][]phaseRule{
 		rule("decode the store's blocks", mcePkg+`store\.`),
 		rule("hand users' rows to the features", mcePkg+`reduce\.`),
 	},
+	SysReduceReduce: {
+		gcRule,
+		rule("read table blocks (pread(2) from the page cache)", `^github\.com/cockroachdb/pebble/v2/objstorage/objstorageprovider\.\(\*(vfsReadHandle|fileReadable)\)\.ReadAt`),
+		rule("decompress table blocks (MinLZ, zstd)", `^github\.com/minio/minlz\.|^github\.com/klauspost/compress/zstd\.|^github\.com/DataDog/zstd|^github\.com/cockroachdb/pebble/v2/internal/compression\.`),
+		rule("the block cache's buffers (C calloc and free)", `^github\.com/cockroachdb/pebble/v2/internal/(manual|cache)\.|^_Cfunc_`),
+		rule("pebble's iterator", `^github\.com/cockroachdb/pebble/`),
+		rule("part files: write them, merge them", mcePkg+`internal/keyruns\.`),
+		rule("write the features files (format, write)", formatRe),
+		rule("the f.go's Reduce (its code, the feature API it calls)", fgoRe),
+		rule("decode the store's blocks", mcePkg+`store\.`),
+		rule("hand users' rows to the features", mcePkg+`reduce\.`),
+	},
 }
 
 // profiledSystems are the systems --profile profiles, in the order it
-// runs them (partition into a store of its own, so that the reduce reads
+// runs them (partition into a store of its own, so that the reduces read
 // the measured runs' store).
-var profiledSystems = []string{SysRun, SysPartition, SysReduce}
+var profiledSystems = []string{SysRun, SysRunReduce, SysPartition, SysReduce, SysReduceReduce}
+
+// profileTitle names a profiled system in the report.
+func profileTitle(system string) string {
+	switch system {
+	case SysRunReduce:
+		return "mce run, the Reduce-form f.go"
+	case SysReduceReduce:
+		return "mce reduce, the Reduce-form f.go"
+	}
+	return "mce " + system
+}
 
 // frameName is a stack frame's function without pprof's " (inline)" and
 // the type parameters' shapes, which hold other packages' names.
@@ -264,6 +301,7 @@ func (r *runner) profile(ctx context.Context, p *Profile) error {
 	}
 	defer os.RemoveAll(dir)
 	cpus := strconv.Itoa(r.cfg.CPUs)
+	features := filepath.Join(r.cfg.Src, ReduceFormFeatures)
 	for i := range p.Runs {
 		out := filepath.Join(dir, fmt.Sprintf("out%d", i+1))
 		var args []string
@@ -272,8 +310,12 @@ func (r *runner) profile(ctx context.Context, p *Profile) error {
 			args = append([]string{r.mce.path, SysRun, "--out", out, "--job", SysRun, "--clusters", cpus}, r.inputArgs()...)
 		case SysPartition:
 			args = append([]string{r.mce.path, SysPartition, "--out", out, "--cpus", cpus, "--mem", r.cfg.PartitionMem}, r.inputArgs()...)
+		case SysRunReduce:
+			args = append([]string{r.mce.path, SysRun, "--out", out, "--job", SysRun, "--clusters", cpus, "--features", features}, r.inputArgs()...)
 		case SysReduce:
 			args = []string{r.mce.path, SysReduce, "--out", out, "--job", SysReduce, "--clusters", cpus, "--store", filepath.Join(r.cfg.Work, "store")}
+		case SysReduceReduce:
+			args = []string{r.mce.path, SysReduce, "--out", out, "--job", SysReduce, "--clusters", cpus, "--features", features, "--store", filepath.Join(r.cfg.Work, "store")}
 		default:
 			return fmt.Errorf("no profile for %s", p.System)
 		}

@@ -74,6 +74,21 @@ func TestClassify(t *testing.T) {
 			"decode the store's blocks"},
 		{SysReduce, []string{m + "reduce.(*groupWorker).count", m + "reduce.(*groupWorker).reduceGroup"},
 			"hand users' rows to the features"},
+		// A Reduce-form f.go: its own code (in the package mce builds it
+		// into) and the feature API it calls are one phase; the rows the
+		// engine hands it are the grouping's, or the store's.
+		{SysRunReduce, []string{"runtime.mapassign_faststr", m + "cmd/mcefeatures_a240e16b648d3cfc8e723a0e/userfeatures.reduce", m + "engine/feature.Guard", m + "engine/inram.(*groupJob).reduceWorker"},
+			"the f.go's Reduce (its code, the feature API it calls)"},
+		{SysRunReduce, []string{m + "engine/feature.ParseDecimal", m + "engine/feature.(*Row).Decimal", m + "cmd/mcefeatures_a240e16b648d3cfc8e723a0e/userfeatures.reduce"},
+			"the f.go's Reduce (its code, the feature API it calls)"},
+		{SysRunReduce, []string{m + "internal/prefetch.Lines", m + "engine/inram.(*arenaRows).Next", m + "cmd/mcefeatures_a240e16b648d3cfc8e723a0e/userfeatures.reduce"},
+			"group: route rows, index the users, hand their rows over"},
+		{SysRunReduce, []string{m + "engine/feature.appendDecimal4", m + "engine/feature.(*Record).AppendField", m + "engine/output.LineFormat.AppendRecord", m + "engine/inram.(*groupJob).reduceWorker"},
+			"write the features files (format, sort, write)"},
+		{SysReduceReduce, []string{m + "store.putTime", m + "store.(*Block).decodePacked", m + "store.(*Rows).Next", m + "reduce.(*userRows).Next", m + "cmd/mcefeatures_a240e16b648d3cfc8e723a0e/userfeatures.reduce"},
+			"decode the store's blocks"},
+		{SysReduceReduce, []string{"runtime.slicebytetostring", m + "engine/feature.(*Row).String", m + "cmd/mcefeatures_a240e16b648d3cfc8e723a0e/userfeatures.reduce", m + "reduce.(*groupWorker).reduceGroup"},
+			"the f.go's Reduce (its code, the feature API it calls)"},
 	} {
 		if got := classify(phaseRules[c.system], c.frames); got != c.want {
 			t.Errorf("%s %s: %q, want %q", c.system, c.frames[0], got, c.want)

@@ -500,7 +500,7 @@ func (r *Report) writeProfiles(b *strings.Builder) {
 	}
 	b.WriteString("\n\n")
 	for _, p := range r.Profiles {
-		title := "mce " + p.System
+		title := profileTitle(p.System)
 		if p.Err != "" {
 			fmt.Fprintf(b, "**%s**: no profile: %s\n\n", title, firstLine(p.Err))
 			continue
