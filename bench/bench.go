@@ -29,9 +29,10 @@ type Report struct {
 	Sweep []SweepPoint
 	// Gate says what was compared with what.
 	Gate []string
-	// Profiles split run's, partition's and reduce's CPU into phases
-	// (--profile); Before holds the profiles of the report this one
-	// replaces in its results folder, when it had any.
+	// Profiles split the CPU of run, partition and reduce (and of run and
+	// reduce with the Reduce-form f.go) into phases (--profile); Before
+	// holds the profiles of the last report in its results folder that
+	// had them.
 	Profiles []*Profile
 	Before   *savedProfiles
 	Targets  []Target

@@ -238,7 +238,7 @@ func TestReport_profiles(t *testing.T) {
 	next.Before = saved
 	md = next.Markdown()
 	reportHas(t, md,
-		`"Before" is the previous report in this folder, 2026-01-02 03:04 UTC`,
+		`"Before" is the last report in this folder that had them, 2026-01-02 03:04 UTC`,
 		"| mce run: phase | before, CPU s | now, CPU s | share now |",
 		"| parse the CSV and check its values | 0.400 | 0.300 | 67% |",
 		"| a new phase | – | 0.100 | 22% |",

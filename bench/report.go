@@ -496,7 +496,7 @@ func (r *Report) writeProfiles(b *strings.Builder) {
 		"in CPU seconds per run (profiling adds a little). A sample counts for the innermost function of its stack that a phase names (`bench/profile.go`).", ProfileRuns, ProfileEnv)
 	before := r.Before
 	if before != nil {
-		fmt.Fprintf(b, " \"Before\" is the previous report in this folder, %s UTC (%s).", before.Date.UTC().Format("2006-01-02 15:04"), before.MCE)
+		fmt.Fprintf(b, " \"Before\" is the last report in this folder that had them, %s UTC (%s).", before.Date.UTC().Format("2006-01-02 15:04"), before.MCE)
 	}
 	b.WriteString("\n\n")
 	for _, p := range r.Profiles {
@@ -535,12 +535,8 @@ func (r *Report) writeProfiles(b *strings.Builder) {
 			}
 			row(ph.Name, ph.Seconds, was)
 		}
-		was := ""
 		if old != nil {
-			was = fmt.Sprintf("**%.3f**", old.Total())
-		}
-		if old != nil {
-			fmt.Fprintf(b, "| **total** | %s | **%.3f** | 100%% |\n\n", was, total)
+			fmt.Fprintf(b, "| **total** | **%.3f** | **%.3f** | 100%% |\n\n", old.Total(), total)
 		} else {
 			fmt.Fprintf(b, "| **total** | **%.3f** | 100%% |\n\n", total)
 		}
