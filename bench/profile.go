@@ -85,15 +85,37 @@ const mcePkg = `^github\.com/mce-engine/mce/`
 // field formatting.
 const formatRe = mcePkg + `engine/output\.|` + mcePkg + `engine/feature\.\(\*Record\)\.Append`
 
+// featuresRe is the features' methods and closures (not engine/feature's
+// plain functions: see phaseRules).
+const featuresRe = mcePkg + `engine/feature\.(\(|[A-Za-z0-9_]+\.func)`
+
 // fgoRe is a features file's own code (the package mce builds it into)
 // and the feature API's methods it calls: Row's parses, Record's setters
 // (engine/feature's plain functions count as their caller's, as for
 // featuresRe).
 const fgoRe = `/userfeatures\.|` + featuresRe
 
-// featuresRe is the features' methods and closures (not engine/feature's
-// plain functions: see phaseRules).
-const featuresRe = mcePkg + `engine/feature\.(\(|[A-Za-z0-9_]+\.func)`
+// inramRe is the one pass and the grouping: the rows routed to their
+// users and the users' state.
+const inramRe = mcePkg + `(engine/inram|internal/prefetch|internal/hugemem)\.`
+
+// The phases the systems share.
+var (
+	readRule  = rule("read the files (read(2) from the page cache)", mcePkg+`internal/csvread\.(\(\*diskReader\)|readFull|\(\*File\)\.split)`)
+	parseRule = rule("parse the CSV and check its values", mcePkg+`internal/csvread\.`)
+	// storeRules are a reduce's reads of the store and its own writes, up
+	// to the features; decodeRule and handRule come after the features.
+	storeRules = []phaseRule{
+		rule("read table blocks (pread(2) from the page cache)", `^github\.com/cockroachdb/pebble/v2/objstorage/objstorageprovider\.\(\*(vfsReadHandle|fileReadable)\)\.ReadAt`),
+		rule("decompress table blocks (MinLZ, zstd)", `^github\.com/minio/minlz\.|^github\.com/klauspost/compress/zstd\.|^github\.com/DataDog/zstd|^github\.com/cockroachdb/pebble/v2/internal/compression\.`),
+		rule("the block cache's buffers (C calloc and free)", `^github\.com/cockroachdb/pebble/v2/internal/(manual|cache)\.|^_Cfunc_`),
+		rule("pebble's iterator", `^github\.com/cockroachdb/pebble/`),
+		rule("part files: write them, merge them", mcePkg+`internal/keyruns\.`),
+		rule("write the features files (format, write)", formatRe),
+	}
+	decodeRule = rule("decode the store's blocks", mcePkg+`store\.`)
+	handRule   = rule("hand users' rows to the features", mcePkg+`reduce\.`)
+)
 
 // phaseRules lists, per profiled system, the phases its CPU is split into.
 // A sample goes to the innermost frame of its stack that a rule names (the
@@ -104,25 +126,19 @@ const featuresRe = mcePkg + `engine/feature\.(\(|[A-Za-z0-9_]+\.func)`
 // a value.
 var phaseRules = map[string][]phaseRule{
 	SysRun: {
-		gcRule,
-		rule("read the files (read(2) from the page cache)", mcePkg+`internal/csvread\.(\(\*diskReader\)|readFull|\(\*File\)\.split)`),
-		rule("parse the CSV and check its values", mcePkg+`internal/csvread\.`),
+		gcRule, readRule, parseRule,
 		rule("write the features files (format, sort, write)", formatRe),
 		rule("the features (Add, Finish; their parses)", featuresRe),
-		rule("one pass: route rows, find the user, the tables", mcePkg+`(engine/inram|internal/prefetch|internal/hugemem)\.`),
+		rule("one pass: route rows, find the user, the tables", inramRe),
 	},
 	SysRunReduce: {
-		gcRule,
-		rule("read the files (read(2) from the page cache)", mcePkg+`internal/csvread\.(\(\*diskReader\)|readFull|\(\*File\)\.split)`),
-		rule("parse the CSV and check its values", mcePkg+`internal/csvread\.`),
+		gcRule, readRule, parseRule,
 		rule("write the features files (format, sort, write)", formatRe),
 		rule("the f.go's Reduce (its code, the feature API it calls)", fgoRe),
-		rule("group: route rows, index the users, hand their rows over", mcePkg+`(engine/inram|internal/prefetch|internal/hugemem)\.`),
+		rule("group: route rows, index the users, hand their rows over", inramRe),
 	},
 	SysPartition: {
-		gcRule,
-		rule("read the files (read(2) from the page cache)", mcePkg+`internal/csvread\.(\(\*diskReader\)|readFull|\(\*File\)\.split)`),
-		rule("parse the CSV and check its values", mcePkg+`internal/csvread\.`),
+		gcRule, readRule, parseRule,
 		rule("sort the buffers", mcePkg+`partition\.sortEntries|^slices\.`),
 		rule("spill sorted runs", mcePkg+`partition\.(\(\*sorter\)\.spill|writeRun|\(\*runWriter\)|\(\*frameEncoder\))|^github\.com/klauspost/compress/s2\.`),
 		rule("read the runs back and merge them", mcePkg+`partition\.(\(\*runReader\)|decodeValue|\(\*groupMerge\))`),
@@ -132,30 +148,15 @@ var phaseRules = map[string][]phaseRule{
 		rule("the merge tasks' own work and the ingest", mcePkg+`partition\.(\(\*mergeJob\)|\(\*taskWriter\)|\(\*job\)\.ingest)`),
 		rule("route rows into the sort buffers", mcePkg+`partition\.`),
 	},
-	SysReduce: {
-		gcRule,
-		rule("read table blocks (pread(2) from the page cache)", `^github\.com/cockroachdb/pebble/v2/objstorage/objstorageprovider\.\(\*(vfsReadHandle|fileReadable)\)\.ReadAt`),
-		rule("decompress table blocks (MinLZ, zstd)", `^github\.com/minio/minlz\.|^github\.com/klauspost/compress/zstd\.|^github\.com/DataDog/zstd|^github\.com/cockroachdb/pebble/v2/internal/compression\.`),
-		rule("the block cache's buffers (C calloc and free)", `^github\.com/cockroachdb/pebble/v2/internal/(manual|cache)\.|^_Cfunc_`),
-		rule("pebble's iterator", `^github\.com/cockroachdb/pebble/`),
-		rule("part files: write them, merge them", mcePkg+`internal/keyruns\.`),
-		rule("write the features files (format, write)", formatRe),
-		rule("the features (Add, Finish; their parses)", featuresRe),
-		rule("decode the store's blocks", mcePkg+`store\.`),
-		rule("hand users' rows to the features", mcePkg+`reduce\.`),
-	},
-	SysReduceReduce: {
-		gcRule,
-		rule("read table blocks (pread(2) from the page cache)", `^github\.com/cockroachdb/pebble/v2/objstorage/objstorageprovider\.\(\*(vfsReadHandle|fileReadable)\)\.ReadAt`),
-		rule("decompress table blocks (MinLZ, zstd)", `^github\.com/minio/minlz\.|^github\.com/klauspost/compress/zstd\.|^github\.com/DataDog/zstd|^github\.com/cockroachdb/pebble/v2/internal/compression\.`),
-		rule("the block cache's buffers (C calloc and free)", `^github\.com/cockroachdb/pebble/v2/internal/(manual|cache)\.|^_Cfunc_`),
-		rule("pebble's iterator", `^github\.com/cockroachdb/pebble/`),
-		rule("part files: write them, merge them", mcePkg+`internal/keyruns\.`),
-		rule("write the features files (format, write)", formatRe),
-		rule("the f.go's Reduce (its code, the feature API it calls)", fgoRe),
-		rule("decode the store's blocks", mcePkg+`store\.`),
-		rule("hand users' rows to the features", mcePkg+`reduce\.`),
-	},
+	SysReduce:       reduceRules(rule("the features (Add, Finish; their parses)", featuresRe)),
+	SysReduceReduce: reduceRules(rule("the f.go's Reduce (its code, the feature API it calls)", fgoRe)),
+}
+
+// reduceRules are mce reduce's phases with features as the phase of the
+// feature code.
+func reduceRules(features phaseRule) []phaseRule {
+	rs := append([]phaseRule{gcRule}, storeRules...)
+	return append(rs, features, decodeRule, handRule)
 }
 
 // profiledSystems are the systems --profile profiles, in the order it
