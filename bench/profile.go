@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -70,14 +71,15 @@ type phaseRule struct {
 	re   *regexp.Regexp
 }
 
+// rule compiles a phaseRule. The rules are made on first use
+// (phaseRules), not when mce starts: every mce process links this
+// package, and two dozen regexps compiled at init cost each process's
+// start about 6 ms of CPU (TestE2E_InitAllocations).
 func rule(name, re string) phaseRule { return phaseRule{name, regexp.MustCompile(re)} }
 
 // restPhase takes the samples no rule claims: the runtime's scheduler,
 // the start of each process, the parent's bookkeeping.
 const restPhase = "the rest: the runtime, start-up, the parent"
-
-// gcRule is every system's collector.
-var gcRule = rule("the garbage collector", `^runtime\.(gcBgMarkWorker|gcAssistAlloc|gcDrain|bgsweep|bgscavenge|markroot|scanobject|wbBufFlush)`)
 
 const mcePkg = `^github\.com/mce-engine/mce/`
 
@@ -99,24 +101,6 @@ const fgoRe = `/userfeatures\.|` + featuresRe
 // users and the users' state.
 const inramRe = mcePkg + `(engine/inram|internal/prefetch|internal/hugemem)\.`
 
-// The phases the systems share.
-var (
-	readRule  = rule("read the files (read(2) from the page cache)", mcePkg+`internal/csvread\.(\(\*diskReader\)|readFull|\(\*File\)\.split)`)
-	parseRule = rule("parse the CSV and check its values", mcePkg+`internal/csvread\.`)
-	// storeRules are a reduce's reads of the store and its own writes, up
-	// to the features; decodeRule and handRule come after the features.
-	storeRules = []phaseRule{
-		rule("read table blocks (pread(2) from the page cache)", `^github\.com/cockroachdb/pebble/v2/objstorage/objstorageprovider\.\(\*(vfsReadHandle|fileReadable)\)\.ReadAt`),
-		rule("decompress table blocks (MinLZ, zstd)", `^github\.com/minio/minlz\.|^github\.com/klauspost/compress/zstd\.|^github\.com/DataDog/zstd|^github\.com/cockroachdb/pebble/v2/internal/compression\.`),
-		rule("the block cache's buffers (C calloc and free)", `^github\.com/cockroachdb/pebble/v2/internal/(manual|cache)\.|^_Cfunc_`),
-		rule("pebble's iterator", `^github\.com/cockroachdb/pebble/`),
-		rule("part files: write them, merge them", mcePkg+`internal/keyruns\.`),
-		rule("write the features files (format, write)", formatRe),
-	}
-	decodeRule = rule("decode the store's blocks", mcePkg+`store\.`)
-	handRule   = rule("hand users' rows to the features", mcePkg+`reduce\.`)
-)
-
 // phaseRules lists, per profiled system, the phases its CPU is split into.
 // A sample goes to the innermost frame of its stack that a rule names (the
 // first of the list when several do): a read(2) under the CSV reader is
@@ -124,40 +108,55 @@ var (
 // plain function of engine/feature (ParseAmount, LocalSeconds) counts as
 // its caller's: the features' when they parse, the reader's when it checks
 // a value.
-var phaseRules = map[string][]phaseRule{
-	SysRun: {
-		gcRule, readRule, parseRule,
-		rule("write the features files (format, sort, write)", formatRe),
-		rule("the features (Add, Finish; their parses)", featuresRe),
-		rule("one pass: route rows, find the user, the tables", inramRe),
-	},
-	SysRunReduce: {
-		gcRule, readRule, parseRule,
-		rule("write the features files (format, sort, write)", formatRe),
-		rule("the f.go's Reduce (its code, the feature API it calls)", fgoRe),
-		rule("group: route rows, index the users, hand their rows over", inramRe),
-	},
-	SysPartition: {
-		gcRule, readRule, parseRule,
-		rule("sort the buffers", mcePkg+`partition\.sortEntries|^slices\.`),
-		rule("spill sorted runs", mcePkg+`partition\.(\(\*sorter\)\.spill|writeRun|\(\*runWriter\)|\(\*frameEncoder\))|^github\.com/klauspost/compress/s2\.`),
-		rule("read the runs back and merge them", mcePkg+`partition\.(\(\*runReader\)|decodeValue|\(\*groupMerge\))`),
-		rule("compress the tables' blocks (MinLZ, zstd)", `^github\.com/minio/minlz\.|^github\.com/klauspost/compress/zstd\.|^github\.com/DataDog/zstd|^github\.com/cockroachdb/pebble/v2/(internal/compression|sstable/block)\.`),
-		rule("pebble's table writer and ingest", `^github\.com/cockroachdb/pebble/`),
-		rule("encode the store's blocks", mcePkg+`store\.`),
-		rule("the merge tasks' own work and the ingest", mcePkg+`partition\.(\(\*mergeJob\)|\(\*taskWriter\)|\(\*job\)\.ingest)`),
-		rule("route rows into the sort buffers", mcePkg+`partition\.`),
-	},
-	SysReduce:       reduceRules(rule("the features (Add, Finish; their parses)", featuresRe)),
-	SysReduceReduce: reduceRules(rule("the f.go's Reduce (its code, the feature API it calls)", fgoRe)),
-}
-
-// reduceRules are mce reduce's phases with features as the phase of the
-// feature code.
-func reduceRules(features phaseRule) []phaseRule {
-	rs := append([]phaseRule{gcRule}, storeRules...)
-	return append(rs, features, decodeRule, handRule)
-}
+var phaseRules = sync.OnceValue(func() map[string][]phaseRule {
+	gcRule := rule("the garbage collector", `^runtime\.(gcBgMarkWorker|gcAssistAlloc|gcDrain|bgsweep|bgscavenge|markroot|scanobject|wbBufFlush)`)
+	readRule := rule("read the files (read(2) from the page cache)", mcePkg+`internal/csvread\.(\(\*diskReader\)|readFull|\(\*File\)\.split)`)
+	parseRule := rule("parse the CSV and check its values", mcePkg+`internal/csvread\.`)
+	// A reduce's phases, with features as the phase of the feature code:
+	// its reads of the store and its own writes, the features, then the
+	// store's decoding and the rows handed over.
+	reduceRules := func(features phaseRule) []phaseRule {
+		return []phaseRule{
+			gcRule,
+			rule("read table blocks (pread(2) from the page cache)", `^github\.com/cockroachdb/pebble/v2/objstorage/objstorageprovider\.\(\*(vfsReadHandle|fileReadable)\)\.ReadAt`),
+			rule("decompress table blocks (MinLZ, zstd)", `^github\.com/minio/minlz\.|^github\.com/klauspost/compress/zstd\.|^github\.com/DataDog/zstd|^github\.com/cockroachdb/pebble/v2/internal/compression\.`),
+			rule("the block cache's buffers (C calloc and free)", `^github\.com/cockroachdb/pebble/v2/internal/(manual|cache)\.|^_Cfunc_`),
+			rule("pebble's iterator", `^github\.com/cockroachdb/pebble/`),
+			rule("part files: write them, merge them", mcePkg+`internal/keyruns\.`),
+			rule("write the features files (format, write)", formatRe),
+			features,
+			rule("decode the store's blocks", mcePkg+`store\.`),
+			rule("hand users' rows to the features", mcePkg+`reduce\.`),
+		}
+	}
+	return map[string][]phaseRule{
+		SysRun: {
+			gcRule, readRule, parseRule,
+			rule("write the features files (format, sort, write)", formatRe),
+			rule("the features (Add, Finish; their parses)", featuresRe),
+			rule("one pass: route rows, find the user, the tables", inramRe),
+		},
+		SysRunReduce: {
+			gcRule, readRule, parseRule,
+			rule("write the features files (format, sort, write)", formatRe),
+			rule("the f.go's Reduce (its code, the feature API it calls)", fgoRe),
+			rule("group: route rows, index the users, hand their rows over", inramRe),
+		},
+		SysPartition: {
+			gcRule, readRule, parseRule,
+			rule("sort the buffers", mcePkg+`partition\.sortEntries|^slices\.`),
+			rule("spill sorted runs", mcePkg+`partition\.(\(\*sorter\)\.spill|writeRun|\(\*runWriter\)|\(\*frameEncoder\))|^github\.com/klauspost/compress/s2\.`),
+			rule("read the runs back and merge them", mcePkg+`partition\.(\(\*runReader\)|decodeValue|\(\*groupMerge\))`),
+			rule("compress the tables' blocks (MinLZ, zstd)", `^github\.com/minio/minlz\.|^github\.com/klauspost/compress/zstd\.|^github\.com/DataDog/zstd|^github\.com/cockroachdb/pebble/v2/(internal/compression|sstable/block)\.`),
+			rule("pebble's table writer and ingest", `^github\.com/cockroachdb/pebble/`),
+			rule("encode the store's blocks", mcePkg+`store\.`),
+			rule("the merge tasks' own work and the ingest", mcePkg+`partition\.(\(\*mergeJob\)|\(\*taskWriter\)|\(\*job\)\.ingest)`),
+			rule("route rows into the sort buffers", mcePkg+`partition\.`),
+		},
+		SysReduce:       reduceRules(rule("the features (Add, Finish; their parses)", featuresRe)),
+		SysReduceReduce: reduceRules(rule("the f.go's Reduce (its code, the feature API it calls)", fgoRe)),
+	}
+})
 
 // profiledSystems are the systems --profile profiles, in the order it
 // runs them (partition into a store of its own, so that the reduces read
@@ -210,7 +209,9 @@ func classify(rules []phaseRule, frames []string) string {
 
 // pprofValue matches the first line of a stack in `go tool pprof
 // -traces`: the sample's value, then the leaf frame.
-var pprofValue = regexp.MustCompile(`^\s+([0-9.]+)(ns|us|µs|ms|s)\s+(\S.*)$`)
+var pprofValue = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s+([0-9.]+)(ns|us|µs|ms|s)\s+(\S.*)$`)
+})
 
 // readTraces reads `go tool pprof -traces` output and returns the
 // seconds of each phase of rules (restPhase included), summed over
@@ -235,7 +236,7 @@ func readTraces(r io.Reader, rules []phaseRule) (map[string]float64, error) {
 			flush()
 			continue
 		}
-		if m := pprofValue.FindStringSubmatch(line); m != nil {
+		if m := pprofValue().FindStringSubmatch(line); m != nil {
 			flush()
 			v, err := strconv.ParseFloat(m[1], 64)
 			if err != nil {
@@ -339,7 +340,7 @@ func (r *runner) profile(ctx context.Context, p *Profile) error {
 	if err != nil {
 		return fmt.Errorf("go tool pprof -traces: %w: %s", err, truncate(strings.TrimSpace(stderr.String()), 400))
 	}
-	rules := phaseRules[p.System]
+	rules := phaseRules()[p.System]
 	by, err := readTraces(strings.NewReader(string(traces)), rules)
 	if err != nil {
 		return err

@@ -90,7 +90,7 @@ func TestClassify(t *testing.T) {
 		{SysReduceReduce, []string{"runtime.slicebytetostring", m + "engine/feature.(*Row).String", m + "cmd/mcefeatures_a240e16b648d3cfc8e723a0e/userfeatures.reduce", m + "reduce.(*groupWorker).reduceGroup"},
 			"the f.go's Reduce (its code, the feature API it calls)"},
 	} {
-		if got := classify(phaseRules[c.system], c.frames); got != c.want {
+		if got := classify(phaseRules()[c.system], c.frames); got != c.want {
 			t.Errorf("%s %s: %q, want %q", c.system, c.frames[0], got, c.want)
 		}
 	}
@@ -104,7 +104,7 @@ func TestReadTraces(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rules := phaseRules[SysReduce]
+	rules := phaseRules()[SysReduce]
 	by, err := readTraces(f, rules)
 	if err != nil {
 		t.Fatal(err)
@@ -188,11 +188,11 @@ func TestProfile_realParse(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go tool pprof -traces: %v", err)
 	}
-	by, err := readTraces(strings.NewReader(string(out)), phaseRules[SysRun])
+	by, err := readTraces(strings.NewReader(string(out)), phaseRules()[SysRun])
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Profile{Phases: phasesOf(phaseRules[SysRun], by, 1)}
+	p := &Profile{Phases: phasesOf(phaseRules()[SysRun], by, 1)}
 	reader := by["parse the CSV and check its values"] + by["read the files (read(2) from the page cache)"]
 	if p.Total() < 0.1 || reader < 0.6*p.Total() {
 		t.Errorf("%d rows parsed; reading and parsing %.3f of %.3f CPU s: %v", rows.Load(), reader, p.Total(), p.Phases)
