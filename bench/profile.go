@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -213,6 +214,19 @@ var pprofValue = sync.OnceValue(func() *regexp.Regexp {
 	return regexp.MustCompile(`^\s+([0-9.]+)(ns|us|µs|ms|s)\s+(\S.*)$`)
 })
 
+// unitSeconds is the seconds in one of pprofValue's units.
+func unitSeconds(unit string) float64 {
+	switch unit {
+	case "ns":
+		return 1e-9
+	case "us", "µs":
+		return 1e-6
+	case "ms":
+		return 1e-3
+	}
+	return 1
+}
+
 // readTraces reads `go tool pprof -traces` output and returns the
 // seconds of each phase of rules (restPhase included), summed over
 // every stack.
@@ -242,8 +256,7 @@ func readTraces(r io.Reader, rules []phaseRule) (map[string]float64, error) {
 			if err != nil {
 				return nil, fmt.Errorf("pprof -traces: value %q: %w", m[1]+m[2], err)
 			}
-			unit := map[string]float64{"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1}[m[2]]
-			value = v * unit
+			value = v * unitSeconds(m[2])
 			frames = append(frames, m[3])
 			continue
 		}
@@ -302,22 +315,14 @@ func (r *runner) profile(ctx context.Context, p *Profile) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cpus := strconv.Itoa(r.cfg.CPUs)
-	features := filepath.Join(r.cfg.Src, ReduceFormFeatures)
 	for i := range p.Runs {
 		out := filepath.Join(dir, fmt.Sprintf("out%d", i+1))
 		var args []string
 		switch p.System {
-		case SysRun:
-			args = append([]string{r.mce.path, SysRun, "--out", out, "--job", SysRun, "--clusters", cpus}, r.inputArgs()...)
 		case SysPartition:
-			args = append([]string{r.mce.path, SysPartition, "--out", out, "--cpus", cpus, "--mem", r.cfg.PartitionMem}, r.inputArgs()...)
-		case SysRunReduce:
-			args = append([]string{r.mce.path, SysRun, "--out", out, "--job", SysRun, "--clusters", cpus, "--features", features}, r.inputArgs()...)
-		case SysReduce:
-			args = []string{r.mce.path, SysReduce, "--out", out, "--job", SysReduce, "--clusters", cpus, "--store", filepath.Join(r.cfg.Work, "store")}
-		case SysReduceReduce:
-			args = []string{r.mce.path, SysReduce, "--out", out, "--job", SysReduce, "--clusters", cpus, "--features", features, "--store", filepath.Join(r.cfg.Work, "store")}
+			args = r.partitionArgs(out, r.cfg.CPUs)
+		case SysRun, SysRunReduce, SysReduce, SysReduceReduce:
+			args = r.mceArgs(p.System, out, r.cfg.CPUs)
 		default:
 			return fmt.Errorf("no profile for %s", p.System)
 		}
@@ -341,7 +346,7 @@ func (r *runner) profile(ctx context.Context, p *Profile) error {
 		return fmt.Errorf("go tool pprof -traces: %w: %s", err, truncate(strings.TrimSpace(stderr.String()), 400))
 	}
 	rules := phaseRules()[p.System]
-	by, err := readTraces(strings.NewReader(string(traces)), rules)
+	by, err := readTraces(bytes.NewReader(traces), rules)
 	if err != nil {
 		return err
 	}

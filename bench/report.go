@@ -509,23 +509,22 @@ func (r *Report) writeProfiles(b *strings.Builder) {
 		if before != nil {
 			old = profileOf(before.Profiles, p.System)
 		}
-		total := p.Total()
-		if old != nil {
-			fmt.Fprintf(b, "| %s: phase | before, CPU s | now, CPU s | share now |\n|---|--:|--:|--:|\n", title)
-		} else {
-			fmt.Fprintf(b, "| %s: phase | CPU s | share |\n|---|--:|--:|\n", title)
-		}
-		row := func(name string, now float64, was string) {
-			share := "–"
-			if total > 0 {
-				share = fmt.Sprintf("%.0f%%", 100*now/total)
-			}
+		// row writes a table row: the before column only beside a profile
+		// of the same system.
+		row := func(name, was, now, share string) {
 			if old != nil {
-				fmt.Fprintf(b, "| %s | %s | %.3f | %s |\n", name, was, now, share)
+				fmt.Fprintf(b, "| %s | %s | %s | %s |\n", name, was, now, share)
 			} else {
-				fmt.Fprintf(b, "| %s | %.3f | %s |\n", name, now, share)
+				fmt.Fprintf(b, "| %s | %s | %s |\n", name, now, share)
 			}
 		}
+		nowHead, shareHead := "CPU s", "share"
+		if old != nil {
+			nowHead, shareHead = "now, CPU s", "share now"
+		}
+		row(title+": phase", "before, CPU s", nowHead, shareHead)
+		row("---", "--:", "--:", "--:")
+		total := p.Total()
 		for _, ph := range p.Phases {
 			was := "–"
 			if old != nil {
@@ -533,12 +532,17 @@ func (r *Report) writeProfiles(b *strings.Builder) {
 					was = fmt.Sprintf("%.3f", s)
 				}
 			}
-			row(ph.Name, ph.Seconds, was)
+			share := "–"
+			if total > 0 {
+				share = fmt.Sprintf("%.0f%%", 100*ph.Seconds/total)
+			}
+			row(ph.Name, was, fmt.Sprintf("%.3f", ph.Seconds), share)
 		}
+		was := ""
 		if old != nil {
-			fmt.Fprintf(b, "| **total** | **%.3f** | **%.3f** | 100%% |\n\n", old.Total(), total)
-		} else {
-			fmt.Fprintf(b, "| **total** | **%.3f** | 100%% |\n\n", total)
+			was = fmt.Sprintf("**%.3f**", old.Total())
 		}
+		row("**total**", was, fmt.Sprintf("**%.3f**", total), "100%")
+		b.WriteString("\n")
 	}
 }

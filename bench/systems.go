@@ -382,13 +382,7 @@ func oneCPUClusters(cpus int) string {
 // runMCE measures `mce run` or `mce reduce` (job names the system).
 func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 	res := &Result{System: system, CPUs: cpus, What: systemWhat(system)}
-	cmd := system
-	switch system {
-	case SysRunGroup, SysRun1CPU, SysRunReduce:
-		cmd = SysRun
-	case SysReduceReduce:
-		cmd = SysReduce
-	}
+	cmd := mceCommand(system)
 	if !r.mce.has(cmd) {
 		res.Status, res.Reason = StatusUnavailable, r.mce.why(cmd)
 		return res
@@ -401,7 +395,6 @@ func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 			return res
 		}
 	}
-	store := filepath.Join(r.cfg.Work, "store")
 	base := filepath.Join(r.cfg.Work, "out", fmt.Sprintf("%s-cpus%d", system, cpus))
 	if err := os.RemoveAll(base); err != nil {
 		res.Status, res.Reason = StatusFailed, err.Error()
@@ -409,26 +402,7 @@ func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 	}
 	r.measureN(ctx, res, r.cfg.Runs, func(i int) (Command, func() error, error) {
 		out := filepath.Join(base, fmt.Sprintf("r%d", i+1))
-		// NB: flags go before the inputs: urfave/cli stops at the first
-		// positional argument.
-		args := []string{r.mce.path, cmd, "--out", out, "--job", system, "--clusters", strconv.Itoa(cpus)}
-		switch system {
-		case SysRun:
-			args = append(args, r.inputArgs()...)
-		case SysRunGroup:
-			args = append(args, "--mode", "group")
-			args = append(args, r.inputArgs()...)
-		case SysRun1CPU:
-			args[len(args)-1] = oneCPUClusters(cpus)
-			args = append(args, r.inputArgs()...)
-		case SysRunReduce:
-			args = append(args, "--features", features)
-			args = append(args, r.inputArgs()...)
-		case SysReduceReduce:
-			args = append(args, "--features", features, "--store", store)
-		default:
-			args = append(args, "--store", store)
-		}
+		args := r.mceArgs(system, out, cpus)
 		read := func() error {
 			dir, err := runDir(out, system)
 			if err != nil {
@@ -454,6 +428,54 @@ func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 	return res
 }
 
+// mceCommand is the mce command that system runs: run or reduce.
+func mceCommand(system string) string {
+	switch system {
+	case SysRunGroup, SysRun1CPU, SysRunReduce:
+		return SysRun
+	case SysReduceReduce:
+		return SysReduce
+	}
+	return system
+}
+
+// storeDir is the store this bench's partition makes and its reduces read.
+func (r *runner) storeDir() string { return filepath.Join(r.cfg.Work, "store") }
+
+// mceArgs is the command line of system (one of run's and reduce's) on
+// cpus CPUs, its run folder under out: the measured runs' and the
+// profiled ones'.
+func (r *runner) mceArgs(system, out string, cpus int) []string {
+	// NB: flags go before the inputs: urfave/cli stops at the first
+	// positional argument.
+	args := []string{r.mce.path, mceCommand(system), "--out", out, "--job", system, "--clusters", strconv.Itoa(cpus)}
+	features := filepath.Join(r.cfg.Src, ReduceFormFeatures)
+	switch system {
+	case SysRun:
+		args = append(args, r.inputArgs()...)
+	case SysRunGroup:
+		args = append(args, "--mode", "group")
+		args = append(args, r.inputArgs()...)
+	case SysRun1CPU:
+		args[len(args)-1] = oneCPUClusters(cpus)
+		args = append(args, r.inputArgs()...)
+	case SysRunReduce:
+		args = append(args, "--features", features)
+		args = append(args, r.inputArgs()...)
+	case SysReduceReduce:
+		args = append(args, "--features", features, "--store", r.storeDir())
+	default:
+		args = append(args, "--store", r.storeDir())
+	}
+	return args
+}
+
+// partitionArgs is mce partition's command line on cpus CPUs into store.
+func (r *runner) partitionArgs(store string, cpus int) []string {
+	args := []string{r.mce.path, SysPartition, "--out", store, "--cpus", strconv.Itoa(cpus), "--mem", r.cfg.PartitionMem}
+	return append(args, r.inputArgs()...)
+}
+
 // runPartition measures `mce partition` into a fresh store each time; the
 // last store stays for reduce.
 func (r *runner) runPartition(ctx context.Context, cpus int) *Result {
@@ -462,14 +484,13 @@ func (r *runner) runPartition(ctx context.Context, cpus int) *Result {
 		res.Status, res.Reason = StatusUnavailable, r.mce.why(SysPartition)
 		return res
 	}
-	store := filepath.Join(r.cfg.Work, "store")
+	store := r.storeDir()
 	r.measureN(ctx, res, r.cfg.Runs, func(i int) (Command, func() error, error) {
 		// A store that holds the files already would skip them.
 		if err := os.RemoveAll(store); err != nil {
 			return Command{}, nil, err
 		}
-		args := []string{r.mce.path, SysPartition, "--out", store, "--cpus", strconv.Itoa(cpus), "--mem", r.cfg.PartitionMem}
-		args = append(args, r.inputArgs()...)
+		args := r.partitionArgs(store, cpus)
 		read := func() error {
 			n, err := dirBytes(store)
 			if err != nil {
