@@ -139,11 +139,14 @@ type readTask struct {
 	cols []int
 	// decode is the store columns the workers decode (nil: all).
 	decode []int
-	files  []fileInfo // by FileID
-	ids    []store.FileID
-	pw     *partWriter
-	tz     *time.Location      // --tz; nil: none
-	lines  []output.LineFormat // by section
+	// seconds is those of them decoded to their seconds only where a
+	// block keeps them as packed times (Spec.TimesRead).
+	seconds []int
+	files   []fileInfo // by FileID
+	ids     []store.FileID
+	pw      *partWriter
+	tz      *time.Location      // --tz; nil: none
+	lines   []output.LineFormat // by section
 
 	errOnce sync.Once
 	err     error
@@ -226,6 +229,20 @@ func (rt *readTask) fail(err error) {
 	rt.stop.Store(true)
 }
 
+// iterOptions returns what the task's workers read of the store.
+func (rt *readTask) iterOptions() store.IterOptions {
+	return store.IterOptions{Files: rt.ids, Columns: rt.decode, SecondsOnly: rt.seconds}
+}
+
+// allColumns returns 0 to n-1.
+func allColumns(n int) []int {
+	cols := make([]int, n)
+	for i := range cols {
+		cols[i] = i
+	}
+	return cols
+}
+
 // startRead opens the store, checks that it still holds the planned
 // files, and creates the task's part file.
 func (w *worker) startRead(env *engine.TaskEnv, t *engine.Task) (*readTask, error) {
@@ -249,6 +266,13 @@ func (w *worker) startRead(env *engine.TaskEnv, t *engine.Task) (*readTask, erro
 	if a.TZ != "" {
 		if rt.tz, err = time.LoadLocation(a.TZ); err != nil {
 			return fail(fmt.Errorf("--tz %q: %w", a.TZ, err))
+		}
+	}
+	if env.Spec.TimesRead && rt.tz == nil {
+		// With --tz, userRows rewrites the times' text.
+		rt.seconds = rt.decode
+		if rt.seconds == nil {
+			rt.seconds = allColumns(len(db.Config().Schema))
 		}
 	}
 	if rt.files, rt.ids, err = checkFiles(db, a); err != nil {
@@ -556,7 +580,7 @@ func (w *worker) runRead(ctx context.Context, env *engine.TaskEnv, t *engine.Tas
 func (g *groupWorker) shard(ctx context.Context, s int, sink *lineSink) error {
 	rt := g.rt
 	it, err := rt.db.Users(ctx, rt.db.ShardSpan(s), &store.UsersOptions{
-		ByFile: !rt.a.Across, IterOptions: store.IterOptions{Files: rt.ids, Columns: rt.decode}, Block: g.blk,
+		ByFile: !rt.a.Across, IterOptions: rt.iterOptions(), Block: g.blk,
 	})
 	if err != nil {
 		return fmt.Errorf("shard %d: %w", s, err)
@@ -730,7 +754,7 @@ func (g *groupWorker) heavyItem(ctx context.Context, it *heavyItem) heavyResult 
 	res := heavyResult{out: groupEmpty}
 	before := g.stats[it.sec]
 	var span store.Span
-	opts := &store.UsersOptions{ByFile: !rt.a.Across, IterOptions: store.IterOptions{Files: rt.ids, Columns: rt.decode}, Block: g.blk}
+	opts := &store.UsersOptions{ByFile: !rt.a.Across, IterOptions: rt.iterOptions(), Block: g.blk}
 	switch {
 	case it.chunk != nil:
 		span, opts.ByFile = it.chunk.Span, true

@@ -245,7 +245,9 @@ func TestLastLine(t *testing.T) {
 // carry the seconds of their packed times in Row.Parsed, and those are
 // what the text reads as; the built-in features then read them there. A
 // feature set whose schema orders the store's columns otherwise (a
-// subset, the time first) finds them at its own column.
+// subset, the time first) finds them at its own column. With
+// Spec.TimesRead, the packed times have no text, and Row.Time reads the
+// same times from their seconds.
 func TestHandlers_parsedTimes(t *testing.T) {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
@@ -255,61 +257,78 @@ func TestHandlers_parsedTimes(t *testing.T) {
 		feature.MustSchema([]string{feature.ColIssuedAt, feature.ColIssuer, feature.ColAmount}, feature.ColIssuer),
 	} {
 		issued := schema.Index(feature.ColIssuedAt)
-		var rowsSeen, parsed atomic.Int64
-		spec := feature.Spec{
-			Name:    "parsed",
-			Schema:  schema,
-			Columns: []feature.Column{{Name: "invoice_count", Type: feature.TypeInt}},
-			Reduce: func(u *feature.User, rows feature.Rows, out *feature.Record) error {
-				var n int64
-				for rows.Next() {
-					r := rows.Row()
-					n++
-					rowsSeen.Add(1)
-					if len(r.Fields) != schema.Len() {
-						return fmt.Errorf("%d fields, the schema has %d", len(r.Fields), schema.Len())
+		var timeSums [2]int64 // of Row.Time's Unix seconds, without and with TimesRead
+		for k, timesRead := range []bool{false, true} {
+			var rowsSeen, parsed, timeSum atomic.Int64
+			spec := feature.Spec{
+				Name:      "parsed",
+				Schema:    schema,
+				Columns:   []feature.Column{{Name: "invoice_count", Type: feature.TypeInt}},
+				TimesRead: timesRead,
+				Reduce: func(u *feature.User, rows feature.Rows, out *feature.Record) error {
+					var n int64
+					for rows.Next() {
+						r := rows.Row()
+						n++
+						rowsSeen.Add(1)
+						if len(r.Fields) != schema.Len() {
+							return fmt.Errorf("%d fields, the schema has %d", len(r.Fields), schema.Len())
+						}
+						tm, err := r.Time(issued)
+						if err != nil {
+							return err
+						}
+						timeSum.Add(tm.Unix())
+						for j := range 64 {
+							if r.Parsed.Times>>j&1 == 0 {
+								continue
+							}
+							if j != issued {
+								return fmt.Errorf("column %d parsed as a time", j)
+							}
+							parsed.Add(1)
+							if timesRead {
+								if r.Fields[j] != nil {
+									return fmt.Errorf("TimesRead, yet the packed time has its text %q", r.Fields[j])
+								}
+							} else if sec, ok := feature.LocalSeconds(r.Fields[j]); !ok || sec != r.Parsed.Values[j] {
+								return fmt.Errorf("%q parsed as %d; it reads as %d, %v", r.Fields[j], r.Parsed.Values[j], sec, ok)
+							}
+						}
 					}
-					for j := range 64 {
-						if r.Parsed.Times>>j&1 == 0 {
-							continue
-						}
-						if j != issued {
-							return fmt.Errorf("column %d parsed as a time", j)
-						}
-						parsed.Add(1)
-						if sec, ok := feature.LocalSeconds(r.Fields[j]); !ok || sec != r.Parsed.Values[j] {
-							return fmt.Errorf("%q parsed as %d; it reads as %d, %v", r.Fields[j], r.Parsed.Values[j], sec, ok)
-						}
-					}
-				}
-				out.SetIntAt(0, n)
-				return nil
-			},
-		}
-		if err := spec.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tasks, err := reduce.Plan(ctx, db, &spec, nil, false, engine.Options{Clusters: []int{2}, Logger: quiet}, reduce.Outputs{})
-		db.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		sort.SliceStable(tasks, func(i, j int) bool { return tasks[i].Phase < tasks[j].Phase })
-		dir := t.TempDir()
-		hs := reduce.Handlers()
-		for i := range tasks {
-			tk := &tasks[i]
-			env := &engine.TaskEnv{Spec: &spec, RunDir: dir, CPUs: 2, Progress: &engine.Progress{}, Logger: quiet}
-			if _, err := hs[tk.Kind].Run(ctx, env, tk); err != nil {
-				t.Fatalf("%v: task %s %s: %v", schema.Columns(), tk.Kind, tk.Input, err)
+					out.SetIntAt(0, n)
+					return nil
+				},
 			}
+			if err := spec.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tasks, err := reduce.Plan(ctx, db, &spec, nil, false, engine.Options{Clusters: []int{2}, Logger: quiet}, reduce.Outputs{})
+			db.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort.SliceStable(tasks, func(i, j int) bool { return tasks[i].Phase < tasks[j].Phase })
+			dir := t.TempDir()
+			hs := reduce.Handlers()
+			for i := range tasks {
+				tk := &tasks[i]
+				env := &engine.TaskEnv{Spec: &spec, RunDir: dir, CPUs: 2, Progress: &engine.Progress{}, Logger: quiet}
+				if _, err := hs[tk.Kind].Run(ctx, env, tk); err != nil {
+					t.Fatalf("%v, TimesRead %v: task %s %s: %v", schema.Columns(), timesRead, tk.Kind, tk.Input, err)
+				}
+			}
+			if rowsSeen.Load() != s.Rows || parsed.Load() != s.Rows {
+				t.Fatalf("%v, TimesRead %v: %d rows seen, %d with a parsed time; the files have %d", schema.Columns(), timesRead, rowsSeen.Load(), parsed.Load(), s.Rows)
+			}
+			timeSums[k] = timeSum.Load()
 		}
-		if rowsSeen.Load() != s.Rows || parsed.Load() != s.Rows {
-			t.Fatalf("%v: %d rows seen, %d with a parsed time; the files have %d", schema.Columns(), rowsSeen.Load(), parsed.Load(), s.Rows)
+		if timeSums[0] != timeSums[1] {
+			t.Errorf("%v: the times sum to %d, and to %d with TimesRead", schema.Columns(), timeSums[0], timeSums[1])
 		}
 	}
 }

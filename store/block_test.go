@@ -34,6 +34,8 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 	if b.Len() != len(rows) {
 		t.Fatalf("block has %d rows, want %d", b.Len(), len(rows))
 	}
+	// A time column decoded to its seconds only has no text.
+	secondsOnly := func(j int) bool { return b.secondsOnly(j) && slices.Contains(b.TimeColumns(), j) }
 	var fieldBytes int64
 	for i, r := range rows {
 		if b.Line(i) != r.line {
@@ -46,6 +48,9 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 				want = nil
 			}
 			decoded := cols == nil || slices.Contains(cols, j)
+			if secondsOnly(j) {
+				want, decoded = nil, false
+			}
 			if got := b.Field(i, j); !bytes.Equal(got, want) || decoded != (got != nil) {
 				t.Fatalf("row %d field %d = %q, want %q", i, j, got, want)
 			}
@@ -60,7 +65,7 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 			t.Fatalf("column %d not decoded, among the time columns %v", j, b.TimeColumns())
 		}
 		for i := range rows {
-			f := b.Field(i, j)
+			f := rows[i].fields[j]
 			if sec, ok := feature.LocalSeconds(f); !ok || sec != b.Seconds(i, k) {
 				t.Fatalf("row %d column %d: %q has the seconds %d; it reads as %d, %v", i, j, f, b.Seconds(i, k), sec, ok)
 			}
@@ -205,6 +210,13 @@ func FuzzBlock(f *testing.F) {
 				t.Fatal(err)
 			}
 			checkBlock(t, b, rows, int(ncols)-1)
+			// Every column that packs as times, to its seconds only.
+			b.SetColumns(nil)
+			b.SetSecondsOnly(allCols(int(ncols)))
+			if err := b.DecodeRaw(raw, w.Layout()); err != nil {
+				t.Fatal(err)
+			}
+			checkBlock(t, b, rows)
 			// Any bytes decode or fail with ErrCorrupt, never panic.
 			b.SetColumns(nil)
 			if err := b.DecodeRaw(data, w.Layout()); err != nil && !errors.Is(err, ErrCorrupt) {
@@ -390,4 +402,13 @@ func BenchmarkBlockDecode(b *testing.B) {
 			})
 		}
 	}
+}
+
+// allCols returns 0 to n-1.
+func allCols(n int) []int {
+	cols := make([]int, n)
+	for i := range cols {
+		cols[i] = i
+	}
+	return cols
 }

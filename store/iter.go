@@ -20,6 +20,10 @@ type IterOptions struct {
 	// nil. A block of a format 2 store is then not even parsed past its
 	// column directory for them.
 	Columns []int
+	// SecondsOnly are the time columns a UserIter's Rows decode to their
+	// seconds only, where a block keeps them packed: see
+	// Block.SetSecondsOnly.
+	SecondsOnly []int
 }
 
 // Iter walks the blocks of a span in key order: by shard, user, file (in
@@ -311,6 +315,7 @@ func (db *DB) Users(ctx context.Context, span Span, opts *UsersOptions) (*UserIt
 		u.rows.blk = new(Block)
 	}
 	u.rows.blk.SetColumns(o.Columns)
+	u.rows.blk.SetSecondsOnly(o.SecondsOnly)
 	return u, nil
 }
 

@@ -229,8 +229,12 @@ func (b *Block) decodePacked(j int, mode byte, p []byte) ([]byte, error) {
 	}
 	at := len(b.starts)
 	b.colAt[j] = at
-	b.packed = append(b.packed, j)
 	b.fieldBytes += int64(b.rows) * int64(size)
+	if mode == colTime && b.secondsOnly(j) {
+		b.colAt[j] = colAbsent
+		return b.decodeSeconds(j, flag, p)
+	}
+	b.packed = append(b.packed, j)
 	switch mode {
 	case colUUID:
 		if flag > 1 || len(p) < 16*b.rows {
@@ -254,44 +258,58 @@ func (b *Block) decodePacked(j int, mode byte, p []byte) ([]byte, error) {
 		}
 		return p[16*b.rows:], nil
 	default: // colTime
-		// Every time takes a byte at least: the text made is at most
-		// timeLen times the section.
-		if (flag != ' ' && flag != 'T') || len(p) < b.rows {
-			return nil, blockErr("time column")
+		// The seconds, then the text of every row at once, written in
+		// place: every time takes a byte at least (decodeSeconds checks),
+		// so the text made is at most timeLen times the section.
+		at := len(b.timeSecs)
+		p, err := b.decodeSeconds(j, flag, p)
+		if err != nil {
+			return nil, err
 		}
-		// The text of every row at once, written in place.
 		base := len(b.text)
 		b.text = slices.Grow(b.text, b.rows*timeLen)[:base+b.rows*timeLen]
 		out := b.text[base:]
-		secs := int64(0)
-		b.times = append(b.times, j)
-		at := len(b.timeSecs)
-		b.timeSecs = slices.Grow(b.timeSecs, b.rows)[:at+b.rows]
-		for i := 0; i < b.rows; i++ {
-			var d int64
-			if len(p) > 0 && p[0] < 0x80 { // most deltas: one byte
-				d = int64(p[0]>>1) ^ -int64(p[0]&1)
-				p = p[1:]
-			} else {
-				v, n := binary.Varint(p)
-				if n <= 0 {
-					return nil, blockErr("time column")
-				}
-				d, p = v, p[n:]
-			}
-			secs += d
-			if secs < minPackedSecs || secs >= endPackedSecs {
-				return nil, blockErr("time")
-			}
+		for i, secs := range b.timeSecs[at:] {
 			o := (*[timeLen]byte)(out[i*timeLen:])
 			putTime(o, secs, flag, &b.dates)
-			b.timeSecs[at+i] = secs
 			s := uint32(base + i*timeLen)
 			b.starts = append(b.starts, s)
 			b.ends = append(b.ends, s+timeLen)
 		}
 		return p, nil
 	}
+}
+
+// decodeSeconds decodes the seconds of packed time column j from p (its
+// section after the flag) into timeSecs and returns the rest of p.
+func (b *Block) decodeSeconds(j int, flag byte, p []byte) ([]byte, error) {
+	if (flag != ' ' && flag != 'T') || len(p) < b.rows {
+		return nil, blockErr("time column")
+	}
+	secs := int64(0)
+	b.times = append(b.times, j)
+	at := len(b.timeSecs)
+	b.timeSecs = slices.Grow(b.timeSecs, b.rows)[:at+b.rows]
+	out := b.timeSecs[at:]
+	for i := range out {
+		var d int64
+		if len(p) > 0 && p[0] < 0x80 { // most deltas: one byte
+			d = int64(p[0]>>1) ^ -int64(p[0]&1)
+			p = p[1:]
+		} else {
+			v, n := binary.Varint(p)
+			if n <= 0 {
+				return nil, blockErr("time column")
+			}
+			d, p = v, p[n:]
+		}
+		secs += d
+		if secs < minPackedSecs || secs >= endPackedSecs {
+			return nil, blockErr("time")
+		}
+		out[i] = secs
+	}
+	return p, nil
 }
 
 // placeText appends the packed columns' text to raw, where Field finds

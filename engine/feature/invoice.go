@@ -51,6 +51,7 @@ func Invoice() Spec {
 		},
 		NewAggregator: func(*User) Aggregator { return &invoiceAgg{cols: cols} },
 		Reads:         []string{ColReceiver, ColIssuedAt, ColAmount},
+		TimesRead:     true,
 	}
 }
 

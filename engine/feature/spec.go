@@ -102,6 +102,13 @@ type Spec struct {
 	// makes a bad row whether or not amount is read. nil reads every
 	// column.
 	Reads []string
+	// TimesRead says that Map and the features read every time through
+	// Row.Time, never as text. mce reduce then hands the times its store
+	// keeps packed to Row.Time as they are, without writing their text
+	// first (about a tenth of decoding a block): such a field is nil. A
+	// time the store keeps as text, and every time with --tz, is still
+	// text. The built-in features set it.
+	TimesRead bool
 }
 
 // Validate checks the Spec and fills defaults.

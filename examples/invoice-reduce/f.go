@@ -52,8 +52,12 @@ var Features = feature.Spec{
 	// The columns reduce reads: mce run then copies only these (and the
 	// user) out of each file into the rows it groups, and mce reduce
 	// decodes only these from the store.
-	Reads:  []string{feature.ColReceiver, feature.ColIssuedAt, feature.ColAmount},
-	Reduce: reduce,
+	Reads: []string{feature.ColReceiver, feature.ColIssuedAt, feature.ColAmount},
+	// The features read issued_at through row.Time only, never as text:
+	// mce reduce then hands row.Time the seconds the store keeps, without
+	// writing the times' text first.
+	TimesRead: true,
+	Reduce:    reduce,
 }
 
 func reduce(u *feature.User, rows feature.Rows, out *feature.Record) error {
