@@ -151,8 +151,9 @@ type readTask struct {
 	errOnce sync.Once
 	err     error
 	stop    atomic.Bool
-	rows    atomic.Int64
-	bytes   atomic.Int64
+	// bytes is the field bytes the workers read, for the progress
+	// (pumpProgress); each worker adds its own now and then (flush).
+	bytes atomic.Int64
 
 	// aggs are the aggregators of heavy users' chunks done with, for the
 	// next chunks.
@@ -347,6 +348,25 @@ type groupWorker struct {
 	// a heavy user's chunk) decode their blocks, with buffers kept from
 	// one to the next.
 	blk *store.Block
+	// bytes and users are this worker's progress since its last flush:
+	// counters all the workers shared, added to on every group, cost
+	// their cache line's trips between the CPUs.
+	bytes, users int64
+}
+
+// flushEvery is how many groups a worker reduces between two flushes of
+// its progress (and checks of rt.stop).
+const flushEvery = 64
+
+// flush adds the worker's progress to the task's.
+func (g *groupWorker) flush() {
+	if g.bytes != 0 {
+		g.rt.bytes.Add(g.bytes)
+	}
+	if g.users != 0 {
+		g.rt.env.Progress.UsersDone.Add(g.users)
+	}
+	g.bytes, g.users = 0, 0
 }
 
 func (rt *readTask) newGroupWorker() *groupWorker {
@@ -371,8 +391,7 @@ func (g *groupWorker) count(sec int) {
 	st.Rows += r.rows
 	st.Dropped += r.dropped
 	st.Bytes += r.bytes
-	g.rt.rows.Add(r.rows)
-	g.rt.bytes.Add(r.bytes)
+	g.bytes += r.bytes
 	r.rows, r.dropped, r.bytes = 0, 0, 0
 }
 
@@ -537,6 +556,7 @@ func (w *worker) runRead(ctx context.Context, env *engine.TaskEnv, t *engine.Tas
 					if got {
 						if i := int(nextItem.Add(1) - 1); i < len(m.items) {
 							m.done(i, g.heavyItem(ctx, &m.items[i]))
+							g.flush()
 						} else {
 							<-m.slots
 						}
@@ -586,10 +606,13 @@ func (g *groupWorker) shard(ctx context.Context, s int, sink *lineSink) error {
 		return fmt.Errorf("shard %d: %w", s, err)
 	}
 	defer it.Close()
-	p := rt.env.Progress
+	defer g.flush()
 	for n := 0; it.Next(); n++ {
-		if n%64 == 0 && rt.stop.Load() {
-			return nil
+		if n%flushEvery == 0 {
+			g.flush()
+			if rt.stop.Load() {
+				return nil
+			}
 		}
 		sec := rt.sectionOf(it.File())
 		if sec < 0 || rt.pw.hasFailed(sec) {
@@ -598,7 +621,7 @@ func (g *groupWorker) shard(ctx context.Context, s int, sink *lineSink) error {
 		switch g.reduceGroup(it.Rows(), it.User(), it.File(), sec) {
 		case groupLine:
 			g.stats[sec].Users++
-			p.UsersDone.Add(1)
+			g.users++
 			if err := sink.add(sec, it.User(), g.line); err != nil {
 				return err
 			}
