@@ -230,9 +230,10 @@ func (rt *readTask) fail(err error) {
 	rt.stop.Store(true)
 }
 
-// iterOptions returns what the task's workers read of the store.
+// iterOptions returns what the task's workers read of the store: the
+// rows' source lines only for a Map, whose errors name the row's line.
 func (rt *readTask) iterOptions() store.IterOptions {
-	return store.IterOptions{Files: rt.ids, Columns: rt.decode, SecondsOnly: rt.seconds}
+	return store.IterOptions{Files: rt.ids, Columns: rt.decode, SecondsOnly: rt.seconds, NoLines: rt.spec.Map == nil}
 }
 
 // allColumns returns 0 to n-1.

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -330,5 +332,64 @@ func TestHandlers_parsedTimes(t *testing.T) {
 		if timeSums[0] != timeSums[1] {
 			t.Errorf("%v: the times sum to %d, and to %d with TimesRead", schema.Columns(), timeSums[0], timeSums[1])
 		}
+	}
+}
+
+// TestHandlers_mapLine: a Map that fails on a row names the row's line
+// in its input file: the workers decode the rows' lines when the feature
+// set has a Map (without one they leave them out, store.IterOptions.NoLines).
+func TestHandlers_mapLine(t *testing.T) {
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	data, st, _ := genStore(t, gen.Options{Seed: 9, Files: 1, Size: gen.Size{Rows: 3000}}, 4, csvread.Options{})
+	files, err := filepath.Glob(filepath.Join(data, "invoices_*.csv"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("data files %v, %v", files, err)
+	}
+	// The invoice of line 1500 (line 1 is the header), and its id.
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wantLine = 1500
+	lines := bytes.Split(raw, []byte("\n"))
+	id := string(bytes.SplitN(lines[wantLine-1], []byte(","), 2)[0])
+	idCol := feature.InvoiceSchema.Index(feature.ColInvoiceID)
+	spec := countSpec()
+	spec.Map = func(row *feature.Row, _ feature.Params) ([]byte, bool) {
+		if string(row.Fields[idCol]) == id {
+			panic("map refuses this invoice")
+		}
+		return nil, true
+	}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := reduce.Plan(ctx, db, &spec, nil, false, engine.Options{Clusters: []int{2}, Logger: quiet}, reduce.Outputs{})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.SliceStable(tasks, func(i, j int) bool { return tasks[i].Phase < tasks[j].Phase })
+	dir := t.TempDir()
+	hs := reduce.Handlers()
+	var failed error
+	for i := range tasks {
+		tk := &tasks[i]
+		env := &engine.TaskEnv{Spec: &spec, RunDir: dir, CPUs: 2, Progress: &engine.Progress{}, Logger: quiet}
+		if _, err := hs[tk.Kind].Run(ctx, env, tk); err != nil {
+			failed = err
+		}
+	}
+	var te *engine.TaskError
+	if !errors.As(failed, &te) {
+		t.Fatalf("the tasks gave %v, want a TaskError", failed)
+	}
+	if te.Line != wantLine || !strings.Contains(te.Message, "map refuses this invoice") {
+		t.Errorf("the failure names line %d (%s), want line %d", te.Line, te.Message, wantLine)
 	}
 }

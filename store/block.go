@@ -307,6 +307,7 @@ type Block struct {
 	// seconds marks the packed time columns decoded to their seconds
 	// only (SetSecondsOnly), by column.
 	seconds []bool
+	noLines bool // SetNoLines
 	// Per column: where its rows' offsets start in starts/ends, colConst
 	// for a constant column, whose one value is at [cs, ce), or colAbsent
 	// for a column not decoded.
@@ -372,6 +373,13 @@ func (b *Block) SetSecondsOnly(cols []int) {
 	}
 }
 
+// SetNoLines makes the next decodes of a Layout2 or Layout3 block leave
+// the rows' source lines out, as a column not decoded: Line then returns
+// 0. It is for a reader that never asks for them (mce reduce without a
+// Map, whose lines only name a row that Map failed on). A Layout1 block
+// decodes them anyway.
+func (b *Block) SetNoLines(no bool) { b.noLines = no }
+
 // secondsOnly reports whether packed time column j is decoded to its
 // seconds only.
 func (b *Block) secondsOnly(j int) bool { return j < len(b.seconds) && b.seconds[j] }
@@ -394,8 +402,14 @@ func (b *Block) TimeColumns() []int { return b.times }
 // TimeColumns: what its text reads as, in UTC.
 func (b *Block) Seconds(i, k int) int64 { return b.timeSecs[k*b.rows+i] }
 
-// Line returns row i's source line.
-func (b *Block) Line(i int) int64 { return b.lines[i] }
+// Line returns row i's source line, or 0 when the block was decoded
+// without its lines (SetNoLines).
+func (b *Block) Line(i int) int64 {
+	if b.noLines && len(b.lines) == 0 {
+		return 0
+	}
+	return b.lines[i]
+}
 
 // FieldBytes returns the bytes of every field of every row of the block,
 // the columns not decoded included.
@@ -560,13 +574,16 @@ func (b *Block) decodeLayout2(p []byte) error {
 	if total != uint64(len(p)) {
 		return fmt.Errorf("%w: block: directory says %d bytes, %d follow", ErrCorrupt, total, len(p))
 	}
-	lines := p[:secs[0]]
-	rest, err := b.decodeLines(lines)
-	if err != nil {
-		return err
-	}
-	if len(rest) != 0 {
-		return blockErr("lines section")
+	if b.noLines {
+		b.lines = b.lines[:0]
+	} else {
+		rest, err := b.decodeLines(p[:secs[0]])
+		if err != nil {
+			return err
+		}
+		if len(rest) != 0 {
+			return blockErr("lines section")
+		}
 	}
 	p = p[secs[0]:]
 	for j := 0; j < b.ncols; j++ {

@@ -38,8 +38,12 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 	secondsOnly := func(j int) bool { return b.secondsOnly(j) && slices.Contains(b.TimeColumns(), j) }
 	var fieldBytes int64
 	for i, r := range rows {
-		if b.Line(i) != r.line {
-			t.Fatalf("row %d line %d, want %d", i, b.Line(i), r.line)
+		wantLine := r.line
+		if b.noLines && b.layout != Layout1 {
+			wantLine = 0 // SetNoLines
+		}
+		if b.Line(i) != wantLine {
+			t.Fatalf("row %d line %d, want %d", i, b.Line(i), wantLine)
 		}
 		for j, f := range r.fields {
 			fieldBytes += int64(len(f))
@@ -217,6 +221,18 @@ func FuzzBlock(f *testing.F) {
 				t.Fatal(err)
 			}
 			checkBlock(t, b, rows)
+			// Without the lines.
+			b.SetNoLines(true)
+			if err := b.DecodeRaw(raw, w.Layout()); err != nil {
+				t.Fatal(err)
+			}
+			checkBlock(t, b, rows)
+			for i := range rows {
+				if w.Layout() != Layout1 && b.Line(i) != 0 {
+					t.Fatalf("%s: row %d has line %d, decoded without the lines", l.name, i, b.Line(i))
+				}
+			}
+			b.SetNoLines(false)
 			// Any bytes decode or fail with ErrCorrupt, never panic.
 			b.SetColumns(nil)
 			if err := b.DecodeRaw(data, w.Layout()); err != nil && !errors.Is(err, ErrCorrupt) {

@@ -24,6 +24,9 @@ type IterOptions struct {
 	// seconds only, where a block keeps them packed: see
 	// Block.SetSecondsOnly.
 	SecondsOnly []int
+	// NoLines makes a UserIter's Rows leave the rows' source lines out
+	// (Rows.Line is then 0): see Block.SetNoLines.
+	NoLines bool
 }
 
 // Iter walks the blocks of a span in key order: by shard, user, file (in
@@ -316,6 +319,7 @@ func (db *DB) Users(ctx context.Context, span Span, opts *UsersOptions) (*UserIt
 	}
 	u.rows.blk.SetColumns(o.Columns)
 	u.rows.blk.SetSecondsOnly(o.SecondsOnly)
+	u.rows.blk.SetNoLines(o.NoLines)
 	return u, nil
 }
 
