@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/text/encoding/charmap"
 
+	"github.com/mce-engine/mce/internal/ascii"
 	"github.com/mce-engine/mce/internal/hugemem"
 )
 
@@ -285,7 +286,7 @@ func (a *invoiceAgg) Slot(row *Row) unsafe.Pointer {
 		return nil
 	}
 	rcv := row.Fields[a.cols.receiver]
-	if len(rcv) > rcvInline || !isASCII(rcv) {
+	if len(rcv) > rcvInline || !ascii.Valid(rcv) {
 		return nil
 	}
 	k := packName(rcv)
@@ -411,7 +412,7 @@ func (a *invoiceAgg) Merge(other Aggregator) error {
 // the receivers' lookup costs no allocation.
 func utf8Text(buf, b []byte, enc Encoding) []byte {
 	switch {
-	case isASCII(b):
+	case ascii.Valid(b):
 		return b
 	case enc == EncodingCP1252 || enc != EncodingUTF8 && !utf8.Valid(b):
 		for _, c := range b {

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/mce-engine/mce/internal/ascii"
 	"github.com/mce-engine/mce/internal/civil"
 	"golang.org/x/text/encoding/charmap"
 )
@@ -102,7 +103,7 @@ func (r *Row) String(i int) string { return DecodeText(r.Fields[i], r.Encoding) 
 // says so (or, for EncodingAuto, when b is not valid UTF-8). Invalid UTF-8
 // in an EncodingUTF8 field becomes U+FFFD.
 func DecodeText(b []byte, enc Encoding) string {
-	if isASCII(b) {
+	if ascii.Valid(b) {
 		return string(b)
 	}
 	switch enc {
@@ -127,15 +128,6 @@ func decodeCP1252(b []byte) string {
 		panic("BUG: cp1252 decode: " + err.Error())
 	}
 	return string(out)
-}
-
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // unsafeString views b as a string without copying, for parsing only: the
@@ -408,7 +400,7 @@ func digits(b []byte) (int, bool) {
 // together: b itself when it is ASCII, or valid UTF-8 in a file that is
 // not cp1252; else b decoded from cp1252.
 func KeyUTF8(b []byte, enc Encoding) []byte {
-	if isASCII(b) || (enc != EncodingCP1252 && utf8.Valid(b)) {
+	if ascii.Valid(b) || (enc != EncodingCP1252 && utf8.Valid(b)) {
 		return b
 	}
 	return []byte(DecodeText(b, enc))

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/text/encoding/charmap"
 
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/ascii"
 )
 
 // span is a field's [a, b) in a line.
@@ -476,7 +477,7 @@ func isEmptyLine(ln []byte) bool {
 // or the encoding is automatic and the field is not valid UTF-8), or an
 // empty slot when the field is fine as it is, and the row's line.
 func (b *Batch) addUser(fld []byte, enc feature.Encoding, line int64) {
-	if enc != feature.EncodingUTF8 && !isASCII(fld) &&
+	if enc != feature.EncodingUTF8 && !ascii.Valid(fld) &&
 		(enc == feature.EncodingCP1252 || !utf8.Valid(fld)) {
 		b.buf = appendCP1252(b.buf, fld)
 	}
@@ -495,13 +496,4 @@ func appendCP1252(dst, src []byte) []byte {
 		dst = utf8.AppendRune(dst, charmap.Windows1252.DecodeByte(c))
 	}
 	return dst
-}
-
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
