@@ -251,8 +251,6 @@ func TestLastLine(t *testing.T) {
 // Spec.TimesRead, the packed times have no text, and Row.Time reads the
 // same times from their seconds.
 func TestHandlers_parsedTimes(t *testing.T) {
-	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
 	_, st, s := genStore(t, gen.Options{Seed: 7, Files: 2, Size: gen.Size{Rows: 5000}}, 4, csvread.Options{})
 	for _, schema := range []*feature.Schema{
 		feature.InvoiceSchema,
@@ -302,27 +300,8 @@ func TestHandlers_parsedTimes(t *testing.T) {
 					return nil
 				},
 			}
-			if err := spec.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet})
-			if err != nil {
-				t.Fatal(err)
-			}
-			tasks, err := reduce.Plan(ctx, db, &spec, nil, false, engine.Options{Clusters: []int{2}, Logger: quiet}, reduce.Outputs{})
-			db.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			sort.SliceStable(tasks, func(i, j int) bool { return tasks[i].Phase < tasks[j].Phase })
-			dir := t.TempDir()
-			hs := reduce.Handlers()
-			for i := range tasks {
-				tk := &tasks[i]
-				env := &engine.TaskEnv{Spec: &spec, RunDir: dir, CPUs: 2, Progress: &engine.Progress{}, Logger: quiet}
-				if _, err := hs[tk.Kind].Run(ctx, env, tk); err != nil {
-					t.Fatalf("%v, TimesRead %v: task %s %s: %v", schema.Columns(), timesRead, tk.Kind, tk.Input, err)
-				}
+			if err := runPlanned(t, st, &spec); err != nil {
+				t.Fatalf("%v, TimesRead %v: %v", schema.Columns(), timesRead, err)
 			}
 			if rowsSeen.Load() != s.Rows || parsed.Load() != s.Rows {
 				t.Fatalf("%v, TimesRead %v: %d rows seen, %d with a parsed time; the files have %d", schema.Columns(), timesRead, rowsSeen.Load(), parsed.Load(), s.Rows)
@@ -339,8 +318,6 @@ func TestHandlers_parsedTimes(t *testing.T) {
 // in its input file: the workers decode the rows' lines when the feature
 // set has a Map (without one they leave them out, store.IterOptions.NoLines).
 func TestHandlers_mapLine(t *testing.T) {
-	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
 	data, st, _ := genStore(t, gen.Options{Seed: 9, Files: 1, Size: gen.Size{Rows: 3000}}, 4, csvread.Options{})
 	files, err := filepath.Glob(filepath.Join(data, "invoices_*.csv"))
 	if err != nil || len(files) != 1 {
@@ -362,29 +339,7 @@ func TestHandlers_mapLine(t *testing.T) {
 		}
 		return nil, true
 	}
-	if err := spec.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tasks, err := reduce.Plan(ctx, db, &spec, nil, false, engine.Options{Clusters: []int{2}, Logger: quiet}, reduce.Outputs{})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.SliceStable(tasks, func(i, j int) bool { return tasks[i].Phase < tasks[j].Phase })
-	dir := t.TempDir()
-	hs := reduce.Handlers()
-	var failed error
-	for i := range tasks {
-		tk := &tasks[i]
-		env := &engine.TaskEnv{Spec: &spec, RunDir: dir, CPUs: 2, Progress: &engine.Progress{}, Logger: quiet}
-		if _, err := hs[tk.Kind].Run(ctx, env, tk); err != nil {
-			failed = err
-		}
-	}
+	failed := runPlanned(t, st, &spec)
 	var te *engine.TaskError
 	if !errors.As(failed, &te) {
 		t.Fatalf("the tasks gave %v, want a TaskError", failed)
@@ -392,4 +347,37 @@ func TestHandlers_mapLine(t *testing.T) {
 	if te.Line != wantLine || !strings.Contains(te.Message, "map refuses this invoice") {
 		t.Errorf("the failure names line %d (%s), want line %d", te.Line, te.Message, wantLine)
 	}
+}
+
+// runPlanned validates spec, plans its reduce job on the store st for one
+// cluster of 2 CPUs, and runs the tasks through the handlers in this
+// process, in phase order, in a run folder of its own. It returns the
+// first task's error, naming the task.
+func runPlanned(t *testing.T, st string, spec *feature.Spec) error {
+	t.Helper()
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(st, &store.Options{ReadOnly: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := reduce.Plan(ctx, db, spec, nil, false, engine.Options{Clusters: []int{2}, Logger: quiet}, reduce.Outputs{})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.SliceStable(tasks, func(i, j int) bool { return tasks[i].Phase < tasks[j].Phase })
+	dir := t.TempDir()
+	hs := reduce.Handlers()
+	for i := range tasks {
+		tk := &tasks[i]
+		env := &engine.TaskEnv{Spec: spec, RunDir: dir, CPUs: 2, Progress: &engine.Progress{}, Logger: quiet}
+		if _, err := hs[tk.Kind].Run(ctx, env, tk); err != nil {
+			return fmt.Errorf("task %s %s: %w", tk.Kind, tk.Input, err)
+		}
+	}
+	return nil
 }
