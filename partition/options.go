@@ -17,7 +17,10 @@ import (
 
 // Defaults of Options.
 const (
+	// DefaultMemBytes and MinAutoMemBytes bound the sort buffer Run
+	// picks when Options.MemBytes is 0 (AutoMemBytes).
 	DefaultMemBytes   = 1 << 30
+	MinAutoMemBytes   = 128 << 20
 	DefaultHeavyShare = 0.005
 	// DefaultHeavyMinRows keeps small users out of the heavy range even
 	// in a small run where they pass the share: below this a user is not
@@ -40,8 +43,9 @@ type Options struct {
 	Store string
 	// CPUs bounds parallel work (default GOMAXPROCS).
 	CPUs int
-	// MemBytes is the memory budget for sorting (default 1 GiB): rows are
-	// buffered up to it, then spilled to sorted runs on disk.
+	// MemBytes is the memory budget for sorting: rows are buffered up to
+	// it, then spilled to sorted runs on disk. 0 picks AutoMemBytes of
+	// the inputs.
 	MemBytes int64
 	// LimitHeap makes Run hold the process's Go memory limit
 	// (debug.SetMemoryLimit) to what MemBytes leaves the Go heap once the
@@ -98,6 +102,18 @@ type Options struct {
 	heavyFileRows int64
 }
 
+// AutoMemBytes is the sort buffer for inputs of rawBytes (uncompressed,
+// estimated): a sixteenth of them, at least MinAutoMemBytes and at most
+// DefaultMemBytes. A buffer bigger than the input needs is not free: on
+// a VM the first write to each fresh page of it cost 0.6–3.6 ms per MiB
+// (the hypervisor backs the page then), and a partition of 2 GB took
+// 14.7 s with 1 GiB against 10.9 s with 128 MiB, whose extra spills cost
+// less (bench/results/profile-partition.md). Big inputs keep the 1 GiB:
+// fewer, bigger runs keep the final merge on every CPU.
+func AutoMemBytes(rawBytes int64) int64 {
+	return min(max(rawBytes/16, MinAutoMemBytes), DefaultMemBytes)
+}
+
 func (o Options) withDefaults() (Options, error) {
 	if len(o.Inputs) == 0 {
 		return o, errors.New("no inputs: give files or directories to partition")
@@ -108,10 +124,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.CPUs <= 0 {
 		o.CPUs = runtime.GOMAXPROCS(0)
 	}
-	if o.MemBytes == 0 {
-		o.MemBytes = DefaultMemBytes
-	}
-	if o.MemBytes < MinMemBytes {
+	if o.MemBytes != 0 && o.MemBytes < MinMemBytes {
 		return o, fmt.Errorf("--mem %d: want at least %d MiB", o.MemBytes, MinMemBytes>>20)
 	}
 	if o.HeavyShare == 0 {

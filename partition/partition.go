@@ -71,6 +71,9 @@ type Result struct {
 	// PeakRSSBytes is the process's peak resident set (VmHWM) at the end of
 	// the run, 0 where the system does not say.
 	PeakRSSBytes int64
+	// MemBytes is the sort buffer the run used: Options.MemBytes, or the
+	// one it picked (AutoMemBytes).
+	MemBytes int64
 }
 
 // MBPerSec is the raw (uncompressed) input rate of the run in MB/s.
@@ -111,11 +114,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	t0 := time.Now()
-	// The sort buffers (--mem) grow into memory advised for huge pages:
-	// their page faults were a sixth of partition's CPU time.
-	hugemem.AdviseHeap(o.MemBytes + 64<<20)
-	p := &job{o: o, log: o.Logger, crash: newCrasher(o.CrashAt), res: &Result{Store: o.Store}}
-	defer func() { p.res.Elapsed = time.Since(t0) }()
 	ins, err := listInputs(o.Inputs)
 	if err != nil {
 		return nil, err
@@ -123,6 +121,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if len(ins) == 0 {
 		return nil, fmt.Errorf("no data files (.csv .tsv .txt, optionally .gz or .zst) in %s", strings.Join(o.Inputs, ", "))
 	}
+	if o.MemBytes == 0 {
+		var raw int64
+		for _, in := range ins {
+			raw += fileid.RawEstimate(in.path, in.size)
+		}
+		o.MemBytes = AutoMemBytes(raw)
+		o.Logger.Info("sort buffer picked for the inputs (--mem)", "mem_mib", o.MemBytes>>20, "inputs_mb", raw/1e6)
+	}
+	// The sort buffers (--mem) grow into memory advised for huge pages:
+	// their page faults were a sixth of partition's CPU time.
+	hugemem.AdviseHeap(o.MemBytes + 64<<20)
+	p := &job{o: o, log: o.Logger, crash: newCrasher(o.CrashAt), res: &Result{Store: o.Store, MemBytes: o.MemBytes}}
+	defer func() { p.res.Elapsed = time.Since(t0) }()
 	if err := p.open(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -633,5 +634,41 @@ func TestRun_olderStore(t *testing.T) {
 				t.Errorf("the store's format is %d after the partition, want %d", f, format)
 			}
 		})
+	}
+}
+
+// TestAutoMemBytes: the sort buffer picked without --mem is a sixteenth
+// of the inputs, from 128 MiB to 1 GiB.
+func TestAutoMemBytes(t *testing.T) {
+	for _, c := range []struct{ raw, want int64 }{
+		{0, MinAutoMemBytes},
+		{300e6, MinAutoMemBytes},
+		{2 << 30, 128 << 20},
+		{4 << 30, 256 << 20},
+		{16 << 30, DefaultMemBytes},
+		{1 << 40, DefaultMemBytes},
+	} {
+		if got := AutoMemBytes(c.raw); got != c.want {
+			t.Errorf("AutoMemBytes(%d) = %d MiB, want %d MiB", c.raw, got>>20, c.want>>20)
+		}
+	}
+}
+
+// TestRun_autoMem: without MemBytes, Run picks AutoMemBytes of the
+// inputs (a small input: the least) and says so in its Result; a given
+// MemBytes is kept.
+func TestRun_autoMem(t *testing.T) {
+	raw := generate(t, gen.Options{Seed: 13, Files: 2, Size: gen.Size{Rows: 5_000}})
+	for _, mem := range []int64{0, 64 << 20} {
+		o := smallOpts(raw, filepath.Join(t.TempDir(), "store"))
+		o.MemBytes = mem
+		res, err := Run(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := cmp.Or(mem, MinAutoMemBytes)
+		if res.MemBytes != want {
+			t.Errorf("MemBytes %d: the run used %d MiB, want %d MiB", mem, res.MemBytes>>20, want>>20)
+		}
 	}
 }
