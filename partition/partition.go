@@ -126,7 +126,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		for _, in := range ins {
 			raw += fileid.RawEstimate(in.path, in.size)
 		}
-		o.MemBytes = AutoMemBytes(raw)
+		o.MemBytes = autoMem(raw, cmp.Or(o.Read.MaxRowBytes, csvread.DefaultMaxRowBytes), o.CPUs, len(ins))
 		o.Logger.Info("sort buffer picked for the inputs (--mem)", "mem_mib", o.MemBytes>>20, "inputs_mb", raw/1e6)
 	}
 	// The sort buffers (--mem) grow into memory advised for huge pages:
@@ -288,6 +288,18 @@ func (p *job) classify(ctx context.Context, ins []input) ([]*todoFile, error) {
 		t.id = next + store.FileID(i)
 	}
 	return todo, nil
+}
+
+// autoMem is AutoMemBytes(rawBytes), raised (up to DefaultMemBytes) until
+// each sort buffer of the plan holds the longest row the reader takes
+// (maxRow), as the sort buffers of a 1 GiB --mem did: a row that fits no
+// buffer fails its file.
+func autoMem(rawBytes int64, maxRow, cpus, files int) int64 {
+	m := AutoMemBytes(rawBytes)
+	for m < DefaultMemBytes && planMemory(m, cpus, files).arenaBytes < int64(maxRow)+1<<20 {
+		m += 32 << 20
+	}
+	return min(m, DefaultMemBytes)
 }
 
 // memPlan splits the memory budget.

@@ -2,7 +2,6 @@ package partition
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -654,21 +653,59 @@ func TestAutoMemBytes(t *testing.T) {
 	}
 }
 
-// TestRun_autoMem: without MemBytes, Run picks AutoMemBytes of the
-// inputs (a small input: the least) and says so in its Result; a given
-// MemBytes is kept.
+// TestAutoMem: the buffer picked is raised until each sort buffer of the
+// plan holds the longest row the reader takes, and no further.
+func TestAutoMem(t *testing.T) {
+	for _, cpus := range []int{1, 2, 16, 64} {
+		for _, files := range []int{1, 6, 64} {
+			for _, raw := range []int64{0, 2 << 30, 8 << 30, 1 << 40} {
+				if got := autoMem(raw, 1<<20, cpus, files); got != AutoMemBytes(raw) {
+					t.Errorf("autoMem(%d, 1 MiB rows, %d CPUs, %d files) = %d MiB, want AutoMemBytes's %d MiB", raw, cpus, files, got>>20, AutoMemBytes(raw)>>20)
+				}
+				m := autoMem(raw, 64<<20, cpus, files)
+				if a := planMemory(m, cpus, files).arenaBytes; a < 65<<20 || m > DefaultMemBytes {
+					t.Errorf("autoMem(%d, 64 MiB rows, %d CPUs, %d files) = %d MiB: buffers of %d MiB", raw, cpus, files, m>>20, a>>20)
+				}
+				if m > AutoMemBytes(raw) && planMemory(m-32<<20, cpus, files).arenaBytes >= 65<<20 {
+					t.Errorf("autoMem(%d, 64 MiB rows, %d CPUs, %d files) = %d MiB: 32 MiB less would do", raw, cpus, files, m>>20)
+				}
+			}
+		}
+	}
+}
+
+// TestRun_autoMem: without MemBytes, Run picks autoMem of the inputs and
+// says so in its Result, and a file with a row of 40 MiB is ingested;
+// with a given MemBytes of 128 MiB (a bare AutoMemBytes of a small input),
+// whose buffers hold no such row, that file fails alone, saying to raise
+// --mem.
 func TestRun_autoMem(t *testing.T) {
 	raw := generate(t, gen.Options{Seed: 13, Files: 2, Size: gen.Size{Rows: 5_000}})
-	for _, mem := range []int64{0, 64 << 20} {
+	// One more file, of one long row.
+	long := "D5D52874-096C-4AAE-A6A8-CB6DB09B54AF,LONG010101AB1,REC010101AB1,2024-07-21 06:34:38,40.55,MXN," +
+		strings.Repeat("x", 40<<20) + "\n"
+	if err := os.WriteFile(filepath.Join(raw, "long.csv"), []byte("invoice_id,issuer,receiver,issued_at,amount,currency,description\n"+long), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mem := range []int64{0, 128 << 20} {
 		o := smallOpts(raw, filepath.Join(t.TempDir(), "store"))
 		o.MemBytes = mem
 		res, err := Run(context.Background(), o)
-		if err != nil {
-			t.Fatal(err)
+		if mem == 0 {
+			if err != nil {
+				t.Fatalf("MemBytes 0: %v", err)
+			}
+			if want := autoMem(res.RawBytes, csvread.DefaultMaxRowBytes, o.CPUs, 3); res.MemBytes != want {
+				t.Errorf("MemBytes 0: the run used %d MiB, want %d MiB", res.MemBytes>>20, want>>20)
+			}
+			continue
 		}
-		want := cmp.Or(mem, MinAutoMemBytes)
-		if res.MemBytes != want {
-			t.Errorf("MemBytes %d: the run used %d MiB, want %d MiB", mem, res.MemBytes>>20, want>>20)
+		var fe *FilesError
+		if !errors.As(err, &fe) || res.Failed != 1 || res.Ingested != 2 || !strings.Contains(err.Error(), "long.csv") || !strings.Contains(err.Error(), "raise --mem") {
+			t.Fatalf("MemBytes %d MiB: %d ingested, %d failed, error %v; want long.csv alone failed, saying to raise --mem", mem>>20, res.Ingested, res.Failed, err)
+		}
+		if res.MemBytes != mem {
+			t.Errorf("MemBytes %d: the run used %d MiB", mem, res.MemBytes>>20)
 		}
 	}
 }
