@@ -37,8 +37,8 @@ when full, then merged into sstables that are ingested into the store in one ato
 step (no row-at-a-time writes). Peak RSS stays near --mem whatever the input size.
 Without --mem the buffer is a sixteenth of the inputs' size, from 128MiB to 1GiB, and
 at least what holds the longest row the reader takes (64MiB; so 192MiB on 2 CPUs): a
-buffer bigger than the input needs costs the first touch
-of its pages, which on a VM took longer than the spills a smaller one makes.
+buffer bigger than the input needs costs the first touch of its pages, which on a VM
+took longer than the spills a smaller one makes.
 
 Heavy users (more than --heavy-share of the rows being ingested and at least
 --heavy-min-rows rows, or listed in --heavy-users) get their own key range, cut into
