@@ -139,14 +139,11 @@ type readTask struct {
 	cols []int
 	// decode is the store columns the workers decode (nil: all).
 	decode []int
-	// seconds is those of them decoded to their seconds only where a
-	// block keeps them as packed times (Spec.TimesRead).
-	seconds []int
-	files   []fileInfo // by FileID
-	ids     []store.FileID
-	pw      *partWriter
-	tz      *time.Location      // --tz; nil: none
-	lines   []output.LineFormat // by section
+	files  []fileInfo // by FileID
+	ids    []store.FileID
+	pw     *partWriter
+	tz     *time.Location      // --tz; nil: none
+	lines  []output.LineFormat // by section
 
 	errOnce sync.Once
 	err     error
@@ -231,18 +228,12 @@ func (rt *readTask) fail(err error) {
 }
 
 // iterOptions returns what the task's workers read of the store: the
+// packed times' text only for a feature set that reads it (not
+// Spec.TimesRead) or with --tz (userRows rewrites the text), and the
 // rows' source lines only for a Map, whose errors name the row's line.
 func (rt *readTask) iterOptions() store.IterOptions {
-	return store.IterOptions{Files: rt.ids, Columns: rt.decode, SecondsOnly: rt.seconds, NoLines: rt.spec.Map == nil}
-}
-
-// allColumns returns 0 to n-1.
-func allColumns(n int) []int {
-	cols := make([]int, n)
-	for i := range cols {
-		cols[i] = i
-	}
-	return cols
+	return store.IterOptions{Files: rt.ids, Columns: rt.decode,
+		SecondsOnly: rt.spec.TimesRead && rt.tz == nil, NoLines: rt.spec.Map == nil}
 }
 
 // startRead opens the store, checks that it still holds the planned
@@ -268,13 +259,6 @@ func (w *worker) startRead(env *engine.TaskEnv, t *engine.Task) (*readTask, erro
 	if a.TZ != "" {
 		if rt.tz, err = time.LoadLocation(a.TZ); err != nil {
 			return fail(fmt.Errorf("--tz %q: %w", a.TZ, err))
-		}
-	}
-	if env.Spec.TimesRead && rt.tz == nil {
-		// With --tz, userRows rewrites the times' text.
-		rt.seconds = rt.decode
-		if rt.seconds == nil {
-			rt.seconds = allColumns(len(db.Config().Schema))
 		}
 	}
 	if rt.files, rt.ids, err = checkFiles(db, a); err != nil {

@@ -298,16 +298,14 @@ func ParseValueHeader(v []byte) (ValueHeader, error) {
 // the others' fields are nil. A Layout2 block skips them unread; a
 // Layout1 block must still parse their lengths to find the next column.
 type Block struct {
-	raw        []byte
-	ncols      int
-	rows       int
-	fieldBytes int64
-	lines      []int64
-	want       []bool // by column; nil: every column
-	// seconds marks the packed time columns decoded to their seconds
-	// only (SetSecondsOnly), by column.
-	seconds []bool
-	noLines bool // SetNoLines
+	raw         []byte
+	ncols       int
+	rows        int
+	fieldBytes  int64
+	lines       []int64
+	want        []bool // by column; nil: every column
+	secondsOnly bool   // SetSecondsOnly
+	noLines     bool   // SetNoLines
 	// Per column: where its rows' offsets start in starts/ends, colConst
 	// for a constant column, whose one value is at [cs, ce), or colAbsent
 	// for a column not decoded.
@@ -354,24 +352,14 @@ func (b *Block) SetColumns(cols []int) {
 	}
 }
 
-// SetSecondsOnly makes the next decodes decode the time columns cols,
-// where a block holds them packed, to their seconds only (Seconds), not
-// to their text: their fields are then nil, as a column's that is not
-// decoded, and TimeColumns still lists them. A block that holds such a
-// column as text (a time that did not pack) decodes it as any column.
-// It is for a reader that takes the times from Seconds, never from the
-// text (writing the text is a tenth of a block's decode). nil: none.
-func (b *Block) SetSecondsOnly(cols []int) {
-	b.seconds = b.seconds[:0]
-	for _, c := range cols {
-		if c >= 0 {
-			if c >= len(b.seconds) {
-				b.seconds = append(b.seconds, make([]bool, c+1-len(b.seconds))...)
-			}
-			b.seconds[c] = true
-		}
-	}
-}
+// SetSecondsOnly makes the next decodes decode every time column a
+// block holds packed to its seconds only (Seconds), not to its text: its
+// fields are then nil, as a column's that is not decoded, and
+// TimeColumns still lists it. A time column the block holds as text (a
+// time that did not pack) decodes as any column. It is for a reader that
+// takes the times from Seconds, never from the text (writing the text is
+// a tenth of a block's decode).
+func (b *Block) SetSecondsOnly(on bool) { b.secondsOnly = on }
 
 // SetNoLines makes the next decodes of a Layout2 or Layout3 block leave
 // the rows' source lines out, as a column not decoded: Line then returns
@@ -379,10 +367,6 @@ func (b *Block) SetSecondsOnly(cols []int) {
 // Map, whose lines only name a row that Map failed on). A Layout1 block
 // decodes them anyway.
 func (b *Block) SetNoLines(no bool) { b.noLines = no }
-
-// secondsOnly reports whether packed time column j is decoded to its
-// seconds only.
-func (b *Block) secondsOnly(j int) bool { return j < len(b.seconds) && b.seconds[j] }
 
 // wants reports whether column j is decoded.
 func (b *Block) wants(j int) bool { return b.want == nil || (j < len(b.want) && b.want[j]) }

@@ -35,7 +35,7 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 		t.Fatalf("block has %d rows, want %d", b.Len(), len(rows))
 	}
 	// A time column decoded to its seconds only has no text.
-	secondsOnly := func(j int) bool { return b.secondsOnly(j) && slices.Contains(b.TimeColumns(), j) }
+	secondsOnly := func(j int) bool { return b.secondsOnly && slices.Contains(b.TimeColumns(), j) }
 	var fieldBytes int64
 	for i, r := range rows {
 		wantLine := r.line
@@ -216,7 +216,7 @@ func FuzzBlock(f *testing.F) {
 			checkBlock(t, b, rows, int(ncols)-1)
 			// Every column that packs as times, to its seconds only.
 			b.SetColumns(nil)
-			b.SetSecondsOnly(allCols(int(ncols)))
+			b.SetSecondsOnly(true)
 			if err := b.DecodeRaw(raw, w.Layout()); err != nil {
 				t.Fatal(err)
 			}
@@ -442,7 +442,7 @@ func BenchmarkBlockRow(b *testing.B) {
 	blks := make([]Block, len(values))
 	for k := range blks {
 		blks[k].SetColumns([]int{1, 2, 3, 4})
-		blks[k].SetSecondsOnly([]int{3})
+		blks[k].SetSecondsOnly(true)
 		if err := blks[k].DecodeValue(values[k], c); err != nil {
 			b.Fatal(err)
 		}
@@ -462,13 +462,4 @@ func BenchmarkBlockRow(b *testing.B) {
 	if sum == 0 {
 		b.Fatal("no bytes read")
 	}
-}
-
-// allCols returns 0 to n-1.
-func allCols(n int) []int {
-	cols := make([]int, n)
-	for i := range cols {
-		cols[i] = i
-	}
-	return cols
 }

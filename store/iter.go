@@ -20,10 +20,9 @@ type IterOptions struct {
 	// nil. A block of a format 2 store is then not even parsed past its
 	// column directory for them.
 	Columns []int
-	// SecondsOnly are the time columns a UserIter's Rows decode to their
-	// seconds only, where a block keeps them packed: see
-	// Block.SetSecondsOnly.
-	SecondsOnly []int
+	// SecondsOnly makes a UserIter's Rows decode the times a block keeps
+	// packed to their seconds only: see Block.SetSecondsOnly.
+	SecondsOnly bool
 	// NoLines makes a UserIter's Rows leave the rows' source lines out
 	// (Rows.Line is then 0): see Block.SetNoLines.
 	NoLines bool

@@ -227,13 +227,13 @@ func (b *Block) decodePacked(j int, mode byte, p []byte) ([]byte, error) {
 	if int64(len(b.text))+int64(b.rows)*int64(size) > math.MaxUint32 {
 		return nil, blockErr("packed column size")
 	}
-	at := len(b.starts)
-	b.colAt[j] = at
 	b.fieldBytes += int64(b.rows) * int64(size)
-	if mode == colTime && b.secondsOnly(j) {
+	if mode == colTime && b.secondsOnly {
 		b.colAt[j] = colAbsent
 		return b.decodeSeconds(j, flag, p)
 	}
+	at := len(b.starts)
+	b.colAt[j] = at
 	b.packed = append(b.packed, j)
 	switch mode {
 	case colUUID:

@@ -104,7 +104,7 @@ func TestPack(t *testing.T) {
 				checkBlock(t, &b, rows, 1)
 				// Times to their seconds only: a packed column has no
 				// text (checkBlock wants it nil), any other has.
-				b.SetSecondsOnly([]int{1})
+				b.SetSecondsOnly(true)
 				if err := b.DecodeValue(v, c); err != nil {
 					t.Fatalf("%s: %v", l.name, err)
 				}
@@ -112,7 +112,7 @@ func TestPack(t *testing.T) {
 				if packs := l.format >= 3 && tc.mode == colTime; packs != (b.Field(0, 1) == nil) {
 					t.Errorf("%s: packed %v, but the field is %q", l.name, packs, b.Field(0, 1))
 				}
-				b.SetSecondsOnly(nil)
+				b.SetSecondsOnly(false)
 				if b.FieldBytes() != int64(w.RawBytes()-2*len(rows)-3*len(rows)) {
 					// RawBytes counts a separator per field and two per row.
 					t.Errorf("%s: field bytes %d, writer's raw bytes %d", l.name, b.FieldBytes(), w.RawBytes())
