@@ -98,6 +98,9 @@ const featuresRe = mcePkg + `engine/feature\.(\(|[A-Za-z0-9_]+\.func)`
 // featuresRe).
 const fgoRe = `/userfeatures\.|` + featuresRe
 
+// codecRe is the block codecs' own code, and pebble's calls of them.
+const codecRe = `^github\.com/minio/minlz\.|^github\.com/klauspost/compress/zstd\.|^github\.com/DataDog/zstd|^github\.com/cockroachdb/pebble/v2/internal/compression\.`
+
 // inramRe is the one pass and the grouping: the rows routed to their
 // users and the users' state.
 const inramRe = mcePkg + `(engine/inram|internal/prefetch|internal/hugemem)\.`
@@ -120,7 +123,7 @@ var phaseRules = sync.OnceValue(func() map[string][]phaseRule {
 		return []phaseRule{
 			gcRule,
 			rule("read table blocks (pread(2) from the page cache)", `^github\.com/cockroachdb/pebble/v2/objstorage/objstorageprovider\.\(\*(vfsReadHandle|fileReadable)\)\.ReadAt`),
-			rule("decompress table blocks (MinLZ, zstd)", `^github\.com/minio/minlz\.|^github\.com/klauspost/compress/zstd\.|^github\.com/DataDog/zstd|^github\.com/cockroachdb/pebble/v2/internal/compression\.`),
+			rule("decompress table blocks (MinLZ, zstd)", codecRe),
 			rule("the block cache's buffers (C calloc and free)", `^github\.com/cockroachdb/pebble/v2/internal/(manual|cache)\.|^_Cfunc_`),
 			rule("pebble's iterator", `^github\.com/cockroachdb/pebble/`),
 			rule("part files: write them, merge them", mcePkg+`internal/keyruns\.`),
@@ -148,7 +151,7 @@ var phaseRules = sync.OnceValue(func() map[string][]phaseRule {
 			rule("sort the buffers", mcePkg+`partition\.sortEntries|^slices\.`),
 			rule("spill sorted runs", mcePkg+`partition\.(\(\*sorter\)\.spill|writeRun|\(\*runWriter\)|\(\*frameEncoder\))|^github\.com/klauspost/compress/s2\.`),
 			rule("read the runs back and merge them", mcePkg+`partition\.(\(\*runReader\)|decodeValue|\(\*groupMerge\))`),
-			rule("compress the tables' blocks (MinLZ, zstd)", `^github\.com/minio/minlz\.|^github\.com/klauspost/compress/zstd\.|^github\.com/DataDog/zstd|^github\.com/cockroachdb/pebble/v2/(internal/compression|sstable/block)\.`),
+			rule("compress the tables' blocks (MinLZ, zstd)", codecRe+`|^github\.com/cockroachdb/pebble/v2/sstable/block\.`),
 			rule("pebble's table writer and ingest", `^github\.com/cockroachdb/pebble/`),
 			rule("encode the store's blocks", mcePkg+`store\.`),
 			rule("the merge tasks' own work and the ingest", mcePkg+`partition\.(\(\*mergeJob\)|\(\*taskWriter\)|\(\*job\)\.ingest)`),
