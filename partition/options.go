@@ -45,8 +45,9 @@ type Options struct {
 	CPUs int
 	// MemBytes is the memory budget for sorting: rows are buffered up to
 	// it, then spilled to sorted runs on disk. 0 picks AutoMemBytes of
-	// the inputs, raised until a sort buffer holds the longest row the
-	// reader takes (Read.MaxRowBytes).
+	// the files to read (not those the store holds already), raised until
+	// a sort buffer holds the longest row the reader takes
+	// (Read.MaxRowBytes).
 	MemBytes int64
 	// LimitHeap makes Run hold the process's Go memory limit
 	// (debug.SetMemoryLimit) to what MemBytes leaves the Go heap once the

@@ -72,7 +72,7 @@ type Result struct {
 	// the run, 0 where the system does not say.
 	PeakRSSBytes int64
 	// MemBytes is the sort buffer the run used: Options.MemBytes, or the
-	// one it picked (AutoMemBytes).
+	// one it picked for the files it read (autoMem; 0 when it read none).
 	MemBytes int64
 }
 
@@ -121,17 +121,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if len(ins) == 0 {
 		return nil, fmt.Errorf("no data files (.csv .tsv .txt, optionally .gz or .zst) in %s", strings.Join(o.Inputs, ", "))
 	}
-	if o.MemBytes == 0 {
-		var raw int64
-		for _, in := range ins {
-			raw += fileid.RawEstimate(in.path, in.size)
-		}
-		o.MemBytes = autoMem(raw, cmp.Or(o.Read.MaxRowBytes, csvread.DefaultMaxRowBytes), o.CPUs, len(ins))
-		o.Logger.Info("sort buffer picked for the inputs (--mem)", "mem_mib", o.MemBytes>>20, "inputs_mb", raw/1e6)
-	}
-	// The sort buffers (--mem) grow into memory advised for huge pages:
-	// their page faults were a sixth of partition's CPU time.
-	hugemem.AdviseHeap(o.MemBytes + 64<<20)
 	p := &job{o: o, log: o.Logger, crash: newCrasher(o.CrashAt), res: &Result{Store: o.Store, MemBytes: o.MemBytes}}
 	defer func() { p.res.Elapsed = time.Since(t0) }()
 	if err := p.open(); err != nil {
@@ -329,6 +318,18 @@ func planMemory(memBytes int64, cpus, files int) memPlan {
 // atomic pebble Ingest, then MANIFEST.json) and compact (when readers
 // merge too many layers); then it records the results.
 func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
+	var inputBytes int64 // raw, estimated for compressed files
+	for _, t := range todo {
+		inputBytes += fileid.RawEstimate(t.in.path, t.in.size)
+	}
+	if p.o.MemBytes == 0 {
+		p.o.MemBytes = autoMem(inputBytes, cmp.Or(p.o.Read.MaxRowBytes, csvread.DefaultMaxRowBytes), p.o.CPUs, len(todo))
+		p.res.MemBytes = p.o.MemBytes
+		p.log.Info("sort buffer picked for the files to read (--mem)", "mem_mib", p.o.MemBytes>>20, "inputs_mb", inputBytes/1e6)
+	}
+	// The sort buffers (--mem) grow into memory advised for huge pages:
+	// their page faults were a sixth of partition's CPU time.
+	hugemem.AdviseHeap(p.o.MemBytes + 64<<20)
 	plan := planMemory(p.o.MemBytes, p.o.CPUs, len(todo))
 	p.log.Info("partition plan", "files", len(todo), "files_at_once", plan.filesAtOnce, "workers_per_file", plan.workersPerFile,
 		"sort_buffer_mib", 2*plan.arenaBytes>>20, "chunk_kib", plan.chunkBytes>>10, "codec", p.comp)
@@ -341,7 +342,7 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 	offHeap, restore := p.heapLimit()
 	defer restore()
 
-	runPaths, lastRun, err := p.read(ctx, todo, plan, runDir, offHeap)
+	runPaths, lastRun, err := p.read(ctx, todo, inputBytes, plan, runDir, offHeap)
 	if err != nil {
 		return err
 	}
@@ -400,18 +401,15 @@ func (p *job) heapLimit() (offHeap func(int64), restore func()) {
 		func() { debug.SetMemoryLimit(before) }
 }
 
-// read reads every file of todo into the sorter and returns the paths of
-// the spilled runs and the last, in-memory run (nil when none). A file
+// read reads every file of todo (inputBytes in all, raw) into the sorter
+// and returns the paths of the spilled runs and the last, in-memory run
+// (nil when none). A file
 // that fails is marked failed; an error of the sorter or the context
 // stops the whole read.
-func (p *job) read(ctx context.Context, todo []*todoFile, plan memPlan, runDir string, offHeap func(int64)) ([]string, *run, error) {
+func (p *job) read(ctx context.Context, todo []*todoFile, inputBytes int64, plan memPlan, runDir string, offHeap func(int64)) ([]string, *run, error) {
 	cfg := p.db.Config()
 	userCol, ncols, shards := cfg.UserIndex(), len(cfg.Schema), cfg.Shards
 	t0 := time.Now()
-	var inputBytes int64
-	for _, t := range todo {
-		inputBytes += fileid.RawEstimate(t.in.path, t.in.size)
-	}
 	compress := spillMode(p.db.FS(), runDir, inputBytes, p.log, "rows that do not fit --mem")
 	p.res.SpillCompressed = compress
 	srt := newSorter(p.db.FS(), runDir, shards, p.o.CPUs, plan.arenaBytes, p.log, p.crash, compress)

@@ -35,7 +35,7 @@ order; users are spread over hash shards that reducers read in parallel.
 Memory: rows are sorted in a buffer of --mem, spilled to sorted runs under STORE/tmp
 when full, then merged into sstables that are ingested into the store in one atomic
 step (no row-at-a-time writes). Peak RSS stays near --mem whatever the input size.
-Without --mem the buffer is a sixteenth of the inputs' size, from 128MiB to 1GiB, and
+Without --mem the buffer is a sixteenth of the size of the files to read, 128MiB to 1GiB, and
 at least what holds the longest row the reader takes (64MiB; so 192MiB on 2 CPUs): a
 buffer bigger than the input needs costs the first touch of its pages, which on a VM
 took longer than the spills a smaller one makes.
