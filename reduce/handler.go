@@ -120,8 +120,11 @@ func Handlers() map[string]engine.Handler {
 	}
 }
 
-// worker is one cluster's handler state.
-type worker struct{}
+// worker is one cluster's handler state: the part files' footers its
+// merge tasks have read.
+type worker struct {
+	footers footerCache
+}
 
 // open opens the store for one task (in a few milliseconds): a cluster
 // holds it only while it reads.

@@ -58,7 +58,7 @@ func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Ta
 	start := time.Now()
 	p := env.Progress
 	p.Phase.Store("write")
-	parts, err := openParts(env.RunDir, a.Parts)
+	parts, err := w.footers.openParts(env.RunDir, a.Parts)
 	defer func() {
 		for _, pf := range parts {
 			pf.Close()
@@ -128,12 +128,13 @@ type mergeResult struct {
 	err   error
 }
 
-// openParts opens the part files of the first phase.
-func openParts(dir string, names []string) ([]*partFile, error) {
+// openParts opens the part files of the first phase, their footers
+// read once by the cluster (c).
+func (c *footerCache) openParts(dir string, names []string) ([]*partFile, error) {
 	var parts []*partFile
 	var missing []string
 	for _, name := range names {
-		pf, err := openPart(filepath.Join(dir, name))
+		pf, err := c.open(filepath.Join(dir, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			missing = append(missing, strings.TrimSuffix(filepath.Base(name), ".part"))
 			continue

@@ -235,12 +235,39 @@ type partFile struct {
 }
 
 // openPart opens a part file and reads its footer.
-func openPart(path string) (*partFile, error) {
+func openPart(path string) (*partFile, error) { return (*footerCache)(nil).open(path) }
+
+// footerCache keeps the footers a cluster has read, so that its merge
+// tasks, one per output file, decode each part file's footer once: the
+// footer lists every run of every section, and with 48 input files
+// decoding the two part files' footers took 10 ms, in each of the 48
+// merge tasks, 47 of which found their output merged by the first.
+type footerCache struct {
+	mu sync.Mutex
+	m  map[string]cachedFooter
+}
+
+// cachedFooter is the footer of the file info names.
+type cachedFooter struct {
+	info   os.FileInfo
+	footer partFooter
+	data   int64
+}
+
+// same reports whether a file that stats as st is the one whose footer c
+// holds: a part file written again (a task's retry) is a new file.
+func (c *cachedFooter) same(st os.FileInfo) bool {
+	return os.SameFile(c.info, st) && c.info.Size() == st.Size() && c.info.ModTime().Equal(st.ModTime())
+}
+
+// open opens a part file and reads its footer, or takes it from c (a nil
+// c reads it).
+func (c *footerCache) open(path string) (*partFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	pf, err := readFooter(f)
+	pf, err := c.footer(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("part file %s: %w", path, err)
@@ -249,11 +276,32 @@ func openPart(path string) (*partFile, error) {
 	return pf, nil
 }
 
-func readFooter(f *os.File) (*partFile, error) {
+func (c *footerCache) footer(f *os.File) (*partFile, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
+	if c == nil {
+		return readFooter(f, st)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[f.Name()]; ok && e.same(st) {
+		return &partFile{f: f, footer: e.footer, data: e.data}, nil
+	}
+	pf, err := readFooter(f, st)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = map[string]cachedFooter{}
+	}
+	c.m[f.Name()] = cachedFooter{info: st, footer: pf.footer, data: pf.data}
+	return pf, nil
+}
+
+// readFooter reads the footer of f, which stats as st.
+func readFooter(f *os.File, st os.FileInfo) (*partFile, error) {
 	tail := int64(8 + len(partMagic))
 	if st.Size() < tail {
 		return nil, errors.New("too short")

@@ -208,3 +208,55 @@ func TestPart_check(t *testing.T) {
 		t.Fatal("a part file cut in half opened")
 	}
 }
+
+// TestFooterCache opens part files through a cluster's footer cache: an
+// unchanged file's footer is decoded once (the second open shares the
+// first's runs), and a file written again under the same name (a read
+// task's retry) is read again, with its own runs.
+func TestFooterCache(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "read-000.part")
+	write := func(lines int) {
+		t.Helper()
+		out, err := output.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw := newPartWriter(out, 1)
+		sink := newLineSink(pw, 1)
+		for i := range lines {
+			k := fmt.Sprintf("u%04d", i)
+			if err := sink.add(0, []byte(k), []byte(k+"\n")); err != nil {
+				t.Fatal(err)
+			}
+			if err := sink.endRuns(); err != nil { // a run per line
+				t.Fatal(err)
+			}
+		}
+		if err := pw.finish(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var c footerCache
+	open := func() *partFile {
+		t.Helper()
+		parts, err := c.openParts(dir, []string{"read-000.part"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { parts[0].Close() })
+		return parts[0]
+	}
+	write(3)
+	a, b := open(), open()
+	if len(a.footer.Runs) != 3 || &a.footer.Runs[0] != &b.footer.Runs[0] {
+		t.Fatalf("second open: %d runs at %p, want the first's 3 at %p", len(b.footer.Runs), &b.footer.Runs[0], &a.footer.Runs[0])
+	}
+	if a.f == b.f || a.data != b.data {
+		t.Errorf("the opens share a file (%v) or disagree on the data's end (%d, %d)", a.f == b.f, a.data, b.data)
+	}
+	write(5)
+	if c := open(); len(c.footer.Runs) != 5 {
+		t.Fatalf("after the file was written again: %d runs, want 5", len(c.footer.Runs))
+	}
+}
