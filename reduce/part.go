@@ -1,6 +1,7 @@
 package reduce
 
 import (
+	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,9 @@ const partMagic = "MCEPART1"
 // before writing them out: memory is sections × segmentBytes per worker,
 // whatever the number of users.
 const segmentBytes = 32 << 10
+
+// partBufferBytes is the write buffer of a part file.
+const partBufferBytes = 1 << 20
 
 // partFooter describes a part file.
 type partFooter struct {
@@ -90,8 +94,12 @@ type partFailure struct {
 
 // partWriter writes a part file; its methods are safe for concurrent use.
 type partWriter struct {
-	mu     sync.Mutex
-	out    *output.File
+	mu  sync.Mutex
+	out *output.File
+	// w buffers the segments: a worker writes one per shard and section
+	// (12,288 segments of 2.5 KiB for 48 files at 300 MB), a write(2)
+	// each when they went to out one by one.
+	w      *bufio.Writer
 	off    int64
 	footer partFooter
 	failed []atomic.Bool  // by section
@@ -101,6 +109,7 @@ type partWriter struct {
 func newPartWriter(out *output.File, sections int) *partWriter {
 	return &partWriter{
 		out:    out,
+		w:      bufio.NewWriterSize(out, partBufferBytes),
 		footer: partFooter{Sections: sections, Stats: make([]sectionStats, sections)},
 		failed: make([]atomic.Bool, sections),
 		sum:    xxhash.New(),
@@ -119,7 +128,7 @@ func (p *partWriter) newRun(sec int) int {
 func (p *partWriter) appendSegment(run int, data []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, err := p.out.Write(data); err != nil {
+	if _, err := p.w.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", p.out.Name(), err)
 	}
 	p.sum.Write(data)
@@ -163,7 +172,10 @@ func (p *partWriter) finish() error {
 	}
 	b = binary.LittleEndian.AppendUint64(b, uint64(len(b)))
 	b = append(b, partMagic...)
-	if _, err := p.out.Write(b); err != nil {
+	if _, err := p.w.Write(b); err != nil {
+		return fmt.Errorf("write %s: %w", p.out.Name(), err)
+	}
+	if err := p.w.Flush(); err != nil {
 		return fmt.Errorf("write %s: %w", p.out.Name(), err)
 	}
 	return p.out.Publish()
