@@ -11,9 +11,8 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
-	"golang.org/x/text/encoding/charmap"
-
 	"github.com/mce-engine/mce/internal/ascii"
+	"github.com/mce-engine/mce/internal/cp1252"
 	"github.com/mce-engine/mce/internal/hugemem"
 )
 
@@ -415,14 +414,7 @@ func utf8Text(buf, b []byte, enc Encoding) []byte {
 	case ascii.Valid(b):
 		return b
 	case enc == EncodingCP1252 || enc != EncodingUTF8 && !utf8.Valid(b):
-		for _, c := range b {
-			if c < utf8.RuneSelf {
-				buf = append(buf, c)
-			} else {
-				buf = utf8.AppendRune(buf, charmap.Windows1252.DecodeByte(c))
-			}
-		}
-		return buf
+		return cp1252.AppendUTF8(buf, b)
 	case utf8.Valid(b):
 		return b
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/mce-engine/mce/internal/ascii"
 	"github.com/mce-engine/mce/internal/civil"
-	"golang.org/x/text/encoding/charmap"
+	"github.com/mce-engine/mce/internal/cp1252"
 )
 
 // Row is one input row: one field per column of the schema, as raw bytes.
@@ -122,13 +122,7 @@ func DecodeText(b []byte, enc Encoding) string {
 	}
 }
 
-func decodeCP1252(b []byte) string {
-	out, err := charmap.Windows1252.NewDecoder().Bytes(b)
-	if err != nil { // Windows1252 decodes every byte; this is our bug.
-		panic("BUG: cp1252 decode: " + err.Error())
-	}
-	return string(out)
-}
+func decodeCP1252(b []byte) string { return string(cp1252.AppendUTF8(nil, b)) }
 
 // unsafeString views b as a string without copying, for parsing only: the
 // result must not outlive the call.

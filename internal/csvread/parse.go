@@ -7,10 +7,9 @@ import (
 	"math/bits"
 	"unicode/utf8"
 
-	"golang.org/x/text/encoding/charmap"
-
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/internal/ascii"
+	"github.com/mce-engine/mce/internal/cp1252"
 )
 
 // span is a field's [a, b) in a line.
@@ -479,21 +478,8 @@ func isEmptyLine(ln []byte) bool {
 func (b *Batch) addUser(fld []byte, enc feature.Encoding, line int64) {
 	if enc != feature.EncodingUTF8 && !ascii.Valid(fld) &&
 		(enc == feature.EncodingCP1252 || !utf8.Valid(fld)) {
-		b.buf = appendCP1252(b.buf, fld)
+		b.buf = cp1252.AppendUTF8(b.buf, fld)
 	}
 	b.ends = append(b.ends, uint32(len(b.buf)))
 	b.lines = append(b.lines, line)
-}
-
-// appendCP1252 appends cp1252 text as UTF-8, the way feature.DecodeText
-// does (undefined bytes become U+FFFD).
-func appendCP1252(dst, src []byte) []byte {
-	for _, c := range src {
-		if c < utf8.RuneSelf {
-			dst = append(dst, c)
-			continue
-		}
-		dst = utf8.AppendRune(dst, charmap.Windows1252.DecodeByte(c))
-	}
-	return dst
 }

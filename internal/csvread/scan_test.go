@@ -199,16 +199,6 @@ func TestFile_Scan_encoding(t *testing.T) {
 	}
 }
 
-func TestAppendCP1252(t *testing.T) {
-	for c := 0; c < 256; c++ {
-		in := []byte{'a', byte(c), 'z'}
-		got := string(appendCP1252(nil, in))
-		if want := feature.DecodeText(in, feature.EncodingCP1252); got != want {
-			t.Fatalf("byte %#x: %q, want %q", c, got, want)
-		}
-	}
-}
-
 func TestOpen_aliases(t *testing.T) {
 	f := func(header string, opts Options, wantCols []int) {
 		t.Helper()
