@@ -508,6 +508,10 @@ func (tw *taskWriter) writeGroup(m *groupMerge, isHeavy bool) error {
 // compressed form.
 const readerBytes = 2 * frameRawBytes
 
+// mergeReaders is how many runs the final merge reads at once with a
+// budget of memBytes: half of it in readers.
+func mergeReaders(memBytes int64) int { return max(2, int(memBytes/2/readerBytes)) }
+
 // narrowRuns merges runs into fewer, bigger runs until at most fanIn
 // remain, fanIn at a time, so that the final merge's readers fit in the
 // memory budget whatever the number of spills.

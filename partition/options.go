@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -45,9 +46,8 @@ type Options struct {
 	CPUs int
 	// MemBytes is the memory budget for sorting: rows are buffered up to
 	// it, then spilled to sorted runs on disk. 0 picks AutoMemBytes of
-	// the files to read (not those the store holds already), raised until
-	// a sort buffer holds the longest row the reader takes
-	// (Read.MaxRowBytes).
+	// the files to read (not those the store holds already) and of the
+	// longest row the reader takes (Read.MaxRowBytes).
 	MemBytes int64
 	// LimitHeap makes Run hold the process's Go memory limit
 	// (debug.SetMemoryLimit) to what MemBytes leaves the Go heap once the
@@ -104,16 +104,48 @@ type Options struct {
 	heavyFileRows int64
 }
 
-// AutoMemBytes is the sort buffer for inputs of rawBytes (uncompressed,
-// estimated): a sixteenth of them, at least MinAutoMemBytes and at most
-// DefaultMemBytes. A buffer bigger than the input needs is not free: on
-// a VM the first write to each fresh page of it cost 0.6–3.6 ms per MiB
-// (the hypervisor backs the page then), and a partition of 2 GB took
-// 14.7 s with 1 GiB against 10.9 s with 128 MiB, whose extra spills cost
-// less (bench/results/profile-partition.md). Big inputs keep the 1 GiB:
-// fewer, bigger runs keep the final merge on every CPU.
-func AutoMemBytes(rawBytes int64) int64 {
-	return min(max(rawBytes/16, MinAutoMemBytes), DefaultMemBytes)
+// AutoMemBytes is the sort buffer Run picks when Options.MemBytes is 0,
+// for inputs of rawBytes (uncompressed, estimated) read on cpus CPUs from
+// files files whose longest row may be maxRow bytes: the smallest, from
+// MinAutoMemBytes up by 32 MiB to DefaultMemBytes, whose plan
+// (planMemory)
+//
+//   - has sort buffers that each hold a row of maxRow (a row that fits no
+//     buffer fails its file), and
+//   - spills few enough runs that the final merge reads them all at once
+//     on every CPU: each run gets a reader out of half the budget, and
+//     the merge runs on as many workers as there are readers for all the
+//     runs (more runs than readers are merged twice).
+//
+// A bigger buffer is not free. On a VM the first write to each fresh page
+// cost 0.6–3.6 ms per MiB (the hypervisor backs the page then), and
+// sorting more rows at once costs more per row: on 2 CPUs a partition of
+// 2 GB took 14.7 s with 1 GiB against 10.9 s with 128 MiB, and one of 10
+// GB 75.7 s and 128 CPU s with 1 GiB, 59–62 s and 96–103 CPU s with 625
+// MiB, 49–57 s and 78–85 CPU s with 192 or 256 MiB
+// (bench/results/profile-partition.md).
+func AutoMemBytes(rawBytes int64, cpus, files, maxRow int) int64 {
+	m := int64(MinAutoMemBytes)
+	for m < DefaultMemBytes && !memFits(m, rawBytes, cpus, files, maxRow) {
+		m += 32 << 20
+	}
+	return min(m, DefaultMemBytes)
+}
+
+// rawPerArenaByte is the raw input a byte of sort buffer holds, for the
+// runs' estimate: a row takes its packed value and a 40-byte entry. The
+// bench's rows hold 0.58–0.63 raw bytes a buffer byte (300 MB and 2 GB);
+// narrower rows hold fewer.
+const rawPerArenaByte = 0.5
+
+// memFits reports whether a budget of m meets AutoMemBytes' two tests.
+func memFits(m, rawBytes int64, cpus, files, maxRow int) bool {
+	plan := planMemory(m, cpus, files)
+	if plan.arenaBytes < int64(maxRow)+1<<20 {
+		return false
+	}
+	runs := int64(math.Ceil(float64(rawBytes) / (rawPerArenaByte * float64(plan.arenaBytes))))
+	return runs*int64(max(cpus, 1)) <= int64(mergeReaders(m))
 }
 
 func (o Options) withDefaults() (Options, error) {

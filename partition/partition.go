@@ -279,18 +279,6 @@ func (p *job) classify(ctx context.Context, ins []input) ([]*todoFile, error) {
 	return todo, nil
 }
 
-// autoMem is AutoMemBytes(rawBytes), raised (up to DefaultMemBytes) until
-// each sort buffer of the plan holds the longest row the reader takes
-// (maxRow), as the sort buffers of a 1 GiB --mem did: a row that fits no
-// buffer fails its file.
-func autoMem(rawBytes int64, maxRow, cpus, files int) int64 {
-	m := AutoMemBytes(rawBytes)
-	for m < DefaultMemBytes && planMemory(m, cpus, files).arenaBytes < int64(maxRow)+1<<20 {
-		m += 32 << 20
-	}
-	return min(m, DefaultMemBytes)
-}
-
 // memPlan splits the memory budget.
 type memPlan struct {
 	filesAtOnce, workersPerFile int
@@ -323,7 +311,7 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 		inputBytes += fileid.RawEstimate(t.in.path, t.in.size)
 	}
 	if p.o.MemBytes == 0 {
-		p.o.MemBytes = autoMem(inputBytes, cmp.Or(p.o.Read.MaxRowBytes, csvread.DefaultMaxRowBytes), p.o.CPUs, len(todo))
+		p.o.MemBytes = AutoMemBytes(inputBytes, p.o.CPUs, len(todo), cmp.Or(p.o.Read.MaxRowBytes, csvread.DefaultMaxRowBytes))
 		p.res.MemBytes = p.o.MemBytes
 		p.log.Info("sort buffer picked for the files to read (--mem)", "mem_mib", p.o.MemBytes>>20, "inputs_mb", inputBytes/1e6)
 	}
@@ -524,7 +512,7 @@ func (p *job) merge(ctx context.Context, loader *store.Loader, good []*todoFile,
 	}
 	// Each merging worker holds a reader per run; half the budget goes to
 	// them. Too many runs for that are first merged into fewer.
-	maxReaders := max(2, int(p.o.MemBytes/2/readerBytes))
+	maxReaders := mergeReaders(p.o.MemBytes)
 	if p.o.maxReaders > 0 {
 		maxReaders = p.o.maxReaders
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -636,38 +637,48 @@ func TestRun_olderStore(t *testing.T) {
 	}
 }
 
-// TestAutoMemBytes: the sort buffer picked without --mem is a sixteenth
-// of the inputs, from 128 MiB to 1 GiB.
+// TestAutoMemBytes: the sort buffer picked without --mem is the smallest
+// (from MinAutoMemBytes, by 32 MiB, up to DefaultMemBytes) whose sort
+// buffers each hold the longest row and whose runs the final merge reads
+// at once on every CPU.
 func TestAutoMemBytes(t *testing.T) {
-	for _, c := range []struct{ raw, want int64 }{
-		{0, MinAutoMemBytes},
-		{300e6, MinAutoMemBytes},
-		{2 << 30, 128 << 20},
-		{4 << 30, 256 << 20},
-		{16 << 30, DefaultMemBytes},
-		{1 << 40, DefaultMemBytes},
+	const row = 64 << 20 // csvread.DefaultMaxRowBytes
+	for _, c := range []struct {
+		raw         int64
+		cpus, files int
+		maxRow      int
+		want        int64
+	}{
+		{0, 2, 6, 1 << 20, MinAutoMemBytes},
+		{300e6, 2, 6, 1 << 20, MinAutoMemBytes},
+		{300e6, 2, 6, row, 192 << 20}, // the row: arena 70 MiB
+		{2e9, 2, 6, row, 192 << 20},
+		{10e9, 2, 12, row, 192 << 20}, // 273 runs, 768 readers
+		{100e9, 2, 12, row, 480 << 20},
+		{10e9, 16, 16, row, 480 << 20},
+		{100e9, 16, 16, row, DefaultMemBytes},
+		{1 << 40, 2, 6, row, DefaultMemBytes},
 	} {
-		if got := AutoMemBytes(c.raw); got != c.want {
-			t.Errorf("AutoMemBytes(%d) = %d MiB, want %d MiB", c.raw, got>>20, c.want>>20)
+		if got := AutoMemBytes(c.raw, c.cpus, c.files, c.maxRow); got != c.want {
+			t.Errorf("AutoMemBytes(%d, %d CPUs, %d files, %d MiB rows) = %d MiB, want %d MiB", c.raw, c.cpus, c.files, c.maxRow>>20, got>>20, c.want>>20)
 		}
 	}
-}
-
-// TestAutoMem: the buffer picked is raised until each sort buffer of the
-// plan holds the longest row the reader takes, and no further.
-func TestAutoMem(t *testing.T) {
+	// The two tests hold, and 32 MiB less fails one.
 	for _, cpus := range []int{1, 2, 16, 64} {
 		for _, files := range []int{1, 6, 64} {
-			for _, raw := range []int64{0, 2 << 30, 8 << 30, 1 << 40} {
-				if got := autoMem(raw, 1<<20, cpus, files); got != AutoMemBytes(raw) {
-					t.Errorf("autoMem(%d, 1 MiB rows, %d CPUs, %d files) = %d MiB, want AutoMemBytes's %d MiB", raw, cpus, files, got>>20, AutoMemBytes(raw)>>20)
-				}
-				m := autoMem(raw, 64<<20, cpus, files)
-				if a := planMemory(m, cpus, files).arenaBytes; a < 65<<20 || m > DefaultMemBytes {
-					t.Errorf("autoMem(%d, 64 MiB rows, %d CPUs, %d files) = %d MiB: buffers of %d MiB", raw, cpus, files, m>>20, a>>20)
-				}
-				if m > AutoMemBytes(raw) && planMemory(m-32<<20, cpus, files).arenaBytes >= 65<<20 {
-					t.Errorf("autoMem(%d, 64 MiB rows, %d CPUs, %d files) = %d MiB: 32 MiB less would do", raw, cpus, files, m>>20)
+			for _, raw := range []int64{0, 2 << 30, 8 << 30, 100 << 30, 1 << 40} {
+				for _, maxRow := range []int{1 << 20, row} {
+					m := AutoMemBytes(raw, cpus, files, maxRow)
+					plan := planMemory(m, cpus, files)
+					runs := int64(math.Ceil(float64(raw) / (rawPerArenaByte * float64(plan.arenaBytes))))
+					switch {
+					case m < MinAutoMemBytes || m > DefaultMemBytes:
+						t.Errorf("AutoMemBytes(%d, %d, %d, %d) = %d MiB, out of bounds", raw, cpus, files, maxRow, m>>20)
+					case m < DefaultMemBytes && (plan.arenaBytes < int64(maxRow)+1<<20 || runs*int64(cpus) > int64(mergeReaders(m))):
+						t.Errorf("AutoMemBytes(%d, %d, %d, %d) = %d MiB: buffers of %d MiB, %d runs on %d CPUs for %d readers", raw, cpus, files, maxRow, m>>20, plan.arenaBytes>>20, runs, cpus, mergeReaders(m))
+					case m > MinAutoMemBytes && memFits(m-32<<20, raw, cpus, files, maxRow):
+						t.Errorf("AutoMemBytes(%d, %d, %d, %d) = %d MiB: 32 MiB less would do", raw, cpus, files, maxRow, m>>20)
+					}
 				}
 			}
 		}
@@ -676,7 +687,7 @@ func TestAutoMem(t *testing.T) {
 
 // TestRun_autoMem: without MemBytes, Run picks autoMem of the inputs and
 // says so in its Result, and a file with a row of 40 MiB is ingested;
-// with a given MemBytes of 128 MiB (a bare AutoMemBytes of a small input),
+// with a given MemBytes of 128 MiB (what a small input got before the longest row counted),
 // whose buffers hold no such row, that file fails alone, saying to raise
 // --mem.
 func TestRun_autoMem(t *testing.T) {
@@ -695,7 +706,7 @@ func TestRun_autoMem(t *testing.T) {
 			if err != nil {
 				t.Fatalf("MemBytes 0: %v", err)
 			}
-			if want := autoMem(res.RawBytes, csvread.DefaultMaxRowBytes, o.CPUs, 3); res.MemBytes != want {
+			if want := AutoMemBytes(res.RawBytes, o.CPUs, 3, csvread.DefaultMaxRowBytes); res.MemBytes != want {
 				t.Errorf("MemBytes 0: the run used %d MiB, want %d MiB", res.MemBytes>>20, want>>20)
 			}
 			continue

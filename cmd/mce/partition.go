@@ -35,10 +35,11 @@ order; users are spread over hash shards that reducers read in parallel.
 Memory: rows are sorted in a buffer of --mem, spilled to sorted runs under STORE/tmp
 when full, then merged into sstables that are ingested into the store in one atomic
 step (no row-at-a-time writes). Peak RSS stays near --mem whatever the input size.
-Without --mem the buffer is a sixteenth of the size of the files to read, 128MiB to 1GiB, and
-at least what holds the longest row the reader takes (64MiB; so 192MiB on 2 CPUs): a
-buffer bigger than the input needs costs the first touch of its pages, which on a VM
-took longer than the spills a smaller one makes.
+Without --mem the buffer is the smallest, from 128MiB to 1GiB, that holds the longest row
+the reader takes (64MiB) and spills few enough runs for the final merge to read them all
+at once on every CPU: 192MiB on 2 CPUs up to about 14GB of input, 480MiB for 100GB; more
+with more CPUs. A bigger buffer is slower: the first touch of its pages costs (on a VM,
+more than the spills a smaller one makes), and so does sorting more rows at once.
 
 Heavy users (more than --heavy-share of the rows being ingested and at least
 --heavy-min-rows rows, or listed in --heavy-users) get their own key range, cut into
@@ -64,7 +65,7 @@ Examples:
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "store `DIR` (created if missing)"},
 			&ucli.IntFlag{Name: "cpus", Usage: "parallel readers and mergers (default: all CPUs)"},
-			&ucli.StringFlag{Name: "mem", Usage: "sort buffer `SIZE` (e.g. 512MiB, 4GiB); peak RSS stays near it (default: a sixteenth of the inputs' size, 128MiB to 1GiB, at least what holds the longest row)"},
+			&ucli.StringFlag{Name: "mem", Usage: "sort buffer `SIZE` (e.g. 512MiB, 4GiB); peak RSS stays near it (default: the smallest, 128MiB to 1GiB, that holds the longest row and keeps the final merge on every CPU)"},
 			&ucli.StringFlag{Name: "codec", Usage: "compression: table-minlz (blocks in tables compressed with pebble's fastest codec), table-zstd (the same with zstd for blocks it shrinks by a fifth more: slower to write, seldom smaller), zstd or s2 (each block on its own), none (default: the store's; table-minlz for a new store)"},
 			&ucli.Float64Flag{Name: "heavy-share", Value: partition.DefaultHeavyShare, Usage: "a user with more than this share of the rows ingested is heavy (negative: none by share)"},
 			&ucli.Int64Flag{Name: "heavy-min-rows", Value: partition.DefaultHeavyMinRows, Usage: "a user needs at least `N` rows to be heavy by share"},
