@@ -46,8 +46,10 @@ type runner struct {
 	restarts int
 	fatal    error
 	// summaryStale: a file ended since summary.json was written; the
-	// loop queues it once the next file is handed out.
+	// loop queues it once the next file is handed out, at most every
+	// summaryEvery (summaryAt: when it last did).
 	summaryStale bool
+	summaryAt    time.Time
 	// summaries writes summary.json during the run (queueSummary).
 	summaries *summaryWriter
 	stopErr   error
@@ -259,7 +261,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		if ready {
 			r.dispatch()
 		}
-		if r.summaryStale {
+		if r.summaryStale && time.Since(r.summaryAt) >= summaryEvery {
 			r.summaryStale = false
 			r.queueSummary()
 		}

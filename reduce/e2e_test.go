@@ -675,3 +675,36 @@ func TestReduce_prefork(t *testing.T) {
 		}
 	}
 }
+
+// TestReduce_manyFiles: with more input files than the first merge task
+// merges at once (mergesAtOnce), every features file is still written,
+// byte-identical to `mce run`'s, and every merge task ends ok.
+func TestReduce_manyFiles(t *testing.T) {
+	setup(t)
+	ctx := context.Background()
+	data := filepath.Join(t.TempDir(), "data")
+	const files = 20
+	if _, err := gen.Run(ctx, gen.Options{Dir: data, Seed: 21, Files: files, Size: gen.Size{Rows: 40_000},
+		NoSync: true, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
+	if files <= 8 { // mergesAtOnce on the 2 CPUs below
+		t.Fatal("too few files to test the merges' bound")
+	}
+	st := filepath.Join(t.TempDir(), "store")
+	if out, err := exec.Command(mceBin, "partition", data, "--out", st, "--heavy-min-rows", "500").CombinedOutput(); err != nil {
+		t.Fatalf("mce partition: %v\n%s", err, out)
+	}
+	run := e2etest.Run(t, mceBin, "run", data, "--out", t.TempDir(), "--job", "run", "--no-progress")
+	red := e2etest.Run(t, mceBin, reduceArgs(st, t.TempDir(), "red", "--clusters", "2")...)
+	if run.Code != 0 || red.Code != 0 {
+		t.Fatalf("exit codes: run %d, reduce %d", run.Code, red.Code)
+	}
+	if got, want := e2etest.LastLine(red.Stdout), fmt.Sprintf("all %d files ok", files); got != want {
+		t.Errorf("reduce's last line %q, want %q", got, want)
+	}
+	if n := len(featureFiles(t, red.RunDir)); n != files {
+		t.Errorf("%d features files, want %d", n, files)
+	}
+	sameFiles(t, run.RunDir, red.RunDir)
+}

@@ -74,19 +74,26 @@ func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Ta
 			targets = append(targets, o)
 		}
 	}
-	cpus := max(env.CPUs/len(targets), 1)
+	// The merges run a few at a time, the task's own first: each holds
+	// its output's write buffer and a reader a run, and 500 input files
+	// merged all at once held 370 MiB.
+	together := min(len(targets), mergesAtOnce(env.CPUs))
+	cpus := max(env.CPUs/together, 1)
 	results := make([]mergeResult, len(targets))
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for i, tg := range targets {
+	for range together {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var progress func(int64)
-			if i == 0 {
-				var done atomic.Int64
-				progress = func(n int64) { p.UsersDone.Store(done.Add(n)) }
+			for i := int(next.Add(1) - 1); i < len(targets); i = int(next.Add(1) - 1) {
+				var progress func(int64)
+				if i == 0 {
+					var done atomic.Int64
+					progress = func(n int64) { p.UsersDone.Store(done.Add(n)) }
+				}
+				results[i] = mergeSection(ctx, env, parts, targets[i], a.Format, cpus, together, i == 0, progress)
 			}
-			results[i] = mergeSection(ctx, env, parts, tg, a.Format, cpus, len(targets), i == 0, progress)
 		}()
 	}
 	wg.Wait()
@@ -111,6 +118,10 @@ func (w *worker) runMerge(ctx context.Context, env *engine.TaskEnv, t *engine.Ta
 		ReduceSeconds: secs, WorkerMaxSeconds: secs, WorkerMeanSeconds: secs,
 	}, nil
 }
+
+// mergesAtOnce is how many outputs the first merge task merges at once on
+// cpus CPUs: enough to keep them busy while some wait on their writes.
+func mergesAtOnce(cpus int) int { return max(8, 2*cpus) }
 
 // mergeTarget is one output of a merge: a section, its features file
 // (run-directory relative), the name of its key column ("": the default)
