@@ -259,7 +259,8 @@ type footerCache struct {
 	m  map[string]cachedFooter
 }
 
-// cachedFooter is the footer of the file info names.
+// cachedFooter is a part file's footer, with the file it was read from
+// (info) and where the footer starts (data).
 type cachedFooter struct {
 	info   os.FileInfo
 	footer partFooter
