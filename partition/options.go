@@ -144,8 +144,13 @@ func memFits(m, rawBytes int64, cpus, files, maxRow int) bool {
 	if plan.arenaBytes < int64(maxRow)+1<<20 {
 		return false
 	}
-	runs := int64(math.Ceil(float64(rawBytes) / (rawPerArenaByte * float64(plan.arenaBytes))))
-	return runs*int64(max(cpus, 1)) <= int64(mergeReaders(m))
+	return estimatedRuns(rawBytes, plan.arenaBytes)*int64(max(cpus, 1)) <= int64(mergeReaders(m))
+}
+
+// estimatedRuns is how many runs rawBytes of input spill from sort
+// buffers of arenaBytes (rawPerArenaByte).
+func estimatedRuns(rawBytes, arenaBytes int64) int64 {
+	return int64(math.Ceil(float64(rawBytes) / (rawPerArenaByte * float64(arenaBytes))))
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -72,7 +72,8 @@ type Result struct {
 	// the run, 0 where the system does not say.
 	PeakRSSBytes int64
 	// MemBytes is the sort buffer the run used: Options.MemBytes, or the
-	// one it picked for the files it read (autoMem; 0 when it read none).
+	// one it picked for the files it read (AutoMemBytes; 0 when it read
+	// none).
 	MemBytes int64
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -670,7 +669,7 @@ func TestAutoMemBytes(t *testing.T) {
 				for _, maxRow := range []int{1 << 20, row} {
 					m := AutoMemBytes(raw, cpus, files, maxRow)
 					plan := planMemory(m, cpus, files)
-					runs := int64(math.Ceil(float64(raw) / (rawPerArenaByte * float64(plan.arenaBytes))))
+					runs := estimatedRuns(raw, plan.arenaBytes)
 					switch {
 					case m < MinAutoMemBytes || m > DefaultMemBytes:
 						t.Errorf("AutoMemBytes(%d, %d, %d, %d) = %d MiB, out of bounds", raw, cpus, files, maxRow, m>>20)

@@ -8,11 +8,9 @@ import (
 	"math/big"
 	"math/bits"
 	"sync"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/mce-engine/mce/internal/ascii"
-	"github.com/mce-engine/mce/internal/cp1252"
 	"github.com/mce-engine/mce/internal/hugemem"
 )
 
@@ -404,22 +402,6 @@ func (a *invoiceAgg) Merge(other Aggregator) error {
 		a.addReceiver(unsafe.Slice(unsafe.StringData(k), len(k)), v)
 	}
 	return nil
-}
-
-// utf8Text returns b as UTF-8, as DecodeText does: b itself when it is
-// ASCII or UTF-8 (unless enc says cp1252), else decoded into buf, so that
-// the receivers' lookup costs no allocation.
-func utf8Text(buf, b []byte, enc Encoding) []byte {
-	switch {
-	case ascii.Valid(b):
-		return b
-	case enc == EncodingCP1252 || enc != EncodingUTF8 && !utf8.Valid(b):
-		return cp1252.AppendUTF8(buf, b)
-	case utf8.Valid(b):
-		return b
-	}
-	s := DecodeText(b, enc)
-	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 func scaled(v int64) float64 { return float64(v) / amountScale }

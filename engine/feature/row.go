@@ -393,9 +393,20 @@ func digits(b []byte) (int, bool) {
 // same key written in cp1252 in one file and UTF-8 in another groups
 // together: b itself when it is ASCII, or valid UTF-8 in a file that is
 // not cp1252; else b decoded from cp1252.
-func KeyUTF8(b []byte, enc Encoding) []byte {
-	if ascii.Valid(b) || (enc != EncodingCP1252 && utf8.Valid(b)) {
+func KeyUTF8(b []byte, enc Encoding) []byte { return utf8Text(nil, b, enc) }
+
+// utf8Text returns b as UTF-8, as DecodeText does: b itself when it is
+// ASCII or UTF-8 (unless enc says cp1252), else decoded into buf, so that
+// the built-in features' receivers' lookup costs no allocation.
+func utf8Text(buf, b []byte, enc Encoding) []byte {
+	switch {
+	case ascii.Valid(b):
+		return b
+	case enc == EncodingCP1252 || enc != EncodingUTF8 && !utf8.Valid(b):
+		return cp1252.AppendUTF8(buf, b)
+	case utf8.Valid(b):
 		return b
 	}
-	return []byte(DecodeText(b, enc))
+	s := DecodeText(b, enc)
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
