@@ -804,6 +804,9 @@ func (j *groupJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	}
 	err := j.write(w, lines)
 	st.WriteTime = time.Since(t2)
+	for i := range lines {
+		lines[i].release()
+	}
 	return st, err
 }
 
@@ -986,18 +989,34 @@ type lineBuf struct {
 	blocks [][]byte
 }
 
-const lineBlockBytes = 1 << 20
-
 func (b *lineBuf) add(line []byte) (blk, off uint32) {
 	n := len(b.blocks)
 	if n == 0 || len(b.blocks[n-1])+len(line) > cap(b.blocks[n-1]) {
-		b.blocks = append(b.blocks, make([]byte, 0, max(lineBlockBytes, len(line))))
+		// A block comes from hugemem.MiB, a file's lines from the last
+		// file's blocks, as far as it has them.
+		var blk []byte
+		if len(line) <= hugemem.MiB.Size() {
+			blk = hugemem.MiB.Get()
+		} else {
+			blk = make([]byte, 0, len(line))
+		}
+		b.blocks = append(b.blocks, blk)
 		n++
 	}
 	last := &b.blocks[n-1]
 	off = uint32(len(*last))
 	*last = append(*last, line...)
 	return uint32(n - 1), off
+}
+
+// release gives b's blocks back to hugemem.MiB, once the lines are
+// written: nothing may read them afterwards.
+func (b *lineBuf) release() {
+	for i, blk := range b.blocks {
+		hugemem.MiB.Put(blk)
+		b.blocks[i] = nil
+	}
+	b.blocks = nil
 }
 
 // prefetchAhead is how many rows ahead arenaRows prefetches.

@@ -560,6 +560,9 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 			return lines[l.w].blocks[l.blk][l.off : l.off+l.n]
 		})
 	st.WriteTime = time.Since(t2)
+	for i := range lines {
+		lines[i].release()
+	}
 	// The aggregates are garbage now, in the Go heap: collect them, so
 	// that the next file's reuse their memory instead of adding to it
 	// (the heap would otherwise grow to twice this file's before the

@@ -96,6 +96,7 @@ type File struct {
 	src         io.Reader    // the uncompressed stream after the bytes in head
 	closeDecomp func()       // releases the decompressor, nil for plain files
 	head        []byte       // bytes read by Open after the header line
+	headBuf     []byte       // the whole buffer head is the end of, emptied (for reuse)
 	headEOF     bool         // head is the rest of the stream
 	colOf       []int        // header column of each schema column
 	nHeader     int          // fields in the header

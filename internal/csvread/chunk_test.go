@@ -120,3 +120,22 @@ func TestFile_Scan_chunks(t *testing.T) {
 		}
 	}
 }
+
+// TestScan_headBufferBack: the buffer Open read the header into goes back
+// whole to reuse when the scan ends, so that the next file's Open takes
+// it again. (Handed back as the data after the header, it was a little
+// short of the size Open asks for, and every file made a new one.) The
+// file fits in the head, so the scan makes no other buffer; the chunk
+// size is one hugemem.MiB does not serve, and one no other test uses.
+func TestScan_headBufferBack(t *testing.T) {
+	const chunk = 3<<20 + 8
+	path := writeTemp(t, "f.csv", []byte("id,user,amount\n"+strings.Repeat("1,u,2\n", 1000)))
+	if _, err := scanFile(t, path, Options{Schema: smallSchema, ChunkBytes: chunk}, 2); err != nil {
+		t.Fatal(err)
+	}
+	b := reuse.buf(chunk)
+	if b == nil {
+		t.Fatal("the head's buffer did not go back to reuse whole")
+	}
+	reuse.putBuf(b)
+}

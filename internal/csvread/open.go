@@ -318,6 +318,7 @@ func (f *File) readHeader() error {
 		f.headerLines++
 	}
 	f.head = head[next:]
+	f.headBuf = head[:0]
 	f.headEOF = eof
 	return f.sniffValues(f.head, eof)
 }

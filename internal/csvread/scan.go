@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/internal/hugemem"
 )
 
 // chunk is a run of whole records cut from the stream by the splitter.
@@ -149,14 +150,29 @@ func (f *File) split(ctx context.Context, out chan<- chunk, free chan []byte, nb
 		r = eofReader{}
 	}
 	var cur []byte
+	// inHead: cur is the end of the buffer Open read the header into,
+	// whose chunk hands back the whole buffer (headBuf), so that the next
+	// file's Open finds it in reuse at its full size.
+	inHead := false
+	headBuf := f.headBuf
 	if len(f.head) <= chunkBytes && cap(f.head) >= chunkBytes/2 {
 		// Go on filling the buffer Open read the header into.
 		cur = f.head
+		inHead = true
 		allocated++
 	} else {
 		r = io.MultiReader(bytes.NewReader(f.head), r)
 	}
-	f.head = nil
+	f.head, f.headBuf = nil, nil
+	// bufOf is the buffer that goes back to free once cur's chunk is
+	// parsed.
+	bufOf := func(cur []byte) []byte {
+		if inHead {
+			inHead = false
+			return headBuf
+		}
+		return cur
+	}
 	// get returns an empty buffer of at least minCap bytes, waiting for a
 	// parser to give one back when all nbuf are in use; nil when ctx ends.
 	get := func(minCap int) []byte {
@@ -178,6 +194,7 @@ func (f *File) split(ctx context.Context, out chan<- chunk, free chan []byte, nb
 			}
 		}
 		if cap(b) < minCap {
+			reuse.putBuf(b)
 			return make([]byte, 0, minCap)
 		}
 		return b[:0]
@@ -206,7 +223,7 @@ func (f *File) split(ctx context.Context, out chan<- chunk, free chan []byte, nb
 				n++
 			}
 			select {
-			case out <- chunk{buf: cur, data: cur, seq: seq, line: line, lines: n, eof: true}:
+			case out <- chunk{buf: bufOf(cur), data: cur, seq: seq, line: line, lines: n, eof: true}:
 				lines += n
 			case <-ctx.Done():
 			}
@@ -221,6 +238,7 @@ func (f *File) split(ctx context.Context, out chan<- chunk, free chan []byte, nb
 				return lines, f.fail(line, rowTooLongError{f.opts.MaxRowBytes})
 			}
 			cur = growCap(cur, min(2*cap(cur), f.opts.MaxRowBytes+1))
+			inHead = false // the head's buffer is garbage now
 			continue
 		}
 		carry := cur[cut:]
@@ -232,7 +250,7 @@ func (f *File) split(ctx context.Context, out chan<- chunk, free chan []byte, nb
 		data := cur[:cut]
 		n := int64(bytes.Count(data, []byte{'\n'}))
 		select {
-		case out <- chunk{buf: cur, data: data, seq: seq, line: line, lines: n}:
+		case out <- chunk{buf: bufOf(cur), data: data, seq: seq, line: line, lines: n}:
 		case <-ctx.Done():
 			return lines, nil
 		}
@@ -397,7 +415,9 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 // reuse keeps the chunk buffers and batches of finished scans for the next
 // scan in this process. A cluster reads file after file: from the Go heap,
 // every file's buffers would be new pages, each a page fault when first
-// written (a tenth of a cluster's time on a 2-core VM).
+// written (a tenth of a cluster's time on a 2-core VM). Buffers of
+// hugemem.MiB's size (the default ChunkBytes) come from it, outside the
+// heap; reuse keeps those of other sizes.
 var reuse bufReuse
 
 // bufReuse is a bounded free list of chunk buffers and batches.
@@ -414,6 +434,9 @@ func maxReused() int { return 2*runtime.GOMAXPROCS(0) + 4 }
 // buf returns a kept buffer of minCap to 2·minCap bytes, emptied, or nil
 // (a much bigger one would change how the file is cut into chunks).
 func (r *bufReuse) buf(minCap int) []byte {
+	if n := hugemem.MiB.Size(); minCap <= n && n <= 2*minCap {
+		return hugemem.MiB.Get()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.bufs) - 1; i >= 0; i-- {
@@ -426,6 +449,10 @@ func (r *bufReuse) buf(minCap int) []byte {
 }
 
 func (r *bufReuse) putBuf(b []byte) {
+	if hugemem.MiB.Owns(b) {
+		hugemem.MiB.Put(b)
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.bufs) >= maxReused() {

@@ -1,0 +1,104 @@
+package output
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/mce-engine/mce/internal/hugemem"
+)
+
+// TestBufWriter writes the same bytes in the same random pieces (Write and
+// WriteString, small and bigger than the buffer) through a bufWriter and
+// a bufio.Writer of the same size: the destinations get the same bytes.
+func TestBufWriter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	size := hugemem.MiB.Size()
+	for round := range 20 {
+		var got, want bytes.Buffer
+		bw := &bufWriter{w: &got, buf: hugemem.MiB.Get()}
+		ref := bufio.NewWriterSize(&want, size)
+		for range 1 + rng.IntN(40) {
+			n := rng.IntN(size / 4)
+			if rng.IntN(8) == 0 {
+				n = size + rng.IntN(size) // bigger than the buffer
+			}
+			p := make([]byte, n)
+			for i := range p {
+				p[i] = byte(rng.Uint32())
+			}
+			if rng.IntN(2) == 0 {
+				if m, err := bw.Write(p); m != n || err != nil {
+					t.Fatalf("round %d: Write(%d bytes) = %d, %v", round, n, m, err)
+				}
+				ref.Write(p)
+			} else {
+				if m, err := bw.WriteString(string(p)); m != n || err != nil {
+					t.Fatalf("round %d: WriteString(%d bytes) = %d, %v", round, n, m, err)
+				}
+				ref.WriteString(string(p))
+			}
+		}
+		if err := bw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		ref.Flush()
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("round %d: %d bytes written, want %d (or they differ)", round, got.Len(), want.Len())
+		}
+		bw.release()
+	}
+}
+
+// TestBufWriter_error: the destination's error comes back, and stays.
+func TestBufWriter_error(t *testing.T) {
+	boom := errors.New("disk full")
+	tests := []struct {
+		name  string
+		write func(b *bufWriter) error
+	}{
+		{"a small write, then Flush", func(b *bufWriter) error { b.Write([]byte("abc")); return b.Flush() }},
+		{"a write bigger than the buffer", func(b *bufWriter) error {
+			_, err := b.Write(make([]byte, 2*cap(b.buf)))
+			return err
+		}},
+		{"strings filling the buffer", func(b *bufWriter) error {
+			s := string(make([]byte, cap(b.buf)/3))
+			for range 4 {
+				b.WriteString(s)
+			}
+			return b.err
+		}},
+		{"a short write", func(b *bufWriter) error {
+			b.w = shortWriter{}
+			b.Write([]byte("abc"))
+			return b.Flush()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &bufWriter{w: failWriter{boom}, buf: hugemem.MiB.Get()}
+			defer b.release()
+			err := tt.write(b)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if _, again := b.Write([]byte("x")); !errors.Is(again, err) {
+				t.Errorf("the next Write: %v, want %v", again, err)
+			}
+			if again := b.Flush(); !errors.Is(again, err) {
+				t.Errorf("Flush: %v, want %v", again, err)
+			}
+		})
+	}
+}
+
+type failWriter struct{ err error }
+
+func (f failWriter) Write([]byte) (int, error) { return 0, f.err }
+
+type shortWriter struct{}
+
+func (shortWriter) Write(p []byte) (int, error) { return len(p) / 2, nil }
