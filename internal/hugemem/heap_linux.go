@@ -5,8 +5,10 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -42,7 +44,8 @@ var heapProbe = sync.OnceValue(func() *[64]byte { return new([64]byte) })
 // heap object, contiguous with it; thread stacks and other mappings are
 // left alone. It returns the bytes advised now; 0 where the kernel has no
 // THP, the advice fails, DisableEnv is set or the memory limit is under
-// MinHeapLimit.
+// MinHeapLimit, and for a call without a reserve when the runtime mapped
+// nothing since the last advice.
 func AdviseHeap(reserve int64) int64 {
 	limit := debug.SetMemoryLimit(-1)
 	if Disabled() || !thpAvailable() || limit < MinHeapLimit {
@@ -56,6 +59,12 @@ func AdviseHeap(reserve int64) int64 {
 	reserve = min(reserve, limit/4)
 	if reserve > 0 && strictCommit() {
 		reserve = 0
+	}
+	if m, ok := mappedBytes(); reserve == 0 && ok && m <= advisedAt.Load() {
+		// The runtime mapped nothing since the last advice: no new heap
+		// mapping to advise. (Reading /proc/self/maps at every task was
+		// a twentieth of a small file's time.)
+		return 0
 	}
 	if reserve > 0 {
 		// With the collector off while the reserve is made, one cycle
@@ -96,6 +105,9 @@ func AdviseHeap(reserve int64) int64 {
 	for hi+1 < len(vmas) && vmas[hi+1].Anon && vmas[hi+1].Start == vmas[hi].End {
 		hi++
 	}
+	if m, ok := mappedBytes(); ok {
+		advisedAt.Store(m)
+	}
 	// A mapping advised before is advised again: the kernel only sets its
 	// flag, which it has.
 	var n int64
@@ -109,6 +121,21 @@ func AdviseHeap(reserve int64) int64 {
 		n += int64(v.End - v.Start)
 	}
 	return n
+}
+
+// advisedAt is mappedBytes when the heap was last advised.
+var advisedAt atomic.Uint64
+
+// mappedBytes returns the memory the Go runtime has mapped read-write,
+// which grows when the heap maps more; ok is false where the runtime
+// does not tell.
+func mappedBytes() (n uint64, ok bool) {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0, false
+	}
+	return s[0].Value.Uint64(), true
 }
 
 // thpAvailable reports whether the kernel has transparent huge pages and

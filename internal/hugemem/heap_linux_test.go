@@ -100,3 +100,36 @@ func TestAdviseHeap_reserveStaysLazy(t *testing.T) {
 		t.Errorf("a 128 MiB allocation, unused, grew RSS by %d MiB: the reserve's memory was zeroed again", grew>>20)
 	}
 }
+
+// TestAdviseHeap_onlyWhatIsNew: a call without a reserve reads the
+// mappings only when the runtime mapped more since the last advice.
+func TestAdviseHeap_onlyWhatIsNew(t *testing.T) {
+	if !thpAvailable() {
+		t.Skip("no transparent huge pages here")
+	}
+	// Some pair of calls with nothing allocated between them advises
+	// nothing the second time (the runtime may map a little of its own
+	// now and then, hence three tries).
+	skipped := false
+	for range 3 {
+		AdviseHeap(0)
+		if AdviseHeap(0) == 0 {
+			skipped = true
+			break
+		}
+	}
+	if !skipped {
+		t.Error("AdviseHeap(0) advised again every time with nothing mapped in between")
+	}
+	// More than the heap has mapped: the runtime must map more, which
+	// the next call advises.
+	mapped, ok := mappedBytes()
+	if !ok {
+		t.Skip("the runtime does not tell what it mapped")
+	}
+	b := make([]byte, 0, mapped+64<<20)
+	if n := AdviseHeap(0); n == 0 {
+		t.Errorf("the heap mapped %d MiB more and AdviseHeap(0) advised nothing", cap(b)>>20)
+	}
+	runtime.KeepAlive(b)
+}
