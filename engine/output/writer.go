@@ -30,7 +30,7 @@ import (
 type Writer struct {
 	spec     *feature.Spec
 	o        Options
-	bw       *bufWriter
+	bw       *hugemem.Writer
 	inputKey string
 	local    bool // SetLocalTimes
 	// localLines: the lines' times come without their "Z" (LinesFor),
@@ -67,65 +67,7 @@ func NewWriter(w io.Writer, spec *feature.Spec, o Options) (*Writer, error) {
 	if o.RowGroupRows <= 0 {
 		o.RowGroupRows = DefaultRowGroupRows
 	}
-	return &Writer{spec: spec, o: o, bw: &bufWriter{w: w, buf: hugemem.MiB.Get()}}, nil
-}
-
-// bufWriter is a bufio.Writer whose buffer comes from hugemem.MiB and
-// goes back there once the table is written (release): a cluster writes
-// a table per file, and a new buffer for each was fresh memory each time.
-type bufWriter struct {
-	w   io.Writer
-	buf []byte
-	err error
-}
-
-// Write implements io.Writer.
-func (b *bufWriter) Write(p []byte) (int, error) {
-	if len(b.buf) == 0 && len(p) >= cap(b.buf) && b.err == nil {
-		// Nothing buffered and a big write: straight through.
-		n, err := b.w.Write(p)
-		b.err = err
-		return n, err
-	}
-	return fill(b, p)
-}
-
-// WriteString implements io.StringWriter.
-func (b *bufWriter) WriteString(s string) (int, error) { return fill(b, s) }
-
-// fill appends p to b's buffer, flushing it each time it is full.
-func fill[S string | []byte](b *bufWriter, p S) (int, error) {
-	n := 0
-	for len(p) > 0 && b.err == nil {
-		m := min(len(p), cap(b.buf)-len(b.buf))
-		b.buf = append(b.buf, p[:m]...)
-		n += m
-		p = p[m:]
-		if len(b.buf) == cap(b.buf) {
-			b.Flush()
-		}
-	}
-	return n, b.err
-}
-
-// Flush writes what is buffered.
-func (b *bufWriter) Flush() error {
-	if b.err != nil || len(b.buf) == 0 {
-		return b.err
-	}
-	n, err := b.w.Write(b.buf)
-	if err == nil && n < len(b.buf) {
-		err = io.ErrShortWrite
-	}
-	b.err = err
-	b.buf = b.buf[:0]
-	return err
-}
-
-// release gives the buffer back; b is not used afterwards.
-func (b *bufWriter) release() {
-	hugemem.MiB.Put(b.buf)
-	b.buf, b.w = nil, nil
+	return &Writer{spec: spec, o: o, bw: hugemem.NewWriter(w)}, nil
 }
 
 // SetInputKeyName gives the name the input's header gave its user column,
@@ -471,7 +413,7 @@ func (w *Writer) Close() error {
 	}
 	w.err = errors.New("output: write after Close")
 	// Every method checks w.err first: the buffer is no longer used.
-	w.bw.release()
+	w.bw.Release()
 	w.bw = nil
 	return nil
 }
