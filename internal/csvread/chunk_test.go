@@ -139,3 +139,21 @@ func TestScan_headBufferBack(t *testing.T) {
 	}
 	reuse.putBuf(b)
 }
+
+// TestOpen_closeGivesHeadBack: a file opened and closed without a scan
+// (one that failed after its header, say) gives the header's buffer back,
+// as a scan would.
+func TestOpen_closeGivesHeadBack(t *testing.T) {
+	const chunk = 7<<20 + 16
+	path := writeTemp(t, "f.csv", []byte("id,user,amount\n1,u,2\n"))
+	f, err := Open(path, Options{Schema: smallSchema, ChunkBytes: chunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	b := reuse.buf(chunk)
+	if b == nil {
+		t.Fatal("Close did not give the head's buffer back")
+	}
+	reuse.putBuf(b)
+}

@@ -166,8 +166,14 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// Close releases the file and its decompressor.
+// Close releases the file and its decompressor, and gives the buffer Open
+// read the header into back for the next file when no Scan took it (a
+// file that failed after its header, or was only opened).
 func (f *File) Close() error {
+	if f.headBuf != nil {
+		reuse.putBuf(f.headBuf)
+		f.head, f.headBuf = nil, nil
+	}
 	if f.closeDecomp != nil {
 		f.closeDecomp()
 		f.closeDecomp = nil
@@ -240,6 +246,7 @@ func (f *File) readHeader() error {
 	if full == nil {
 		full = make([]byte, 0, max(sniffBytes, f.opts.ChunkBytes))
 	}
+	f.headBuf = full // Scan hands it on, or Close gives it back
 	head, eof, err := readFull(f.src, full[:0:sniffBytes])
 	head = full[:len(head)]
 	if err != nil {
@@ -250,7 +257,12 @@ func (f *File) readHeader() error {
 		if len(head) > f.opts.MaxRowBytes {
 			return f.fail(1, fmt.Errorf("%w: no newline in the first %s", ErrRowTooLong, sizeString(f.opts.MaxRowBytes)))
 		}
-		head, eof, err = readFull(f.src, growCap(head, 2*cap(head)))
+		old := head
+		if head = growCap(head, 2*cap(head)); cap(head) != cap(old) {
+			reuse.putBuf(old) // copied into head
+		}
+		f.headBuf = head[:0]
+		head, eof, err = readFull(f.src, head)
 		if err != nil {
 			return f.streamErr(err, 1+int64(bytes.Count(head, []byte{'\n'})))
 		}
@@ -318,7 +330,6 @@ func (f *File) readHeader() error {
 		f.headerLines++
 	}
 	f.head = head[next:]
-	f.headBuf = head[:0]
 	f.headEOF = eof
 	return f.sniffValues(f.head, eof)
 }

@@ -162,6 +162,7 @@ func (f *File) split(ctx context.Context, out chan<- chunk, free chan []byte, nb
 		allocated++
 	} else {
 		r = io.MultiReader(bytes.NewReader(f.head), r)
+		defer reuse.putBuf(headBuf) // read through once split returns
 	}
 	f.head, f.headBuf = nil, nil
 	// bufOf is the buffer that goes back to free once cur's chunk is

@@ -9,10 +9,9 @@ import (
 var errReleased = errors.New("BUG: hugemem: write after Release")
 
 // Writer is a bufio.Writer whose buffer comes from MiB and goes back there
-// once it is written (Release): a cluster writes a table per file, and a
-// part file per file and task in reduce, and a new buffer for each was
-// fresh memory each time (see Buffers). It is not safe for concurrent use;
-// errors are sticky.
+// once it is written (Release): a cluster writes a features table per
+// file, and a new buffer for each was fresh memory each time (see
+// Buffers). It is not safe for concurrent use; errors are sticky.
 type Writer struct {
 	w   io.Writer
 	buf []byte
