@@ -450,6 +450,9 @@ func (r *bufReuse) buf(minCap int) []byte {
 }
 
 func (r *bufReuse) putBuf(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
 	if hugemem.MiB.Owns(b) {
 		hugemem.MiB.Put(b)
 		return
