@@ -395,7 +395,12 @@ func TestE2E_RunFeaturesOutsideCheckout(t *testing.T) {
 // cluster's names the one-pass job that allocated its users' aggregates.
 func TestE2E_MemProfile(t *testing.T) {
 	dir, env := outsideCheckout(t)
-	goldenData(t, dir)
+	// Enough rows that the one pass allocates well over the sampling rate
+	// (its aggregates and tables: about 1.5 MB), whatever the buffers it
+	// takes from outside the heap.
+	if _, se, code := mce(t, dir, nil, "gen", "--out", "data", "--seed", "1", "--files", "1", "--size", "3MB"); code != 0 {
+		t.Fatalf("mce gen: exit %d\n%s", code, se)
+	}
 	prof := t.TempDir()
 	args := []string{"run", "--out", "out", "--job", "m", "--clusters", "1", "data"}
 	stdout, stderr, code := mce(t, dir, append(env, "MCE_MEMPROFILE="+prof), args...)
