@@ -450,11 +450,7 @@ func (r *bufReuse) buf(minCap int) []byte {
 }
 
 func (r *bufReuse) putBuf(b []byte) {
-	if cap(b) == 0 {
-		return
-	}
-	if hugemem.MiB.Owns(b) {
-		hugemem.MiB.Put(b)
+	if cap(b) == 0 || hugemem.MiB.Put(b) {
 		return
 	}
 	r.mu.Lock()

@@ -81,17 +81,18 @@ func (p *Buffers) Get() []byte {
 }
 
 // Put takes back a buffer Get returned (any slice of it), which the caller
-// must not use afterwards. A buffer Get made in the Go heap, or any other
-// slice, is left to the collector.
-func (p *Buffers) Put(b []byte) {
+// must not use afterwards, and reports whether it did: a buffer Get made
+// in the Go heap, or any other slice, is not the region's and is left to
+// the caller (or the collector).
+func (p *Buffers) Put(b []byte) (kept bool) {
 	if cap(b) == 0 {
-		return
+		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	i, ok := p.index(b)
 	if !ok {
-		return
+		return false
 	}
 	buf := p.region[i*p.size : i*p.size : (i+1)*p.size]
 	for _, f := range p.free {
@@ -100,17 +101,7 @@ func (p *Buffers) Put(b []byte) {
 		}
 	}
 	p.free = append(p.free, buf)
-}
-
-// Owns reports whether b is (a slice of) one of the region's buffers.
-func (p *Buffers) Owns(b []byte) bool {
-	if cap(b) == 0 {
-		return false
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.index(b)
-	return ok
+	return true
 }
 
 // index returns which of the region's buffers b starts in.

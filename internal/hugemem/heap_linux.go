@@ -60,12 +60,6 @@ func AdviseHeap(reserve int64) int64 {
 	if reserve > 0 && strictCommit() {
 		reserve = 0
 	}
-	if m, ok := mappedBytes(); reserve == 0 && ok && m <= advisedAt.Load() {
-		// The runtime mapped nothing since the last advice: no new heap
-		// mapping to advise. (Reading /proc/self/maps at every task was
-		// a twentieth of a small file's time.)
-		return 0
-	}
 	if reserve > 0 {
 		// With the collector off while the reserve is made, one cycle
 		// frees it: the allocation would otherwise start a cycle of its
@@ -89,6 +83,13 @@ func AdviseHeap(reserve int64) int64 {
 		debug.SetGCPercent(pct)
 		debug.FreeOSMemory()
 	}
+	mapped, known := mappedBytes()
+	if reserve == 0 && known && mapped <= advisedAt.Load() {
+		// The runtime mapped nothing since the last advice: no new heap
+		// mapping to advise. (Reading /proc/self/maps at every task was
+		// a twentieth of a small file's time.)
+		return 0
+	}
 	vmas, err := procfs.Mappings()
 	if err != nil {
 		return 0
@@ -105,8 +106,8 @@ func AdviseHeap(reserve int64) int64 {
 	for hi+1 < len(vmas) && vmas[hi+1].Anon && vmas[hi+1].Start == vmas[hi].End {
 		hi++
 	}
-	if m, ok := mappedBytes(); ok {
-		advisedAt.Store(m)
+	if known {
+		advisedAt.Store(mapped)
 	}
 	// A mapping advised before is advised again: the kernel only sets its
 	// flag, which it has.
