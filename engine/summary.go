@@ -157,8 +157,6 @@ func (r *runner) writeSummary(interrupted bool) error {
 	return nil
 }
 
-// queueSummary hands the summary as it stands to the summary writer,
-// which writes it beside the loop.
 // summaryEvery is how often the run's loop rewrites summary.json while
 // files end: each write encodes every file's entry, and with 500 files of
 // a few milliseconds each, one per file took 0.8 s of the parent's CPU.
@@ -166,6 +164,8 @@ func (r *runner) writeSummary(interrupted bool) error {
 // RAM poll's at the latest), and the last one when the run ends.
 const summaryEvery = 100 * time.Millisecond
 
+// queueSummary hands the summary as it stands to the summary writer,
+// which writes it beside the loop.
 func (r *runner) queueSummary() {
 	r.summaryAt = time.Now()
 	b, err := json.MarshalIndent(r.summary(false), "", "  ")
