@@ -32,6 +32,13 @@ type Row struct {
 	// built-in features do not parse them again. The zero Parsed holds
 	// none; a row built by hand needs none.
 	Parsed Parsed
+
+	// rcv is the receiver's key and its hash, as the built-in features'
+	// Slot found them for the Add that follows on this row (rcvSet), so
+	// that Add does not find them again.
+	rcv    rcvKey
+	rcvH   uint64
+	rcvSet bool
 }
 
 // Parsed holds values of a row's fields, for the first 64 columns: bit j
