@@ -104,6 +104,8 @@ type File struct {
 	norms       []normalizer // per schema column: checks (and rewrites) amounts and dates
 	dateCols    []bool       // per schema column: a date column (nil: none)
 	skip        []bool       // per schema column: left empty in the rows (Options.Reads; nil: none)
+	readCols    []int        // with skip: the columns not skipped, for Batch.Row
+	skipCols    []int        // with skip: the columns skipped
 	wants       []string     // per schema column: what a value must be, for errors
 
 	// Numbers and Dates are the file's conventions (sniffed or given).

@@ -40,6 +40,13 @@ func Open(path string, opts Options) (*File, error) {
 		return nil, &FileError{File: path, Err: pathErr("open", err)}
 	}
 	f := &File{Path: path, Schema: opts.Schema, opts: opts, osFile: osf, skip: skipColumns(opts.Schema, opts.Reads)}
+	for j, sk := range f.skip {
+		if sk {
+			f.skipCols = append(f.skipCols, j)
+		} else {
+			f.readCols = append(f.readCols, j)
+		}
+	}
 	f.disk = wrapInput(path, osf)
 	if err := f.open(); err != nil {
 		f.Close()

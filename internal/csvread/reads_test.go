@@ -1,6 +1,8 @@
 package csvread
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -64,5 +66,58 @@ func TestFile_Scan_reads(t *testing.T) {
 	_, err := Open(writeTemp(t, "r.csv", []byte(plain)), Options{Schema: schema, Reads: []string{"amount", "price"}})
 	if err == nil || !strings.Contains(err.Error(), `"price"`) {
 		t.Errorf("Reads naming a column not in the schema: %v, want an error naming it", err)
+	}
+}
+
+// TestBatch_Row_reads checks that Batch.Row fills the columns read (and
+// the user's) as Field has them and leaves the others empty, into one row
+// reused across batches, as the one pass reuses its rows, even when the
+// last holder of the row wrote into a column it does not read.
+func TestBatch_Row_reads(t *testing.T) {
+	schema := feature.MustSchema([]string{"id", "user", "amount", "issued_at", "note"}, "user")
+	var in strings.Builder
+	in.WriteString("id,user,amount,issued_at,note\n")
+	for i := range 40 {
+		fmt.Fprintf(&in, "%d,u%d,%d.5,2023-01-%02d 10:00:00,\"note, %d\"\n", i, i%7, i, 1+i%28, i)
+	}
+	for _, reads := range [][]string{{"amount"}, {"note", "id"}, {"user"}, nil} {
+		f, err := Open(writeTemp(t, "r.csv", []byte(in.String())), Options{Schema: schema, CheckValues: true, ChunkBytes: 64, Reads: reads})
+		if err != nil {
+			t.Fatal(err)
+		}
+		read := map[int]bool{schema.User(): true}
+		for _, c := range reads {
+			read[schema.Index(c)] = true
+		}
+		var row feature.Row
+		n := 0
+		_, err = f.Scan(context.Background(), 1, func(b *Batch) error {
+			for i := 0; i < b.Len(); i++ {
+				for j := range row.Fields {
+					row.Fields[j] = []byte("junk") // what the row's last holder may have left
+				}
+				b.Row(i, &row)
+				n++
+				for j := range schema.Len() {
+					want := string(b.Field(i, j))
+					if reads != nil && !read[j] {
+						if want != "" {
+							return fmt.Errorf("reads %v: column %d of a row is %q in the batch, want it left out", reads, j, want)
+						}
+					}
+					if got := string(row.Fields[j]); got != want {
+						return fmt.Errorf("reads %v, line %d: Row's column %d is %q, Field's %q", reads, b.Line(i), j, got, want)
+					}
+				}
+			}
+			return nil
+		})
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 40 {
+			t.Fatalf("reads %v: %d rows, want 40", reads, n)
+		}
 	}
 }
