@@ -1,6 +1,7 @@
 package inram
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"io"
@@ -505,15 +506,7 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 			var keyBuf, line, field []byte
 			return func(r int) error {
 				m := merged[r]
-				order := make([]int32, 0, m.n)
-				for k := range m.slots {
-					if m.slots[k].agg != nil {
-						order = append(order, int32(k))
-					}
-				}
-				slices.SortFunc(order, func(a, b int32) int {
-					return strings.Compare(m.keyString(&m.slots[a]), m.keyString(&m.slots[b]))
-				})
+				order := m.sortedSlots()
 				out := make([]lineRef, len(order))
 				for k, si := range order {
 					// In key order the aggregates are in no order in memory:
@@ -573,6 +566,40 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	merged, sorted, outs, lines = nil, nil, nil, nil
 	go runtime.GC()
 	return st, err
+}
+
+// sortedSlots returns the occupied slots of r in key order.
+//
+// The users are sorted by the first 8 bytes of their keys, held beside
+// the slot's index as one big-endian word (zero-padded), and only users
+// whose words tie are compared by key: a comparison then reads no slot,
+// where comparing the keys read two, from all over the table (the sort
+// was a fifth of finishing a file's users). A word orders keys as their
+// bytes do, a short key's padding sorting it before its extensions.
+func (r *aggRange) sortedSlots() []int32 {
+	type keyed struct {
+		word uint64
+		slot int32
+	}
+	ks := make([]keyed, 0, r.n)
+	for k := range r.slots {
+		if sl := &r.slots[k]; sl.agg != nil {
+			var w [8]byte
+			copy(w[:], r.keyBytes(sl))
+			ks = append(ks, keyed{binary.BigEndian.Uint64(w[:]), int32(k)})
+		}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		if a.word != b.word {
+			return cmp.Compare(a.word, b.word)
+		}
+		return strings.Compare(r.keyString(&r.slots[a.slot]), r.keyString(&r.slots[b.slot]))
+	})
+	order := make([]int32, len(ks))
+	for i, k := range ks {
+		order[i] = k.slot
+	}
+	return order
 }
 
 // finishAhead is how many users ahead Finish prefetches an aggregate.

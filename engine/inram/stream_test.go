@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -314,6 +315,39 @@ func TestAggRange(t *testing.T) {
 		if !ok || sl.agg != aggs[string(k)] || string(r.keyBytes(sl)) != string(k) || r.keyString(sl) != string(k) {
 			t.Fatalf("key %q: found %v, its slot holds %q", k, ok, r.keyBytes(sl))
 		}
+	}
+}
+
+// TestAggRange_sortedSlots checks Finish's order of a range's users
+// against sorting their keys: keys that share their first 8 bytes, keys
+// shorter than 8 bytes and their extensions, zero bytes, and keys kept
+// apart for their length.
+func TestAggRange_sortedSlots(t *testing.T) {
+	r := &aggRange{slots: make([]aggSlot, minSlots)}
+	keys := []string{"", "\x00", "\x00\x00", "a", "a\x00", "a\x00\x00", "\x00a", "ab", "abcdefgh", "abcdefg",
+		"abcdefgh\x00", "abcdefghi", "abcdefgi", strings.Repeat("z", inlineKey+5), strings.Repeat("z", inlineKey+4) + "a",
+		"\xff\xff\xff\xff\xff\xff\xff\xff", "\xff\xff\xff\xff\xff\xff\xff\xff\x00", "\xff"}
+	for i := range 3000 {
+		keys = append(keys, fmt.Sprintf("BNM84%03d%s", i%500, strings.Repeat("X", i%9))) // RFC-like, prefixes shared
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	for _, i := range rand.Perm(len(keys)) {
+		k := []byte(keys[i])
+		sl, _ := r.lookup(keyHash(k), k)
+		r.insert(sl, keyHash(k), k, &countAgg{})
+	}
+	var got []string
+	for _, si := range r.sortedSlots() {
+		got = append(got, r.keyString(&r.slots[si]))
+	}
+	if !slices.Equal(got, keys) {
+		for i := range min(len(got), len(keys)) {
+			if got[i] != keys[i] {
+				t.Fatalf("%d users in order; first difference at %d: %q, want %q", len(got), i, got[i], keys[i])
+			}
+		}
+		t.Fatalf("%d users in order, want %d", len(got), len(keys))
 	}
 }
 
