@@ -9,7 +9,6 @@ import (
 	"io"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -973,7 +972,7 @@ func (j *groupJob) write(w io.Writer, lines []lineBuf) error {
 		for k := range p.byKey {
 			p.byKey[k] = int32(k)
 		}
-		slices.SortFunc(p.byKey, func(a, b int32) int { return strings.Compare(p.users[a].key, p.users[b].key) })
+		sortByKey(p.byKey, func(k int32) string { return p.users[k].key })
 	})
 	return output.WriteSorted(w, j.spec, j.opts.Workers, len(j.parts),
 		func(p int) int { return len(j.parts[p].byKey) },
