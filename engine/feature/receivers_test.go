@@ -161,3 +161,73 @@ func TestInvoice_slotHint(t *testing.T) {
 		})
 	}
 }
+
+// TestInvoice_topReceiver checks top_receiver and its amount, which the
+// aggregator keeps as the rows come, against a plain map: totals that go
+// up and down (credit notes) and tie, users of one to thousands of
+// receivers, whole, merged from parts, and decoded from MarshalBinary.
+// The aggregator stays 192 bytes.
+func TestInvoice_topReceiver(t *testing.T) {
+	if n := unsafe.Sizeof(invoiceAgg{}); n != 192 {
+		t.Errorf("invoiceAgg is %d bytes, want 192", n)
+	}
+	spec := Invoice()
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, distinct := range []int{1, 2, 3, 5, 9, 40, 700, 3000} {
+		for _, negative := range []bool{false, true} {
+			names := make([]string, distinct)
+			for i := range names {
+				names[i] = fmt.Sprintf("R%0*d", r.IntN(4), i)
+				if i%13 == 5 {
+					names[i] = strings.Repeat("L", rcvInline) + names[i] // kept apart
+				}
+			}
+			sums := map[string]int64{}
+			parts := []Aggregator{spec.NewAggregator(&User{}), spec.NewAggregator(&User{})}
+			whole := spec.NewAggregator(&User{})
+			for range 6 * distinct {
+				name := names[r.IntN(distinct)]
+				cents := 100 * r.IntN(5) // few values: many ties
+				if negative && r.IntN(4) == 0 {
+					cents = -cents
+				}
+				row := &Row{Schema: InvoiceSchema, Fields: [][]byte{
+					[]byte("1"), []byte("U"), []byte(name), []byte("2024-01-01 00:00:00"),
+					fmt.Appendf(nil, "%d.%02d", cents/100, max(cents%100, -cents%100)), []byte("MXN"), nil}}
+				sums[name] += int64(cents) * 100
+				for _, a := range []Aggregator{whole, parts[r.IntN(len(parts))]} {
+					if err := a.Add(row); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			top, topV := "", int64(0)
+			for k, v := range sums {
+				if top == "" || v > topV || v == topV && k < top {
+					top, topV = k, v
+				}
+			}
+			want := top + "," + strconv.FormatFloat(scaled(topV), 'g', -1, 64)
+			if err := parts[0].Merge(parts[1]); err != nil {
+				t.Fatal(err)
+			}
+			enc, err := whole.(*invoiceAgg).MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			decoded := spec.NewAggregator(&User{})
+			if err := decoded.(*invoiceAgg).UnmarshalBinary(enc); err != nil {
+				t.Fatal(err)
+			}
+			for name, agg := range map[string]Aggregator{"whole": whole, "merged": parts[0], "decoded": decoded} {
+				out := spec.NewRecord()
+				if err := agg.Finish(out); err != nil {
+					t.Fatal(err)
+				}
+				if got := string(out.AppendField(nil, 9)) + "," + string(out.AppendField(nil, 10)); got != want {
+					t.Errorf("%d receivers, negative %v, %s: top, amount = %s; want %s", distinct, negative, name, got, want)
+				}
+			}
+		}
+	}
+}
