@@ -156,7 +156,7 @@ var (
 // docs/terminal.txt, which the README shows.
 func TestTerminal_run(t *testing.T) {
 	dir := t.TempDir()
-	if _, stderr, code := mce(t, dir, nil, "gen", "--out", "data", "--files", "4", "--size", "40MB"); code != 0 {
+	if _, stderr, code := mce(t, dir, nil, "gen", "--out", "data", "--files", "4", "--size", "120MB"); code != 0 {
 		t.Fatalf("gen: exit %d\n%s", code, stderr)
 	}
 	p := startPane(t, dir, 100, 30, shellQuote(mceBin)+" run data --out runs --clusters 1,1 --poll 100ms")
@@ -244,7 +244,7 @@ func TestTerminal_run(t *testing.T) {
 	}
 
 	if *update {
-		doc := "$ mce run data --out runs --clusters 1,1 --poll 100ms   # 4 generated files, 40 MB; the clusters slowed twenty times by the test\n\n" +
+		doc := "$ mce run data --out runs --clusters 1,1 --poll 100ms   # 4 generated files, 120 MB; the clusters slowed twenty times by the test\n\n" +
 			"While it runs (one line per cluster, then the total):\n\n" + indent(trimPrompt(during)) +
 			"\nAt the end (the view is erased; stdout gets the summary):\n\n" + indent(trimPrompt(screen))
 		if err := os.WriteFile(filepath.Join("..", "..", "docs", "terminal.txt"), []byte(doc), 0o644); err != nil {
