@@ -291,7 +291,7 @@ func (a *invoiceAgg) bigSlotHash(k *rcvKey, h uint64) *rcvSlot {
 // one pass calls Slot on every row it fills, before its Add, so that a
 // hint never outlives its row.
 func (a *invoiceAgg) Slot(row *Row) unsafe.Pointer {
-	row.rcvSet = false
+	row.rcv[0] = 0
 	if a.big == nil {
 		return nil
 	}
@@ -301,7 +301,7 @@ func (a *invoiceAgg) Slot(row *Row) unsafe.Pointer {
 	}
 	k := packName(rcv)
 	h := k.hash()
-	row.rcv, row.rcvH, row.rcvSet = k, h, true
+	row.rcv = k
 	return unsafe.Pointer(&a.big[h&uint64(len(a.big)-1)])
 }
 
@@ -338,10 +338,10 @@ func (a *invoiceAgg) Add(row *Row) error {
 		badRow = true
 	} else {
 		a.addAmount(v)
-		if row.rcvSet {
-			// Slot packed the receiver's name (ASCII, short) and hashed it.
-			row.rcvSet = false
-			a.addKeyHash(&row.rcv, row.rcvH, v)
+		if row.rcv[0] != 0 {
+			// Slot packed the receiver's name (ASCII, short).
+			a.addKeyHash(&row.rcv, row.rcv.hash(), v)
+			row.rcv[0] = 0
 		} else {
 			var buf [4 * rcvInline]byte
 			a.addReceiver(utf8Text(buf[:0], row.Fields[a.cols.receiver], row.Encoding), v)

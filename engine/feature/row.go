@@ -33,12 +33,10 @@ type Row struct {
 	// none; a row built by hand needs none.
 	Parsed Parsed
 
-	// rcv is the receiver's key and its hash, as the built-in features'
-	// Slot found them for the Add that follows on this row (rcvSet), so
-	// that Add does not find them again.
-	rcv    rcvKey
-	rcvH   uint64
-	rcvSet bool
+	// rcv is the receiver's key as the built-in features' Slot packed it
+	// for the Add that follows on this row, so that Add does not pack it
+	// again; its first byte is 0 when there is none.
+	rcv rcvKey
 }
 
 // Parsed holds values of a row's fields, for the first 64 columns: bit j
