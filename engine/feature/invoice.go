@@ -285,11 +285,11 @@ func (a *invoiceAgg) bigSlotHash(k *rcvKey, h uint64) *rcvSlot {
 // CPU for it a few rows before Add, since a big user's receivers are
 // spread over memory and its rows come between other users' rows.
 //
-// The receiver's key and hash it finds are left in the row for that Add,
-// which then does not find them again (2% of the one pass's CPU on the
-// bench's data); a row Slot left no hint in, Add reads as always. The
-// one pass calls Slot on every row it fills, before its Add, so that a
-// hint never outlives its row.
+// The receiver's key it packs is left in the row for that Add, which then
+// does not pack it again (2% of the one pass's CPU on the bench's data);
+// a row Slot left no key in, Add reads as always. Slot clears the row's
+// key first, and the one pass calls it on every row it fills, before
+// its Add, so that a key never outlives its row.
 func (a *invoiceAgg) Slot(row *Row) unsafe.Pointer {
 	row.rcv[0] = 0
 	if a.big == nil {

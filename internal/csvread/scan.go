@@ -382,7 +382,7 @@ func (b *Batch) Row(i int, r *feature.Row) {
 	if f := b.file; f.skip != nil {
 		// Only the columns read: the skipped ones are empty in the batch,
 		// and a row refilled for the next one mostly has them nil already
-		// (a tenth of the one pass's filling of rows went to them).
+		// (writing them cost mce run 1.2% of its CPU, grouping 3.9%).
 		ends := b.ends[k : k+n]
 		for _, j := range f.readCols {
 			e := ends[j]
