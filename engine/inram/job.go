@@ -803,9 +803,7 @@ func (j *groupJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	}
 	err := j.write(w, lines)
 	st.WriteTime = time.Since(t2)
-	for i := range lines {
-		lines[i].release()
-	}
+	releaseLines(lines)
 	return st, err
 }
 
@@ -1008,14 +1006,16 @@ func (b *lineBuf) add(line []byte) (blk, off uint32) {
 	return uint32(n - 1), off
 }
 
-// release gives b's blocks back to hugemem.MiB, once the lines are
-// written: nothing may read them afterwards.
-func (b *lineBuf) release() {
-	for i, blk := range b.blocks {
-		hugemem.MiB.Put(blk)
-		b.blocks[i] = nil
+// releaseLines gives the blocks of every worker's lines back to
+// hugemem.MiB, once the lines are written: nothing may read them
+// afterwards.
+func releaseLines(lines []lineBuf) {
+	for i := range lines {
+		for _, blk := range lines[i].blocks {
+			hugemem.MiB.Put(blk)
+		}
+		lines[i].blocks = nil
 	}
-	b.blocks = nil
 }
 
 // prefetchAhead is how many rows ahead arenaRows prefetches.

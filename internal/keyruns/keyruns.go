@@ -136,7 +136,7 @@ func Merge(ctx context.Context, put func(key, line []byte) error, h []*Reader, p
 	cs := make([]cursor, 0, len(h))
 	for _, r := range h {
 		if r.Next() {
-			cs = append(cs, cursor{r: r, pfx: prefix(r.key)})
+			cs = append(cs, cursor{r: r, pfx: Prefix(r.key)})
 		} else if r.err != nil {
 			return 0, r.err
 		}
@@ -195,7 +195,7 @@ func Merge(ctx context.Context, put func(key, line []byte) error, h []*Reader, p
 			progress(4096)
 		}
 		if c.r.Next() {
-			c.pfx = prefix(c.r.key)
+			c.pfx = Prefix(c.r.key)
 		} else {
 			if c.r.err != nil {
 				return n, c.r.err
@@ -222,12 +222,11 @@ type cursor struct {
 	done bool
 }
 
-// prefix is key's first eight bytes as a big-endian number, zeros after a
-// shorter key: keys whose prefixes differ sort as their prefixes do.
-func prefix(key []byte) uint64 {
-	if len(key) >= 8 {
-		return binary.BigEndian.Uint64(key)
-	}
+// Prefix is key's first eight bytes as a big-endian number, zeros after a
+// shorter key: keys whose prefixes differ sort as their prefixes do (a
+// shorter key before its extensions), so that a sort or merge of keys
+// compares the bytes only where two prefixes tie.
+func Prefix[K ~string | ~[]byte](key K) uint64 {
 	var b [8]byte
 	copy(b[:], key)
 	return binary.BigEndian.Uint64(b[:])
