@@ -13,7 +13,11 @@
 //     When a buffer is full it is sorted (a radix sort on the key's first
 //     word, then a comparison sort within each user) and spilled to disk as
 //     a run while the other buffer fills: the buffers are the memory budget
-//     (Options.MemBytes), whatever the input size. The buffer still
+//     (Options.MemBytes), whatever the input size. When the input will
+//     spill anyway, a buffer is spilled once 64 MiB of it are filled
+//     (more when the merge could not read that many runs at once): the
+//     rest of it is never touched, and smaller runs are sorted and
+//     written sooner. The buffer still
 //     filling when reading ends is sorted in place and merged from memory,
 //     never spilled: input that fits one buffer is never written to disk
 //     before its tables.

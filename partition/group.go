@@ -65,7 +65,8 @@ func NewGrouper(o GroupOptions) (*Grouper, error) {
 	g := &Grouper{o: o, shards: GroupShards, ncols: o.Schema.Len()}
 	// Two arenas (one filling while the other spills), as in partition.
 	compress := spillMode(vfs.Default, o.Dir, o.InputBytes, o.Logger, "rows grouped through disk")
-	g.srt = newSorter(vfs.Default, o.Dir, g.shards, max(o.CPUs, 1), max(o.MemBytes/2, 8<<20), o.Logger, nil, compress)
+	arena := max(o.MemBytes/2, 8<<20)
+	g.srt = newSorter(vfs.Default, o.Dir, g.shards, max(o.CPUs, 1), arena, arena, o.Logger, nil, compress)
 	return g, nil
 }
 

@@ -140,11 +140,11 @@ const rawPerArenaByte = 0.5
 
 // memFits reports whether a budget of m meets AutoMemBytes' two tests.
 func memFits(m, rawBytes int64, cpus, files, maxRow int) bool {
-	plan := planMemory(m, cpus, files)
+	plan := planMemory(m, rawBytes, cpus, files)
 	if plan.arenaBytes < int64(maxRow)+1<<20 {
 		return false
 	}
-	return estimatedRuns(rawBytes, plan.arenaBytes)*int64(max(cpus, 1)) <= int64(mergeReaders(m))
+	return estimatedRuns(rawBytes, plan.fillBytes)*int64(max(cpus, 1)) <= int64(mergeReaders(m))
 }
 
 // estimatedRuns is how many runs rawBytes of input spill from sort

@@ -284,10 +284,25 @@ func (p *job) classify(ctx context.Context, ins []input) ([]*todoFile, error) {
 type memPlan struct {
 	filesAtOnce, workersPerFile int
 	chunkBytes                  int
-	arenaBytes                  int64
+	// arenaBytes is each of the two sort buffers' size (its records and
+	// their entries), fillBytes how much of it is filled before it is
+	// spilled (see fillCapBytes).
+	arenaBytes, fillBytes int64
 }
 
-func planMemory(memBytes int64, cpus, files int) memPlan {
+// fillCapBytes is how much of a sort buffer is filled before it is
+// spilled, when the input does not fit one buffer anyway (and when the
+// merge can read the more runs that make at once: planMemory): what is
+// not filled is never touched. On a 2-core VM, filling the two buffers of
+// --mem 256MiB (98 MiB each) to 64 MiB instead of whole made a partition
+// 4.7% faster at 300 MB (20 interleaved rounds) and 5.6% at 2 GB (6), and
+// its RSS 60 MiB smaller: each fresh page costs a fault the first time,
+// and a smaller buffer is sorted and spilled sooner while the other fills.
+const fillCapBytes = 64 << 20
+
+// planMemory splits memBytes for a partition of rawBytes (estimated; 0:
+// not known) read on cpus CPUs from files files.
+func planMemory(memBytes, rawBytes int64, cpus, files int) memPlan {
 	var m memPlan
 	m.filesAtOnce = max(1, min(files, cpus/2))
 	m.workersPerFile = max(1, cpus/m.filesAtOnce)
@@ -298,6 +313,15 @@ func planMemory(memBytes int64, cpus, files int) memPlan {
 	readBytes := perChunk*int64(m.chunkBytes) + int64(m.filesAtOnce)*(4<<20)
 	const fixed = 24 << 20 // pebble cache, codec state, runtime
 	m.arenaBytes = max((memBytes-readBytes-fixed)/2, memBytes/8)
+	m.fillBytes = m.arenaBytes
+	if rawBytes > 0 && float64(rawBytes)/rawPerArenaByte > float64(m.arenaBytes) {
+		// The input spills anyway: spill smaller runs, as long as the
+		// final merge still reads them all at once on every CPU.
+		m.fillBytes = min(m.arenaBytes, fillCapBytes)
+		for m.fillBytes < m.arenaBytes && estimatedRuns(rawBytes, m.fillBytes)*int64(max(cpus, 1)) > int64(mergeReaders(memBytes)) {
+			m.fillBytes = min(m.arenaBytes, m.fillBytes+8<<20)
+		}
+	}
 	return m
 }
 
@@ -319,9 +343,9 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 	// The sort buffers (--mem) grow into memory advised for huge pages:
 	// their page faults were a sixth of partition's CPU time.
 	hugemem.AdviseHeap(p.o.MemBytes + 64<<20)
-	plan := planMemory(p.o.MemBytes, p.o.CPUs, len(todo))
+	plan := planMemory(p.o.MemBytes, inputBytes, p.o.CPUs, len(todo))
 	p.log.Info("partition plan", "files", len(todo), "files_at_once", plan.filesAtOnce, "workers_per_file", plan.workersPerFile,
-		"sort_buffer_mib", 2*plan.arenaBytes>>20, "chunk_kib", plan.chunkBytes>>10, "codec", p.comp)
+		"sort_buffer_mib", 2*plan.arenaBytes>>20, "spill_at_mib", plan.fillBytes>>20, "chunk_kib", plan.chunkBytes>>10, "codec", p.comp)
 
 	runDir, err := p.db.TempDir("runs")
 	if err != nil {
@@ -401,7 +425,7 @@ func (p *job) read(ctx context.Context, todo []*todoFile, inputBytes int64, plan
 	t0 := time.Now()
 	compress := spillMode(p.db.FS(), runDir, inputBytes, p.log, "rows that do not fit --mem")
 	p.res.SpillCompressed = compress
-	srt := newSorter(p.db.FS(), runDir, shards, p.o.CPUs, plan.arenaBytes, p.log, p.crash, compress)
+	srt := newSorter(p.db.FS(), runDir, shards, p.o.CPUs, plan.arenaBytes, plan.fillBytes, p.log, p.crash, compress)
 	offHeap(2 * int64(srt.bufBytes))
 	readOpts := p.o.Read
 	if readOpts.ChunkBytes == 0 {

@@ -668,8 +668,8 @@ func TestAutoMemBytes(t *testing.T) {
 			for _, raw := range []int64{0, 2 << 30, 8 << 30, 100 << 30, 1 << 40} {
 				for _, maxRow := range []int{1 << 20, row} {
 					m := AutoMemBytes(raw, cpus, files, maxRow)
-					plan := planMemory(m, cpus, files)
-					runs := estimatedRuns(raw, plan.arenaBytes)
+					plan := planMemory(m, raw, cpus, files)
+					runs := estimatedRuns(raw, plan.fillBytes)
 					switch {
 					case m < MinAutoMemBytes || m > DefaultMemBytes:
 						t.Errorf("AutoMemBytes(%d, %d, %d, %d) = %d MiB, out of bounds", raw, cpus, files, maxRow, m>>20)

@@ -17,24 +17,26 @@ import (
 // tiny buffer (many runs, the last one kept in memory), narrows the runs
 // two at a time, and checks that the merge yields every record once,
 // grouped by (shard, user) with the right counts, rows in (file, line)
-// order; and the same with a buffer that holds everything (one in-memory
-// run, nothing spilled).
+// order; the same with a buffer that holds everything (one in-memory
+// run, nothing spilled); and with such a buffer spilled once a little of
+// it is filled.
 func TestRuns_SortSpillNarrowMerge(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		buf       int64
+		buf, fill int64
 		wantSpill bool
 		compress  bool
 	}{
-		{"spilled", 64 << 10, true, true},
-		{"spilled_stored", 64 << 10, true, false},
-		{"in_memory", 16 << 20, false, true},
+		{"spilled", 64 << 10, 64 << 10, true, true},
+		{"spilled_stored", 64 << 10, 64 << 10, true, false},
+		{"in_memory", 16 << 20, 16 << 20, false, true},
+		{"spilled_filled", 16 << 20, 64 << 10, true, false},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testSortSpillNarrowMerge(t, tc.buf, tc.wantSpill, tc.compress) })
+		t.Run(tc.name, func(t *testing.T) { testSortSpillNarrowMerge(t, tc.buf, tc.fill, tc.wantSpill, tc.compress) })
 	}
 }
 
-func testSortSpillNarrowMerge(t *testing.T, buf int64, wantSpill, compress bool) {
+func testSortSpillNarrowMerge(t *testing.T, buf, fill int64, wantSpill, compress bool) {
 	const shards = 8
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(3, 4))
@@ -44,7 +46,7 @@ func testSortSpillNarrowMerge(t *testing.T, buf int64, wantSpill, compress bool)
 		val  string
 	}
 	want := map[string][]rec{} // by "shard/user"
-	srt := newSorter(vfs.Default, dir, shards, 2, buf, quiet(), nil, compress)
+	srt := newSorter(vfs.Default, dir, shards, 2, buf, fill, quiet(), nil, compress)
 	var sl slab
 	for b := 0; b < 40; b++ {
 		sl.reset()

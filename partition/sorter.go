@@ -35,6 +35,10 @@ type arena struct {
 	mem     hugemem.Arena // buf's memory
 	buf     []byte
 	entries []entry
+	// fillBuf and fillEntries are how far buf and entries are filled
+	// before the arena is spilled; past them (up to their capacity) only
+	// when the arena is empty, for a record that needs it.
+	fillBuf, fillEntries int
 	// writers counts copies into reserved room still running.
 	writers sync.WaitGroup
 }
@@ -80,15 +84,20 @@ const maxArenaBytes = 3 << 30
 // pages outside the Go heap, because the two buffers (most of --mem) are
 // touched page by page as they first fill, and 4 KiB page faults were a
 // sixth of partition's time.
-func newArena(bufBytes, entries int) *arena {
-	a := &arena{entries: make([]entry, 0, entries)}
+func newArena(bufBytes, entries, fillBuf, fillEntries int) *arena {
+	a := &arena{entries: make([]entry, 0, entries), fillBuf: min(fillBuf, bufBytes), fillEntries: min(fillEntries, entries)}
 	a.buf = a.mem.Alloc(bufBytes)
 	return a
 }
 
-// fits reports whether n more bytes in k more records fit.
+// fits reports whether n more bytes in k more records fit: up to the fill
+// limits, or to the capacity in an empty arena.
 func (a *arena) fits(n, k int) bool {
-	return len(a.buf)+n <= cap(a.buf) && len(a.entries)+k <= cap(a.entries)
+	maxBuf, maxEntries := a.fillBuf, a.fillEntries
+	if len(a.entries) == 0 {
+		maxBuf, maxEntries = cap(a.buf), cap(a.entries)
+	}
+	return len(a.buf)+n <= maxBuf && len(a.entries)+k <= maxEntries
 }
 
 // record returns e's file, line and value; the value aliases buf.
@@ -228,6 +237,7 @@ type sorter struct {
 	crash  *crasher
 
 	bufBytes, entryCap int
+	fillBuf, fillCap   int      // an arena's fill limits (arena.fillBuf, fillEntries)
 	arenas             []*arena // every arena made, to release them
 	scratch            []entry  // the radix sort's second array, shared by the arenas
 
@@ -246,29 +256,37 @@ type sorter struct {
 }
 
 // newSorter makes a sorter with two arenas of arenaBytes each (buffer and
-// entries together), whose runs are s2-compressed when compress.
-func newSorter(fs vfs.FS, dir string, shards, cpus int, arenaBytes int64, logger *slog.Logger, crash *crasher, compress bool) *sorter {
-	// Give entries (32 B each) a fifth of the arena: records of 128
-	// bytes or more on average (an invoice row is ~165 with its header)
-	// fill the buffer before the entries; smaller ones just make smaller
-	// runs. The radix sort's scratch array, one for both arenas (one is
-	// sorted at a time), is paid for by each arena's buffer in halves.
-	entryCap := int(arenaBytes / 5 / entryBytes)
-	bufBytes := int(min(arenaBytes-int64(entryCap)*entryBytes*3/2, maxArenaBytes))
+// entries together), spilled once fillBytes of them are filled (or when a
+// record needs more of an empty one), whose runs are s2-compressed when
+// compress.
+func newSorter(fs vfs.FS, dir string, shards, cpus int, arenaBytes, fillBytes int64, logger *slog.Logger, crash *crasher, compress bool) *sorter {
+	bufBytes, entryCap := arenaSplit(arenaBytes)
+	fillBuf, fillCap := arenaSplit(min(fillBytes, arenaBytes))
 	s := &sorter{
 		fs: fs, dir: dir, shards: shards, cpus: cpus, logger: logger, crash: crash,
-		bufBytes: bufBytes, entryCap: entryCap, compress: compress,
+		bufBytes: bufBytes, entryCap: entryCap, fillBuf: fillBuf, fillCap: fillCap, compress: compress,
 		free: make(chan *arena, 2), spills: make(chan *arena, 1), done: make(chan struct{}),
 	}
 	go s.spiller()
 	return s
 }
 
+// arenaSplit splits an arena's bytes between its buffer and its entries.
+// Entries (32 B each) get a fifth: records of 128 bytes or more on average
+// (an invoice row is ~165 with its header) fill the buffer before the
+// entries; smaller ones just make smaller runs. The radix sort's scratch
+// array, one for both arenas (one is sorted at a time), is paid for by
+// each arena's buffer in halves.
+func arenaSplit(arenaBytes int64) (bufBytes, entries int) {
+	entries = int(arenaBytes / 5 / entryBytes)
+	return int(min(arenaBytes-int64(entries)*entryBytes*3/2, maxArenaBytes)), entries
+}
+
 // getArena returns an empty arena: a new one while fewer than two exist,
 // else the next one the spiller frees.
 func (s *sorter) getArena(ctx context.Context) (*arena, error) {
 	if len(s.arenas) < 2 {
-		a := newArena(s.bufBytes, s.entryCap)
+		a := newArena(s.bufBytes, s.entryCap, s.fillBuf, s.fillCap)
 		s.arenas = append(s.arenas, a)
 		return a, nil
 	}

@@ -201,3 +201,61 @@ func TestShardCuts(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanMemory_fill: a sort buffer is spilled once fillCapBytes of it
+// are filled when the input spills anyway, more when the final merge
+// could not read the runs that would make at once, and whole when the
+// input fits one buffer or its size is not known.
+func TestPlanMemory_fill(t *testing.T) {
+	for _, c := range []struct {
+		mem, raw    int64
+		cpus, files int
+		arena, fill int64 // MiB
+	}{
+		{256 << 20, 300e6, 2, 6, 98, 64},   // the bench's partition
+		{1 << 30, 2e9, 2, 6, 482, 64},      // a big budget: the same fill
+		{256 << 20, 40e6, 2, 6, 98, 98},    // fits one buffer: never spilled
+		{256 << 20, 0, 2, 6, 98, 98},       // size not known
+		{64 << 20, 300e6, 2, 6, 14, 14},    // a buffer under the cap
+		{256 << 20, 2e9, 16, 16, 84, 64},   // 60 runs × 16 CPUs, 1024 readers
+		{256 << 20, 2.3e9, 16, 16, 84, 72}, // 69 runs would be too many: 61
+		{256 << 20, 10e9, 16, 16, 84, 84},  // too many at any fill: whole
+	} {
+		p := planMemory(c.mem, c.raw, c.cpus, c.files)
+		if p.arenaBytes>>20 != c.arena || p.fillBytes>>20 != c.fill {
+			t.Errorf("planMemory(%d MiB, %d, %d CPUs, %d files): buffers of %d MiB filled to %d MiB, want %d and %d",
+				c.mem>>20, c.raw, c.cpus, c.files, p.arenaBytes>>20, p.fillBytes>>20, c.arena, c.fill)
+		}
+		if p.fillBytes < p.arenaBytes && estimatedRuns(c.raw, p.fillBytes)*int64(c.cpus) > int64(mergeReaders(c.mem)) {
+			t.Errorf("planMemory(%d MiB, %d, %d CPUs): filled to %d MiB, %d runs on %d CPUs for %d readers",
+				c.mem>>20, c.raw, c.cpus, p.fillBytes>>20, estimatedRuns(c.raw, p.fillBytes), c.cpus, mergeReaders(c.mem))
+		}
+	}
+}
+
+// TestArena_fits: an arena takes records up to its fill limits, and an
+// empty one a record up to its capacity.
+func TestArena_fits(t *testing.T) {
+	a := newArena(1000, 10, 100, 4)
+	defer a.mem.Release()
+	for _, c := range []struct {
+		used, entries int // in the arena already
+		n, k          int // what is added
+		want          bool
+	}{
+		{0, 0, 100, 1, true},
+		{0, 0, 1000, 1, true}, // empty: up to the capacity
+		{0, 0, 1001, 1, false},
+		{0, 0, 10, 10, true},
+		{0, 0, 10, 11, false},
+		{50, 1, 50, 1, true},
+		{50, 1, 51, 1, false}, // past the fill limit of the buffer
+		{10, 3, 10, 1, true},
+		{10, 3, 10, 2, false}, // past the fill limit of the entries
+	} {
+		a.buf, a.entries = a.buf[:c.used], a.entries[:c.entries]
+		if got := a.fits(c.n, c.k); got != c.want {
+			t.Errorf("%d bytes in %d records, add %d in %d: fits = %v, want %v", c.used, c.entries, c.n, c.k, got, c.want)
+		}
+	}
+}
