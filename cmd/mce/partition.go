@@ -34,7 +34,9 @@ order; users are spread over hash shards that reducers read in parallel.
 
 Memory: rows are sorted in a buffer of --mem, spilled to sorted runs under STORE/tmp
 when full, then merged into sstables that are ingested into the store in one atomic
-step (no row-at-a-time writes). Peak RSS stays near --mem whatever the input size.
+step (no row-at-a-time writes). Peak RSS stays near --mem whatever the input size, and
+under it for an input that spills anyway: its buffers are spilled once 64MiB of each
+are filled, when the final merge can read the runs that makes at once.
 Without --mem the buffer is the smallest, from 128MiB to 1GiB, that holds the longest row
 the reader takes (64MiB) and spills few enough runs for the final merge to read them all
 at once on every CPU: 192MiB on 2 CPUs up to about 14GB of input, 480MiB for 100GB; more
