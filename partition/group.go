@@ -63,10 +63,14 @@ func NewGrouper(o GroupOptions) (*Grouper, error) {
 		o.Logger = slog.Default()
 	}
 	g := &Grouper{o: o, shards: GroupShards, ncols: o.Schema.Len()}
-	// Two arenas (one filling while the other spills), as in partition.
+	// Two arenas (one filling while the other spills), spilled at
+	// spillFill, as in partition: Each merges every run at once on each
+	// of its workers. InputBytes, an estimate of the rows' bytes, stands
+	// for the raw bytes there (it is more: fewer, bigger runs).
 	compress := spillMode(vfs.Default, o.Dir, o.InputBytes, o.Logger, "rows grouped through disk")
 	arena := max(o.MemBytes/2, 8<<20)
-	g.srt = newSorter(vfs.Default, o.Dir, g.shards, max(o.CPUs, 1), arena, arena, o.Logger, nil, compress)
+	cpus := max(o.CPUs, 1)
+	g.srt = newSorter(vfs.Default, o.Dir, g.shards, cpus, arena, spillFill(arena, o.MemBytes, o.InputBytes, cpus), o.Logger, nil, compress)
 	return g, nil
 }
 

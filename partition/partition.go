@@ -313,16 +313,25 @@ func planMemory(memBytes, rawBytes int64, cpus, files int) memPlan {
 	readBytes := perChunk*int64(m.chunkBytes) + int64(m.filesAtOnce)*(4<<20)
 	const fixed = 24 << 20 // pebble cache, codec state, runtime
 	m.arenaBytes = max((memBytes-readBytes-fixed)/2, memBytes/8)
-	m.fillBytes = m.arenaBytes
-	if rawBytes > 0 && float64(rawBytes)/rawPerArenaByte > float64(m.arenaBytes) {
-		// The input spills anyway: spill smaller runs, as long as the
-		// final merge still reads them all at once on every CPU.
-		m.fillBytes = min(m.arenaBytes, fillCapBytes)
-		for m.fillBytes < m.arenaBytes && estimatedRuns(rawBytes, m.fillBytes)*int64(max(cpus, 1)) > int64(mergeReaders(memBytes)) {
-			m.fillBytes = min(m.arenaBytes, m.fillBytes+8<<20)
-		}
-	}
+	m.fillBytes = spillFill(m.arenaBytes, memBytes, rawBytes, cpus)
 	return m
+}
+
+// spillFill is how much of a sort buffer of arenaBytes, out of a budget
+// of memBytes, is filled before it is spilled, for about rawBytes of input
+// (0: not known) merged on cpus CPUs: the whole buffer when the input fits
+// one (or its size is not known), else fillCapBytes, or more when the
+// final merge could not read the runs that makes at once on every CPU
+// (each run's reader takes readerBytes out of half the budget).
+func spillFill(arenaBytes, memBytes, rawBytes int64, cpus int) int64 {
+	if rawBytes <= 0 || float64(rawBytes)/rawPerArenaByte <= float64(arenaBytes) {
+		return arenaBytes
+	}
+	fill := min(arenaBytes, fillCapBytes)
+	for fill < arenaBytes && estimatedRuns(rawBytes, fill)*int64(max(cpus, 1)) > int64(mergeReaders(memBytes)) {
+		fill = min(arenaBytes, fill+8<<20)
+	}
+	return fill
 }
 
 // ingest reads, sorts, merges and ingests the files of todo, in four

@@ -259,3 +259,27 @@ func TestArena_fits(t *testing.T) {
 		}
 	}
 }
+
+// TestSpillFill: mce run's disk path (Grouper) fills its buffers as
+// partition does: whole when the rows fit one or their size is not known,
+// to fillCapBytes when they spill anyway, more when the runs would be
+// more than the merge's readers.
+func TestSpillFill(t *testing.T) {
+	for _, c := range []struct {
+		arena, mem, raw int64
+		cpus            int
+		want            int64 // MiB
+	}{
+		{150 << 20, 300 << 20, 375e6, 2, 64}, // a 300 MB file through disk, rows+8 MiB of buffers
+		{29 << 20, 58 << 20, 62e6, 2, 29},    // a buffer under the cap
+		{150 << 20, 300 << 20, 0, 2, 150},    // size not known
+		{150 << 20, 300 << 20, 60e6, 2, 150}, // fits one buffer
+		{64 << 20, 128 << 20, 20e9, 16, 64},  // too many runs at any fill: whole
+		{256 << 20, 512 << 20, 5e9, 16, 80},  // 16 CPUs, 2048 readers: 150 runs at 64 MiB, 120 at 80
+	} {
+		got := spillFill(c.arena, c.mem, c.raw, c.cpus)
+		if got>>20 != c.want {
+			t.Errorf("spillFill(%d MiB, %d MiB, %d, %d CPUs) = %d MiB, want %d", c.arena>>20, c.mem>>20, c.raw, c.cpus, got>>20, c.want)
+		}
+	}
+}
