@@ -236,10 +236,10 @@ type sorter struct {
 	logger *slog.Logger
 	crash  *crasher
 
-	bufBytes, entryCap int
-	fillBuf, fillCap   int      // an arena's fill limits (arena.fillBuf, fillEntries)
-	arenas             []*arena // every arena made, to release them
-	scratch            []entry  // the radix sort's second array, shared by the arenas
+	bufBytes, entryCap   int
+	fillBuf, fillEntries int      // an arena's fill limits (arena's own)
+	arenas               []*arena // every arena made, to release them
+	scratch              []entry  // the radix sort's second array, shared by the arenas
 
 	mu     sync.Mutex
 	cur    *arena
@@ -261,10 +261,10 @@ type sorter struct {
 // compress.
 func newSorter(fs vfs.FS, dir string, shards, cpus int, arenaBytes, fillBytes int64, logger *slog.Logger, crash *crasher, compress bool) *sorter {
 	bufBytes, entryCap := arenaSplit(arenaBytes)
-	fillBuf, fillCap := arenaSplit(min(fillBytes, arenaBytes))
+	fillBuf, fillEntries := arenaSplit(min(fillBytes, arenaBytes))
 	s := &sorter{
 		fs: fs, dir: dir, shards: shards, cpus: cpus, logger: logger, crash: crash,
-		bufBytes: bufBytes, entryCap: entryCap, fillBuf: fillBuf, fillCap: fillCap, compress: compress,
+		bufBytes: bufBytes, entryCap: entryCap, fillBuf: fillBuf, fillEntries: fillEntries, compress: compress,
 		free: make(chan *arena, 2), spills: make(chan *arena, 1), done: make(chan struct{}),
 	}
 	go s.spiller()
@@ -286,7 +286,7 @@ func arenaSplit(arenaBytes int64) (bufBytes, entries int) {
 // else the next one the spiller frees.
 func (s *sorter) getArena(ctx context.Context) (*arena, error) {
 	if len(s.arenas) < 2 {
-		a := newArena(s.bufBytes, s.entryCap, s.fillBuf, s.fillCap)
+		a := newArena(s.bufBytes, s.entryCap, s.fillBuf, s.fillEntries)
 		s.arenas = append(s.arenas, a)
 		return a, nil
 	}

@@ -221,14 +221,12 @@ func (a *invoiceAgg) addReceiver(name []byte, v int64) {
 		a.long[string(name)] += v
 		return
 	}
-	a.addKey(packName(name), v)
+	k := packName(name)
+	a.addKey(&k, v)
 }
 
-// addKey adds v to the total of the receiver k.
-func (a *invoiceAgg) addKey(k rcvKey, v int64) { a.addKeyHash(&k, k.hash(), v) }
-
-// addKeyHash is addKey for a key whose hash (k.hash()) is known.
-func (a *invoiceAgg) addKeyHash(k *rcvKey, h uint64, v int64) {
+// addKey adds v to the total of the receiver k (copied in, when new).
+func (a *invoiceAgg) addKey(k *rcvKey, v int64) {
 	if a.big == nil {
 		for i := range a.small[:a.nIn] {
 			if s := &a.small[i]; s.key == *k {
@@ -246,6 +244,7 @@ func (a *invoiceAgg) addKeyHash(k *rcvKey, h uint64, v int64) {
 			*a.bigSlot(&a.small[i].key) = a.small[i]
 		}
 	}
+	h := k.hash()
 	s := a.bigSlotHash(k, h)
 	if s.key == *k {
 		s.sum += v
@@ -340,7 +339,7 @@ func (a *invoiceAgg) Add(row *Row) error {
 		a.addAmount(v)
 		if row.rcv[0] != 0 {
 			// Slot packed the receiver's name (ASCII, short).
-			a.addKeyHash(&row.rcv, row.rcv.hash(), v)
+			a.addKey(&row.rcv, v)
 			row.rcv[0] = 0
 		} else {
 			var buf [4 * rcvInline]byte
@@ -416,7 +415,7 @@ func (a *invoiceAgg) Merge(other Aggregator) error {
 	sl := o.slots()
 	for i := range sl {
 		if s := &sl[i]; s.key[0] != 0 {
-			a.addKey(s.key, s.sum)
+			a.addKey(&s.key, s.sum)
 		}
 	}
 	for k, v := range o.long {
