@@ -142,11 +142,13 @@ type readTask struct {
 	cols []int
 	// decode is the store columns the workers decode (nil: all).
 	decode []int
-	files  []fileInfo // by FileID
-	ids    []store.FileID
-	pw     *partWriter
-	tz     *time.Location      // --tz; nil: none
-	lines  []output.LineFormat // by section
+	// decimalsOnly is the store columns of Spec.DecimalsRead.
+	decimalsOnly []int
+	files        []fileInfo // by FileID
+	ids          []store.FileID
+	pw           *partWriter
+	tz           *time.Location      // --tz; nil: none
+	lines        []output.LineFormat // by section
 
 	errOnce sync.Once
 	err     error
@@ -232,11 +234,14 @@ func (rt *readTask) fail(err error) {
 
 // iterOptions returns what the task's workers read of the store: the
 // packed times' text only for a feature set that reads it (not
-// Spec.TimesRead) or with --tz (userRows rewrites the text), and the
-// rows' source lines only for a Map, whose errors name the row's line.
+// Spec.TimesRead) or with --tz (userRows rewrites the text), the packed
+// amounts' text only in the columns the feature set reads as text (not
+// in Spec.DecimalsRead), and the rows' source lines only for a Map,
+// whose errors name the row's line.
 func (rt *readTask) iterOptions() store.IterOptions {
 	return store.IterOptions{Files: rt.ids, Columns: rt.decode,
-		SecondsOnly: rt.spec.TimesRead && rt.tz == nil, NoLines: rt.spec.Map == nil}
+		SecondsOnly: rt.spec.TimesRead && rt.tz == nil, AmountsOnly: rt.decimalsOnly,
+		NoLines: rt.spec.Map == nil}
 }
 
 // startRead opens the store, checks that it still holds the planned
@@ -259,6 +264,7 @@ func (w *worker) startRead(env *engine.TaskEnv, t *engine.Task) (*readTask, erro
 		return fail(err)
 	}
 	rt.decode = readColumns(env.Spec, db.Config())
+	rt.decimalsOnly = storeColumns(env.Spec.DecimalsRead, db.Config())
 	if a.TZ != "" {
 		if rt.tz, err = time.LoadLocation(a.TZ); err != nil {
 			return fail(fmt.Errorf("--tz %q: %w", a.TZ, err))

@@ -314,6 +314,67 @@ func TestHandlers_parsedTimes(t *testing.T) {
 	}
 }
 
+// TestHandlers_parsedAmounts: the workers hand the amounts a store keeps
+// packed (format 4) to the rows' Parsed, and Row.Decimal reads them as it
+// reads their text; with Spec.DecimalsRead the text is left out (nil), and
+// the amounts sum the same.
+func TestHandlers_parsedAmounts(t *testing.T) {
+	_, st, s := genStore(t, gen.Options{Seed: 8, Files: 2, Size: gen.Size{Rows: 5000}}, 4, csvread.Options{})
+	schema := feature.InvoiceSchema
+	amount := schema.Index(feature.ColAmount)
+	var sums [2]int64
+	for k, decimalsRead := range [][]string{nil, {feature.ColAmount}} {
+		var rowsSeen, parsed, sum atomic.Int64
+		spec := feature.Spec{
+			Name:         "parsed",
+			Schema:       schema,
+			Columns:      []feature.Column{{Name: "invoice_count", Type: feature.TypeInt}},
+			DecimalsRead: decimalsRead,
+			Reduce: func(u *feature.User, rows feature.Rows, out *feature.Record) error {
+				var n int64
+				for rows.Next() {
+					r := rows.Row()
+					n++
+					rowsSeen.Add(1)
+					v, err := r.Decimal(amount, feature.AmountDigits)
+					if err != nil {
+						return err
+					}
+					sum.Add(v)
+					for j := range 64 {
+						if r.Parsed.Decimals>>j&1 == 0 {
+							continue
+						}
+						if j != amount {
+							return fmt.Errorf("column %d parsed as a decimal: %q", j, r.Fields[j])
+						}
+						parsed.Add(1)
+						if decimalsRead != nil {
+							if r.Fields[j] != nil {
+								return fmt.Errorf("DecimalsRead, yet the packed amount has its text %q", r.Fields[j])
+							}
+						} else if w, err := feature.ParseDecimal(r.Fields[j], feature.AmountDigits); err != nil || w != v {
+							return fmt.Errorf("%q read as %d from Parsed; it reads as %d, %v", r.Fields[j], v, w, err)
+						}
+					}
+				}
+				out.SetIntAt(0, n)
+				return nil
+			},
+		}
+		if err := runPlanned(t, st, &spec); err != nil {
+			t.Fatalf("DecimalsRead %v: %v", decimalsRead, err)
+		}
+		if rowsSeen.Load() != s.Rows || parsed.Load() != s.Rows {
+			t.Fatalf("DecimalsRead %v: %d rows seen, %d with a parsed amount; the files have %d", decimalsRead, rowsSeen.Load(), parsed.Load(), s.Rows)
+		}
+		sums[k] = sum.Load()
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("the amounts sum to %d, and to %d with DecimalsRead", sums[0], sums[1])
+	}
+}
+
 // TestHandlers_mapLine: a Map that fails on a row names the row's line
 // in its input file: the workers decode the rows' lines when the feature
 // set has a Map (without one they leave them out, store.IterOptions.NoLines).

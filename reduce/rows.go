@@ -106,6 +106,7 @@ func newUserRows(spec *feature.Spec, params feature.Params, cols []int, files []
 		}
 	}
 	r.row.Parsed.Values = make([]int64, spec.Schema.Len())
+	r.row.Parsed.Scales = make([]uint8, spec.Schema.Len())
 	return r
 }
 
@@ -154,6 +155,7 @@ func (r *userRows) advance() bool {
 		if r.tz == nil {
 			r.parsedTimes()
 		}
+		r.parsedAmounts()
 		if id := r.src.File(); id != r.file {
 			r.file = id
 			if int(id) < len(r.files) {
@@ -232,6 +234,21 @@ func (r *userRows) parsedTimes() {
 	}
 }
 
+// parsedAmounts hands the current row's packed amounts to the row's
+// Parsed, so that Row.Decimal and the built-in features do not parse the
+// text the block was just decoded into.
+func (r *userRows) parsedAmounts() {
+	r.row.Parsed.Decimals = 0
+	for k, sc := range r.src.AmountColumns() {
+		if c := r.schemaColumn(sc); c >= 0 && c < 64 && c < len(r.row.Parsed.Values) {
+			units, scale := r.src.Amount(k)
+			r.row.Parsed.Values[c] = units
+			r.row.Parsed.Scales[c] = uint8(scale)
+			r.row.Parsed.Decimals |= 1 << uint(c)
+		}
+	}
+}
+
 // schemaColumn returns the schema column of store column sc, or -1 when
 // the feature set does not read it.
 func (r *userRows) schemaColumn(sc int) int {
@@ -279,7 +296,19 @@ func readColumns(s *feature.Spec, cfg store.Config) []int {
 		return nil
 	}
 	out := []int{cfg.UserIndex()}
-	for _, name := range s.Reads {
+	for _, k := range storeColumns(s.Reads, cfg) {
+		if k != out[0] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// storeColumns returns the store columns of the names, each once (the
+// user column's too).
+func storeColumns(names []string, cfg store.Config) []int {
+	var out []int
+	for _, name := range names {
 		for k, c := range cfg.Schema {
 			if strings.EqualFold(c, strings.TrimSpace(name)) && !slices.Contains(out, k) {
 				out = append(out, k)

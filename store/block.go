@@ -35,6 +35,10 @@ const (
 	// "YYYY-MM-DD hh:mm:ss" as the seconds from the field before, and a
 	// reader writes their text back byte for byte.
 	Layout3 = 3
+	// Layout4 (format 4 stores) is Layout3 that also keeps a column of
+	// amounts packed: one whose every field is a decimal number in its
+	// plain spelling, with the same fraction digits, as the numbers.
+	Layout4 = 4
 )
 
 // layoutOf returns the block layout a store of format writes.
@@ -44,8 +48,10 @@ func layoutOf(format int) int {
 		return Layout1
 	case format == 2:
 		return Layout2
+	case format == 3:
+		return Layout3
 	}
-	return Layout3
+	return Layout4
 }
 
 // BlockWriter accumulates rows and encodes them as one block value. Rows
@@ -68,12 +74,12 @@ type BlockWriter struct {
 }
 
 // NewBlockWriter returns a writer for rows of ncols fields, in the
-// layout of a new store (Layout3); SetFormat picks an older store's.
+// layout of a new store (Layout4); SetFormat picks an older store's.
 func NewBlockWriter(ncols int) *BlockWriter {
 	if ncols < 1 || ncols > math.MaxUint16 {
 		panic(fmt.Sprintf("BUG: NewBlockWriter(%d)", ncols))
 	}
-	return &BlockWriter{ncols: ncols, layout: Layout3, lens: make([][]uint32, ncols), data: make([][]byte, ncols)}
+	return &BlockWriter{ncols: ncols, layout: Layout4, lens: make([][]uint32, ncols), data: make([][]byte, ncols)}
 }
 
 // SetFormat makes the writer write blocks in the layout of a store of
@@ -126,6 +132,7 @@ func (w *BlockWriter) Reset() {
 //
 //	value   = tag:1 | uvarint(rows) | uvarint(rawLen) | payload
 //	tag     = codec (Layout1) | 0x10 + codec (Layout2) | 0x20 + codec (Layout3)
+//	        | 0x30 + codec (Layout4)
 //	payload = compress(raw)
 //	raw1    = uvarint(ncols) | uvarint(rows) | lines | column*ncols
 //	raw2    = uvarint(ncols) | uvarint(rows) | uvarint(fieldBytes)
@@ -137,14 +144,17 @@ func (w *BlockWriter) Reset() {
 //	        | 0x02 | case:1 | rows × 16 bytes      (UUIDs; Layout3)
 //	        | 0x03 | sep:1 | rows × varint(secs - previous secs, the
 //	          first from 0)                      (times; Layout3)
+//	        | 0x04 | scale:1 | rows × varint(units) (amounts; Layout4)
 const (
 	colVarying  byte = 0
 	colConstant byte = 1
 	colUUID     byte = 2
 	colTime     byte = 3
-	// tagLayout2 and tagLayout3 mark a value's layout in its tag byte.
+	colAmount   byte = 4
+	// tagLayout2 to tagLayout4 mark a value's layout in its tag byte.
 	tagLayout2 byte = 0x10
 	tagLayout3 byte = 0x20
+	tagLayout4 byte = 0x30
 	tagLayouts byte = 0xf0
 )
 
@@ -210,6 +220,11 @@ func (w *BlockWriter) appendColumn(dst []byte, j int) []byte {
 				return dst
 			}
 		}
+		if w.layout >= Layout4 {
+			if dst, ok = appendAmounts(dst, lens, data); ok {
+				return dst
+			}
+		}
 	}
 	dst = append(dst, colVarying)
 	for _, n := range lens {
@@ -243,6 +258,8 @@ func (w *BlockWriter) AppendValue(dst []byte, codec Codec, c *Compressor) []byte
 		tag |= tagLayout2
 	case Layout3:
 		tag |= tagLayout3
+	case Layout4:
+		tag |= tagLayout4
 	}
 	dst = append(dst, tag)
 	dst = binary.AppendUvarint(dst, uint64(len(w.lines)))
@@ -273,6 +290,8 @@ func ParseValueHeader(v []byte) (ValueHeader, error) {
 		h.Layout = Layout2
 	case tagLayout3:
 		h.Layout = Layout3
+	case tagLayout4:
+		h.Layout = Layout4
 	default:
 		return h, fmt.Errorf("%w: block tag %#x", ErrCorrupt, v[0])
 	}
@@ -326,6 +345,12 @@ type Block struct {
 	// was written from.
 	times    []int
 	timeSecs []int64
+	// Layout4: the packed amount columns decoded, their fraction digits,
+	// and their rows' units (rows × len(amounts), column after column).
+	amounts      []int
+	amountScales []byte
+	amountUnits  []int64
+	amountsOnly  []bool // SetAmountsOnly, by column; nil: none
 }
 
 const (
@@ -361,6 +386,25 @@ func (b *Block) SetColumns(cols []int) {
 // a tenth of a block's decode).
 func (b *Block) SetSecondsOnly(on bool) { b.secondsOnly = on }
 
+// SetAmountsOnly makes the next decodes decode columns cols, when a
+// block holds them as packed amounts, to their units only (Amount), not
+// to their text: their fields are then nil, as a column's that is not
+// decoded, and AmountColumns still lists them. Such a column the block
+// holds as text decodes as any column. It is for a reader that takes
+// those columns' amounts from Amount, never from the text. cols is not
+// kept.
+func (b *Block) SetAmountsOnly(cols []int) {
+	b.amountsOnly = b.amountsOnly[:0]
+	for _, c := range cols {
+		if c >= 0 {
+			for len(b.amountsOnly) <= c {
+				b.amountsOnly = append(b.amountsOnly, false)
+			}
+			b.amountsOnly[c] = true
+		}
+	}
+}
+
 // SetNoLines makes the next decodes of a Layout2 or Layout3 block leave
 // the rows' source lines out, as a column not decoded: Line then returns
 // 0. It is for a reader that never asks for them (mce reduce without a
@@ -385,6 +429,17 @@ func (b *Block) TimeColumns() []int { return b.times }
 // Seconds returns the Unix seconds of row i's time in the k-th column of
 // TimeColumns: what its text reads as, in UTC.
 func (b *Block) Seconds(i, k int) int64 { return b.timeSecs[k*b.rows+i] }
+
+// AmountColumns returns the block's columns decoded from packed amounts,
+// whose values Amount gives. It aliases the block: valid until the next
+// decode.
+func (b *Block) AmountColumns() []int { return b.amounts }
+
+// Amount returns row i's amount in the k-th column of AmountColumns, as
+// its units and fraction digits: the text "-12.50" is -1250 and 2.
+func (b *Block) Amount(i, k int) (units int64, scale int) {
+	return b.amountUnits[k*b.rows+i], int(b.amountScales[k])
+}
 
 // Line returns row i's source line, or 0 when the block was decoded
 // without its lines (SetNoLines).
@@ -457,6 +512,7 @@ func blockErr(what string) error { return fmt.Errorf("%w: block: bad %s", ErrCor
 func (b *Block) decodeRaw(layout int) error {
 	b.layout, b.rawLen = layout, len(b.raw)
 	b.text, b.packed, b.times, b.timeSecs = b.text[:0], b.packed[:0], b.times[:0], b.timeSecs[:0]
+	b.amounts, b.amountScales, b.amountUnits = b.amounts[:0], b.amountScales[:0], b.amountUnits[:0]
 	p := b.raw
 	ncols, n := binary.Uvarint(p)
 	if n <= 0 || ncols == 0 || ncols > math.MaxUint16 {
@@ -624,6 +680,11 @@ func (b *Block) decodeColumn(j int, p []byte, want bool) ([]byte, error) {
 			return nil, blockErr("column mode")
 		}
 		return b.decodePacked(j, mode, p)
+	case colAmount:
+		if b.layout < Layout4 || !want {
+			return nil, blockErr("column mode")
+		}
+		return b.decodeAmountColumn(j, p)
 	case colVarying:
 		if b.rows > len(p) {
 			return nil, blockErr("column lengths")

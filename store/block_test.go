@@ -36,6 +36,10 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 	}
 	// A time column decoded to its seconds only has no text.
 	secondsOnly := func(j int) bool { return b.secondsOnly && slices.Contains(b.TimeColumns(), j) }
+	// So has an amount column decoded to its units only.
+	amountsOnly := func(j int) bool {
+		return j < len(b.amountsOnly) && b.amountsOnly[j] && slices.Contains(b.AmountColumns(), j)
+	}
 	var fieldBytes int64
 	for i, r := range rows {
 		wantLine := r.line
@@ -52,7 +56,7 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 				want = nil
 			}
 			decoded := cols == nil || slices.Contains(cols, j)
-			if secondsOnly(j) {
+			if secondsOnly(j) || amountsOnly(j) {
 				want, decoded = nil, false
 			}
 			if got := b.Field(i, j); !bytes.Equal(got, want) || decoded != (got != nil) {
@@ -75,13 +79,27 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 			}
 		}
 	}
+	// The units of the packed amounts are what their text reads as, at
+	// their fraction digits.
+	for k, j := range b.AmountColumns() {
+		if cols != nil && !slices.Contains(cols, j) {
+			t.Fatalf("column %d not decoded, among the amount columns %v", j, b.AmountColumns())
+		}
+		for i := range rows {
+			f := rows[i].fields[j]
+			units, scale := b.Amount(i, k)
+			if v, err := feature.ParseDecimal(f, scale); err != nil || v != units {
+				t.Fatalf("row %d column %d: %q has the units %d at %d digits; it reads as %d, %v", i, j, f, units, scale, v, err)
+			}
+		}
+	}
 }
 
 // layouts are the block layouts, as the store formats that write them.
 var layouts = []struct {
 	name   string
 	format int
-}{{"layout1", 1}, {"layout2", 2}, {"layout3", 3}}
+}{{"layout1", 1}, {"layout2", 2}, {"layout3", 3}, {"layout4", 4}}
 
 // decodeWritten adds rows to w and decodes the raw block it makes.
 func decodeWritten(t testing.TB, w *BlockWriter, rows []testRow) *Block {

@@ -82,12 +82,13 @@ func dumpRows(t *testing.T, db *DB, cols []int) string {
 
 // TestFormat_readable reads stores that earlier mce wrote: before blocks
 // had a column directory (format 1, testdata/format1: two generated
-// monthly files in 8 shards, five heavy users, table-zstd) and before
-// they had packed columns (format 2, testdata/format2: the same kind of
-// store, 26 heavy users), and checks every row against the dump the code
-// of that time made of it (rows.txt).
+// monthly files in 8 shards, five heavy users, table-zstd), before they
+// had packed columns (format 2, testdata/format2: the same kind of
+// store, 26 heavy users) and before they had packed amounts (format 3,
+// testdata/format3: the same kind again), and checks every row against
+// the dump the code of that time made of it (rows.txt).
 func TestFormat_readable(t *testing.T) {
-	for _, name := range []string{"format1", "format2"} {
+	for _, name := range []string{"format1", "format2", "format3"} {
 		t.Run(name, func(t *testing.T) {
 			dir := copyFixture(t, name)
 			db, err := Open(dir, quietOpts(Options{ReadOnly: true}))
@@ -126,11 +127,11 @@ func TestFormat_readable(t *testing.T) {
 	}
 }
 
-// TestLayout3_sameRows writes the rows of the format 2 fixture again,
+// TestLayout4_sameRows writes the rows of the format 2 fixture again,
 // each (user, file) as one block of this code's layout, and reads them
-// back: its UUIDs and times are packed, and every field comes back as it
-// was.
-func TestLayout3_sameRows(t *testing.T) {
+// back: its UUIDs, times and amounts are packed, and every field comes
+// back as it was.
+func TestLayout4_sameRows(t *testing.T) {
 	db, err := Open(copyFixture(t, "format2"), quietOpts(Options{ReadOnly: true}))
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +141,7 @@ func TestLayout3_sameRows(t *testing.T) {
 	for s := 0; s < db.Shards(); s++ {
 		spans = append(spans, db.ShardSpan(s))
 	}
-	blocks, packed := 0, 0
+	blocks, packed, amounts := 0, 0, 0
 	for _, sp := range spans {
 		u, err := db.Users(context.Background(), sp, &UsersOptions{ByFile: true})
 		if err != nil {
@@ -165,13 +166,16 @@ func TestLayout3_sameRows(t *testing.T) {
 			if len(b.text) > 0 {
 				packed++
 			}
+			if len(b.AmountColumns()) > 0 {
+				amounts++
+			}
 		}
 		if err := u.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if w := NewBlockWriter(1); w.Layout() != Layout3 || blocks == 0 || packed != blocks {
-		t.Errorf("layout %d; %d of %d blocks with packed columns, want all", w.Layout(), packed, blocks)
+	if w := NewBlockWriter(1); w.Layout() != Layout4 || blocks == 0 || packed != blocks || amounts != blocks {
+		t.Errorf("layout %d; %d of %d blocks with packed columns, %d with packed amounts, want all", w.Layout(), packed, blocks, amounts)
 	}
 }
 

@@ -23,6 +23,10 @@ type IterOptions struct {
 	// SecondsOnly makes a UserIter's Rows decode the times a block keeps
 	// packed to their seconds only: see Block.SetSecondsOnly.
 	SecondsOnly bool
+	// AmountsOnly are the columns (by position in the store's schema)
+	// whose amounts a UserIter's Rows decode to their units only, when a
+	// block keeps them packed: see Block.SetAmountsOnly.
+	AmountsOnly []int
 	// NoLines makes a UserIter's Rows leave the rows' source lines out
 	// (Rows.Line is then 0): see Block.SetNoLines.
 	NoLines bool
@@ -318,6 +322,7 @@ func (db *DB) Users(ctx context.Context, span Span, opts *UsersOptions) (*UserIt
 	}
 	u.rows.blk.SetColumns(o.Columns)
 	u.rows.blk.SetSecondsOnly(o.SecondsOnly)
+	u.rows.blk.SetAmountsOnly(o.AmountsOnly)
 	u.rows.blk.SetNoLines(o.NoLines)
 	return u, nil
 }
@@ -444,6 +449,14 @@ func (r *Rows) TimeColumns() []int { return r.blk.TimeColumns() }
 // Seconds returns the Unix seconds of the current row's time in the k-th
 // column of TimeColumns.
 func (r *Rows) Seconds(k int) int64 { return r.blk.Seconds(r.i, k) }
+
+// AmountColumns returns the columns of the current row's block decoded
+// from packed amounts (see Block.AmountColumns), valid until Next.
+func (r *Rows) AmountColumns() []int { return r.blk.AmountColumns() }
+
+// Amount returns the current row's amount in the k-th column of
+// AmountColumns, as its units and fraction digits.
+func (r *Rows) Amount(k int) (units int64, scale int) { return r.blk.Amount(r.i, k) }
 
 // Field returns field j of the current row, valid until Next.
 func (r *Rows) Field(j int) []byte { return r.blk.Field(r.i, j) }

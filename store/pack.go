@@ -332,3 +332,205 @@ func (b *Block) placeText() error {
 	}
 	return nil
 }
+
+// Packed amounts (Layout4). A column whose every field is a decimal
+// number in its one plain spelling, with the same number of fraction
+// digits in the whole column ("1234.56", "-0.5", "7"), is kept as its
+// numbers: the fields' value in units of the last digit, a zigzag varint
+// each, after the digits' count. The plain spelling is the one the
+// reader writes amounts in: an optional "-", then "0" or digits that do
+// not start with 0, then, for 1 to maxAmountScale fraction digits, "."
+// and exactly that many digits. "-0" and "-0.00" (a sign on zero), "+5",
+// "05", ".5" and "5." are spelled otherwise, and keep a column as text.
+
+// maxAmountScale is the most fraction digits a packed amount has.
+const maxAmountScale = 9
+
+// maxAmountDigits is the most digits a packed amount has in all, so that
+// its units fit an int64 with room to spare.
+const maxAmountDigits = 17
+
+// parseAmount reads a field in the plain spelling and returns its units
+// and fraction digits; false for any other spelling.
+func parseAmount(f []byte) (units int64, scale int, ok bool) {
+	neg := len(f) > 0 && f[0] == '-'
+	if neg {
+		f = f[1:]
+	}
+	if len(f) == 0 || f[0] < '0' || f[0] > '9' {
+		return 0, 0, false
+	}
+	var v int64
+	digits, pt := 0, -1
+	for i, c := range f {
+		if c == '.' && pt < 0 && i > 0 {
+			pt = i
+			continue
+		}
+		if c < '0' || c > '9' {
+			return 0, 0, false
+		}
+		if digits++; digits > maxAmountDigits {
+			return 0, 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	intLen := len(f)
+	if pt >= 0 {
+		intLen = pt
+		scale = len(f) - pt - 1
+		if scale == 0 || scale > maxAmountScale {
+			return 0, 0, false
+		}
+	}
+	if intLen > 1 && f[0] == '0' {
+		return 0, 0, false // a leading zero
+	}
+	if neg {
+		if v == 0 {
+			return 0, 0, false // a sign on zero
+		}
+		v = -v
+	}
+	return v, scale, true
+}
+
+// appendAmountText appends units with scale fraction digits in the
+// plain spelling: what parseAmount reads back.
+func appendAmountText(dst []byte, units int64, scale int) []byte {
+	u := uint64(units)
+	if units < 0 {
+		dst = append(dst, '-')
+		u = uint64(-units)
+	}
+	var b [24]byte
+	i := len(b)
+	k := 0
+	for ; k+2 <= scale; k += 2 {
+		i -= 2
+		d := 2 * (u % 100)
+		b[i], b[i+1] = digits2[d], digits2[d+1]
+		u /= 100
+	}
+	if k < scale {
+		i--
+		b[i] = byte('0' + u%10)
+		u /= 10
+	}
+	if scale > 0 {
+		i--
+		b[i] = '.'
+	}
+	for u >= 10 {
+		i -= 2
+		d := 2 * (u % 100)
+		b[i], b[i+1] = digits2[d], digits2[d+1]
+		u /= 100
+	}
+	if u > 0 || i == len(b) || b[i] == '.' {
+		i--
+		b[i] = byte('0' + u)
+	}
+	return append(dst, b[i:]...)
+}
+
+// appendAmounts appends the column of fields (by lens) packed, and
+// reports whether it could: every field an amount in the plain spelling,
+// all with the same fraction digits.
+func appendAmounts(dst []byte, lens []uint32, data []byte) ([]byte, bool) {
+	start := len(dst)
+	dst = append(dst, colAmount, 0)
+	off, scale := 0, -1
+	for _, n := range lens {
+		v, s, ok := parseAmount(data[off : off+int(n)])
+		off += int(n)
+		if !ok || (scale >= 0 && s != scale) {
+			return dst[:start], false
+		}
+		scale = s
+		dst = binary.AppendVarint(dst, v)
+	}
+	if scale < 0 {
+		return dst[:start], false
+	}
+	dst[start+1] = byte(scale)
+	return dst, true
+}
+
+// decodeAmounts decodes the units of packed amount column j from p (its
+// section after the flag, the fraction digits) into amountUnits and
+// returns the rest of p.
+func (b *Block) decodeAmounts(j int, scale byte, p []byte) ([]byte, error) {
+	if scale > maxAmountScale || len(p) < b.rows {
+		return nil, blockErr("amount column")
+	}
+	b.amounts = append(b.amounts, j)
+	b.amountScales = append(b.amountScales, scale)
+	at := len(b.amountUnits)
+	b.amountUnits = slices.Grow(b.amountUnits, b.rows)[:at+b.rows]
+	out := b.amountUnits[at:]
+	for i := range out {
+		// A zigzag varint, read here: binary.Varint's call was a third
+		// of decoding the column.
+		var x uint64
+		var s uint
+		n := 0
+		for {
+			if n == len(p) || n == maxAmountVarint {
+				return nil, blockErr("amount")
+			}
+			c := p[n]
+			n++
+			x |= uint64(c&0x7f) << s
+			if c < 0x80 {
+				break
+			}
+			s += 7
+		}
+		v := int64(x>>1) ^ -int64(x&1)
+		if v <= -maxAmountUnits || v >= maxAmountUnits {
+			return nil, blockErr("amount")
+		}
+		out[i], p = v, p[n:]
+	}
+	return p, nil
+}
+
+// maxAmountVarint is the most bytes of a packed amount's varint: its
+// units are below 10^17, under 2^57, zigzagged under 2^58.
+const maxAmountVarint = 9
+
+// decodeAmountColumn decodes packed amount column j from p, its section
+// (Layout4): its units, and unless SetAmountsOnly their text into b.text
+// (placeText moves it into raw).
+func (b *Block) decodeAmountColumn(j int, p []byte) ([]byte, error) {
+	if len(p) < 1 {
+		return nil, blockErr("amount column")
+	}
+	scale := p[0]
+	at := len(b.amountUnits)
+	p, err := b.decodeAmounts(j, scale, p[1:])
+	if err != nil {
+		return nil, err
+	}
+	if j < len(b.amountsOnly) && b.amountsOnly[j] {
+		b.colAt[j] = colAbsent
+		return p, nil
+	}
+	if int64(len(b.text))+int64(b.rows)*(maxAmountDigits+2) > math.MaxUint32 {
+		return nil, blockErr("amount column size")
+	}
+	b.colAt[j] = len(b.starts)
+	b.packed = append(b.packed, j)
+	b.text = slices.Grow(b.text, b.rows*(maxAmountDigits+2))
+	for _, v := range b.amountUnits[at:] {
+		s := uint32(len(b.text))
+		b.text = appendAmountText(b.text, v, int(scale))
+		b.starts = append(b.starts, s)
+		b.ends = append(b.ends, uint32(len(b.text)))
+	}
+	return p, nil
+}
+
+// maxAmountUnits bounds a packed amount's units: maxAmountDigits digits.
+const maxAmountUnits = 1e17

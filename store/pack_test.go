@@ -7,9 +7,11 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/mce-engine/mce/engine/feature"
 )
 
-// packedMode returns the mode of column j of a Layout3 block of rows:
+// packedMode returns the mode of column j of a new store's block of rows:
 // what the writer made of it.
 func packedMode(t testing.TB, rows []testRow, j int) byte {
 	t.Helper()
@@ -73,6 +75,24 @@ func TestPack(t *testing.T) {
 		{"slashes", []string{"2024/07/21 06:34:38", "2024/07/22 06:34:38"}, colVarying},
 		{"one time empty", []string{"2024-07-21 06:34:38", ""}, colVarying},
 		{"other text", []string{"Servicio de limpiez", "Material eléctrico"}, colVarying},
+		{"amounts", []string{"40.55", "16101.62", "-3678.97", "0.00", "0.05", "100.10"}, colAmount},
+		{"whole amounts", []string{"7", "0", "-12", "1000000"}, colAmount},
+		{"nine digits", []string{"0.000000001", "-1.123456789"}, colAmount},
+		{"seventeen digits", []string{"99999999999999999", "-1234567890123456.7"}, colVarying},
+		{"sixteen digits", []string{"9999999999999999", "-9999999999999999"}, colAmount},
+		{"ten fraction digits", []string{"0.0000000001", "1.5"}, colVarying},
+		{"fraction digits differ", []string{"40.55", "40.5"}, colVarying},
+		{"a whole one among cents", []string{"40.55", "40"}, colVarying},
+		{"a sign on zero", []string{"-0.00", "1.00"}, colVarying},
+		{"a sign on whole zero", []string{"-0", "1"}, colVarying},
+		{"a plus", []string{"+5.00", "1.00"}, colVarying},
+		{"a leading zero", []string{"05.00", "1.00"}, colVarying},
+		{"no whole digit", []string{".50", "1.00"}, colVarying},
+		{"no fraction digit", []string{"5.", "1."}, colVarying},
+		{"two points", []string{"5.0.0", "1.000"}, colVarying},
+		{"a thousands comma", []string{"1,000.00", "1.00"}, colVarying},
+		{"one amount empty", []string{"1.00", ""}, colVarying},
+		{"a dash alone", []string{"-", "1"}, colVarying},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,6 +117,9 @@ func TestPack(t *testing.T) {
 				if packs := l.format >= 3 && tc.mode == colTime; packs != (len(b.TimeColumns()) == 1) {
 					t.Errorf("%s: time columns %v", l.name, b.TimeColumns())
 				}
+				if packs := l.format >= 4 && tc.mode == colAmount; packs != (len(b.AmountColumns()) == 1) {
+					t.Errorf("%s: amount columns %v", l.name, b.AmountColumns())
+				}
 				b.SetColumns([]int{1})
 				if err := b.DecodeValue(v, c); err != nil {
 					t.Fatalf("%s: %v", l.name, err)
@@ -113,6 +136,16 @@ func TestPack(t *testing.T) {
 					t.Errorf("%s: packed %v, but the field is %q", l.name, packs, b.Field(0, 1))
 				}
 				b.SetSecondsOnly(false)
+				// Amounts to their units only, likewise.
+				b.SetAmountsOnly([]int{1})
+				if err := b.DecodeValue(v, c); err != nil {
+					t.Fatalf("%s: %v", l.name, err)
+				}
+				checkBlock(t, &b, rows, 1)
+				if packs := l.format >= 4 && tc.mode == colAmount; packs != (b.Field(0, 1) == nil) {
+					t.Errorf("%s: packed %v, but the field is %q", l.name, packs, b.Field(0, 1))
+				}
+				b.SetAmountsOnly(nil)
 				if b.FieldBytes() != int64(w.RawBytes()-2*len(rows)-3*len(rows)) {
 					// RawBytes counts a separator per field and two per row.
 					t.Errorf("%s: field bytes %d, writer's raw bytes %d", l.name, b.FieldBytes(), w.RawBytes())
@@ -155,15 +188,69 @@ func TestPackTime(t *testing.T) {
 	}
 }
 
+// TestPackAmount: amounts of every number of digits and fraction digits,
+// and their neighbours, read back as written; what parseAmount refuses
+// keeps its column as text.
+func TestPackAmount(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for scale := 0; scale <= maxAmountScale; scale++ {
+		for digits := max(scale, 1); digits <= maxAmountDigits; digits++ {
+			for range 50 {
+				var f []byte
+				if r.IntN(2) == 0 {
+					f = append(f, '-')
+				}
+				whole := digits - scale
+				if whole == 0 {
+					f = append(f, '0')
+				} else {
+					f = append(f, byte('1'+r.IntN(9)))
+					for range whole - 1 {
+						f = append(f, byte('0'+r.IntN(10)))
+					}
+				}
+				if scale > 0 {
+					f = append(f, '.')
+					for range scale {
+						f = append(f, byte('0'+r.IntN(10)))
+					}
+				}
+				units, s, ok := parseAmount(f)
+				if isZero := bytes.Trim(f, "-0.") == nil; isZero && f[0] == '-' {
+					if ok {
+						t.Fatalf("%s (a sign on zero) read as %d", f, units)
+					}
+					continue
+				}
+				if !ok || s != scale {
+					t.Fatalf("%s: %d, %d digits, %v", f, units, s, ok)
+				}
+				if back := appendAmountText(nil, units, s); !bytes.Equal(back, f) {
+					t.Fatalf("%s came back as %s", f, back)
+				}
+				if v, err := feature.ParseDecimal(f, scale); err != nil || v != units {
+					t.Fatalf("%s: units %d, ParseDecimal %d, %v", f, units, v, err)
+				}
+			}
+		}
+	}
+	for _, f := range []string{"", "-", "+1", "01", "00", "-0", "-0.0", ".5", "5.", "1..2", "1.2.3", "1e5", " 1", "1 ", "0x10",
+		"123456789012345678", "0.1234567890", "1,5"} {
+		if units, scale, ok := parseAmount([]byte(f)); ok {
+			t.Errorf("%q read as %d at %d digits", f, units, scale)
+		}
+	}
+}
+
 // TestPack_corrupt: a packed column cut short or out of range fails
 // with ErrCorrupt.
 func TestPack_corrupt(t *testing.T) {
 	c := testCompressor(t)
 	rows := []testRow{
-		{2, [][]byte{[]byte("u"), []byte("D5D52874-096C-4AAE-A6A8-CB6DB09B54AF"), []byte("2024-07-21 06:34:38")}},
-		{3, [][]byte{[]byte("v"), []byte("3CD540C1-7385-46DD-AFBF-15132D2E4652"), []byte("2024-07-22 06:34:38")}},
+		{2, [][]byte{[]byte("u"), []byte("D5D52874-096C-4AAE-A6A8-CB6DB09B54AF"), []byte("2024-07-21 06:34:38"), []byte("40.55")}},
+		{3, [][]byte{[]byte("v"), []byte("3CD540C1-7385-46DD-AFBF-15132D2E4652"), []byte("2024-07-22 06:34:38"), []byte("-16101.62")}},
 	}
-	w := NewBlockWriter(3)
+	w := NewBlockWriter(4)
 	for _, r := range rows {
 		w.Add(r.line, r.fields)
 	}
@@ -189,6 +276,11 @@ func TestPack_corrupt(t *testing.T) {
 	if err := b.DecodeValue(bad, c); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("packed columns in a Layout2 value: %v", err)
 	}
+	// So is a Layout3 value with a packed amount column.
+	bad[0] = bad[0]&^tagLayouts | tagLayout3
+	if err := b.DecodeValue(bad, c); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("packed amounts in a Layout3 value: %v", err)
+	}
 }
 
 // FuzzPack: any column of fields the length of a UUID or of a time,
@@ -210,6 +302,22 @@ func FuzzPack(f *testing.F) {
 	})
 }
 
+// FuzzPackAmounts: any column of fields (the data cut at commas), packed
+// as amounts or not, reads back byte for byte, and the units of those
+// packed are what ParseDecimal reads.
+func FuzzPackAmounts(f *testing.F) {
+	f.Add([]byte("40.55,-16101.62,0.00,100.10"))
+	f.Add([]byte("7,0,-12,1000000"))
+	f.Add([]byte("-0.00,05,+1,.5,5."))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var rows []testRow
+		for i, fld := range bytes.Split(data, []byte(",")) {
+			rows = append(rows, testRow{line: int64(i), fields: [][]byte{fld}})
+		}
+		checkBlock(t, decodeWritten(t, NewBlockWriter(1), rows), rows)
+	})
+}
+
 // BenchmarkPackColumns: packing a block's UUID and time columns as the
 // writer does (the text checked, then packed), per field.
 func BenchmarkPackColumns(b *testing.B) {
@@ -218,7 +326,7 @@ func BenchmarkPackColumns(b *testing.B) {
 		name string
 		j    int
 		pack func([]byte, []uint32, []byte) ([]byte, bool)
-	}{{"uuid", 0, appendUUIDs}, {"time", 3, appendTimes}} {
+	}{{"uuid", 0, appendUUIDs}, {"time", 3, appendTimes}, {"amount", 4, appendAmounts}} {
 		var lens []uint32
 		var data []byte
 		for _, r := range rows {

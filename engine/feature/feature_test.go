@@ -748,3 +748,105 @@ func TestParsed(t *testing.T) {
 		t.Fatal("hasTime past column 63 or without its bit")
 	}
 }
+
+// TestParsed_decimals: a decimal handed over in Parsed (its units and
+// fraction digits, as mce reduce hands the amounts its store keeps) gives
+// Row.Decimal the value and error ParseDecimal gives of its text, at every
+// number of digits asked for, near the bounds too; the built-in features
+// read it as they read the text, and without the text (Spec.DecimalsRead).
+func TestParsed_decimals(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	// The plain spelling of units at scale fraction digits.
+	text := func(units int64, scale int) string {
+		s := strconv.FormatInt(units, 10)
+		neg := strings.HasPrefix(s, "-")
+		s = strings.TrimPrefix(s, "-")
+		if scale > 0 {
+			s = strings.Repeat("0", max(0, scale+1-len(s))) + s
+			s = s[:len(s)-scale] + "." + s[len(s)-scale:]
+		}
+		if neg {
+			s = "-" + s
+		}
+		return s
+	}
+	var cases [][2]int64 // units, scale
+	for scale := int64(0); scale <= 9; scale++ {
+		for _, u := range []int64{0, 1, -1, 7, 4055, -4055, 99999999999999999, -99999999999999999, 92233720368547, 922337203685477, 9223372036854775} {
+			cases = append(cases, [2]int64{u, scale})
+		}
+		for range 200 {
+			u := r.Int64N(int64(math.Pow10(1 + r.IntN(17))))
+			if r.IntN(2) == 0 {
+				u = -u
+			}
+			cases = append(cases, [2]int64{u, scale})
+		}
+	}
+	for _, c := range cases {
+		units, scale := c[0], int(c[1])
+		f := text(units, scale)
+		row := Row{Fields: [][]byte{[]byte(f)}, Parsed: Parsed{Decimals: 1, Values: []int64{units}, Scales: []uint8{uint8(scale)}}}
+		for digits := 0; digits <= 10; digits++ {
+			want, wantErr := ParseDecimal([]byte(f), digits)
+			got, err := row.Decimal(0, digits)
+			if got != want || (err == nil) != (wantErr == nil) || (err != nil && !strings.Contains(err.Error(), wantErr.Error())) {
+				t.Fatalf("%s (%d at %d digits), Decimal(%d): %d, %v from Parsed; %d, %v from the text", f, units, scale, digits, got, err, want, wantErr)
+			}
+		}
+	}
+	// The built-in features: amounts from Parsed, with and without their
+	// text, give the features the text gives.
+	spec := Invoice()
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(spec.DecimalsRead) != 1 || spec.DecimalsRead[0] != ColAmount {
+		t.Fatalf("the built-in features' DecimalsRead is %v", spec.DecimalsRead)
+	}
+	col := InvoiceSchema.Index(ColAmount)
+	rows := invoiceRows(r, 400)
+	plain, parsed, bare := spec.NewAggregator(&User{}), spec.NewAggregator(&User{}), spec.NewAggregator(&User{})
+	for i, f := range rows {
+		if i%7 == 0 { // amounts of other scales: more digits than the features keep, none, big
+			c := cases[r.IntN(len(cases))]
+			f[col] = []byte(text(c[0], int(c[1])))
+		}
+		row := Row{Fields: f, Schema: InvoiceSchema}
+		if err := plain.Add(&row); err != nil {
+			t.Fatal(err)
+		}
+		// A bad amount ("n/a") is never handed over: the text stays.
+		units, scale := int64(0), 0
+		whole, frac, _ := strings.Cut(string(f[col]), ".")
+		if v, err := strconv.ParseInt(whole+frac, 10, 64); err == nil && text(v, len(frac)) == string(f[col]) {
+			units, scale = v, len(frac)
+			row.Parsed = Parsed{Decimals: 1 << col, Values: make([]int64, len(f)), Scales: make([]uint8, len(f))}
+			row.Parsed.Values[col], row.Parsed.Scales[col] = units, uint8(scale)
+		}
+		if err := parsed.Add(&row); err != nil {
+			t.Fatal(err)
+		}
+		row.Fields = append([][]byte(nil), f...)
+		if row.Parsed.Decimals != 0 {
+			row.Fields[col] = nil
+		}
+		if err := bare.Add(&row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b, c := spec.NewRecord(), spec.NewRecord(), spec.NewRecord()
+	plain.Finish(a)
+	parsed.Finish(b)
+	bare.Finish(c)
+	if format(a) != format(b) || format(a) != format(c) {
+		t.Fatalf("from the text: %s\nfrom Parsed:   %s\nwithout text:  %s", format(a), format(b), format(c))
+	}
+	// Bits past column 63, or unset, hand nothing over.
+	if _, has, _ := (&Parsed{Decimals: ^uint64(0)}).decimal(64, 4); has {
+		t.Fatal("a decimal past column 63")
+	}
+	if _, has, _ := (&Parsed{}).decimal(3, 4); has {
+		t.Fatal("a decimal without its bit")
+	}
+}

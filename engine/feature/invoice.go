@@ -50,6 +50,7 @@ func Invoice() Spec {
 		NewAggregator: func(*User) Aggregator { return &invoiceAgg{cols: cols} },
 		Reads:         []string{ColReceiver, ColIssuedAt, ColAmount},
 		TimesRead:     true,
+		DecimalsRead:  []string{ColAmount},
 	}
 }
 
@@ -332,7 +333,10 @@ func (a *invoiceAgg) slots() []rcvSlot {
 func (a *invoiceAgg) Add(row *Row) error {
 	a.n++
 	badRow := false
-	v, err := ParseDecimal(row.Fields[a.cols.amount], AmountDigits)
+	v, has, err := row.Parsed.decimal(a.cols.amount, AmountDigits)
+	if !has {
+		v, err = ParseDecimal(row.Fields[a.cols.amount], AmountDigits)
+	}
 	if err != nil {
 		badRow = true
 	} else {

@@ -43,15 +43,53 @@ type Row struct {
 // of Times set means that Values[j] holds the Unix seconds of Fields[j],
 // a time without a zone in the form "YYYY-MM-DD hh:mm:ss" or
 // "YYYY-MM-DDThh:mm:ss", read as UTC: what [LocalSeconds] and
-// [ParseTime] read it as. Whoever sets a bit must set it only for such a
-// value; Values may hold anything where no bit is set.
+// [ParseTime] read it as. Bit j of Decimals set means that Values[j]
+// holds Fields[j], a decimal number in its plain spelling ("-1234.50",
+// "7": an optional "-", then "0" or digits not starting with 0, then
+// "." and Scales[j] digits when Scales[j] is not 0), in units of its
+// last digit (-123450, 7), with at most 17 digits in all. Whoever sets a
+// bit must set it only for such a value; Values and Scales may hold
+// anything where no bit is set.
 type Parsed struct {
-	Times  uint64
-	Values []int64
+	Times    uint64
+	Decimals uint64
+	Values   []int64
+	Scales   []uint8
 }
 
 // hasTime reports whether Values holds the seconds of column i.
 func (p *Parsed) hasTime(i int) bool { return uint(i) < 64 && p.Times>>uint(i)&1 != 0 }
+
+// decimal returns what ParseDecimal(Fields[i], digits) returns, value
+// and error alike, when Values holds column i (has); has is false
+// otherwise, and the text is to be parsed.
+func (p *Parsed) decimal(i, digits int) (v int64, has bool, err error) {
+	if uint(i) >= 64 || p.Decimals>>uint(i)&1 == 0 || digits < 0 || digits > 9 {
+		return 0, false, nil
+	}
+	scale := int(p.Scales[i])
+	if scale > digits {
+		return 0, true, fmt.Errorf("more than %d fraction digits", digits)
+	}
+	// The text has at most 17 digits, which ParseDecimal reads without
+	// reaching its bound; then it multiplies by ten once per fraction
+	// digit the text lacks, as here.
+	u := p.Values[i]
+	v = u
+	if u < 0 {
+		v = -u
+	}
+	for ; scale < digits; scale++ {
+		if v > (1<<63-1)/10 {
+			return 0, true, errors.New("decimal out of range")
+		}
+		v *= 10
+	}
+	if u < 0 {
+		v = -v
+	}
+	return v, true, nil
+}
 
 // LocalSeconds reads b as a time without a zone in one of the forms
 // "YYYY-MM-DD", "YYYY-MM-DD hh:mm:ss" and "YYYY-MM-DDThh:mm:ss", in UTC,
@@ -169,7 +207,10 @@ func (r *Row) Float(i int) (float64, error) {
 // becomes 125000. More fraction digits than asked for are an error, so that
 // sums of Decimals are exact and do not depend on the order of rows.
 func (r *Row) Decimal(i int, digits int) (int64, error) {
-	v, err := ParseDecimal(r.Fields[i], digits)
+	v, has, err := r.Parsed.decimal(i, digits)
+	if !has {
+		v, err = ParseDecimal(r.Fields[i], digits)
+	}
 	if err != nil {
 		return 0, r.fieldErr(i, err)
 	}

@@ -109,6 +109,13 @@ type Spec struct {
 	// time the store keeps as text, and every time with --tz, is still
 	// text. The built-in features set it.
 	TimesRead bool
+	// DecimalsRead names the columns that Map and the features read
+	// through Row.Decimal only, never as text. mce reduce then hands the
+	// amounts its store keeps as numbers in those columns to Row.Decimal
+	// as they are, without writing their text first: such a field is nil.
+	// An amount the store keeps as text is still text. The built-in
+	// features name amount.
+	DecimalsRead []string
 }
 
 // Validate checks the Spec and fills defaults.
@@ -154,6 +161,11 @@ func (s *Spec) Validate() error {
 	for _, c := range s.Reads {
 		if s.Schema.Index(c) < 0 {
 			return fmt.Errorf("feature spec %s: Reads names column %q, which the schema %v does not hold", s.Name, c, s.Schema.Columns())
+		}
+	}
+	for _, c := range s.DecimalsRead {
+		if s.Schema.Index(c) < 0 {
+			return fmt.Errorf("feature spec %s: DecimalsRead names column %q, which the schema %v does not hold", s.Name, c, s.Schema.Columns())
 		}
 	}
 	return nil

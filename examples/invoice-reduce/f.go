@@ -57,7 +57,11 @@ var Features = feature.Spec{
 	// mce reduce then hands row.Time the seconds the store keeps, without
 	// writing the times' text first.
 	TimesRead: true,
-	Reduce:    reduce,
+	// It reads amount through row.Decimal only, never as text: mce reduce
+	// then hands row.Decimal the numbers its store keeps, without writing
+	// their text first.
+	DecimalsRead: []string{feature.ColAmount},
+	Reduce:       reduce,
 }
 
 func reduce(u *feature.User, rows feature.Rows, out *feature.Record) error {
