@@ -99,6 +99,9 @@ func printInfo(w io.Writer, dir string, db *store.DB, inf *store.Info, allShards
 	}
 	fmt.Fprintf(w, "store    %s (format %d, codec %s, %d shards, blocks of %d KiB, heavy chunks of %d blocks)\n",
 		dir, m.Format, m.Codec, m.Shards, m.BlockBytes>>10, m.ChunkBlocks)
+	if m.Format < store.FormatVersion {
+		fmt.Fprintf(w, "         an older format: this mce makes format %d stores (smaller, and faster to reduce); partition the raw files again into a new store to get one\n", store.FormatVersion)
+	}
 	fmt.Fprintf(w, "schema   %s\n", strings.Join(cols, ", "))
 	fmt.Fprintf(w, "files    %d\n", live)
 	fmt.Fprintf(w, "rows     %d (%d bad rows skipped)\n", m.Rows, bad)

@@ -63,6 +63,19 @@ func TestPartitionAndStoreCommands(t *testing.T) {
 			t.Errorf("store info does not say %q:\n%s", want, out)
 		}
 	}
+	if strings.Contains(out, "an older format") {
+		t.Errorf("store info calls a new store's format older:\n%s", out)
+	}
+	// A store of an older format (format 3, before packed amounts) says
+	// how to get the newer one.
+	old := filepath.Join(tmp, "format3")
+	if err := os.CopyFS(old, os.DirFS(filepath.Join("..", "..", "store", "testdata", "format3", "store"))); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runMain(t, "store", "info", old)
+	if want := fmt.Sprintf("this mce makes format %d stores", store.FormatVersion); code != 0 || !strings.Contains(out, "(format 3,") || !strings.Contains(out, want) {
+		t.Errorf("store info of a format 3 store: exit %d, no %q\n%s\n%s", code, want, out, errs)
+	}
 	code, out, _ = runMain(t, "store", "info", st, "--json")
 	var inf struct {
 		Users    int64
