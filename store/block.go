@@ -144,7 +144,8 @@ func (w *BlockWriter) Reset() {
 //	        | 0x02 | case:1 | rows × 16 bytes      (UUIDs; Layout3)
 //	        | 0x03 | sep:1 | rows × varint(secs - previous secs, the
 //	          first from 0)                      (times; Layout3)
-//	        | 0x04 | scale:1 | rows × varint(units) (amounts; Layout4)
+//	        | 0x04 | scale:1 | width:1 | rows × width bytes (amounts;
+//	          Layout4: the units zigzagged, little-endian)
 const (
 	colVarying  byte = 0
 	colConstant byte = 1
