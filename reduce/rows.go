@@ -151,11 +151,7 @@ func (r *userRows) advance() bool {
 			f = r.zoned(f)
 		}
 		r.row.Fields = f
-		r.row.Parsed.Times = 0
-		if r.tz == nil {
-			r.parsedTimes()
-		}
-		r.parsedAmounts()
+		r.parsedValues()
 		if id := r.src.File(); id != r.file {
 			r.file = id
 			if int(id) < len(r.files) {
@@ -222,31 +218,37 @@ func (r *userRows) zoned(f [][]byte) [][]byte {
 	return r.fields
 }
 
-// parsedTimes hands the current row's packed times to the row's Parsed
-// (without --tz: the times are then read as they are written), so that
-// the features do not parse the text the block was just decoded into.
-func (r *userRows) parsedTimes() {
-	for k, sc := range r.src.TimeColumns() {
-		if c := r.schemaColumn(sc); c >= 0 && c < 64 && c < len(r.row.Parsed.Values) {
-			r.row.Parsed.Values[c] = r.src.Seconds(k)
-			r.row.Parsed.Times |= 1 << uint(c)
+// parsedValues hands the current row's packed times (without --tz: the
+// times are then read as they are written) and packed amounts to the
+// row's Parsed, so that the features do not parse the text the block was
+// just decoded into.
+func (r *userRows) parsedValues() {
+	p := &r.row.Parsed
+	p.Times, p.Decimals = 0, 0
+	if r.tz == nil {
+		for k, sc := range r.src.TimeColumns() {
+			if c := r.parsedColumn(sc); c >= 0 {
+				p.Values[c] = r.src.Seconds(k)
+				p.Times |= 1 << uint(c)
+			}
+		}
+	}
+	for k, sc := range r.src.AmountColumns() {
+		if c := r.parsedColumn(sc); c >= 0 {
+			units, scale := r.src.Amount(k)
+			p.Values[c], p.Scales[c] = units, uint8(scale)
+			p.Decimals |= 1 << uint(c)
 		}
 	}
 }
 
-// parsedAmounts hands the current row's packed amounts to the row's
-// Parsed, so that Row.Decimal and the built-in features do not parse the
-// text the block was just decoded into.
-func (r *userRows) parsedAmounts() {
-	r.row.Parsed.Decimals = 0
-	for k, sc := range r.src.AmountColumns() {
-		if c := r.schemaColumn(sc); c >= 0 && c < 64 && c < len(r.row.Parsed.Values) {
-			units, scale := r.src.Amount(k)
-			r.row.Parsed.Values[c] = units
-			r.row.Parsed.Scales[c] = uint8(scale)
-			r.row.Parsed.Decimals |= 1 << uint(c)
-		}
+// parsedColumn returns the schema column of store column sc when Parsed
+// can hold its value (one of the first 64), else -1.
+func (r *userRows) parsedColumn(sc int) int {
+	if c := r.schemaColumn(sc); c >= 0 && c < 64 && c < len(r.row.Parsed.Values) {
+		return c
 	}
+	return -1
 }
 
 // schemaColumn returns the schema column of store column sc, or -1 when

@@ -366,16 +366,28 @@ func (b *Block) SetColumns(cols []int) {
 		b.want = nil
 		return
 	}
+	b.want = columnSet(nil, cols)
+}
+
+// columnSet returns dst (its capacity reused) holding, by column, whether
+// it is among cols; negative columns are left out. It is never nil.
+func columnSet(dst []bool, cols []int) []bool {
 	n := 0
 	for _, c := range cols {
 		n = max(n, c+1)
 	}
-	b.want = make([]bool, n)
+	if dst == nil || cap(dst) < n {
+		dst = make([]bool, n)
+	} else {
+		dst = dst[:n]
+		clear(dst)
+	}
 	for _, c := range cols {
 		if c >= 0 {
-			b.want[c] = true
+			dst[c] = true
 		}
 	}
+	return dst
 }
 
 // SetSecondsOnly makes the next decodes decode every time column a
@@ -394,17 +406,7 @@ func (b *Block) SetSecondsOnly(on bool) { b.secondsOnly = on }
 // holds as text decodes as any column. It is for a reader that takes
 // those columns' amounts from Amount, never from the text. cols is not
 // kept.
-func (b *Block) SetAmountsOnly(cols []int) {
-	b.amountsOnly = b.amountsOnly[:0]
-	for _, c := range cols {
-		if c >= 0 {
-			for len(b.amountsOnly) <= c {
-				b.amountsOnly = append(b.amountsOnly, false)
-			}
-			b.amountsOnly[c] = true
-		}
-	}
-}
+func (b *Block) SetAmountsOnly(cols []int) { b.amountsOnly = columnSet(b.amountsOnly, cols) }
 
 // SetNoLines makes the next decodes of a Layout2 or Layout3 block leave
 // the rows' source lines out, as a column not decoded: Line then returns

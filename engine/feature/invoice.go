@@ -333,10 +333,7 @@ func (a *invoiceAgg) slots() []rcvSlot {
 func (a *invoiceAgg) Add(row *Row) error {
 	a.n++
 	badRow := false
-	v, has, err := row.Parsed.decimal(a.cols.amount, AmountDigits)
-	if !has {
-		v, err = ParseDecimal(row.Fields[a.cols.amount], AmountDigits)
-	}
+	v, err := row.decimal(a.cols.amount, AmountDigits)
 	if err != nil {
 		badRow = true
 	} else {
