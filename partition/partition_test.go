@@ -586,13 +586,15 @@ func dirBytes(t testing.TB, dir string) int64 {
 
 // TestRun_olderStore adds a file to stores of format 1 (made by mce
 // before blocks had a column directory; store/testdata/format1) and 2
-// (before blocks had packed columns; store/testdata/format2) and 3
-// (before blocks had packed amounts; store/testdata/format3): each store
+// (before blocks had packed columns; store/testdata/format2), 3
+// (before blocks had packed amounts; store/testdata/format3) and 4
+// (before times were offsets from a block's earliest;
+// store/testdata/format4): each store
 // keeps its format, the new blocks are written in its layout (which
 // Verify checks), and the store holds exactly the old rows and the new
 // file's.
 func TestRun_olderStore(t *testing.T) {
-	for format, name := range map[int]string{1: "format1", 2: "format2", 3: "format3"} {
+	for format, name := range map[int]string{1: "format1", 2: "format2", 3: "format3", 4: "format4"} {
 		t.Run(name, func(t *testing.T) {
 			st := filepath.Join(t.TempDir(), "store")
 			if err := os.CopyFS(st, os.DirFS(filepath.Join("..", "store", "testdata", name, "store"))); err != nil {

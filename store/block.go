@@ -39,6 +39,12 @@ const (
 	// amounts packed: one whose every field is a decimal number in its
 	// plain spelling, with the same fraction digits, as the numbers.
 	Layout4 = 4
+	// Layout5 (format 5 stores) is Layout4 with a packed time column kept
+	// as each time's seconds after the block's earliest, all in one width
+	// (the bytes the latest needs), in place of the seconds from the
+	// field before as a varint each: smaller, and read with one load a
+	// row.
+	Layout5 = 5
 )
 
 // layoutOf returns the block layout a store of format writes.
@@ -50,8 +56,10 @@ func layoutOf(format int) int {
 		return Layout2
 	case format == 3:
 		return Layout3
+	case format == 4:
+		return Layout4
 	}
-	return Layout4
+	return Layout5
 }
 
 // BlockWriter accumulates rows and encodes them as one block value. Rows
@@ -74,12 +82,12 @@ type BlockWriter struct {
 }
 
 // NewBlockWriter returns a writer for rows of ncols fields, in the
-// layout of a new store (Layout4); SetFormat picks an older store's.
+// layout of a new store (Layout5); SetFormat picks an older store's.
 func NewBlockWriter(ncols int) *BlockWriter {
 	if ncols < 1 || ncols > math.MaxUint16 {
 		panic(fmt.Sprintf("BUG: NewBlockWriter(%d)", ncols))
 	}
-	return &BlockWriter{ncols: ncols, layout: Layout4, lens: make([][]uint32, ncols), data: make([][]byte, ncols)}
+	return &BlockWriter{ncols: ncols, layout: Layout5, lens: make([][]uint32, ncols), data: make([][]byte, ncols)}
 }
 
 // SetFormat makes the writer write blocks in the layout of a store of
@@ -132,7 +140,7 @@ func (w *BlockWriter) Reset() {
 //
 //	value   = tag:1 | uvarint(rows) | uvarint(rawLen) | payload
 //	tag     = codec (Layout1) | 0x10 + codec (Layout2) | 0x20 + codec (Layout3)
-//	        | 0x30 + codec (Layout4)
+//	        | 0x30 + codec (Layout4) | 0x40 + codec (Layout5)
 //	payload = compress(raw)
 //	raw1    = uvarint(ncols) | uvarint(rows) | lines | column*ncols
 //	raw2    = uvarint(ncols) | uvarint(rows) | uvarint(fieldBytes)
@@ -146,16 +154,21 @@ func (w *BlockWriter) Reset() {
 //	          first from 0)                      (times; Layout3)
 //	        | 0x04 | scale:1 | width:1 | rows × width bytes (amounts;
 //	          Layout4: the units zigzagged, little-endian)
+//	        | 0x05 | sep:1 | uvarint(base) | width:1 | rows × width bytes
+//	          (times; Layout5: secs - base, little-endian, base the
+//	          block's earliest secs less minPackedSecs)
 const (
 	colVarying  byte = 0
 	colConstant byte = 1
 	colUUID     byte = 2
 	colTime     byte = 3
 	colAmount   byte = 4
-	// tagLayout2 to tagLayout4 mark a value's layout in its tag byte.
+	colTimeBase byte = 5
+	// tagLayout2 to tagLayout5 mark a value's layout in its tag byte.
 	tagLayout2 byte = 0x10
 	tagLayout3 byte = 0x20
 	tagLayout4 byte = 0x30
+	tagLayout5 byte = 0x40
 	tagLayouts byte = 0xf0
 )
 
@@ -217,7 +230,7 @@ func (w *BlockWriter) appendColumn(dst []byte, j int) []byte {
 				return dst
 			}
 		} else if lens[0] == timeLen {
-			if dst, ok = appendTimes(dst, lens, data); ok {
+			if dst, ok = appendTimes(dst, lens, data, w.layout >= Layout5); ok {
 				return dst
 			}
 		}
@@ -261,6 +274,8 @@ func (w *BlockWriter) AppendValue(dst []byte, codec Codec, c *Compressor) []byte
 		tag |= tagLayout3
 	case Layout4:
 		tag |= tagLayout4
+	case Layout5:
+		tag |= tagLayout5
 	}
 	dst = append(dst, tag)
 	dst = binary.AppendUvarint(dst, uint64(len(w.lines)))
@@ -293,6 +308,8 @@ func ParseValueHeader(v []byte) (ValueHeader, error) {
 		h.Layout = Layout3
 	case tagLayout4:
 		h.Layout = Layout4
+	case tagLayout5:
+		h.Layout = Layout5
 	default:
 		return h, fmt.Errorf("%w: block tag %#x", ErrCorrupt, v[0])
 	}
@@ -680,6 +697,11 @@ func (b *Block) decodeColumn(j int, p []byte, want bool) ([]byte, error) {
 		// Only Layout3 packs, and its directory skips the columns not
 		// wanted: a packed column here is always wanted.
 		if b.layout < Layout3 || !want {
+			return nil, blockErr("column mode")
+		}
+		return b.decodePacked(j, mode, p)
+	case colTimeBase:
+		if b.layout < Layout5 || !want {
 			return nil, blockErr("column mode")
 		}
 		return b.decodePacked(j, mode, p)

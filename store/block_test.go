@@ -99,7 +99,7 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 var layouts = []struct {
 	name   string
 	format int
-}{{"layout1", 1}, {"layout2", 2}, {"layout3", 3}, {"layout4", 4}}
+}{{"layout1", 1}, {"layout2", 2}, {"layout3", 3}, {"layout4", 4}, {"layout5", 5}}
 
 // decodeWritten adds rows to w and decodes the raw block it makes.
 func decodeWritten(t testing.TB, w *BlockWriter, rows []testRow) *Block {

@@ -62,8 +62,9 @@
 //	        | 0x10 + codec           layout 2 (format 2)
 //	        | 0x20 + codec           layout 3 (format 3)
 //	        | 0x30 + codec           layout 4 (format 4)
+//	        | 0x40 + codec           layout 5 (format 5)
 //	raw     = uvarint(ncols) | uvarint(rows) | lines | column × ncols          layout 1
-//	        | uvarint(ncols) | uvarint(rows) | uvarint(fieldBytes)            layouts 2 to 4
+//	        | uvarint(ncols) | uvarint(rows) | uvarint(fieldBytes)            layouts 2 to 5
 //	          | uvarint(len(lines)) | uvarint(len(column)) × ncols
 //	          | lines | column × ncols
 //	lines   = varint(line − previous line) × rows   (the first from 0)
@@ -71,9 +72,12 @@
 //	        | 0x01 | uvarint(len) | bytes           the same in every row
 //	        | 0x02 | case (1 B) | 16 B × rows       UUIDs (layout 3)
 //	        | 0x03 | sep (1 B) | varint(s − previous s) × rows
-//	                                                times (layout 3)
+//	                                                times (layouts 3, 4)
 //	        | 0x04 | scale (1 B) | width (1 B) | zigzag(units) × rows,
 //	          width bytes each, little-endian      amounts (layout 4)
+//	        | 0x05 | sep (1 B) | uvarint(base) | width (1 B) | (s − earliest) × rows,
+//	          width bytes each, little-endian      times (layout 5; base is the
+//	                                                earliest s less 0000-01-01's)
 //
 // The layout is columnar, so a codec sees like values side by side, and
 // a column that is constant in the block (the user column always is) costs
@@ -100,10 +104,15 @@
 // the same number of bytes (width) for every row; a reader hands
 // those units to Row.Decimal, and writes the text back only for a
 // feature set that reads it. On the benchmark's data the store is 32.0%
-// of the raw CSV instead of 34.8%.
+// of the raw CSV instead of 34.8%. Layout 5 keeps a time column as each
+// time's seconds after the block's earliest, all in the bytes the latest
+// needs (three for a block within 194 days), instead of each from the
+// one before as a varint (three or four bytes for the rows of a user,
+// which are in line order, not in time order): a reader takes each with
+// one load, and the store is 0.5% smaller.
 // A store's format (Config.Format) fixes the layout its writers use: a
-// format 1, 2 or 3 store keeps its format when a partition adds files to
-// it, so the mce that made it keeps reading it; a new store is format 4.
+// format 1 to 4 store keeps its format when a partition adds files to
+// it, so the mce that made it keeps reading it; a new store is format 5.
 //
 // Compression (see Compression) is chosen per partition run: by default
 // ("table-minlz"; "table-zstd" with zstd) blocks are stored as they are

@@ -84,11 +84,13 @@ func dumpRows(t *testing.T, db *DB, cols []int) string {
 // had a column directory (format 1, testdata/format1: two generated
 // monthly files in 8 shards, five heavy users, table-zstd), before they
 // had packed columns (format 2, testdata/format2: the same kind of
-// store, 26 heavy users) and before they had packed amounts (format 3,
-// testdata/format3: the same kind again), and checks every row against
-// the dump the code of that time made of it (rows.txt).
+// store, 26 heavy users), before they had packed amounts (format 3,
+// testdata/format3: the same kind again) and before their times were
+// offsets from the block's earliest (format 4, testdata/format4: the
+// same kind, 3 heavy users), and checks every row against the dump the
+// code of that time made of it (rows.txt).
 func TestFormat_readable(t *testing.T) {
-	for _, name := range []string{"format1", "format2", "format3"} {
+	for _, name := range []string{"format1", "format2", "format3", "format4"} {
 		t.Run(name, func(t *testing.T) {
 			dir := copyFixture(t, name)
 			db, err := Open(dir, quietOpts(Options{ReadOnly: true}))
@@ -127,11 +129,11 @@ func TestFormat_readable(t *testing.T) {
 	}
 }
 
-// TestLayout4_sameRows writes the rows of the format 2 fixture again,
+// TestLayout5_sameRows writes the rows of the format 2 fixture again,
 // each (user, file) as one block of this code's layout, and reads them
-// back: its UUIDs, times and amounts are packed, and every field comes
-// back as it was.
-func TestLayout4_sameRows(t *testing.T) {
+// back: its UUIDs, times (as offsets) and amounts are packed, and every
+// field comes back as it was.
+func TestLayout5_sameRows(t *testing.T) {
 	db, err := Open(copyFixture(t, "format2"), quietOpts(Options{ReadOnly: true}))
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +143,7 @@ func TestLayout4_sameRows(t *testing.T) {
 	for s := 0; s < db.Shards(); s++ {
 		spans = append(spans, db.ShardSpan(s))
 	}
-	blocks, packed, amounts := 0, 0, 0
+	blocks, packed, amounts, times := 0, 0, 0, 0
 	for _, sp := range spans {
 		u, err := db.Users(context.Background(), sp, &UsersOptions{ByFile: true})
 		if err != nil {
@@ -169,13 +171,17 @@ func TestLayout4_sameRows(t *testing.T) {
 			if len(b.AmountColumns()) > 0 {
 				amounts++
 			}
+			if packedMode(t, rows, 3) == colTimeBase {
+				times++
+			}
 		}
 		if err := u.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if w := NewBlockWriter(1); w.Layout() != Layout4 || blocks == 0 || packed != blocks || amounts != blocks {
-		t.Errorf("layout %d; %d of %d blocks with packed columns, %d with packed amounts, want all", w.Layout(), packed, blocks, amounts)
+	if w := NewBlockWriter(1); w.Layout() != Layout5 || blocks == 0 || packed != blocks || amounts != blocks || times != blocks {
+		t.Errorf("layout %d; %d of %d blocks with packed columns, %d with packed amounts, %d with times as offsets, want all",
+			w.Layout(), packed, blocks, amounts, times)
 	}
 }
 

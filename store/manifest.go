@@ -17,14 +17,15 @@ import (
 // FormatVersion is the layout version of the stores this code makes.
 // Format 2 blocks carry a column directory (Layout2), so that a reader
 // decodes only the columns its features read; format 3 blocks (Layout3)
-// also keep columns of UUIDs and of times packed (pack.go), and format 4
-// blocks (Layout4) columns of amounts too. This code reads and writes
+// also keep columns of UUIDs and of times packed (pack.go), format 4
+// blocks (Layout4) columns of amounts too, and format 5 blocks (Layout5)
+// their times as offsets from the block's earliest. This code reads and writes
 // stores of format MinFormatVersion to FormatVersion: a format 1 store
 // stays format 1, and what a partition adds to it is written in its
 // layout, so that the mce that made it still reads it (partition its raw
 // files again into a new store to get the column directory). A store of
 // another version is refused with ErrVersion.
-const FormatVersion = 4
+const FormatVersion = 5
 
 // MinFormatVersion is the oldest store format this code reads.
 const MinFormatVersion = 1

@@ -99,8 +99,11 @@ func appendUUIDs(dst []byte, lens []uint32, data []byte) ([]byte, bool) {
 
 // appendTimes appends the column of fields (each timeLen bytes long, by
 // lens) packed, and reports whether it could: every field a valid time
-// of years 0000 to 9999, with one separator in the whole column.
-func appendTimes(dst []byte, lens []uint32, data []byte) ([]byte, bool) {
+// of years 0000 to 9999, with one separator in the whole column. base
+// picks the form: each time's seconds after the column's earliest, in
+// one width (Layout5), else the seconds from the field before as a
+// varint each (Layout3 and Layout4).
+func appendTimes(dst []byte, lens []uint32, data []byte, base bool) ([]byte, bool) {
 	for _, n := range lens {
 		if n != timeLen {
 			return dst, false
@@ -114,6 +117,9 @@ func appendTimes(dst []byte, lens []uint32, data []byte) ([]byte, bool) {
 	if sep != ' ' && sep != 'T' {
 		return dst, false
 	}
+	if base {
+		return appendTimesBase(dst, len(lens), data, sep)
+	}
 	dst = append(dst, colTime, sep)
 	prev := int64(0)
 	for off := 0; off < len(data); off += timeLen {
@@ -125,6 +131,42 @@ func appendTimes(dst []byte, lens []uint32, data []byte) ([]byte, bool) {
 		prev = secs
 	}
 	return dst, true
+}
+
+// appendTimesBase appends a column of rows times (data, timeLen bytes
+// each, sep between date and time) in Layout5's form: the earliest's
+// seconds from minPackedSecs as a uvarint, the width, then each time's
+// seconds after the earliest in width bytes, little-endian. Like
+// appendAmounts it writes 8 bytes a row, then keeps width of each.
+func appendTimesBase(dst []byte, rows int, data []byte, sep byte) ([]byte, bool) {
+	start := len(dst)
+	dst = slices.Grow(dst, 2*binary.MaxVarintLen64+rows*8)
+	at := start + 2 + binary.MaxVarintLen64 + 1 // where the 8-byte words go
+	words := dst[at : at+rows*8]
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for i := range rows {
+		secs, ok := parseTime(data[i*timeLen:(i+1)*timeLen], sep)
+		if !ok {
+			return dst[:start], false
+		}
+		lo, hi = min(lo, secs), max(hi, secs)
+		binary.LittleEndian.PutUint64(words[i*8:], uint64(secs))
+	}
+	width := (bits.Len64(uint64(hi-lo)) + 7) / 8
+	dst = append(dst, colTimeBase, sep)
+	dst = binary.AppendUvarint(dst, uint64(lo-minPackedSecs))
+	dst = append(dst, byte(width))
+	// The words lie after the head (at or beyond its end): each is read
+	// before the rows written before it can reach it.
+	out := len(dst)
+	dst = dst[:at+rows*8]
+	for i := range rows {
+		off := uint64(int64(binary.LittleEndian.Uint64(dst[at+i*8:])) - lo)
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], off)
+		copy(dst[out+i*width:], b[:width])
+	}
+	return dst[:out+rows*width], true
 }
 
 // parseTime reads "YYYY-MM-DD hh:mm:ss" (sep between date and time) as
@@ -229,9 +271,9 @@ func (b *Block) decodePacked(j int, mode byte, p []byte) ([]byte, error) {
 		return nil, blockErr("packed column size")
 	}
 	b.fieldBytes += int64(b.rows) * int64(size)
-	if mode == colTime && b.secondsOnly {
+	if mode != colUUID && b.secondsOnly {
 		b.colAt[j] = colAbsent
-		return b.decodeSeconds(j, flag, p)
+		return b.decodeSeconds(j, mode, flag, p)
 	}
 	at := len(b.starts)
 	b.colAt[j] = at
@@ -258,12 +300,11 @@ func (b *Block) decodePacked(j int, mode byte, p []byte) ([]byte, error) {
 			b.ends = append(b.ends, uint32(len(b.text)))
 		}
 		return p[16*b.rows:], nil
-	default: // colTime
+	default: // colTime, colTimeBase
 		// The seconds, then the text of every row at once, written in
-		// place: every time takes a byte at least (decodeSeconds checks),
-		// so the text made is at most timeLen times the section.
+		// place.
 		at := len(b.timeSecs)
-		p, err := b.decodeSeconds(j, flag, p)
+		p, err := b.decodeSeconds(j, mode, flag, p)
 		if err != nil {
 			return nil, err
 		}
@@ -283,8 +324,14 @@ func (b *Block) decodePacked(j int, mode byte, p []byte) ([]byte, error) {
 
 // decodeSeconds decodes the seconds of packed time column j from p (its
 // section after the flag) into timeSecs and returns the rest of p.
-func (b *Block) decodeSeconds(j int, flag byte, p []byte) ([]byte, error) {
-	if (flag != ' ' && flag != 'T') || len(p) < b.rows {
+func (b *Block) decodeSeconds(j int, mode, flag byte, p []byte) ([]byte, error) {
+	if flag != ' ' && flag != 'T' {
+		return nil, blockErr("time column")
+	}
+	if mode == colTimeBase {
+		return b.decodeSecondsBase(j, p)
+	}
+	if len(p) < b.rows {
 		return nil, blockErr("time column")
 	}
 	secs := int64(0)
@@ -311,6 +358,47 @@ func (b *Block) decodeSeconds(j int, flag byte, p []byte) ([]byte, error) {
 		out[i] = secs
 	}
 	return p, nil
+}
+
+// maxTimeWidth is the most bytes of a Layout5 time's offset: the years
+// 0000 to 9999 span under 2^39 seconds.
+const maxTimeWidth = 5
+
+// decodeSecondsBase is decodeSeconds for Layout5's form (p after the
+// separator): the earliest time, the width, and each row's offset.
+func (b *Block) decodeSecondsBase(j int, p []byte) ([]byte, error) {
+	base, n := binary.Uvarint(p)
+	if n <= 0 || base >= uint64(endPackedSecs-minPackedSecs) || len(p) < n+1 {
+		return nil, blockErr("time column")
+	}
+	width := int(p[n])
+	p = p[n+1:]
+	if width > maxTimeWidth || len(p) < width*b.rows {
+		return nil, blockErr("time column")
+	}
+	lo := minPackedSecs + int64(base)
+	b.times = append(b.times, j)
+	at := len(b.timeSecs)
+	b.timeSecs = slices.Grow(b.timeSecs, b.rows)[:at+b.rows]
+	out := b.timeSecs[at:]
+	mask := uint64(1)<<(8*width) - 1
+	for i := range out {
+		off := i * width
+		var v uint64
+		if off+8 <= len(p) {
+			v = binary.LittleEndian.Uint64(p[off:]) & mask
+		} else {
+			for k := width - 1; k >= 0; k-- {
+				v = v<<8 | uint64(p[off+k])
+			}
+		}
+		secs := lo + int64(v)
+		if secs >= endPackedSecs {
+			return nil, blockErr("time")
+		}
+		out[i] = secs
+	}
+	return p[width*b.rows:], nil
 }
 
 // placeText appends the packed columns' text to raw, where Field finds

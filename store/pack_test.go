@@ -61,9 +61,12 @@ func TestPack(t *testing.T) {
 		{"a dash astray", []string{"D5D5287-4096C-4AAE-A6A8-CB6DB09B54AF", "3CD540C1-7385-46DD-AFBF-15132D2E4652"}, colVarying},
 		{"not hex", []string{"G5D52874-096C-4AAE-A6A8-CB6DB09B54AF", "3CD540C1-7385-46DD-AFBF-15132D2E4652"}, colVarying},
 		{"braces", []string{"{5D52874-096C-4AAE-A6A8-CB6DB09B54A}", "3CD540C1-7385-46DD-AFBF-15132D2E4652"}, colVarying},
-		{"times", []string{"2024-07-21 06:34:38", "2024-07-01 00:00:00", "2024-07-31 23:59:59"}, colTime},
-		{"times with T", []string{"2024-07-21T06:34:38", "1969-12-31T23:59:59"}, colTime},
-		{"the years packed", []string{"0000-01-01 00:00:00", "9999-12-31 23:59:59", "2000-02-29 12:00:00"}, colTime},
+		{"times", []string{"2024-07-21 06:34:38", "2024-07-01 00:00:00", "2024-07-31 23:59:59"}, colTimeBase},
+		{"one time", []string{"2024-07-21 06:34:38"}, colTimeBase},
+		{"a second apart", []string{"2024-07-21 06:34:38", "2024-07-21 06:34:39"}, colTimeBase},
+		{"times with T", []string{"2024-07-21T06:34:38", "1969-12-31T23:59:59"}, colTimeBase},
+		{"the years packed", []string{"0000-01-01 00:00:00", "9999-12-31 23:59:59", "2000-02-29 12:00:00"}, colTimeBase},
+		{"the last seconds", []string{"9999-12-31 23:59:59", "9999-12-31 23:59:58"}, colTimeBase},
 		{"both separators", []string{"2024-07-21 06:34:38", "2024-07-21T06:34:38"}, colVarying},
 		{"february 30", []string{"2024-02-30 00:00:00", "2024-07-21 06:34:38"}, colVarying},
 		{"no leap day", []string{"2023-02-29 00:00:00", "2024-07-21 06:34:38"}, colVarying},
@@ -114,7 +117,7 @@ func TestPack(t *testing.T) {
 					t.Fatalf("%s: %v", l.name, err)
 				}
 				checkBlock(t, &b, rows)
-				if packs := l.format >= 3 && tc.mode == colTime; packs != (len(b.TimeColumns()) == 1) {
+				if packs := l.format >= 3 && tc.mode == colTimeBase; packs != (len(b.TimeColumns()) == 1) {
 					t.Errorf("%s: time columns %v", l.name, b.TimeColumns())
 				}
 				if packs := l.format >= 4 && tc.mode == colAmount; packs != (len(b.AmountColumns()) == 1) {
@@ -132,7 +135,7 @@ func TestPack(t *testing.T) {
 					t.Fatalf("%s: %v", l.name, err)
 				}
 				checkBlock(t, &b, rows, 1)
-				if packs := l.format >= 3 && tc.mode == colTime; packs != (b.Field(0, 1) == nil) {
+				if packs := l.format >= 3 && tc.mode == colTimeBase; packs != (b.Field(0, 1) == nil) {
 					t.Errorf("%s: packed %v, but the field is %q", l.name, packs, b.Field(0, 1))
 				}
 				b.SetSecondsOnly(false)
@@ -276,10 +279,42 @@ func TestPack_corrupt(t *testing.T) {
 	if err := b.DecodeValue(bad, c); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("packed columns in a Layout2 value: %v", err)
 	}
-	// So is a Layout3 value with a packed amount column.
+	// So is a Layout3 value with a packed amount column, and a Layout4
+	// one with Layout5's times.
 	bad[0] = bad[0]&^tagLayouts | tagLayout3
 	if err := b.DecodeValue(bad, c); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("packed amounts in a Layout3 value: %v", err)
+	}
+	bad[0] = bad[0]&^tagLayouts | tagLayout4
+	if err := b.DecodeValue(bad, c); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Layout5's times in a Layout4 value: %v", err)
+	}
+}
+
+// TestPackTime_pastTheYears: a Layout5 time column whose offsets reach
+// past 9999-12-31 23:59:59 is corrupt.
+func TestPackTime_pastTheYears(t *testing.T) {
+	rows := []testRow{
+		{2, [][]byte{[]byte("9999-12-31 23:59:59")}},
+		{3, [][]byte{[]byte("9999-12-31 23:59:58")}},
+	}
+	w := NewBlockWriter(1)
+	for _, r := range rows {
+		w.Add(r.line, r.fields)
+	}
+	raw := w.AppendRaw(nil)
+	var b Block
+	if err := b.DecodeRaw(raw, Layout5); err != nil {
+		t.Fatal(err)
+	}
+	checkBlock(t, &b, rows)
+	// The last two bytes are the rows' offsets (1, then 0), a byte each.
+	if raw[len(raw)-2] != 1 || raw[len(raw)-1] != 0 {
+		t.Fatalf("offsets % x, want 01 00", raw[len(raw)-2:])
+	}
+	raw[len(raw)-1] = 2 // a second past the years packed
+	if err := b.DecodeRaw(raw, Layout5); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a time past 9999: %v", err)
 	}
 }
 
@@ -326,7 +361,14 @@ func BenchmarkPackColumns(b *testing.B) {
 		name string
 		j    int
 		pack func([]byte, []uint32, []byte) ([]byte, bool)
-	}{{"uuid", 0, appendUUIDs}, {"time", 3, appendTimes}, {"amount", 4, appendAmounts}} {
+	}{
+		{"uuid", 0, appendUUIDs},
+		{"time", 3, func(dst []byte, lens []uint32, data []byte) ([]byte, bool) { return appendTimes(dst, lens, data, true) }},
+		{"time-varint", 3, func(dst []byte, lens []uint32, data []byte) ([]byte, bool) {
+			return appendTimes(dst, lens, data, false)
+		}},
+		{"amount", 4, appendAmounts},
+	} {
 		var lens []uint32
 		var data []byte
 		for _, r := range rows {
