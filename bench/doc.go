@@ -12,7 +12,10 @@
 // and never less than the rusage max RSS). Each system runs Config.Runs
 // times and each figure is the median over the runs, taken figure by
 // figure. Page caches cannot be dropped without root, so every figure is
-// with a warm page cache: the data was just written or read.
+// with a warm page cache: the data was just written or read, and before
+// each run the bench reads again the run's input files the cache does not
+// hold whole (some VMs evict file pages within minutes, with memory
+// free); the report gives the share of the inputs it found cached.
 //
 // The systems:
 //

@@ -42,6 +42,9 @@ type Sample struct {
 	Processes    int   // most processes seen in the tree at once
 	Stdout       string
 	Stderr       string // last 16 KiB
+	// Warm is what the bench found of the run's inputs in the page cache
+	// before it (warmInputs); zero when it did not look.
+	Warm warmStats
 }
 
 // CPU returns user plus system CPU time.

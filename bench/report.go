@@ -257,9 +257,9 @@ func (r *Report) Markdown() string {
 	}
 	b.WriteString(".\n")
 	fmt.Fprintf(&b, "- **Method**: every system gets %d CPUs (threads, cluster size or sort --parallel); each runs %d times, "+
-		"in rounds (one run of every system, then the next round), and every figure is the median of its runs, figure by figure; warm page cache (caches cannot be dropped without root); "+
+		"in rounds (one run of every system, then the next round), and every figure is the median of its runs, figure by figure; %s; "+
 		"CPU is user+sys of the whole process tree (CPU use: CPU s / (wall s × CPUs)), peak RSS the peak of the tree's summed RSS sampled every 50 ms; MB/s is of raw input bytes.\n",
-		r.Config.CPUs, r.Config.Runs)
+		r.Config.CPUs, r.Config.Runs, r.warmNote())
 	fmt.Fprintf(&b, "- **Correctness**: %s.\n\n", strings.Join(r.Gate, "; "))
 
 	b.WriteString("| system | what | wall s (fastest–slowest run) | CPU s | CPU use | peak RSS MiB | MB/s | rows/s | notes |\n")
@@ -545,4 +545,38 @@ func (r *Report) writeProfiles(b *strings.Builder) {
 		row("**total**", was, fmt.Sprintf("**%.3f**", total), "100%")
 		b.WriteString("\n")
 	}
+}
+
+// warmNote says how warm the page cache was: before each run the bench
+// reads the run's input files the cache does not hold whole
+// (warmInputs), and the note gives the share of the inputs' bytes it
+// found cached, over every measured run.
+func (r *Report) warmNote() string {
+	var all warmStats
+	worst, runs := 100.0, 0
+	look := func(res *Result) {
+		if res == nil {
+			return
+		}
+		for _, s := range res.Runs {
+			if s.Warm.Bytes > 0 {
+				all.add(s.Warm)
+				worst = min(worst, s.Warm.share())
+				runs++
+			}
+		}
+	}
+	for _, res := range r.Results {
+		look(res)
+	}
+	for _, p := range r.Sweep {
+		look(p.Run)
+		look(p.Reduce)
+	}
+	const what = "warm page cache (caches cannot be dropped without root)"
+	if runs == 0 {
+		return what
+	}
+	return fmt.Sprintf("%s: before each run the bench reads again the input files the cache does not hold whole, "+
+		"which held %.1f%% of the runs' input bytes (%.1f%% before the coldest run)", what, all.share(), worst)
 }

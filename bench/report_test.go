@@ -108,6 +108,11 @@ func TestReport_Markdown(t *testing.T) {
 	}
 	red := rep.Result(SysReduce)
 	red.Runs = []Sample{{Wall: 600 * time.Millisecond}, {Wall: 500 * time.Millisecond}, {Wall: 450 * time.Millisecond}}
+	// What the bench found cached before three runs: 3,000 of 4,000 bytes
+	// in all, 50% before the coldest.
+	red.Runs[0].Warm = warmStats{Bytes: 1000, Cached: 1000}
+	red.Runs[1].Warm = warmStats{Bytes: 2000, Cached: 1000}
+	red.Runs[2].Warm = warmStats{Bytes: 1000, Cached: 1000}
 	md := rep.Markdown()
 	reportHas(t, md,
 		"2 cores (Test CPU), 8.0 GiB RAM",
@@ -125,6 +130,7 @@ func TestReport_Markdown(t *testing.T) {
 		"| 1 | 3.00 | 1.00× | 100 | 1.00 | 1.00× | 300 |",
 		"| 2 | 1.50 | 2.00× | 200 | 0.50 | 2.00× | 600 |",
 		"(2026-01-02-box_1.svg)",
+		"which held 75.0% of the runs' input bytes (50.0% before the coldest run)",
 	)
 }
 

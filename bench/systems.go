@@ -317,7 +317,13 @@ func (r *runner) measureOnce(ctx context.Context, res *Result, i, runs int,
 		res.Status, res.Reason = StatusFailed, err.Error()
 		return false
 	}
-	r.cfg.Logger.Info("bench: measuring", "system", res.System, "cpus", res.CPUs, "run", i+1, "of", runs)
+	warm, err := warmInputs(r.inputsOf(res.System))
+	if err != nil {
+		res.Status, res.Reason = StatusFailed, err.Error()
+		return false
+	}
+	r.cfg.Logger.Info("bench: measuring", "system", res.System, "cpus", res.CPUs, "run", i+1, "of", runs,
+		"inputs_cached", fmt.Sprintf("%.1f%%", warm.share()))
 	s, err := Measure(ctx, cmd)
 	if err != nil {
 		res.Status, res.Reason = StatusFailed, err.Error()
@@ -327,6 +333,7 @@ func (r *runner) measureOnce(ctx context.Context, res *Result, i, runs int,
 		}
 		return false
 	}
+	s.Warm = warm
 	res.Runs = append(res.Runs, s)
 	if read != nil {
 		if err := read(); err != nil {
@@ -342,6 +349,18 @@ func (r *runner) measureOnce(ctx context.Context, res *Result, i, runs int,
 func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
 
 func mibOf(b int64) float64 { return float64(b) / (1 << 20) }
+
+// inputsOf returns the files and folders system reads: the store, or
+// the data.
+func (r *runner) inputsOf(system string) []string {
+	if needsStore(system) {
+		return []string{r.storeDir()}
+	}
+	if r.data.Generated {
+		return []string{r.data.Dir}
+	}
+	return r.data.Files
+}
 
 // inputArgs is how mce gets the data: the folder the bench generated
 // (which holds only the inputs), else the files one by one.
