@@ -152,21 +152,40 @@ func appendTimesBase(dst []byte, rows int, data []byte, sep byte) ([]byte, bool)
 		lo, hi = min(lo, secs), max(hi, secs)
 		binary.LittleEndian.PutUint64(words[i*8:], uint64(secs))
 	}
+	for i := range rows {
+		w := words[i*8:]
+		binary.LittleEndian.PutUint64(w, uint64(int64(binary.LittleEndian.Uint64(w))-lo))
+	}
 	width := (bits.Len64(uint64(hi-lo)) + 7) / 8
 	dst = append(dst, colTimeBase, sep)
 	dst = binary.AppendUvarint(dst, uint64(lo-minPackedSecs))
 	dst = append(dst, byte(width))
-	// The words lie after the head (at or beyond its end): each is read
-	// before the rows written before it can reach it.
-	out := len(dst)
-	dst = dst[:at+rows*8]
+	// The words lie after the head, at or beyond its end.
+	return keepWidth(dst[:at+rows*8], at, len(dst), rows, width), true
+}
+
+// keepWidth moves the low width bytes of each of rows little-endian
+// 8-byte words at dst[from:] to dst[to:] (to <= from), one after the
+// other, and returns dst cut after them: each word is read before the
+// rows moved before it can reach it.
+func keepWidth(dst []byte, from, to, rows, width int) []byte {
 	for i := range rows {
-		off := uint64(int64(binary.LittleEndian.Uint64(dst[at+i*8:])) - lo)
-		var b [8]byte
-		binary.LittleEndian.PutUint64(b[:], off)
-		copy(dst[out+i*width:], b[:width])
+		copy(dst[to+i*width:], dst[from+i*8:from+i*8+width])
 	}
-	return dst[:out+rows*width], true
+	return dst[:to+rows*width]
+}
+
+// fixedUint returns the width-byte little-endian number at p[off:] (mask
+// holds width bytes of ones), with one 8-byte load where p has room.
+func fixedUint(p []byte, off, width int, mask uint64) uint64 {
+	if off+8 <= len(p) {
+		return binary.LittleEndian.Uint64(p[off:]) & mask
+	}
+	var v uint64
+	for k := width - 1; k >= 0; k-- {
+		v = v<<8 | uint64(p[off+k])
+	}
+	return v
 }
 
 // parseTime reads "YYYY-MM-DD hh:mm:ss" (sep between date and time) as
@@ -383,16 +402,7 @@ func (b *Block) decodeSecondsBase(j int, p []byte) ([]byte, error) {
 	out := b.timeSecs[at:]
 	mask := uint64(1)<<(8*width) - 1
 	for i := range out {
-		off := i * width
-		var v uint64
-		if off+8 <= len(p) {
-			v = binary.LittleEndian.Uint64(p[off:]) & mask
-		} else {
-			for k := width - 1; k >= 0; k-- {
-				v = v<<8 | uint64(p[off+k])
-			}
-		}
-		secs := lo + int64(v)
+		secs := lo + int64(fixedUint(p, i*width, width, mask))
 		if secs >= endPackedSecs {
 			return nil, blockErr("time")
 		}
@@ -548,12 +558,7 @@ func appendAmounts(dst []byte, lens []uint32, data []byte) ([]byte, bool) {
 		return dst[:start], false
 	}
 	width := max(1, (bits.Len64(all)+7)/8)
-	// Keep width bytes of each 8 written.
-	out := start + 3
-	for i := range lens {
-		copy(dst[out+i*width:], dst[start+3+i*8:start+3+i*8+width])
-	}
-	dst = dst[:out+len(lens)*width]
+	dst = keepWidth(dst, start+3, start+3, len(lens), width)
 	dst[start+1], dst[start+2] = byte(scale), byte(width)
 	return dst, true
 }
@@ -577,15 +582,7 @@ func (b *Block) decodeAmounts(j int, scale byte, p []byte) ([]byte, error) {
 	out := b.amountUnits[at:]
 	mask := uint64(1)<<(8*width) - 1
 	for i := range out {
-		off := i * width
-		var z uint64
-		if off+8 <= len(p) {
-			z = binary.LittleEndian.Uint64(p[off:]) & mask
-		} else {
-			for k := width - 1; k >= 0; k-- {
-				z = z<<8 | uint64(p[off+k])
-			}
-		}
+		z := fixedUint(p, i*width, width, mask)
 		v := int64(z>>1) ^ -int64(z&1)
 		if v <= -maxAmountUnits || v >= maxAmountUnits {
 			return nil, blockErr("amount")
