@@ -190,7 +190,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // measureOrder is the order the systems are measured in, in every round:
 // the systems that read the store after the partition that makes it.
-var measureOrder = []string{SysFloor, SysCSVFloor, SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysPartition, SysReduce, SysReduceReduce, SysUnix, SysDuckDB}
+var measureOrder = []string{SysFloor, SysCSVFloor, SysRun, SysRunGroup, SysRunDisk, SysRun1CPU, SysRunReduce, SysPartition, SysReduce, SysReduceReduce, SysUnix, SysDuckDB}
 
 // needsStore reports whether system reads the store of this bench's
 // partition.
@@ -209,7 +209,7 @@ func (r *runner) measure(ctx context.Context, system string, cpus int) *Result {
 		return r.runFloor(ctx, cpus)
 	case SysCSVFloor:
 		return r.runCSVFloor(ctx, cpus)
-	case SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysReduce, SysReduceReduce:
+	case SysRun, SysRunGroup, SysRunDisk, SysRun1CPU, SysRunReduce, SysReduce, SysReduceReduce:
 		return r.runMCE(ctx, system, cpus)
 	case SysPartition:
 		return r.runPartition(ctx, cpus)

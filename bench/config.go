@@ -36,10 +36,13 @@ const (
 
 // Systems, in the order they run and are reported.
 const (
-	SysFloor     = "floor"
-	SysCSVFloor  = "csvfloor"
-	SysRun       = "run"
-	SysRunGroup  = "run-group"
+	SysFloor    = "floor"
+	SysCSVFloor = "csvfloor"
+	SysRun      = "run"
+	SysRunGroup = "run-group"
+	// SysRunDisk is mce run --mode disk: rows grouped through sorted runs
+	// on local disk, the mode whose RAM does not grow with a file.
+	SysRunDisk   = "run-disk"
 	SysRun1CPU   = "run-1cpu"
 	SysRunReduce = "run-reduce"
 	SysPartition = "partition"
@@ -54,7 +57,7 @@ const (
 
 // AllSystems lists every system in report order.
 func AllSystems() []string {
-	return []string{SysRun, SysRunGroup, SysRun1CPU, SysRunReduce, SysPartition, SysReduce, SysReduceReduce, SysUnix, SysDuckDB, SysFloor, SysCSVFloor}
+	return []string{SysRun, SysRunGroup, SysRunDisk, SysRun1CPU, SysRunReduce, SysPartition, SysReduce, SysReduceReduce, SysUnix, SysDuckDB, SysFloor, SysCSVFloor}
 }
 
 // Config says what to benchmark. The zero value (with Self set, for the

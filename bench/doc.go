@@ -21,6 +21,7 @@
 //
 //	run            mce run DATA --clusters N                (built-in invoice features: the one pass)
 //	run-group      the same with --mode group                (grouped in RAM)
+//	run-disk       the same with --mode disk                 (grouped through sorted runs on disk)
 //	run-1cpu       the same with --clusters 1,1,…            (a cluster of one CPU per CPU)
 //	run-reduce     mce run --features examples/invoice-reduce/f.go DATA (the built-in features as a plain Reduce)
 //	partition      mce partition DATA --out STORE --cpus N --mem M (a fresh store each time)

@@ -89,6 +89,7 @@ func TestRun_FakeMCE(t *testing.T) {
 	writeMCEFeatures(t, filepath.Join(feats, "run"), want)
 	writeMCEFeatures(t, filepath.Join(feats, "reduce"), want)
 	writeMCEFeatures(t, filepath.Join(feats, "run-group"), want)
+	writeMCEFeatures(t, filepath.Join(feats, "run-disk"), want)
 	writeMCEFeatures(t, filepath.Join(feats, "run-reduce"), want)
 	writeMCEFeatures(t, filepath.Join(feats, "run-1cpu"), want)
 	writeMCEFeatures(t, filepath.Join(feats, "reduce-reduce"), want)
@@ -104,7 +105,7 @@ func TestRun_FakeMCE(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, sys := range []string{SysRun, SysRunGroup, SysRunReduce, SysPartition, SysReduce, SysReduceReduce, SysUnix} {
+	for _, sys := range []string{SysRun, SysRunGroup, SysRunDisk, SysRunReduce, SysPartition, SysReduce, SysReduceReduce, SysUnix} {
 		if res := rep.Result(sys); !res.OK() || len(res.Runs) != 2 {
 			t.Errorf("%s: %v %s, %d runs", sys, res.Status, res.Reason, len(res.Runs))
 		}
@@ -116,7 +117,7 @@ func TestRun_FakeMCE(t *testing.T) {
 		t.Errorf("reduce skew %+v", sk)
 	}
 	md := out.String()
-	reportHas(t, md, "reduce agrees with run", "run-group agrees with run", "run-reduce agrees with run", "run-1cpu agrees with run", "reduce-reduce agrees with run", "unix agrees with run", "run agrees with truth",
+	reportHas(t, md, "reduce agrees with run", "run-group agrees with run", "run-disk agrees with run", "run-reduce agrees with run", "run-1cpu agrees with run", "reduce-reduce agrees with run", "unix agrees with run", "run agrees with truth",
 		"mce version fake", "store ≤ 50% of raw (issue 4) | 0.", "**Break-even**", "**Break-even of a Reduce-form f.go**")
 
 	t.Run("ReduceDisagrees", func(t *testing.T) {

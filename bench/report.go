@@ -409,6 +409,8 @@ func systemWhat(system string) string {
 		return "mce run (built-in features; --mode auto: the one pass)"
 	case SysRunGroup:
 		return "mce run --mode group (built-in features, grouped in RAM)"
+	case SysRunDisk:
+		return "mce run --mode disk (built-in features, grouped through sorted runs on local disk: RAM bounded whatever the file)"
 	case SysRun1CPU:
 		return "mce run --clusters 1,1,… (one cluster of one CPU per CPU, each on its own file; the one pass)"
 	case SysRunReduce:

@@ -450,7 +450,7 @@ func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 // mceCommand is the mce command that system runs: run or reduce.
 func mceCommand(system string) string {
 	switch system {
-	case SysRunGroup, SysRun1CPU, SysRunReduce:
+	case SysRunGroup, SysRunDisk, SysRun1CPU, SysRunReduce:
 		return SysRun
 	case SysReduceReduce:
 		return SysReduce
@@ -474,6 +474,9 @@ func (r *runner) mceArgs(system, out string, cpus int) []string {
 		args = append(args, r.inputArgs()...)
 	case SysRunGroup:
 		args = append(args, "--mode", "group")
+		args = append(args, r.inputArgs()...)
+	case SysRunDisk:
+		args = append(args, "--mode", "disk")
 		args = append(args, r.inputArgs()...)
 	case SysRun1CPU:
 		args[len(args)-1] = oneCPUClusters(cpus)
