@@ -87,7 +87,7 @@ func dumpRows(t *testing.T, db *DB, cols []int) string {
 // store, 26 heavy users), before they had packed amounts (format 3,
 // testdata/format3: the same kind again) and before their times were
 // offsets from the block's earliest (format 4, testdata/format4: the
-// same kind, 3 heavy users), and checks every row against the dump the
+// same kind, 25 heavy users), and checks every row against the dump the
 // code of that time made of it (rows.txt).
 func TestFormat_readable(t *testing.T) {
 	for _, name := range []string{"format1", "format2", "format3", "format4"} {
