@@ -356,10 +356,7 @@ func (r *runner) inputsOf(system string) []string {
 	if needsStore(system) {
 		return []string{r.storeDir()}
 	}
-	if r.data.Generated {
-		return []string{r.data.Dir}
-	}
-	return r.data.Files
+	return r.inputArgs()
 }
 
 // inputArgs is how mce gets the data: the folder the bench generated

@@ -48,19 +48,9 @@ const (
 )
 
 // layoutOf returns the block layout a store of format writes.
-func layoutOf(format int) int {
-	switch {
-	case format <= 1:
-		return Layout1
-	case format == 2:
-		return Layout2
-	case format == 3:
-		return Layout3
-	case format == 4:
-		return Layout4
-	}
-	return Layout5
-}
+// A store of format n writes layout n, format 1 and below Layout1, any
+// newer format the newest layout.
+func layoutOf(format int) int { return min(max(format, Layout1), Layout5) }
 
 // BlockWriter accumulates rows and encodes them as one block value. Rows
 // have a fixed number of fields (one per schema column) and a source line.
@@ -164,13 +154,14 @@ const (
 	colTime     byte = 3
 	colAmount   byte = 4
 	colTimeBase byte = 5
-	// tagLayout2 to tagLayout5 mark a value's layout in its tag byte.
-	tagLayout2 byte = 0x10
-	tagLayout3 byte = 0x20
-	tagLayout4 byte = 0x30
-	tagLayout5 byte = 0x40
+	// tagLayouts are the bits of a value's tag byte that mark its layout:
+	// 0x10 × (layout − 1) (layoutTag).
 	tagLayouts byte = 0xf0
 )
+
+// layoutTag returns the tag bits of layout: none for Layout1, 0x10 for
+// Layout2, up to 0x40 for Layout5.
+func layoutTag(layout int) byte { return byte(layout-1) << 4 }
 
 // AppendRaw appends the uncompressed block encoding to dst.
 func (w *BlockWriter) AppendRaw(dst []byte) []byte {
@@ -266,18 +257,7 @@ func constantColumn(lens []uint32, data []byte) bool {
 // to dst.
 func (w *BlockWriter) AppendValue(dst []byte, codec Codec, c *Compressor) []byte {
 	w.buf = w.AppendRaw(w.buf[:0])
-	tag := byte(codec)
-	switch w.layout {
-	case Layout2:
-		tag |= tagLayout2
-	case Layout3:
-		tag |= tagLayout3
-	case Layout4:
-		tag |= tagLayout4
-	case Layout5:
-		tag |= tagLayout5
-	}
-	dst = append(dst, tag)
+	dst = append(dst, byte(codec)|layoutTag(w.layout))
 	dst = binary.AppendUvarint(dst, uint64(len(w.lines)))
 	dst = binary.AppendUvarint(dst, uint64(len(w.buf)))
 	return c.Compress(codec, dst, w.buf)
@@ -299,18 +279,8 @@ func ParseValueHeader(v []byte) (ValueHeader, error) {
 	if len(v) < 3 {
 		return h, fmt.Errorf("%w: block value of %d bytes", ErrCorrupt, len(v))
 	}
-	h.Codec, h.Layout = Codec(v[0]&^tagLayouts), Layout1
-	switch v[0] & tagLayouts {
-	case 0:
-	case tagLayout2:
-		h.Layout = Layout2
-	case tagLayout3:
-		h.Layout = Layout3
-	case tagLayout4:
-		h.Layout = Layout4
-	case tagLayout5:
-		h.Layout = Layout5
-	default:
+	h.Codec, h.Layout = Codec(v[0]&^tagLayouts), int(v[0]>>4)+1
+	if h.Layout > Layout5 {
 		return h, fmt.Errorf("%w: block tag %#x", ErrCorrupt, v[0])
 	}
 	if h.Codec > CodecZstd {
@@ -693,15 +663,11 @@ func (b *Block) decodeColumn(j int, p []byte, want bool) ([]byte, error) {
 		b.ce[j] = b.cs[j] + uint32(l)
 		b.fieldBytes += int64(l) * int64(b.rows)
 		return p[l:], nil
-	case colUUID, colTime:
-		// Only Layout3 packs, and its directory skips the columns not
-		// wanted: a packed column here is always wanted.
-		if b.layout < Layout3 || !want {
-			return nil, blockErr("column mode")
-		}
-		return b.decodePacked(j, mode, p)
-	case colTimeBase:
-		if b.layout < Layout5 || !want {
+	case colUUID, colTime, colTimeBase:
+		// Only Layout3 and later pack (times as offsets from Layout5),
+		// and their directory skips the columns not wanted: a packed
+		// column here is always wanted.
+		if b.layout < Layout3 || (mode == colTimeBase && b.layout < Layout5) || !want {
 			return nil, blockErr("column mode")
 		}
 		return b.decodePacked(j, mode, p)

@@ -328,8 +328,8 @@ func (b *Block) decodePacked(j int, mode byte, p []byte) ([]byte, error) {
 			return nil, err
 		}
 		base := len(b.text)
-		b.text = slices.Grow(b.text, b.rows*timeLen)[:base+b.rows*timeLen]
-		out := b.text[base:]
+		var out []byte
+		b.text, out = extend(b.text, b.rows*timeLen)
 		for i, secs := range b.timeSecs[at:] {
 			o := (*[timeLen]byte)(out[i*timeLen:])
 			putTime(o, secs, flag, &b.dates)
@@ -347,17 +347,22 @@ func (b *Block) decodeSeconds(j int, mode, flag byte, p []byte) ([]byte, error) 
 	if flag != ' ' && flag != 'T' {
 		return nil, blockErr("time column")
 	}
+	b.times = append(b.times, j)
+	var out []int64
+	b.timeSecs, out = extend(b.timeSecs, b.rows)
 	if mode == colTimeBase {
-		return b.decodeSecondsBase(j, p)
+		return decodeOffsets(out, p)
 	}
-	if len(p) < b.rows {
+	return decodeDeltas(out, p)
+}
+
+// decodeDeltas reads Layout3's times (each a varint from the one
+// before) from p into out and returns the rest of p.
+func decodeDeltas(out []int64, p []byte) ([]byte, error) {
+	if len(p) < len(out) {
 		return nil, blockErr("time column")
 	}
 	secs := int64(0)
-	b.times = append(b.times, j)
-	at := len(b.timeSecs)
-	b.timeSecs = slices.Grow(b.timeSecs, b.rows)[:at+b.rows]
-	out := b.timeSecs[at:]
 	for i := range out {
 		var d int64
 		if len(p) > 0 && p[0] < 0x80 { // most deltas: one byte
@@ -383,23 +388,20 @@ func (b *Block) decodeSeconds(j int, mode, flag byte, p []byte) ([]byte, error) 
 // 0000 to 9999 span under 2^39 seconds.
 const maxTimeWidth = 5
 
-// decodeSecondsBase is decodeSeconds for Layout5's form (p after the
-// separator): the earliest time, the width, and each row's offset.
-func (b *Block) decodeSecondsBase(j int, p []byte) ([]byte, error) {
+// decodeOffsets reads Layout5's times (the earliest, the width, and each
+// row's offset from the earliest) from p into out and returns the rest
+// of p.
+func decodeOffsets(out []int64, p []byte) ([]byte, error) {
 	base, n := binary.Uvarint(p)
 	if n <= 0 || base >= uint64(endPackedSecs-minPackedSecs) || len(p) < n+1 {
 		return nil, blockErr("time column")
 	}
 	width := int(p[n])
 	p = p[n+1:]
-	if width > maxTimeWidth || len(p) < width*b.rows {
+	if width > maxTimeWidth || len(p) < width*len(out) {
 		return nil, blockErr("time column")
 	}
 	lo := minPackedSecs + int64(base)
-	b.times = append(b.times, j)
-	at := len(b.timeSecs)
-	b.timeSecs = slices.Grow(b.timeSecs, b.rows)[:at+b.rows]
-	out := b.timeSecs[at:]
 	mask := uint64(1)<<(8*width) - 1
 	for i := range out {
 		secs := lo + int64(fixedUint(p, i*width, width, mask))
@@ -408,7 +410,15 @@ func (b *Block) decodeSecondsBase(j int, p []byte) ([]byte, error) {
 		}
 		out[i] = secs
 	}
-	return p[width*b.rows:], nil
+	return p[width*len(out):], nil
+}
+
+// extend returns s grown by n elements, its capacity reused, and those
+// n.
+func extend[T any](s []T, n int) (all, added []T) {
+	at := len(s)
+	s = slices.Grow(s, n)[:at+n]
+	return s, s[at:]
 }
 
 // placeText appends the packed columns' text to raw, where Field finds
@@ -577,9 +587,8 @@ func (b *Block) decodeAmounts(j int, scale byte, p []byte) ([]byte, error) {
 	}
 	b.amounts = append(b.amounts, j)
 	b.amountScales = append(b.amountScales, scale)
-	at := len(b.amountUnits)
-	b.amountUnits = slices.Grow(b.amountUnits, b.rows)[:at+b.rows]
-	out := b.amountUnits[at:]
+	var out []int64
+	b.amountUnits, out = extend(b.amountUnits, b.rows)
 	mask := uint64(1)<<(8*width) - 1
 	for i := range out {
 		z := fixedUint(p, i*width, width, mask)

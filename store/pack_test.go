@@ -274,18 +274,18 @@ func TestPack_corrupt(t *testing.T) {
 	}
 	// A Layout2 value with a packed column is corrupt.
 	bad := bytes.Clone(v)
-	bad[0] = bad[0]&^tagLayouts | tagLayout2
+	bad[0] = bad[0]&^tagLayouts | layoutTag(Layout2)
 	var b Block
 	if err := b.DecodeValue(bad, c); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("packed columns in a Layout2 value: %v", err)
 	}
 	// So is a Layout3 value with a packed amount column, and a Layout4
 	// one with Layout5's times.
-	bad[0] = bad[0]&^tagLayouts | tagLayout3
+	bad[0] = bad[0]&^tagLayouts | layoutTag(Layout3)
 	if err := b.DecodeValue(bad, c); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("packed amounts in a Layout3 value: %v", err)
 	}
-	bad[0] = bad[0]&^tagLayouts | tagLayout4
+	bad[0] = bad[0]&^tagLayouts | layoutTag(Layout4)
 	if err := b.DecodeValue(bad, c); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("Layout5's times in a Layout4 value: %v", err)
 	}
