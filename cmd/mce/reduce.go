@@ -11,6 +11,7 @@ import (
 
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
+	"github.com/mce-engine/mce/engine/report"
 	"github.com/mce-engine/mce/internal/csvread"
 	"github.com/mce-engine/mce/reduce"
 )
@@ -86,6 +87,7 @@ Examples:
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
+			go report.Warm() // while the store is opened and the clusters start
 			s, err := reduce.Run(c.Context, o)
 			var notes []string
 			if s != nil && len(o.Engine.Clusters) > 1 && len(s.Clusters) == 1 {

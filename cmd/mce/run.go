@@ -89,8 +89,9 @@ Examples:
 				return &ExitError{Code: 2, Err: err}
 			}
 			// The clusters start while the files are planned and the run
-			// folder made.
+			// folder made, and the report is readied meanwhile.
 			defer engine.StartEarly(&opts)()
+			go report.Warm()
 			if opts.Resume == "" {
 				if opts.Tasks, err = filejob.PlanFormat(paths, job.Output.Format); err != nil {
 					return &ExitError{Code: 1, Err: err}

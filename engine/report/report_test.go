@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // copyRun copies a run folder of testdata into a new temporary folder, so
@@ -309,4 +310,40 @@ func renderPage(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestWarm checks Warm, which `mce run` and `mce reduce` call while their
+// clusters start: it renders an empty run without failing, runs beside a
+// report being written, and leaves every recorded run's page as it was.
+func TestWarm(t *testing.T) {
+	dirs, err := filepath.Glob("testdata/runs/*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no recorded runs: %v", err)
+	}
+	pages := func() []string {
+		var out []string
+		for _, d := range dirs {
+			r, err := readRun(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if err := render(&buf, r, time.Unix(0, 0)); err != nil {
+				t.Fatalf("%s: %v", d, err)
+			}
+			out = append(out, buf.String())
+		}
+		return out
+	}
+	done := make(chan struct{})
+	go func() { Warm(); close(done) }()
+	before := pages()
+	<-done
+	Warm()
+	after := pages()
+	for i := range dirs {
+		if before[i] != after[i] {
+			t.Errorf("%s: the page changed after Warm", dirs[i])
+		}
+	}
 }

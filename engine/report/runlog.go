@@ -593,8 +593,13 @@ var reBadSample = lazyRE(`^bad row sample: (.*)$`)
 // each process's start.
 type lazyRegexp func() *regexp.Regexp
 
+// lazyREs are the package's lazyRegexps, for Warm.
+var lazyREs []lazyRegexp
+
 func lazyRE(pattern string) lazyRegexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
+	re := lazyRegexp(sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) }))
+	lazyREs = append(lazyREs, re)
+	return re
 }
 
 func (re lazyRegexp) FindStringSubmatch(s string) []string { return re().FindStringSubmatch(s) }
