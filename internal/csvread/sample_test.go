@@ -75,14 +75,6 @@ func TestSampleRows_sameValues(t *testing.T) {
 	}
 }
 
-// wholeLines is head up to its last '\n' (all of it at the file's end).
-func wholeLines(head []byte, eof bool) []byte {
-	if eof {
-		return head
-	}
-	return head[:strings.LastIndexByte(string(head), '\n')+1]
-}
-
 func first(v [][]byte) []byte {
 	if len(v) == 0 {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mce-engine/mce/engine/feature"
@@ -91,7 +92,7 @@ func (f *File) sniffValues(head []byte, eof bool) error {
 	if len(amounts)+len(dates) == 0 {
 		return nil
 	}
-	sample := f.sampleRows(head, eof, append(amounts[:len(amounts):len(amounts)], dates...))
+	sample := f.sampleRows(head, eof, slices.Concat(amounts, dates))
 	f.norms = make([]normalizer, f.Schema.Len())
 	f.wants = make([]string, f.Schema.Len())
 	var err error
@@ -123,18 +124,7 @@ func (f *File) sniffValues(head []byte, eof bool) error {
 // first MiB (seven thousand of the bench's rows, tens of thousands of
 // short ones).
 func (f *File) sampleRows(head []byte, eof bool, cols []int) *Batch {
-	if !eof {
-		for i := len(head) - 1; ; i-- {
-			if i < 0 {
-				head = nil
-				break
-			}
-			if head[i] == '\n' {
-				head = head[:i+1]
-				break
-			}
-		}
-	}
+	head = wholeLines(head, eof)
 	if cut := lineEnd(head, sampleValues); cut < len(head) {
 		// A record that goes on past the cut (a quoted line break) is
 		// left for the whole head's parse, as at head's own end.
@@ -161,6 +151,15 @@ func (f *File) parseRows(data []byte, eof bool) *Batch {
 	p.skip = nil // the sniffers read the amounts and dates, read or not
 	p.parse(&chunk{data: data, line: f.dataLine, eof: eof}, b)
 	return b
+}
+
+// wholeLines is head up to its last '\n', or all of it at the file's end
+// (eof).
+func wholeLines(head []byte, eof bool) []byte {
+	if eof {
+		return head
+	}
+	return head[:bytes.LastIndexByte(head, '\n')+1]
 }
 
 // lineEnd returns the index just after the n-th '\n' of b, or len(b) when
