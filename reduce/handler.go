@@ -342,6 +342,8 @@ type groupWorker struct {
 	// a heavy user's chunk) decode their blocks, with buffers kept from
 	// one to the next.
 	blk *store.Block
+	// cols is the scratch of feature.AddRows.
+	cols feature.Columns
 	// bytes and users are this worker's progress since its last flush:
 	// counters all the workers shared, added to on every group, cost
 	// their cache line's trips between the CPUs.
@@ -817,12 +819,7 @@ func (g *groupWorker) aggregateChunk(src *store.Rows, user []byte, it *heavyItem
 	var agg feature.Aggregator
 	err := feature.Guard(func() error {
 		agg = g.rt.aggs.get(g.rt.spec, u)
-		for r.Next() {
-			if err := agg.Add(r.Row()); err != nil {
-				return err
-			}
-		}
-		return nil
+		return feature.AddRows(agg, r, &g.cols)
 	})
 	if r.err != nil || err != nil {
 		return nil, g.failure(it.sec, user, r.err, err)

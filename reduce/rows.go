@@ -89,6 +89,10 @@ type userRows struct {
 	// Counters since the last groupWorker.count; bytes is set there, from
 	// the blocks the group read (columns not decoded included).
 	rows, dropped, bytes int64
+
+	// inv holds the store columns of the built-in features' amount,
+	// receiver and time (-1: none), for Columns.
+	inv [3]int
 }
 
 func newUserRows(spec *feature.Spec, params feature.Params, cols []int, files []fileInfo) *userRows {
@@ -103,6 +107,15 @@ func newUserRows(spec *feature.Spec, params feature.Params, cols []int, files []
 		r.schemaCol = slices.Repeat([]int{-1}, n)
 		for c, sc := range cols {
 			r.schemaCol[sc] = c
+		}
+	}
+	for k, name := range []string{feature.ColAmount, feature.ColReceiver, feature.ColIssuedAt} {
+		r.inv[k] = -1
+		if c := spec.Schema.Index(name); c >= 0 {
+			r.inv[k] = c
+			if cols != nil {
+				r.inv[k] = cols[c]
+			}
 		}
 	}
 	r.row.Parsed.Values = make([]int64, spec.Schema.Len())
@@ -283,6 +296,34 @@ func (r *userRows) fileName() string {
 
 // Row implements feature.Rows.
 func (r *userRows) Row() *feature.Row { return &r.row }
+
+// Columns implements feature.ColumnRows: the current row and the rest of
+// its block, when the block holds the built-in features' amounts and
+// times as numbers and no Map or --tz is to see the rows one by one.
+func (r *userRows) Columns(c *feature.Columns) bool {
+	if r.spec.Map != nil || r.tz != nil || r.primed || r.inv[0] < 0 || r.inv[1] < 0 || r.inv[2] < 0 {
+		return false
+	}
+	blk, i := r.src.Block()
+	ka := slices.Index(blk.AmountColumns(), r.inv[0])
+	kt := slices.Index(blk.TimeColumns(), r.inv[2])
+	if ka < 0 || kt < 0 {
+		return false
+	}
+	raw, starts, ends, same, ok := blk.Text(r.inv[1])
+	if !ok {
+		return false
+	}
+	units, scale := blk.Units(ka)
+	n := blk.Len() - i
+	*c = feature.Columns{N: n, Units: units[i:], Scale: scale, Seconds: blk.SecondsColumn(kt)[i:], Text: raw, Same: same, Encoding: r.row.Encoding}
+	if starts != nil {
+		c.Starts, c.Ends = starts[i:], ends[i:]
+	}
+	r.rows += int64(n - 1)
+	r.src.SkipBlock()
+	return true
+}
 
 // Err implements feature.Rows.
 func (r *userRows) Err() error { return r.err }

@@ -722,3 +722,29 @@ func resize[T any](s []T, n int) []T {
 	}
 	return s[:n]
 }
+
+// Units returns the rows' amounts in the k-th column of AmountColumns,
+// in units of its fraction digits (Amount), and those digits. It aliases
+// the block: valid until the next decode.
+func (b *Block) Units(k int) ([]int64, int) {
+	return b.amountUnits[k*b.rows : (k+1)*b.rows], int(b.amountScales[k])
+}
+
+// SecondsColumn returns the rows' Unix seconds in the k-th column of
+// TimeColumns (Seconds). It aliases the block.
+func (b *Block) SecondsColumn(k int) []int64 { return b.timeSecs[k*b.rows : (k+1)*b.rows] }
+
+// Text returns column j's fields as row i's field is
+// raw[starts[i]:ends[i]], or, for a column with the same field in every
+// row, that field (starts and ends nil); ok is false when column j is not
+// decoded. They alias the block.
+func (b *Block) Text(j int) (raw []byte, starts, ends []uint32, same []byte, ok bool) {
+	switch at := b.colAt[j]; at {
+	case colConst:
+		return nil, nil, nil, b.raw[b.cs[j]:b.ce[j]:b.ce[j]], true
+	case colAbsent:
+		return nil, nil, nil, nil, false
+	default:
+		return b.raw, b.starts[at : at+b.rows], b.ends[at : at+b.rows], nil, true
+	}
+}

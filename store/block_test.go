@@ -67,6 +67,22 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 	if b.FieldBytes() != fieldBytes {
 		t.Fatalf("block says %d field bytes, rows have %d", b.FieldBytes(), fieldBytes)
 	}
+	// Text gives every column's fields as Field does.
+	for j := range b.Columns() {
+		raw, starts, ends, same, ok := b.Text(j)
+		for i := range rows {
+			var got []byte
+			switch {
+			case ok && starts == nil:
+				got = same
+			case ok:
+				got = raw[starts[i]:ends[i]]
+			}
+			if want := b.Field(i, j); !bytes.Equal(got, want) || (got == nil) != (want == nil) {
+				t.Fatalf("row %d field %d: Text gives %q, Field %q", i, j, got, want)
+			}
+		}
+	}
 	// The seconds of the packed times are what their text reads as.
 	for k, j := range b.TimeColumns() {
 		if cols != nil && !slices.Contains(cols, j) {
@@ -74,6 +90,9 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 		}
 		for i := range rows {
 			f := rows[i].fields[j]
+			if b.SecondsColumn(k)[i] != b.Seconds(i, k) {
+				t.Fatalf("row %d column %d: SecondsColumn %d, Seconds %d", i, j, b.SecondsColumn(k)[i], b.Seconds(i, k))
+			}
 			if sec, ok := feature.LocalSeconds(f); !ok || sec != b.Seconds(i, k) {
 				t.Fatalf("row %d column %d: %q has the seconds %d; it reads as %d, %v", i, j, f, b.Seconds(i, k), sec, ok)
 			}
@@ -88,6 +107,9 @@ func checkBlock(t testing.TB, b *Block, rows []testRow, cols ...int) {
 		for i := range rows {
 			f := rows[i].fields[j]
 			units, scale := b.Amount(i, k)
+			if col, colScale := b.Units(k); col[i] != units || colScale != scale {
+				t.Fatalf("row %d column %d: Units %d at %d digits, Amount %d at %d", i, j, col[i], colScale, units, scale)
+			}
 			if v, err := feature.ParseDecimal(f, scale); err != nil || v != units {
 				t.Fatalf("row %d column %d: %q has the units %d at %d digits; it reads as %d, %v", i, j, f, units, scale, v, err)
 			}

@@ -473,3 +473,11 @@ func (r *Rows) File() FileID { return r.file }
 
 // Err returns the error that stopped the rows, if any.
 func (r *Rows) Err() error { return r.err }
+
+// Block returns the block of the current row and the row's index in it:
+// the rows from there to the block's end are the group's next ones.
+func (r *Rows) Block() (*Block, int) { return r.blk, r.i }
+
+// SkipBlock moves past the rest of the current block: the next Next
+// returns the first row of the group's next block, if any.
+func (r *Rows) SkipBlock() { r.i = r.blk.Len() - 1 }

@@ -202,6 +202,7 @@ func (s *Spec) ReduceUser(u *User, rows Rows, out *Record) error {
 type Reducer struct {
 	spec *Spec
 	agg  Aggregator // a Resetter that finished its user, or nil
+	cols Columns
 }
 
 // NewReducer returns a Reducer of s.
@@ -229,10 +230,8 @@ func (r *Reducer) ReduceUser(u *User, rows Rows, out *Record) (err error) {
 	} else {
 		agg = s.NewAggregator(u)
 	}
-	for rows.Next() {
-		if err := agg.Add(rows.Row()); err != nil {
-			return err
-		}
+	if err := AddRows(agg, rows, &r.cols); err != nil {
+		return err
 	}
 	if err := rows.Err(); err != nil {
 		return err
