@@ -96,13 +96,7 @@ func (a *invoiceAgg) addColumns(c *Columns) {
 		if ns, err := secondsNano(c.Seconds[i]); err != nil {
 			badRow = true
 		} else {
-			if a.nTime == 0 || ns < a.first {
-				a.first = ns
-			}
-			if a.nTime == 0 || ns > a.last {
-				a.last = ns
-			}
-			a.nTime++
+			a.addTime(ns)
 		}
 		if badRow {
 			a.bad++

@@ -347,22 +347,26 @@ func (a *invoiceAgg) Add(row *Row) error {
 			a.addReceiver(utf8Text(buf[:0], row.Fields[a.cols.receiver], row.Encoding), v)
 		}
 	}
-	ns, err := row.unixNano(a.cols.time)
-	if err != nil {
+	if ns, err := row.unixNano(a.cols.time); err != nil {
 		badRow = true
 	} else {
-		if a.nTime == 0 || ns < a.first {
-			a.first = ns
-		}
-		if a.nTime == 0 || ns > a.last {
-			a.last = ns
-		}
-		a.nTime++
+		a.addTime(ns)
 	}
 	if badRow {
 		a.bad++
 	}
 	return nil
+}
+
+// addTime adds a row's time, in Unix nanoseconds.
+func (a *invoiceAgg) addTime(ns int64) {
+	if a.nTime == 0 || ns < a.first {
+		a.first = ns
+	}
+	if a.nTime == 0 || ns > a.last {
+		a.last = ns
+	}
+	a.nTime++
 }
 
 func (a *invoiceAgg) addAmount(v int64) {
