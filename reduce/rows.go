@@ -301,7 +301,7 @@ func (r *userRows) Row() *feature.Row { return &r.row }
 // its block, when the block holds the built-in features' amounts and
 // times as numbers and no Map or --tz is to see the rows one by one.
 func (r *userRows) Columns(c *feature.Columns) bool {
-	if r.spec.Map != nil || r.tz != nil || r.primed || r.inv[0] < 0 || r.inv[1] < 0 || r.inv[2] < 0 {
+	if r.spec.Map != nil || r.tz != nil || r.inv[0] < 0 || r.inv[1] < 0 || r.inv[2] < 0 {
 		return false
 	}
 	blk, i := r.src.Block()

@@ -54,12 +54,18 @@ type columnAdder interface {
 func AddRows(agg Aggregator, rows Rows, c *Columns) error {
 	cr, _ := rows.(ColumnRows)
 	ca, _ := agg.(columnAdder)
-	for rows.Next() {
-		if cr != nil && ca != nil && cr.Columns(c) {
-			ca.addColumns(c)
-			continue
+	if cr == nil || ca == nil {
+		for rows.Next() {
+			if err := agg.Add(rows.Row()); err != nil {
+				return err
+			}
 		}
-		if err := agg.Add(rows.Row()); err != nil {
+		return nil
+	}
+	for rows.Next() {
+		if cr.Columns(c) {
+			ca.addColumns(c)
+		} else if err := agg.Add(rows.Row()); err != nil {
 			return err
 		}
 	}
@@ -69,29 +75,15 @@ func AddRows(agg Aggregator, rows Rows, c *Columns) error {
 // addColumns adds c's rows as Add adds each of them, with their amounts
 // and times from Parsed.
 func (a *invoiceAgg) addColumns(c *Columns) {
-	// Parsed.decimal: the units times ten for each fraction digit the
-	// text lacks; more digits than AmountDigits, or a product past int64,
-	// is a bad amount.
-	pow := int64(1)
-	for range AmountDigits - c.Scale {
-		pow *= 10
-	}
-	limit := (1<<63 - 1) / pow
 	var buf [4 * rcvInline]byte
 	for i := range c.N {
 		a.n++
 		badRow := false
-		if u := c.Units[i]; c.Scale > AmountDigits || pow > 1 && (u > limit || u < -limit) {
+		if v, err := scaleUnits(c.Units[i], c.Scale, AmountDigits); err != nil {
 			badRow = true
 		} else {
-			v := u * pow
 			a.addAmount(v)
-			if rcv := c.receiver(i); len(rcv) <= rcvInline && asciiShort(rcv) {
-				k := packName(rcv)
-				a.addKey(&k, v)
-			} else {
-				a.addReceiver(utf8Text(buf[:0], rcv, c.Encoding), v)
-			}
+			a.addReceiver(utf8Text(buf[:0], c.receiver(i), c.Encoding), v)
 		}
 		if ns, err := secondsNano(c.Seconds[i]); err != nil {
 			badRow = true
@@ -102,14 +94,4 @@ func (a *invoiceAgg) addColumns(c *Columns) {
 			a.bad++
 		}
 	}
-}
-
-// asciiShort reports whether b, a receiver of at most rcvInline bytes, is
-// ASCII.
-func asciiShort(b []byte) bool {
-	var or byte
-	for _, c := range b {
-		or |= c
-	}
-	return or < 0x80
 }

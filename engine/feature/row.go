@@ -67,28 +67,34 @@ func (p *Parsed) decimal(i, digits int) (v int64, has bool, err error) {
 	if uint(i) >= 64 || p.Decimals>>uint(i)&1 == 0 || digits < 0 || digits > 9 {
 		return 0, false, nil
 	}
-	scale := int(p.Scales[i])
+	v, err = scaleUnits(p.Values[i], int(p.Scales[i]), digits)
+	return v, true, err
+}
+
+// scaleUnits returns what ParseDecimal(text, digits) returns for the text
+// of units u at scale fraction digits (a plain decimal of at most 17
+// digits: Parsed).
+func scaleUnits(u int64, scale, digits int) (int64, error) {
 	if scale > digits {
-		return 0, true, fmt.Errorf("more than %d fraction digits", digits)
+		return 0, fmt.Errorf("more than %d fraction digits", digits)
 	}
 	// The text has at most 17 digits, which ParseDecimal reads without
 	// reaching its bound; then it multiplies by ten once per fraction
 	// digit the text lacks, as here.
-	u := p.Values[i]
-	v = u
+	v := u
 	if u < 0 {
 		v = -u
 	}
 	for ; scale < digits; scale++ {
 		if v > (1<<63-1)/10 {
-			return 0, true, errors.New("decimal out of range")
+			return 0, errors.New("decimal out of range")
 		}
 		v *= 10
 	}
 	if u < 0 {
 		v = -v
 	}
-	return v, true, nil
+	return v, nil
 }
 
 // LocalSeconds reads b as a time without a zone in one of the forms
