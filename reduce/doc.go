@@ -19,8 +19,11 @@
 //
 // A cluster's garbage collector is tuned to a fixed headroom over the
 // live heap (internal/gctune: the live heap is small, so at the default
-// GOGC the collector would run constantly), and its C allocator
-// to two arenas (pebble allocates blocks with C malloc from every reading
+// GOGC the collector would run constantly): 64 MiB for a feature set's
+// own Reduce or aggregators, 16 MiB for the built-in features, which take
+// the blocks as columns and make little garbage, so that a reduce's
+// memory is its live heap and little more. Its C allocator is held to
+// two arenas (pebble allocates blocks with C malloc from every reading
 // thread).
 //
 // # Two phases on the engine

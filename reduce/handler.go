@@ -484,8 +484,14 @@ func (rt *readTask) finish(res *engine.Result) (*engine.Result, error) {
 // instead.
 func (w *worker) runRead(ctx context.Context, env *engine.TaskEnv, t *engine.Task) (*engine.Result, error) {
 	// The live heap is a few MiB (blocks, buffers, the aggregates of the
-	// users in hand): the collector keeps a fixed headroom over it.
-	defer gctune.Start()()
+	// users in hand): the collector keeps a fixed headroom over it, a
+	// small one where the built-in features take the blocks as columns
+	// and make little garbage (gctune.SmallHeadroomBytes).
+	headroom := int64(gctune.MaxHeadroomBytes)
+	if env.Spec.TakesColumns() {
+		headroom = gctune.SmallHeadroomBytes
+	}
+	defer gctune.StartWith(headroom)()
 	rt, err := w.startRead(env, t)
 	if err != nil {
 		return nil, err

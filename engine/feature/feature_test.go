@@ -850,3 +850,28 @@ func TestParsed_decimals(t *testing.T) {
 		t.Fatal("a decimal without its bit")
 	}
 }
+
+// TestSpec_TakesColumns: only the built-in features' aggregators take
+// Columns, however their Spec is reached; a user's Spec never does.
+func TestSpec_TakesColumns(t *testing.T) {
+	inv := Invoice()
+	named, err := Builtin("invoice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := Spec{Name: "mine", Schema: inv.Schema, Columns: inv.Columns, NewAggregator: inv.NewAggregator}
+	for _, tc := range []struct {
+		name string
+		spec Spec
+		want bool
+	}{
+		{"Invoice", inv, true},
+		{"Builtin(invoice)", named, true},
+		{"a user's Spec with the same aggregator", user, false},
+		{"a user's Reduce", Spec{Name: "r", Schema: inv.Schema, Reduce: func(*User, Rows, *Record) error { return nil }}, false},
+	} {
+		if got := tc.spec.TakesColumns(); got != tc.want {
+			t.Errorf("%s: TakesColumns() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -51,6 +51,7 @@ func Invoice() Spec {
 		Reads:         []string{ColReceiver, ColIssuedAt, ColAmount},
 		TimesRead:     true,
 		DecimalsRead:  []string{ColAmount},
+		columns:       true,
 	}
 }
 

@@ -94,6 +94,9 @@ type Spec struct {
 	Reduce ReduceFunc
 	// NewAggregator, if set, makes the feature set mergeable.
 	NewAggregator func(u *User) Aggregator
+	// columns: the aggregators take a store block's rows as Columns
+	// (AddRows). Only Invoice sets it.
+	columns bool
 	// Reads, if set, names the input columns that Map and the features
 	// read. mce run then copies only those (and the user column) out of
 	// the file into the rows it groups or adds, and mce reduce decodes
@@ -173,6 +176,12 @@ func (s *Spec) Validate() error {
 
 // Mergeable reports whether the engine may split a user across workers.
 func (s *Spec) Mergeable() bool { return s.NewAggregator != nil }
+
+// TakesColumns reports whether the Spec's aggregators take a store
+// block's rows as Columns in AddRows: the built-in features' do. Their
+// garbage is mce's own, and little: an aggregate per user, no work of a
+// user's code per row.
+func (s *Spec) TakesColumns() bool { return s.columns }
 
 // NewRecord returns an empty output record for this Spec.
 func (s *Spec) NewRecord() *Record { return NewRecord(s.Columns) }

@@ -2,6 +2,7 @@ package gctune
 
 import (
 	"math"
+	"runtime"
 	"runtime/debug"
 	"testing"
 )
@@ -71,5 +72,34 @@ func TestStart(t *testing.T) {
 				t.Errorf("after: GOGC %d, want %d back", got, start)
 			}
 		})
+	}
+}
+
+// TestStartWith checks that StartWith's headroom caps Start's: with the
+// same live heap, a smaller headroom sets a lower GOGC.
+func TestStartWith(t *testing.T) {
+	t.Setenv("GOGC", "")
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	live := make([]byte, 8<<20) // a live heap of some 8 MiB, over percent's 1 MiB floor
+	for i := range live {
+		live[i] = byte(i)
+	}
+	runtime.GC() // the live heap as the next tuning reads it
+	gogc := func(start func() func()) int {
+		stop := start()
+		defer stop()
+		g := debug.SetGCPercent(-1)
+		debug.SetGCPercent(g)
+		return g
+	}
+	small := gogc(func() func() { return StartWith(SmallHeadroomBytes) })
+	large := gogc(Start)
+	runtime.KeepAlive(live)
+	if small >= large {
+		t.Errorf("GOGC %d with a headroom of %d MiB, %d with %d MiB: want the smaller headroom's lower",
+			small, SmallHeadroomBytes>>20, large, Headroom()>>20)
+	}
+	if small > 300 {
+		t.Errorf("GOGC %d with a headroom of %d MiB over about 8 MiB live: want at most 300", small, SmallHeadroomBytes>>20)
 	}
 }
