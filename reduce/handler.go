@@ -486,9 +486,10 @@ func (w *worker) runRead(ctx context.Context, env *engine.TaskEnv, t *engine.Tas
 	// The live heap is a few MiB (blocks, buffers, the aggregates of the
 	// users in hand): the collector keeps a fixed headroom over it, a
 	// small one where the built-in features take the blocks as columns
-	// and make little garbage (gctune.SmallHeadroomBytes).
+	// and make little garbage (gctune.SmallHeadroomBytes). A Map, a
+	// user's code run on every row, keeps the large one.
 	headroom := int64(gctune.MaxHeadroomBytes)
-	if env.Spec.TakesColumns() {
+	if env.Spec.TakesColumns() && env.Spec.Map == nil {
 		headroom = gctune.SmallHeadroomBytes
 	}
 	defer gctune.StartWith(headroom)()

@@ -180,7 +180,9 @@ func (s *Spec) Mergeable() bool { return s.NewAggregator != nil }
 // TakesColumns reports whether the Spec's aggregators take a store
 // block's rows as Columns in AddRows: the built-in features' do. Their
 // garbage is mce's own, and little: an aggregate per user, no work of a
-// user's code per row.
+// user's code per row. A copy of Invoice keeps it: a feature file that
+// builds on Invoice with aggregators of its own should start from a new
+// Spec.
 func (s *Spec) TakesColumns() bool { return s.columns }
 
 // NewRecord returns an empty output record for this Spec.
