@@ -361,22 +361,23 @@ func (a *invoiceAgg) Add(row *Row) error {
 
 // addTime adds a row's time, in Unix nanoseconds.
 func (a *invoiceAgg) addTime(ns int64) {
-	if a.nTime == 0 || ns < a.first {
-		a.first = ns
-	}
-	if a.nTime == 0 || ns > a.last {
-		a.last = ns
-	}
+	widen(&a.first, &a.last, a.nTime, ns, ns)
 	a.nTime++
 }
 
+// widen makes [*lo, *hi], the range of n values, cover [vlo, vhi]: it
+// is [vlo, vhi] when n is 0.
+func widen(lo, hi *int64, n, vlo, vhi int64) {
+	if n == 0 || vlo < *lo {
+		*lo = vlo
+	}
+	if n == 0 || vhi > *hi {
+		*hi = vhi
+	}
+}
+
 func (a *invoiceAgg) addAmount(v int64) {
-	if a.nAmount == 0 || v < a.min {
-		a.min = v
-	}
-	if a.nAmount == 0 || v > a.max {
-		a.max = v
-	}
+	widen(&a.min, &a.max, a.nAmount, v, v)
 	a.nAmount++
 	a.sum += v
 	abs := uint64(v)
@@ -397,12 +398,7 @@ func (a *invoiceAgg) Merge(other Aggregator) error {
 	a.n += o.n
 	a.bad += o.bad
 	if o.nAmount > 0 {
-		if a.nAmount == 0 || o.min < a.min {
-			a.min = o.min
-		}
-		if a.nAmount == 0 || o.max > a.max {
-			a.max = o.max
-		}
+		widen(&a.min, &a.max, a.nAmount, o.min, o.max)
 		a.nAmount += o.nAmount
 		a.sum += o.sum
 		var c uint64
@@ -410,12 +406,7 @@ func (a *invoiceAgg) Merge(other Aggregator) error {
 		a.sqHi, _ = bits.Add64(a.sqHi, o.sqHi, c)
 	}
 	if o.nTime > 0 {
-		if a.nTime == 0 || o.first < a.first {
-			a.first = o.first
-		}
-		if a.nTime == 0 || o.last > a.last {
-			a.last = o.last
-		}
+		widen(&a.first, &a.last, a.nTime, o.first, o.last)
 		a.nTime += o.nTime
 	}
 	sl := o.slots()
