@@ -126,7 +126,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{dir: dir, fs: o.FS, logger: o.Logger.With("store", dir), ro: o.ReadOnly}
-	st, err := db.inspect(o)
+	st, err := db.inspect(o, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 	// rewritten its manifest while this one waited for the lock: what was
 	// seen before it no longer holds. (A second partition that took a new
 	// store for its own would otherwise clear the first one's database.)
-	if st, err = db.inspect(o); err != nil {
+	if st, err = db.inspect(o, &st); err != nil {
 		lock.Close()
 		return nil, err
 	}
@@ -186,7 +186,8 @@ func prepareDir(o Options, dir string) error {
 
 // openState is what Open found in the store directory.
 type openState struct {
-	man *Manifest // MANIFEST.json, nil when missing
+	man      *Manifest // MANIFEST.json, nil when missing
+	manBytes []byte    // the bytes man was read from
 	// dbExists: db/ holds a pebble database.
 	dbExists bool
 	// creating: the store is made now (nothing of it was stored).
@@ -194,11 +195,17 @@ type openState struct {
 }
 
 // inspect reads MANIFEST.json and looks for a database, and decides
-// whether the store is made now, or refuses what is there.
-func (db *DB) inspect(o Options) (openState, error) {
+// whether the store is made now, or refuses what is there. A manifest
+// whose bytes are those prev read is not parsed again.
+func (db *DB) inspect(o Options, prev *openState) (openState, error) {
 	var st openState
-	man, merr := readManifestFile(db.fs, db.dir)
-	st.man = man
+	var pm *Manifest
+	var pb []byte
+	if prev != nil {
+		pm, pb = prev.man, prev.manBytes
+	}
+	man, b, merr := readManifestReusing(db.fs, db.dir, pm, pb)
+	st.man, st.manBytes = man, b
 	// NB: a kill while a store is created can leave db/ with some of
 	// pebble's files (LOCK, even MANIFEST-000001): a database exists once
 	// pebble has written its manifest marker, which is what pebble itself

@@ -454,6 +454,10 @@ func TestOpen_Errors(t *testing.T) {
 	f("no-format", func(d string) { good(d); edit(d, func(m map[string]any) { delete(m, "format") }) }, true, ErrCorrupt, "no format version")
 	f("newer-format", func(d string) { good(d); edit(d, func(m map[string]any) { m["format"] = 99 }) }, true, ErrVersion, "format version 99")
 	f("older-format", func(d string) { good(d); edit(d, func(m map[string]any) { m["format"] = 0 }) }, false, ErrVersion, "partition the raw files again")
+	f("newer-format-other-fields", func(d string) { // told by its format, though its fields do not decode here
+		good(d)
+		edit(d, func(m map[string]any) { m["format"] = 99; m["files"] = "elsewhere" })
+	}, true, ErrVersion, "format version 99")
 	f("manifest-lists-unknown-file", func(d string) {
 		good(d)
 		edit(d, func(m map[string]any) { m["files"] = []any{map[string]any{"id": 7, "name": "ghost.csv", "rows": 3}} })

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -233,10 +232,33 @@ type Manifest struct {
 // error wrapping os.ErrNotExist; unreadable JSON as ErrCorrupt; another
 // format as ErrVersion.
 func readManifestFile(fs vfs.FS, dir string) (*Manifest, error) {
+	m, _, err := readManifestReusing(fs, dir, nil, nil)
+	return m, err
+}
+
+// readManifestReusing is readManifestFile that also returns the file's
+// bytes, and returns prev, not a new parse, when they are prevBytes.
+func readManifestReusing(fs vfs.FS, dir string, prev *Manifest, prevBytes []byte) (*Manifest, []byte, error) {
 	path := filepath.Join(dir, manifestName)
 	b, err := readFile(fs, path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if prev != nil && bytes.Equal(b, prevBytes) {
+		return prev, b, nil
+	}
+	m, err := parseManifest(dir, path, b)
+	return m, b, err
+}
+
+// parseManifest decodes the bytes of MANIFEST.json in one pass. What
+// this mce cannot read is told from the format field alone: a manifest
+// of another format version need not decode into this one's Manifest.
+func parseManifest(dir, path string, b []byte) (*Manifest, error) {
+	m := new(Manifest)
+	err := json.Unmarshal(b, m)
+	if err == nil && readableFormat(m.Format) {
+		return m, nil
 	}
 	var v struct {
 		Format *int `json:"format"`
@@ -250,12 +272,7 @@ func readManifestFile(fs vfs.FS, dir string) (*Manifest, error) {
 	if !readableFormat(*v.Format) {
 		return nil, versionError(dir, *v.Format)
 	}
-	m := new(Manifest)
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(m); err != nil {
-		return nil, fmt.Errorf("%w: manifest %s: %v", ErrCorrupt, path, err)
-	}
-	return m, nil
+	return nil, fmt.Errorf("%w: manifest %s: %v", ErrCorrupt, path, err)
 }
 
 // readFile is os.ReadFile through fs.
@@ -265,11 +282,14 @@ func readFile(fs vfs.FS, path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
+	var buf bytes.Buffer
+	if st, err := f.Stat(); err == nil {
+		buf.Grow(int(st.Size()) + bytes.MinRead) // one read, and one more for EOF
+	}
+	if _, err := buf.ReadFrom(f); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	return b, nil
+	return buf.Bytes(), nil
 }
 
 func versionError(dir string, got int) error {

@@ -1,7 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -116,5 +119,31 @@ func TestOpen_ListError(t *testing.T) {
 	defer db.Close()
 	if len(db.Files()) != 1 {
 		t.Errorf("%d files after the failed Open, want 1", len(db.Files()))
+	}
+}
+
+// TestReadManifestReusing: Open reads MANIFEST.json before and after it
+// takes the lock; the second read parses only what changed in between.
+func TestReadManifestReusing(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rows int) {
+		b := fmt.Sprintf(`{"format": %d, "shards": 4, "rows": %d}`, FormatVersion, rows)
+		if err := os.WriteFile(filepath.Join(dir, manifestName), []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(10)
+	m1, b1, err := readManifestReusing(vfs.Default, dir, nil, nil)
+	if err != nil || m1.Rows != 10 {
+		t.Fatalf("first read: %+v, %v", m1, err)
+	}
+	m2, b2, err := readManifestReusing(vfs.Default, dir, m1, b1)
+	if err != nil || m2 != m1 || !bytes.Equal(b2, b1) {
+		t.Fatalf("the same bytes: got %p (%v), want the first parse %p", m2, err, m1)
+	}
+	write(11) // another process wrote it in between
+	m3, _, err := readManifestReusing(vfs.Default, dir, m1, b1)
+	if err != nil || m3 == m1 || m3.Rows != 11 {
+		t.Fatalf("changed bytes: got %+v (%v), want a new parse with 11 rows", m3, err)
 	}
 }
