@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"math"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"sync"
@@ -561,10 +563,30 @@ func (s *streamJob) Finish(ctx context.Context, w io.Writer) (Stats, error) {
 	// collector ran). The live heap is small now, so this is cheap. It
 	// runs beside the output's fsync and the next file's start, which
 	// leave the CPUs idle, instead of before them (about 0.65 ms a file).
+	// A heap under collectAfterBytes is left to the pacer: its growth is
+	// a few MiB, and on many small files (120 files of 1 MB) a collection
+	// after each made the run 1.16–1.18 times slower.
 	s.ranges, s.free = nil, nil
 	merged, sorted, outs, lines = nil, nil, nil, nil
-	go runtime.GC()
+	if heapObjectBytes() >= collectAfterBytes {
+		go runtime.GC()
+	}
 	return st, err
+}
+
+// collectAfterBytes is the heap (live and dead objects) above which a
+// one pass collects its aggregates once its file is done.
+const collectAfterBytes = 8 << 20
+
+// heapObjectBytes returns the bytes of the heap's objects, live and not
+// yet collected.
+func heapObjectBytes() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return math.MaxInt64 // unknown: collect, as always before
+	}
+	return int64(s[0].Value.Uint64())
 }
 
 // sortedSlots returns the occupied slots of r in key order.
