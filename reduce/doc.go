@@ -22,8 +22,9 @@
 // GOGC the collector would run constantly): 64 MiB for a feature set's
 // own Reduce or aggregators, 16 MiB for the built-in features, which take
 // the blocks as columns and make little garbage, so that a reduce's
-// memory is its live heap and little more. The merge task keeps 64 MiB,
-// more than the buffers its merges take at once. Its C allocator is held to
+// memory is its live heap and little more. The merge task keeps the large
+// headroom (gctune.Headroom), more than the buffers its merges take at
+// once. Its C allocator is held to
 // two arenas (pebble allocates blocks with C malloc from every reading
 // thread).
 //
