@@ -397,6 +397,15 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 	if err != nil {
 		return err
 	}
+	// The spilled runs are read: they go while the tables are ingested,
+	// which mostly waits on fsyncs. Unlinking a run of tens of MB takes a
+	// few ms of the kernel's time, and they went one by one at the end.
+	removed := make(chan struct{})
+	go func() {
+		defer close(removed)
+		p.db.FS().RemoveAll(runDir)
+	}()
+	defer func() { <-removed }()
 	if err := p.commit(ctx, loader, good, st); err != nil {
 		return err
 	}
