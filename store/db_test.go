@@ -236,6 +236,13 @@ func TestDB_LoadAndRead(t *testing.T) {
 	if total == 0 {
 		t.Errorf("ShardSizes all zero")
 	}
+	for s, got := range sizes { // on several goroutines, each shard's own estimate
+		a, _ := db.pdb.EstimateDiskUsage(shardSpan(s).Lower, shardSpan(s).Upper)
+		b, _ := db.pdb.EstimateDiskUsage(heavyShardSpan(s).Lower, heavyShardSpan(s).Upper)
+		if got != a+b {
+			t.Errorf("ShardSizes shard %d: %d, want %d", s, got, a+b)
+		}
+	}
 	rep, err := db.Verify(context.Background(), VerifyOptions{Decode: true})
 	if err != nil {
 		t.Fatal(err)

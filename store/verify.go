@@ -100,19 +100,25 @@ func (db *DB) Info(ctx context.Context, count bool) (*Info, error) {
 // heavy users count too.
 func (db *DB) ShardSizes(heavy bool) ([]uint64, error) {
 	out := make([]uint64, db.Shards())
-	for s := range out {
+	// On every CPU: the planning of `mce reduce` waits for it (256 shards,
+	// 5-12 ms on one CPU for the bench's store).
+	err := db.forShards(context.Background(), 0, func(s int) error {
 		a, err := db.pdb.EstimateDiskUsage(shardSpan(s).Lower, shardSpan(s).Upper)
 		if err != nil {
-			return nil, fmt.Errorf("estimate shard %d: %w", s, err)
+			return fmt.Errorf("estimate shard %d: %w", s, err)
 		}
-		out[s] = a
 		if heavy {
 			b, err := db.pdb.EstimateDiskUsage(heavyShardSpan(s).Lower, heavyShardSpan(s).Upper)
 			if err != nil {
-				return nil, fmt.Errorf("estimate shard %d: %w", s, err)
+				return fmt.Errorf("estimate shard %d: %w", s, err)
 			}
-			out[s] += b
+			a += b
 		}
+		out[s] = a
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
