@@ -400,6 +400,7 @@ func (p *job) ingest(ctx context.Context, todo []*todoFile) error {
 	// The spilled runs are read: they go while the tables are ingested,
 	// which mostly waits on fsyncs. Unlinking a run of tens of MB takes a
 	// few ms of the kernel's time, and they went one by one at the end.
+	// (The RemoveAll deferred above is for the returns before this one.)
 	removed := make(chan struct{})
 	go func() {
 		defer close(removed)

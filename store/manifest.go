@@ -228,16 +228,10 @@ type Manifest struct {
 	Updated time.Time `json:"updated"`
 }
 
-// readManifestFile reads MANIFEST.json. A missing file is returned as an
-// error wrapping os.ErrNotExist; unreadable JSON as ErrCorrupt; another
-// format as ErrVersion.
-func readManifestFile(fs vfs.FS, dir string) (*Manifest, error) {
-	m, _, err := readManifestReusing(fs, dir, nil, nil)
-	return m, err
-}
-
-// readManifestReusing is readManifestFile that also returns the file's
-// bytes, and returns prev, not a new parse, when they are prevBytes.
+// readManifestReusing reads MANIFEST.json and returns it with the file's
+// bytes; when they are prevBytes it returns prev, not a new parse. A
+// missing file is returned as an error wrapping os.ErrNotExist;
+// unreadable JSON as ErrCorrupt; another format as ErrVersion.
 func readManifestReusing(fs vfs.FS, dir string, prev *Manifest, prevBytes []byte) (*Manifest, []byte, error) {
 	path := filepath.Join(dir, manifestName)
 	b, err := readFile(fs, path)

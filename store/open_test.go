@@ -122,6 +122,12 @@ func TestOpen_ListError(t *testing.T) {
 	}
 }
 
+// readManifestFile reads MANIFEST.json afresh, as the tests look at it.
+func readManifestFile(fs vfs.FS, dir string) (*Manifest, error) {
+	m, _, err := readManifestReusing(fs, dir, nil, nil)
+	return m, err
+}
+
 // TestReadManifestReusing: Open reads MANIFEST.json before and after it
 // takes the lock; the second read parses only what changed in between.
 func TestReadManifestReusing(t *testing.T) {
