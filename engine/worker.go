@@ -141,6 +141,9 @@ func (w *worker) configure(ctx context.Context) (ok bool, err error) {
 	if w.cfg.CPUs <= 0 {
 		w.cfg.CPUs = runtime.GOMAXPROCS(0)
 	}
+	// A heavy user's receivers, past what the built-in features hold,
+	// go beside the outputs: the data's disk, not a small /tmp.
+	feature.SetSpillDir(w.cfg.RunDir)
 	return true, w.send(&fromWorker{Type: "ready", PID: os.Getpid()})
 }
 

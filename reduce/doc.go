@@ -10,9 +10,12 @@
 // and never one file. Output lines are buffered per output section in
 // 32 KiB segments and written out; merges read every run through a share
 // of a fixed 32 MiB of buffers. Nothing of mce reduce grows with the
-// number of users or rows; the feature code's own state does (the
-// built-in set keeps each user's distinct receivers, in each file, for a
-// heavy user too, as in `mce run`). A worker keeps its decode buffers (one
+// number of users or rows; the feature code's own state may. The built-in
+// set's does not: it counts each user's distinct receivers in each file
+// exactly, and a user with more than 49,152 of them (a bank's month) has
+// their totals written to an unlinked file in the run directory and added
+// up part by part at its Finish (engine/feature/spill.go), as in `mce
+// run`. A worker keeps its decode buffers (one
 // store.Block) from one shard or chunk to the next, and a reused built-in
 // aggregator its cleared receiver tables (at most 768 KiB), so that the
 // next users do not take fresh memory.

@@ -646,7 +646,7 @@ func TestInvoiceAgg_spares(t *testing.T) {
 		}
 	}
 	kept := 0
-	for _, tb := range reused.spares {
+	for _, tb := range reused.ext.spares {
 		if tb != nil {
 			kept++
 			for i := range tb {

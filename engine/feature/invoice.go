@@ -86,14 +86,27 @@ type invoiceAgg struct {
 	// other users' rows (`mce run --mode stream`). The aggregator is kept
 	// small (192 bytes) because `mce run`'s one-pass job holds one per
 	// user and worker.
+	//
+	// A user whose receivers pass spillSlots slots has them written out
+	// instead (spill.go), so that its memory stays that table's.
 	nIn   int32 // receivers in small, or in big once it is made
 	small [smallReceivers]rcvSlot
 	big   []rcvSlot // at most three quarters full
 	long  map[string]int64
 
-	// spares, once the aggregator is reused (Reset), are the cleared
-	// tables its users outgrew or left, for the next users' big.
-	spares *rcvSpares
+	// ext holds what few aggregators need: the spare tables of one that
+	// is reused (Reset), the runs of one that spilled its receivers.
+	ext *invoiceExt
+}
+
+// invoiceExt is the part of an aggregator that few need, behind one
+// pointer so that the aggregator keeps its size.
+type invoiceExt struct {
+	// spares, once the aggregator is reused (keep), are the cleared tables
+	// its users outgrew or left, for the next users' big.
+	spares rcvSpares
+	keep   bool
+	spill  rcvSpill
 }
 
 // Reset implements Resetter. The receivers' tables are kept, cleared, for
@@ -101,14 +114,16 @@ type invoiceAgg struct {
 // tables from memory it has touched, where fresh tables were a tenth of
 // `mce reduce`'s CPU, mostly the kernel handing out their pages.
 func (a *invoiceAgg) Reset(*User) {
-	sp := a.spares
-	if a.big != nil {
-		if sp == nil {
-			sp = new(rcvSpares)
-		}
-		sp.put(a.big)
+	x := a.ext
+	if x == nil {
+		x = new(invoiceExt)
 	}
-	*a = invoiceAgg{cols: a.cols, spares: sp}
+	x.keep = true
+	x.spill.release()
+	if a.big != nil {
+		x.put(a.big)
+	}
+	*a = invoiceAgg{cols: a.cols, ext: x}
 }
 
 // MergeCopies reports whether a.Merge(b) keeps nothing of b's memory, so
@@ -132,24 +147,24 @@ const spareSizes = 12 // 8 to 16384 slots
 
 func spareIndex(n int) int { return bits.Len(uint(n)) - 4 } // 8 → 0
 
-// put keeps t, cleared, when no table of its size is kept; a nil sp (an
-// aggregator never reused) keeps nothing.
-func (sp *rcvSpares) put(t []rcvSlot) {
-	if sp == nil {
+// put keeps t, cleared, when no table of its size is kept; an aggregator
+// never reused (x nil, or not keep) keeps nothing.
+func (x *invoiceExt) put(t []rcvSlot) {
+	if x == nil || !x.keep {
 		return
 	}
-	if i := spareIndex(len(t)); i < spareSizes && sp[i] == nil {
+	if i := spareIndex(len(t)); i < spareSizes && x.spares[i] == nil {
 		clear(t)
-		sp[i] = t
+		x.spares[i] = t
 	}
 }
 
 // table returns a zeroed table of n slots (a power of two, at least 8).
 func (a *invoiceAgg) table(n int) []rcvSlot {
-	if sp := a.spares; sp != nil {
-		if i := spareIndex(n); i < spareSizes && sp[i] != nil {
-			t := sp[i]
-			sp[i] = nil
+	if x := a.ext; x != nil && x.keep {
+		if i := spareIndex(n); i < spareSizes && x.spares[i] != nil {
+			t := x.spares[i]
+			x.spares[i] = nil
 			return t
 		}
 	}
@@ -217,6 +232,11 @@ func newInvoiceAgg(s *Schema) *invoiceAgg { return &invoiceAgg{cols: newInvoiceC
 // addReceiver adds v to the receiver's total (name is its UTF-8 text).
 func (a *invoiceAgg) addReceiver(name []byte, v int64) {
 	if len(name) > rcvInline {
+		if len(a.long) >= spillLong {
+			if _, ok := a.long[string(name)]; !ok {
+				a.spill()
+			}
+		}
 		if a.long == nil {
 			a.long = make(map[string]int64)
 		}
@@ -253,6 +273,12 @@ func (a *invoiceAgg) addKey(k *rcvKey, v int64) {
 		return
 	}
 	if 4*(int(a.nIn)+1) > 3*len(a.big) {
+		if len(a.big) >= spillSlots && a.spill() {
+			s = a.bigSlotHash(k, h)
+			*s = rcvSlot{key: *k, sum: v}
+			a.nIn++
+			return
+		}
 		old := a.big
 		a.big = a.table(2 * len(old))
 		for i := range old {
@@ -260,7 +286,7 @@ func (a *invoiceAgg) addKey(k *rcvKey, v int64) {
 				*a.bigSlot(&old[i].key) = old[i]
 			}
 		}
-		a.spares.put(old)
+		a.ext.put(old)
 		s = a.bigSlotHash(k, h)
 	}
 	*s = rcvSlot{key: *k, sum: v}
@@ -310,8 +336,12 @@ func (a *invoiceAgg) Slot(row *Row) unsafe.Pointer {
 func (a *invoiceAgg) receivers() int { return int(a.nIn) + len(a.long) }
 
 // eachReceiver calls fn with every receiver's name (valid during the call
-// only) and total, in no particular order.
-func (a *invoiceAgg) eachReceiver(fn func(name []byte, sum int64)) {
+// only) and total, in no particular order; an error is one of the
+// receivers written to disk (spill.go).
+func (a *invoiceAgg) eachReceiver(fn func(name []byte, sum int64)) error {
+	if a.spilled() {
+		return a.eachSpilled(fn)
+	}
 	sl := a.slots()
 	for i := range sl {
 		if s := &sl[i]; s.key[0] != 0 {
@@ -319,8 +349,9 @@ func (a *invoiceAgg) eachReceiver(fn func(name []byte, sum int64)) {
 		}
 	}
 	for k, v := range a.long {
-		fn(unsafe.Slice(unsafe.StringData(k), len(k)), v)
+		fn(unsafeBytes(k), v)
 	}
+	return nil
 }
 
 // slots returns the receivers' slots (big has empty ones).
@@ -409,6 +440,7 @@ func (a *invoiceAgg) Merge(other Aggregator) error {
 		widen(&a.first, &a.last, a.nTime, o.first, o.last)
 		a.nTime += o.nTime
 	}
+	a.takeSpill(o)
 	sl := o.slots()
 	for i := range sl {
 		if s := &sl[i]; s.key[0] != 0 {
@@ -416,7 +448,7 @@ func (a *invoiceAgg) Merge(other Aggregator) error {
 		}
 	}
 	for k, v := range o.long {
-		a.addReceiver(unsafe.Slice(unsafe.StringData(k), len(k)), v)
+		a.addReceiver(unsafeBytes(k), v)
 	}
 	return nil
 }
@@ -434,11 +466,15 @@ func (a *invoiceAgg) Finish(out *Record) error {
 		out.SetFloatAt(4, scaled(a.min))
 		out.SetFloatAt(5, scaled(a.max))
 	}
-	out.SetIntAt(6, int64(a.receivers()))
 	if a.nTime > 0 {
 		out.SetIntAt(7, a.first)
 		out.SetIntAt(8, a.last)
 	}
+	out.SetIntAt(11, a.bad)
+	if a.spilled() {
+		return a.finishSpilled(out)
+	}
+	out.SetIntAt(6, int64(a.receivers()))
 	if a.receivers() > 0 {
 		var top []byte
 		var topV int64
@@ -451,7 +487,28 @@ func (a *invoiceAgg) Finish(out *Record) error {
 		out.SetBytesAt(9, top)
 		out.SetFloatAt(10, scaled(topV))
 	}
-	out.SetIntAt(11, a.bad)
+	return nil
+}
+
+// finishSpilled is Finish's receivers for a user whose receivers are
+// partly on disk; it is the user's last use of them, so their files are
+// closed.
+func (a *invoiceAgg) finishSpilled(out *Record) error {
+	var top []byte
+	var topV, n int64
+	err := a.eachReceiver(func(k []byte, v int64) {
+		if n == 0 || v > topV || (v == topV && string(k) < string(top)) {
+			top, topV = append(top[:0], k...), v
+		}
+		n++
+	})
+	a.ext.spill.release()
+	if err != nil {
+		return err
+	}
+	out.SetIntAt(6, n)
+	out.SetBytesAt(9, top)
+	out.SetFloatAt(10, scaled(topV))
 	return nil
 }
 

@@ -27,6 +27,21 @@ func (a *invoiceAgg) MarshalBinary() ([]byte, error) {
 	}
 	b = binary.AppendUvarint(b, a.sqHi)
 	b = binary.AppendUvarint(b, a.sqLo)
+	if a.spilled() {
+		// How many receivers there are is known once they are added up.
+		var n uint64
+		var pairs []byte
+		err := a.eachReceiver(func(name []byte, sum int64) {
+			pairs = binary.AppendUvarint(pairs, uint64(len(name)))
+			pairs = append(pairs, name...)
+			pairs = binary.AppendVarint(pairs, sum)
+			n++
+		})
+		if err != nil {
+			return nil, err
+		}
+		return append(binary.AppendUvarint(b, n), pairs...), nil
+	}
 	b = binary.AppendUvarint(b, uint64(a.receivers()))
 	a.eachReceiver(func(name []byte, sum int64) {
 		b = binary.AppendUvarint(b, uint64(len(name)))
@@ -85,7 +100,7 @@ func (a *invoiceAgg) UnmarshalBinary(b []byte) error {
 		if b == nil {
 			return errInvoiceState
 		}
-		if a.hasReceiver(name) {
+		if a.hasReceiver(name) { // of those held: a receiver written to disk is not checked
 			return fmt.Errorf("%w: receiver %q twice", errInvoiceState, name)
 		}
 		a.addReceiver(name, sum)

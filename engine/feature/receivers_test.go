@@ -1,8 +1,12 @@
 package feature
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,6 +42,128 @@ func TestUTF8Text(t *testing.T) {
 // are kept apart), for users of one to thousands of receivers, whole and
 // split into merged parts.
 func TestInvoice_receiverSlots(t *testing.T) {
+	for _, sp := range spillSettings {
+		t.Run(sp.name, func(t *testing.T) {
+			sp.set(t)
+			testReceiverSlots(t)
+		})
+	}
+}
+
+// spillSetting is a receivers' limit the receivers' tests run with.
+type spillSetting struct {
+	name        string
+	slots, long int // spillSlots, spillLong
+}
+
+// spillSettings are the real limits, and ones so small that users of a
+// few dozen receivers have them written to disk, many times over
+// (spill.go).
+var spillSettings = []spillSetting{
+	{"held", spillSlots, spillLong},
+	{"spilled", 16, 3},
+}
+
+// set sets the limits for the test, and a spill directory of its own,
+// which it returns.
+func (s spillSetting) set(t *testing.T) (dir string) {
+	oldSlots, oldLong := spillSlots, spillLong
+	spillSlots, spillLong = s.slots, s.long
+	dir = t.TempDir()
+	SetSpillDir(dir)
+	t.Cleanup(func() {
+		spillSlots, spillLong = oldSlots, oldLong
+		SetSpillDir("")
+	})
+	return dir
+}
+
+// TestInvoice_spill checks what a user whose receivers go to disk leaves
+// behind: a table of at most spillSlots slots, no file in the spill
+// directory (each is unlinked as soon as it is made), its files closed by
+// Finish and by Reset, and the figures of a plain map. A directory it
+// cannot write to fails its Finish, naming the directory.
+func TestInvoice_spill(t *testing.T) {
+	dir := spillSetting{"spilled", 64, 3}.set(t)
+	spec := Invoice()
+	r := rand.New(rand.NewPCG(15, 16))
+	var rows [][][]byte
+	sums := map[string]int64{}
+	for i := range 3000 {
+		name := "R" + strconv.Itoa(r.IntN(1000))
+		if i%7 == 0 {
+			name = strings.Repeat("L", rcvInline) + name
+		}
+		cents := r.IntN(100000)
+		sums[name] += int64(cents) * 100
+		rows = append(rows, [][]byte{[]byte("1"), []byte("U"), []byte(name), []byte("2024-01-01 00:00:00"),
+			fmt.Appendf(nil, "%d.%02d", cents/100, cents%100), []byte("MXN"), nil})
+	}
+	top, topV := "", int64(0)
+	for k, v := range sums {
+		if top == "" || v > topV || v == topV && k < top {
+			top, topV = k, v
+		}
+	}
+	want := fmt.Sprintf("%d,%s,%s", len(sums), top, strconv.FormatFloat(scaled(topV), 'g', -1, 64))
+	fill := func() (*invoiceAgg, []*os.File) {
+		t.Helper()
+		a := spec.NewAggregator(&User{}).(*invoiceAgg)
+		for _, f := range rows {
+			if err := a.Add(&Row{Schema: InvoiceSchema, Fields: f}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(a.big) > spillSlots || len(a.long) > spillLong {
+			t.Errorf("the user holds a table of %d slots and %d long names; the limits are %d and %d", len(a.big), len(a.long), spillSlots, spillLong)
+		}
+		if !a.spilled() {
+			t.Fatal("1000 receivers did not go to disk")
+		}
+		if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
+			t.Errorf("the spill directory holds %v (%v); want nothing", left, err)
+		}
+		return a, slices.Clone(a.ext.spill.files)
+	}
+	closed := func(files []*os.File, after string) {
+		t.Helper()
+		for _, f := range files {
+			if _, err := f.Stat(); !errors.Is(err, os.ErrClosed) {
+				t.Errorf("a spill file is open after %s", after)
+			}
+		}
+	}
+
+	a, files := fill()
+	out := spec.NewRecord()
+	if err := a.Finish(out); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(out.AppendField(nil, 6)) + "," + string(out.AppendField(nil, 9)) + "," + string(out.AppendField(nil, 10)); got != want {
+		t.Errorf("distinct,top,top amount = %s; want %s", got, want)
+	}
+	closed(files, "Finish")
+
+	a, files = fill()
+	a.Reset(&User{})
+	closed(files, "Reset")
+	if a.spilled() {
+		t.Error("a Reset aggregator still has runs")
+	}
+
+	SetSpillDir(filepath.Join(dir, "missing"))
+	a = spec.NewAggregator(&User{}).(*invoiceAgg)
+	for _, f := range rows {
+		if err := a.Add(&Row{Schema: InvoiceSchema, Fields: f}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Finish(spec.NewRecord()); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "missing")) {
+		t.Errorf("Finish with a spill directory that is not there: %v; want an error naming it", err)
+	}
+}
+
+func testReceiverSlots(t *testing.T) {
 	spec := Invoice()
 	if err := spec.Validate(); err != nil {
 		t.Fatal(err)
@@ -171,6 +297,15 @@ func TestInvoice_topReceiver(t *testing.T) {
 	if n := unsafe.Sizeof(invoiceAgg{}); n != 192 {
 		t.Errorf("invoiceAgg is %d bytes, want 192", n)
 	}
+	for _, sp := range spillSettings {
+		t.Run(sp.name, func(t *testing.T) {
+			sp.set(t)
+			testTopReceiver(t)
+		})
+	}
+}
+
+func testTopReceiver(t *testing.T) {
 	spec := Invoice()
 	r := rand.New(rand.NewPCG(13, 14))
 	for _, distinct := range []int{1, 2, 3, 5, 9, 40, 700, 3000} {
