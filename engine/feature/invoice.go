@@ -148,9 +148,12 @@ const spareSizes = 12 // 8 to 16384 slots
 func spareIndex(n int) int { return bits.Len(uint(n)) - 4 } // 8 → 0
 
 // put keeps t, cleared, when no table of its size is kept; an aggregator
-// never reused (x nil, or not keep) keeps nothing.
+// never reused (x nil, or not keep) gives it to rcvPools.
 func (x *invoiceExt) put(t []rcvSlot) {
 	if x == nil || !x.keep {
+		if i := spareIndex(len(t)); i < spareSizes {
+			rcvPools[i].Put(&t[0])
+		}
 		return
 	}
 	if i := spareIndex(len(t)); i < spareSizes && x.spares[i] == nil {
@@ -159,12 +162,27 @@ func (x *invoiceExt) put(t []rcvSlot) {
 	}
 }
 
+// rcvPools hold the tables that aggregators never reused (`mce run`'s
+// one pass: one per user and worker) outgrew, by size as rcvSpares, for
+// other users' tables: as garbage they were half of what such a job
+// allocated, and what its heap held above its live aggregates. A pool
+// holds a table's first slot (a pointer, which it stores without
+// allocating).
+var rcvPools [spareSizes]sync.Pool
+
 // table returns a zeroed table of n slots (a power of two, at least 8).
 func (a *invoiceAgg) table(n int) []rcvSlot {
+	i := spareIndex(n)
 	if x := a.ext; x != nil && x.keep {
-		if i := spareIndex(n); i < spareSizes && x.spares[i] != nil {
+		if i < spareSizes && x.spares[i] != nil {
 			t := x.spares[i]
 			x.spares[i] = nil
+			return t
+		}
+	} else if i < spareSizes {
+		if p, _ := rcvPools[i].Get().(*rcvSlot); p != nil {
+			t := unsafe.Slice(p, n)
+			clear(t)
 			return t
 		}
 	}
