@@ -35,7 +35,9 @@ type Report struct {
 	// had them.
 	Profiles []*Profile
 	Before   *savedProfiles
-	Targets  []Target
+	// Flat is mce reduce on half the data against the whole (flat.go).
+	Flat    *Flat
+	Targets []Target
 }
 
 // SweepPoint is run and reduce at one CPU count.
@@ -148,6 +150,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.Sweep {
 		if err := sweep(ctx, r, rep, ref); err != nil {
+			return rep, err
+		}
+	}
+	if !cfg.skipped(SysReduce) {
+		rep.Flat = r.measureFlat(ctx, rep.Result(SysReduce))
+		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
 	}

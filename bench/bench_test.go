@@ -218,6 +218,13 @@ func TestRun_WithMCE(t *testing.T) {
 	if rep.Result(SysRun).Skew == nil {
 		t.Errorf("no skew from mce run's timings.csv: %s", rep.Result(SysRun).Note)
 	}
+	// Reduce on half the data, generated and partitioned by the real mce,
+	// against the whole.
+	if f := rep.Flat; !f.OK() || f.HalfBytes <= 0 || f.HalfBytes >= f.FullBytes || f.Half.PeakRSSBytes <= 0 {
+		t.Errorf("reduce at half the data not measured: %+v", f)
+	} else {
+		reportHas(t, md, "## Reduce's memory at half the data", "| mce reduce peak RSS flat from half the data to all of it (issue 13) |")
+	}
 	// The real partition's log says how its rows spilled, and the report
 	// repeats it.
 	switch part := rep.Result(SysPartition); {

@@ -153,6 +153,26 @@ func evaluate(r *Report) []Target {
 	} else {
 		add("mce reduce peak RSS ≤ 256 MiB (issue 5)", false, false, "–", unmeasured(red))
 	}
+	if f := r.Flat; f != nil {
+		const name = "mce reduce peak RSS flat from half the data to all of it (issue 13)"
+		if f.OK() {
+			figure := fmt.Sprintf("%.0f MiB at %s, %.0f at %s: %.2f×",
+				mibOf(f.Half.PeakRSSBytes), gbOf(f.HalfBytes), mibOf(f.Full.PeakRSSBytes), gbOf(f.FullBytes), f.Growth())
+			note := fmt.Sprintf("met at ≤ %.2f×; the two measured in turn, %d runs each", flatGrowth, len(f.Full.Runs))
+			judged := f.HalfBytes >= flatFromBytes
+			if !judged {
+				note = fmt.Sprintf("the target is stated from 1 to 2 GB; below it reduce's buffers still grow to their caps "+
+					"(the merge's read buffers share at most 32 MiB); %s", note)
+			}
+			add(name, judged, f.Growth() <= flatGrowth, figure, note)
+		} else {
+			why := f.Reason
+			if why == "" {
+				why = unmeasured(f.Half, f.Full)
+			}
+			add(name, false, false, "–", why)
+		}
+	}
 	if part.OK() && part.StoreBytes > 0 {
 		share := float64(part.StoreBytes) / float64(r.Data.RawBytes)
 		add("store ≤ 50% of raw (issue 4)", true, share <= 0.5, fmt.Sprintf("%.1f%%", 100*share), "")
@@ -214,6 +234,9 @@ func evaluate(r *Report) []Target {
 	}
 	return ts
 }
+
+// gbOf writes bytes in GB (10⁹ bytes), as the data's sizes are given.
+func gbOf(bytes int64) string { return fmt.Sprintf("%.2f GB", float64(bytes)/1e9) }
 
 func unmeasured(rs ...*Result) string {
 	var parts []string
@@ -347,6 +370,24 @@ func (r *Report) Markdown() string {
 		}
 		for _, p := range r.Sweep {
 			fmt.Fprintf(&b, "| %d | %s | %s |\n", p.CPUs, col(p.Run, run1), col(p.Reduce, red1))
+		}
+		b.WriteString("\n")
+	}
+	if f := r.Flat; f.OK() {
+		fmt.Fprintf(&b, "## Reduce's memory at half the data\n\n"+
+			"The same `mce gen` at half the size, partitioned, then `mce reduce` on it and on this bench's store in turn, %d runs each (medians):\n\n"+
+			"| data | raw | wall s (fastest–slowest run) | peak RSS MiB (lowest–highest run) |\n|---|--:|--:|--:|\n", len(f.Full.Runs))
+		for _, row := range []struct {
+			name  string
+			bytes int64
+			res   *Result
+		}{{"half", f.HalfBytes, f.Half}, {"whole", f.FullBytes, f.Full}} {
+			lo, hi := row.res.PeakRSSBytes, row.res.PeakRSSBytes
+			for _, s := range row.res.Runs {
+				lo, hi = min(lo, s.PeakRSSBytes), max(hi, s.PeakRSSBytes)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %.0f (%.0f–%.0f) |\n", row.name, gbOf(row.bytes), wallCell(row.res),
+				mibOf(row.res.PeakRSSBytes), mibOf(lo), mibOf(hi))
 		}
 		b.WriteString("\n")
 	}

@@ -48,6 +48,7 @@ func testReport() *Report {
 			duck, res(SysFloor, 1, 10),
 			{System: SysCSVFloor, Status: StatusUnavailable, Reason: "no Go"}},
 		Gate: []string{"unix agrees with run on 10 rows"},
+		Flat: &Flat{HalfBytes: 150e6, FullBytes: 300e6, Half: res(SysReduce, 0.3, 96), Full: res(SysReduce, 0.5, 100)},
 	}
 }
 
@@ -74,7 +75,8 @@ func TestEvaluate(t *testing.T) {
 	f("the one pass ≥ 1.5× faster", Met, "1.60× faster, 0.44× the RSS")
 	f("the Reduce-form f.go ≥ 3× DuckDB", NotMet, "2.50×")
 	f("mce reduce ≥ 2× mce run", Met, "3.00×")
-	f("mce reduce peak RSS", Met, "100 MiB")
+	f("mce reduce peak RSS ≤ 256", Met, "100 MiB")
+	f("mce reduce peak RSS flat", NotMeasured, "96 MiB at 0.15 GB, 100 at 0.30 GB: 1.04×") // below 1 GB: no verdict
 	f("store ≤ 50%", Met, "40.0%")
 	f("partition peak RSS", Met, "1.17×")
 	f("partition ≤ 1.2", NotMet, "1.67 passes")
@@ -82,6 +84,43 @@ func TestEvaluate(t *testing.T) {
 	f("mce run ≥ 60% of the floor", Met, "67%")
 	f("mce run skew", Met, "1.05×")
 	f("mce reduce skew", NotMet, "1.40×")
+
+	// Flat within flatGrowth and just past it; not measured, and why.
+	for _, tc := range []struct {
+		half, full int64
+		flat       *Flat
+		want       Verdict
+		figure     string
+	}{
+		{half: 100, full: 110, want: Met, figure: "1.10×"},
+		{half: 100, full: 112, want: NotMet, figure: "1.12×"},
+		{flat: &Flat{Reason: "the data was given"}, want: NotMeasured, figure: "–"},
+		{flat: &Flat{Half: res(SysReduce, 1, 90), Full: &Result{System: SysReduce, Status: StatusFailed}}, want: NotMeasured, figure: "–"},
+	} {
+		rep := testReport()
+		rep.Flat = tc.flat
+		if tc.flat == nil {
+			rep.Flat = &Flat{HalfBytes: 1e9, FullBytes: 2e9, Half: res(SysReduce, 1, tc.half), Full: res(SysReduce, 2, tc.full)}
+		}
+		found := false
+		for _, tg := range evaluate(rep) {
+			if strings.HasPrefix(tg.Name, "mce reduce peak RSS flat") {
+				found = true
+				if tg.Verdict != tc.want || !strings.Contains(tg.Figure, tc.figure) {
+					t.Errorf("flat %d → %d MiB (%v): %v %q, want %v %q", tc.half, tc.full, tc.flat, tg.Verdict, tg.Figure, tc.want, tc.figure)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no flat target for %+v", tc)
+		}
+	}
+	rep.Flat = nil
+	for _, tg := range evaluate(rep) {
+		if strings.Contains(tg.Name, "flat") {
+			t.Errorf("a flat target without its measurement: %+v", tg)
+		}
+	}
 
 	// Another CPU count and no sweep: the 2-core target is not measured.
 	rep.Config.CPUs = 4
@@ -113,8 +152,13 @@ func TestReport_Markdown(t *testing.T) {
 	red.Runs[0].Warm = warmStats{Bytes: 1000, Cached: 1000}
 	red.Runs[1].Warm = warmStats{Bytes: 2000, Cached: 1000}
 	red.Runs[2].Warm = warmStats{Bytes: 1000, Cached: 1000}
+	rep.Flat.Full.Runs = []Sample{{Wall: 500 * time.Millisecond, PeakRSSBytes: 100 << 20}, {Wall: 400 * time.Millisecond, PeakRSSBytes: 108 << 20}, {Wall: 550 * time.Millisecond, PeakRSSBytes: 95 << 20}}
 	md := rep.Markdown()
 	reportHas(t, md,
+		"## Reduce's memory at half the data",
+		"| half | 0.15 GB | 0.30 | 96 (96–96) |",
+		"| whole | 0.30 GB | 0.50 (0.40–0.55) | 100 (95–108) |",
+		"| mce reduce peak RSS flat from half the data to all of it (issue 13) | 96 MiB at 0.15 GB, 100 at 0.30 GB: 1.04× | **not measured** | the target is stated from 1 to 2 GB;",
 		"2 cores (Test CPU), 8.0 GiB RAM",
 		"| reduce | reduce | 0.50 (0.45–0.60) |",
 		"other work was running",
