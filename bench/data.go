@@ -77,25 +77,13 @@ func prepareData(ctx context.Context, cfg *Config, mce *mceInfo) (*Dataset, erro
 			return nil, err
 		}
 	}
-	args := []string{cfg.MCE, "gen", "--out", dir, "--seed", strconv.FormatUint(cfg.Seed, 10),
-		"--files", strconv.Itoa(cfg.Files), "--size", cfg.Size, "--heavy-share", strconv.FormatFloat(cfg.HeavyShare, 'g', -1, 64), "--encoding", cfg.Encoding}
-	if cfg.Messy {
-		args = append(args, "--messy")
-	}
 	cfg.Logger.Info("bench: generating data", "size", cfg.Size, "files", cfg.Files, "dir", dir)
-	s, err := Measure(ctx, Command{Args: args})
+	s, err := Measure(ctx, Command{Args: genArgs(cfg, dir, cfg.Size)})
 	if err != nil {
 		return nil, fmt.Errorf("generate data: %w", err)
 	}
-	// truth*.csv are CSV files too; move them out of the input folder so
-	// that every system reads the folder as it is.
-	if err := os.MkdirAll(truthDir, 0o755); err != nil {
+	if err := moveTruth(dir, truthDir); err != nil {
 		return nil, err
-	}
-	for _, name := range []string{gen.TruthFile, gen.TruthFilesFile} {
-		if err := os.Rename(filepath.Join(dir, name), filepath.Join(truthDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("move %s: %w", name, err)
-		}
 	}
 	if err := os.WriteFile(filepath.Join(truthDir, stampName), want, 0o644); err != nil {
 		return nil, err
@@ -106,6 +94,32 @@ func prepareData(ctx context.Context, cfg *Config, mce *mceInfo) (*Dataset, erro
 	}
 	d.Generated, d.GenSeconds, d.Desc = true, s.Wall.Seconds(), desc
 	return d, nil
+}
+
+// genArgs is the `mce gen` command line of the bench's data, size bytes
+// of it, into dir.
+func genArgs(cfg *Config, dir, size string) []string {
+	args := []string{cfg.MCE, "gen", "--out", dir, "--seed", strconv.FormatUint(cfg.Seed, 10),
+		"--files", strconv.Itoa(cfg.Files), "--size", size, "--heavy-share", strconv.FormatFloat(cfg.HeavyShare, 'g', -1, 64), "--encoding", cfg.Encoding}
+	if cfg.Messy {
+		args = append(args, "--messy")
+	}
+	return args
+}
+
+// moveTruth moves the generator's truth files from dir to truthDir:
+// they are CSV files too, and every system reads the input folder as it
+// is.
+func moveTruth(dir, truthDir string) error {
+	if err := os.MkdirAll(truthDir, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{gen.TruthFile, gen.TruthFilesFile} {
+		if err := os.Rename(filepath.Join(dir, name), filepath.Join(truthDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("move %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // isInput says whether name is an invoice file the systems read.

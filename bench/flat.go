@@ -2,13 +2,10 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-
-	"github.com/mce-engine/mce/internal/gen"
 )
 
 // Reduce's memory at half the data.
@@ -94,8 +91,7 @@ func (r *runner) measureFlat(ctx context.Context, red *Result) *Flat {
 				return f
 			}
 			r.cfg.Logger.Info("bench: measuring reduce's memory", "data", s.res.What, "run", i+1, "of", r.cfg.Runs)
-			args := []string{r.mce.path, SysReduce, "--out", out, "--job", "flat", "--clusters", strconv.Itoa(cpus), "--store", s.store}
-			smp, err := Measure(ctx, Command{Args: args})
+			smp, err := Measure(ctx, Command{Args: r.mceArgsOn(SysReduce, out, cpus, s.store)})
 			if err != nil {
 				s.res.Status, s.res.Reason = StatusFailed, err.Error()
 				return f
@@ -116,24 +112,15 @@ func (r *runner) halfStore(ctx context.Context, dir string, size int64) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	c := r.cfg
 	data, store := filepath.Join(dir, "data"), filepath.Join(dir, "store")
-	args := []string{r.mce.path, "gen", "--out", data, "--seed", strconv.FormatUint(c.Seed, 10),
-		"--files", strconv.Itoa(c.Files), "--size", strconv.FormatInt(size, 10), "--heavy-share", strconv.FormatFloat(c.HeavyShare, 'g', -1, 64), "--encoding", c.Encoding}
-	if c.Messy {
-		args = append(args, "--messy")
-	}
-	c.Logger.Info("bench: generating half the data", "bytes", size, "dir", data)
-	if _, err := Measure(ctx, Command{Args: args}); err != nil {
+	r.cfg.Logger.Info("bench: generating half the data", "bytes", size, "dir", data)
+	if _, err := Measure(ctx, Command{Args: genArgs(r.cfg, data, strconv.FormatInt(size, 10))}); err != nil {
 		return fmt.Errorf("generate half the data: %w", err)
 	}
-	for _, name := range []string{gen.TruthFile, gen.TruthFilesFile} {
-		if err := os.Remove(filepath.Join(data, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+	if err := moveTruth(data, filepath.Join(dir, "truth")); err != nil {
+		return err
 	}
-	args = []string{r.mce.path, SysPartition, "--out", store, "--cpus", strconv.Itoa(c.CPUs), "--mem", c.PartitionMem, data}
-	if _, err := Measure(ctx, Command{Args: args}); err != nil {
+	if _, err := Measure(ctx, Command{Args: r.partitionArgs(store, r.cfg.CPUs, []string{data})}); err != nil {
 		return fmt.Errorf("partition half the data: %w", err)
 	}
 	return nil

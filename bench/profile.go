@@ -323,7 +323,7 @@ func (r *runner) profile(ctx context.Context, p *Profile) error {
 		var args []string
 		switch p.System {
 		case SysPartition:
-			args = r.partitionArgs(out, r.cfg.CPUs)
+			args = r.partitionArgs(out, r.cfg.CPUs, r.inputArgs())
 		case SysRun, SysRunReduce, SysReduce, SysReduceReduce:
 			args = r.mceArgs(p.System, out, r.cfg.CPUs)
 		default:

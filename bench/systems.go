@@ -462,6 +462,11 @@ func (r *runner) storeDir() string { return filepath.Join(r.cfg.Work, "store") }
 // cpus CPUs, its run folder under out: the measured runs' and the
 // profiled ones'.
 func (r *runner) mceArgs(system, out string, cpus int) []string {
+	return r.mceArgsOn(system, out, cpus, r.storeDir())
+}
+
+// mceArgsOn is mceArgs with the reduces reading store.
+func (r *runner) mceArgsOn(system, out string, cpus int, store string) []string {
 	// NB: flags go before the inputs: urfave/cli stops at the first
 	// positional argument.
 	args := []string{r.mce.path, mceCommand(system), "--out", out, "--job", system, "--clusters", strconv.Itoa(cpus)}
@@ -482,17 +487,18 @@ func (r *runner) mceArgs(system, out string, cpus int) []string {
 		args = append(args, "--features", features)
 		args = append(args, r.inputArgs()...)
 	case SysReduceReduce:
-		args = append(args, "--features", features, "--store", r.storeDir())
+		args = append(args, "--features", features, "--store", store)
 	default:
-		args = append(args, "--store", r.storeDir())
+		args = append(args, "--store", store)
 	}
 	return args
 }
 
-// partitionArgs is mce partition's command line on cpus CPUs into store.
-func (r *runner) partitionArgs(store string, cpus int) []string {
+// partitionArgs is mce partition's command line on cpus CPUs into store,
+// of inputs (the bench's: r.inputArgs()).
+func (r *runner) partitionArgs(store string, cpus int, inputs []string) []string {
 	args := []string{r.mce.path, SysPartition, "--out", store, "--cpus", strconv.Itoa(cpus), "--mem", r.cfg.PartitionMem}
-	return append(args, r.inputArgs()...)
+	return append(args, inputs...)
 }
 
 // runPartition measures `mce partition` into a fresh store each time; the
@@ -509,7 +515,7 @@ func (r *runner) runPartition(ctx context.Context, cpus int) *Result {
 		if err := os.RemoveAll(store); err != nil {
 			return Command{}, nil, err
 		}
-		args := r.partitionArgs(store, cpus)
+		args := r.partitionArgs(store, cpus, r.inputArgs())
 		read := func() error {
 			n, err := dirBytes(store)
 			if err != nil {

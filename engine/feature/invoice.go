@@ -315,13 +315,24 @@ func (a *invoiceAgg) addKey(k *rcvKey, v int64) {
 func (a *invoiceAgg) bigSlot(k *rcvKey) *rcvSlot { return a.bigSlotHash(k, k.hash()) }
 
 // bigSlotHash is bigSlot for a key whose hash h is known.
-func (a *invoiceAgg) bigSlotHash(k *rcvKey, h uint64) *rcvSlot {
-	mask := uint64(len(a.big) - 1)
+func (a *invoiceAgg) bigSlotHash(k *rcvKey, h uint64) *rcvSlot { return slotOf(a.big, k, h) }
+
+// slotOf returns k's slot in the table t (a power of two of slots, not
+// full), or the empty slot where it goes; h is k's hash.
+func slotOf(t []rcvSlot, k *rcvKey, h uint64) *rcvSlot {
+	mask := uint64(len(t) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
-		if s := &a.big[i]; s.key == *k || s.key[0] == 0 {
+		if s := &t[i]; s.key == *k || s.key[0] == 0 {
 			return s
 		}
 	}
+}
+
+// beats reports whether the receiver name with total v comes before top,
+// of total topV, as the top receiver: the larger total, on a tie the
+// smaller name.
+func beats(name []byte, v int64, top []byte, topV int64) bool {
+	return v > topV || v == topV && string(name) < string(top)
 }
 
 // Slot returns the address of the receiver slot Add(row) will use, or nil
@@ -498,7 +509,7 @@ func (a *invoiceAgg) Finish(out *Record) error {
 		var topV int64
 		first := true
 		a.eachReceiver(func(k []byte, v int64) {
-			if first || v > topV || (v == topV && string(k) < string(top)) {
+			if first || beats(k, v, top, topV) {
 				top, topV, first = k, v, false
 			}
 		})
@@ -515,8 +526,8 @@ func (a *invoiceAgg) finishSpilled(out *Record) error {
 	var top []byte
 	var topV, n int64
 	err := a.eachReceiver(func(k []byte, v int64) {
-		if n == 0 || v > topV || (v == topV && string(k) < string(top)) {
-			top, topV = append(top[:0], k...), v
+		if n == 0 || beats(k, v, top, topV) {
+			top, topV = append(top[:0], k...), v // k is the read-back's
 		}
 		n++
 	})

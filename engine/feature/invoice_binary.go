@@ -20,35 +20,27 @@ const invoiceStateVersion = 1
 // MarshalBinary encodes the aggregate: its counts, sums, extremes and every
 // receiver's total. The receivers come in no particular order.
 func (a *invoiceAgg) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, 96+a.receivers()*24)
+	b := make([]byte, 0, 96)
 	b = append(b, invoiceStateVersion)
 	for _, v := range [...]int64{a.n, a.nAmount, a.bad, a.sum, a.min, a.max, a.first, a.last, a.nTime} {
 		b = binary.AppendVarint(b, v)
 	}
 	b = binary.AppendUvarint(b, a.sqHi)
 	b = binary.AppendUvarint(b, a.sqLo)
-	if a.spilled() {
-		// How many receivers there are is known once they are added up.
-		var n uint64
-		var pairs []byte
-		err := a.eachReceiver(func(name []byte, sum int64) {
-			pairs = binary.AppendUvarint(pairs, uint64(len(name)))
-			pairs = append(pairs, name...)
-			pairs = binary.AppendVarint(pairs, sum)
-			n++
-		})
-		if err != nil {
-			return nil, err
-		}
-		return append(binary.AppendUvarint(b, n), pairs...), nil
-	}
-	b = binary.AppendUvarint(b, uint64(a.receivers()))
-	a.eachReceiver(func(name []byte, sum int64) {
-		b = binary.AppendUvarint(b, uint64(len(name)))
-		b = append(b, name...)
-		b = binary.AppendVarint(b, sum)
+	// How many receivers there are is known once they are added up (some
+	// may be on disk: spill.go).
+	var n uint64
+	pairs := make([]byte, 0, a.receivers()*24)
+	err := a.eachReceiver(func(name []byte, sum int64) {
+		pairs = binary.AppendUvarint(pairs, uint64(len(name)))
+		pairs = append(pairs, name...)
+		pairs = binary.AppendVarint(pairs, sum)
+		n++
 	})
-	return b, nil
+	if err != nil {
+		return nil, err
+	}
+	return append(binary.AppendUvarint(b, n), pairs...), nil
 }
 
 var errInvoiceState = errors.New("invoice: corrupt aggregate state")

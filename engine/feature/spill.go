@@ -254,9 +254,6 @@ func (a *invoiceAgg) takeSpill(o *invoiceAgg) {
 	if sp.err == nil {
 		sp.err = osp.err
 	}
-	if osp.f != nil && osp.f == sp.f {
-		panic("invoice: an aggregator merged into itself")
-	}
 	*osp = rcvSpill{}
 }
 
@@ -288,7 +285,7 @@ func (a *invoiceAgg) eachSpilled(fn func(name []byte, sum int64)) error {
 		size *= 2
 	}
 	t.slots = hugemem.Cleared[rcvSlot](size)
-	t.filled = make([]int32, 0, most)
+	t.filled = make([]*rcvSlot, 0, most)
 	var buf []byte
 	for p := range rcvParts {
 		for i := range sp.runs {
@@ -314,7 +311,7 @@ func (a *invoiceAgg) eachSpilled(fn func(name []byte, sum int64)) error {
 // slot of the part, so it never fills.
 type rcvTable struct {
 	slots  []rcvSlot
-	filled []int32 // the slots in use, in the order they were filled
+	filled []*rcvSlot // the slots in use, in the order they were filled
 	long   map[string]int64
 }
 
@@ -324,24 +321,17 @@ func (t *rcvTable) add(b []byte, n, nLong int) error {
 		return errSpillCorrupt
 	}
 	le := binary.LittleEndian
-	mask := uint64(len(t.slots) - 1)
 	for r := b[:rcvRecord*n]; len(r) >= rcvRecord; r = r[rcvRecord:] {
 		key := rcvKey{le.Uint64(r), le.Uint64(r[8:])}
 		if l := (*[16]byte)(unsafe.Pointer(&key))[0]; l == 0 || l > rcvInline+1 {
 			return errSpillCorrupt
 		}
 		v := int64(le.Uint64(r[16:]))
-		for i := key.hash() & mask; ; i = (i + 1) & mask {
-			s := &t.slots[i]
-			if s.key == key {
-				s.sum += v
-				break
-			}
-			if s.key[0] == 0 {
-				*s = rcvSlot{key: key, sum: v}
-				t.filled = append(t.filled, int32(i))
-				break
-			}
+		if s := slotOf(t.slots, &key, key.hash()); s.key == key {
+			s.sum += v
+		} else {
+			*s = rcvSlot{key: key, sum: v}
+			t.filled = append(t.filled, s)
 		}
 	}
 	b = b[rcvRecord*n:]
@@ -370,8 +360,7 @@ func (t *rcvTable) add(b []byte, n, nLong int) error {
 
 // each calls fn with every receiver the table holds, and clears it.
 func (t *rcvTable) each(fn func(name []byte, sum int64)) {
-	for _, i := range t.filled {
-		s := &t.slots[i]
+	for _, s := range t.filled {
 		fn(s.key.name(), s.sum)
 		*s = rcvSlot{}
 	}
