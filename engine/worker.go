@@ -17,6 +17,7 @@ import (
 	"github.com/mce-engine/mce/internal/hugemem"
 	"github.com/mce-engine/mce/internal/prefork"
 	"github.com/mce-engine/mce/internal/procfs"
+	"github.com/mce-engine/mce/internal/scratchdir"
 )
 
 // WorkerOptions configure the worker side of a cluster: the process the
@@ -143,7 +144,7 @@ func (w *worker) configure(ctx context.Context) (ok bool, err error) {
 	}
 	// A heavy user's receivers, past what the built-in features hold,
 	// go beside the outputs: the data's disk, not a small /tmp.
-	feature.SetSpillDir(w.cfg.RunDir)
+	scratchdir.Set(w.cfg.RunDir)
 	return true, w.send(&fromWorker{Type: "ready", PID: os.Getpid()})
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/mce-engine/mce/internal/scratchdir"
 )
 
 // TestUTF8Text checks the receivers' allocation-free decoding against
@@ -70,10 +72,10 @@ func (s spillSetting) set(t *testing.T) (dir string) {
 	oldSlots, oldLong := spillSlots, spillLong
 	spillSlots, spillLong = s.slots, s.long
 	dir = t.TempDir()
-	SetSpillDir(dir)
+	scratchdir.Set(dir)
 	t.Cleanup(func() {
 		spillSlots, spillLong = oldSlots, oldLong
-		SetSpillDir("")
+		scratchdir.Set("")
 	})
 	return dir
 }
@@ -151,7 +153,7 @@ func TestInvoice_spill(t *testing.T) {
 		t.Error("a Reset aggregator still has runs")
 	}
 
-	SetSpillDir(filepath.Join(dir, "missing"))
+	scratchdir.Set(filepath.Join(dir, "missing"))
 	a = spec.NewAggregator(&User{}).(*invoiceAgg)
 	for _, f := range rows {
 		if err := a.Add(&Row{Schema: InvoiceSchema, Fields: f}); err != nil {

@@ -9,10 +9,10 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/mce-engine/mce/internal/hugemem"
+	"github.com/mce-engine/mce/internal/scratchdir"
 )
 
 // Receivers written to disk.
@@ -30,10 +30,10 @@ import (
 // of a part's pairs (a 64th of them), whatever the size of the data; the
 // totals are exact integers, so the features are the same to the byte.
 //
-// The runs go to one file per aggregator, in the directory SetSpillDir
-// names (a cluster's run directory), unlinked as soon as it is made: the
-// kernel frees its space when the aggregator is done with it, or when the
-// process ends, killed or not.
+// The runs go to one file per aggregator, in the directory package
+// scratchdir names (a cluster's run directory), unlinked as soon as it is
+// made: the kernel frees its space when the aggregator is done with it, or
+// when the process ends, killed or not.
 
 // rcvParts is how many parts a run is cut into, by the top bits of the
 // names' hash (rcvPartBits of them).
@@ -49,20 +49,6 @@ var spillSlots = 1 << 16
 // spillLong is how many names too long for a slot a user keeps. A var for
 // the tests.
 var spillLong = 4096
-
-var spillDir atomic.Pointer[string]
-
-// SetSpillDir sets the directory where the built-in features write the
-// receivers of a user who has too many to hold in memory; "" (the
-// default) is os.TempDir(). A cluster sets its run directory.
-func SetSpillDir(dir string) { spillDir.Store(&dir) }
-
-func spillDirName() string {
-	if d := spillDir.Load(); d != nil && *d != "" {
-		return *d
-	}
-	return os.TempDir()
-}
 
 // rcvSpill is an aggregator's spilled receivers: its runs, and the files
 // they are in.
@@ -140,7 +126,7 @@ func (a *invoiceAgg) spill() bool {
 		return false
 	}
 	if err := a.writeRun(sp); err != nil {
-		sp.err = fmt.Errorf("writing a user's receivers to %s: %w", spillDirName(), err)
+		sp.err = fmt.Errorf("writing a user's receivers to %s: %w", scratchdir.Get(), err)
 		return false
 	}
 	if a.big != nil {
@@ -160,7 +146,7 @@ var spillBufs sync.Pool
 // writeRun appends the receivers a holds to sp's file as a run.
 func (a *invoiceAgg) writeRun(sp *rcvSpill) error {
 	if sp.f == nil {
-		f, err := os.CreateTemp(spillDirName(), ".mce-receivers-*")
+		f, err := os.CreateTemp(scratchdir.Get(), ".mce-receivers-*")
 		if err != nil {
 			return err
 		}
@@ -296,7 +282,7 @@ func (a *invoiceAgg) eachSpilled(fn func(name []byte, sum int64)) error {
 			}
 			buf = slices.Grow(buf[:0], n)[:n]
 			if _, err := r.f.ReadAt(buf, off); err != nil {
-				return fmt.Errorf("reading a user's receivers back from %s: %w", spillDirName(), err)
+				return fmt.Errorf("reading a user's receivers back from %s: %w", scratchdir.Get(), err)
 			}
 			if err := t.add(buf, int(r.n[p]), int(r.nLong[p])); err != nil {
 				return err
