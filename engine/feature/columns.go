@@ -76,6 +76,9 @@ func AddRows(agg Aggregator, rows Rows, c *Columns) error {
 // and times from Parsed.
 func (a *invoiceAgg) addColumns(c *Columns) {
 	var buf [4 * rcvInline]byte
+	if c.Starts != nil {
+		a.reserve(int(a.nIn) + c.N)
+	}
 	for i := range c.N {
 		a.n++
 		badRow := false

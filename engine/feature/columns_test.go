@@ -1,6 +1,7 @@
 package feature
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -148,6 +149,71 @@ func TestInvoice_addColumns(t *testing.T) {
 		}
 		if a, b := format(byRow), format(byCols); a != b {
 			t.Fatalf("trial %d (%d rows, runs at %v, scales %v):\nby row     %s\nby columns %s", trial, n, cr.cuts, cr.scales, a, b)
+		}
+	}
+}
+
+// oneRun is a ColumnRows that hands its rows over as one run of Columns.
+type oneRun struct {
+	c    Columns
+	left bool
+}
+
+func (r *oneRun) Next() bool {
+	ok := r.left
+	r.left = false
+	return ok
+}
+func (r *oneRun) Columns(c *Columns) bool { *c = r.c; return true }
+func (r *oneRun) Row() *Row               { panic("oneRun: rows are handed over as Columns") }
+func (r *oneRun) Err() error              { return nil }
+func (r *oneRun) Schema() *Schema         { return InvoiceSchema }
+
+// BenchmarkReducer_columns runs the built-in features as `mce reduce`
+// does (one Reducer, users one after another, their rows as Columns) on
+// 1,000 users of n rows each, whose receivers are mostly all different
+// ("distinct") or a handful over and over ("repeat"). Bytes are the
+// receivers' names.
+func BenchmarkReducer_columns(b *testing.B) {
+	for _, shape := range []string{"distinct", "repeat"} {
+		for _, n := range []int{12, 40, 200} {
+			b.Run(fmt.Sprintf("%s/rows=%d", shape, n), func(b *testing.B) {
+				spec := Invoice()
+				if err := spec.Validate(); err != nil {
+					b.Fatal(err)
+				}
+				r := rand.New(rand.NewPCG(7, 8))
+				const users = 1000
+				runs := make([]*oneRun, users)
+				var bytes int64
+				for u := range runs {
+					c := Columns{N: n, Scale: 2, Encoding: EncodingUTF8}
+					for range n {
+						id := r.IntN(1_000_000)
+						if shape == "repeat" {
+							id = r.IntN(8)
+						}
+						c.Starts = append(c.Starts, uint32(len(c.Text)))
+						c.Text = fmt.Appendf(c.Text, "RFC%06dAB1", id)
+						c.Ends = append(c.Ends, uint32(len(c.Text)))
+						c.Units = append(c.Units, r.Int64N(1e7))
+						c.Seconds = append(c.Seconds, 1.7e9+r.Int64N(3e7))
+					}
+					bytes += int64(len(c.Text))
+					runs[u] = &oneRun{c: c}
+				}
+				red, out, user := spec.NewReducer(), spec.NewRecord(), &User{Key: []byte("U")}
+				b.SetBytes(bytes)
+				b.ReportAllocs()
+				for b.Loop() {
+					for _, run := range runs {
+						run.left = true
+						if err := red.ReduceUser(user, run, out); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			})
 		}
 	}
 }

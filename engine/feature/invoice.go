@@ -311,6 +311,39 @@ func (a *invoiceAgg) addKey(k *rcvKey, v int64) {
 	a.nIn++
 }
 
+// reserveSlots is the largest table reserve makes.
+const reserveSlots = 1024
+
+// reserve readies the receivers' table for n receivers (at most as many
+// as reserveSlots hold): a user whose rows come together (`mce reduce`)
+// has at most as many receivers as rows, and a table made at that size
+// at once costs less than growing through every size on the way (each
+// step a fresh table and every receiver moved again). It changes no
+// total: only where the receivers sit.
+func (a *invoiceAgg) reserve(n int) {
+	if n <= smallReceivers || n <= len(a.big)*3/4 {
+		return
+	}
+	size := 8
+	for 4*n > 3*size && size < min(reserveSlots, spillSlots) {
+		size *= 2
+	}
+	if size <= len(a.big) {
+		return
+	}
+	old := a.slots()
+	t := a.table(size)
+	for i := range old {
+		if old[i].key[0] != 0 {
+			*slotOf(t, &old[i].key, old[i].key.hash()) = old[i]
+		}
+	}
+	if a.big != nil {
+		a.ext.put(a.big)
+	}
+	a.big = t
+}
+
 // bigSlot returns k's slot in big, or the empty slot where it goes.
 func (a *invoiceAgg) bigSlot(k *rcvKey) *rcvSlot { return a.bigSlotHash(k, k.hash()) }
 
