@@ -86,17 +86,12 @@ func (r *runner) measureFlat(ctx context.Context, red *Result) *Flat {
 	out := filepath.Join(dir, "out")
 	for i := range r.cfg.Runs {
 		for _, s := range sides {
-			if err := os.RemoveAll(out); err != nil {
-				s.res.Status, s.res.Reason = StatusFailed, err.Error()
+			mk := func(int) (Command, func() error, error) {
+				return Command{Args: r.mceArgsOn(SysReduce, out, cpus, s.store)}, nil, os.RemoveAll(out)
+			}
+			if !r.measureOnce(ctx, s.res, i, r.cfg.Runs, []string{s.store}, mk) {
 				return f
 			}
-			r.cfg.Logger.Info("bench: measuring reduce's memory", "data", s.res.What, "run", i+1, "of", r.cfg.Runs)
-			smp, err := Measure(ctx, Command{Args: r.mceArgsOn(SysReduce, out, cpus, s.store)})
-			if err != nil {
-				s.res.Status, s.res.Reason = StatusFailed, err.Error()
-				return f
-			}
-			s.res.Runs = append(s.res.Runs, smp)
 		}
 		sides[0], sides[1] = sides[1], sides[0] // the other one first next time
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Verdict says whether a target is met.
@@ -382,10 +383,7 @@ func (r *Report) Markdown() string {
 			bytes int64
 			res   *Result
 		}{{"half", f.HalfBytes, f.Half}, {"whole", f.FullBytes, f.Full}} {
-			lo, hi := row.res.PeakRSSBytes, row.res.PeakRSSBytes
-			for _, s := range row.res.Runs {
-				lo, hi = min(lo, s.PeakRSSBytes), max(hi, s.PeakRSSBytes)
-			}
+			lo, hi := spread(row.res, row.res.PeakRSSBytes, func(s Sample) int64 { return s.PeakRSSBytes })
 			fmt.Fprintf(&b, "| %s | %s | %s | %.0f (%.0f–%.0f) |\n", row.name, gbOf(row.bytes), wallCell(row.res),
 				mibOf(row.res.PeakRSSBytes), mibOf(lo), mibOf(hi))
 		}
@@ -488,11 +486,21 @@ func wallCell(res *Result) string {
 	if len(res.Runs) < 2 {
 		return fmt.Sprintf("%.2f", res.Wall.Seconds())
 	}
-	lo, hi := res.Runs[0].Wall, res.Runs[0].Wall
-	for _, s := range res.Runs[1:] {
-		lo, hi = min(lo, s.Wall), max(hi, s.Wall)
-	}
+	lo, hi := spread(res, res.Wall, func(s Sample) time.Duration { return s.Wall })
 	return fmt.Sprintf("%.2f (%.2f–%.2f)", res.Wall.Seconds(), lo.Seconds(), hi.Seconds())
+}
+
+// spread returns the lowest and the highest of v over res's runs, and
+// median (the figure the report gives) when it has none.
+func spread[T int64 | time.Duration](res *Result, median T, v func(Sample) T) (lo, hi T) {
+	lo, hi = median, median
+	for i, s := range res.Runs {
+		if i == 0 {
+			lo, hi = v(s), v(s)
+		}
+		lo, hi = min(lo, v(s)), max(hi, v(s))
+	}
+	return lo, hi
 }
 
 func joinNote(a, b string) string {

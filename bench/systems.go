@@ -279,7 +279,7 @@ func (r *runner) runRounds(ctx context.Context, partition *Result) {
 				j.res.Status, j.res.Reason = StatusUnavailable, noStore(partition)
 				continue
 			}
-			if !r.measureOnce(ctx, j.res, i, j.runs, j.mk) {
+			if !r.measureOnce(ctx, j.res, i, j.runs, r.inputsOf(j.res.System), j.mk) {
 				j.failed = true
 			}
 		}
@@ -301,23 +301,24 @@ func (r *runner) measureN(ctx context.Context, res *Result, runs int,
 		return
 	}
 	for i := range runs {
-		if !r.measureOnce(ctx, res, i, runs, mk) {
+		if !r.measureOnce(ctx, res, i, runs, r.inputsOf(res.System), mk) {
 			return
 		}
 	}
 	res.setMedians()
 }
 
-// measureOnce makes and measures run i of res; false when it failed (res
-// says why).
-func (r *runner) measureOnce(ctx context.Context, res *Result, i, runs int,
+// measureOnce makes and measures run i of res, inputs (what it reads)
+// read back into the page cache first; false when it failed (res says
+// why).
+func (r *runner) measureOnce(ctx context.Context, res *Result, i, runs int, inputs []string,
 	mk func(i int) (Command, func() error, error)) bool {
 	cmd, read, err := mk(i)
 	if err != nil {
 		res.Status, res.Reason = StatusFailed, err.Error()
 		return false
 	}
-	warm, err := warmInputs(r.inputsOf(res.System))
+	warm, err := warmInputs(inputs)
 	if err != nil {
 		res.Status, res.Reason = StatusFailed, err.Error()
 		return false

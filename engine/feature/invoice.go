@@ -279,10 +279,7 @@ func (a *invoiceAgg) addKey(k *rcvKey, v int64) {
 			a.nIn++
 			return
 		}
-		a.big = a.table(8)
-		for i := range a.small {
-			*a.bigSlot(&a.small[i].key) = a.small[i]
-		}
+		a.resize(8)
 	}
 	h := k.hash()
 	s := a.bigSlotHash(k, h)
@@ -297,14 +294,7 @@ func (a *invoiceAgg) addKey(k *rcvKey, v int64) {
 			a.nIn++
 			return
 		}
-		old := a.big
-		a.big = a.table(2 * len(old))
-		for i := range old {
-			if old[i].key[0] != 0 {
-				*a.bigSlot(&old[i].key) = old[i]
-			}
-		}
-		a.ext.put(old)
+		a.resize(2 * len(a.big))
 		s = a.bigSlotHash(k, h)
 	}
 	*s = rcvSlot{key: *k, sum: v}
@@ -321,16 +311,24 @@ const reserveSlots = 1024
 // step a fresh table and every receiver moved again). It changes no
 // total: only where the receivers sit.
 func (a *invoiceAgg) reserve(n int) {
-	if n <= smallReceivers || n <= len(a.big)*3/4 {
-		return
+	if size := min(slotsFor(n), reserveSlots, spillSlots); n > smallReceivers && size > len(a.big) {
+		a.resize(size)
 	}
+}
+
+// slotsFor is the size of a receivers' table for n receivers: at most
+// three quarters full.
+func slotsFor(n int) int {
 	size := 8
-	for 4*n > 3*size && size < min(reserveSlots, spillSlots) {
+	for 4*n > 3*size {
 		size *= 2
 	}
-	if size <= len(a.big) {
-		return
-	}
+	return size
+}
+
+// resize moves the receivers held (small's, or big's) into a table of
+// size slots, which becomes big; the old big goes back (ext.put).
+func (a *invoiceAgg) resize(size int) {
 	old := a.slots()
 	t := a.table(size)
 	for i := range old {

@@ -266,11 +266,7 @@ func (a *invoiceAgg) eachSpilled(fn func(name []byte, sum int64)) error {
 		most = max(most, n)
 	}
 	var t rcvTable
-	size := 8
-	for 4*most > 3*size {
-		size *= 2
-	}
-	t.slots = hugemem.Cleared[rcvSlot](size)
+	t.slots = hugemem.Cleared[rcvSlot](slotsFor(most))
 	t.filled = make([]*rcvSlot, 0, most)
 	var buf []byte
 	for p := range rcvParts {
