@@ -205,7 +205,7 @@ func Plan(ctx context.Context, db *store.DB, spec *feature.Spec, names []string,
 			}
 		}
 	}
-	reads, err := readTasks(db, files, a, clusters)
+	reads, err := readTasks(ctx, db, files, a, clusters)
 	if err != nil {
 		return nil, err
 	}
@@ -251,10 +251,10 @@ type readPlan struct {
 // retry after a RAM kill redo), each with at least 4 shards per CPU so
 // that its CPUs end together. The heavy users go to the first tasks
 // (largest first onto the lightest), which are thereby handed out first.
-func readTasks(db *store.DB, files []store.FileEntry, a taskArgs, clusters []int) ([]engine.Task, error) {
+func readTasks(ctx context.Context, db *store.DB, files []store.FileEntry, a taskArgs, clusters []int) ([]engine.Task, error) {
 	// The store's bytes on disk, by shard, from pebble's estimates: the
 	// normal users' by shard, the heavy users' in proportion to their rows.
-	normal, err := db.ShardSizes(false)
+	normal, err := db.ShardSizes(ctx, false)
 	if err != nil {
 		return nil, err
 	}

@@ -225,7 +225,7 @@ func TestDB_LoadAndRead(t *testing.T) {
 		}
 	}
 
-	sizes, err := db.ShardSizes(true)
+	sizes, err := db.ShardSizes(context.Background(), true)
 	if err != nil || len(sizes) != db.Shards() {
 		t.Fatalf("ShardSizes: %v %v", sizes, err)
 	}
@@ -242,6 +242,11 @@ func TestDB_LoadAndRead(t *testing.T) {
 		if got != a+b {
 			t.Errorf("ShardSizes shard %d: %d, want %d", s, got, a+b)
 		}
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := db.ShardSizes(cancelled, true); !errors.Is(err, context.Canceled) {
+		t.Errorf("ShardSizes with a cancelled context: %v, want context.Canceled", err)
 	}
 	rep, err := db.Verify(context.Background(), VerifyOptions{Decode: true})
 	if err != nil {

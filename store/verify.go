@@ -56,7 +56,7 @@ func (db *DB) Info(ctx context.Context, count bool) (*Info, error) {
 	for _, l := range met.Levels {
 		inf.Tables += l.TablesCount
 	}
-	sizes, err := db.ShardSizes(true)
+	sizes, err := db.ShardSizes(ctx, true)
 	if err != nil {
 		return nil, err
 	}
@@ -97,12 +97,13 @@ func (db *DB) Info(ctx context.Context, count bool) (*Info, error) {
 // ShardSizes returns pebble's estimate of each shard's bytes on disk, by
 // shard number, from the table index (no data is read): what a reducer
 // needs to hand out the biggest shards first. With heavy, the shard's
-// heavy users count too.
-func (db *DB) ShardSizes(heavy bool) ([]uint64, error) {
+// heavy users count too. It stops at ctx's end (planning a reduce that
+// was interrupted).
+func (db *DB) ShardSizes(ctx context.Context, heavy bool) ([]uint64, error) {
 	out := make([]uint64, db.Shards())
 	// On every CPU: the planning of `mce reduce` waits for it (256 shards,
 	// 5-12 ms on one CPU for the bench's store).
-	err := db.forShards(context.Background(), 0, func(s int) error {
+	err := db.forShards(ctx, 0, func(s int) error {
 		a, err := db.pdb.EstimateDiskUsage(shardSpan(s).Lower, shardSpan(s).Upper)
 		if err != nil {
 			return fmt.Errorf("estimate shard %d: %w", s, err)
