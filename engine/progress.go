@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mce-engine/mce/internal/bytesize"
 	"github.com/mce-engine/mce/internal/termview"
 )
 
@@ -396,7 +397,7 @@ func (r *runner) plainLines(now time.Time) []string {
 					fmt.Fprintf(&b, " %s", p.Phase)
 				}
 			default:
-				fmt.Fprintf(&b, " map: %s/%s", sizeString(min(p.DiskBytes, t.Size)), sizeString(t.Size))
+				fmt.Fprintf(&b, " map: %s/%s", bytesize.Format(min(p.DiskBytes, t.Size)), bytesize.Format(t.Size))
 			}
 			fmt.Fprintf(&b, ", %.0f MiB, %s", mib(c.rss), now.Sub(t.start).Round(time.Second))
 		}
@@ -418,20 +419,8 @@ func (r *runner) plainLines(now time.Time) []string {
 	if pr.nSkipped > 0 {
 		summary += fmt.Sprintf(" (%d done before resume)", pr.nSkipped)
 	}
-	summary += fmt.Sprintf(", %.0f%% of %s, %s elapsed, ETA %s", pct, sizeString(pr.total), pr.elapsed.Round(time.Second), eta)
+	summary += fmt.Sprintf(", %.0f%% of %s, %s elapsed, ETA %s", pct, bytesize.Format(pr.total), pr.elapsed.Round(time.Second), eta)
 	return append(lines, summary)
-}
-
-func sizeString(b int64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", b)
 }
 
 // rssString is a resident set for the live view, "RSS 165 MiB".

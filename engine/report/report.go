@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mce-engine/mce/internal/bytesize"
 )
 
 // FileName is the report's name in the run folder.
@@ -360,7 +362,7 @@ func facts(r *run, files []*fileRow) []fact {
 		add("bad values", badValuesText(badValues, emptied))
 	}
 	if bytesRead > 0 {
-		v := sizeString(bytesRead)
+		v := bytesize.Format(bytesRead)
 		if s := r.wallSeconds(); s > 0 {
 			v += fmt.Sprintf(" at %.1f MB/s", float64(bytesRead)/1e6/s)
 		}
@@ -411,18 +413,6 @@ func group(n int64) string {
 	return s
 }
 
-func sizeString(b int64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", b)
-}
-
 // fileTable returns the per-file table's columns and rows.
 func fileTable(files []*fileRow) ([]column, [][]cell) {
 	cols := []column{
@@ -462,7 +452,7 @@ func fileTable(files []*fileRow) ([]column, [][]cell) {
 		if hasPhase {
 			row = append(row, count(int64(f.phase), true))
 		}
-		size := cell{Text: sizeString(f.size), Sort: strconv.FormatInt(f.size, 10)}
+		size := cell{Text: bytesize.Format(f.size), Sort: strconv.FormatInt(f.size, 10)}
 		if f.size <= 0 {
 			size = cell{Text: "—", Sort: "-1"}
 		}

@@ -1,7 +1,8 @@
 // Package bytesize reads sizes as people write them on a command line:
 // "512MiB", "2GB", "1.5GiB", "300M", "1048576". It is the one size parser
 // of mce: the CLI's --mem, --ram-limit and --recycle-rss, the generator's
-// --size and the benchmark's sizes all go through Parse.
+// --size and the benchmark's sizes all go through Parse. Format writes a
+// size for people to read (the progress lines, the run report).
 package bytesize
 
 import (
@@ -49,4 +50,19 @@ func Parse(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: want a number of bytes like 512MiB, 2GB or 300M", s)
 	}
 	return int64(math.Round(v * m)), nil
+}
+
+// Format writes b bytes in the largest binary unit it reaches, with one
+// decimal ("1.5 GiB", "300.0 MiB", "12.0 KiB"), and bytes below a KiB as
+// they are ("512 B").
+func Format(b int64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", b)
 }

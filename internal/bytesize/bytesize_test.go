@@ -26,3 +26,18 @@ func TestParse(t *testing.T) {
 	f("1e", 0, true)
 	f("99999999TiB", 0, true)
 }
+
+func TestFormat(t *testing.T) {
+	for _, tc := range []struct {
+		b    int64
+		want string
+	}{
+		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"},
+		{1<<20 - 1, "1024.0 KiB"}, {1 << 20, "1.0 MiB"}, {300 << 20, "300.0 MiB"},
+		{1<<30 + 1<<29, "1.5 GiB"}, {5 << 40, "5120.0 GiB"},
+	} {
+		if got := Format(tc.b); got != tc.want {
+			t.Errorf("Format(%d) = %q, want %q", tc.b, got, tc.want)
+		}
+	}
+}
