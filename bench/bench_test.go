@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mce-engine/mce/internal/gen"
 )
@@ -232,6 +233,39 @@ func TestRun_WithMCE(t *testing.T) {
 		t.Errorf("partition's spill not read from its log (status %s)", part.Status)
 	case !strings.Contains(md, part.Spill):
 		t.Errorf("the report lacks partition's spill %q", part.Spill)
+	}
+
+	// Kept data (--keep-data) is reused by the next bench when its
+	// settings and mce are the same, and made again when they are not:
+	// the whole data and the half (halfStore) go through generate alike.
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := probeMCE(context.Background(), cfg.MCE)
+	dir, truth := filepath.Join(t.TempDir(), "data"), filepath.Join(t.TempDir(), "truth")
+	gen := func(size string) (*Dataset, time.Time) {
+		t.Helper()
+		d, err := generate(context.Background(), &cfg, m, size, dir, truth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(d.Files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, st.ModTime()
+	}
+	d1, t1 := gen("1MB")
+	d2, t2 := gen("1MB")
+	d3, _ := gen("2MB")
+	switch {
+	case d1.GenSeconds <= 0 || !d1.Generated:
+		t.Errorf("first generate: %+v, want generated and timed", d1)
+	case d2.GenSeconds != 0 || !d2.Generated || !t2.Equal(t1) || !slices.Equal(d2.Files, d1.Files) || d2.Truth == "":
+		t.Errorf("second generate with the same settings: %+v (file time %v, was %v), want the kept data reused", d2, t2, t1)
+	case d3.GenSeconds <= 0 || d3.RawBytes <= d1.RawBytes:
+		t.Errorf("generate at another size: %+v, want new data", d3)
 	}
 }
 

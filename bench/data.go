@@ -25,7 +25,8 @@ type Dataset struct {
 	Plain bool
 	// Truth and TruthFiles are the generator's truth files, or "".
 	Truth, TruthFiles string
-	// Generated says the bench wrote it, and how long `mce gen` took.
+	// Generated says the bench wrote it, and GenSeconds how long `mce
+	// gen` took (0: kept from an earlier bench and reused).
 	Generated  bool
 	GenSeconds float64
 	Desc       string
@@ -58,14 +59,30 @@ func prepareData(ctx context.Context, cfg *Config, mce *mceInfo) (*Dataset, erro
 	}
 	dir := filepath.Join(cfg.Work, "data")
 	truthDir := filepath.Join(cfg.Work, "truth")
-	stamp := genStamp{Size: cfg.Size, Files: cfg.Files, Seed: cfg.Seed, HeavyShare: cfg.HeavyShare, Messy: cfg.Messy, Encoding: cfg.Encoding, MCE: mce.version}
-	want, _ := json.Marshal(stamp)
 	desc := fmt.Sprintf("`mce gen --seed %d --files %d --size %s --heavy-share %g --encoding %s%s`",
 		cfg.Seed, cfg.Files, cfg.Size, cfg.HeavyShare, cfg.Encoding, map[bool]string{true: " --messy"}[cfg.Messy])
+	d, err := generate(ctx, cfg, mce, cfg.Size, dir, truthDir)
+	if err != nil {
+		return nil, err
+	}
+	d.Desc = desc
+	if d.GenSeconds == 0 {
+		d.Desc += " (kept from an earlier bench)"
+	}
+	return d, nil
+}
+
+// generate writes the bench's data at size into dir with `mce gen`, its
+// truth files into truthDir, and returns it. Data kept from an earlier
+// bench (--keep-data) with the same settings and the same mce is reused
+// instead (its GenSeconds 0).
+func generate(ctx context.Context, cfg *Config, mce *mceInfo, size, dir, truthDir string) (*Dataset, error) {
+	stamp := genStamp{Size: size, Files: cfg.Files, Seed: cfg.Seed, HeavyShare: cfg.HeavyShare, Messy: cfg.Messy, Encoding: cfg.Encoding, MCE: mce.version}
+	want, _ := json.Marshal(stamp)
 	if have, err := os.ReadFile(filepath.Join(truthDir, stampName)); err == nil && string(have) == string(want) {
 		if d, err := openDataset(dir, truthDir); err == nil && len(d.Files) > 0 {
 			cfg.Logger.Info("bench: reusing kept data", "dir", dir)
-			d.Generated, d.Desc = true, desc+" (kept from an earlier bench)"
+			d.Generated = true
 			return d, nil
 		}
 	}
@@ -77,8 +94,8 @@ func prepareData(ctx context.Context, cfg *Config, mce *mceInfo) (*Dataset, erro
 			return nil, err
 		}
 	}
-	cfg.Logger.Info("bench: generating data", "size", cfg.Size, "files", cfg.Files, "dir", dir)
-	s, err := Measure(ctx, Command{Args: genArgs(cfg, dir, cfg.Size)})
+	cfg.Logger.Info("bench: generating data", "size", size, "files", cfg.Files, "dir", dir)
+	s, err := Measure(ctx, Command{Args: genArgs(cfg, dir, size)})
 	if err != nil {
 		return nil, fmt.Errorf("generate data: %w", err)
 	}
@@ -92,7 +109,7 @@ func prepareData(ctx context.Context, cfg *Config, mce *mceInfo) (*Dataset, erro
 	if err != nil {
 		return nil, err
 	}
-	d.Generated, d.GenSeconds, d.Desc = true, s.Wall.Seconds(), desc
+	d.Generated, d.GenSeconds = true, s.Wall.Seconds()
 	return d, nil
 }
 

@@ -101,19 +101,16 @@ func (r *runner) measureFlat(ctx context.Context, red *Result) *Flat {
 	return f
 }
 
-// halfStore generates the bench's data at size bytes into dir/data, as
-// prepareData does, and partitions it into dir/store.
+// halfStore generates the bench's data at size bytes into dir/data (or
+// reuses it, kept from an earlier bench, as prepareData does) and
+// partitions it into a fresh dir/store.
 func (r *runner) halfStore(ctx context.Context, dir string, size int64) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
 	data, store := filepath.Join(dir, "data"), filepath.Join(dir, "store")
-	r.cfg.Logger.Info("bench: generating half the data", "bytes", size, "dir", data)
-	if _, err := Measure(ctx, Command{Args: genArgs(r.cfg, data, strconv.FormatInt(size, 10))}); err != nil {
-		return fmt.Errorf("generate half the data: %w", err)
-	}
-	if err := moveTruth(data, filepath.Join(dir, "truth")); err != nil {
+	if err := os.RemoveAll(store); err != nil {
 		return err
+	}
+	if _, err := generate(ctx, r.cfg, r.mce, strconv.FormatInt(size, 10), data, filepath.Join(dir, "truth")); err != nil {
+		return fmt.Errorf("half the data: %w", err)
 	}
 	if _, err := Measure(ctx, Command{Args: r.partitionArgs(store, r.cfg.CPUs, []string{data})}); err != nil {
 		return fmt.Errorf("partition half the data: %w", err)
