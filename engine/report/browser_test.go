@@ -292,6 +292,17 @@ func TestReport_Browser(t *testing.T) {
 	if n := count("#files tbody tr"); n != 6 {
 		t.Errorf("%d files in the table, want 6", n)
 	}
+	// The command line shown is the run's own, as plan.json recorded it:
+	// its --param flags and --clusters as given.
+	cmdLine, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector("#params-section pre.cmd").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{faultyBin + " run ", "--clusters 2,1 --poll 50ms", "--param hog_mib=256"} {
+		if !strings.Contains(cmdLine, want) {
+			t.Errorf("the page's command line %q lacks %q", cmdLine, want)
+		}
+	}
 	// A click on "size" sorts the table by size, another click reverses it.
 	const sortBySize = `(() => {
 		const th = [...document.querySelectorAll("#files thead th")].find(h => h.textContent.trim() === "size");

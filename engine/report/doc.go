@@ -30,8 +30,9 @@
 // dashed, kills, crashes and restarts marked), each cluster's RSS over time
 // with the --ram-limit line and the kills, a sortable table of the files
 // (size, rows, bad rows, users, map and reduce seconds, MB/s, peak RSS,
-// skew, mode, status), the failures, the settings with an equivalent
-// command line, and the advice.
+// skew, mode, status), the failures, the settings and the command line
+// that started the run (plan.json's; a run folder of an older mce gets an
+// equivalent one rebuilt from its settings), and the advice.
 //
 // # The advice
 //

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/internal/bytesize"
 )
 
@@ -123,9 +124,12 @@ type page struct {
 	Failures     []failureView
 	FailuresNote string
 
-	Params     []fact
-	Command    string
-	ParamsNote string
+	Params  []fact
+	Command string
+	// CommandRecorded says Command is the run's own, from plan.json, not
+	// one rebuilt from the settings.
+	CommandRecorded bool
+	ParamsNote      string
 
 	Advice     *Advice
 	AdviceGain string
@@ -207,7 +211,7 @@ func render(w *bytes.Buffer, r *run, now time.Time) error {
 	if len(p.Failures) == 0 {
 		p.FailuresNote = notRecorded(r, failureLog, "none")
 	}
-	p.Params, p.Command = params(r, files)
+	p.Params, p.Command, p.CommandRecorded = params(r, files)
 	if len(p.Params) == 0 {
 		p.ParamsNote = "not recorded: the run folder has no status.log start line, summary.json or plan.json"
 	}
@@ -491,9 +495,10 @@ func failureViews(r *run, sx xScale) []failureView {
 	return out
 }
 
-// params lists the run's settings as recorded, and the flags of an
-// equivalent command line (the exact one is not recorded).
-func params(r *run, files []*fileRow) ([]fact, string) {
+// params lists the run's settings as recorded, and its command line: the
+// one plan.json records, or else an equivalent one rebuilt from the
+// settings (recorded is false).
+func params(r *run, files []*fileRow) (_ []fact, cmdLine string, recorded bool) {
 	var out []fact
 	add := func(label, value string) {
 		if value != "" {
@@ -541,22 +546,41 @@ func params(r *run, files []*fileRow) ([]fact, string) {
 			add("--param", k+"="+r.plan.Params[k])
 			paramFlags = append(paramFlags, "--param "+shellQuote(k+"="+r.plan.Params[k]))
 		}
-		rkeys := make([]string, 0, len(r.plan.Reader))
-		for k, v := range r.plan.Reader {
-			if !isZero(v) {
-				rkeys = append(rkeys, k)
+		reader := r.plan.Reader
+		if m, ok := r.plan.Settings["reader"].(map[string]any); ok {
+			reader = m
+		}
+		for _, k := range nonZeroKeys(reader) {
+			add("reader "+k, readerValue(k, reader[k]))
+		}
+		for _, k := range nonZeroKeys(r.plan.Settings) {
+			switch v := r.plan.Settings[k].(type) {
+			case map[string]any:
+				if k != "reader" {
+					for _, k2 := range nonZeroKeys(v) {
+						add(k+" "+k2, fmt.Sprint(v[k2]))
+					}
+				}
+			default:
+				add(k, fmt.Sprint(v))
 			}
 		}
-		sort.Strings(rkeys)
-		for _, k := range rkeys {
-			add("reader "+k, fmt.Sprint(r.plan.Reader[k]))
+		if f := r.plan.Features; f != nil {
+			add("features file", fmt.Sprintf("%s (sha256 %.12s…)", f.Path, f.SHA256))
 		}
 		if !r.plan.Created.IsZero() {
 			add("planned", r.plan.Created.Format("2006-01-02 15:04:05 MST"))
 		}
 	}
 	if len(out) == 0 {
-		return nil, ""
+		return nil, "", false
+	}
+	if r.plan != nil && len(r.plan.Command) > 0 {
+		quoted := make([]string, len(r.plan.Command))
+		for i, a := range r.plan.Command {
+			quoted[i] = shellQuote(a)
+		}
+		return out, strings.Join(quoted, " "), true
 	}
 	// The equivalent command line.
 	cmd := []string{"mce", "run"}
@@ -604,7 +628,32 @@ func params(r *run, files []*fileRow) ([]fact, string) {
 			}
 		}
 	}
-	return out, strings.Join(cmd, " ")
+	return out, strings.Join(cmd, " "), false
+}
+
+// nonZeroKeys returns m's keys whose values are not zero, sorted.
+func nonZeroKeys(m map[string]any) []string {
+	var keys []string
+	for k, v := range m {
+		if !isZero(v) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// readerValue shows a reader option of plan.json: the delimiter as its
+// character and the encoding by its name (both are numbers there).
+func readerValue(k string, v any) string {
+	n, ok := v.(float64)
+	switch {
+	case ok && k == "Delimiter":
+		return strconv.QuoteRune(rune(n))
+	case ok && k == "Encoding":
+		return feature.Encoding(n).String()
+	}
+	return fmt.Sprint(v)
 }
 
 func isZero(v any) bool {

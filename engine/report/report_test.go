@@ -347,3 +347,63 @@ func TestWarm(t *testing.T) {
 		}
 	}
 }
+
+// TestWrite_Settings: a plan.json of version 2 keeps the reader's options
+// under settings, and the command line that started the run. The page
+// lists those settings, the delimiter as its character and the encoding by
+// name, and shows that command line as the run's own; a version 1 plan
+// (the ok run's) gets a rebuilt one, said to be so.
+func TestWrite_Settings(t *testing.T) {
+	dir := copyRun(t, filepath.Join("testdata", "runs", "ok"))
+	b, err := os.ReadFile(filepath.Join(dir, "plan.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := html.UnescapeString(renderPage(t, dir))
+	for _, want := range []string{"Equivalent command line (rebuilt from the run folder", "reader MaxBadRowShare"} {
+		if !strings.Contains(v1, want) {
+			t.Errorf("the page of a version 1 plan lacks %q", want)
+		}
+	}
+	var p map[string]any
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	delete(p, "reader")
+	p["version"] = 2
+	p["settings"] = map[string]any{
+		"reader": map[string]any{"Delimiter": ';', "Encoding": 2, "MaxBadRowShare": 0.01, "Aliases": map[string]any{}, "OnBadValue": "empty", "TZ": "America/Mexico_City"},
+		"mode":   "stream",
+		"output": map[string]any{"format": "parquet", "key_name": ""},
+	}
+	p["command"] = []string{"mce", "run", "--delimiter", ";", "--format", "parquet", "/data/month's files"}
+	p["features_source"] = map[string]any{"path": "/home/a/f.go", "sha256": "0123456789abcdef0123"}
+	b, err = json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "plan.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	page := html.UnescapeString(renderPage(t, dir))
+	for _, want := range []string{
+		"<dt>reader Delimiter</dt><dd>';'</dd>",
+		"<dt>reader Encoding</dt><dd>cp1252</dd>",
+		"<dt>reader OnBadValue</dt><dd>empty</dd>",
+		"<dt>reader TZ</dt><dd>America/Mexico_City</dd>",
+		"<dt>mode</dt><dd>stream</dd>",
+		"<dt>output format</dt><dd>parquet</dd>",
+		"<dt>features file</dt><dd>/home/a/f.go (sha256 0123456789ab…)</dd>",
+		"The command line that started the run (recorded in plan.json)",
+		`mce run --delimiter ';' --format parquet '/data/month'\''s files'`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	for _, not := range []string{"Equivalent command line", "reader Aliases", "output key_name"} {
+		if strings.Contains(page, not) {
+			t.Errorf("the page has %q", not)
+		}
+	}
+}

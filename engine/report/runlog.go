@@ -149,8 +149,22 @@ type plan struct {
 	Feature string            `json:"feature"`
 	Created time.Time         `json:"created"`
 	Params  map[string]string `json:"params"`
-	Reader  map[string]any    `json:"reader"`
-	Tasks   []planTask        `json:"tasks"`
+	// Settings are the mode's settings (version 2 on): `mce run`'s reader
+	// options under "reader", its mode, its output's format.
+	Settings map[string]any `json:"settings"`
+	// Reader is version 1's reader options, which version 2 moved into
+	// Settings.
+	Reader map[string]any `json:"reader"`
+	// Command is the command line that started the run (version 2 on).
+	Command  []string        `json:"command"`
+	Features *featuresSource `json:"features_source"`
+	Tasks    []planTask      `json:"tasks"`
+}
+
+// featuresSource is the features file a run computes (engine.FeaturesSource).
+type featuresSource struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
 }
 
 // planTask is one task of plan.json (engine.Task).
