@@ -303,6 +303,15 @@ func TestReport_Browser(t *testing.T) {
 			t.Errorf("the page's command line %q lacks %q", cmdLine, want)
 		}
 	}
+	// Every line the run wrote to status.log is one the report reads (a
+	// kill, an alone retry, a panic and both modes among them).
+	footer, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector("footer").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(footer, "not understood") {
+		t.Errorf("the report did not read every line of the run's files: %s\n%s", footer, e2etest.ReadLog(t, filepath.Dir(page), "status.log"))
+	}
 	// A click on "size" sorts the table by size, another click reverses it.
 	const sortBySize = `(() => {
 		const th = [...document.querySelectorAll("#files thead th")].find(h => h.textContent.trim() === "size");

@@ -26,8 +26,9 @@
 // One HTML file with its CSS and a few lines of JavaScript (sortable tables)
 // inline and its charts as SVG drawn in Go: no font, script or style is
 // fetched, so it opens from disk with no network. It shows a timeline per
-// cluster (one bar per attempt of a file, its map and reduce phases, retries
-// dashed, kills, crashes and restarts marked), each cluster's RSS over time
+// cluster (one bar per attempt of a file, its map and reduce phases,
+// retries dashed; kills, crashes, restarts and idle clusters asked for
+// memory marked), each cluster's RSS over time
 // with the --ram-limit line and the kills, a sortable table of the files
 // (size, rows, bad rows, users, map and reduce seconds, MB/s, peak RSS,
 // skew, mode, status), the failures, the settings and the command line

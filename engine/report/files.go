@@ -170,6 +170,9 @@ func (r *run) filesFromAttempts(x *fileIndex) {
 			f.rows, f.badRows, f.users = a.rows, a.badRows, a.users
 			f.mapSeconds, f.reduceSeconds, f.skew, f.mode = a.mapSeconds, a.reduceSeconds, a.skew, a.mode
 		}
+		if a.outcome == outcomeDone && f.modeReason == "" {
+			f.modeReason = a.modeReason
+		}
 		if a.outcome == outcomeDone && (r.summary == nil || f.seconds == 0) {
 			f.seconds = a.seconds
 		}

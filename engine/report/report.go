@@ -247,6 +247,9 @@ func render(w *bytes.Buffer, r *run, now time.Time) error {
 		}
 		if n := r.bad[name]; n > 0 {
 			v.Note = fmt.Sprintf("%d lines not understood", n)
+			if n == 1 {
+				v.Note = "1 line not understood"
+			}
 		}
 		p.Recorded = append(p.Recorded, v)
 	}
@@ -519,6 +522,11 @@ func params(r *run, files []*fileRow) (_ []fact, cmdLine string, recorded bool) 
 	if limit > 0 {
 		add("--ram-limit", fmt.Sprintf("%.0f MiB", limit))
 	}
+	measure := ""
+	if s != nil {
+		measure = s.ramMeasure
+	}
+	add("--ram-measure", measure)
 	var job, feat, worker string
 	if s != nil {
 		job, feat, worker = s.job, s.features, s.worker
@@ -617,6 +625,9 @@ func params(r *run, files []*fileRow) (_ []fact, cmdLine string, recorded bool) 
 	}
 	if limit > 0 {
 		cmd = append(cmd, "--ram-limit", fmt.Sprintf("%.0fMiB", limit))
+	}
+	if measure != "" && measure != "rss" {
+		cmd = append(cmd, "--ram-measure", measure)
 	}
 	cmd = append(cmd, paramFlags...)
 	if !isReduce {

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -186,6 +187,7 @@ type session struct {
 	clusters    []int
 	queue       string
 	ramLimitMiB float64
+	ramMeasure  string // what the limit was compared with: rss, pss or cgroup ("" not recorded)
 	features    string
 	worker      string
 	resumed     bool      // a "resume" line came first
@@ -213,6 +215,10 @@ type attempt struct {
 	skew                                 float64
 	mode                                 string
 	killRSSMiB, killTotalMiB, killLimMiB float64 // from a kill's message
+
+	// modeReason is why the file took its mode, from the line before
+	// "done" ("took the … path: …").
+	modeReason string
 }
 
 // Cluster event kinds.
@@ -223,6 +229,7 @@ const (
 	eventCrash   = "crash"
 	eventRecycle = "recycle"
 	eventRetry   = "retry"
+	eventRelease = "release" // an idle cluster asked to give its memory back
 )
 
 // clusterEvent is a moment on one cluster's timeline.
@@ -365,11 +372,11 @@ func (r *run) seen(t time.Time) {
 var (
 	reStart     = lazyRE(`^start job (.*?) in (.*): (\d+) files \((\d+) to do\), clusters \[([\d ]*)\], queue (\S+), RAM limit ([\d.]+) MiB, features (.*), worker (.*)$`)
 	reResume    = lazyRE(`^resume (.*?): (\d+) of (\d+) files already done`)
-	reClStart   = lazyRE(`^cluster (\d+) (started|restarted \((.*)\)): pid (\d+), (\d+) CPUs, GOMEMLIMIT ([\d.]+) MiB$`)
+	reClStart   = lazyRE(`^cluster (\d+) (started|restarted(?: \((.*)\)| (after file .* ran alone))?): pid (\d+), (\d+) CPUs, GOMEMLIMIT ([\d.]+) MiB$`)
 	reAssign    = lazyRE(`^file (.*) \(#(\d+)\) -> cluster (\d+)(?: \(retry (\d+), alone\))?$`)
 	reDone      = lazyRE(`^file (.*) \(#(\d+)\) done on cluster (\d+): (\d+) rows, (\d+) bad rows, (\d+) users in ([\d.]+) s \(map ([\d.]+) s, reduce ([\d.]+) s, skew ([\d.]+)(?:, (\S+))?\)$`)
 	reFailed    = lazyRE(`^file (.*) \(#(\d+)\) failed on cluster (\d+): (.*)$`)
-	reRetry     = lazyRE(`^file (.*) \(#(\d+)\) will be retried alone on cluster (\d+)$`)
+	reRetry     = lazyRE(`^file (.*) \(#(\d+)\) will be retried alone on cluster (\d+)(?:, (.*))?$`)
 	reKilled    = lazyRE(`^cluster (\d+) killed \(pid (\d+)\) on file (.*?): (killed over the RAM limit.*)$`)
 	reKillNums  = lazyRE(`used ([\d.]+) MiB, all clusters ([\d.]+) MiB > limit ([\d.]+) MiB`)
 	reGone      = lazyRE(`^cluster (\d+) is gone \(pid (\d+), (.*)\)$`)
@@ -377,6 +384,13 @@ var (
 	reStopping  = lazyRE(`^cluster (\d+) stopping \(pid (\d+)\): (.*)$`)
 	reStopped   = lazyRE(`^cluster (\d+) stopped \(pid (\d+), (.*)\)$`)
 	reIdleCrash = lazyRE(`^cluster (\d+) (.*) while (\S+) \(pid (\d+)\)$`)
+	reCommitEnd = lazyRE(`^cluster (\d+) ended \(pid (\d+), (.*)\) while it committed file (.*)$`)
+	reRelease   = lazyRE(`^cluster (\d+) \(idle, [\d.]+ MiB\) asked to give its memory back: (.*)$`)
+	reMeasure   = lazyRE(`^RAM measure: (\S+) \(`)
+	reModeLine  = lazyRE(`^file (.*) \(#(\d+)\) took the (\S+) path: (.*)$`)
+	reBadValues = lazyRE(`^file (.*) \(#(\d+)\): (\d+) bad values \(`)
+	reAlone     = lazyRE(`^file (.*) \(#(\d+)\) runs alone on cluster (\d+): `)
+	reLowMemory = lazyRE(`^\d+ waiting files of at least [\d.]+ MiB will take their low-memory path first`)
 )
 
 func atoi(s string) int {
@@ -481,6 +495,18 @@ func (p *statusParse) attemptLine(t time.Time, msg string) bool {
 		a.mode = m[11]
 		return true
 	}
+	if m := reModeLine.FindStringSubmatch(msg); m != nil {
+		// It comes before the file's "done" line, its attempt still open.
+		if a := p.r.lastAttempt(atoi(m[2])); a != nil {
+			a.modeReason = m[4]
+		}
+		return true
+	}
+	if reBadValues.MatchString(msg) || reAlone.MatchString(msg) || reLowMemory.MatchString(msg) {
+		// Said again by the lines that follow (the result, the
+		// assignment) or by summary.json and timings.csv.
+		return true
+	}
 	if m := reFailed.FindStringSubmatch(msg); m != nil {
 		a := p.closeOn(atoi(m[3]), atoi(m[2]), t, outcomeFailed, m[4])
 		if a == nil {
@@ -506,9 +532,9 @@ func (p *statusParse) clusterLine(t time.Time, msg string) bool {
 	if m := reClStart.FindStringSubmatch(msg); m != nil {
 		kind, text := eventStart, "started"
 		if m[2] != "started" {
-			kind, text = eventRestart, m[3]
+			kind, text = eventRestart, cmp.Or(m[3], m[4], "restarted")
 		}
-		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: atoi(m[1]), kind: kind, pid: atoi(m[4]), cpus: atoi(m[5]), text: text})
+		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: atoi(m[1]), kind: kind, pid: atoi(m[5]), cpus: atoi(m[6]), text: text})
 		return true
 	}
 	if m := reKilled.FindStringSubmatch(msg); m != nil {
@@ -541,7 +567,11 @@ func (p *statusParse) clusterLine(t time.Time, msg string) bool {
 		return true
 	}
 	if m := reRetry.FindStringSubmatch(msg); m != nil {
-		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: atoi(m[3]), kind: eventRetry, file: m[1], text: "will be retried alone"})
+		text := "will be retried alone"
+		if m[4] != "" {
+			text += ", " + m[4] // on its low-memory path
+		}
+		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: atoi(m[3]), kind: eventRetry, file: m[1], text: text})
 		return true
 	}
 	if m := reStopping.FindStringSubmatch(msg); m != nil {
@@ -549,6 +579,16 @@ func (p *statusParse) clusterLine(t time.Time, msg string) bool {
 		return true
 	}
 	if reStopped.MatchString(msg) {
+		return true
+	}
+	if m := reCommitEnd.FindStringSubmatch(msg); m != nil {
+		// Its result was in; its output was not committed, and the file
+		// is retried.
+		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: atoi(m[1]), kind: eventCrash, pid: atoi(m[2]), file: m[4], text: "ended (" + m[3] + ") while it committed the output"})
+		return true
+	}
+	if m := reRelease.FindStringSubmatch(msg); m != nil {
+		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: atoi(m[1]), kind: eventRelease, text: "asked to give its memory back: " + m[2]})
 		return true
 	}
 	if m := reIdleCrash.FindStringSubmatch(msg); m != nil {
@@ -584,6 +624,12 @@ func (p *statusParse) sessionLine(t time.Time, msg string) bool {
 		p.resumed = true
 		return true
 	}
+	if m := reMeasure.FindStringSubmatch(msg); m != nil {
+		if n := len(p.r.sessions); n > 0 {
+			p.r.sessions[n-1].ramMeasure = m[1]
+		}
+		return true
+	}
 	switch {
 	case strings.HasPrefix(msg, "finished: "):
 		p.closeAll(t, outcomeInterrupted, "no end recorded")
@@ -594,6 +640,10 @@ func (p *statusParse) sessionLine(t time.Time, msg string) bool {
 		p.endSession(t, msg)
 		return true
 	case msg == "all clusters stopped":
+		return true
+	case strings.HasPrefix(msg, "level="):
+		// A log record (a cluster's own, a warning, a debug record), as
+		// the engine's text handler writes it: kept for people to read.
 		return true
 	}
 	return false

@@ -220,11 +220,41 @@ func TestParseStatus_Lines(t *testing.T) {
 	f("file /d/a (#3) -> cluster 1 (retry 1, alone)", 1, 0, 0, 0)
 	f("cluster 0 started: pid 5, 3 CPUs, GOMEMLIMIT 50 MiB", 0, 1, 0, 0)
 	f("cluster 0 restarted (recycled: RSS between files 1.0 MiB > 0.5 MiB): pid 5, 3 CPUs, GOMEMLIMIT 50 MiB", 0, 1, 0, 0)
+	f("cluster 1 restarted after file /d/a (1).csv ran alone: pid 6, 1 CPUs, GOMEMLIMIT 67 MiB", 0, 1, 0, 0)
+	f("cluster 1 restarted: pid 6, 1 CPUs, GOMEMLIMIT 67 MiB", 0, 1, 0, 0)
 	f("cluster 0 killed (pid 5) on file /d/a: killed over the RAM limit: cluster 0 used 1.0 MiB, all clusters 2.0 MiB > limit 1.0 MiB", 0, 1, 0, 0)
 	f("cluster 0 stopping (pid 5): recycled after 3 files", 0, 1, 0, 0)
 	f("cluster 0 killed by signal 9 while starting (pid 5)", 0, 1, 0, 0)
 	f("bad row sample: /d/a.csv:3: x", 0, 0, 0, 0)
 	f("resume /r/j0: 1 of 3 files already done; removed 0 temporary files []", 0, 0, 0, 0)
 	f("file /d/a (#3) done on cluster 1: 1 rows, 0 bad rows, 1 users in 0.01 s (map 0.00 s, reduce 0.00 s, skew 1.00)", 0, 0, 0, 1) // no attempt to close
+	f("file /d/a (#3) will be retried alone on cluster 0", 0, 1, 0, 0)
+	f("file /d/a (#3) will be retried alone on cluster 0, on its low-memory path", 0, 1, 0, 0)
+	f("RAM measure: pss (shared pages counted once)", 0, 0, 0, 0)
+	f("file /d/a (#3) took the stream path: one pass: mergeable feature set", 0, 0, 0, 0)
+	f("file /d/a (#3): 2 bad values (amounts or dates that did not read; samples below)", 0, 0, 0, 0)
+	f("file /d/a (#3) runs alone on cluster 0: the other clusters are stopped, it has the whole RAM limit (100 MiB, its GOMEMLIMIT)", 0, 0, 0, 0)
+	f("2 waiting files of at least 1.5 MiB will take their low-memory path first, as file /d/a (#3) now does", 0, 0, 0, 0)
+	f("cluster 1 (idle, 40.2 MiB) asked to give its memory back: all clusters 120.0 MiB > limit 100.0 MiB", 0, 1, 0, 0)
+	f("cluster 1 ended (pid 7, signal: killed) while it committed file /d/a", 0, 1, 0, 0)
+	f(`level=WARN msg="cluster stderr" cluster=1 pid=4242 line="x"`, 0, 0, 0, 0)
 	f("something new", 0, 0, 0, 1)
+
+	// The lines that say more than their kind: the RAM measure goes to
+	// its session, the mode's reason to the file's attempt.
+	r := &run{bad: map[string]int{}, samples: map[string][]string{}}
+	r.parseStatus([]byte(`2026-03-02T08:00:00.000Z start job j in /r/j0: 1 files (1 to do), clusters [2], queue deque, RAM limit 100 MiB, features invoice, worker /bin/mce
+2026-03-02T08:00:00.000Z RAM measure: cgroup (this process's cgroup's working set)
+2026-03-02T08:00:00.001Z file /d/a (#0) -> cluster 0
+2026-03-02T08:00:01.000Z file /d/a (#0) took the group path: one pass outgrew 40% of the cluster's share
+2026-03-02T08:00:01.000Z file /d/a (#0) done on cluster 0: 1 rows, 0 bad rows, 1 users in 1.00 s (map 0.50 s, reduce 0.50 s, skew 1.00, group)
+`))
+	switch {
+	case len(r.sessions) != 1 || r.sessions[0].ramMeasure != "cgroup":
+		t.Errorf("sessions %+v: want one, its RAM measure cgroup", r.sessions)
+	case len(r.attempts) != 1 || r.attempts[0].modeReason != "one pass outgrew 40% of the cluster's share" || r.attempts[0].outcome != outcomeDone:
+		t.Errorf("attempts %+v: want one, done, with the mode's reason", r.attempts)
+	case r.bad[statusLog] != 0:
+		t.Errorf("%d lines not understood", r.bad[statusLog])
+	}
 }

@@ -25,7 +25,7 @@ func TestMirrors_MatchEngine(t *testing.T) {
 		older  map[string]string // read, no longer written: by what
 	}{
 		{"Summary", reflect.TypeFor[engine.Summary](), map[string]string{
-			"ram_measure":        "status.log's start lines say what the limit was compared with",
+			"ram_measure":        "status.log's \"RAM measure\" line says it",
 			"bad_values":         "the file table sums the tasks' results",
 			"bad_values_emptied": "the file table sums the tasks' results",
 		}, nil},

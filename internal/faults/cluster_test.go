@@ -179,6 +179,7 @@ func TestKill_cluster(t *testing.T) {
 		}
 		checkNoTemps(t, runDir)
 		checkSummaryHonest(t, runDir)
+		checkReportReadsAll(t, runDir)
 		t.Logf("try %d (twice %v): cluster pid %d killed; exit %d; %d rows lost, %d duplicated", i, twice, pid, r.code, lost, dup)
 	}
 	row.notef("crash logged in failure.log and status.log, cluster restarted, file retried alone; results exact")
@@ -253,6 +254,7 @@ func TestRAMLimit(t *testing.T) {
 			}
 			checkNoTemps(t, runDir)
 			checkSummaryHonest(t, runDir)
+			checkReportReadsAll(t, runDir)
 			row.add(lost, dup)
 		})
 	}
@@ -306,6 +308,7 @@ func TestFeatureFaults(t *testing.T) {
 		}
 		lost, dup := checkRunOutputs(t, r.runDir, d, others...)
 		checkSummaryHonest(t, r.runDir)
+		checkReportReadsAll(t, r.runDir)
 		row.add(lost, dup)
 	}
 	row.notef("failure.log names user and file (panic with its stack); those files fail alone, the others exact")
@@ -360,6 +363,7 @@ func TestRAMLimit_idleClusterHolds(t *testing.T) {
 	}
 	lost, dup := checkRunOutputs(t, r.runDir, d)
 	checkNoTemps(t, r.runDir)
+	checkReportReadsAll(t, r.runDir)
 	row.add(lost, dup)
 	row.notef("idle cluster asked for its memory first, busy one killed, idle one stopped for the retry alone; exact")
 }

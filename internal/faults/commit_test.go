@@ -57,6 +57,7 @@ func TestKill_clusterWhileCommitting(t *testing.T) {
 		}
 		checkNoTemps(t, r.runDir)
 		checkSummaryHonest(t, r.runDir)
+		checkReportReadsAll(t, r.runDir)
 		lost, dup := checkRunOutputs(t, r.runDir, d)
 		row.add(lost, dup)
 	}

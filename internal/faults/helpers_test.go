@@ -26,6 +26,7 @@ import (
 	"github.com/mce-engine/mce/engine"
 	"github.com/mce-engine/mce/engine/feature"
 	"github.com/mce-engine/mce/engine/output"
+	"github.com/mce-engine/mce/engine/report"
 	"github.com/mce-engine/mce/internal/e2etest"
 	"github.com/mce-engine/mce/internal/fileid"
 	"github.com/mce-engine/mce/internal/gen"
@@ -432,6 +433,26 @@ func checkSummaryHonest(t *testing.T, runDir string) {
 		if !exists(ts) && !consumed(ts) {
 			t.Errorf("summary.json says %s is %s, but %s is missing", ts.Input, ts.Status, ts.Output)
 		}
+	}
+}
+
+// checkReportReadsAll checks the run's report.html, written at the run's
+// end: its footer must not say that a line of the run folder's files was
+// not understood. Every line the engine writes, after kills, crashes and
+// retries too, is one the report reads.
+func checkReportReadsAll(t *testing.T, runDir string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(runDir, report.FileName))
+	if err != nil {
+		t.Errorf("no report: %v", err)
+		return
+	}
+	footer := string(b)
+	if i := strings.LastIndex(footer, "Drawn from "); i >= 0 {
+		footer, _, _ = strings.Cut(footer[i:], "</p>")
+	}
+	if strings.Contains(footer, "not understood") {
+		t.Errorf("report.html: %s\nstatus.log:\n%s", regexp.MustCompile(`<[^>]*>`).ReplaceAllString(footer, ""), e2etest.ReadLog(t, runDir, "status.log"))
 	}
 }
 

@@ -218,6 +218,7 @@ func TestReduce_clusterFaults(t *testing.T) {
 		}
 		lost, dup := checkRunOutputs(t, r.runDir, d, others...)
 		checkSummaryHonest(t, r.runDir)
+		checkReportReadsAll(t, r.runDir)
 		row.add(lost, dup)
 		row.notef("failure.log names user and file (panic with its stack); those files fail alone, the others exact")
 	})
