@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"path/filepath"
 	"sort"
 	"time"
@@ -93,13 +94,22 @@ func (r *run) files() []*fileRow {
 func (r *run) filesFromPlanAndSummary(x *fileIndex) {
 	if r.plan != nil {
 		for _, t := range r.plan.Tasks {
-			f := x.get(t.ID, t.Input)
+			f := x.get(t.ID, cmp.Or(t.Name, t.Input))
 			f.kind, f.phase, f.size = t.Kind, t.Phase, t.Size
 		}
 	}
 	if r.summary != nil {
 		for _, t := range r.summary.Tasks {
 			f := x.get(t.ID, t.Input)
+			// summary.json, timings.csv and status.log name a task as the
+			// engine's logs do (quoted where the name has a control
+			// character): the later files find its row by that name.
+			if t.Input != "" {
+				if f.input == "" {
+					f.input = t.Input
+				}
+				x.byInput[t.Input] = f
+			}
 			f.phase, f.status, f.attempts, f.seconds = t.Phase, t.Status, t.Attempts, t.Seconds
 			if f.size == 0 {
 				f.size = t.Size

@@ -170,9 +170,12 @@ type featuresSource struct {
 
 // planTask is one task of plan.json (engine.Task).
 type planTask struct {
-	ID     int    `json:"id"`
-	Kind   string `json:"kind"`
-	Input  string `json:"input"`
+	ID    int    `json:"id"`
+	Kind  string `json:"kind"`
+	Input string `json:"input"`
+	// Name is how the logs name a task that has no input file (a store
+	// range of `mce reduce`); they name the others by Input.
+	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	Output string `json:"output"`
 	Phase  int    `json:"phase"`

@@ -38,7 +38,6 @@ func TestMirrors_MatchEngine(t *testing.T) {
 			"reader": "plan.json version 1, which version 2 moved into settings",
 		}},
 		{"Task", reflect.TypeFor[engine.Task](), map[string]string{
-			"name":       "summary.json's input is the task's label, Name or else Input",
 			"args":       "the mode's own settings of the task",
 			"low_memory": "set on a retry, which status.log records",
 		}, nil},
