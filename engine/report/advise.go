@@ -274,8 +274,10 @@ func dispatchGap(r *run) float64 {
 	prev := map[int]*attempt{}
 	for i := range r.attempts {
 		a := &r.attempts[i]
-		if p := prev[a.cluster]; p != nil && p.outcome == outcomeDone && !a.alone && !a.start.Before(p.end) && quiet(p.end, a.start) {
-			gaps = append(gaps, a.start.Sub(p.end).Seconds())
+		// A file handed out before the last one's result (while that one
+		// commits its output) waited for nothing: a gap of 0.
+		if p := prev[a.cluster]; p != nil && p.outcome == outcomeDone && !a.alone && quiet(p.end, a.start) {
+			gaps = append(gaps, max(0, a.start.Sub(p.end).Seconds()))
 		}
 		prev[a.cluster] = a
 	}

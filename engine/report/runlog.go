@@ -418,14 +418,18 @@ func atof(s string) float64 {
 // parseStatus reads status.log into sessions, attempts and events.
 // statusParse is the state of reading status.log.
 type statusParse struct {
-	r       *run
-	open    map[int]int // cluster -> index in r.attempts of its running attempt
+	r *run
+	// open holds each cluster's attempts without an end, by index in
+	// r.attempts, oldest first: the running one, and before it the one
+	// whose output is still being committed (a cluster takes its next
+	// file while the last one commits).
+	open    map[int][]int
 	killed  map[int]int // cluster -> index of the event of a kill not yet followed by "is gone"
 	resumed bool
 }
 
 func (r *run) parseStatus(b []byte) {
-	p := &statusParse{r: r, open: map[int]int{}, killed: map[int]int{}}
+	p := &statusParse{r: r, open: map[int][]int{}, killed: map[int]int{}}
 	for _, ln := range lines(b) {
 		t, msg, ok := cutStamp(ln)
 		if !ok {
@@ -440,27 +444,40 @@ func (r *run) parseStatus(b []byte) {
 }
 
 func (p *statusParse) closeAll(t time.Time, outcome, why string) {
-	for c, i := range p.open {
-		a := &p.r.attempts[i]
-		a.end, a.outcome, a.message = t, outcome, why
-		delete(p.open, c)
+	for c := range p.open {
+		p.closeCluster(c, t, outcome, why)
 	}
 }
 
-// closeOn ends the attempt running on cluster c, if it is task id's (id
-// -1: whichever).
+// closeOn ends task id's attempt open on cluster c, if there is one.
 func (p *statusParse) closeOn(c, id int, t time.Time, outcome, why string) *attempt {
-	i, ok := p.open[c]
-	if !ok || (id >= 0 && p.r.attempts[i].task != id) {
-		return nil
+	open := p.open[c]
+	for k, i := range open {
+		if p.r.attempts[i].task != id {
+			continue
+		}
+		p.open[c] = slices.Delete(open, k, k+1)
+		a := &p.r.attempts[i]
+		a.end, a.outcome = t, outcome
+		if why != "" {
+			a.message = why
+		}
+		return a
+	}
+	return nil
+}
+
+// closeCluster ends every attempt open on cluster c: it went away with
+// them.
+func (p *statusParse) closeCluster(c int, t time.Time, outcome, why string) {
+	for _, i := range p.open[c] {
+		a := &p.r.attempts[i]
+		a.end, a.outcome = t, outcome
+		if why != "" {
+			a.message = why
+		}
 	}
 	delete(p.open, c)
-	a := &p.r.attempts[i]
-	a.end, a.outcome = t, outcome
-	if why != "" {
-		a.message = why
-	}
-	return a
 }
 
 func (p *statusParse) endSession(t time.Time, line string) {
@@ -473,14 +490,18 @@ func (p *statusParse) endSession(t time.Time, line string) {
 func (p *statusParse) attemptLine(t time.Time, msg string) bool {
 	if m := reAssign.FindStringSubmatch(msg); m != nil {
 		c := atoi(m[3])
-		if _, busy := p.open[c]; busy {
-			p.closeOn(c, -1, t, outcomeLost, "no end recorded before the next file")
+		if open := p.open[c]; len(open) >= 2 {
+			// One running and one committing: the older one's end is
+			// missing.
+			a := &p.r.attempts[open[0]]
+			a.end, a.outcome, a.message = t, outcomeLost, "no end recorded before the next file"
+			p.open[c] = open[1:]
 		}
 		p.r.attempts = append(p.r.attempts, attempt{
 			task: atoi(m[2]), file: m[1], cluster: c, retry: atoi(m[4]), alone: m[4] != "",
 			start: t, outcome: outcomeUnfinished,
 		})
-		p.open[c] = len(p.r.attempts) - 1
+		p.open[c] = append(p.open[c], len(p.r.attempts)-1)
 		return true
 	}
 	if m := reDone.FindStringSubmatch(msg); m != nil {
@@ -544,8 +565,9 @@ func (p *statusParse) clusterLine(t time.Time, msg string) bool {
 		c := atoi(m[1])
 		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: c, kind: eventKill, pid: atoi(m[2]), file: m[3], text: m[4]})
 		p.killed[c] = len(p.r.events) - 1
-		if i, ok := p.open[c]; ok {
-			a := &p.r.attempts[i]
+		// The kill is the running file's: the last one open.
+		if open := p.open[c]; len(open) > 0 {
+			a := &p.r.attempts[open[len(open)-1]]
 			a.message = m[4]
 			if n := reKillNums.FindStringSubmatch(m[4]); n != nil {
 				a.killRSSMiB, a.killTotalMiB, a.killLimMiB = atof(n[1]), atof(n[2]), atof(n[3])
@@ -560,13 +582,13 @@ func (p *statusParse) clusterLine(t time.Time, msg string) bool {
 			outcome = outcomeKilled
 			delete(p.killed, c)
 		}
-		p.closeOn(c, -1, t, outcome, "")
+		p.closeCluster(c, t, outcome, "")
 		return true
 	}
 	if m := reCrashed.FindStringSubmatch(msg); m != nil {
 		c := atoi(m[1])
 		p.r.events = append(p.r.events, clusterEvent{time: t, cluster: c, kind: eventCrash, pid: atoi(m[2]), file: m[4], text: "crashed (" + m[3] + ")"})
-		p.closeOn(c, -1, t, outcomeCrashed, "cluster crashed ("+m[3]+")")
+		p.closeCluster(c, t, outcomeCrashed, "cluster crashed ("+m[3]+")")
 		return true
 	}
 	if m := reRetry.FindStringSubmatch(msg); m != nil {

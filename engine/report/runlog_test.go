@@ -110,6 +110,9 @@ func dumpRun(r *run) string {
 	for _, s := range r.sessions {
 		fmt.Fprintf(&b, "session %s-%s job=%q files=%d todo=%d clusters=%v queue=%s limit=%.0f features=%s resumed=%v end=%q\n",
 			at(s.start), at(s.end), s.job, s.files, s.toDo, s.clusters, s.queue, s.ramLimitMiB, s.features, s.resumed, s.endLine)
+		if s.ramMeasure != "" {
+			fmt.Fprintf(&b, "  RAM measure %s\n", s.ramMeasure)
+		}
 	}
 	for _, a := range r.attempts {
 		fmt.Fprintf(&b, "attempt #%d %s cluster %d retry %d alone=%v %s-%s %s failed=%v", a.task, filepath.Base(a.file), a.cluster, a.retry, a.alone, at(a.start), at(a.end), a.outcome, a.failedAt)
@@ -121,6 +124,9 @@ func dumpRun(r *run) string {
 		}
 		if a.message != "" {
 			fmt.Fprintf(&b, " msg=%q", a.message)
+		}
+		if a.modeReason != "" {
+			fmt.Fprintf(&b, " why=%q", a.modeReason)
 		}
 		b.WriteString("\n")
 	}
@@ -256,5 +262,35 @@ func TestParseStatus_Lines(t *testing.T) {
 		t.Errorf("attempts %+v: want one, done, with the mode's reason", r.attempts)
 	case r.bad[statusLog] != 0:
 		t.Errorf("%d lines not understood", r.bad[statusLog])
+	}
+
+	// A cluster takes its next file while the last one commits its
+	// output: that one ends at its own "done". A third file handed out
+	// while two are open means the oldest one's end is missing.
+	r = &run{bad: map[string]int{}, samples: map[string][]string{}}
+	r.parseStatus([]byte(`2026-03-02T08:00:00.000Z file /d/a (#0) -> cluster 0
+2026-03-02T08:00:01.000Z file /d/b (#1) -> cluster 0
+2026-03-02T08:00:01.100Z file /d/a (#0) done on cluster 0: 1 rows, 0 bad rows, 1 users in 1.10 s (map 0.50 s, reduce 0.50 s, skew 1.00)
+2026-03-02T08:00:02.000Z file /d/c (#2) -> cluster 0
+2026-03-02T08:00:03.000Z file /d/d (#3) -> cluster 0
+2026-03-02T08:00:03.100Z file /d/d (#3) done on cluster 0: 1 rows, 0 bad rows, 1 users in 1.10 s (map 0.50 s, reduce 0.50 s, skew 1.00)
+2026-03-02T08:00:04.000Z finished: 2 of 4 files failed in 4.0 s
+`))
+	ms := func(a attempt) int64 { return a.end.Sub(a.start).Milliseconds() }
+	if a := r.attempts; len(a) != 4 || r.bad[statusLog] != 0 {
+		t.Fatalf("%d attempts, %d bad lines", len(a), r.bad[statusLog])
+	}
+	for i, want := range []struct {
+		outcome, message string
+		ms               int64
+	}{
+		{outcomeDone, "", 1100},
+		{outcomeLost, "no end recorded before the next file", 2000},
+		{outcomeInterrupted, "no end recorded", 2000},
+		{outcomeDone, "", 100},
+	} {
+		if a := r.attempts[i]; a.outcome != want.outcome || a.message != want.message || ms(a) != want.ms {
+			t.Errorf("attempt %d: %s %q %d ms; want %s %q %d ms", i, a.outcome, a.message, ms(a), want.outcome, want.message, want.ms)
+		}
 	}
 }
