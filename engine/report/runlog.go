@@ -458,10 +458,7 @@ func (p *statusParse) closeOn(c, id int, t time.Time, outcome, why string) *atte
 		}
 		p.open[c] = slices.Delete(open, k, k+1)
 		a := &p.r.attempts[i]
-		a.end, a.outcome = t, outcome
-		if why != "" {
-			a.message = why
-		}
+		a.close(t, outcome, why)
 		return a
 	}
 	return nil
@@ -471,13 +468,17 @@ func (p *statusParse) closeOn(c, id int, t time.Time, outcome, why string) *atte
 // them.
 func (p *statusParse) closeCluster(c int, t time.Time, outcome, why string) {
 	for _, i := range p.open[c] {
-		a := &p.r.attempts[i]
-		a.end, a.outcome = t, outcome
-		if why != "" {
-			a.message = why
-		}
+		p.r.attempts[i].close(t, outcome, why)
 	}
 	delete(p.open, c)
+}
+
+// close ends the attempt at t with outcome, and why when one is given.
+func (a *attempt) close(t time.Time, outcome, why string) {
+	a.end, a.outcome = t, outcome
+	if why != "" {
+		a.message = why
+	}
 }
 
 func (p *statusParse) endSession(t time.Time, line string) {
@@ -493,8 +494,7 @@ func (p *statusParse) attemptLine(t time.Time, msg string) bool {
 		if open := p.open[c]; len(open) >= 2 {
 			// One running and one committing: the older one's end is
 			// missing.
-			a := &p.r.attempts[open[0]]
-			a.end, a.outcome, a.message = t, outcomeLost, "no end recorded before the next file"
+			p.r.attempts[open[0]].close(t, outcomeLost, "no end recorded before the next file")
 			p.open[c] = open[1:]
 		}
 		p.r.attempts = append(p.r.attempts, attempt{
