@@ -188,8 +188,10 @@ func timeline(r *run, sx xScale) string {
 			fmt.Fprintf(&b, `<g class="mark %s"><path d="M%.1f %.1f l6 6 m0 -6 l-6 6" /><title>%s</title></g>`, e.kind, x-3, y+1, esc(eventTitle(e, sx)))
 		case eventRestart:
 			fmt.Fprintf(&b, `<g class="mark restart"><path d="M%.1f %.1f l0 %d" /><circle cx="%.1f" cy="%.1f" r="3"/><title>%s</title></g>`, x, y, laneHeight-2, x, y+laneHeight-4, esc(eventTitle(e, sx)))
-		case eventRecycle, eventRelease:
-			fmt.Fprintf(&b, `<g class="mark %s"><circle cx="%.1f" cy="%.1f" r="3"/><title>%s</title></g>`, e.kind, x, y+laneHeight-4, esc(eventTitle(e, sx)))
+		case eventRecycle:
+			fmt.Fprintf(&b, `<g class="mark recycle"><rect x="%.1f" y="%.1f" width="6" height="6"/><title>%s</title></g>`, x-3, y+laneHeight-7, esc(eventTitle(e, sx)))
+		case eventRelease:
+			fmt.Fprintf(&b, `<g class="mark release"><circle cx="%.1f" cy="%.1f" r="3"/><title>%s</title></g>`, x, y+laneHeight-4, esc(eventTitle(e, sx)))
 		}
 	}
 	sx.timeAxis(&b, float64(n*laneHeight)+6)
