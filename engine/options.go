@@ -108,6 +108,9 @@ type Options struct {
 	FeaturesFile string
 	// Command is the command line, kept in plan.json.
 	Command []string
+	// Given are the cluster settings the command line gave, kept in
+	// plan.json for --resume (the fields above hold them too).
+	Given Resources
 
 	// Logger gets the engine's log and the workers'; nil: slog.Default().
 	Logger *slog.Logger

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"time"
 
@@ -124,6 +125,10 @@ func (r *runner) create() error {
 	}
 	r.plan = &Plan{Job: o.JobName, Feature: o.FeatureName, Created: time.Now(), Params: o.Params, Settings: o.Job,
 		Command: o.Command, Tasks: tasks}
+	if !reflect.DeepEqual(o.Given, Resources{}) {
+		given := o.Given
+		r.plan.Resources = &given
+	}
 	if o.FeaturesFile != "" {
 		if r.plan.Features, err = keepFeatures(dir, o.FeaturesFile); err != nil {
 			return err

@@ -131,7 +131,22 @@ type Plan struct {
 	// Features is the features file the run computes (nil: the set built
 	// into the binary); its copy is FeaturesCopy in the run folder.
 	Features *FeaturesSource `json:"features_source,omitempty"`
-	Tasks    []Task          `json:"tasks"`
+	// Resources are the cluster settings the command line gave
+	// (Options.Given), which --resume keeps unless it gives them anew.
+	Resources *Resources `json:"resources,omitempty"`
+	Tasks     []Task     `json:"tasks"`
+}
+
+// Resources are a run's cluster settings as its command line gave them,
+// each zero when it was not given (its default then).
+type Resources struct {
+	Clusters        []int         `json:"clusters,omitempty"`
+	Queue           string        `json:"queue,omitempty"`
+	RAMLimitBytes   int64         `json:"ram_limit_bytes,omitempty"`
+	RAMMeasure      string        `json:"ram_measure,omitempty"`
+	Poll            time.Duration `json:"poll_ns,omitempty"`
+	RecycleAfter    int           `json:"recycle_after,omitempty"`
+	RecycleRSSBytes int64         `json:"recycle_rss_bytes,omitempty"`
 }
 
 // FeaturesSource names a run's features file and its content's hash.

@@ -61,7 +61,7 @@ Examples:
 			&ucli.StringFlag{Name: "store", Aliases: []string{"s"}, Usage: "the store `DIR` (made by mce partition)"},
 			&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "`DIR` in which the run folder JOBNAME<n> is made"},
 			&ucli.StringFlag{Name: "job", Value: engine.DefaultJobName, Usage: "job `NAME`: the run folder is NAME0, NAME1, ... (never overwritten)"},
-			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder of mce reduce)"},
+			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder of mce reduce); it keeps the cluster flags the run was given (--clusters, --ram-limit, ...) unless they are given again"},
 			featuresFlag, featuresSourceFlag,
 			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
 			&ucli.BoolFlag{Name: "across-files", Usage: "one line per user over all the files, in one features file"},

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +14,9 @@ import (
 // TestE2E_ResumeRemembersFeatures interrupts a `run --features f.go
 // --param ...` and resumes it with `run --resume DIR` alone: the run
 // folder kept the command line, the parameters and a copy of f.go, so the
-// resumed run computes the same features as an uninterrupted one. A
-// changed f.go is refused with a message that says what to do.
+// resumed run computes the same features as an uninterrupted one, and its
+// cluster flags, so the resumed run keeps its layout, queue and RAM limit.
+// A changed f.go is refused with a message that says what to do.
 func TestE2E_ResumeRemembersFeatures(t *testing.T) {
 	dir, env := outsideCheckout(t)
 	src, err := os.ReadFile(repo(t, "internal/e2etest/testdata/faulty/f.go"))
@@ -36,7 +38,7 @@ func TestE2E_ResumeRemembersFeatures(t *testing.T) {
 	}
 	slow := heaviestUser(t, truth)
 	args := []string{"run", data, "--features", fgo, "--param", "slow_user=" + slow, "--param", "slow_ms=700",
-		"--clusters", "1", "--no-progress", "--out", filepath.Join(dir, "out")}
+		"--clusters", "1", "--queue", "fifo", "--ram-limit", "3GiB", "--no-progress", "--out", filepath.Join(dir, "out")}
 
 	// The same run, whole, for the expected outputs.
 	_, se, code := mce(t, dir, env, append(args[:len(args)-1:len(args)-1], filepath.Join(dir, "whole"))...)
@@ -74,7 +76,7 @@ func TestE2E_ResumeRemembersFeatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"slow_user": "` + slow + `"`, `"features_source"`, `"sha256"`, `"--param"`} {
+	for _, want := range []string{`"slow_user": "` + slow + `"`, `"features_source"`, `"sha256"`, `"--param"`, `"ram_limit_bytes": 3221225472`} {
 		if !bytes.Contains(plan, []byte(want)) {
 			t.Errorf("plan.json lacks %s", want)
 		}
@@ -98,6 +100,11 @@ func TestE2E_ResumeRemembersFeatures(t *testing.T) {
 	so, se, code := mce(t, dir, env, "run", "--resume", runDir)
 	if code != 0 || !strings.Contains(so, "all 3 files ok") {
 		t.Fatalf("resume: exit %d\n%s\n%s", code, so, se)
+	}
+	status, _ := os.ReadFile(filepath.Join(runDir, "status.log"))
+	starts := regexp.MustCompile(`start job .*`).FindAllString(string(status), -1)
+	if len(starts) != 2 || !strings.Contains(starts[1], "clusters [1], queue fifo, RAM limit 3072 MiB") {
+		t.Errorf("the resumed run's start does not keep --clusters 1 --queue fifo --ram-limit 3GiB: %q", starts)
 	}
 	outs, _ := filepath.Glob(filepath.Join(whole, "*.features.csv"))
 	if len(outs) != 3 {

@@ -67,7 +67,7 @@ Examples:
 		Flags: append(append([]ucli.Flag{
 			&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "`DIR` in which the run folder JOBNAME<n> is made"},
 			&ucli.StringFlag{Name: "job", Value: engine.DefaultJobName, Usage: "job `NAME`: the run folder is NAME0, NAME1, ... (never overwritten)"},
-			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder); no inputs then"},
+			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted run in `DIR` (a run folder); no inputs then. It keeps the run's settings and the cluster flags it was given (--clusters, --queue, --ram-limit, ...) unless they are given again"},
 			featuresFlag, featuresSourceFlag,
 			&ucli.StringSliceFlag{Name: "param", Usage: "`key=value` passed to the feature function (repeatable)"},
 			&ucli.StringFlag{Name: "mode", Value: filejob.ModeAuto, Usage: "how a cluster reduces a file: stream (one pass: each row added to its user's aggregate as it is parsed, no row kept: the fastest, RAM grows with users, not rows; mergeable feature sets such as the built-in one), group (every user's rows in RAM, then user by user: RAM about the file's size; any feature set), disk (rows grouped by user through sorted runs on local disk: RAM bounded whatever the file, about 3x slower than group), or auto: stream a mergeable set (and read a file again through disk when its users outgrow 40% of the cluster's share of --ram-limit); group any other when its rows fit the cluster's share of --ram-limit (measured on earlier files), else put it through disk. Same results in every `MODE`"},
@@ -100,6 +100,64 @@ Examples:
 			s, err := engine.Run(c.Context, opts)
 			return finishRun(s, err, (*engine.Summary).LastLine, runFiles)
 		},
+	}
+}
+
+// rememberResources keeps the cluster flags the command line gave in
+// o.Given, which plan.json records. On --resume a flag not given again
+// takes the value the run started with, so that a resumed run keeps its
+// layout and, on a shared server, its --ram-limit.
+func rememberResources(c *ucli.Context, o *engine.Options) {
+	g := &o.Given
+	if c.IsSet("clusters") {
+		g.Clusters = o.Clusters
+	}
+	if c.IsSet("queue") {
+		g.Queue = o.Queue
+	}
+	if c.IsSet("ram-limit") {
+		g.RAMLimitBytes = o.RAMLimitBytes
+	}
+	if c.IsSet("ram-measure") {
+		g.RAMMeasure = o.RAMMeasure
+	}
+	if c.IsSet("poll") {
+		g.Poll = o.Poll
+	}
+	if c.IsSet("recycle-after") {
+		g.RecycleAfter = o.RecycleAfter
+	}
+	if c.IsSet("recycle-rss") {
+		g.RecycleRSSBytes = o.RecycleRSSBytes
+	}
+	if o.Resume == "" {
+		return
+	}
+	p, err := engine.ReadPlan(o.Resume)
+	if err != nil || p.Resources == nil {
+		return // a run folder that cannot be read is engine.Run's to report
+	}
+	k := p.Resources
+	if !c.IsSet("clusters") && len(k.Clusters) > 0 {
+		o.Clusters = k.Clusters
+	}
+	if !c.IsSet("queue") && k.Queue != "" {
+		o.Queue = k.Queue
+	}
+	if !c.IsSet("ram-limit") && k.RAMLimitBytes > 0 {
+		o.RAMLimitBytes = k.RAMLimitBytes
+	}
+	if !c.IsSet("ram-measure") && k.RAMMeasure != "" {
+		o.RAMMeasure = k.RAMMeasure
+	}
+	if !c.IsSet("poll") && k.Poll > 0 {
+		o.Poll = k.Poll
+	}
+	if !c.IsSet("recycle-after") && k.RecycleAfter > 0 {
+		o.RecycleAfter = k.RecycleAfter
+	}
+	if !c.IsSet("recycle-rss") && k.RecycleRSSBytes > 0 {
+		o.RecycleRSSBytes = k.RecycleRSSBytes
 	}
 }
 
@@ -153,6 +211,7 @@ func clusterOptions(c *ucli.Context, env *Env, o *engine.Options) error {
 			return fmt.Errorf("--recycle-rss: %w", err)
 		}
 	}
+	rememberResources(c, o)
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own binary: %w", err)

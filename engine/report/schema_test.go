@@ -34,7 +34,9 @@ func TestMirrors_MatchEngine(t *testing.T) {
 			"bad_row_samples": "status.log's sample lines give them, for every attempt",
 		}, nil},
 		{"TaskError", reflect.TypeFor[engine.TaskError](), nil, nil},
-		{"Plan", reflect.TypeFor[engine.Plan](), nil, map[string]string{
+		{"Plan", reflect.TypeFor[engine.Plan](), map[string]string{
+			"resources": "status.log's start lines give the layout, queue and RAM limit each session ran with",
+		}, map[string]string{
 			"reader": "plan.json version 1, which version 2 moved into settings",
 		}},
 		{"Task", reflect.TypeFor[engine.Task](), map[string]string{
