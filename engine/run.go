@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"time"
 
@@ -124,11 +123,7 @@ func (r *runner) create() error {
 		return err
 	}
 	r.plan = &Plan{Job: o.JobName, Feature: o.FeatureName, Created: time.Now(), Params: o.Params, Settings: o.Job,
-		Command: o.Command, Tasks: tasks}
-	if !reflect.DeepEqual(o.Given, Resources{}) {
-		given := o.Given
-		r.plan.Resources = &given
-	}
+		Command: o.Command, Resources: o.Given, Tasks: tasks}
 	if o.FeaturesFile != "" {
 		if r.plan.Features, err = keepFeatures(dir, o.FeaturesFile); err != nil {
 			return err

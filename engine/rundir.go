@@ -132,9 +132,10 @@ type Plan struct {
 	// into the binary); its copy is FeaturesCopy in the run folder.
 	Features *FeaturesSource `json:"features_source,omitempty"`
 	// Resources are the cluster settings the command line gave
-	// (Options.Given), which --resume keeps unless it gives them anew.
-	Resources *Resources `json:"resources,omitempty"`
-	Tasks     []Task     `json:"tasks"`
+	// (Options.Given), which --resume keeps unless it gives them anew;
+	// left out when none was given.
+	Resources Resources `json:"resources,omitzero"`
+	Tasks     []Task    `json:"tasks"`
 }
 
 // Resources are a run's cluster settings as its command line gave them,

@@ -108,56 +108,38 @@ Examples:
 // takes the value the run started with, so that a resumed run keeps its
 // layout and, on a shared server, its --ram-limit.
 func rememberResources(c *ucli.Context, o *engine.Options) {
+	var k engine.Resources // the run's, on --resume; zero: none kept
+	if o.Resume != "" {
+		// A run folder that cannot be read is engine.Run's to report.
+		if p, err := engine.ReadPlan(o.Resume); err == nil {
+			k = p.Resources
+		}
+	}
 	g := &o.Given
-	if c.IsSet("clusters") {
+	switch {
+	case c.IsSet("clusters"):
 		g.Clusters = o.Clusters
-	}
-	if c.IsSet("queue") {
-		g.Queue = o.Queue
-	}
-	if c.IsSet("ram-limit") {
-		g.RAMLimitBytes = o.RAMLimitBytes
-	}
-	if c.IsSet("ram-measure") {
-		g.RAMMeasure = o.RAMMeasure
-	}
-	if c.IsSet("poll") {
-		g.Poll = o.Poll
-	}
-	if c.IsSet("recycle-after") {
-		g.RecycleAfter = o.RecycleAfter
-	}
-	if c.IsSet("recycle-rss") {
-		g.RecycleRSSBytes = o.RecycleRSSBytes
-	}
-	if o.Resume == "" {
-		return
-	}
-	p, err := engine.ReadPlan(o.Resume)
-	if err != nil || p.Resources == nil {
-		return // a run folder that cannot be read is engine.Run's to report
-	}
-	k := p.Resources
-	if !c.IsSet("clusters") && len(k.Clusters) > 0 {
+	case len(k.Clusters) > 0:
 		o.Clusters = k.Clusters
 	}
-	if !c.IsSet("queue") && k.Queue != "" {
-		o.Queue = k.Queue
-	}
-	if !c.IsSet("ram-limit") && k.RAMLimitBytes > 0 {
-		o.RAMLimitBytes = k.RAMLimitBytes
-	}
-	if !c.IsSet("ram-measure") && k.RAMMeasure != "" {
-		o.RAMMeasure = k.RAMMeasure
-	}
-	if !c.IsSet("poll") && k.Poll > 0 {
-		o.Poll = k.Poll
-	}
-	if !c.IsSet("recycle-after") && k.RecycleAfter > 0 {
-		o.RecycleAfter = k.RecycleAfter
-	}
-	if !c.IsSet("recycle-rss") && k.RecycleRSSBytes > 0 {
-		o.RecycleRSSBytes = k.RecycleRSSBytes
+	remember(c, "queue", &o.Queue, &g.Queue, k.Queue)
+	remember(c, "ram-limit", &o.RAMLimitBytes, &g.RAMLimitBytes, k.RAMLimitBytes)
+	remember(c, "ram-measure", &o.RAMMeasure, &g.RAMMeasure, k.RAMMeasure)
+	remember(c, "poll", &o.Poll, &g.Poll, k.Poll)
+	remember(c, "recycle-after", &o.RecycleAfter, &g.RecycleAfter, k.RecycleAfter)
+	remember(c, "recycle-rss", &o.RecycleRSSBytes, &g.RecycleRSSBytes, k.RecycleRSSBytes)
+}
+
+// remember records in given the value (in cur) of flag name when the
+// command line set it; otherwise a kept value that is not zero replaces
+// cur's default.
+func remember[T comparable](c *ucli.Context, name string, cur, given *T, kept T) {
+	var zero T
+	switch {
+	case c.IsSet(name):
+		*given = *cur
+	case kept != zero:
+		*cur = kept
 	}
 }
 

@@ -311,7 +311,10 @@ const reserveSlots = 1024
 // step a fresh table and every receiver moved again). It changes no
 // total: only where the receivers sit.
 func (a *invoiceAgg) reserve(n int) {
-	if size := min(slotsFor(n), reserveSlots, spillSlots); n > smallReceivers && size > len(a.big) {
+	if n <= smallReceivers {
+		return // most users: the small table holds them
+	}
+	if size := min(slotsFor(n), reserveSlots, spillSlots); size > len(a.big) {
 		a.resize(size)
 	}
 }
