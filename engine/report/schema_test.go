@@ -3,6 +3,7 @@ package report_test
 import (
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -84,4 +85,40 @@ func jsonFields(t reflect.Type) []string {
 		names = append(names, name)
 	}
 	return names
+}
+
+// TestTimings_MatchEngine is TestMirrors_MatchEngine for timings.csv, which
+// the report reads by its header's names: a line whose every column holds
+// a value of its own must come back with each value under its own column,
+// every column the engine writes is read (or listed here with why not),
+// and every column read is one the engine writes.
+func TestTimings_MatchEngine(t *testing.T) {
+	unread := map[string]string{} // written, not read: why
+	cols := strings.Split(engine.TimingsHeader, ",")
+	want := map[string]string{}
+	vals := make([]string, len(cols))
+	for i, c := range cols {
+		vals[i] = strconv.Itoa(i + 2) // a number parses as text too
+		want[c] = vals[i]
+	}
+	lines := report.ParseTimings([]byte(engine.TimingsHeader + "\n" + strings.Join(vals, ",") + "\n"))
+	if len(lines) != 1 {
+		t.Fatalf("read %d lines of timings.csv, want 1", len(lines))
+	}
+	got := lines[0]
+	for _, c := range cols {
+		switch {
+		case unread[c] != "":
+			if _, ok := got[c]; ok {
+				t.Errorf("column %q is listed as unread, but the report reads it", c)
+			}
+		case got[c] != want[c]:
+			t.Errorf("column %q: the report read %q, want %q (the column's own value): read it, or say here why not", c, got[c], want[c])
+		}
+	}
+	for c := range got {
+		if _, ok := want[c]; !ok {
+			t.Errorf("the report reads column %q, which the engine's timings.csv does not have", c)
+		}
+	}
 }
