@@ -212,3 +212,61 @@ func reportHas(t *testing.T, md string, wants ...string) {
 		}
 	}
 }
+
+func TestPerRound(t *testing.T) {
+	runs := func(walls ...float64) *Result {
+		r := &Result{Status: StatusOK}
+		for _, w := range walls {
+			r.Runs = append(r.Runs, Sample{Wall: time.Duration(w * float64(time.Second))})
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name       string
+		slow, fast *Result
+		want       string
+	}{
+		{"three rounds", runs(4, 5, 6), runs(1, 2, 2), "round by round 3.00× (2.50–4.00×)"},
+		// Paired by round; the medians' ratio would be 8/3 = 2.67×.
+		{"paired, not medians", runs(4, 8, 12), runs(1, 4, 3), "round by round 4.00× (2.00–4.00×)"},
+		{"rounds differ in number", runs(4, 5), runs(1, 2, 2), ""},
+		{"one round", runs(4), runs(1), ""},
+		{"none", runs(), runs(), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := PerRound(tc.slow, tc.fast); got != tc.want {
+				t.Errorf("PerRound = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestEvaluate_PerRound: the targets that compare two systems' times say
+// their round-by-round ratio when both ran in the same rounds.
+func TestEvaluate_PerRound(t *testing.T) {
+	rep := testReport()
+	for _, r := range rep.Results {
+		if r.OK() {
+			r.Runs = []Sample{{Wall: r.Wall}, {Wall: r.Wall}, {Wall: r.Wall}}
+		}
+	}
+	want := map[string]string{
+		"mce run ≥ 4× DuckDB":               "round by round 2.67× (2.67–2.67×)",
+		"the one pass ≥ 1.5× faster":        "round by round 1.60× (1.60–1.60×)",
+		"the Reduce-form f.go ≥ 3× DuckDB":  "round by round 2.50× (2.50–2.50×)",
+		"mce reduce ≥ 2× mce run (issue 13": "round by round 3.00× (3.00–3.00×)",
+	}
+	for _, tg := range evaluate(rep) {
+		for prefix, note := range want {
+			if strings.HasPrefix(tg.Name, prefix) {
+				if !strings.HasPrefix(tg.Note, note) {
+					t.Errorf("%s: note %q, want it to start with %q", tg.Name, tg.Note, note)
+				}
+				delete(want, prefix)
+			}
+		}
+	}
+	for prefix := range want {
+		t.Errorf("no target %q", prefix)
+	}
+}
