@@ -83,9 +83,9 @@ func BreakEven(partition, run, reduce float64) int {
 	return int(math.Floor(partition/(run-reduce))) + 1
 }
 
-// PerRound says how many times slow's wall time fast's was round by round:
-// the median over the rounds of the two runs' ratio in each, and the
-// lowest and highest. A round runs every system once, back to back, so
+// PerRound gives slow's wall time over fast's round by round: the median
+// over the rounds of the ratio of the two runs in each, and the lowest
+// and highest. A round runs every system once, back to back, so
 // the VM's drift from hour to hour, which moves the medians' ratio, mostly
 // cancels out of it. "" unless both ran the same number of rounds.
 func PerRound(slow, fast *Result) string {
