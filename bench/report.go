@@ -100,17 +100,6 @@ func PerRound(slow, fast *Result) string {
 	return fmt.Sprintf("round by round %.2f× (%.2f–%.2f×)", Median(xs), slices.Min(xs), slices.Max(xs))
 }
 
-// join joins the non-empty notes with "; ".
-func join(notes ...string) string {
-	var out []string
-	for _, n := range notes {
-		if n != "" {
-			out = append(out, n)
-		}
-	}
-	return strings.Join(out, "; ")
-}
-
 // evaluate states every target of the issues against the figures.
 func evaluate(r *Report) []Target {
 	run, part, red := r.Result(SysRun), r.Result(SysPartition), r.Result(SysReduce)
@@ -167,7 +156,10 @@ func evaluate(r *Report) []Target {
 		x := ratio(run, red)
 		note := PerRound(run, red)
 		if x < 2 {
-			note = join(note, "reduce saves the CSV parsing but pays store reads and decompression, and its Reduce-style pass over each user's rows; CPU by phase in bench/results/profile-reduce.md")
+			if note != "" {
+				note += "; "
+			}
+			note += "reduce saves the CSV parsing but pays store reads and decompression, and its Reduce-style pass over each user's rows; CPU by phase in bench/results/profile-reduce.md"
 		}
 		add("mce reduce ≥ 2× mce run (issue 13)", true, x >= 2, fmt.Sprintf("%.2f×", x), note)
 	} else {

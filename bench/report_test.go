@@ -251,10 +251,10 @@ func TestEvaluate_PerRound(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"mce run ≥ 4× DuckDB":               "round by round 2.67× (2.67–2.67×)",
-		"the one pass ≥ 1.5× faster":        "round by round 1.60× (1.60–1.60×)",
-		"the Reduce-form f.go ≥ 3× DuckDB":  "round by round 2.50× (2.50–2.50×)",
-		"mce reduce ≥ 2× mce run (issue 13": "round by round 3.00× (3.00–3.00×)",
+		"mce run ≥ 4× DuckDB":              "round by round 2.67× (2.67–2.67×)",
+		"the one pass ≥ 1.5× faster":       "round by round 1.60× (1.60–1.60×)",
+		"the Reduce-form f.go ≥ 3× DuckDB": "round by round 2.50× (2.50–2.50×)",
+		"mce reduce ≥ 2× mce run":          "round by round 3.00× (3.00–3.00×)",
 	}
 	for _, tg := range evaluate(rep) {
 		for prefix, note := range want {
