@@ -410,6 +410,7 @@ func (r *Report) Markdown() string {
 		}
 		b.WriteString("\n")
 	}
+	r.writeRuns(&b)
 	r.writeProfiles(&b)
 	if name := r.chartName(); name != "" {
 		fmt.Fprintf(&b, "![wall time and peak RSS per system](%s)\n", name)
@@ -498,6 +499,42 @@ func orDash(s string) string {
 		return "–"
 	}
 	return s
+}
+
+// writeRuns writes every measured run of each system, round by round,
+// so that a reader can pair any two systems' runs of the same round (as
+// PerRound does for the targets) or look for an outlier behind a median.
+func (r *Report) writeRuns(b *strings.Builder) {
+	rounds := 0
+	for _, res := range r.Results {
+		rounds = max(rounds, len(res.Runs))
+	}
+	if rounds < 2 {
+		return
+	}
+	b.WriteString("## Every run\n\n" +
+		"Each measured run in the order of the rounds: wall s / CPU s / peak RSS MiB. The systems table gives their medians.\n\n" +
+		"| system |")
+	for i := range rounds {
+		fmt.Fprintf(b, " round %d |", i+1)
+	}
+	b.WriteString("\n|---|" + strings.Repeat("--:|", rounds) + "\n")
+	for _, res := range r.Results {
+		if len(res.Runs) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "| %s |", res.System)
+		for i := range rounds {
+			if i < len(res.Runs) {
+				s := res.Runs[i]
+				fmt.Fprintf(b, " %.2f / %.2f / %.0f |", s.Wall.Seconds(), s.CPU().Seconds(), mibOf(s.PeakRSSBytes))
+			} else {
+				b.WriteString(" |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
 }
 
 // wallCell is the median wall time and, over several runs, the fastest

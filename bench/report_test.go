@@ -153,6 +153,11 @@ func TestReport_Markdown(t *testing.T) {
 	red.Runs[1].Warm = warmStats{Bytes: 2000, Cached: 1000}
 	red.Runs[2].Warm = warmStats{Bytes: 1000, Cached: 1000}
 	rep.Flat.Full.Runs = []Sample{{Wall: 500 * time.Millisecond, PeakRSSBytes: 100 << 20}, {Wall: 400 * time.Millisecond, PeakRSSBytes: 108 << 20}, {Wall: 550 * time.Millisecond, PeakRSSBytes: 95 << 20}}
+	// DuckDB failed in its third round: its row of every run ends blank.
+	rep.Result(SysDuckDB).Runs = []Sample{
+		{Wall: 3900 * time.Millisecond, UserCPU: 5 * time.Second, SysCPU: 800 * time.Millisecond, PeakRSSBytes: 880 << 20},
+		{Wall: 4100 * time.Millisecond, UserCPU: 6 * time.Second, PeakRSSBytes: 910 << 20},
+	}
 	md := rep.Markdown()
 	reportHas(t, md,
 		"## Reduce's memory at half the data",
@@ -175,7 +180,16 @@ func TestReport_Markdown(t *testing.T) {
 		"| 2 | 1.50 | 2.00× | 200 | 0.50 | 2.00× | 600 |",
 		"(2026-01-02-box_1.svg)",
 		"which held 75.0% of the runs' input bytes (50.0% before the coldest run)",
+		"## Every run\n\nEach measured run in the order of the rounds: wall s / CPU s / peak RSS MiB.",
+		"| system | round 1 | round 2 | round 3 |\n|---|--:|--:|--:|\n| reduce | 0.60 / 0.00 / 0 | 0.50 / 0.00 / 0 | 0.45 / 0.00 / 0 |\n| duckdb | 3.90 / 5.80 / 880 | 4.10 / 6.00 / 910 | |\n\n",
 	)
+	// Systems without runs have no row; one round alone needs no table.
+	if _, runs, _ := strings.Cut(md, "## Every run"); strings.Contains(runs, "\n| run |") {
+		t.Errorf("a row of every run for a system without runs:\n%s", md)
+	}
+	if md := testReport().Markdown(); strings.Contains(md, "## Every run") {
+		t.Errorf("every run, with no system run twice:\n%s", md)
+	}
 }
 
 func TestReport_SVG(t *testing.T) {
