@@ -513,7 +513,7 @@ func (r *Report) writeRuns(b *strings.Builder) {
 		return
 	}
 	b.WriteString("## Every run\n\n" +
-		"Each measured run in the order of the rounds: wall s / CPU s / peak RSS MiB. The systems table gives their medians.\n\n" +
+		"Each run of the systems table, in the order of the rounds: wall s / CPU s / peak RSS MiB. The systems table gives their medians.\n\n" +
 		"| system |")
 	for i := range rounds {
 		fmt.Fprintf(b, " round %d |", i+1)

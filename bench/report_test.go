@@ -180,7 +180,7 @@ func TestReport_Markdown(t *testing.T) {
 		"| 2 | 1.50 | 2.00× | 200 | 0.50 | 2.00× | 600 |",
 		"(2026-01-02-box_1.svg)",
 		"which held 75.0% of the runs' input bytes (50.0% before the coldest run)",
-		"## Every run\n\nEach measured run in the order of the rounds: wall s / CPU s / peak RSS MiB.",
+		"## Every run\n\nEach run of the systems table, in the order of the rounds: wall s / CPU s / peak RSS MiB.",
 		"| system | round 1 | round 2 | round 3 |\n|---|--:|--:|--:|\n| reduce | 0.60 / 0.00 / 0 | 0.50 / 0.00 / 0 | 0.45 / 0.00 / 0 |\n| duckdb | 3.90 / 5.80 / 880 | 4.10 / 6.00 / 910 | |\n\n",
 	)
 	// Systems without runs have no row; one round alone needs no table.
