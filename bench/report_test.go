@@ -238,17 +238,20 @@ func TestPerRound(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		slow, fast *Result
+		at         float64 // the target's ratio
 		want       string
 	}{
-		{"three rounds", runs(4, 5, 6), runs(1, 2, 2), "round by round 3.00× (2.50–4.00×)"},
-		// Paired by round; the medians' ratio would be 8/3 = 2.67×.
-		{"paired, not medians", runs(4, 8, 12), runs(1, 4, 3), "round by round 4.00× (2.00–4.00×)"},
-		{"rounds differ in number", runs(4, 5), runs(1, 2, 2), ""},
-		{"one round", runs(4), runs(1), ""},
-		{"none", runs(), runs(), ""},
+		{"three rounds", runs(4, 5, 6), runs(1, 2, 2), 3, "round by round 3.00× (2.50–4.00×), 3× or more in 2 of 3 rounds"},
+		// Paired by round; the medians' ratio would be 8/3 = 2.67×. A
+		// round exactly at the target reaches it.
+		{"paired, not medians", runs(4, 8, 12), runs(1, 4, 3), 4, "round by round 4.00× (2.00–4.00×), 4× or more in 2 of 3 rounds"},
+		{"a fractional target", runs(3, 3), runs(2, 2), 1.5, "round by round 1.50× (1.50–1.50×), 1.5× or more in 2 of 2 rounds"},
+		{"rounds differ in number", runs(4, 5), runs(1, 2, 2), 2, ""},
+		{"one round", runs(4), runs(1), 2, ""},
+		{"none", runs(), runs(), 2, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := PerRound(tc.slow, tc.fast); got != tc.want {
+			if got := PerRound(tc.slow, tc.fast, tc.at); got != tc.want {
 				t.Errorf("PerRound = %q, want %q", got, tc.want)
 			}
 		})
@@ -265,10 +268,10 @@ func TestEvaluate_PerRound(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"mce run ≥ 4× DuckDB":              "round by round 2.67× (2.67–2.67×)",
-		"the one pass ≥ 1.5× faster":       "round by round 1.60× (1.60–1.60×)",
-		"the Reduce-form f.go ≥ 3× DuckDB": "round by round 2.50× (2.50–2.50×)",
-		"mce reduce ≥ 2× mce run":          "round by round 3.00× (3.00–3.00×)",
+		"mce run ≥ 4× DuckDB":              "round by round 2.67× (2.67–2.67×), 4× or more in 0 of 3 rounds",
+		"the one pass ≥ 1.5× faster":       "round by round 1.60× (1.60–1.60×), 1.5× or more in 3 of 3 rounds",
+		"the Reduce-form f.go ≥ 3× DuckDB": "round by round 2.50× (2.50–2.50×), 3× or more in 0 of 3 rounds",
+		"mce reduce ≥ 2× mce run":          "round by round 3.00× (3.00–3.00×), 2× or more in 3 of 3 rounds",
 	}
 	for _, tg := range evaluate(rep) {
 		for prefix, note := range want {
