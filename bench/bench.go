@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/mce-engine/mce/internal/procfs"
 )
 
 // Report is everything one benchmark measured.
@@ -177,6 +179,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		cfg.Logger.Info("bench: report written", "files", strings.Join(paths, " "))
 	}
+	cfg.Logger.Info("bench: its own peak RSS", "mib", round3(mibOf(procfs.PeakRSS())))
 	var failed []string
 	for _, res := range rep.Results {
 		if res.Status == StatusFailed {
@@ -230,13 +233,18 @@ func (r *runner) measure(ctx context.Context, system string, cpus int) *Result {
 }
 
 // gate compares the features of every system with the reference (mce run,
-// or the first measured system with every feature) and with truth.csv. It
-// returns the reference.
+// or the first measured system with every feature) and with truth.csv,
+// reading each system's back one at a time. It returns the reference.
 func gate(rep *Report) (*Features, error) {
 	var ref *Features
+	var refRes *Result
 	for _, sys := range []string{SysRun, SysReduce, SysDuckDB} {
-		if res := rep.Result(sys); res.OK() && res.Features != nil {
-			ref = res.Features
+		if res := rep.Result(sys); res.OK() && res.FeaturesOf != nil {
+			fs, err := res.FeaturesOf()
+			if err != nil {
+				return nil, fmt.Errorf("correctness gate: %s's features: %w", sys, err)
+			}
+			ref, refRes = fs, res
 			break
 		}
 	}
@@ -261,13 +269,19 @@ func gate(rep *Report) (*Features, error) {
 		}
 	}
 	for _, res := range rep.Results {
-		if res.OK() && res.Features != nil && res.Features != ref {
-			if ref == nil {
-				ref = res.Features
-				continue
-			}
-			check(ref, res.Features)
+		if !res.OK() || res.FeaturesOf == nil || res == refRes {
+			continue
 		}
+		fs, err := res.FeaturesOf()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s's features: %w", res.System, err))
+			continue
+		}
+		if ref == nil {
+			ref, refRes = fs, res
+			continue
+		}
+		check(ref, fs)
 	}
 	if len(errs) > 0 {
 		return ref, fmt.Errorf("correctness gate: %w", errors.Join(errs...))
@@ -298,8 +312,12 @@ func sweep(ctx context.Context, r *runner, rep *Report, ref *Features) error {
 				var res *Result
 				if main.OK() {
 					res = r.measure(ctx, sys, c)
-					if res.OK() && ref != nil && res.Features != nil {
-						if err := Compare(ref, res.Features, DefaultRelTol); err != nil {
+					if res.OK() && ref != nil && res.FeaturesOf != nil {
+						fs, err := res.FeaturesOf()
+						if err == nil {
+							err = Compare(ref, fs, DefaultRelTol)
+						}
+						if err != nil {
 							errs = append(errs, fmt.Errorf("at %d CPUs: %w", c, err))
 						}
 					}

@@ -117,7 +117,6 @@ func Measure(ctx context.Context, cmd Command) (Sample, error) {
 	}
 	c.Stderr = stderr
 
-	selfPeak := procfs.PeakRSS()
 	start := time.Now()
 	if err := c.Start(); err != nil {
 		return Sample{}, fmt.Errorf("start %s: %w", cmd.Args[0], err)
@@ -162,8 +161,11 @@ loop:
 		// But Linux starts a child's count at the peak of the process that
 		// started it (the memory it shared until exec), so a figure no
 		// bigger than this process's own peak may be ours, and is dropped:
-		// the samples stand alone then.
-		if m := ru.Maxrss * 1024; m > selfPeak {
+		// the samples stand alone then. The peak is read after the wait: read
+		// before the start, it could grow until the exec (the bench's other
+		// goroutines allocate), and a csvfloor run of 12 MiB was once
+		// reported at the bench's own 672 MiB.
+		if m := ru.Maxrss * 1024; m > procfs.PeakRSS() {
 			s.PeakRSSBytes = max(s.PeakRSSBytes, m)
 		}
 	}

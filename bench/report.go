@@ -62,12 +62,8 @@ func (r *Report) rows() int64 {
 		return r.Data.Rows
 	}
 	for _, sys := range []string{SysRun, SysReduce, SysDuckDB, SysUnix} {
-		if res := r.Result(sys); res.OK() && res.Features != nil {
-			var n int64
-			for _, v := range res.Features.Rows {
-				n += v.Count
-			}
-			return n
+		if res := r.Result(sys); res.OK() && res.FeaturesOf != nil {
+			return res.Rows
 		}
 	}
 	return 0

@@ -55,8 +55,15 @@ type Result struct {
 	// Medians over Runs, figure by figure.
 	Wall, CPU    time.Duration
 	PeakRSSBytes int64
-	// Features of the first run, for the gate; nil for systems without.
-	Features *Features
+	// FeaturesOf reads the features of the first run again, for the gate;
+	// nil for systems without. That run's output is kept on disk, and read
+	// once when it is made (a system whose output does not parse fails
+	// then), so that the gate holds two systems' features at a time: held
+	// all at once until the gate, they made the bench itself 2.8 GiB at 2
+	// GB of data.
+	FeaturesOf func() (*Features, error)
+	// Rows is the rows the first run's features count (0 without).
+	Rows int64
 	// Skew is the worker skew read from timings.csv (run, reduce).
 	Skew *Skew
 	// StoreBytes is the store's size after partitioning; Spill what its
@@ -65,6 +72,36 @@ type Result struct {
 	Spill      string
 	// Note holds extra facts (DuckDB's version, rows the floor read).
 	Note string
+}
+
+// keepFeatures reads the first run's features with read, to check that
+// they parse and count their rows, and keeps read for the gate
+// (FeaturesOf).
+func (r *Result) keepFeatures(read func() (*Features, error)) error {
+	fs, err := read()
+	if err != nil {
+		return err
+	}
+	r.Rows = 0
+	for _, v := range fs.Rows {
+		r.Rows += v.Count
+	}
+	r.FeaturesOf = read
+	return nil
+}
+
+// keepOutput moves a first run's features file, which the next run's
+// would replace, aside for the gate, and returns where it went.
+func (r *runner) keepOutput(system, path string) (string, error) {
+	dir := filepath.Join(r.cfg.Work, "out", "first")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	kept := filepath.Join(dir, system+".csv")
+	if err := os.Rename(path, kept); err != nil {
+		return "", fmt.Errorf("keep %s's features for the gate: %w", system, err)
+	}
+	return kept, nil
 }
 
 // OK says whether it was measured.
@@ -426,11 +463,9 @@ func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 				return err
 			}
 			if i == 0 {
-				fs, err := ReadMCEOutput(system, dir)
-				if err != nil {
+				if err := res.keepFeatures(func() (*Features, error) { return ReadMCEOutput(system, dir) }); err != nil {
 					return err
 				}
-				res.Features = fs
 				if sk, err := ReadTimings(filepath.Join(dir, "timings.csv")); err == nil {
 					res.Skew = sk
 				} else {
@@ -618,9 +653,11 @@ done`
 			if i > 0 {
 				return nil
 			}
-			fs, err := ReadUnixOutput(outPath)
-			res.Features = fs
-			return err
+			kept, err := r.keepOutput(res.System, outPath)
+			if err != nil {
+				return err
+			}
+			return res.keepFeatures(func() (*Features, error) { return ReadUnixOutput(kept) })
 		}
 		return Command{Args: args, Stdout: out}, read, nil
 	})
@@ -690,9 +727,11 @@ func (r *runner) runDuckDB(ctx context.Context, cpus int) *Result {
 			if i > 0 {
 				return nil
 			}
-			fs, err := ReadDuckDBOutput(outPath)
-			res.Features = fs
-			return err
+			kept, err := r.keepOutput(res.System, outPath)
+			if err != nil {
+				return err
+			}
+			return res.keepFeatures(func() (*Features, error) { return ReadDuckDBOutput(kept) })
 		}
 		return Command{Args: args, Dir: dir}, read, nil
 	})
