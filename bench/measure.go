@@ -164,7 +164,7 @@ loop:
 		// the samples stand alone then. The peak is read after the wait: read
 		// before the start, it could grow until the exec (the bench's other
 		// goroutines allocate), and a csvfloor run of 12 MiB was once
-		// reported at the bench's own 672 MiB.
+		// reported at 672 MiB, most likely the bench's own.
 		if m := ru.Maxrss * 1024; m > procfs.PeakRSS() {
 			s.PeakRSSBytes = max(s.PeakRSSBytes, m)
 		}
