@@ -59,8 +59,8 @@ type Result struct {
 	// nil for systems without. That run's output is kept on disk, and read
 	// once when it is made (a system whose output does not parse fails
 	// then), so that the gate holds two systems' features at a time: held
-	// all at once until the gate, they made the bench itself 2.8 GiB at 2
-	// GB of data.
+	// all at once until the gate, they made the bench itself 3.2 GiB at 2
+	// GB of data (905 MiB now).
 	FeaturesOf func() (*Features, error)
 	// Rows is the rows the first run's features count (0 without).
 	Rows int64
