@@ -164,7 +164,8 @@ loop:
 		// the samples stand alone then. The peak is read after the wait: read
 		// before the start, it could grow until the exec (the bench's other
 		// goroutines allocate), and a csvfloor run of 12 MiB was once
-		// reported at 672 MiB, most likely the bench's own.
+		// reported at 672 MiB, the bench's own (TestMeasure_PeakRSS/NotOurs
+		// gives a sleeping shell 160–760 MiB under the old rule).
 		if m := ru.Maxrss * 1024; m > procfs.PeakRSS() {
 			s.PeakRSSBytes = max(s.PeakRSSBytes, m)
 		}

@@ -59,6 +59,35 @@ func TestMeasure_PeakRSS(t *testing.T) {
 			t.Errorf("saw at most %d processes at once, want 3 (shell and two children)", s.Processes)
 		}
 	})
+	t.Run("NotOurs", func(t *testing.T) {
+		// A child's ru_maxrss starts at this process's high-water mark at
+		// the child's exec. Here this process grows while it starts the
+		// child (a goroutine touches 300 MiB, half of it before the start),
+		// so that mark passes any reading of our peak taken before the
+		// start. The child is a shell that sleeps: a figure near 150 MiB
+		// would be ours.
+		half, done := make(chan struct{}), make(chan []byte)
+		go func() {
+			b := make([]byte, 300*mib)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+				if i == len(b)/2 {
+					close(half)
+				}
+			}
+			done <- b
+		}()
+		<-half
+		s, err := Measure(context.Background(), Command{Args: []string{"sh", "-c", "sleep 0.2"}})
+		b := <-done
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.PeakRSSBytes > 50*mib {
+			t.Errorf("peak RSS %.1f MiB of a sleeping shell, want under 50: the test process's own (%d MiB touched)",
+				float64(s.PeakRSSBytes)/mib, len(b)/mib)
+		}
+	})
 }
 
 func TestMeasure_CPU(t *testing.T) {
