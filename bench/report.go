@@ -158,10 +158,7 @@ func evaluate(r *Report) []Target {
 		x := ratio(run, red)
 		note := PerRound(run, red, 2)
 		if x < 2 {
-			if note != "" {
-				note += "; "
-			}
-			note += "reduce saves the CSV parsing but pays store reads and decompression, and its Reduce-style pass over each user's rows; CPU by phase in bench/results/profile-reduce.md"
+			note = joinNote(note, "reduce saves the CSV parsing but pays store reads and decompression, and its Reduce-style pass over each user's rows; CPU by phase in bench/results/profile-reduce.md")
 		}
 		add("mce reduce ≥ 2× mce run (issue 13)", true, x >= 2, fmt.Sprintf("%.2f×", x), note)
 	} else {
