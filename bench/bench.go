@@ -234,54 +234,94 @@ func (r *runner) measure(ctx context.Context, system string, cpus int) *Result {
 
 // gate compares the features of every system with the reference (mce run,
 // or the first measured system with every feature) and with truth.csv,
-// reading each system's back one at a time. It returns the reference.
-func gate(rep *Report) (*Features, error) {
-	var ref *Features
+// input file by input file: it holds one file's features of the
+// reference, of the truth and of one system at a time. It returns the
+// reference.
+func gate(rep *Report) (*PerFile, error) {
+	var ref *PerFile
 	var refRes *Result
 	for _, sys := range []string{SysRun, SysReduce, SysDuckDB} {
-		if res := rep.Result(sys); res.OK() && res.FeaturesOf != nil {
-			fs, err := res.FeaturesOf()
-			if err != nil {
-				return nil, fmt.Errorf("correctness gate: %s's features: %w", sys, err)
-			}
-			ref, refRes = fs, res
+		if res := rep.Result(sys); res.OK() && res.Features != nil {
+			ref, refRes = res.Features, res
 			break
 		}
 	}
-	var errs []error
-	check := func(want, got *Features) {
-		if err := Compare(want, got, DefaultRelTol); err != nil {
-			errs = append(errs, err)
-			return
-		}
-		rep.Gate = append(rep.Gate, fmt.Sprintf("%s agrees with %s on %d rows (%s)",
-			got.System, want.System, len(want.Rows), fieldList(want.Fields&got.Fields)))
+	// A check is one comparison: want is the truth or the reference.
+	type check struct {
+		want, got *PerFile
+		e         *MismatchError
+		err       error
+		rows      int
+	}
+	var checks []*check
+	add := func(want, got *PerFile) {
+		checks = append(checks, &check{want: want, got: got,
+			e: &MismatchError{Ref: want.System, System: got.System, Compared: want.Fields & got.Fields}})
 	}
 	if rep.Data.Truth != "" {
-		truth, err := ReadTruth(rep.Data.Truth)
+		truth, err := TruthFiles(rep.Data.Truth)
 		if err != nil {
 			return nil, fmt.Errorf("truth: %w", err)
 		}
 		if ref != nil {
-			check(truth, ref)
+			add(truth, ref)
 		} else {
 			ref = truth
 		}
 	}
 	for _, res := range rep.Results {
-		if !res.OK() || res.FeaturesOf == nil || res == refRes {
-			continue
-		}
-		fs, err := res.FeaturesOf()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s's features: %w", res.System, err))
+		if !res.OK() || res.Features == nil || res == refRes {
 			continue
 		}
 		if ref == nil {
-			ref, refRes = fs, res
+			ref, refRes = res.Features, res
 			continue
 		}
-		check(ref, fs)
+		add(ref, res.Features)
+	}
+	var srcs []*PerFile
+	for _, c := range checks {
+		srcs = append(srcs, c.want, c.got)
+	}
+	for _, stem := range stemsOf(srcs...) {
+		wants := map[*PerFile]*Features{}
+		for _, c := range checks {
+			if wants[c.want] == nil {
+				fs, err := c.want.Read(stem)
+				if err != nil {
+					return ref, fmt.Errorf("correctness gate: %s's features: %w", c.want.System, err)
+				}
+				wants[c.want] = fs
+			}
+		}
+		for _, c := range checks {
+			if c.err != nil {
+				continue
+			}
+			got := wants[c.got]
+			if got == nil {
+				var err error
+				if got, err = c.got.Read(stem); err != nil {
+					c.err = fmt.Errorf("%s's features: %w", c.got.System, err)
+					continue
+				}
+			}
+			want := wants[c.want]
+			c.e.add(want, got, DefaultRelTol)
+			c.rows += len(want.Rows)
+		}
+	}
+	var errs []error
+	for _, c := range checks {
+		switch {
+		case c.err != nil:
+			errs = append(errs, c.err)
+		case c.e.Count > 0:
+			errs = append(errs, c.e)
+		default:
+			rep.Gate = append(rep.Gate, fmt.Sprintf("%s agrees with %s on %d rows (%s)",
+				c.got.System, c.want.System, c.rows, fieldList(c.e.Compared)))
+		}
 	}
 	if len(errs) > 0 {
 		return ref, fmt.Errorf("correctness gate: %w", errors.Join(errs...))
@@ -294,7 +334,7 @@ func gate(rep *Report) (*Features, error) {
 
 // sweep measures run and reduce at Config.SweepCPUs (default 1, 2, … all
 // cores); the point at Config.CPUs is the main measurement.
-func sweep(ctx context.Context, r *runner, rep *Report, ref *Features) error {
+func sweep(ctx context.Context, r *runner, rep *Report, ref *PerFile) error {
 	var errs []error
 	cpus := r.cfg.SweepCPUs
 	if len(cpus) == 0 {
@@ -312,12 +352,8 @@ func sweep(ctx context.Context, r *runner, rep *Report, ref *Features) error {
 				var res *Result
 				if main.OK() {
 					res = r.measure(ctx, sys, c)
-					if res.OK() && ref != nil && res.FeaturesOf != nil {
-						fs, err := res.FeaturesOf()
-						if err == nil {
-							err = Compare(ref, fs, DefaultRelTol)
-						}
-						if err != nil {
+					if res.OK() && ref != nil && res.Features != nil {
+						if err := CompareFiles(ref, res.Features, DefaultRelTol); err != nil {
 							errs = append(errs, fmt.Errorf("at %d CPUs: %w", c, err))
 						}
 					}

@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"golang.org/x/text/encoding/charmap"
 
 	"github.com/mce-engine/mce/internal/fileid"
-	"github.com/mce-engine/mce/internal/gen"
 )
 
 // Field is one built-in invoice feature, in output column order. The
@@ -324,21 +322,11 @@ func readFeatureCSV(fs *Features, path, file string) error {
 // ReadMCEOutput reads the features files of an mce run or reduce output
 // directory (OUT/JOB<n>: one <file>.features.csv per input file).
 func ReadMCEOutput(system, dir string) (*Features, error) {
-	paths, err := filepath.Glob(filepath.Join(dir, "*.features.csv"))
+	p, err := MCEFiles(system, dir)
 	if err != nil {
 		return nil, err
 	}
-	if len(paths) == 0 {
-		return nil, fmt.Errorf("%s: no *.features.csv files", dir)
-	}
-	sort.Strings(paths)
-	fs := &Features{System: system, Fields: AllFields, Rows: map[Key]*Value{}}
-	for _, p := range paths {
-		if err := readFeatureCSV(fs, p, FileStem(p)); err != nil {
-			return nil, err
-		}
-	}
-	return fs, nil
+	return p.All()
 }
 
 // ReadDuckDBOutput reads the CSV the DuckDB script writes: a file column,
@@ -401,17 +389,9 @@ func ReadUnixOutput(path string) (*Features, error) {
 // ReadTruth reads the generator's truth file at path (gen.TruthFile in
 // the data's truth folder): good rows and their total per file and user.
 func ReadTruth(path string) (*Features, error) {
-	if filepath.Base(path) != gen.TruthFile {
-		return nil, fmt.Errorf("truth file %s: want a file named %s", path, gen.TruthFile)
-	}
-	truth, err := gen.ReadTruth(filepath.Dir(path))
+	p, err := TruthFiles(path)
 	if err != nil {
 		return nil, err
 	}
-	fs := &Features{System: "truth", Fields: TruthFields, Rows: make(map[Key]*Value, len(truth))}
-	for _, t := range truth {
-		// Amounts here are in units of 1e-4; the truth keeps cents.
-		fs.Rows[Key{File: FileStem(t.File), User: t.User}] = &Value{Set: TruthFields, Count: t.Rows, Total: t.AmountCents * 100}
-	}
-	return fs, nil
+	return p.All()
 }

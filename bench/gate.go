@@ -57,7 +57,19 @@ func fieldList(s FieldSet) string {
 // empty must be empty on the other. It returns a *MismatchError when they
 // disagree.
 func Compare(ref, got *Features, relTol float64) error {
-	fields := ref.Fields & got.Fields
+	e := &MismatchError{Ref: ref.System, System: got.System, Compared: ref.Fields & got.Fields}
+	e.add(ref, got, relTol)
+	if e.Count > 0 {
+		return e
+	}
+	return nil
+}
+
+// add compares got with ref on e.Compared, as Compare does, and adds the
+// rows compared and those that differ to e: the gate compares one input
+// file at a time, in the order of their names, so the rows come in the
+// same order as from one Compare of every file.
+func (e *MismatchError) add(ref, got *Features, relTol float64) {
 	keys := make(map[Key]bool, len(ref.Rows))
 	for k := range ref.Rows {
 		keys[k] = true
@@ -75,7 +87,7 @@ func Compare(ref, got *Features, relTol float64) error {
 		}
 		return sorted[i].User < sorted[j].User
 	})
-	e := &MismatchError{Ref: ref.System, System: got.System, Compared: fields, Rows: len(sorted)}
+	e.Rows += len(sorted)
 	for _, k := range sorted {
 		w, g := ref.Rows[k], got.Rows[k]
 		field := ""
@@ -85,20 +97,16 @@ func Compare(ref, got *Features, relTol float64) error {
 		case g == nil:
 			field = "row (only in " + ref.System + ")"
 		default:
-			field = firstDiff(w, g, fields, relTol)
+			field = firstDiff(w, g, e.Compared, relTol)
 		}
 		if field == "" {
 			continue
 		}
 		e.Count++
 		if len(e.First) < maxShownDiffs {
-			e.First = append(e.First, Diff{Key: k, Field: field, Want: formatValue(w, fields), Got: formatValue(g, fields)})
+			e.First = append(e.First, Diff{Key: k, Field: field, Want: formatValue(w, e.Compared), Got: formatValue(g, e.Compared)})
 		}
 	}
-	if e.Count > 0 {
-		return e
-	}
-	return nil
 }
 
 // firstDiff names the first field on which w and g differ, or "".

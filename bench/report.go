@@ -62,7 +62,7 @@ func (r *Report) rows() int64 {
 		return r.Data.Rows
 	}
 	for _, sys := range []string{SysRun, SysReduce, SysDuckDB, SysUnix} {
-		if res := r.Result(sys); res.OK() && res.FeaturesOf != nil {
+		if res := r.Result(sys); res.OK() && res.Features != nil {
 			return res.Rows
 		}
 	}

@@ -55,13 +55,10 @@ type Result struct {
 	// Medians over Runs, figure by figure.
 	Wall, CPU    time.Duration
 	PeakRSSBytes int64
-	// FeaturesOf reads the features of the first run again, for the gate;
-	// nil for systems without. That run's output is kept on disk, and read
-	// once when it is made (a system whose output does not parse fails
-	// then), so that the gate holds two systems' features at a time: held
-	// all at once until the gate, they made the bench itself 3.2 GiB at 2
-	// GB of data (905 MiB now).
-	FeaturesOf func() (*Features, error)
+	// Features are the first run's, kept on disk for the gate and read
+	// back file by file; nil for systems without. They are read once when
+	// made: a system whose output does not parse fails then.
+	Features *PerFile
 	// Rows is the rows the first run's features count (0 without).
 	Rows int64
 	// Skew is the worker skew read from timings.csv (run, reduce).
@@ -74,34 +71,40 @@ type Result struct {
 	Note string
 }
 
-// keepFeatures reads the first run's features with read, to check that
-// they parse and count their rows, and keeps read for the gate
-// (FeaturesOf).
-func (r *Result) keepFeatures(read func() (*Features, error)) error {
-	fs, err := read()
+// keepFeatures reads the first run's features, file by file, to check
+// that they parse and count their rows, and keeps them for the gate
+// (Features).
+func (r *Result) keepFeatures(p *PerFile, err error) error {
 	if err != nil {
 		return err
 	}
-	r.Rows = 0
-	for _, v := range fs.Rows {
-		r.Rows += v.Count
+	var rows int64
+	for _, stem := range p.Stems {
+		fs, err := p.Read(stem)
+		if err != nil {
+			return err
+		}
+		for _, v := range fs.Rows {
+			rows += v.Count
+		}
 	}
-	r.FeaturesOf = read
+	r.Rows, r.Features = rows, p
 	return nil
 }
 
-// keepOutput moves a first run's features file, which the next run's
-// would replace, aside for the gate, and returns where it went.
-func (r *runner) keepOutput(system, path string) (string, error) {
-	dir := filepath.Join(r.cfg.Work, "out", "first")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+// keepOutput keeps a first run's features file, which the next run's
+// would replace, for the gate: split by input file (splitFiles) into a
+// folder of its own, read back with read.
+func (r *runner) keepOutput(system string, fields FieldSet, path string, header bool, read func(string) (*Features, error)) (*PerFile, error) {
+	dir := filepath.Join(r.cfg.Work, "out", "first", system)
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
 	}
-	kept := filepath.Join(dir, system+".csv")
-	if err := os.Rename(path, kept); err != nil {
-		return "", fmt.Errorf("keep %s's features for the gate: %w", system, err)
+	p, err := splitFiles(system, fields, path, dir, header, read)
+	if err != nil {
+		return nil, fmt.Errorf("keep %s's features for the gate: %w", system, err)
 	}
-	return kept, nil
+	return p, nil
 }
 
 // OK says whether it was measured.
@@ -463,7 +466,7 @@ func (r *runner) runMCE(ctx context.Context, system string, cpus int) *Result {
 				return err
 			}
 			if i == 0 {
-				if err := res.keepFeatures(func() (*Features, error) { return ReadMCEOutput(system, dir) }); err != nil {
+				if err := res.keepFeatures(MCEFiles(system, dir)); err != nil {
 					return err
 				}
 				if sk, err := ReadTimings(filepath.Join(dir, "timings.csv")); err == nil {
@@ -653,11 +656,7 @@ done`
 			if i > 0 {
 				return nil
 			}
-			kept, err := r.keepOutput(res.System, outPath)
-			if err != nil {
-				return err
-			}
-			return res.keepFeatures(func() (*Features, error) { return ReadUnixOutput(kept) })
+			return res.keepFeatures(r.keepOutput(res.System, UnixFields, outPath, false, ReadUnixOutput))
 		}
 		return Command{Args: args, Stdout: out}, read, nil
 	})
@@ -727,11 +726,7 @@ func (r *runner) runDuckDB(ctx context.Context, cpus int) *Result {
 			if i > 0 {
 				return nil
 			}
-			kept, err := r.keepOutput(res.System, outPath)
-			if err != nil {
-				return err
-			}
-			return res.keepFeatures(func() (*Features, error) { return ReadDuckDBOutput(kept) })
+			return res.keepFeatures(r.keepOutput(res.System, AllFields, outPath, true, ReadDuckDBOutput))
 		}
 		return Command{Args: args, Dir: dir}, read, nil
 	})

@@ -62,10 +62,10 @@ func firstFeatures(t *testing.T, res *Result, want *Features) *Features {
 	if len(res.Runs) < 2 {
 		t.Fatalf("%s: %d runs, want several, so that a later one could replace the first's output", res.System, len(res.Runs))
 	}
-	if res.FeaturesOf == nil {
+	if res.Features == nil {
 		t.Fatalf("%s kept no features", res.System)
 	}
-	got, err := res.FeaturesOf()
+	got, err := res.Features.All()
 	if err != nil {
 		t.Fatal(err)
 	}

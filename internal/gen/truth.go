@@ -39,7 +39,17 @@ type FileTruth struct {
 // ReadTruth reads dir/truth.csv.
 func ReadTruth(dir string) ([]Truth, error) {
 	var out []Truth
-	err := readCSV(filepath.Join(dir, TruthFile), []string{"file", "user", "rows", "amount_total"}, func(rec []string) error {
+	err := EachTruth(dir, func(t Truth) error {
+		out = append(out, t)
+		return nil
+	})
+	return out, err
+}
+
+// EachTruth calls fn with each line of dir/truth.csv in turn, holding none
+// of them: the lines of a big generated input are many.
+func EachTruth(dir string, fn func(Truth) error) error {
+	return readCSV(filepath.Join(dir, TruthFile), []string{"file", "user", "rows", "amount_total"}, func(rec []string) error {
 		rows, err := strconv.ParseInt(rec[2], 10, 64)
 		if err != nil {
 			return fmt.Errorf("rows: %w", err)
@@ -48,10 +58,8 @@ func ReadTruth(dir string) ([]Truth, error) {
 		if err != nil {
 			return err
 		}
-		out = append(out, Truth{File: rec[0], User: rec[1], Rows: rows, AmountCents: cents})
-		return nil
+		return fn(Truth{File: rec[0], User: rec[1], Rows: rows, AmountCents: cents})
 	})
-	return out, err
 }
 
 // ReadTruthFiles reads dir/truth_files.csv.
