@@ -259,7 +259,7 @@ func gate(rep *Report) (*PerFile, error) {
 			e: &MismatchError{Ref: want.System, System: got.System, Compared: want.Fields & got.Fields}})
 	}
 	if rep.Data.Truth != "" {
-		truth, err := TruthFiles(rep.Data.Truth)
+		truth, err := TruthFiles(rep.Data.Truth, filepath.Join(rep.Config.Work, "out", "first", "truth"))
 		if err != nil {
 			return nil, fmt.Errorf("truth: %w", err)
 		}

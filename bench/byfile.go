@@ -109,9 +109,9 @@ func MCEFiles(system, dir string) (*PerFile, error) {
 }
 
 // splitFiles keeps a features CSV of every input file (the DuckDB
-// script's, the sort | awk baseline's) for reading back file by file: it
-// writes its rows into one CSV per input file under dir, named by the
-// file's stem, and removes it. The file of a row is its "file" column
+// script's, the sort | awk baseline's, the truth) for reading back file by
+// file: it writes its rows into one CSV per input file under dir, named by
+// the file's stem. The file of a row is its "file" column
 // when header is set (the first line names the columns; no such column:
 // every row is of the stem ""), else its first field. read reads one of
 // those CSVs (ReadDuckDBOutput, ReadUnixOutput). Its errors then name
@@ -119,9 +119,6 @@ func MCEFiles(system, dir string) (*PerFile, error) {
 func splitFiles(system string, fields FieldSet, path, dir string, header bool, read func(path string) (*Features, error)) (*PerFile, error) {
 	paths, err := splitByFile(path, dir, header)
 	if err != nil {
-		return nil, err
-	}
-	if err := os.Remove(path); err != nil {
 		return nil, err
 	}
 	return &PerFile{
@@ -215,31 +212,32 @@ func splitByFile(path, dir string, header bool) (map[string]string, error) {
 
 // TruthFiles keeps the generator's truth file at path (gen.TruthFile in
 // the data's truth folder: good rows and their total per file and user)
-// for reading back file by file; each read goes through the whole file.
-func TruthFiles(path string) (*PerFile, error) {
-	if filepath.Base(path) != gen.TruthFile {
-		return nil, fmt.Errorf("truth file %s: want a file named %s", path, gen.TruthFile)
-	}
-	dir := filepath.Dir(path)
-	stems := map[string]bool{}
-	if err := gen.EachTruth(dir, func(t gen.Truth) error {
-		stems[FileStem(t.File)] = true
-		return nil
-	}); err != nil {
+// for reading back file by file, split into dir.
+func TruthFiles(path, dir string) (*PerFile, error) {
+	if err := truthName(path); err != nil {
 		return nil, err
 	}
-	return &PerFile{
-		System: "truth", Fields: TruthFields, Stems: slices.Sorted(maps.Keys(stems)),
-		Read: func(stem string) (*Features, error) {
-			fs := &Features{System: "truth", Fields: TruthFields, Rows: map[Key]*Value{}}
-			err := gen.EachTruth(dir, func(t gen.Truth) error {
-				if k := (Key{File: FileStem(t.File), User: t.User}); k.File == stem {
-					// Amounts here are in units of 1e-4; the truth keeps cents.
-					fs.Rows[k] = &Value{Set: TruthFields, Count: t.Rows, Total: t.AmountCents * 100}
-				}
-				return nil
-			})
-			return fs, err
-		},
-	}, nil
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	return splitFiles("truth", TruthFields, path, dir, true, readTruthCSV)
+}
+
+// truthName checks that path names a truth file.
+func truthName(path string) error {
+	if filepath.Base(path) != gen.TruthFile {
+		return fmt.Errorf("truth file %s: want a file named %s", path, gen.TruthFile)
+	}
+	return nil
+}
+
+// readTruthCSV reads a CSV of truth.csv's format.
+func readTruthCSV(path string) (*Features, error) {
+	fs := &Features{System: "truth", Fields: TruthFields, Rows: map[Key]*Value{}}
+	err := gen.EachTruthIn(path, func(t gen.Truth) error {
+		// Amounts here are in units of 1e-4; the truth keeps cents.
+		fs.Rows[Key{File: FileStem(t.File), User: t.User}] = &Value{Set: TruthFields, Count: t.Rows, Total: t.AmountCents * 100}
+		return nil
+	})
+	return fs, err
 }

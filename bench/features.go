@@ -385,13 +385,3 @@ func ReadUnixOutput(path string) (*Features, error) {
 		fs.Rows[k] = v
 	}
 }
-
-// ReadTruth reads the generator's truth file at path (gen.TruthFile in
-// the data's truth folder): good rows and their total per file and user.
-func ReadTruth(path string) (*Features, error) {
-	p, err := TruthFiles(path)
-	if err != nil {
-		return nil, err
-	}
-	return p.All()
-}

@@ -213,12 +213,22 @@ func TestCompare_Tolerance(t *testing.T) {
 
 func TestReadTruth(t *testing.T) {
 	p := writeFile(t, t.TempDir(), gen.TruthFile, "file,user,rows,amount_total\ninvoices_2024_12.csv,A&B010101AA1,2,1234567.89\ninvoices_2024_12.csv,\"PEÑA,X\",1,10.50\n")
-	truth, err := ReadTruth(p)
+	kept, err := TruthFiles(p, filepath.Join(t.TempDir(), "truth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth, err := kept.All()
 	if err != nil {
 		t.Fatal(err)
 	}
 	m, _, _ := readAllThree(t, mceBody, duckBody, unixBody)
 	if err := Compare(truth, m, DefaultRelTol); err != nil {
 		t.Error(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Errorf("the truth file is gone: %v", err)
+	}
+	if _, err := TruthFiles(writeFile(t, t.TempDir(), "truth.csv", "x"), t.TempDir()); err == nil {
+		t.Error("no error for a truth file of another name")
 	}
 }

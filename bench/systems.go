@@ -94,13 +94,16 @@ func (r *Result) keepFeatures(p *PerFile, err error) error {
 
 // keepOutput keeps a first run's features file, which the next run's
 // would replace, for the gate: split by input file (splitFiles) into a
-// folder of its own, read back with read.
+// folder of its own, read back with read. The file itself is removed.
 func (r *runner) keepOutput(system string, fields FieldSet, path string, header bool, read func(string) (*Features, error)) (*PerFile, error) {
 	dir := filepath.Join(r.cfg.Work, "out", "first", system)
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
 	p, err := splitFiles(system, fields, path, dir, header, read)
+	if err == nil {
+		err = os.Remove(path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("keep %s's features for the gate: %w", system, err)
 	}

@@ -49,7 +49,12 @@ func ReadTruth(dir string) ([]Truth, error) {
 // EachTruth calls fn with each line of dir/truth.csv in turn, holding none
 // of them: the lines of a big generated input are many.
 func EachTruth(dir string, fn func(Truth) error) error {
-	return readCSV(filepath.Join(dir, TruthFile), []string{"file", "user", "rows", "amount_total"}, func(rec []string) error {
+	return EachTruthIn(filepath.Join(dir, TruthFile), fn)
+}
+
+// EachTruthIn is EachTruth for a file of truth.csv's format at path.
+func EachTruthIn(path string, fn func(Truth) error) error {
+	return readCSV(path, []string{"file", "user", "rows", "amount_total"}, func(rec []string) error {
 		rows, err := strconv.ParseInt(rec[2], 10, 64)
 		if err != nil {
 			return fmt.Errorf("rows: %w", err)
