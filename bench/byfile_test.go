@@ -161,7 +161,7 @@ func TestGate_ByFile(t *testing.T) {
 		}
 		return res
 	}
-	rep := &Report{Data: &Dataset{Truth: filepath.Join(data, gen.TruthFile)}}
+	rep := &Report{Config: Config{Work: t.TempDir()}, Data: &Dataset{Truth: filepath.Join(data, gen.TruthFile)}}
 	if _, err := os.Stat(rep.Data.Truth); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestGate_ByFile(t *testing.T) {
 		}
 		bad.Rows[k] = &c
 	}
-	rep = &Report{Data: rep.Data, Results: []*Result{keep(SysRun, want), keep(SysReduce, bad)}}
+	rep = &Report{Config: rep.Config, Data: rep.Data, Results: []*Result{keep(SysRun, want), keep(SysReduce, bad)}}
 	_, err := gate(rep)
 	var me *MismatchError
 	if !errors.As(err, &me) || me.Count != 1 || me.Rows != n || me.First[0].Key != last || me.First[0].Field != "distinct_receivers" {
