@@ -55,10 +55,13 @@ for f, users in want.items():
         base = base.removesuffix(z)
     got = {}
     with open(f"{d}/run/job0/{base}.features.csv", newline="") as fh:
+        # The key column, the first, is named after the input's user
+        # column (issuer_id, RFC_Emisor…), which the messy files vary.
         for r in csv.DictReader(fh):
-            if r["user"] in got:
+            user = r[next(iter(r))]
+            if user in got:
                 dup += int(r["invoice_count"])
-            got[r["user"]] = int(r["invoice_count"])
+            got[user] = int(r["invoice_count"])
     for u, n in users.items():
         g = got.pop(u, 0)
         lost += max(n - g, 0)
