@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/mce-engine/mce/internal/gen"
 )
@@ -112,11 +111,11 @@ func MCEFiles(system, dir string) (*PerFile, error) {
 // splitFiles keeps a features CSV of every input file (the DuckDB
 // script's, the sort | awk baseline's, the truth) for reading back file by
 // file: it writes its rows into one CSV per input file under dir, named by
-// the file's stem. The file of a row is its "file" column
-// when header is set (the first line names the columns; no such column:
-// every row is of the stem ""), else its first field. read reads one of
-// those CSVs (ReadDuckDBOutput, ReadUnixOutput). Its errors then name
-// the split CSV, in a folder named after the original.
+// the file's stem. The file of a row is its "file" column when header is
+// set (the first line names the columns; without such a column every row
+// is of the stem ""), else its first field. read reads one of those CSVs
+// (ReadDuckDBOutput, ReadUnixOutput), so its errors name the split CSV,
+// in dir.
 func splitFiles(system string, fields FieldSet, path, dir string, header bool, read func(path string) (*Features, error)) (*PerFile, error) {
 	paths, err := splitByFile(path, dir, header)
 	if err != nil {
@@ -171,7 +170,7 @@ func splitByFile(path, dir string, header bool) (map[string]string, error) {
 		head = slices.Clone(rec)
 		fileCol = -1
 		for i, h := range head {
-			if strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))) == "file" {
+			if columnName(h) == "file" {
 				fileCol = i
 			}
 		}

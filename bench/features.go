@@ -243,6 +243,12 @@ func setField(v *Value, f Field, cell string) error {
 	return nil
 }
 
+// columnName is a header cell as csvTable looks it up: without a byte
+// order mark or spaces, in lower case.
+func columnName(h string) string {
+	return strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+}
+
 // csvTable reads a CSV file with a header and calls row for every record,
 // with the column index of each header name.
 func csvTable(path string, row func(col map[string]int, rec []string) error) error {
@@ -259,7 +265,7 @@ func csvTable(path string, row func(col map[string]int, rec []string) error) err
 	}
 	col := make(map[string]int, len(head))
 	for i, h := range head {
-		col[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))] = i
+		col[columnName(h)] = i
 	}
 	for {
 		rec, err := r.Read()
