@@ -325,16 +325,6 @@ func readFeatureCSV(fs *Features, path, file string) error {
 	})
 }
 
-// ReadMCEOutput reads the features files of an mce run or reduce output
-// directory (OUT/JOB<n>: one <file>.features.csv per input file).
-func ReadMCEOutput(system, dir string) (*Features, error) {
-	p, err := MCEFiles(system, dir)
-	if err != nil {
-		return nil, err
-	}
-	return p.All()
-}
-
 // ReadDuckDBOutput reads the CSV the DuckDB script writes: a file column,
 // the user and every built-in feature.
 func ReadDuckDBOutput(path string) (*Features, error) {

@@ -102,8 +102,11 @@ func readAllThree(t *testing.T, mce, duck, unix string) (m, d, u *Features) {
 	}
 	writeFile(t, run, "invoices_2024_12.csv.features.csv", mce)
 	writeFile(t, run, "timings.csv", "not features\n")
-	var err error
-	if m, err = ReadMCEOutput("run", run); err != nil {
+	kept, err := MCEFiles("run", run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = kept.All(); err != nil {
 		t.Fatal(err)
 	}
 	if d, err = ReadDuckDBOutput(writeFile(t, dir, "duck.csv", duck)); err != nil {
@@ -141,7 +144,7 @@ func TestReadOutputs(t *testing.T) {
 
 func TestReadOutputs_Errors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := ReadMCEOutput("run", dir); err == nil {
+	if _, err := MCEFiles("run", dir); err == nil {
 		t.Error("no error for a run folder without features files")
 	}
 	p := writeFile(t, dir, "dup.csv", unixBody+strings.SplitAfter(unixBody, "\n")[0])
