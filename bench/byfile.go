@@ -133,8 +133,12 @@ func splitFiles(system string, fields FieldSet, path, dir string, header bool, r
 	}, nil
 }
 
-// splitByFile does splitFiles' writing: it returns each stem's CSV.
+// splitByFile does splitFiles' writing into dir, made anew: it returns
+// each stem's CSV.
 func splitByFile(path, dir string, header bool) (map[string]string, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -215,9 +219,6 @@ func splitByFile(path, dir string, header bool) (map[string]string, error) {
 // for reading back file by file, split into dir.
 func TruthFiles(path, dir string) (*PerFile, error) {
 	if err := truthName(path); err != nil {
-		return nil, err
-	}
-	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
 	return splitFiles("truth", TruthFields, path, dir, true, readTruthCSV)

@@ -96,11 +96,7 @@ func (r *Result) keepFeatures(p *PerFile, err error) error {
 // would replace, for the gate: split by input file (splitFiles) into a
 // folder of its own, read back with read. The file itself is removed.
 func (r *runner) keepOutput(system string, fields FieldSet, path string, header bool, read func(string) (*Features, error)) (*PerFile, error) {
-	dir := filepath.Join(r.cfg.Work, "out", "first", system)
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, err
-	}
-	p, err := splitFiles(system, fields, path, dir, header, read)
+	p, err := splitFiles(system, fields, path, filepath.Join(r.cfg.Work, "out", "first", system), header, read)
 	if err == nil {
 		err = os.Remove(path)
 	}

@@ -39,20 +39,16 @@ type FileTruth struct {
 // ReadTruth reads dir/truth.csv.
 func ReadTruth(dir string) ([]Truth, error) {
 	var out []Truth
-	err := EachTruth(dir, func(t Truth) error {
+	err := EachTruthIn(filepath.Join(dir, TruthFile), func(t Truth) error {
 		out = append(out, t)
 		return nil
 	})
 	return out, err
 }
 
-// EachTruth calls fn with each line of dir/truth.csv in turn, holding none
-// of them: the lines of a big generated input are many.
-func EachTruth(dir string, fn func(Truth) error) error {
-	return EachTruthIn(filepath.Join(dir, TruthFile), fn)
-}
-
-// EachTruthIn is EachTruth for a file of truth.csv's format at path.
+// EachTruthIn calls fn with each line of a file of truth.csv's format at
+// path in turn, holding none of them: the lines of a big generated input
+// are many.
 func EachTruthIn(path string, fn func(Truth) error) error {
 	return readCSV(path, []string{"file", "user", "rows", "amount_total"}, func(rec []string) error {
 		rows, err := strconv.ParseInt(rec[2], 10, 64)
